@@ -1,0 +1,23 @@
+/**
+ * What the agent needs of a transport: open a session that sends
+ * AgentMessages and delivers ServerMessages until it closes. gRPC and NATS
+ * each implement it; only main.ts chooses.
+ */
+import type { AgentMessage, ServerMessageOut } from '../../proto/index.js';
+
+export interface LinkSession {
+  send(msg: AgentMessage): void;
+  close(): void;
+}
+
+export interface LinkHandlers {
+  onMessage(msg: ServerMessageOut): void;
+  /** The session ended (error or remote close); `reason` is for logs. */
+  onClose(reason: string): void;
+}
+
+export interface AgentLink {
+  /** Human-readable address, for logs. */
+  readonly address: string;
+  open(handlers: LinkHandlers): LinkSession;
+}

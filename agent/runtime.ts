@@ -1,0 +1,338 @@
+/**
+ * Executes this agent's slices of plans. A step starts as soon as its needs
+ * are met: needs on this agent are met locally (no round trip), needs on other
+ * agents by a Release from the control plane. Keeps running while the link is
+ * down; everything produced goes through the outbox.
+ *
+ * A step's life: waiting -> running (attempt 1..n, with retry backoff) -> done.
+ * Every attempt id is recorded in the ledger and never started twice.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AssignOut, CancelOut, PlanStepOut, ReleaseOut, StepEvent, StepPhase } from '../proto/index.js';
+import { readOutputs } from './executor/outputs.js';
+import { ProcStats } from './executor/proc-stats.js';
+import { runShell, type RunningShell, type ShellResult } from './executor/shell.js';
+import type { Logger } from './log.js';
+import type { Body } from './outbox.js';
+import { evaluateCondition, renderTemplate, type ExprContext } from './template.js';
+
+type DoneStatus = 'succeeded' | 'failed' | 'skipped' | 'cancelled';
+
+interface Dep {
+  status: DoneStatus;
+  outputs: Record<string, string>;
+}
+
+interface LocalStep {
+  plan: PlanStepOut;
+  state: 'waiting' | 'running' | 'done';
+  attempt: number;
+  result?: Dep;
+  shell?: RunningShell;
+  retryTimer?: NodeJS.Timeout;
+}
+
+interface Slice {
+  runId: string;
+  workflow: string;
+  params: Record<string, string>;
+  startedMs: number;
+  steps: Map<string, LocalStep>;
+  remote: Map<string, Dep>;
+  cancelled: boolean;
+  cancelReason: string;
+}
+
+export interface RuntimeOptions {
+  agentName: string;
+  labels: Record<string, string>;
+  workDir: string;
+  /** Time between SIGTERM and SIGKILL when a step is cancelled or times out. */
+  graceMs: number;
+  emit(body: Body): void;
+  log: Logger;
+}
+
+/** Finished slices remembered (so a late duplicate Assign is ignored). */
+const MAX_FINISHED_SLICES = 1000;
+
+const DEP_STATUS: Record<string, DoneStatus> = {
+  DEP_STATUS_SUCCEEDED: 'succeeded',
+  DEP_STATUS_FAILED: 'failed',
+  DEP_STATUS_SKIPPED: 'skipped',
+  DEP_STATUS_CANCELLED: 'cancelled',
+};
+
+const PHASE: Record<DoneStatus, StepPhase> = {
+  succeeded: 'STEP_PHASE_SUCCEEDED',
+  failed: 'STEP_PHASE_FAILED',
+  skipped: 'STEP_PHASE_SKIPPED',
+  cancelled: 'STEP_PHASE_CANCELLED',
+};
+
+export class Runtime {
+  private slices = new Map<string, Slice>();
+  private finished: string[] = [];
+  private ledger = new Set<string>();
+  private stats = new ProcStats();
+  private runningCount = 0;
+
+  constructor(private readonly opts: RuntimeOptions) {
+    mkdirSync(opts.workDir, { recursive: true });
+  }
+
+  get running(): number {
+    return this.runningCount;
+  }
+
+  /** Attempt ids currently executing (for Hello). */
+  runningAttempts(): string[] {
+    const out: string[] = [];
+    for (const s of this.slices.values()) {
+      for (const st of s.steps.values()) if (st.state === 'running') out.push(this.attemptId(s, st.plan.id, st.attempt));
+    }
+    return out;
+  }
+
+  assign(a: AssignOut) {
+    let slice = this.slices.get(a.runId);
+    if (!slice) {
+      slice = {
+        runId: a.runId,
+        workflow: a.workflow,
+        params: { ...a.params },
+        startedMs: a.runStartedMs,
+        steps: new Map(),
+        remote: new Map(),
+        cancelled: false,
+        cancelReason: '',
+      };
+      this.slices.set(a.runId, slice);
+    }
+    for (const plan of a.steps) {
+      if (!slice.steps.has(plan.id)) slice.steps.set(plan.id, { plan, state: 'waiting', attempt: 0 });
+    }
+    for (const r of a.released) this.applyRelease(slice, r);
+    this.pump(slice);
+  }
+
+  release(r: ReleaseOut) {
+    const slice = this.slices.get(r.runId);
+    if (!slice) return this.opts.log.debug({ run: r.runId, step: r.stepId }, 'release for an unknown run ignored');
+    this.applyRelease(slice, r);
+    this.pump(slice);
+  }
+
+  cancel(c: CancelOut) {
+    const slice = this.slices.get(c.runId);
+    if (!slice || slice.cancelled) return;
+    slice.cancelled = true;
+    slice.cancelReason = c.reason || 'cancelled';
+    this.opts.log.info({ run: slice.runId, reason: slice.cancelReason }, 'cancelling run');
+    for (const step of slice.steps.values()) {
+      if (step.state !== 'running') continue;
+      if (step.retryTimer) {
+        clearTimeout(step.retryTimer);
+        this.finish(slice, step, 'cancelled', { message: slice.cancelReason });
+      } else {
+        step.shell?.cancel();
+      }
+    }
+    this.pump(slice);
+  }
+
+  private applyRelease(slice: Slice, r: ReleaseOut) {
+    const status = DEP_STATUS[r.status];
+    if (status && !slice.steps.has(r.stepId)) slice.remote.set(r.stepId, { status, outputs: { ...r.outputs } });
+  }
+
+  private dep(slice: Slice, id: string): Dep | undefined {
+    return slice.steps.get(id)?.result ?? slice.remote.get(id);
+  }
+
+  /** Starts, skips or cancels every waiting step whose needs are all resolved. */
+  private pump(slice: Slice) {
+    for (const step of slice.steps.values()) {
+      if (step.state !== 'waiting') continue;
+      const deps = step.plan.needs.map((n) => [n, this.dep(slice, n)] as const);
+      if (deps.some(([, d]) => !d)) continue;
+      const { plan } = step;
+      if (slice.cancelled && !plan.isFinally) {
+        this.finish(slice, step, 'cancelled', { message: slice.cancelReason });
+        continue;
+      }
+      const notOk = deps.find(([, d]) => d!.status !== 'succeeded');
+      if (notOk && !plan.isFinally) {
+        const how = notOk[1]!.status === 'failed' ? 'failed' : `was ${notOk[1]!.status}`;
+        this.finish(slice, step, 'skipped', { message: `skipped: needs ${notOk[0]}, which ${how}` });
+        continue;
+      }
+      if (plan.when) {
+        let go: boolean;
+        try {
+          go = evaluateCondition(plan.when, this.context(slice));
+        } catch (err) {
+          this.finish(slice, step, 'failed', { message: `cannot evaluate when: ${(err as Error).message}` });
+          continue;
+        }
+        if (!go) {
+          this.finish(slice, step, 'skipped', { message: `skipped: condition "${plan.when}" is false` });
+          continue;
+        }
+      }
+      step.state = 'running';
+      this.runningCount++;
+      this.startAttempt(slice, step, 1);
+    }
+    this.maybeForget(slice);
+  }
+
+  private context(slice: Slice): ExprContext {
+    const steps: ExprContext['steps'] = {};
+    for (const [id, d] of slice.remote) steps[id] = d;
+    for (const [id, s] of slice.steps) if (s.result) steps[id] = s.result;
+    return {
+      params: slice.params,
+      steps,
+      run: { id: slice.runId, workflow: slice.workflow, started: new Date(slice.startedMs).toISOString() },
+      agent: { name: this.opts.agentName, labels: this.opts.labels },
+    };
+  }
+
+  private attemptId(slice: Slice, stepId: string, attempt: number) {
+    return `${slice.runId}/${stepId}/${attempt}/${this.opts.agentName}`;
+  }
+
+  private startAttempt(slice: Slice, step: LocalStep, attempt: number) {
+    const { plan } = step;
+    const attemptId = this.attemptId(slice, plan.id, attempt);
+    if (this.ledger.has(attemptId)) {
+      this.opts.log.warn({ attemptId }, 'attempt already started once; not starting it again');
+      return;
+    }
+    this.ledger.add(attemptId);
+    step.attempt = attempt;
+    step.retryTimer = undefined;
+
+    const runDir = join(this.opts.workDir, slice.runId);
+    const outputFile = join(runDir, `.output-${plan.id}-${attempt}`);
+    let env: Record<string, string>;
+    try {
+      mkdirSync(runDir, { recursive: true });
+      rmSync(outputFile, { force: true });
+      env = this.stepEnv(slice, plan, attemptId, outputFile);
+    } catch (err) {
+      this.finish(slice, step, 'failed', { message: `cannot prepare the step: ${(err as Error).message}` });
+      return;
+    }
+    const startedAtMs = Date.now();
+    this.event(slice, plan.id, attemptId, attempt, 'STEP_PHASE_STARTED', { startedAtMs });
+    const shell = runShell(
+      {
+        argv: ['/bin/sh', '-c', plan.run],
+        env,
+        cwd: runDir,
+        timeoutMs: plan.timeoutMs,
+        graceMs: this.opts.graceMs,
+        onOutput: (stream, data) =>
+          this.opts.emit({
+            log: {
+              runId: slice.runId,
+              stepId: plan.id,
+              attemptId,
+              stream: stream === 'stderr' ? 'LOG_STREAM_STDERR' : 'LOG_STREAM_STDOUT',
+              data,
+              atMs: Date.now(),
+            },
+          }),
+      },
+      this.stats,
+    );
+    step.shell = shell;
+    void shell.result.then((res) => this.attemptEnded(slice, step, attemptId, outputFile, res));
+  }
+
+  private stepEnv(slice: Slice, plan: PlanStepOut, attemptId: string, outputFile: string): Record<string, string> {
+    const ctx = this.context(slice);
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('DROVER_')) env[k] = v;
+    for (const [k, v] of Object.entries(plan.env)) env[k] = renderTemplate(v, ctx);
+    Object.assign(env, {
+      DROVER_RUN_ID: slice.runId,
+      DROVER_WORKFLOW: slice.workflow,
+      DROVER_STEP_ID: plan.id,
+      DROVER_ATTEMPT_ID: attemptId,
+      DROVER_AGENT: this.opts.agentName,
+      DROVER_OUTPUT: outputFile,
+    });
+    return env;
+  }
+
+  private attemptEnded(slice: Slice, step: LocalStep, attemptId: string, outputFile: string, res: ShellResult) {
+    step.shell = undefined;
+    const { plan } = step;
+    let outputs: Record<string, string> = {};
+    let outputError = '';
+    try {
+      outputs = readOutputs(outputFile);
+    } catch (err) {
+      outputError = (err as Error).message;
+    }
+    const fields = {
+      exitCode: res.exitCode,
+      signal: res.signal,
+      startedAtMs: res.startedAtMs,
+      endedAtMs: res.endedAtMs,
+      cpuSeconds: res.cpuSeconds,
+      peakRssBytes: res.peakRssBytes,
+      outputs,
+    };
+    if (res.cancelled) return this.finish(slice, step, 'cancelled', { ...fields, message: slice.cancelReason || 'cancelled' });
+    const message = res.spawnError
+      ? `could not start /bin/sh: ${res.spawnError}`
+      : res.timedOut
+        ? `timed out after ${plan.timeoutMs / 1000}s; the step's process group was killed`
+        : outputError || (res.exitCode !== 0 ? `exited with code ${res.exitCode}${res.signal ? ` (${res.signal})` : ''}` : '');
+    if (!message) return this.finish(slice, step, 'succeeded', fields);
+
+    const retry = plan.retry;
+    const retryable =
+      retry && step.attempt < retry.attempts && !slice.cancelled && (retry.retryOn.length === 0 || retry.retryOn.includes(res.exitCode));
+    if (!retryable) return this.finish(slice, step, 'failed', { ...fields, message });
+    const delay = backoffDelay(retry, step.attempt);
+    this.event(slice, plan.id, attemptId, step.attempt, 'STEP_PHASE_RETRYING', {
+      ...fields,
+      message: `attempt ${step.attempt} of ${retry.attempts} ${message}; retrying in ${(delay / 1000).toFixed(1)}s`,
+    });
+    step.retryTimer = setTimeout(() => this.startAttempt(slice, step, step.attempt + 1), delay);
+  }
+
+  private finish(slice: Slice, step: LocalStep, status: DoneStatus, fields: Partial<StepEvent>) {
+    if (step.state === 'running') this.runningCount--;
+    step.state = 'done';
+    step.result = { status, outputs: { ...(fields.outputs as Record<string, string> | undefined) } };
+    const attempt = step.attempt;
+    this.event(slice, step.plan.id, attempt ? this.attemptId(slice, step.plan.id, attempt) : '', attempt, PHASE[status], fields);
+    this.opts.log.info({ run: slice.runId, step: step.plan.id, status, attempt }, 'step finished');
+    this.pump(slice);
+  }
+
+  private event(slice: Slice, stepId: string, attemptId: string, attempt: number, phase: StepPhase, fields: Partial<StepEvent>) {
+    this.opts.emit({ stepEvent: { ...fields, runId: slice.runId, stepId, attemptId, attempt, phase } });
+  }
+
+  /** Keeps a bounded memory of finished slices. */
+  private maybeForget(slice: Slice) {
+    if ([...slice.steps.values()].some((s) => s.state !== 'done') || this.finished.includes(slice.runId)) return;
+    this.finished.push(slice.runId);
+    while (this.finished.length > MAX_FINISHED_SLICES) this.slices.delete(this.finished.shift()!);
+  }
+}
+
+/** Delay before attempt n+1: fixed or exponential from `initialMs`, capped at `maxMs`, plus jitter. */
+export function backoffDelay(retry: PlanStepOut['retry'] & object, attempt: number, random = Math.random): number {
+  const base = retry.backoff === 'BACKOFF_EXPONENTIAL' ? retry.initialMs * 2 ** (attempt - 1) : retry.initialMs;
+  const capped = Math.min(base, retry.maxMs || base);
+  return Math.round(capped * (1 + (retry.jitter || 0) * random()));
+}

@@ -1,0 +1,68 @@
+/** Store records and live state -> API messages. */
+import type { AgentInfo, LogLine, RunInfo, StepInfo } from '../../proto/index.js';
+import type { LiveAgent } from '../fleet.js';
+import type { LogRecord, RunRecord, StepRecord } from '../store/store.js';
+
+const upper = (s: string) => s.toUpperCase();
+
+export function toAgentInfo(a: LiveAgent): AgentInfo {
+  return {
+    name: a.record.name,
+    state: `AGENT_STATE_${upper(a.state)}` as AgentInfo['state'],
+    labels: a.record.labels,
+    facts: a.record.facts,
+    lastHeartbeat: a.heartbeat ?? null,
+    lastSeenMs: a.record.lastSeenMs,
+    connectedSinceMs: a.connectedSinceMs,
+    draining: a.record.draining,
+    runningSteps: a.heartbeat?.runningSteps ?? 0,
+    transport: a.conn?.transport ?? '',
+    peer: a.conn?.peer ?? '',
+  };
+}
+
+export function toStepInfo(run: RunRecord, s: StepRecord): StepInfo {
+  const plan = run.plan.steps.find((p) => p.id === s.id);
+  return {
+    id: s.id,
+    agent: s.agent,
+    status: `STEP_STATUS_${upper(s.status)}` as StepInfo['status'],
+    attempt: s.attempt,
+    exitCode: s.exitCode,
+    startedMs: s.startedMs,
+    endedMs: s.endedMs,
+    cpuSeconds: s.cpuSeconds,
+    peakRssBytes: s.peakRssBytes,
+    outputs: s.outputs,
+    message: s.message,
+    needs: plan?.isFinally ? [] : (plan?.needs ?? []),
+    isFinally: plan?.isFinally ?? false,
+  };
+}
+
+export function toRunInfo(run: RunRecord): RunInfo {
+  return {
+    id: run.id,
+    workflow: run.workflow,
+    status: `RUN_STATUS_${upper(run.status)}` as RunInfo['status'],
+    createdMs: run.createdMs,
+    startedMs: run.startedMs,
+    endedMs: run.endedMs,
+    params: run.params,
+    steps: run.plan.steps.map((p) => toStepInfo(run, run.steps[p.id])),
+    planHash: run.plan.hash,
+    message: run.message,
+  };
+}
+
+export function toLogLine(runId: string, r: LogRecord): LogLine {
+  return {
+    runId,
+    stepId: r.step,
+    attemptId: r.attempt,
+    stream: r.stream === 'stderr' ? 'LOG_STREAM_STDERR' : 'LOG_STREAM_STDOUT',
+    text: r.text,
+    atMs: r.t,
+    agent: r.agent,
+  };
+}

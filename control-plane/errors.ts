@@ -1,0 +1,52 @@
+/**
+ * Errors the control plane returns to API callers. Each has a stable `code`
+ * (see docs/errors.md); the mapping to gRPC status lives in api/grpc-errors.ts.
+ */
+export interface Problem {
+  path: string;
+  line: number;
+  column: number;
+  message: string;
+  severity: 'error' | 'warning';
+}
+
+export type ApiErrorCode =
+  | 'INVALID_WORKFLOW'
+  | 'INVALID_PARAMS'
+  | 'NO_MATCHING_AGENT'
+  | 'PLAN_CHANGED'
+  | 'RUN_NOT_FOUND'
+  | 'AGENT_NOT_FOUND'
+  | 'RUN_FINISHED'
+  | 'INTERNAL';
+
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+    readonly hint = '',
+    readonly problems: Problem[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The workflow document or its params did not compile. */
+export class InvalidWorkflowError extends ApiError {
+  override name = 'InvalidWorkflowError';
+  constructor(file: string, problems: Problem[]) {
+    const errors = problems.filter((p) => p.severity === 'error');
+    super(
+      'INVALID_WORKFLOW',
+      `${file}: ${errors.length} problem${errors.length === 1 ? '' : 's'} in the workflow`,
+      'fix the problems listed and submit again; nothing was started',
+      problems,
+    );
+  }
+}
+
+export class NotFoundError extends ApiError {
+  override name = 'NotFoundError';
+}

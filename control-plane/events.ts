@@ -1,0 +1,38 @@
+/** In-process fan-out of state changes to API watchers (run views, fleet view). */
+import type { LogRecord, RunRecord, StepRecord } from './store/store.js';
+
+export type RunChange =
+  | { type: 'run'; run: RunRecord }
+  | { type: 'step'; run: RunRecord; step: StepRecord }
+  | { type: 'log'; run: RunRecord; log: LogRecord };
+
+export class Topic<T> {
+  private listeners = new Set<(e: T) => void>();
+  subscribe(fn: (e: T) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+  publish(e: T) {
+    for (const fn of this.listeners) fn(e);
+  }
+  get size() {
+    return this.listeners.size;
+  }
+}
+
+/** One topic per run id, created on first subscription. */
+export class RunTopics {
+  private topics = new Map<string, Topic<RunChange>>();
+  subscribe(runId: string, fn: (e: RunChange) => void): () => void {
+    let t = this.topics.get(runId);
+    if (!t) this.topics.set(runId, (t = new Topic()));
+    const off = t.subscribe(fn);
+    return () => {
+      off();
+      if (t?.size === 0) this.topics.delete(runId);
+    };
+  }
+  publish(e: RunChange) {
+    this.topics.get(e.run.id)?.publish(e);
+  }
+}

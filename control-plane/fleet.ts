@@ -1,0 +1,117 @@
+/**
+ * The live fleet: every agent the control plane has ever seen, its link (when
+ * connected) and its latest heartbeat. Heartbeats stay in memory; only
+ * identity, labels, facts and delivery progress are stored.
+ */
+import type { HeartbeatOut, HelloOut, ServerMessage } from '../proto/index.js';
+import { Topic } from './events.js';
+import type { FleetAgent } from './scheduler/placement.js';
+import type { AgentFacts, AgentRecord, Store } from './store/store.js';
+import type { AgentConnection } from './transport/agent-link.js';
+
+export type AgentState = 'connected' | 'disconnected' | 'lost';
+
+export interface LiveAgent {
+  record: AgentRecord;
+  state: AgentState;
+  conn?: AgentConnection;
+  heartbeat?: HeartbeatOut;
+  connectedSinceMs: number;
+}
+
+export class Fleet {
+  private agents = new Map<string, LiveAgent>();
+  readonly changes = new Topic<LiveAgent>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly now: () => number,
+  ) {
+    for (const record of store.listAgents()) {
+      this.agents.set(record.name, { record, state: 'disconnected', connectedSinceMs: 0 });
+    }
+  }
+
+  list(): LiveAgent[] {
+    return [...this.agents.values()].sort((a, b) => a.record.name.localeCompare(b.record.name));
+  }
+
+  get(name: string): LiveAgent | undefined {
+    return this.agents.get(name);
+  }
+
+  snapshot(): FleetAgent[] {
+    return this.list().map((a) => ({
+      name: a.record.name,
+      labels: a.record.labels,
+      state: a.state,
+      draining: a.record.draining,
+      runningSteps: a.heartbeat?.runningSteps ?? 0,
+      cpuPercent: a.heartbeat?.cpuPercent ?? 0,
+    }));
+  }
+
+  /** Registers a hello. A newer connection under the same name replaces the old one. */
+  connect(conn: AgentConnection, hello: HelloOut): LiveAgent {
+    const now = this.now();
+    const existing = this.agents.get(hello.name);
+    if (existing?.conn && existing.conn !== conn) existing.conn.close('replaced by a newer connection');
+    const record: AgentRecord = {
+      name: hello.name,
+      labels: { ...hello.labels },
+      facts: toFacts(hello),
+      firstSeenMs: existing?.record.firstSeenMs ?? now,
+      lastSeenMs: now,
+      appliedSeq: existing?.record.appliedSeq ?? 0,
+      draining: existing?.record.draining ?? false,
+    };
+    const live: LiveAgent = { record, state: 'connected', conn, heartbeat: existing?.heartbeat, connectedSinceMs: now };
+    this.agents.set(record.name, live);
+    this.store.putAgent(record);
+    this.changes.publish(live);
+    return live;
+  }
+
+  /** Marks the agent disconnected if `conn` is still its current link. */
+  disconnect(name: string, conn: AgentConnection) {
+    const live = this.agents.get(name);
+    if (!live || live.conn !== conn) return;
+    live.conn = undefined;
+    live.state = 'disconnected';
+    live.record.lastSeenMs = this.now();
+    this.store.putAgent(live.record);
+    this.changes.publish(live);
+  }
+
+  heartbeat(name: string, hb: HeartbeatOut) {
+    const live = this.agents.get(name);
+    if (!live) return;
+    live.heartbeat = hb;
+    live.record.lastSeenMs = this.now();
+    this.changes.publish(live);
+  }
+
+  /** Sends to a connected agent; false when it is not connected. */
+  send(name: string, msg: ServerMessage): boolean {
+    const conn = this.agents.get(name)?.conn;
+    if (!conn) return false;
+    conn.send(msg);
+    return true;
+  }
+}
+
+function toFacts(hello: HelloOut): AgentFacts {
+  const f = hello.facts;
+  return {
+    hostname: f?.hostname ?? '',
+    os: f?.os ?? '',
+    osRelease: f?.osRelease ?? '',
+    arch: f?.arch ?? '',
+    cpuModel: f?.cpuModel ?? '',
+    cpuCount: f?.cpuCount ?? 0,
+    memoryBytes: f?.memoryBytes ?? 0,
+    disks: (f?.disks ?? []).map((d) => ({ mount: d.mount, fs: d.fs, sizeBytes: d.sizeBytes })),
+    ipAddresses: [...(f?.ipAddresses ?? [])],
+    agentVersion: f?.agentVersion ?? '',
+  };
+}

@@ -1,0 +1,38 @@
+/** A Store that keeps everything in memory: for tests and throwaway servers. */
+import type { AgentRecord, LogRecord, RunRecord, Store } from './store.js';
+
+export class MemoryStore implements Store {
+  private agents = new Map<string, AgentRecord>();
+  private runs = new Map<string, RunRecord>();
+  private logs = new Map<string, LogRecord[]>();
+
+  async open() {}
+  getAgent(name: string) {
+    return this.agents.get(name);
+  }
+  listAgents() {
+    return [...this.agents.values()];
+  }
+  putAgent(agent: AgentRecord) {
+    this.agents.set(agent.name, agent);
+  }
+  getRun(id: string) {
+    return this.runs.get(id);
+  }
+  listRuns() {
+    return [...this.runs.values()].sort((a, b) => b.createdMs - a.createdMs || (a.id < b.id ? 1 : -1));
+  }
+  putRun(run: RunRecord) {
+    this.runs.set(run.id, run);
+  }
+  appendLog(runId: string, record: LogRecord) {
+    const list = this.logs.get(runId) ?? [];
+    list.push(record);
+    this.logs.set(runId, list);
+  }
+  async readLogs(runId: string) {
+    return [...(this.logs.get(runId) ?? [])];
+  }
+  async flush() {}
+  async close() {}
+}

@@ -1,0 +1,80 @@
+/** Conversions between domain values and protobuf message shapes (enum strings, field names). */
+import type { Assign, DepStatus, PlanStep, Release, StepPhase } from '../proto/index.js';
+import type { StepPlan } from './compiler/plan.js';
+import type { RunRecord, StepRecord, StepStatus } from './store/store.js';
+
+export function toWireStep(step: StepPlan, agent: string): PlanStep {
+  return {
+    id: step.id,
+    needs: step.needs,
+    run: step.run,
+    env: step.env,
+    target: { labels: step.target.labels, agent: step.target.agent, strategy: 'STRATEGY_ONE' },
+    timeoutMs: step.timeoutMs,
+    retry: {
+      attempts: step.retry.attempts,
+      backoff: step.retry.backoff === 'exponential' ? 'BACKOFF_EXPONENTIAL' : 'BACKOFF_FIXED',
+      initialMs: step.retry.initialMs,
+      maxMs: step.retry.maxMs,
+      jitter: step.retry.jitter,
+      retryOn: step.retry.retryOn,
+    },
+    when: step.when,
+    agent,
+    continueOnError: step.continueOnError,
+    isFinally: step.isFinally,
+  };
+}
+
+const DEP_STATUS: Record<StepStatus, DepStatus> = {
+  pending: 'DEP_STATUS_UNSPECIFIED',
+  running: 'DEP_STATUS_UNSPECIFIED',
+  succeeded: 'DEP_STATUS_SUCCEEDED',
+  failed: 'DEP_STATUS_FAILED',
+  skipped: 'DEP_STATUS_SKIPPED',
+  cancelled: 'DEP_STATUS_CANCELLED',
+};
+
+export function toRelease(runId: string, step: StepRecord): Release {
+  return { runId, stepId: step.id, status: DEP_STATUS[step.status], outputs: step.outputs };
+}
+
+/**
+ * The slice of a run for one agent: its unfinished steps. Needs that are not
+ * in the slice are remote; those already finished ride along as releases.
+ */
+export function toAssign(run: RunRecord, agent: string, isTerminal: (s: StepRecord) => boolean): Assign | undefined {
+  const mine = run.plan.steps.filter((s) => run.steps[s.id].agent === agent && !isTerminal(run.steps[s.id]));
+  if (mine.length === 0) return undefined;
+  const inSlice = new Set(mine.map((s) => s.id));
+  const released = new Set<string>();
+  for (const s of mine) for (const n of s.needs) if (!inSlice.has(n) && isTerminal(run.steps[n])) released.add(n);
+  return {
+    runId: run.id,
+    workflow: run.workflow,
+    steps: mine.map((s) => toWireStep(s, agent)),
+    params: run.params,
+    runStartedMs: run.startedMs,
+    released: [...released].map((id) => toRelease(run.id, run.steps[id])),
+  };
+}
+
+/** The step status an agent-reported phase moves a step to (undefined: no change of status). */
+export function statusForPhase(phase: StepPhase): StepStatus | undefined {
+  switch (phase) {
+    case 'STEP_PHASE_STARTED':
+    case 'STEP_PHASE_RETRYING':
+      return 'running';
+    case 'STEP_PHASE_SUCCEEDED':
+      return 'succeeded';
+    case 'STEP_PHASE_FAILED':
+    case 'STEP_PHASE_LOST':
+      return 'failed';
+    case 'STEP_PHASE_CANCELLED':
+      return 'cancelled';
+    case 'STEP_PHASE_SKIPPED':
+      return 'skipped';
+    default:
+      return undefined;
+  }
+}
