@@ -10,6 +10,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AssignOut, CancelOut, PlanStepOut, ReleaseOut, StepEvent, StepPhase } from '../proto/index.js';
+import { LineSplitter } from './executor/lines.js';
 import { readOutputs } from './executor/outputs.js';
 import { ProcStats } from './executor/proc-stats.js';
 import { runShell, type RunningShell, type ShellResult } from './executor/shell.js';
@@ -22,6 +23,8 @@ type DoneStatus = 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 interface Dep {
   status: DoneStatus;
   outputs: Record<string, string>;
+  /** Failed, but with continueOnError: dependents proceed. */
+  tolerated: boolean;
 }
 
 interface LocalStep {
@@ -144,7 +147,7 @@ export class Runtime {
 
   private applyRelease(slice: Slice, r: ReleaseOut) {
     const status = DEP_STATUS[r.status];
-    if (status && !slice.steps.has(r.stepId)) slice.remote.set(r.stepId, { status, outputs: { ...r.outputs } });
+    if (status && !slice.steps.has(r.stepId)) slice.remote.set(r.stepId, { status, outputs: { ...r.outputs }, tolerated: r.tolerated });
   }
 
   private dep(slice: Slice, id: string): Dep | undefined {
@@ -162,7 +165,7 @@ export class Runtime {
         this.finish(slice, step, 'cancelled', { message: slice.cancelReason });
         continue;
       }
-      const notOk = deps.find(([, d]) => d!.status !== 'succeeded');
+      const notOk = deps.find(([, d]) => d!.status !== 'succeeded' && !d!.tolerated);
       if (notOk && !plan.isFinally) {
         const how = notOk[1]!.status === 'failed' ? 'failed' : `was ${notOk[1]!.status}`;
         this.finish(slice, step, 'skipped', { message: `skipped: needs ${notOk[0]}, which ${how}` });
@@ -190,8 +193,8 @@ export class Runtime {
 
   private context(slice: Slice): ExprContext {
     const steps: ExprContext['steps'] = {};
-    for (const [id, d] of slice.remote) steps[id] = d;
-    for (const [id, s] of slice.steps) if (s.result) steps[id] = s.result;
+    for (const [id, d] of slice.remote) steps[id] = { status: d.status, outputs: d.outputs };
+    for (const [id, s] of slice.steps) if (s.result) steps[id] = { status: s.result.status, outputs: s.result.outputs };
     return {
       params: slice.params,
       steps,
@@ -228,6 +231,9 @@ export class Runtime {
     }
     const startedAtMs = Date.now();
     this.event(slice, plan.id, attemptId, attempt, 'STEP_PHASE_STARTED', { startedAtMs });
+    const splitter = (stream: 'LOG_STREAM_STDOUT' | 'LOG_STREAM_STDERR') =>
+      new LineSplitter((data) => this.opts.emit({ log: { runId: slice.runId, stepId: plan.id, attemptId, stream, data, atMs: Date.now() } }));
+    const lines = { stdout: splitter('LOG_STREAM_STDOUT'), stderr: splitter('LOG_STREAM_STDERR') };
     const shell = runShell(
       {
         argv: ['/bin/sh', '-c', plan.run],
@@ -235,22 +241,16 @@ export class Runtime {
         cwd: runDir,
         timeoutMs: plan.timeoutMs,
         graceMs: this.opts.graceMs,
-        onOutput: (stream, data) =>
-          this.opts.emit({
-            log: {
-              runId: slice.runId,
-              stepId: plan.id,
-              attemptId,
-              stream: stream === 'stderr' ? 'LOG_STREAM_STDERR' : 'LOG_STREAM_STDOUT',
-              data,
-              atMs: Date.now(),
-            },
-          }),
+        onOutput: (stream, data) => lines[stream].push(data),
       },
       this.stats,
     );
     step.shell = shell;
-    void shell.result.then((res) => this.attemptEnded(slice, step, attemptId, outputFile, res));
+    void shell.result.then((res) => {
+      lines.stdout.flush();
+      lines.stderr.flush();
+      this.attemptEnded(slice, step, attemptId, outputFile, res);
+    });
   }
 
   private stepEnv(slice: Slice, plan: PlanStepOut, attemptId: string, outputFile: string): Record<string, string> {
@@ -311,7 +311,8 @@ export class Runtime {
   private finish(slice: Slice, step: LocalStep, status: DoneStatus, fields: Partial<StepEvent>) {
     if (step.state === 'running') this.runningCount--;
     step.state = 'done';
-    step.result = { status, outputs: { ...(fields.outputs as Record<string, string> | undefined) } };
+    const tolerated = status === 'failed' && step.plan.continueOnError;
+    step.result = { status, outputs: { ...(fields.outputs as Record<string, string> | undefined) }, tolerated };
     const attempt = step.attempt;
     this.event(slice, step.plan.id, attempt ? this.attemptId(slice, step.plan.id, attempt) : '', attempt, PHASE[status], fields);
     this.opts.log.info({ run: slice.runId, step: step.plan.id, status, attempt }, 'step finished');

@@ -155,10 +155,12 @@ export class Runs {
     let dec = this.decoders.get(key);
     if (!dec) this.decoders.set(key, (dec = new TextDecoder()));
     const text = dec.decode(chunk.data, { stream: true });
-    if (!text) return;
-    const log = { t: chunk.atMs || this.now(), step: step.id, attempt: chunk.attemptId, agent, stream, text } as const;
-    this.store.appendLog(run.id, log);
-    this.topics.publish({ type: 'log', run, log });
+    // Agents cut chunks at line ends, so each line becomes one record.
+    for (const line of text.match(/[^\n]*\n|[^\n]+$/g) ?? []) {
+      const log = { t: chunk.atMs || this.now(), step: step.id, attempt: chunk.attemptId, agent, stream, text: line } as const;
+      this.store.appendLog(run.id, log);
+      this.topics.publish({ type: 'log', run, log });
+    }
   }
 
   async cancel(id: string, reason: string): Promise<RunRecord> {
@@ -198,7 +200,7 @@ export class Runs {
       const owner = run.steps[s.id].agent;
       if (owner !== step.agent && s.needs.includes(step.id) && !isTerminal(run.steps[s.id])) targets.add(owner);
     }
-    for (const agent of targets) this.fleet.send(agent, { release: toRelease(run.id, step) });
+    for (const agent of targets) this.fleet.send(agent, { release: toRelease(run, step) });
   }
 
   private checkFinished(run: RunRecord) {

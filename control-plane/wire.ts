@@ -35,8 +35,9 @@ const DEP_STATUS: Record<StepStatus, DepStatus> = {
   cancelled: 'DEP_STATUS_CANCELLED',
 };
 
-export function toRelease(runId: string, step: StepRecord): Release {
-  return { runId, stepId: step.id, status: DEP_STATUS[step.status], outputs: step.outputs };
+export function toRelease(run: RunRecord, step: StepRecord): Release {
+  const tolerated = step.status === 'failed' && !!run.plan.steps.find((s) => s.id === step.id)?.continueOnError;
+  return { runId: run.id, stepId: step.id, status: DEP_STATUS[step.status], outputs: step.outputs, tolerated };
 }
 
 /**
@@ -55,7 +56,7 @@ export function toAssign(run: RunRecord, agent: string, isTerminal: (s: StepReco
     steps: mine.map((s) => toWireStep(s, agent)),
     params: run.params,
     runStartedMs: run.startedMs,
-    released: [...released].map((id) => toRelease(run.id, run.steps[id])),
+    released: [...released].map((id) => toRelease(run, run.steps[id])),
   };
 }
 

@@ -50,12 +50,12 @@ export function compile(input: CompileInput): CompileResult {
 
   const parsed = workflowSchema.safeParse(src.value);
   if (!parsed.success) reportSchemaIssues(parsed.error.issues, problems);
-  // Graph checks run on the raw document too, so all problems come out at once.
+  // Graph and expression checks run on the raw document too, so all problems come out at once.
   checkGraph(src.value as Record<string, unknown>, problems);
+  checkExpressions(src.value as WorkflowDoc, problems);
   if (!parsed.success || problems.hasErrors) return { problems: problems.list };
 
   const wf = parsed.data;
-  checkExpressions(wf, problems);
   const params = bindParams(wf.params ?? {}, input.params, problems);
   if (problems.hasErrors) return { problems: problems.list };
 
@@ -176,8 +176,20 @@ function allSteps(wf: WorkflowDoc): { step: StepDoc; path: PathSegment[]; isFina
   ];
 }
 
-/** No ${{ }} in shell text; every template parses and refers to known params and needed steps. */
-function checkExpressions(wf: WorkflowDoc, problems: Problems) {
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * No ${{ }} in shell text; every template parses and refers to known params
+ * and needed steps. Runs on the raw document, so it skips what has the wrong shape.
+ */
+function checkExpressions(raw: WorkflowDoc, problems: Problems) {
+  const wf: WorkflowDoc = {
+    ...raw,
+    params: isObject(raw.params) ? raw.params : {},
+    env: isObject(raw.env) ? raw.env : {},
+    steps: (Array.isArray(raw.steps) ? raw.steps : []).map((s) => (isObject(s) ? s : {}) as StepDoc),
+    finally: (Array.isArray(raw.finally) ? raw.finally : []).map((s) => (isObject(s) ? s : {}) as StepDoc),
+  };
   const declared = Object.keys(wf.params ?? {});
   const checkTemplates = (text: string, path: PathSegment[], needs: string[] | undefined) => {
     for (const m of text.matchAll(TEMPLATE)) checkOne(m[1], path, needs);
@@ -195,7 +207,14 @@ function checkExpressions(wf: WorkflowDoc, problems: Problems) {
   for (const [k, v] of Object.entries(wf.env ?? {})) {
     if (typeof v === 'string') checkTemplates(v, ['env', k], []);
   }
-  for (const { step, path } of allSteps(wf)) {
+  for (const { step: raw, path } of allSteps(wf)) {
+    const step = {
+      ...raw,
+      run: typeof raw.run === 'string' ? raw.run : '',
+      env: isObject(raw.env) ? raw.env : {},
+      needs: Array.isArray(raw.needs) ? raw.needs : [],
+      when: typeof raw.when === 'string' ? raw.when : undefined,
+    };
     if (hasTemplate(step.run)) {
       const envNames = [...step.run.matchAll(TEMPLATE)].map((m) => envNameFor(m[1]));
       const rewrite = [...step.run.matchAll(TEMPLATE)].reduce((t, m, i) => t.replace(m[0], `"$${envNames[i]}"`), step.run);
@@ -281,7 +300,7 @@ function buildPlan(wf: WorkflowDoc, params: Record<string, string>): RunPlan {
       isFinally,
     };
   });
-  const deadlineMs = parseDuration(wf.deadline) ?? 0;
+  const deadlineMs = 0;
   const hash = createHash('sha256').update(canonicalJson({ workflow: wf.name, params, deadlineMs, steps })).digest('hex');
   return { workflow: wf.name, hash, params, deadlineMs, steps };
 }

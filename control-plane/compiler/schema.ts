@@ -59,7 +59,6 @@ export const workflowSchema = z.strictObject({
   description: z.string().optional(),
   params: z.record(z.string(), paramSchema).optional(),
   env: z.record(z.string(), scalar).optional(),
-  deadline: duration.optional(),
   steps: z.array(stepSchema).min(1, 'a workflow needs at least one step'),
   finally: z.array(stepSchema).optional(),
 });

@@ -101,6 +101,7 @@ export class LowdbStore implements Store {
   private async writeLoop() {
     this.timer = undefined;
     if (this.writing) return this.writing;
+    let failed = false;
     this.writing = (async () => {
       while (this.written < this.changed) {
         const gen = this.changed;
@@ -111,6 +112,7 @@ export class LowdbStore implements Store {
           this.written = gen;
           this.settle((w) => w.gen <= gen, (w) => w.resolve());
         } catch (err) {
+          failed = true;
           this.settle(() => true, (w) => w.reject(err));
           break;
         }
@@ -120,6 +122,9 @@ export class LowdbStore implements Store {
       await this.writing;
     } finally {
       this.writing = undefined;
+      // Changes made while the last write was finishing start the next one;
+      // after a failure, the next put or flush retries.
+      if (!failed && this.written < this.changed) this.timer ??= setTimeout(() => void this.writeLoop(), this.coalesceMs);
     }
   }
 

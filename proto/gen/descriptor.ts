@@ -579,6 +579,10 @@ export const DESCRIPTOR = {
          "keyType": "string",
          "type": "string",
          "id": 4
+        },
+        "tolerated": {
+         "type": "bool",
+         "id": 5
         }
        }
       },

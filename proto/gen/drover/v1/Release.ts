@@ -8,6 +8,7 @@ export interface Release {
   'stepId'?: (string);
   'status'?: (_drover_v1_DepStatus);
   'outputs'?: ({[key: string]: string});
+  'tolerated'?: (boolean);
 }
 
 export interface Release__Output {
@@ -15,4 +16,5 @@ export interface Release__Output {
   'stepId': (string);
   'status': (_drover_v1_DepStatus__Output);
   'outputs': ({[key: string]: string});
+  'tolerated': (boolean);
 }

@@ -1,0 +1,20 @@
+import { createServer } from 'node:net';
+import { InvalidInputError } from '../../errors.js';
+
+/** Rejects with a clear InvalidInputError when `host:port` is taken. */
+export function assertPortFree(port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') {
+        reject(
+          new InvalidInputError(`port ${port} on ${host} is already in use (another drover dev or server?)`, {
+            hint: `stop whatever holds it, or pick another port with --port, e.g. \`drover dev --port ${port + 1}\``,
+            cause: err,
+          }),
+        );
+      } else reject(new InvalidInputError(`cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
+    });
+    server.listen(port, host, () => server.close(() => resolve()));
+  });
+}

@@ -1,0 +1,91 @@
+/**
+ * `drover dev`'s local fleet: one control plane and three agents as real
+ * child processes, and the wait until all of them are up.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DroverClient } from '../../client.js';
+import { DroverError, InternalError } from '../../errors.js';
+import type { Agent } from '../../types.js';
+import { entryPath } from '../entries.js';
+import { describeExit, logTail, type Child, type Supervisor } from './supervisor.js';
+
+/** The agents of the sandbox, covering the labels of examples/onboarding.yaml. */
+export const DEV_AGENTS: readonly { name: string; labels: Record<string, string> }[] = [
+  { name: 'dir-1', labels: { role: 'directory', site: 'hq' } },
+  { name: 'assets-1', labels: { role: 'assets', site: 'hq' } },
+  { name: 'apps-1', labels: { role: 'apps', cloud: 'aws', site: 'eu' } },
+];
+
+/** How long the whole sandbox may take to come up. */
+export const READY_TIMEOUT_MS = 30_000;
+
+/** How often readiness is polled while waiting. */
+const POLL_MS = 250;
+
+/** Where the sandbox lives. */
+export interface Sandbox {
+  address: string;
+  dir: string;
+  server: Child;
+  agents: Child[];
+}
+
+/** Starts the control plane and the agents (does not wait for them). */
+export function startSandbox(supervisor: Supervisor, port: number, dirOption: string): Sandbox {
+  const dir = resolve(dirOption);
+  const address = `127.0.0.1:${port}`;
+  const serverScript = entryPath('server');
+  const agentScript = entryPath('agent');
+  const logs = join(dir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  mkdirSync(join(dir, 'server'), { recursive: true });
+  const server = supervisor.start('server', serverScript, ['--listen', address, '--data-dir', join(dir, 'server')], join(logs, 'server.log'));
+  const agents = DEV_AGENTS.map(({ name, labels }) => {
+    const stateDir = join(dir, 'agents', name);
+    mkdirSync(stateDir, { recursive: true });
+    const labelArgs = Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
+    const args = ['--server', address, '--name', name, ...labelArgs, '--state-dir', stateDir];
+    return supervisor.start(name, agentScript, args, join(logs, `${name}.log`));
+  });
+  return { address, dir, server, agents };
+}
+
+function failure(child: Child, what: string): InternalError {
+  return new InternalError(`drover dev: ${child.name} ${what}; last lines of ${child.logFile}:\n${logTail(child.logFile)}`.trimEnd(), {
+    hint: `the full log is ${child.logFile}`,
+  });
+}
+
+/**
+ * Resolves with the fleet once the server answers and every sandbox agent is
+ * connected; rejects with the failing process's log tail after
+ * READY_TIMEOUT_MS or as soon as a child exits.
+ */
+export async function waitForSandbox(sandbox: Sandbox): Promise<Agent[]> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const names = DEV_AGENTS.map((a) => a.name);
+  let serverUp = false;
+  let agents: Agent[] = [];
+  while (Date.now() < deadline) {
+    const dead = [sandbox.server, ...sandbox.agents].find((c) => c.exit);
+    if (dead) throw failure(dead, describeExit(dead));
+    // A fresh client per probe: a channel that saw a refused connection backs off for seconds.
+    const probe = new DroverClient({ address: sandbox.address, connectTimeoutMs: 1000 });
+    try {
+      agents = await probe.fleet.list();
+      serverUp = true;
+      const connected = new Set(agents.filter((a) => a.state === 'connected').map((a) => a.name));
+      if (names.every((n) => connected.has(n))) return agents;
+    } catch (err) {
+      if (!(err instanceof DroverError) || err.code !== 'SERVER_UNREACHABLE') throw err;
+    } finally {
+      probe.close();
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  if (!serverUp) throw failure(sandbox.server, `did not answer at ${sandbox.address} within ${READY_TIMEOUT_MS / 1000}s`);
+  const connected = new Set(agents.filter((a) => a.state === 'connected').map((a) => a.name));
+  const missing = sandbox.agents.find((c) => !connected.has(c.name)) ?? sandbox.agents[0];
+  throw failure(missing, `did not connect within ${READY_TIMEOUT_MS / 1000}s`);
+}

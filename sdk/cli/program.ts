@@ -1,0 +1,52 @@
+/** The `drover` command tree: global options and the one place commands are registered. */
+import { createRequire } from 'node:module';
+import { Command } from 'commander';
+import { serverOption } from './context.js';
+import * as agent from './commands/agent.js';
+import * as cancel from './commands/cancel.js';
+import * as dev from './commands/dev.js';
+import * as fleet from './commands/fleet.js';
+import * as logs from './commands/logs.js';
+import * as run from './commands/run.js';
+import * as runs from './commands/runs.js';
+import * as server from './commands/server.js';
+import * as status from './commands/status.js';
+
+const COMMANDS = [dev, server, agent, fleet, run, runs, status, logs, cancel];
+
+/** The package version from package.json: two levels up from sdk/cli/ in the source tree, three from dist/sdk/cli/. */
+function version(): string {
+  const require = createRequire(import.meta.url);
+  for (const path of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = require(path) as { name?: string; version?: string };
+      if (pkg.name === 'drover' && pkg.version) return pkg.version;
+    } catch {
+      // try the next layout
+    }
+  }
+  return '0.0.0';
+}
+
+/** Builds the program. Commander errors are thrown (exitOverride), not exited on. */
+export function buildProgram(): Command {
+  const program = new Command('drover')
+    .description('Drover: run workflows across a fleet of edge agents.')
+    .version(version(), '-V, --version', 'print the drover version')
+    .addOption(serverOption())
+    .enablePositionalOptions()
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .configureHelp({ sortSubcommands: false, showGlobalOptions: false })
+    .addHelpText(
+      'after',
+      '\nEnvironment:\n  DROVER_ADDR   control plane address used when --server is not given\n\n' +
+        'Examples:\n' +
+        '  drover dev                                          # local control plane + 3 agents\n' +
+        '  drover fleet\n' +
+        '  drover run examples/onboarding.yaml -p username=alice --follow\n' +
+        '  drover status <run-id>',
+    );
+  for (const command of COMMANDS) command.register(program);
+  return program;
+}

@@ -1,0 +1,101 @@
+/**
+ * Live rendering of a run, shared by `drover run --follow` and
+ * `drover dev --launch`: one line per step state change, log lines prefixed
+ * with their step, and a summary once the run ends.
+ */
+import type { DroverClient } from '../../client.js';
+import type { LogLine, Run, RunEvent, Step } from '../../types.js';
+import { formatClock, formatDuration, formatSpan } from '../format.js';
+import { stepMessages, stepsTable } from './runs.js';
+
+/** Where follow output goes; stderr log lines go to `err`. */
+export interface FollowOutput {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/** Writes to the process's stdout and stderr. */
+export const processOutput: FollowOutput = {
+  out: (text) => void process.stdout.write(text),
+  err: (text) => void process.stderr.write(text),
+};
+
+const STATUS_WIDTH = 'succeeded'.length;
+
+/** Turns run events into progress and log lines. Pure apart from `output`. */
+export class FollowPrinter {
+  private readonly seen = new Map<string, string>();
+  private idWidth = 0;
+
+  constructor(
+    private readonly output: FollowOutput,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Renders one event. */
+  handle(event: RunEvent): void {
+    if (event.type === 'run') {
+      for (const step of event.run.steps) this.idWidth = Math.max(this.idWidth, step.id.length);
+      for (const step of event.run.steps) this.step(step);
+    } else if (event.type === 'step') {
+      this.step(event.step);
+    } else {
+      this.log(event.line);
+    }
+  }
+
+  private step(step: Step): void {
+    if (step.status === 'pending') return;
+    const key = `${step.id}\0${step.agent}`;
+    const state = `${step.status}/${step.attempt}`;
+    if (this.seen.get(key) === state) return;
+    this.seen.set(key, state);
+    this.idWidth = Math.max(this.idWidth, step.id.length);
+    const at = (step.status === 'running' ? step.startedAt : step.endedAt) || this.now();
+    const head = `[${formatClock(at)}] ${step.id.padEnd(this.idWidth)}  ${step.status.padEnd(STATUS_WIDTH)}  `;
+    this.output.out(head + describe(step) + '\n');
+  }
+
+  private log(line: LogLine): void {
+    const prefixed = `${line.stepId.padEnd(this.idWidth)} | ${line.text}\n`;
+    if (line.stream === 'stderr') this.output.err(prefixed);
+    else this.output.out(prefixed);
+  }
+}
+
+function describe(step: Step): string {
+  const retry = step.attempt > 1 ? ` (attempt ${step.attempt})` : '';
+  const took = step.startedAt && step.endedAt ? ` in ${formatDuration(step.endedAt - step.startedAt)}` : '';
+  const why = step.message ? `: ${step.message}` : '';
+  switch (step.status) {
+    case 'running':
+      return `on ${step.agent || '?'}${retry}`;
+    case 'succeeded':
+    case 'failed':
+      return `exit ${step.exitCode}${took}${retry}${why}`;
+    default:
+      return why.slice(2);
+  }
+}
+
+/** The closing block: result line, steps table and failure messages. */
+export function runSummary(run: Run, nowMs: number = Date.now()): string {
+  const message = run.message ? ` (${run.message})` : '';
+  return (
+    `\nrun ${run.id} ${run.status} in ${formatSpan(run.startedAt || run.createdAt, run.endedAt, nowMs)}${message}\n\n` +
+    stepsTable(run.steps, nowMs) +
+    stepMessages(run.steps)
+  );
+}
+
+/**
+ * Follows a run until it ends, printing progress and logs, then the summary.
+ * Resolves with the final run.
+ */
+export async function followRun(client: DroverClient, runId: string, output: FollowOutput = processOutput): Promise<Run> {
+  const printer = new FollowPrinter(output);
+  for await (const event of client.runs.watch(runId, { logs: true })) printer.handle(event);
+  const run = await client.runs.get(runId);
+  output.out(runSummary(run));
+  return run;
+}

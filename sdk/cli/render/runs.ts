@@ -1,0 +1,60 @@
+import type { Run, Step } from '../../types.js';
+import { formatAgo, formatBytes, formatCpu, formatSpan } from '../format.js';
+import { renderTable } from '../table.js';
+
+const DONE: ReadonlySet<Step['status']> = new Set(['succeeded', 'failed', 'skipped', 'cancelled']);
+
+/** "n/m" steps that have finished, whatever their outcome. */
+export function stepProgress(run: Run): string {
+  return `${run.steps.filter((s) => DONE.has(s.status)).length}/${run.steps.length}`;
+}
+
+/** The `drover runs` table. */
+export function runsTable(runs: readonly Run[], nowMs: number = Date.now()): string {
+  if (runs.length === 0) return 'no runs\n';
+  return renderTable(
+    ['ID', 'WORKFLOW', 'STATUS', 'STEPS', 'STARTED', 'DURATION'],
+    runs.map((r) => [r.id, r.workflow, r.status, stepProgress(r), formatAgo(r.startedAt || r.createdAt, nowMs), formatSpan(r.startedAt, r.endedAt, nowMs)]),
+  );
+}
+
+/** The steps table of `drover status` and of the summary after `run --follow`. */
+export function stepsTable(steps: readonly Step[], nowMs: number = Date.now()): string {
+  if (steps.length === 0) return 'no steps\n';
+  return renderTable(
+    ['STEP', 'AGENT', 'STATUS', 'ATTEMPT', 'EXIT', 'DURATION', 'CPU', 'PEAK-RSS'],
+    steps.map((s) => [
+      s.isFinally ? `${s.id} (finally)` : s.id,
+      s.agent || '-',
+      s.status,
+      s.attempt || '-',
+      s.status === 'succeeded' || s.status === 'failed' ? s.exitCode : '-',
+      formatSpan(s.startedAt, s.endedAt, nowMs),
+      formatCpu(s.cpuSeconds),
+      formatBytes(s.peakRssBytes),
+    ]),
+  );
+}
+
+/** Messages of steps that failed, were skipped or cancelled, one per line. */
+export function stepMessages(steps: readonly Step[]): string {
+  return steps
+    .filter((s) => s.message && s.status !== 'succeeded')
+    .map((s) => `  ${s.id}${s.agent ? ` on ${s.agent}` : ''}: ${s.message}\n`)
+    .join('');
+}
+
+/** The header of `drover status`: id, workflow, status, times, params, plan hash. */
+export function runHeader(run: Run, nowMs: number = Date.now()): string {
+  const params = Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(' ');
+  const lines = [
+    `Run:       ${run.id}`,
+    `Workflow:  ${run.workflow}`,
+    `Status:    ${run.status}${run.message ? ` (${run.message})` : ''}`,
+    `Created:   ${new Date(run.createdAt).toISOString()} (${formatAgo(run.createdAt, nowMs)})`,
+    `Duration:  ${formatSpan(run.startedAt, run.endedAt, nowMs)}`,
+    `Params:    ${params || '-'}`,
+    `Plan hash: ${run.planHash || '-'}`,
+  ];
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,128 @@
+/**
+ * The edge between wire shapes (proto-loader objects with enum name strings)
+ * and the SDK's domain types. Only this file knows proto enum names.
+ */
+import type { AgentInfoOut, FactsOut, HeartbeatOut, LogLineOut, RunEventOut, RunInfoOut, RunStatus as WireRunStatus, StepInfoOut } from '../proto/index.js';
+import type { Agent, AgentState, Facts, Heartbeat, LogLine, LogStream, Run, RunEvent, RunStatus, Step, StepStatus } from './types.js';
+
+function lowerEnum<T extends string>(value: string, prefix: string, allowed: readonly T[], fallback: T): T {
+  const name = value.startsWith(prefix) ? value.slice(prefix.length).toLowerCase() : '';
+  return (allowed as readonly string[]).includes(name) ? (name as T) : fallback;
+}
+
+const RUN_STATUSES: readonly RunStatus[] = ['pending', 'running', 'succeeded', 'failed', 'cancelled'];
+const STEP_STATUSES: readonly StepStatus[] = ['pending', 'running', 'succeeded', 'failed', 'skipped', 'cancelled'];
+const AGENT_STATES: readonly AgentState[] = ['connected', 'disconnected', 'lost'];
+const LOG_STREAMS: readonly LogStream[] = ['stdout', 'stderr'];
+
+/** The run status as the API spells it, for requests (ListRuns filter). */
+export function runStatusToWire(status: RunStatus): WireRunStatus {
+  return `RUN_STATUS_${status.toUpperCase()}` as WireRunStatus;
+}
+
+/** The accepted run statuses, for validating user input. */
+export const RUN_STATUS_VALUES = RUN_STATUSES;
+
+function facts(f: FactsOut): Facts {
+  return {
+    hostname: f.hostname,
+    os: f.os,
+    osRelease: f.osRelease,
+    arch: f.arch,
+    cpuModel: f.cpuModel,
+    cpuCount: f.cpuCount,
+    memoryBytes: Number(f.memoryBytes),
+    disks: f.disks.map((d) => ({ mount: d.mount, fs: d.fs, sizeBytes: Number(d.sizeBytes) })),
+    ipAddresses: [...f.ipAddresses],
+    agentVersion: f.agentVersion,
+  };
+}
+
+function heartbeat(h: HeartbeatOut): Heartbeat {
+  return {
+    at: Number(h.atMs),
+    cpuPercent: h.cpuPercent,
+    memoryPercent: h.memoryPercent,
+    memoryUsedBytes: Number(h.memoryUsedBytes),
+    memoryTotalBytes: Number(h.memoryTotalBytes),
+    diskPercent: h.diskPercent,
+    load: [...h.load],
+    netRxBytesPerSec: Number(h.netRxBytesPerSec),
+    netTxBytesPerSec: Number(h.netTxBytesPerSec),
+    runningSteps: h.runningSteps,
+  };
+}
+
+/** Converts an AgentInfo message. */
+export function toAgent(a: AgentInfoOut): Agent {
+  const agent: Agent = {
+    name: a.name,
+    state: lowerEnum(a.state, 'AGENT_STATE_', AGENT_STATES, 'disconnected'),
+    labels: { ...a.labels },
+    lastSeen: Number(a.lastSeenMs),
+    connectedSince: Number(a.connectedSinceMs),
+    draining: a.draining,
+    runningSteps: a.runningSteps,
+    transport: a.transport,
+    peer: a.peer,
+  };
+  if (a.facts) agent.facts = facts(a.facts);
+  if (a.lastHeartbeat) agent.heartbeat = heartbeat(a.lastHeartbeat);
+  return agent;
+}
+
+/** Converts a StepInfo message. */
+export function toStep(s: StepInfoOut): Step {
+  return {
+    id: s.id,
+    agent: s.agent,
+    status: lowerEnum(s.status, 'STEP_STATUS_', STEP_STATUSES, 'pending'),
+    attempt: s.attempt,
+    exitCode: s.exitCode,
+    startedAt: Number(s.startedMs),
+    endedAt: Number(s.endedMs),
+    cpuSeconds: s.cpuSeconds,
+    peakRssBytes: Number(s.peakRssBytes),
+    outputs: { ...s.outputs },
+    message: s.message,
+    needs: [...s.needs],
+    isFinally: s.isFinally,
+  };
+}
+
+/** Converts a RunInfo message. */
+export function toRun(r: RunInfoOut): Run {
+  return {
+    id: r.id,
+    workflow: r.workflow,
+    status: lowerEnum(r.status, 'RUN_STATUS_', RUN_STATUSES, 'pending'),
+    createdAt: Number(r.createdMs),
+    startedAt: Number(r.startedMs),
+    endedAt: Number(r.endedMs),
+    params: { ...r.params },
+    planHash: r.planHash,
+    message: r.message,
+    steps: r.steps.map(toStep),
+  };
+}
+
+/** Converts a LogLine message; the text loses its line terminator. */
+export function toLogLine(l: LogLineOut): LogLine {
+  return {
+    runId: l.runId,
+    stepId: l.stepId,
+    attemptId: l.attemptId,
+    agent: l.agent,
+    stream: lowerEnum(l.stream, 'LOG_STREAM_', LOG_STREAMS, 'stdout'),
+    text: l.text.replace(/\r?\n$/, ''),
+    at: Number(l.atMs),
+  };
+}
+
+/** Converts a RunEvent message; undefined for a body this SDK does not know. */
+export function toRunEvent(e: RunEventOut): RunEvent | undefined {
+  if (e.body === 'run' && e.run) return { type: 'run', run: toRun(e.run) };
+  if (e.body === 'step' && e.step) return { type: 'step', step: toStep(e.step) };
+  if (e.body === 'log' && e.log) return { type: 'log', line: toLogLine(e.log) };
+  return undefined;
+}

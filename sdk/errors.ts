@@ -1,0 +1,234 @@
+/**
+ * Errors the SDK throws. Every error is a DroverError with a stable `code`
+ * (see docs/errors.md); server errors arrive as a gRPC status plus an encoded
+ * ErrorDetail in the `drover-error-bin` trailer, and `fromGrpcError` is the
+ * one place that turns them into these classes.
+ */
+import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { decodeMessage, type ErrorDetailOut } from '../proto/index.js';
+
+/** Every code the SDK can report. */
+export type ErrorCode =
+  | 'INVALID_WORKFLOW'
+  | 'INVALID_PARAMS'
+  | 'NO_MATCHING_AGENT'
+  | 'PLAN_CHANGED'
+  | 'RUN_NOT_FOUND'
+  | 'AGENT_NOT_FOUND'
+  | 'RUN_FINISHED'
+  | 'INTERNAL'
+  | 'SERVER_UNREACHABLE'
+  | 'FILE_NOT_FOUND'
+  | 'INVALID_INPUT';
+
+/** A located complaint about a workflow document or its params. */
+export interface Problem {
+  /** Path in the document, e.g. `steps[2].needs[0]`. */
+  path: string;
+  /** 1-based; 0 when unknown. */
+  line: number;
+  /** 1-based; 0 when unknown. */
+  column: number;
+  message: string;
+  severity: 'error' | 'warning';
+}
+
+/** Extra fields every DroverError may carry. */
+export interface DroverErrorOptions {
+  hint?: string;
+  problems?: Problem[];
+  cause?: unknown;
+}
+
+/** Base class: `code` is stable and documented; `message` is for people. */
+export class DroverError extends Error {
+  override readonly name: string = 'DroverError';
+  readonly code: ErrorCode;
+  /** What to do about it, when there is something to suggest. */
+  readonly hint: string;
+  readonly problems: Problem[];
+
+  constructor(code: ErrorCode, message: string, options: DroverErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint ?? '';
+    this.problems = options.problems ?? [];
+  }
+}
+
+/** The workflow document does not compile; see `problems`. */
+export class InvalidWorkflowError extends DroverError {
+  override readonly name = 'InvalidWorkflowError';
+  declare readonly code: 'INVALID_WORKFLOW';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('INVALID_WORKFLOW', message, options);
+  }
+}
+
+/** A param is missing, unknown or fails its type, pattern or enum. */
+export class InvalidParamsError extends DroverError {
+  override readonly name = 'InvalidParamsError';
+  declare readonly code: 'INVALID_PARAMS';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('INVALID_PARAMS', message, options);
+  }
+}
+
+/** A step's target selects no known agent. */
+export class NoMatchingAgentError extends DroverError {
+  override readonly name = 'NoMatchingAgentError';
+  declare readonly code: 'NO_MATCHING_AGENT';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('NO_MATCHING_AGENT', message, options);
+  }
+}
+
+/** The compiled plan's hash differs from `expectPlanHash`. */
+export class PlanChangedError extends DroverError {
+  override readonly name = 'PlanChangedError';
+  declare readonly code: 'PLAN_CHANGED';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('PLAN_CHANGED', message, options);
+  }
+}
+
+/** No run has that id. */
+export class RunNotFoundError extends DroverError {
+  override readonly name = 'RunNotFoundError';
+  declare readonly code: 'RUN_NOT_FOUND';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('RUN_NOT_FOUND', message, options);
+  }
+}
+
+/** No agent has that name. */
+export class AgentNotFoundError extends DroverError {
+  override readonly name = 'AgentNotFoundError';
+  declare readonly code: 'AGENT_NOT_FOUND';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('AGENT_NOT_FOUND', message, options);
+  }
+}
+
+/** The run already ended, so it cannot be cancelled. */
+export class RunFinishedError extends DroverError {
+  override readonly name = 'RunFinishedError';
+  declare readonly code: 'RUN_FINISHED';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('RUN_FINISHED', message, options);
+  }
+}
+
+/** The server failed, or answered in a way the SDK does not understand. */
+export class InternalError extends DroverError {
+  override readonly name = 'InternalError';
+  declare readonly code: 'INTERNAL';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('INTERNAL', message, options);
+  }
+}
+
+/** No control plane answered at the address. */
+export class ServerUnreachableError extends DroverError {
+  override readonly name = 'ServerUnreachableError';
+  declare readonly code: 'SERVER_UNREACHABLE';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('SERVER_UNREACHABLE', message, options);
+  }
+}
+
+/** A file named by the caller does not exist. */
+export class FileNotFoundError extends DroverError {
+  override readonly name = 'FileNotFoundError';
+  declare readonly code: 'FILE_NOT_FOUND';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('FILE_NOT_FOUND', message, options);
+  }
+}
+
+/** The caller's input is malformed (bad `key=value`, unreadable file, bad option). */
+export class InvalidInputError extends DroverError {
+  override readonly name = 'InvalidInputError';
+  declare readonly code: 'INVALID_INPUT';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('INVALID_INPUT', message, options);
+  }
+}
+
+const BY_CODE = {
+  INVALID_WORKFLOW: InvalidWorkflowError,
+  INVALID_PARAMS: InvalidParamsError,
+  NO_MATCHING_AGENT: NoMatchingAgentError,
+  PLAN_CHANGED: PlanChangedError,
+  RUN_NOT_FOUND: RunNotFoundError,
+  AGENT_NOT_FOUND: AgentNotFoundError,
+  RUN_FINISHED: RunFinishedError,
+  INTERNAL: InternalError,
+  SERVER_UNREACHABLE: ServerUnreachableError,
+  FILE_NOT_FOUND: FileNotFoundError,
+  INVALID_INPUT: InvalidInputError,
+} as const satisfies Record<ErrorCode, new (message: string, options?: DroverErrorOptions) => DroverError>;
+
+/** Trailing metadata key holding an encoded drover.v1.ErrorDetail. */
+export const ERROR_DETAIL_KEY = 'drover-error-bin';
+
+/** The SERVER_UNREACHABLE error for an address, with how to get a server there. */
+export function serverUnreachable(address: string, cause?: unknown): ServerUnreachableError {
+  return new ServerUnreachableError(
+    `no drover control plane answered at ${address}; start one with \`drover server\` (or \`drover dev\` for a local fleet), or select another address with DROVER_ADDR or --server`,
+    { hint: '`drover dev` starts a control plane and three agents on this machine', cause },
+  );
+}
+
+function readDetail(metadata: Metadata | undefined): ErrorDetailOut | undefined {
+  const raw = metadata?.get(ERROR_DETAIL_KEY)[0];
+  if (raw === undefined || typeof raw === 'string') return undefined;
+  try {
+    return decodeMessage<ErrorDetailOut>('ErrorDetail', raw);
+  } catch {
+    return undefined;
+  }
+}
+
+function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number';
+}
+
+/**
+ * Maps a failed gRPC call to a DroverError. The server's ErrorDetail wins when
+ * present; otherwise the status code decides. `address` names the server in
+ * SERVER_UNREACHABLE messages.
+ */
+export function fromGrpcError(err: unknown, address: string): DroverError {
+  if (err instanceof DroverError) return err;
+  if (!isServiceError(err)) {
+    return new InternalError(err instanceof Error ? err.message : String(err), { cause: err });
+  }
+  const detail = readDetail(err.metadata);
+  if (detail && detail.code in BY_CODE) {
+    const cls = BY_CODE[detail.code as ErrorCode];
+    return new cls(detail.message || err.details, {
+      hint: detail.hint,
+      problems: detail.problems.map((p) => ({
+        path: p.path,
+        line: p.line,
+        column: p.column,
+        message: p.message,
+        severity: p.severity === 'warning' ? 'warning' : 'error',
+      })),
+      cause: err,
+    });
+  }
+  switch (err.code) {
+    case GrpcStatus.UNAVAILABLE:
+    case GrpcStatus.DEADLINE_EXCEEDED:
+      return serverUnreachable(address, err);
+    case GrpcStatus.UNIMPLEMENTED:
+      return new InternalError(`the server at ${address} does not implement this call: ${err.details}`, {
+        hint: 'the server and the SDK may be different drover versions',
+        cause: err,
+      });
+    default:
+      return new InternalError(detail?.message || err.details || err.message, { hint: detail?.hint, cause: err });
+  }
+}

@@ -1,0 +1,88 @@
+import type { RunInfoOut } from '../proto/index.js';
+import type { Connection } from './connection.js';
+import { RUN_STATUS_VALUES, runStatusToWire, toLogLine, toRun, toRunEvent } from './convert.js';
+import { InvalidInputError } from './errors.js';
+import { encodeParams } from './params.js';
+import { RunHandle, type RunEventsOptions } from './run-handle.js';
+import { workflowSource } from './source.js';
+import { isTerminal, type LogLine, type Params, type Run, type RunEvent, type RunStatus, type WorkflowDocument } from './types.js';
+
+/** Options for `runs.launch`. */
+export interface LaunchOptions {
+  /** Refuse to start (PlanChangedError) unless the compiled plan has this hash. */
+  expectPlanHash?: string;
+}
+
+/** Filters for `runs.list`. */
+export interface ListRunsOptions {
+  /** At most this many runs, newest first (server default when omitted). */
+  limit?: number;
+  workflow?: string;
+  status?: RunStatus;
+}
+
+/** Options for `logs`. */
+export interface LogsOptions {
+  /** Keep streaming new lines until the run ends. */
+  follow?: boolean;
+}
+
+/** Launching, inspecting and cancelling runs. */
+export class RunsApi {
+  /** @internal */
+  constructor(private readonly conn: Connection) {}
+
+  /**
+   * Submits a workflow (a file path, or a document object) with params and
+   * starts it. Rejects with InvalidWorkflowError, InvalidParamsError,
+   * NoMatchingAgentError or PlanChangedError when it cannot start.
+   */
+  async launch(workflowOrPath: string | WorkflowDocument, params: Params = {}, options: LaunchOptions = {}): Promise<RunHandle> {
+    const { source, filename } = await workflowSource(workflowOrPath);
+    const request = { source, filename, params: encodeParams(params), expectPlanHash: options.expectPlanHash ?? '' };
+    const info = await this.conn.unary<RunInfoOut>((cb) => this.conn.runs.submitRun(request, cb));
+    return new RunHandle(this, toRun(info));
+  }
+
+  /** One run with its steps; rejects with RunNotFoundError. */
+  async get(id: string): Promise<Run> {
+    return toRun(await this.conn.unary<RunInfoOut>((cb) => this.conn.runs.getRun({ id }, cb)));
+  }
+
+  /** Recent runs, newest first. */
+  async list(options: ListRunsOptions = {}): Promise<Run[]> {
+    if (options.status !== undefined && !RUN_STATUS_VALUES.includes(options.status)) {
+      throw new InvalidInputError(`unknown run status "${options.status}"`, { hint: `use one of ${RUN_STATUS_VALUES.join(', ')}` });
+    }
+    const request = {
+      limit: options.limit ?? 0,
+      workflow: options.workflow ?? '',
+      status: options.status ? runStatusToWire(options.status) : ('RUN_STATUS_UNSPECIFIED' as const),
+    };
+    const res = await this.conn.unary<{ runs: RunInfoOut[] }>((cb) => this.conn.runs.listRuns(request, cb));
+    return res.runs.map(toRun);
+  }
+
+  /** Cancels a run; rejects with RunFinishedError if it already ended. */
+  async cancel(id: string, reason = ''): Promise<Run> {
+    return toRun(await this.conn.unary<RunInfoOut>((cb) => this.conn.runs.cancelRun({ id, reason }, cb)));
+  }
+
+  /** A snapshot of the run, then every change until it ends. */
+  watch(id: string, options: RunEventsOptions = {}): AsyncIterableIterator<RunEvent, undefined, undefined> {
+    return this.conn.stream(() => this.conn.runs.watchRun({ id, includeLogs: options.logs ?? false }), toRunEvent);
+  }
+
+  /** Resolves with the final run once it is terminal. */
+  async wait(id: string): Promise<Run> {
+    for await (const event of this.watch(id)) {
+      if (event.type === 'run' && isTerminal(event.run.status)) break;
+    }
+    return this.get(id);
+  }
+
+  /** Log lines of a run (one step, or every step), past ones first. */
+  logs(runId: string, stepId = '', options: LogsOptions = {}): AsyncIterableIterator<LogLine, undefined, undefined> {
+    return this.conn.stream(() => this.conn.runs.getLogs({ runId, stepId, follow: options.follow ?? false }), toLogLine);
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Starts real control-plane and agent processes on 127.0.0.1 ephemeral ports
+ * for integration tests, and stops every one of them after the test file.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+export const ENTRY = {
+  server: join(ROOT, 'dist/control-plane/main.js'),
+  agent: join(ROOT, 'dist/agent/main.js'),
+  cli: join(ROOT, 'dist/sdk/cli/main.js'),
+};
+
+const children = new Set<ChildProcess>();
+afterAll(async () => {
+  await Promise.all([...children].map((c) => stopChild(c, 'SIGKILL')));
+});
+
+export function tempDir(prefix = 'drover-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface Proc {
+  child: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+function launch(entry: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(process.execPath, [entry, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  child.once('exit', () => children.delete(child));
+  return { child, output: () => out, stop: (signal = 'SIGTERM') => stopChild(child, signal) };
+}
+
+function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((res) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      res();
+    });
+    child.kill(signal);
+  });
+}
+
+export interface ServerProc extends Proc {
+  address: string;
+  dataDir: string;
+}
+
+/** Starts `drover server` on an ephemeral port and waits until it listens. */
+export async function startServer(opts: { dataDir?: string; listen?: string; args?: string[] } = {}): Promise<ServerProc> {
+  const dataDir = opts.dataDir ?? tempDir('drover-server-');
+  const p = launch(ENTRY.server, ['--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, ...(opts.args ?? [])]);
+  const address = await waitFor(() => /listening on (\S+)/.exec(p.output())?.[1], 15_000, () => `server to listen:\n${p.output()}`);
+  return { ...p, address, dataDir };
+}
+
+export interface AgentProc extends Proc {
+  name: string;
+  stateDir: string;
+}
+
+export function startAgent(server: string, name: string, labels: Record<string, string> = {}, stateDir = tempDir(`drover-agent-${name}-`)): AgentProc {
+  const args = ['--server', server, '--name', name, '--state-dir', stateDir, '--grace-ms', '1000'];
+  for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
+  return { ...launch(ENTRY.agent, args), name, stateDir };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the `drover` CLI to completion. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<CliResult> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, [ENTRY.cli, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new Error(`drover ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      res({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+/** Polls until `fn` returns a value other than undefined/false, or fails naming what was awaited. */
+export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, what: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v as T;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { OutputError, parseOutputs } from '../../agent/executor/outputs.js';
+import { Outbox } from '../../agent/outbox.js';
+import { backoffDelay } from '../../agent/runtime.js';
+
+describe('agent outputs', () => {
+  it('agent outputs - reads key=value and heredoc values', () => {
+    expect(parseOutputs('uid=42\nname=a=b\nnotes<<EOF\nline 1\nline 2\nEOF\n')).toEqual({ uid: '42', name: 'a=b', notes: 'line 1\nline 2' });
+  });
+
+  it('agent outputs - rejects an unterminated heredoc and a line without =', () => {
+    expect(() => parseOutputs('x<<END\nabc\n')).toThrow(OutputError);
+    expect(() => parseOutputs('x<<END\nabc\n')).toThrow(/no closing END line/);
+    expect(() => parseOutputs('garbage\n')).toThrow(/use key=value or key<<DELIM/);
+  });
+});
+
+describe('agent outbox', () => {
+  it('agent outbox - resends the unacked tail in order after a reconnect', () => {
+    const box = new Outbox();
+    const sent: number[] = [];
+    box.attach((m) => sent.push(m.seq as number), 0);
+    box.push({ log: {} });
+    box.push({ log: {} });
+    box.push({ log: {} });
+    box.ack(1);
+    box.detach();
+    box.push({ log: {} });
+    sent.length = 0;
+    box.attach((m) => sent.push(m.seq as number), 2);
+    expect(sent).toEqual([3, 4]);
+  });
+
+  it('agent outbox - a restarted agent continues numbering above what was applied', () => {
+    const box = new Outbox();
+    box.push({ log: {} });
+    const sent: number[] = [];
+    box.attach((m) => sent.push(m.seq as number), 57);
+    box.push({ log: {} });
+    expect(sent).toEqual([58, 59]);
+  });
+});
+
+describe('agent retry backoff', () => {
+  const retry = { attempts: 5, backoff: 'BACKOFF_EXPONENTIAL' as const, initialMs: 100, maxMs: 350, jitter: 0, retryOn: [] };
+  it('agent retry backoff - doubles from initial and stops at max', () => {
+    expect([1, 2, 3, 4].map((n) => backoffDelay(retry, n))).toEqual([100, 200, 350, 350]);
+  });
+  it('agent retry backoff - fixed backoff with jitter stays within the fraction', () => {
+    const d = backoffDelay({ ...retry, backoff: 'BACKOFF_FIXED', jitter: 0.5 }, 3, () => 1);
+    expect(d).toBe(150);
+  });
+});
+
+describe('agent log lines', () => {
+  it('agent log lines - chunks hold whole lines; a partial line waits for its newline', async () => {
+    const { LineSplitter } = await import('../../agent/executor/lines.js');
+    const out: string[] = [];
+    const s = new LineSplitter((b) => out.push(b.toString()));
+    s.push(Buffer.from('one\ntw'));
+    s.push(Buffer.from('o\nthree'));
+    expect(out).toEqual(['one\n', 'two\n']);
+    s.flush();
+    expect(out).toEqual(['one\n', 'two\n', 'three']);
+  });
+});

@@ -1,0 +1,46 @@
+import { createServer } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { DroverClient, FileNotFoundError, resolveClientOptions, ServerUnreachableError } from '../../sdk/index.js';
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('sdk client', () => {
+  it('client - address comes from the option, then DROVER_ADDR, then the default', () => {
+    expect(resolveClientOptions({ address: 'a:1' }, { DROVER_ADDR: 'b:2' }).address).toBe('a:1');
+    expect(resolveClientOptions({}, { DROVER_ADDR: 'b:2' }).address).toBe('b:2');
+    expect(resolveClientOptions({}, {})).toEqual({ address: '127.0.0.1:7400', connectTimeoutMs: 3000 });
+  });
+
+  it('client - a refused connection fails fast with SERVER_UNREACHABLE naming the address', async () => {
+    const address = `127.0.0.1:${await closedPort()}`;
+    const client = new DroverClient({ address, connectTimeoutMs: 5000 });
+    const started = Date.now();
+    try {
+      const err = await client.fleet.list().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ServerUnreachableError);
+      expect((err as Error).message).toContain(`at ${address};`);
+      expect(Date.now() - started).toBeLessThan(2000);
+      const streamErr = await client.logs('r-1')[Symbol.asyncIterator]().next().catch((e: unknown) => e);
+      expect(streamErr).toBeInstanceOf(ServerUnreachableError);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('client - launching a missing file rejects with FILE_NOT_FOUND before any call', async () => {
+    const client = new DroverClient({ address: '127.0.0.1:1' });
+    try {
+      const err = await client.runs.launch('/nonexistent/wf.yaml').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FileNotFoundError);
+      expect((err as Error).message).toBe('workflow file not found: /nonexistent/wf.yaml');
+    } finally {
+      client.close();
+    }
+  });
+});

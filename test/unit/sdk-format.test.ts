@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { formatAgo, formatBytes, formatDuration, formatLabels } from '../../sdk/cli/format.js';
+import { fleetTable } from '../../sdk/cli/render/fleet.js';
+import { runsTable } from '../../sdk/cli/render/runs.js';
+import { renderTable } from '../../sdk/cli/table.js';
+import type { Agent, Run } from '../../sdk/index.js';
+
+const NOW = 1_700_000_000_000;
+
+describe('sdk cli format', () => {
+  it('format - relative times', () => {
+    expect(formatAgo(NOW - 3_000, NOW)).toBe('3s ago');
+    expect(formatAgo(NOW - 5 * 60_000, NOW)).toBe('5m ago');
+    expect(formatAgo(NOW - 2 * 3_600_000, NOW)).toBe('2h ago');
+    expect(formatAgo(NOW - 3 * 86_400_000, NOW)).toBe('3d ago');
+    expect(formatAgo(0, NOW)).toBe('-');
+  });
+
+  it('format - durations', () => {
+    expect(formatDuration(850)).toBe('850ms');
+    expect(formatDuration(4_230)).toBe('4.2s');
+    expect(formatDuration(192_000)).toBe('3m12s');
+    expect(formatDuration(3_840_000)).toBe('1h04m');
+  });
+
+  it('format - bytes in binary units', () => {
+    expect(formatBytes(512)).toBe('512B');
+    expect(formatBytes(1536)).toBe('1.5KiB');
+    expect(formatBytes(230 * 1024 * 1024)).toBe('230MiB');
+    expect(formatBytes(0)).toBe('-');
+  });
+
+  it('format - labels sorted by key', () => {
+    expect(formatLabels({ site: 'hq', role: 'directory' })).toBe('role=directory,site=hq');
+    expect(formatLabels({})).toBe('-');
+  });
+
+  it('table - aligns columns without borders or trailing spaces', () => {
+    expect(renderTable(['NAME', 'STATE'], [['dir-1', 'connected'], ['assets-long', 'lost']])).toBe(
+      'NAME          STATE\ndir-1         connected\nassets-long   lost\n',
+    );
+  });
+
+  it('table - fleet rows show state, labels, usage and last contact', () => {
+    const agent: Agent = {
+      name: 'dir-1',
+      state: 'connected',
+      labels: { role: 'directory', site: 'hq' },
+      lastSeen: NOW - 2_000,
+      connectedSince: NOW - 60_000,
+      draining: false,
+      runningSteps: 1,
+      transport: 'grpc',
+      peer: '',
+      heartbeat: {
+        at: NOW - 2_000, cpuPercent: 12.4, memoryPercent: 40.6, memoryUsedBytes: 0, memoryTotalBytes: 0,
+        diskPercent: 71, load: [0.1, 0.2, 0.3], netRxBytesPerSec: 0, netTxBytesPerSec: 0, runningSteps: 1,
+      },
+    };
+    const lines = fleetTable([agent, { ...agent, name: 'apps-1', state: 'lost', heartbeat: undefined, labels: {} }], NOW).split('\n');
+    expect(lines[0]).toMatch(/^NAME\s+STATE\s+LABELS\s+CPU%\s+MEM%\s+DISK%\s+RUNNING\s+LAST-SEEN$/);
+    expect(lines[1]).toMatch(/^dir-1\s+connected\s+role=directory,site=hq\s+12%\s+41%\s+71%\s+1\s+2s ago$/);
+    expect(lines[2]).toMatch(/^apps-1\s+lost\s+-\s+-\s+-\s+-\s+1\s+2s ago$/);
+  });
+
+  it('table - runs rows count finished steps', () => {
+    const run: Run = {
+      id: 'r-1', workflow: 'onboard', status: 'running', createdAt: NOW - 10_000, startedAt: NOW - 9_000, endedAt: 0,
+      params: {}, planHash: 'h', message: '',
+      steps: (['succeeded', 'skipped', 'running'] as const).map((status, i) => ({
+        id: `s${i}`, agent: 'a', status, attempt: 1, exitCode: 0, startedAt: 0, endedAt: 0, cpuSeconds: 0,
+        peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false,
+      })),
+    };
+    expect(runsTable([run], NOW).split('\n')[1]).toMatch(/^r-1\s+onboard\s+running\s+2\/3\s+9s ago\s+9\.0s$/);
+  });
+});

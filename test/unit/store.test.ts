@@ -1,0 +1,97 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LowdbStore } from '../../control-plane/store/lowdb-store.js';
+import { MemoryStore } from '../../control-plane/store/memory-store.js';
+import { StoreError, type RunRecord, type Store } from '../../control-plane/store/store.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'drover-store-'));
+
+const run = (id: string, createdMs: number, status: RunRecord['status'] = 'succeeded'): RunRecord => ({
+  id,
+  workflow: 'w',
+  status,
+  createdMs,
+  startedMs: createdMs,
+  endedMs: 0,
+  params: {},
+  message: '',
+  cancelRequested: false,
+  plan: { workflow: 'w', hash: 'h', params: {}, deadlineMs: 0, steps: [] },
+  steps: {},
+});
+
+for (const [name, make] of [
+  ['lowdb', () => new LowdbStore({ dataDir: tmp() })],
+  ['memory', () => new MemoryStore()],
+] as [string, () => Store][]) {
+  describe(`store (${name})`, () => {
+    it(`store (${name}) - lists runs newest first and reads logs back in order`, async () => {
+      const s = make();
+      await s.open();
+      s.putRun(run('a', 1));
+      s.putRun(run('b', 2));
+      for (let i = 0; i < 5; i++) s.appendLog('a', { t: i, step: 's', attempt: 'x', agent: 'g', stream: 'stdout', text: `${i}` });
+      await s.flush();
+      expect(s.listRuns().map((r) => r.id)).toEqual(['b', 'a']);
+      expect((await s.readLogs('a')).map((l) => l.text)).toEqual(['0', '1', '2', '3', '4']);
+      await s.close();
+    });
+  });
+}
+
+describe('store (lowdb) - durability', () => {
+  it('store (lowdb) - state survives a restart', async () => {
+    const dir = tmp();
+    const a = new LowdbStore({ dataDir: dir });
+    await a.open();
+    a.putRun(run('keep', 1, 'running'));
+    await a.close();
+    const b = new LowdbStore({ dataDir: dir });
+    await b.open();
+    expect(b.getRun('keep')?.status).toBe('running');
+  });
+
+  it('store (lowdb) - everything flushed before a SIGKILL is read back intact', async () => {
+    const dir = tmp();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/store-writer.ts', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let lastDurable = 0;
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        const m = [...d.toString().matchAll(/durable (\d+)/g)].pop();
+        if (m) lastDurable = Number(m[1]);
+        if (lastDurable >= 150) {
+          child.kill('SIGKILL');
+          resolve();
+        }
+      });
+    });
+    await new Promise((r) => child.once('exit', r));
+    const s = new LowdbStore({ dataDir: dir });
+    await s.open();
+    const ids = new Set(s.listRuns().map((r) => r.id));
+    for (let i = 1; i <= lastDurable; i++) expect(ids.has(`run-${String(i).padStart(6, '0')}`)).toBe(true);
+    expect((await s.readLogs('run-000150')).map((l) => l.text)).toEqual(['line 150\n']);
+  });
+
+  it('store (lowdb) - a corrupt state file is reported with the fix and left untouched', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'state.json'), '{"version":1,"agents":{');
+    const s = new LowdbStore({ dataDir: dir });
+    const err = await s.open().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).message).toMatch(/state\.json is not valid JSON .*Move it aside/);
+    expect(readFileSync(join(dir, 'state.json'), 'utf8')).toBe('{"version":1,"agents":{');
+  });
+
+  it('store (lowdb) - prunes the oldest finished runs past maxRuns', async () => {
+    const s = new LowdbStore({ dataDir: tmp(), maxRuns: 3 });
+    await s.open();
+    for (let i = 1; i <= 5; i++) s.putRun(run(`r${i}`, i));
+    s.putRun(run('live', 0, 'running'));
+    await s.flush();
+    expect(s.listRuns().map((r) => r.id).sort()).toEqual(['live', 'r4', 'r5']);
+  });
+});
