@@ -18,6 +18,8 @@ export interface AgentConfig {
   logLevel: string;
   /** Time between SIGTERM and SIGKILL for a cancelled or timed-out step. */
   graceMs: number;
+  /** Enrollment token presented in Hello; empty when the control plane needs none. */
+  token: string;
 }
 
 export class ConfigError extends Error {
@@ -32,6 +34,7 @@ interface Flags {
   stateDir?: string;
   logLevel?: string;
   graceMs?: number;
+  token?: string;
   config?: string;
 }
 
@@ -66,6 +69,7 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
   const stateDir = flags.stateDir ?? env.DROVER_STATE_DIR ?? file.stateDir ?? join('.drover', 'agent', name);
   const logLevel = flags.logLevel ?? env.DROVER_LOG_LEVEL ?? file.logLevel ?? 'info';
   const graceMs = Number(flags.graceMs ?? file.graceMs ?? 5000);
+  const token = flags.token ?? env.DROVER_TOKEN ?? file.token ?? '';
   if (!/^[^\s/]+:\d{1,5}$/.test(server)) {
     throw new ConfigError(`--server "${server}" is not host:port (for example 127.0.0.1:7400)`);
   }
@@ -76,5 +80,5 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
     throw new ConfigError(`--log-level "${logLevel}" is not one of fatal, error, warn, info, debug, trace, silent`);
   }
   if (!Number.isInteger(graceMs) || graceMs < 0) throw new ConfigError(`--grace-ms must be a whole number of milliseconds, got ${graceMs}`);
-  return { server, name, labels, stateDir, logLevel, graceMs };
+  return { server, name, labels, stateDir, logLevel, graceMs, token };
 }

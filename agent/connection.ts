@@ -21,6 +21,7 @@ const WELCOME_TIMEOUT_MS = 10_000;
 export interface ConnectionOptions {
   name: string;
   labels: Record<string, string>;
+  token: string;
   facts: Facts;
   link: AgentLink;
   outbox: Outbox;
@@ -71,6 +72,7 @@ export class Connection {
         lastAckedSeq: o.outbox.lastAcked,
         runningAttempts: o.runtime.runningAttempts(),
         bootId: this.bootId,
+        token: o.token,
       },
     });
     this.welcomeTimer = setTimeout(() => {

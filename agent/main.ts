@@ -28,6 +28,7 @@ async function runAgent(cfg: AgentConfig) {
   const conn = new Connection({
     name: cfg.name,
     labels: cfg.labels,
+    token: cfg.token,
     facts,
     link: new GrpcLink(cfg.server),
     outbox,
@@ -60,7 +61,8 @@ const program = new Command('drover agent')
   .option('--state-dir <dir>', 'where the agent keeps its state and step work dirs (env DROVER_STATE_DIR) (default: .drover/agent/<name>)')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env DROVER_LOG_LEVEL) (default: info)')
   .option('--grace-ms <ms>', 'time between SIGTERM and SIGKILL when a step is cancelled or times out (default: 5000)', (v) => Number(v))
-  .option('--config <file>', 'YAML file with server, name, labels (a mapping), stateDir, logLevel, graceMs; env and flags win')
+  .option('--token <token>', 'enrollment token, when the control plane requires one (env DROVER_TOKEN)')
+  .option('--config <file>', 'YAML file with server, name, labels (a mapping), stateDir, logLevel, graceMs, token; env and flags win')
   .version(VERSION, '--version', 'print the version and build commit')
   .addHelpText(
     'after',
@@ -78,4 +80,5 @@ const program = new Command('drover agent')
     }
   });
 
-await program.parseAsync(process.argv);
+// No top-level await: the single-binary build bundles this file as CommonJS.
+void program.parseAsync(process.argv);

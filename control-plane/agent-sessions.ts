@@ -4,6 +4,7 @@
  * applied once, in order, and acknowledged cumulatively only after the state
  * it changed is on disk. Heartbeats carry seq 0: not journaled, not acked.
  */
+import { timingSafeEqual } from 'node:crypto';
 import type { AgentMessageOut } from '../proto/index.js';
 import type { Fleet } from './fleet.js';
 import type { Logger } from './log.js';
@@ -12,6 +13,12 @@ import type { Store } from './store/store.js';
 import type { AgentConnection, AgentLinkHandler } from './transport/agent-link.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+function tokenMatches(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
 
 interface Session {
   name: string;
@@ -34,7 +41,7 @@ export class AgentSessions implements AgentLinkHandler {
     private readonly runs: Runs,
     private readonly store: Store,
     private readonly log: Logger,
-    private readonly heartbeatIntervalMs: number,
+    private readonly opts: { heartbeatIntervalMs: number; enrollToken: string },
   ) {}
 
   onMessage(conn: AgentConnection, msg: AgentMessageOut) {
@@ -78,9 +85,14 @@ export class AgentSessions implements AgentLinkHandler {
       conn.send({ reject: { code: 'BAD_NAME', message: `agent name "${hello.name}" is not valid: use letters, digits, ".", "-", "_" (max 63)` } });
       return conn.close();
     }
+    if (this.opts.enrollToken && !tokenMatches(hello.token, this.opts.enrollToken)) {
+      this.log.warn({ agent: hello.name, peer: conn.peer }, 'agent refused: wrong or missing enrollment token');
+      conn.send({ reject: { code: 'BAD_TOKEN', message: 'wrong or missing enrollment token: start the agent with --token (or DROVER_TOKEN) set to the server\'s --enroll-token' } });
+      return conn.close();
+    }
     const live = this.fleet.connect(conn, hello);
     this.sessions.set(conn, { name: hello.name, ackDue: 0, acking: false });
-    conn.send({ welcome: { agentId: hello.name, appliedSeq: live.record.appliedSeq, heartbeatIntervalMs: this.heartbeatIntervalMs } });
+    conn.send({ welcome: { agentId: hello.name, appliedSeq: live.record.appliedSeq, heartbeatIntervalMs: this.opts.heartbeatIntervalMs } });
     this.log.info({ agent: hello.name, peer: conn.peer, transport: conn.transport, appliedSeq: live.record.appliedSeq }, 'agent connected');
     this.runs.agentConnected(hello.name);
   }

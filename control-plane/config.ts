@@ -15,6 +15,8 @@ export interface ServerConfig {
   heartbeatIntervalMs: number;
   /** Finished runs kept with their logs. */
   maxRuns: number;
+  /** When set, agents must present this token in Hello. */
+  enrollToken: string;
 }
 
 export const DEFAULTS: ServerConfig = {
@@ -23,12 +25,14 @@ export const DEFAULTS: ServerConfig = {
   logLevel: 'info',
   heartbeatIntervalMs: 5000,
   maxRuns: 1000,
+  enrollToken: '',
 };
 
 const ENV: Record<string, keyof ServerConfig> = {
   DROVER_LISTEN: 'listen',
   DROVER_DATA_DIR: 'dataDir',
   DROVER_LOG_LEVEL: 'logLevel',
+  DROVER_ENROLL_TOKEN: 'enrollToken',
 };
 
 export class ConfigError extends Error {
@@ -55,6 +59,7 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
     logLevel: String(merged.logLevel),
     heartbeatIntervalMs: Number(merged.heartbeatIntervalMs),
     maxRuns: Number(merged.maxRuns),
+    enrollToken: String(merged.enrollToken ?? ''),
   };
   if (!/^[^:\s]+:\d{1,5}$/.test(cfg.listen) && !/^\[[0-9a-f:]+\]:\d{1,5}$/i.test(cfg.listen)) {
     throw new ConfigError(`--listen "${cfg.listen}" is not host:port (for example 127.0.0.1:7400 or 0.0.0.0:7400)`);

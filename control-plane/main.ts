@@ -21,7 +21,10 @@ async function serve(cfg: ServerConfig) {
   const now = () => Date.now();
   const fleet = new Fleet(store, now);
   const runs = new Runs(store, fleet, log.child({ component: 'runs' }), now);
-  const sessions = new AgentSessions(fleet, runs, store, log.child({ component: 'agents' }), cfg.heartbeatIntervalMs);
+  const sessions = new AgentSessions(fleet, runs, store, log.child({ component: 'agents' }), {
+    heartbeatIntervalMs: cfg.heartbeatIntervalMs,
+    enrollToken: cfg.enrollToken,
+  });
 
   const v1 = droverV1();
   const server = new grpc.Server({
@@ -65,6 +68,7 @@ const program = new Command('drover server')
   .option('--log-level <level>', `fatal|error|warn|info|debug|trace|silent (env DROVER_LOG_LEVEL) (default: ${DEFAULTS.logLevel})`)
   .option('--heartbeat-interval-ms <ms>', `how often agents report (default: ${DEFAULTS.heartbeatIntervalMs})`, (v) => Number(v))
   .option('--max-runs <n>', `finished runs kept with their logs (default: ${DEFAULTS.maxRuns})`, (v) => Number(v))
+  .option('--enroll-token <token>', 'require agents to present this token (env DROVER_ENROLL_TOKEN); empty: no token needed')
   .option('--config <file>', 'YAML file with any of the options above (camelCase keys); flags and env win')
   .addHelpText('after', '\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server')
   .action(async (opts: Record<string, unknown>) => {

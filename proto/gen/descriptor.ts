@@ -341,6 +341,10 @@ export const DESCRIPTOR = {
         "bootId": {
          "type": "string",
          "id": 7
+        },
+        "token": {
+         "type": "string",
+         "id": 8
         }
        }
       },

@@ -12,6 +12,7 @@ export interface Hello {
   'runningAttempts'?: (string)[];
   'finishedAttempts'?: (string)[];
   'bootId'?: (string);
+  'token'?: (string);
 }
 
 export interface Hello__Output {
@@ -22,4 +23,5 @@ export interface Hello__Output {
   'runningAttempts': (string)[];
   'finishedAttempts': (string)[];
   'bootId': (string);
+  'token': (string);
 }
