@@ -6,10 +6,13 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { NatsOptionsError, resolveNatsOptions, type NatsOptionInput, type NatsOptions } from '../proto/nats-options.js';
 
 export interface AgentConfig {
-  /** Control plane address host:port. */
+  /** Control plane address host:port for the gRPC link; empty when `nats` is set. */
   server: string;
+  /** When set, the agent links over NATS instead of gRPC (docs/nats.md). */
+  nats?: NatsOptions;
   /** Unique name in the fleet; defaults to the hostname. */
   name: string;
   labels: Record<string, string>;
@@ -20,6 +23,10 @@ export interface AgentConfig {
   graceMs: number;
   /** Enrollment token presented in Hello; empty when the control plane needs none. */
   token: string;
+  /** Directories file steps may write into; empty means <stateDir>/files. */
+  fileRoots: string[];
+  /** Disk bound of the journal; past it new log output is dropped (step events never are). */
+  journalMaxBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -27,7 +34,7 @@ export class ConfigError extends Error {
   readonly code = 'BAD_CONFIG';
 }
 
-interface Flags {
+interface Flags extends NatsOptionInput {
   server?: string;
   name?: string;
   label?: string[];
@@ -35,6 +42,8 @@ interface Flags {
   logLevel?: string;
   graceMs?: number;
   token?: string;
+  fileRoot?: string[];
+  journalMaxBytes?: number;
   config?: string;
 }
 
@@ -59,7 +68,27 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
       throw new ConfigError(`cannot read config file ${flags.config}: ${(err as Error).message}`);
     }
   }
-  const server = flags.server ?? env.DROVER_SERVER ?? file.server ?? '127.0.0.1:7400';
+  const givenServer = flags.server ?? env.DROVER_SERVER ?? file.server;
+  let nats: NatsOptions | undefined;
+  try {
+    nats = resolveNatsOptions(file as NatsOptionInput, flags, env);
+  } catch (err) {
+    if (err instanceof NatsOptionsError) throw new ConfigError(err.message);
+    throw err;
+  }
+  // The link is chosen where it is set with the highest precedence (flags < env < file);
+  // both at the same level is a mistake worth stopping for.
+  const levels: [unknown, unknown, string][] = [
+    [flags.server, flags.nats, 'on the command line'],
+    [env.DROVER_SERVER, env.DROVER_NATS, 'in the environment (DROVER_SERVER, DROVER_NATS)'],
+    [file.server, (file as NatsOptionInput).nats, `in ${flags.config}`],
+  ];
+  const chosen = levels.find(([srv, nt]) => srv || nt);
+  if (chosen?.[0] && chosen[1]) {
+    throw new ConfigError(`both --server and --nats are set ${chosen[2]}: an agent links over gRPC (--server) or NATS (--nats); drop one`);
+  }
+  if (chosen && !chosen[1]) nats = undefined;
+  const server = nats ? '' : (givenServer ?? '127.0.0.1:7400');
   const name = flags.name ?? env.DROVER_AGENT_NAME ?? file.name ?? hostname();
   const labels = {
     ...parseLabels(Object.entries(file.labels ?? {}).map(([k, v]) => `${k}=${v}`), 'label in config file'),
@@ -70,15 +99,23 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
   const logLevel = flags.logLevel ?? env.DROVER_LOG_LEVEL ?? file.logLevel ?? 'info';
   const graceMs = Number(flags.graceMs ?? file.graceMs ?? 5000);
   const token = flags.token ?? env.DROVER_TOKEN ?? file.token ?? '';
-  if (!/^[^\s/]+:\d{1,5}$/.test(server)) {
+  const fileRoots = flags.fileRoot ?? file.fileRoots ?? [];
+  const journalMaxBytes = Number(flags.journalMaxBytes ?? file.journalMaxBytes ?? 256 * 1024 * 1024);
+  if (!Number.isInteger(journalMaxBytes) || journalMaxBytes < 1024 * 1024) {
+    throw new ConfigError(`--journal-max-bytes must be a whole number of at least 1048576 (1 MiB), got ${flags.journalMaxBytes ?? file.journalMaxBytes}`);
+  }
+  if (!nats && !/^[^\s/]+:\d{1,5}$/.test(server)) {
     throw new ConfigError(`--server "${server}" is not host:port (for example 127.0.0.1:7400)`);
   }
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
     throw new ConfigError(`--name "${name}" is not valid: use letters, digits, ".", "-", "_" (at most 63), starting with a letter or digit`);
   }
+  if (nats && (name.endsWith('.') || name.includes('..'))) {
+    throw new ConfigError(`--name "${name}" cannot be used with --nats: a NATS subject token cannot be empty, so no "." at the end and no ".."`);
+  }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError(`--log-level "${logLevel}" is not one of fatal, error, warn, info, debug, trace, silent`);
   }
   if (!Number.isInteger(graceMs) || graceMs < 0) throw new ConfigError(`--grace-ms must be a whole number of milliseconds, got ${graceMs}`);
-  return { server, name, labels, stateDir, logLevel, graceMs, token };
+  return { server, name, labels, stateDir, logLevel, graceMs, token, fileRoots, journalMaxBytes, ...(nats ? { nats } : {}) };
 }

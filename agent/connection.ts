@@ -8,13 +8,17 @@ import { randomUUID } from 'node:crypto';
 import type { Facts, ServerMessageOut } from '../proto/index.js';
 import type { AgentLink, LinkSession } from './link/link.js';
 import type { Logger } from './log.js';
-import type { Outbox } from './outbox.js';
+import type { Journal } from './journal.js';
 import type { Runtime } from './runtime.js';
 import type { Usage } from './telemetry.js';
 
-/** First reconnect delay ceiling; doubles per failure up to RECONNECT_MAX_MS. */
-const RECONNECT_BASE_MS = 250;
-const RECONNECT_MAX_MS = 30_000;
+/**
+ * Reconnect delays are drawn uniformly from [0, ceiling] ("full jitter"); the
+ * ceiling starts at RECONNECT_BASE_MS and doubles per failed attempt up to
+ * RECONNECT_MAX_MS, so a fleet that lost its control plane returns spread out.
+ */
+const RECONNECT_BASE_MS = 100;
+const RECONNECT_MAX_MS = 5_000;
 /** A link must answer Hello within this or it is dropped and retried. */
 const WELCOME_TIMEOUT_MS = 10_000;
 
@@ -22,9 +26,10 @@ export interface ConnectionOptions {
   name: string;
   labels: Record<string, string>;
   token: string;
+  instanceId: string;
   facts: Facts;
   link: AgentLink;
-  outbox: Outbox;
+  journal: Journal;
   runtime: Runtime;
   usage: Usage;
   log: Logger;
@@ -69,10 +74,11 @@ export class Connection {
         name: o.name,
         labels: o.labels,
         facts: o.facts,
-        lastAckedSeq: o.outbox.lastAcked,
+        lastAckedSeq: o.journal.lastAcked,
         runningAttempts: o.runtime.runningAttempts(),
         bootId: this.bootId,
         token: o.token,
+        instanceId: o.instanceId,
       },
     });
     this.welcomeTimer = setTimeout(() => {
@@ -88,21 +94,23 @@ export class Connection {
         clearTimeout(this.welcomeTimer);
         this.failures = 0;
         this.connected = true;
-        o.log.info({ server: o.link.address, appliedSeq: m.welcome!.appliedSeq, resending: o.outbox.unacked }, 'connected');
-        o.outbox.attach((msg) => session.send(msg), m.welcome!.appliedSeq);
+        o.log.info({ server: o.link.address, appliedSeq: m.welcome!.appliedSeq, resending: o.journal.unacked }, 'connected');
+        o.journal.attach((msg) => session.send(msg), m.welcome!.appliedSeq);
         const every = m.welcome!.heartbeatIntervalMs || 5000;
         void this.beat(session);
         this.heartbeatTimer = setInterval(() => void this.beat(session), every);
         return;
       }
       case 'ack':
-        return o.outbox.ack(m.ack!.seq);
+        return o.journal.ack(m.ack!.seq);
       case 'assign':
         return o.runtime.assign(m.assign!);
       case 'release':
         return o.runtime.release(m.release!);
       case 'cancel':
         return o.runtime.cancel(m.cancel!);
+      case 'drain':
+        return o.log.info({ draining: m.drain!.enabled }, m.drain!.enabled ? 'draining: no new work will be placed here; running steps finish' : 'drain ended');
       case 'reject':
         o.log.error({ code: m.reject!.code }, m.reject!.message);
         this.stop();
@@ -130,7 +138,7 @@ export class Connection {
     const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(this.failures, 16));
     const delay = Math.round(Math.random() * ceiling);
     const log = wasConnected || this.failures === 1 ? this.o.log.warn.bind(this.o.log) : this.o.log.debug.bind(this.o.log);
-    log({ server: this.o.link.address, reason, retryInMs: delay, buffered: this.o.outbox.unacked }, 'link down; will reconnect');
+    log({ server: this.o.link.address, reason, retryInMs: delay, buffered: this.o.journal.unacked }, 'link down; will reconnect');
     this.retryTimer = setTimeout(() => this.open(), delay);
   }
 
@@ -138,7 +146,7 @@ export class Connection {
     this.connected = false;
     clearTimeout(this.welcomeTimer);
     clearInterval(this.heartbeatTimer);
-    this.o.outbox.detach();
+    this.o.journal.detach();
     this.session = undefined;
   }
 }

@@ -1,46 +1,107 @@
 #!/usr/bin/env node
 /** `drover agent` / `drover-agent`: dials the control plane and runs steps. Builds the link and wires the parts. */
-import { mkdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect as natsConnect } from '@nats-io/transport-node';
 import { Command } from 'commander';
+import { natsConnectHint, natsConnectionOptions } from '../proto/nats-options.js';
 import { ConfigError, resolveConfig, type AgentConfig } from './config.js';
 import { Connection } from './connection.js';
 import { GrpcLink } from './link/grpc-link.js';
-import { createLogger } from './log.js';
-import { Outbox } from './outbox.js';
+import type { AgentLink } from './link/link.js';
+import { NatsLink } from './link/nats-link.js';
+import { createLogger, type Logger } from './log.js';
+import { Journal } from './journal.js';
+import { Ledger } from './ledger.js';
 import { Runtime } from './runtime.js';
 import { collectFacts, Usage } from './telemetry.js';
-import { VERSION } from './version.js';
+import { PROGRAM, VERSION } from './version.js';
+
+/**
+ * gRPC (--server) or NATS (--nats). A NATS server that is not up yet is
+ * waited for (and reconnected to forever); refused credentials end the agent.
+ */
+async function buildLink(cfg: AgentConfig, log: Logger): Promise<AgentLink> {
+  if (!cfg.nats) return new GrpcLink(cfg.server);
+  log.info({ nats: cfg.nats.servers }, 'connecting to NATS');
+  let nc;
+  try {
+    nc = await natsConnect({ ...natsConnectionOptions(cfg.nats, `drover-agent ${cfg.name}`), waitOnFirstConnect: true });
+  } catch (err) {
+    const e = err as Error;
+    throw new ConfigError(`cannot connect to NATS at ${cfg.nats.servers.join(', ')}: ${e.message}; ${natsConnectHint(e)}`);
+  }
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') log.warn({ server: s.server }, 'NATS connection lost; reconnecting');
+      else if (s.type === 'reconnect') log.info({ server: s.server }, 'NATS connection back');
+      else if (s.type === 'error') log.error({ err: s.error }, 'NATS error');
+    }
+  })();
+  // nats.js gives up only when the server keeps refusing the credentials: retrying cannot help.
+  void nc.closed().then((err) => {
+    const why = err ? err.message : 'closed';
+    log.fatal({ err }, 'NATS connection closed for good');
+    process.stderr.write(`error: the NATS connection closed for good (${why}); ${natsConnectHint(err || new Error(why))}\n`);
+    process.exit(1);
+  });
+  return new NatsLink(nc, cfg.name, log);
+}
+
+/** This state dir's identity: made once, kept for its life (see Hello.instance_id). */
+function instanceId(stateDir: string): string {
+  const file = join(stateDir, 'instance-id');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    const id = randomUUID();
+    writeFileSync(file, `${id}\n`, { mode: 0o600 });
+    return id;
+  }
+}
 
 async function runAgent(cfg: AgentConfig) {
   const log = createLogger(cfg.logLevel, cfg.name);
   mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
-  const outbox = new Outbox();
+  const journal = new Journal(join(cfg.stateDir, 'journal'), cfg.journalMaxBytes);
+  const recovered = journal.open();
+  if (recovered.discardedBytes) {
+    log.warn({ ...recovered }, 'the journal had a torn or corrupt tail (the agent was killed mid-write or the disk was damaged); the intact records were kept and the rest discarded');
+  }
+  const ledger = new Ledger(join(cfg.stateDir, 'ledger.ndjson'));
+  const lost = ledger.open();
+  const facts = await collectFacts(VERSION);
   const runtime = new Runtime({
+    ledger,
     agentName: cfg.name,
     labels: cfg.labels,
     workDir: join(cfg.stateDir, 'work'),
+    fileRoots: cfg.fileRoots.length ? cfg.fileRoots : [join(cfg.stateDir, 'files')],
+    facts: { ...facts },
     graceMs: cfg.graceMs,
-    emit: (body) => outbox.push(body),
+    emit: (body) => journal.push(body),
     log: log.child({ component: 'runtime' }),
   });
-  const facts = await collectFacts(VERSION);
+  runtime.recoverLost(lost);
+  const link = await buildLink(cfg, log.child({ component: 'nats' }));
   const conn = new Connection({
     name: cfg.name,
     labels: cfg.labels,
     token: cfg.token,
+    instanceId: instanceId(cfg.stateDir),
     facts,
-    link: new GrpcLink(cfg.server),
-    outbox,
+    link,
+    journal,
     runtime,
-    usage: new Usage(cfg.stateDir),
+    usage: new Usage(cfg.stateDir, journal),
     log: log.child({ component: 'link' }),
     onReject: (code, message) => {
       process.stderr.write(`error: the control plane refused this agent (${code}): ${message}\n`);
       process.exit(1);
     },
   });
-  log.info({ server: cfg.server, labels: cfg.labels, stateDir: cfg.stateDir, version: VERSION }, 'agent starting');
+  log.info({ server: link.address, labels: cfg.labels, stateDir: cfg.stateDir, version: VERSION }, 'agent starting');
   conn.start();
   const stop = (signal: string) => {
     log.info({ signal, running: runtime.running }, 'agent stopping');
@@ -53,7 +114,7 @@ async function runAgent(cfg: AgentConfig) {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-const program = new Command('drover agent')
+const program = new Command(PROGRAM)
   .description('Run a Drover agent: dial out to the control plane, report this host, and run the steps it is given.')
   .option('--server <host:port>', 'control plane address (env DROVER_SERVER) (default: 127.0.0.1:7400)')
   .option('--name <name>', 'unique agent name in the fleet (env DROVER_AGENT_NAME) (default: the hostname)')
@@ -61,12 +122,23 @@ const program = new Command('drover agent')
   .option('--state-dir <dir>', 'where the agent keeps its state and step work dirs (env DROVER_STATE_DIR) (default: .drover/agent/<name>)')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env DROVER_LOG_LEVEL) (default: info)')
   .option('--grace-ms <ms>', 'time between SIGTERM and SIGKILL when a step is cancelled or times out (default: 5000)', (v) => Number(v))
+  .option('--journal-max-bytes <n>', 'disk bound of the journal of unacknowledged messages; past it new log output is dropped and counted (default: 268435456)', (v) => Number(v))
+  .option('--file-root <dir>', 'a directory file steps may write into; repeat for more (default: <state-dir>/files)', collect)
   .option('--token <token>', 'enrollment token, when the control plane requires one (env DROVER_TOKEN)')
-  .option('--config <file>', 'YAML file with server, name, labels (a mapping), stateDir, logLevel, graceMs, token; env and flags win')
+  .option('--nats <url>', 'link over NATS instead of gRPC: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md')
+  .option('--nats-user <user>', 'NATS user, with --nats-pass (env DROVER_NATS_USER)')
+  .option('--nats-pass <password>', 'NATS password (env DROVER_NATS_PASS)')
+  .option('--nats-token <token>', 'NATS authentication token (env DROVER_NATS_TOKEN)')
+  .option('--nats-creds <file>', 'NATS credentials file: user JWT and nkey seed (env DROVER_NATS_CREDS)')
+  .option('--nats-nkey-seed <file>', 'file holding a NATS nkey user seed (env DROVER_NATS_NKEY_SEED)')
+  .option('--nats-tls-ca <file>', 'PEM CA that signed the NATS server certificate (env DROVER_NATS_TLS_CA)')
+  .option('--nats-tls-cert <file>', 'PEM client certificate for NATS, with --nats-tls-key (env DROVER_NATS_TLS_CERT)')
+  .option('--nats-tls-key <file>', 'PEM private key of --nats-tls-cert (env DROVER_NATS_TLS_KEY)')
+  .option('--config <file>', 'YAML file with server, name, labels (a mapping), stateDir, logLevel, graceMs, token, nats, natsUser, ... (camelCase of the flags); env and flags win')
   .version(VERSION, '--version', 'print the version and build commit')
   .addHelpText(
     'after',
-    '\nExamples:\n  drover agent --server 10.0.0.5:7400 --name web-1 --label role=web --label site=ams\n  DROVER_SERVER=cp.example:7400 DROVER_LABELS=role=db drover agent',
+    `\nExamples:\n  ${PROGRAM} --server 10.0.0.5:7400 --name web-1 --label role=web --label site=ams\n  DROVER_SERVER=cp.example:7400 DROVER_LABELS=role=db ${PROGRAM}\n  ${PROGRAM} --config /etc/drover/agent.yaml`,
   )
   .action(async (opts: Record<string, unknown>) => {
     try {

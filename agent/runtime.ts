@@ -2,20 +2,22 @@
  * Executes this agent's slices of plans. A step starts as soon as its needs
  * are met: needs on this agent are met locally (no round trip), needs on other
  * agents by a Release from the control plane. Keeps running while the link is
- * down; everything produced goes through the outbox.
+ * down; everything produced goes through the journal.
  *
  * A step's life: waiting -> running (attempt 1..n, with retry backoff) -> done.
  * Every attempt id is recorded in the ledger and never started twice.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AssignOut, CancelOut, PlanStepOut, ReleaseOut, StepEvent, StepPhase } from '../proto/index.js';
+import { runFile, runHttp, runSleep } from './executor/builtin.js';
 import { LineSplitter } from './executor/lines.js';
 import { readOutputs } from './executor/outputs.js';
 import { ProcStats } from './executor/proc-stats.js';
 import { runShell, type RunningShell, type ShellResult } from './executor/shell.js';
 import type { Logger } from './log.js';
-import type { Body } from './outbox.js';
+import type { Body } from './journal.js';
+import { killOrphan, type Ledger } from './ledger.js';
 import { evaluateCondition, renderTemplate, type ExprContext } from './template.js';
 
 type DoneStatus = 'succeeded' | 'failed' | 'skipped' | 'cancelled';
@@ -34,12 +36,15 @@ interface LocalStep {
   result?: Dep;
   shell?: RunningShell;
   retryTimer?: NodeJS.Timeout;
+  /** Set when this one step was cancelled (a whole-run cancel uses the slice's reason). */
+  cancelReason?: string;
 }
 
 interface Slice {
   runId: string;
   workflow: string;
-  params: Record<string, string>;
+  /** Typed params as CEL values (whole numbers as BigInt ints). */
+  params: Record<string, unknown>;
   startedMs: number;
   steps: Map<string, LocalStep>;
   remote: Map<string, Dep>;
@@ -51,11 +56,19 @@ export interface RuntimeOptions {
   agentName: string;
   labels: Record<string, string>;
   workDir: string;
+  /** Where file steps may write. */
+  fileRoots: string[];
+  /** Attempts started and ended, kept on disk across restarts. */
+  ledger: Ledger;
+  /** Host facts, visible to expressions as agent.facts. */
+  facts: Record<string, unknown>;
   /** Time between SIGTERM and SIGKILL when a step is cancelled or times out. */
   graceMs: number;
   emit(body: Body): void;
   log: Logger;
 }
+
+const LOST_MESSAGE = 'lost: the agent stopped while this attempt ran';
 
 /** Finished slices remembered (so a late duplicate Assign is ignored). */
 const MAX_FINISHED_SLICES = 1000;
@@ -77,7 +90,6 @@ const PHASE: Record<DoneStatus, StepPhase> = {
 export class Runtime {
   private slices = new Map<string, Slice>();
   private finished: string[] = [];
-  private ledger = new Set<string>();
   private stats = new ProcStats();
   private runningCount = 0;
 
@@ -104,7 +116,7 @@ export class Runtime {
       slice = {
         runId: a.runId,
         workflow: a.workflow,
-        params: { ...a.params },
+        params: celValue(a.paramsJson ? JSON.parse(a.paramsJson) : { ...a.params }) as Record<string, unknown>,
         startedMs: a.runStartedMs,
         steps: new Map(),
         remote: new Map(),
@@ -129,20 +141,44 @@ export class Runtime {
 
   cancel(c: CancelOut) {
     const slice = this.slices.get(c.runId);
-    if (!slice || slice.cancelled) return;
+    if (!slice) return;
+    if (c.stepId) {
+      // One step only: the control plane moved it elsewhere (its agent was lost).
+      const step = slice.steps.get(c.stepId);
+      if (step && step.state !== 'done') this.stopStep(slice, step, c.reason || 'cancelled');
+      return;
+    }
+    if (slice.cancelled) return;
     slice.cancelled = true;
     slice.cancelReason = c.reason || 'cancelled';
     this.opts.log.info({ run: slice.runId, reason: slice.cancelReason }, 'cancelling run');
-    for (const step of slice.steps.values()) {
-      if (step.state !== 'running') continue;
-      if (step.retryTimer) {
-        clearTimeout(step.retryTimer);
-        this.finish(slice, step, 'cancelled', { message: slice.cancelReason });
-      } else {
-        step.shell?.cancel();
-      }
-    }
+    for (const step of slice.steps.values()) if (step.state === 'running') this.stopStep(slice, step, slice.cancelReason);
     this.pump(slice);
+  }
+
+  private stopStep(slice: Slice, step: LocalStep, reason: string) {
+    step.cancelReason = reason;
+    if (step.shell) return step.shell.cancel();
+    clearTimeout(step.retryTimer);
+    this.finish(slice, step, 'cancelled', { message: reason });
+  }
+
+  /**
+   * After a restart: attempts that were running when the agent died are
+   * reported lost (their orphaned process groups are killed first, so they
+   * cannot finish behind our back). The retry policy applies when the
+   * control plane sends the step again.
+   */
+  recoverLost(entries: ReturnType<Ledger['open']>) {
+    for (const e of entries) {
+      const [runId, stepId, attempt] = e.attemptId.split('/');
+      if (e.pid) killOrphan(e.pid, e.startTime ?? '');
+      this.opts.ledger.ended(e.attemptId, 'lost', {});
+      this.opts.log.warn({ attemptId: e.attemptId }, 'attempt was running when the agent stopped; reporting it lost');
+      this.opts.emit({
+        stepEvent: { runId, stepId, attemptId: e.attemptId, attempt: Number(attempt), phase: 'STEP_PHASE_LOST', message: LOST_MESSAGE, endedAtMs: Date.now() },
+      });
+    }
   }
 
   private applyRelease(slice: Slice, r: ReleaseOut) {
@@ -174,7 +210,7 @@ export class Runtime {
       if (plan.when) {
         let go: boolean;
         try {
-          go = evaluateCondition(plan.when, this.context(slice));
+          go = evaluateCondition(plan.when, this.context(slice, plan));
         } catch (err) {
           this.finish(slice, step, 'failed', { message: `cannot evaluate when: ${(err as Error).message}` });
           continue;
@@ -186,12 +222,12 @@ export class Runtime {
       }
       step.state = 'running';
       this.runningCount++;
-      this.startAttempt(slice, step, 1);
+      this.resumeOrStart(slice, step);
     }
     this.maybeForget(slice);
   }
 
-  private context(slice: Slice): ExprContext {
+  private context(slice: Slice, plan?: PlanStepOut): ExprContext {
     const steps: ExprContext['steps'] = {};
     for (const [id, d] of slice.remote) steps[id] = { status: d.status, outputs: d.outputs };
     for (const [id, s] of slice.steps) if (s.result) steps[id] = { status: s.result.status, outputs: s.result.outputs };
@@ -199,7 +235,8 @@ export class Runtime {
       params: slice.params,
       steps,
       run: { id: slice.runId, workflow: slice.workflow, started: new Date(slice.startedMs).toISOString() },
-      agent: { name: this.opts.agentName, labels: this.opts.labels },
+      agent: { name: this.opts.agentName, labels: this.opts.labels, facts: this.opts.facts },
+      ...(plan?.itemJson ? { item: celValue(JSON.parse(plan.itemJson)) } : {}),
     };
   }
 
@@ -207,14 +244,31 @@ export class Runtime {
     return `${slice.runId}/${stepId}/${attempt}/${this.opts.agentName}`;
   }
 
+  /**
+   * Starts attempt 1, unless the ledger shows this step ran before a restart:
+   * an ended attempt's result is reported again (the control plane ignores a
+   * repeat), a lost one goes through the retry policy.
+   */
+  private resumeOrStart(slice: Slice, step: LocalStep) {
+    let last = 0;
+    while (this.opts.ledger.has(this.attemptId(slice, step.plan.id, last + 1))) last++;
+    if (last === 0) return this.startAttempt(slice, step, 1);
+    step.attempt = last;
+    const entry = this.opts.ledger.get(this.attemptId(slice, step.plan.id, last))!;
+    if (entry.ended && entry.ended !== 'lost') {
+      return this.finish(slice, step, entry.ended, { outputs: entry.outputs, message: 'result recovered from the agent ledger after a restart' }, false);
+    }
+    this.retryOrFail(slice, step, this.attemptId(slice, step.plan.id, last), {}, 0, LOST_MESSAGE);
+  }
+
   private startAttempt(slice: Slice, step: LocalStep, attempt: number) {
     const { plan } = step;
     const attemptId = this.attemptId(slice, plan.id, attempt);
-    if (this.ledger.has(attemptId)) {
+    if (this.opts.ledger.has(attemptId)) {
       this.opts.log.warn({ attemptId }, 'attempt already started once; not starting it again');
       return;
     }
-    this.ledger.add(attemptId);
+    this.opts.ledger.started(attemptId);
     step.attempt = attempt;
     step.retryTimer = undefined;
 
@@ -234,18 +288,15 @@ export class Runtime {
     const splitter = (stream: 'LOG_STREAM_STDOUT' | 'LOG_STREAM_STDERR') =>
       new LineSplitter((data) => this.opts.emit({ log: { runId: slice.runId, stepId: plan.id, attemptId, stream, data, atMs: Date.now() } }));
     const lines = { stdout: splitter('LOG_STREAM_STDOUT'), stderr: splitter('LOG_STREAM_STDERR') };
-    const shell = runShell(
-      {
-        argv: ['/bin/sh', '-c', plan.run],
-        env,
-        cwd: runDir,
-        timeoutMs: plan.timeoutMs,
-        graceMs: this.opts.graceMs,
-        onOutput: (stream, data) => lines[stream].push(data),
-      },
-      this.stats,
-    );
+    let shell: RunningShell;
+    try {
+      shell = this.execute(slice, plan, env, runDir, attempt, (stream, data) => lines[stream].push(data));
+    } catch (err) {
+      this.finish(slice, step, 'failed', { startedAtMs, endedAtMs: Date.now(), message: (err as Error).message });
+      return;
+    }
     step.shell = shell;
+    if (shell.pid) this.opts.ledger.spawned(attemptId, shell.pid);
     void shell.result.then((res) => {
       lines.stdout.flush();
       lines.stderr.flush();
@@ -253,8 +304,47 @@ export class Runtime {
     });
   }
 
+  /** Starts one attempt of a step by its kind; templates in data fields are resolved here. */
+  private execute(
+    slice: Slice,
+    plan: PlanStepOut,
+    env: Record<string, string>,
+    cwd: string,
+    attempt: number,
+    onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void,
+  ): RunningShell {
+    const shell = (argv: string[]) => runShell({ argv, env, cwd, timeoutMs: plan.timeoutMs, graceMs: this.opts.graceMs, onOutput }, this.stats);
+    const ctx = this.context(slice, plan);
+    const render = (text: string) => renderTemplate(text, ctx);
+    const builtinCtx = { timeoutMs: plan.timeoutMs, log: (stream: 'stdout' | 'stderr', text: string) => onOutput(stream, Buffer.from(text)) };
+    switch (plan.kind || 'run') {
+      case 'run':
+        return shell(['/bin/sh', '-c', plan.run]);
+      case 'command':
+        return shell(plan.command.map(render));
+      case 'script': {
+        const file = join(cwd, `.script-${plan.id}-${attempt}`);
+        writeFileSync(file, plan.script!.body, { mode: 0o700 });
+        return shell([...plan.script!.interpreter.trim().split(/\s+/), file]);
+      }
+      case 'sleep':
+        return runSleep(plan.sleepMs, builtinCtx);
+      case 'http': {
+        const h = plan.http!;
+        const headers = Object.fromEntries(Object.entries(h.headers).map(([k, v]) => [k, render(v)]));
+        return runHttp({ method: h.method, url: render(h.url), headers, body: render(h.body), expectStatus: h.expectStatus }, builtinCtx);
+      }
+      case 'file': {
+        const f = plan.file!;
+        return runFile({ path: render(f.path), content: render(f.content), mode: f.mode, owner: f.owner }, this.opts.fileRoots, builtinCtx);
+      }
+      default:
+        throw new Error(`this agent cannot run steps of kind "${plan.kind}"; upgrade the agent`);
+    }
+  }
+
   private stepEnv(slice: Slice, plan: PlanStepOut, attemptId: string, outputFile: string): Record<string, string> {
-    const ctx = this.context(slice);
+    const ctx = this.context(slice, plan);
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('DROVER_')) env[k] = v;
     for (const [k, v] of Object.entries(plan.env)) env[k] = renderTemplate(v, ctx);
@@ -275,7 +365,7 @@ export class Runtime {
     let outputs: Record<string, string> = {};
     let outputError = '';
     try {
-      outputs = readOutputs(outputFile);
+      outputs = { ...res.outputs, ...readOutputs(outputFile) };
     } catch (err) {
       outputError = (err as Error).message;
     }
@@ -288,33 +378,43 @@ export class Runtime {
       peakRssBytes: res.peakRssBytes,
       outputs,
     };
-    if (res.cancelled) return this.finish(slice, step, 'cancelled', { ...fields, message: slice.cancelReason || 'cancelled' });
+    if (res.cancelled) return this.finish(slice, step, 'cancelled', { ...fields, message: step.cancelReason || slice.cancelReason || 'cancelled' });
     const message = res.spawnError
-      ? `could not start /bin/sh: ${res.spawnError}`
+      ? res.spawnError
       : res.timedOut
         ? `timed out after ${plan.timeoutMs / 1000}s; the step's process group was killed`
         : outputError || (res.exitCode !== 0 ? `exited with code ${res.exitCode}${res.signal ? ` (${res.signal})` : ''}` : '');
     if (!message) return this.finish(slice, step, 'succeeded', fields);
+    this.retryOrFail(slice, step, attemptId, fields, res.exitCode, message);
+  }
 
-    const retry = plan.retry;
+  /** After a failed or lost attempt: the next attempt after the backoff, or the step fails. */
+  private retryOrFail(slice: Slice, step: LocalStep, attemptId: string, fields: Partial<StepEvent>, exitCode: number, message: string) {
+    const retry = step.plan.retry;
     const retryable =
-      retry && step.attempt < retry.attempts && !slice.cancelled && (retry.retryOn.length === 0 || retry.retryOn.includes(res.exitCode));
+      retry && step.attempt < retry.attempts && !slice.cancelled && (retry.retryOn.length === 0 || retry.retryOn.includes(exitCode) || message === LOST_MESSAGE);
     if (!retryable) return this.finish(slice, step, 'failed', { ...fields, message });
+    this.opts.ledger.ended(attemptId, 'failed', {});
     const delay = backoffDelay(retry, step.attempt);
-    this.event(slice, plan.id, attemptId, step.attempt, 'STEP_PHASE_RETRYING', {
+    this.event(slice, step.plan.id, attemptId, step.attempt, 'STEP_PHASE_RETRYING', {
       ...fields,
       message: `attempt ${step.attempt} of ${retry.attempts} ${message}; retrying in ${(delay / 1000).toFixed(1)}s`,
     });
     step.retryTimer = setTimeout(() => this.startAttempt(slice, step, step.attempt + 1), delay);
   }
 
-  private finish(slice: Slice, step: LocalStep, status: DoneStatus, fields: Partial<StepEvent>) {
+  private finish(slice: Slice, step: LocalStep, status: DoneStatus, fields: Partial<StepEvent>, record = true) {
     if (step.state === 'running') this.runningCount--;
     step.state = 'done';
     const tolerated = status === 'failed' && step.plan.continueOnError;
-    step.result = { status, outputs: { ...(fields.outputs as Record<string, string> | undefined) }, tolerated };
+    const outputs = { ...(fields.outputs as Record<string, string> | undefined) };
+    step.result = { status, outputs, tolerated };
     const attempt = step.attempt;
-    this.event(slice, step.plan.id, attempt ? this.attemptId(slice, step.plan.id, attempt) : '', attempt, PHASE[status], fields);
+    const attemptId = attempt ? this.attemptId(slice, step.plan.id, attempt) : '';
+    // The ledger first: if the agent dies before the event is journaled, the
+    // result is reported again after the restart instead of being re-run.
+    if (attemptId && record) this.opts.ledger.ended(attemptId, status, outputs);
+    this.event(slice, step.plan.id, attemptId, attempt, PHASE[status], fields);
     this.opts.log.info({ run: slice.runId, step: step.plan.id, status, attempt }, 'step finished');
     this.pump(slice);
   }
@@ -329,6 +429,14 @@ export class Runtime {
     this.finished.push(slice.runId);
     while (this.finished.length > MAX_FINISHED_SLICES) this.slices.delete(this.finished.shift()!);
   }
+}
+
+/** JSON values as CEL sees them: whole numbers become ints (BigInt), like the compiler's type check. */
+export function celValue(v: unknown): unknown {
+  if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
+  if (Array.isArray(v)) return v.map(celValue);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, celValue(x)]));
+  return v;
 }
 
 /** Delay before attempt n+1: fixed or exponential from `initialMs`, capped at `maxMs`, plus jitter. */

@@ -7,6 +7,7 @@ import { statfs } from 'node:fs/promises';
 import { hostname, loadavg } from 'node:os';
 import si from 'systeminformation';
 import type { Facts, Heartbeat } from '../proto/index.js';
+import type { Journal } from './journal.js';
 
 export async function collectFacts(version: string): Promise<Facts> {
   const [os, cpu, mem, disks, nics] = await Promise.all([
@@ -32,7 +33,10 @@ export async function collectFacts(version: string): Promise<Facts> {
 }
 
 export class Usage {
-  constructor(private readonly diskPath: string) {}
+  constructor(
+    private readonly diskPath: string,
+    private readonly journal: Pick<Journal, 'bytesOnDisk' | 'unacked' | 'droppedLogBytes'>,
+  ) {}
 
   async sample(runningSteps: number): Promise<Heartbeat> {
     const [load, mem, fs, net] = await Promise.all([
@@ -54,6 +58,9 @@ export class Usage {
       netRxBytesPerSec: sum('rx_sec'),
       netTxBytesPerSec: sum('tx_sec'),
       runningSteps,
+      journalBytes: this.journal.bytesOnDisk,
+      journalUnacked: this.journal.unacked,
+      journalDroppedLogBytes: this.journal.droppedLogBytes,
     };
   }
 }

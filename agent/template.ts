@@ -9,7 +9,8 @@ export interface ExprContext {
   params: Record<string, unknown>;
   steps: Record<string, { status: string; outputs: Record<string, string> }>;
   run: { id: string; workflow: string; started: string };
-  agent: { name: string; labels: Record<string, string> };
+  agent: { name: string; labels: Record<string, string>; facts: Record<string, unknown> };
+  item?: unknown;
 }
 
 const TEMPLATE = /\$\{\{([\s\S]*?)\}\}/g;

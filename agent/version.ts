@@ -16,3 +16,6 @@ function fromPackage(): string {
 }
 
 export const VERSION = typeof DROVER_BUILD !== 'undefined' ? `${DROVER_BUILD.version} (${DROVER_BUILD.commit})` : fromPackage();
+
+/** How the agent is invoked: the single binary is `drover-agent`, the package's CLI runs it as `drover agent`. */
+export const PROGRAM = typeof DROVER_BUILD !== 'undefined' ? 'drover-agent' : 'drover agent';

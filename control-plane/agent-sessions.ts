@@ -94,7 +94,7 @@ export class AgentSessions implements AgentLinkHandler {
     this.sessions.set(conn, { name: hello.name, ackDue: 0, acking: false });
     conn.send({ welcome: { agentId: hello.name, appliedSeq: live.record.appliedSeq, heartbeatIntervalMs: this.opts.heartbeatIntervalMs } });
     this.log.info({ agent: hello.name, peer: conn.peer, transport: conn.transport, appliedSeq: live.record.appliedSeq }, 'agent connected');
-    this.runs.agentConnected(hello.name);
+    this.runs.agentConnected(hello.name, hello.runningAttempts);
   }
 
   /** Acks after the next durable flush; acks requested meanwhile coalesce into one. */

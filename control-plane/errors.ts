@@ -18,6 +18,8 @@ export type ApiErrorCode =
   | 'RUN_NOT_FOUND'
   | 'AGENT_NOT_FOUND'
   | 'RUN_FINISHED'
+  | 'RUN_SKIPPED'
+  | 'WORKFLOW_NOT_FOUND'
   | 'INTERNAL';
 
 export class ApiError extends Error {

@@ -56,13 +56,16 @@ export class Fleet {
     const now = this.now();
     const existing = this.agents.get(hello.name);
     if (existing?.conn && existing.conn !== conn) existing.conn.close('replaced by a newer connection');
+    // A new state dir means a new journal whose numbering starts at 1 again.
+    const sameInstance = !existing?.record.instanceId || existing.record.instanceId === hello.instanceId;
     const record: AgentRecord = {
       name: hello.name,
       labels: { ...hello.labels },
       facts: toFacts(hello),
       firstSeenMs: existing?.record.firstSeenMs ?? now,
       lastSeenMs: now,
-      appliedSeq: existing?.record.appliedSeq ?? 0,
+      appliedSeq: sameInstance ? (existing?.record.appliedSeq ?? 0) : 0,
+      instanceId: hello.instanceId,
       draining: existing?.record.draining ?? false,
     };
     const live: LiveAgent = { record, state: 'connected', conn, heartbeat: existing?.heartbeat, connectedSinceMs: now };
@@ -89,6 +92,42 @@ export class Fleet {
     live.heartbeat = hb;
     live.record.lastSeenMs = this.now();
     this.changes.publish(live);
+  }
+
+  /**
+   * Liveness: a connected agent silent for `disconnectAfterMs` has its link
+   * closed; a disconnected one silent for `lostAfterMs` becomes lost. Returns
+   * the names of agents that became lost.
+   */
+  sweep(disconnectAfterMs: number, lostAfterMs: number): string[] {
+    const now = this.now();
+    const lost: string[] = [];
+    for (const live of this.agents.values()) {
+      const silent = now - live.record.lastSeenMs;
+      if (live.state === 'connected' && silent > disconnectAfterMs) {
+        live.conn?.close('no heartbeat');
+        live.conn = undefined;
+        live.state = 'disconnected';
+        this.store.putAgent(live.record);
+        this.changes.publish(live);
+      }
+      if (live.state === 'disconnected' && silent > lostAfterMs) {
+        live.state = 'lost';
+        lost.push(live.record.name);
+        this.changes.publish(live);
+      }
+    }
+    return lost;
+  }
+
+  setDraining(name: string, draining: boolean): LiveAgent | undefined {
+    const live = this.agents.get(name);
+    if (!live) return undefined;
+    live.record.draining = draining;
+    this.store.putAgent(live.record);
+    live.conn?.send({ drain: { enabled: draining } });
+    this.changes.publish(live);
+    return live;
   }
 
   /** Sends to a connected agent; false when it is not connected. */

@@ -1,26 +1,67 @@
 #!/usr/bin/env node
 /** `drover server`: the control plane process. Builds the transports and wires the parts. */
 import * as grpc from '@grpc/grpc-js';
+import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import { Command } from 'commander';
 import { droverV1 } from '../proto/index.js';
+import { natsConnectHint, natsConnectionOptions, type NatsOptions } from '../proto/nats-options.js';
 import { AgentSessions } from './agent-sessions.js';
 import { fleetService } from './api/fleet-api.js';
 import { runService } from './api/run-api.js';
+import { workflowService } from './api/workflow-api.js';
 import { ConfigError, DEFAULTS, resolveConfig, type ServerConfig } from './config.js';
 import { Fleet } from './fleet.js';
-import { createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
 import { Runs } from './runs.js';
 import { LowdbStore } from './store/lowdb-store.js';
 import { StoreError } from './store/store.js';
+import { Workflows } from './workflows.js';
 import { grpcAgentService } from './transport/grpc-agent-link.js';
+import { NatsAgentLink } from './transport/nats-agent-link.js';
+
+/**
+ * The NATS connection for the agent link: fails at start with the reason
+ * (nothing listening, refused credentials), then reconnects forever.
+ * noEcho: the control plane subscribes to drover.v1.agent.> and need not
+ * receive its own down messages.
+ */
+async function connectNats(o: NatsOptions, log: Logger): Promise<NatsConnection> {
+  let nc: NatsConnection;
+  try {
+    nc = await natsConnect({ ...natsConnectionOptions(o, 'drover-server'), noEcho: true });
+  } catch (err) {
+    const e = err as Error;
+    throw new ConfigError(`cannot connect to NATS at ${o.servers.join(', ')}: ${e.message}; ${natsConnectHint(e)}`);
+  }
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') log.warn({ server: s.server }, 'NATS connection lost; reconnecting');
+      else if (s.type === 'reconnect') log.info({ server: s.server }, 'NATS connection back');
+      else if (s.type === 'error') log.error({ err: s.error }, 'NATS error');
+      else if (s.type === 'slowConsumer') log.error({ pending: s.pending }, 'NATS slow consumer: agent messages are being dropped');
+    }
+  })();
+  void nc.closed().then((err) => {
+    if (err) log.error({ err }, 'NATS connection closed for good; NATS agents cannot reach this control plane until it restarts');
+  });
+  return nc;
+}
 
 async function serve(cfg: ServerConfig) {
   const log = createLogger(cfg.logLevel);
   const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns });
-  await store.open();
+  const recovered = await store.open();
+  if (recovered) log.error({ dataDir: cfg.dataDir }, recovered);
   const now = () => Date.now();
   const fleet = new Fleet(store, now);
-  const runs = new Runs(store, fleet, log.child({ component: 'runs' }), now);
+  const workflows = new Workflows(store, now);
+  const runs = new Runs(store, fleet, workflows, log.child({ component: 'runs' }), now, cfg.lostAfterMs, cfg.stepDeadlineSlackMs);
+  runs.resume();
+  // Liveness and the step-deadline backstop, once a second.
+  setInterval(() => {
+    for (const agent of fleet.sweep(cfg.disconnectAfterMs, cfg.lostAfterMs)) runs.agentLost(agent);
+    runs.sweepDeadlines();
+  }, 1000).unref();
   const sessions = new AgentSessions(fleet, runs, store, log.child({ component: 'agents' }), {
     heartbeatIntervalMs: cfg.heartbeatIntervalMs,
     enrollToken: cfg.enrollToken,
@@ -35,6 +76,7 @@ async function serve(cfg: ServerConfig) {
   server.addService(v1.AgentService.service, grpcAgentService(sessions));
   server.addService(v1.FleetService.service, fleetService(fleet));
   server.addService(v1.RunService.service, runService(runs, store));
+  server.addService(v1.WorkflowService.service, workflowService(runs, workflows, fleet));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(cfg.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   ).catch((err: Error) => {
@@ -44,9 +86,18 @@ async function serve(cfg: ServerConfig) {
     );
   });
   const address = cfg.listen.replace(/:\d+$/, `:${port}`);
+  let nats: { nc: NatsConnection; link: NatsAgentLink } | undefined;
+  if (cfg.nats) {
+    const nc = await connectNats(cfg.nats, log.child({ component: 'nats' }));
+    const link = new NatsAgentLink(nc, sessions, { heartbeatIntervalMs: cfg.heartbeatIntervalMs, log: log.child({ component: 'nats-agents' }) });
+    await link.start();
+    nats = { nc, link };
+    log.info({ nats: nc.getServer(), maxPayload: nc.info?.max_payload }, 'serving NATS agents');
+  }
   log.info({ address, dataDir: cfg.dataDir, agents: fleet.list().length, runs: store.listRuns().length }, 'control plane listening');
   // One plain line on stdout so scripts and `drover dev` can find the address.
   process.stdout.write(`drover server listening on ${address}\n`);
+  if (nats) process.stdout.write(`drover server serving NATS agents via nats://${nats.nc.getServer()}\n`);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -55,7 +106,9 @@ async function serve(cfg: ServerConfig) {
     log.info({ signal }, 'shutting down');
     server.tryShutdown(() => undefined);
     setTimeout(() => server.forceShutdown(), 2000).unref();
-    void store.close().finally(() => process.exit(0));
+    nats?.link.stop();
+    const natsDrained = nats ? Promise.race([nats.nc.drain(), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined) : Promise.resolve();
+    void natsDrained.then(() => store.close()).finally(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -68,9 +121,24 @@ const program = new Command('drover server')
   .option('--log-level <level>', `fatal|error|warn|info|debug|trace|silent (env DROVER_LOG_LEVEL) (default: ${DEFAULTS.logLevel})`)
   .option('--heartbeat-interval-ms <ms>', `how often agents report (default: ${DEFAULTS.heartbeatIntervalMs})`, (v) => Number(v))
   .option('--max-runs <n>', `finished runs kept with their logs (default: ${DEFAULTS.maxRuns})`, (v) => Number(v))
+  .option('--disconnect-after-ms <ms>', 'mark a silent agent disconnected after this (default: 3 heartbeat intervals)', (v) => Number(v))
+  .option('--lost-after-ms <ms>', `mark a disconnected agent lost after this; its steps follow the workflow's onAgentLost (default: ${DEFAULTS.lostAfterMs})`, (v) => Number(v))
+  .option('--step-deadline-slack-ms <ms>', `fail a step still running this long past its timeout (its agent stopped reporting) (default: ${DEFAULTS.stepDeadlineSlackMs})`, (v) => Number(v))
   .option('--enroll-token <token>', 'require agents to present this token (env DROVER_ENROLL_TOKEN); empty: no token needed')
+  .option('--nats <url>', 'also serve agents over NATS: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md')
+  .option('--nats-user <user>', 'NATS user, with --nats-pass (env DROVER_NATS_USER)')
+  .option('--nats-pass <password>', 'NATS password (env DROVER_NATS_PASS)')
+  .option('--nats-token <token>', 'NATS authentication token (env DROVER_NATS_TOKEN)')
+  .option('--nats-creds <file>', 'NATS credentials file: user JWT and nkey seed (env DROVER_NATS_CREDS)')
+  .option('--nats-nkey-seed <file>', 'file holding a NATS nkey user seed (env DROVER_NATS_NKEY_SEED)')
+  .option('--nats-tls-ca <file>', 'PEM CA that signed the NATS server certificate (env DROVER_NATS_TLS_CA)')
+  .option('--nats-tls-cert <file>', 'PEM client certificate for NATS, with --nats-tls-key (env DROVER_NATS_TLS_CERT)')
+  .option('--nats-tls-key <file>', 'PEM private key of --nats-tls-cert (env DROVER_NATS_TLS_KEY)')
   .option('--config <file>', 'YAML file with any of the options above (camelCase keys); flags and env win')
-  .addHelpText('after', '\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server')
+  .addHelpText(
+    'after',
+    '\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server\n  drover server --nats nats://nats.example:4222 --nats-creds /etc/drover/server.creds',
+  )
   .action(async (opts: Record<string, unknown>) => {
     try {
       await serve(resolveConfig(opts));

@@ -1,39 +1,66 @@
 /**
  * Runs: submission (compile, place, persist, dispatch), the run and step state
- * machine driven by agents' StepEvents, releases of cross-agent dependencies,
- * cancellation, and re-dispatch when an agent comes back.
+ * machine driven by agents' StepEvents, fan-out groups and their maxParallel
+ * and maxFailures rules, releases of cross-agent dependencies, cancellation,
+ * deadlines, per-workflow concurrency, and re-dispatch when an agent returns.
  */
 import { randomBytes } from 'node:crypto';
 import type { LogChunkOut, StepEventOut } from '../proto/index.js';
 import { compile } from './compiler/compile.js';
+import type { GroupPlan, RunPlan } from './compiler/plan.js';
 import { ApiError, InvalidWorkflowError, NotFoundError } from './errors.js';
 import { RunTopics } from './events.js';
 import type { Fleet } from './fleet.js';
 import type { Logger } from './log.js';
-import { place } from './scheduler/placement.js';
-import { TERMINAL_RUN, TERMINAL_STEP, type RunRecord, type StepRecord, type Store } from './store/store.js';
-import { statusForPhase, toAssign, toRelease } from './wire.js';
+import { place, type Placement } from './scheduler/placement.js';
+import { TERMINAL_RUN, TERMINAL_STEP, type RunRecord, type StepRecord, type StepStatus, type Store } from './store/store.js';
+import { statusForPhase, toAssign, tolerated, toRelease } from './wire.js';
+import type { Workflows } from './workflows.js';
 
 export interface SubmitRequest {
+  /** The document, or empty when `workflowRef` names a registered one. */
   source: string;
   filename: string;
+  workflowRef?: string;
   params: Record<string, string>;
   expectPlanHash?: string;
 }
 
+export interface Compiled {
+  plan: RunPlan;
+  placement: Placement;
+  version: number;
+  problems: InvalidWorkflowError['problems'];
+}
+
 const isTerminal = (s: StepRecord) => TERMINAL_STEP.has(s.status);
+
+
 
 export class Runs {
   readonly topics = new RunTopics();
   /** Decoders per attempt and stream, so multi-byte characters split across chunks survive. */
   private decoders = new Map<string, TextDecoder>();
+  private deadlines = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly store: Store,
     private readonly fleet: Fleet,
+    private readonly workflows: Workflows,
     private readonly log: Logger,
     private readonly now: () => number,
+    /** For messages: how long an agent is silent before it counts as lost. */
+    private readonly lostAfterMs = 60_000,
+    /** How long past its timeout the control plane waits for a step's result before failing it itself. */
+    private readonly stepDeadlineSlackMs = 60_000,
   ) {}
+
+  /** After a restart: re-arm deadlines and start queued runs whose turn it is. */
+  resume() {
+    const runs = this.store.listRuns();
+    for (const run of runs) if (run.status === 'running') this.armDeadline(run);
+    for (const wf of new Set(runs.filter((r) => r.status === 'pending').map((r) => r.workflow))) this.startQueued(wf);
+  }
 
   get(id: string): RunRecord {
     const run = this.store.getRun(id);
@@ -48,10 +75,24 @@ export class Runs {
     return runs.slice(0, filter.limit && filter.limit > 0 ? filter.limit : 50);
   }
 
+  /** Compiles a request against the fleet now; throws INVALID_WORKFLOW with every problem. */
+  compile(req: Omit<SubmitRequest, 'expectPlanHash'>): Compiled {
+    let { source, filename } = req;
+    let version = 0;
+    if (req.workflowRef) {
+      const v = this.workflows.get(req.workflowRef);
+      ({ source, filename } = v);
+      filename = `${v.name}@${v.version}`;
+      version = v.version;
+    }
+    const fleet = this.fleet.snapshot();
+    const { plan, problems } = compile({ source, params: req.params, fleet });
+    if (!plan) throw new InvalidWorkflowError(filename || 'workflow', problems);
+    return { plan, placement: place(plan.steps, fleet), version, problems };
+  }
+
   async submit(req: SubmitRequest): Promise<RunRecord> {
-    const file = req.filename || 'workflow';
-    const { plan, problems } = compile({ source: req.source, params: req.params });
-    if (!plan) throw new InvalidWorkflowError(file, problems);
+    const { plan, placement, version } = this.compile(req);
     if (req.expectPlanHash && req.expectPlanHash !== plan.hash) {
       throw new ApiError(
         'PLAN_CHANGED',
@@ -59,39 +100,114 @@ export class Runs {
         'preview it again with `drover plan` and run with the new hash',
       );
     }
-    const placement = place(plan.steps, this.fleet.snapshot());
-    if (placement.problems.length) {
+    const unplaced = [
+      ...placement.problems,
+      ...plan.groups
+        .filter((g) => g.over === 'agents' && g.instances.length === 0)
+        .map((g) => ({ path: `step "${g.id}".target`, line: 0, column: 0, severity: 'error' as const, message: 'the fan-out matches no agent that is not draining' })),
+    ];
+    if (unplaced.length) {
       throw new ApiError(
         'NO_MATCHING_AGENT',
-        placement.problems.map((p) => `${p.path}: ${p.message}`).join('; '),
-        'start an agent with matching --label flags, or change the step\'s target; nothing was started',
-        placement.problems,
+        unplaced.map((p) => `${p.path}: ${p.message}`).join('; '),
+        "start an agent with matching --label flags, or change the step's target; nothing was started",
+        unplaced,
       );
     }
-    const now = this.now();
-    const run: RunRecord = {
-      id: newRunId(now),
-      workflow: plan.workflow,
-      status: 'running',
-      createdMs: now,
-      startedMs: now,
-      endedMs: 0,
-      params: plan.params,
-      message: '',
-      cancelRequested: false,
-      plan,
-      steps: Object.fromEntries(
-        plan.steps.map((s) => [
-          s.id,
-          { id: s.id, agent: placement.agents[s.id], status: 'pending', attempt: 0, exitCode: 0, startedMs: 0, endedMs: 0, cpuSeconds: 0, peakRssBytes: 0, outputs: {}, message: '' },
-        ]),
-      ),
-    };
+    const active = this.store.listRuns().find((r) => r.workflow === plan.workflow && (r.status === 'running' || r.status === 'pending'));
+    if (active && plan.concurrency === 'skip') {
+      throw new ApiError(
+        'RUN_SKIPPED',
+        `run ${active.id} of ${plan.workflow} is still ${active.status} and the workflow has concurrency: skip; no new run was started`,
+        `wait for it (drover status ${active.id}) or cancel it (drover cancel ${active.id})`,
+      );
+    }
+    const queued = !!active && plan.concurrency === 'queue';
+    const run = this.newRun(plan, placement, version, queued);
     this.store.putRun(run);
     await this.store.flush();
-    this.log.info({ run: run.id, workflow: run.workflow, steps: plan.steps.length }, 'run submitted');
-    for (const agent of agentsOf(run)) this.dispatch(run, agent);
+    this.log.info({ run: run.id, workflow: run.workflow, steps: plan.steps.length, queued }, 'run submitted');
+    if (!queued) this.start(run);
     return run;
+  }
+
+  private newRun(plan: RunPlan, placement: Placement, version: number, queued: boolean): RunRecord {
+    const now = this.now();
+    const step = (id: string, agent: string, parent: string, kind: string): StepRecord => ({
+      id,
+      parent,
+      kind,
+      held: false,
+      agent,
+      previousAgents: [],
+      status: 'pending',
+      attempt: 0,
+      exitCode: 0,
+      startedMs: 0,
+      endedMs: 0,
+      cpuSeconds: 0,
+      peakRssBytes: 0,
+      outputs: {},
+      message: '',
+    });
+    const steps: Record<string, StepRecord> = {};
+    for (const s of plan.steps) steps[s.id] = step(s.id, placement.agents[s.id], s.parent, s.kind);
+    for (const g of plan.groups) {
+      steps[g.id] = step(g.id, '', '', 'group');
+      // Instances past maxParallel wait for a slot, in declaration order.
+      if (g.maxParallel > 0) g.instances.slice(g.maxParallel).forEach((id) => (steps[id].held = true));
+      if (g.instances.length === 0) Object.assign(steps[g.id], { status: 'succeeded', message: 'no items' });
+    }
+    return {
+      id: newRunId(now),
+      workflow: plan.workflow,
+      status: queued ? 'pending' : 'running',
+      createdMs: now,
+      startedMs: queued ? 0 : now,
+      endedMs: 0,
+      params: plan.params,
+      message: queued ? 'queued behind an active run (concurrency: queue)' : '',
+      cancelRequested: false,
+      deadlineExceeded: false,
+      workflowVersion: version,
+      plan,
+      steps,
+    };
+  }
+
+  private start(run: RunRecord) {
+    if (run.status === 'pending') {
+      run.status = 'running';
+      run.startedMs = this.now();
+      run.message = '';
+      this.store.putRun(run);
+      this.topics.publish({ type: 'run', run });
+    }
+    this.armDeadline(run);
+    for (const agent of agentsOf(run)) this.dispatch(run, agent);
+    this.checkFinished(run);
+  }
+
+  /** Starts the oldest queued run of a workflow when none of it is running. */
+  private startQueued(workflow: string) {
+    const runs = this.store.listRuns().filter((r) => r.workflow === workflow);
+    if (runs.some((r) => r.status === 'running')) return;
+    const next = runs.filter((r) => r.status === 'pending').pop();
+    if (next) this.start(next);
+  }
+
+  private armDeadline(run: RunRecord) {
+    if (!run.plan.deadlineMs || this.deadlines.has(run.id)) return;
+    const left = run.startedMs + run.plan.deadlineMs - this.now();
+    const timer = setTimeout(() => {
+      this.deadlines.delete(run.id);
+      if (TERMINAL_RUN.has(run.status)) return;
+      run.deadlineExceeded = true;
+      this.log.warn({ run: run.id, deadlineMs: run.plan.deadlineMs }, 'run deadline exceeded; cancelling its steps');
+      void this.cancel(run.id, `deadline of ${formatMs(run.plan.deadlineMs)} exceeded`).catch(() => undefined);
+    }, Math.max(0, left));
+    timer.unref();
+    this.deadlines.set(run.id, timer);
   }
 
   /** Sends an agent its slice of a run (again after a reconnect: agents ignore what they already have). */
@@ -100,13 +216,87 @@ export class Runs {
     if (assign) this.fleet.send(agent, { assign });
   }
 
-  /** An agent (re)connected: give it every unfinished slice and repeat pending cancels. */
-  agentConnected(agent: string) {
+  /**
+   * An agent (re)connected: give it every unfinished slice, repeat pending
+   * cancels, and stop what it runs that is no longer its to run (steps moved
+   * away while it was lost, steps of runs that ended).
+   */
+  agentConnected(agent: string, runningAttempts: string[] = []) {
     for (const run of this.store.listRuns()) {
-      if (TERMINAL_RUN.has(run.status)) continue;
+      if (run.status !== 'running') continue;
+      for (const s of Object.values(run.steps)) {
+        if (s.agent !== agent && s.previousAgents.includes(agent)) {
+          this.fleet.send(agent, { cancel: { runId: run.id, stepId: s.id, reason: `moved to ${s.agent || 'nowhere'} while ${agent} was lost` } });
+        }
+      }
       if (!Object.values(run.steps).some((s) => s.agent === agent)) continue;
       if (run.cancelRequested) this.fleet.send(agent, { cancel: { runId: run.id, reason: run.message } });
       else this.dispatch(run, agent);
+    }
+    for (const attemptId of runningAttempts) {
+      const [runId, stepId] = attemptId.split('/');
+      const run = this.store.getRun(runId);
+      const step = run?.steps[stepId];
+      if (!run || !step || step.agent !== agent || isTerminal(step)) {
+        const why = !run ? 'the run is unknown' : !step ? 'the step is unknown' : step.agent !== agent ? `it now runs on ${step.agent}` : `the step already ${step.status}`;
+        this.log.warn({ agent, attemptId, why }, 'agent runs an attempt it should not; cancelling it');
+        this.fleet.send(agent, { cancel: { runId, stepId, reason: `stopped by the control plane: ${why}` } });
+      }
+    }
+  }
+
+  /**
+   * An agent was silent past lostAfter: its unfinished steps follow their
+   * workflow's onAgentLost policy (wait, retry elsewhere, or fail).
+   */
+  agentLost(agent: string) {
+    for (const run of this.store.listRuns()) {
+      if (run.status !== 'running') continue;
+      const stranded = Object.values(run.steps).filter((s) => s.agent === agent && !isTerminal(s));
+      if (stranded.length === 0) continue;
+      const policy = run.plan.onAgentLost;
+      this.log.warn({ agent, run: run.id, steps: stranded.length, policy }, 'agent lost with unfinished steps');
+      if (policy === 'wait') continue;
+      const fleet = this.fleet.snapshot().filter((a) => a.name !== agent);
+      for (const s of stranded) {
+        s.previousAgents = [...s.previousAgents, agent];
+        const plan = run.plan.steps.find((p) => p.id === s.id)!;
+        const target = policy === 'retry' && !(plan.parent && plan.target.strategy === 'all') ? place([{ ...plan, agent: '' }], fleet).agents[s.id] : undefined;
+        if (!target) {
+          const why = policy === 'retry' ? '; no other agent matches its target' : '';
+          this.finishStep(run, s, 'failed', `agent ${agent} was lost (no contact for ${formatMs(this.lostAfterMs)})${why}`);
+          continue;
+        }
+        s.agent = target;
+        s.status = 'pending';
+        s.message = `moved from ${agent} (lost) to ${target}`;
+        this.topics.publish({ type: 'step', run, step: s });
+        this.dispatch(run, target);
+      }
+      this.store.putRun(run);
+      this.checkFinished(run);
+    }
+  }
+
+  /**
+   * The control plane's backstop for step timeouts: a step still running
+   * stepDeadlineSlackMs past its timeout has an agent that stopped
+   * reporting; it fails here (and is cancelled on the agent if reachable).
+   */
+  sweepDeadlines() {
+    const now = this.now();
+    for (const run of this.store.listRuns()) {
+      if (run.status !== 'running') continue;
+      for (const plan of run.plan.steps) {
+        const s = run.steps[plan.id];
+        if (s.status !== 'running' || !plan.timeoutMs || !s.startedMs) continue;
+        if (now < s.startedMs + plan.timeoutMs + this.stepDeadlineSlackMs) continue;
+        this.fleet.send(s.agent, { cancel: { runId: run.id, stepId: s.id, reason: 'past its timeout' } });
+        s.previousAgents = [...s.previousAgents, s.agent];
+        this.finishStep(run, s, 'failed', `no result from agent ${s.agent} within the step's timeout (${formatMs(plan.timeoutMs)}) plus ${formatMs(this.stepDeadlineSlackMs)}; the agent stopped reporting`);
+        this.store.putRun(run);
+        this.checkFinished(run);
+      }
     }
   }
 
@@ -118,7 +308,7 @@ export class Runs {
       return;
     }
     if (step.agent !== agent) {
-      this.log.warn({ agent, owner: step.agent, run: run.id, step: step.id }, 'agent reported another agent\'s step; ignored');
+      this.log.warn({ agent, owner: step.agent, run: run.id, step: step.id }, "agent reported another agent's step; ignored");
       return;
     }
     const status = statusForPhase(ev.phase);
@@ -126,7 +316,7 @@ export class Runs {
     step.status = status;
     step.attempt = ev.attempt || step.attempt;
     if (ev.startedAtMs) step.startedMs = ev.startedAtMs;
-    if (ev.phase === 'STEP_PHASE_RETRYING') step.message = ev.message;
+    if (ev.phase === 'STEP_PHASE_RETRYING' || ev.phase === 'STEP_PHASE_LOST') step.message = ev.message;
     if (TERMINAL_STEP.has(status)) {
       step.exitCode = ev.exitCode;
       step.endedMs = ev.endedAtMs || this.now();
@@ -137,6 +327,7 @@ export class Runs {
     }
     this.store.putRun(run);
     this.topics.publish({ type: 'step', run, step });
+    if (step.parent) this.updateGroup(run, step.parent);
     if (TERMINAL_STEP.has(status)) {
       this.releaseDependents(run, step);
       this.checkFinished(run);
@@ -170,14 +361,14 @@ export class Runs {
     }
     run.cancelRequested = true;
     run.message = reason || 'cancelled by request';
+    const units = Object.values(run.steps).filter((s) => s.kind !== 'group');
+    // Held instances and queued runs never reached an agent: they end here.
+    for (const s of units) if (!isTerminal(s) && (s.held || run.status === 'pending')) this.finishStep(run, s, 'cancelled', run.message);
     for (const agent of agentsOf(run)) {
+      if (units.every((s) => s.agent !== agent || isTerminal(s))) continue;
       const sent = this.fleet.send(agent, { cancel: { runId: run.id, reason: run.message } });
       // An unreachable agent's steps end now; it gets the cancel again when it returns.
-      if (!sent) {
-        for (const step of Object.values(run.steps)) {
-          if (step.agent === agent && !isTerminal(step)) this.finishStep(run, step, 'cancelled', `cancelled while agent ${agent} was unreachable`);
-        }
-      }
+      if (!sent) for (const s of units) if (s.agent === agent && !isTerminal(s)) this.finishStep(run, s, 'cancelled', `cancelled while agent ${agent} was unreachable`);
     }
     this.store.putRun(run);
     this.checkFinished(run);
@@ -185,40 +376,111 @@ export class Runs {
     return run;
   }
 
-  private finishStep(run: RunRecord, step: StepRecord, status: StepRecord['status'], message: string) {
+  private finishStep(run: RunRecord, step: StepRecord, status: StepStatus, message: string) {
     step.status = status;
+    step.held = false;
     step.endedMs = this.now();
     step.message = message;
     this.topics.publish({ type: 'step', run, step });
+    if (step.parent) this.updateGroup(run, step.parent);
     this.releaseDependents(run, step);
+  }
+
+  /**
+   * After an instance changed: mark the group running, hand out freed
+   * maxParallel slots (or stop the rollout past maxFailures), and settle the
+   * group once every instance has finished.
+   */
+  private updateGroup(run: RunRecord, groupId: string) {
+    const group = run.plan.groups.find((g) => g.id === groupId)!;
+    const rec = run.steps[groupId];
+    if (isTerminal(rec)) return;
+    const instances = group.instances.map((id) => run.steps[id]);
+    const failed = instances.filter((s) => s.status === 'failed').length;
+    if (rec.status === 'pending' && instances.some((s) => s.status !== 'pending')) {
+      rec.status = 'running';
+      rec.startedMs = Math.min(...instances.filter((s) => s.startedMs).map((s) => s.startedMs), this.now());
+      this.topics.publish({ type: 'step', run, step: rec });
+    }
+    if (failed > group.maxFailures) {
+      for (const s of instances) {
+        if (s.held) this.finishStep(run, s, 'skipped', `skipped: ${groupId} stopped after ${failed} failed instance${failed === 1 ? '' : 's'} (maxFailures ${group.maxFailures})`);
+      }
+    } else if (!run.cancelRequested) {
+      const active = instances.filter((s) => !s.held && !isTerminal(s)).length;
+      let free = group.maxParallel ? group.maxParallel - active : Infinity;
+      const agents = new Set<string>();
+      for (const s of instances) {
+        if (free <= 0) break;
+        if (!s.held) continue;
+        s.held = false;
+        free--;
+        agents.add(s.agent);
+      }
+      for (const agent of agents) this.dispatch(run, agent);
+    }
+    if (!instances.every(isTerminal)) return;
+    rec.status = groupStatus(run, group, instances);
+    rec.endedMs = this.now();
+    const counts = countBy(instances.map((s) => s.status));
+    rec.message = Object.entries(counts).map(([st, n]) => `${n} ${st}`).join(', ');
+    if (rec.status === 'failed') rec.message += ` (maxFailures ${group.maxFailures})`;
+    this.store.putRun(run);
+    this.topics.publish({ type: 'step', run, step: rec });
+    this.releaseDependents(run, rec);
   }
 
   /** Tells agents whose steps need `step` (and run elsewhere) that it finished. */
   private releaseDependents(run: RunRecord, step: StepRecord) {
     const targets = new Set<string>();
     for (const s of run.plan.steps) {
-      const owner = run.steps[s.id].agent;
-      if (owner !== step.agent && s.needs.includes(step.id) && !isTerminal(run.steps[s.id])) targets.add(owner);
+      const rec = run.steps[s.id];
+      if (rec.agent !== step.agent && s.needs.includes(step.id) && !isTerminal(rec) && !rec.held) targets.add(rec.agent);
     }
     for (const agent of targets) this.fleet.send(agent, { release: toRelease(run, step) });
   }
 
   private checkFinished(run: RunRecord) {
+    if (run.status !== 'running') return;
     const steps = Object.values(run.steps);
     if (!steps.every(isTerminal)) return;
-    const failed = steps.find((s) => s.status === 'failed' && !run.plan.steps.find((p) => p.id === s.id)?.continueOnError);
-    run.status = run.cancelRequested ? 'cancelled' : failed ? 'failed' : 'succeeded';
+    const failed = steps.find((s) => !s.parent && s.status === 'failed' && !tolerated(run, s));
+    if (run.deadlineExceeded) run.status = 'failed';
+    else run.status = run.cancelRequested ? 'cancelled' : failed ? 'failed' : 'succeeded';
     if (failed && !run.cancelRequested) run.message = `step ${failed.id} failed${failed.message ? `: ${failed.message}` : ''}`;
     run.endedMs = this.now();
+    clearTimeout(this.deadlines.get(run.id));
+    this.deadlines.delete(run.id);
     for (const key of this.decoders.keys()) if (key.startsWith(`${run.id}/`)) this.decoders.delete(key);
     this.store.putRun(run);
     this.log.info({ run: run.id, status: run.status, ms: run.endedMs - run.startedMs }, 'run finished');
     this.topics.publish({ type: 'run', run });
+    this.startQueued(run.workflow);
   }
 }
 
+function groupStatus(run: RunRecord, group: GroupPlan, instances: StepRecord[]): StepStatus {
+  const failed = instances.filter((s) => s.status === 'failed').length;
+  if (run.cancelRequested && instances.some((s) => s.status === 'cancelled')) return 'cancelled';
+  if (failed > group.maxFailures) return 'failed';
+  if (instances.length > 0 && instances.every((s) => s.status === 'skipped')) return 'skipped';
+  return 'succeeded';
+}
+
+function countBy(values: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) out[v] = (out[v] ?? 0) + 1;
+  return out;
+}
+
 function agentsOf(run: RunRecord): string[] {
-  return [...new Set(Object.values(run.steps).map((s) => s.agent))].sort();
+  return [...new Set(Object.values(run.steps).filter((s) => s.agent).map((s) => s.agent))].sort();
+}
+
+function formatMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${ms / 1000}s`;
 }
 
 /** Sortable, readable run ids: r-YYMMDD-HHMMSS-xxxx (UTC). */

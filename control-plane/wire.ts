@@ -7,9 +7,20 @@ export function toWireStep(step: StepPlan, agent: string): PlanStep {
   return {
     id: step.id,
     needs: step.needs,
+    kind: step.kind,
     run: step.run,
+    command: step.command,
+    script: step.script,
+    http: step.http,
+    file: step.file,
+    sleepMs: step.sleepMs,
     env: step.env,
-    target: { labels: step.target.labels, agent: step.target.agent, strategy: 'STRATEGY_ONE' },
+    target: {
+      labels: step.target.labels,
+      agent: step.target.agent,
+      strategy: step.target.strategy === 'all' ? 'STRATEGY_ALL' : 'STRATEGY_ONE',
+      matchExpressions: step.target.matchExpressions,
+    },
     timeoutMs: step.timeoutMs,
     retry: {
       attempts: step.retry.attempts,
@@ -23,6 +34,8 @@ export function toWireStep(step: StepPlan, agent: string): PlanStep {
     agent,
     continueOnError: step.continueOnError,
     isFinally: step.isFinally,
+    parent: step.parent,
+    itemJson: step.itemJson,
   };
 }
 
@@ -35,17 +48,27 @@ const DEP_STATUS: Record<StepStatus, DepStatus> = {
   cancelled: 'DEP_STATUS_CANCELLED',
 };
 
+/** Whether dependents of a failed step proceed (continueOnError on the step or its group). */
+export function tolerated(run: RunRecord, step: StepRecord): boolean {
+  if (step.status !== 'failed') return false;
+  const plan = run.plan.steps.find((s) => s.id === step.id) ?? run.plan.groups.find((g) => g.id === step.id);
+  return !!plan?.continueOnError;
+}
+
 export function toRelease(run: RunRecord, step: StepRecord): Release {
-  const tolerated = step.status === 'failed' && !!run.plan.steps.find((s) => s.id === step.id)?.continueOnError;
-  return { runId: run.id, stepId: step.id, status: DEP_STATUS[step.status], outputs: step.outputs, tolerated };
+  return { runId: run.id, stepId: step.id, status: DEP_STATUS[step.status], outputs: step.outputs, tolerated: tolerated(run, step) };
 }
 
 /**
- * The slice of a run for one agent: its unfinished steps. Needs that are not
- * in the slice are remote; those already finished ride along as releases.
+ * The slice of a run for one agent: its unfinished steps that are not held
+ * back by a maxParallel limit. Needs that are not in the slice are remote;
+ * those already finished ride along as releases.
  */
 export function toAssign(run: RunRecord, agent: string, isTerminal: (s: StepRecord) => boolean): Assign | undefined {
-  const mine = run.plan.steps.filter((s) => run.steps[s.id].agent === agent && !isTerminal(run.steps[s.id]));
+  const mine = run.plan.steps.filter((s) => {
+    const rec = run.steps[s.id];
+    return rec.agent === agent && !rec.held && !isTerminal(rec);
+  });
   if (mine.length === 0) return undefined;
   const inSlice = new Set(mine.map((s) => s.id));
   const released = new Set<string>();
@@ -55,6 +78,7 @@ export function toAssign(run: RunRecord, agent: string, isTerminal: (s: StepReco
     workflow: run.workflow,
     steps: mine.map((s) => toWireStep(s, agent)),
     params: run.params,
+    paramsJson: run.plan.paramsJson,
     runStartedMs: run.startedMs,
     released: [...released].map((id) => toRelease(run, run.steps[id])),
   };
@@ -65,11 +89,12 @@ export function statusForPhase(phase: StepPhase): StepStatus | undefined {
   switch (phase) {
     case 'STEP_PHASE_STARTED':
     case 'STEP_PHASE_RETRYING':
+    // An attempt lost in an agent restart: the agent retries it or reports the step failed.
+    case 'STEP_PHASE_LOST':
       return 'running';
     case 'STEP_PHASE_SUCCEEDED':
       return 'succeeded';
     case 'STEP_PHASE_FAILED':
-    case 'STEP_PHASE_LOST':
       return 'failed';
     case 'STEP_PHASE_CANCELLED':
       return 'cancelled';

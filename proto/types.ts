@@ -33,3 +33,7 @@ export type { SubmitRunRequest__Output as SubmitRunRequestOut } from './gen/drov
 export type { FleetServiceClient, FleetServiceHandlers } from './gen/drover/v1/FleetService.js';
 export type { RunServiceClient, RunServiceHandlers } from './gen/drover/v1/RunService.js';
 export type { AgentServiceClient, AgentServiceHandlers } from './gen/drover/v1/AgentService.js';
+export type { WorkflowServiceClient, WorkflowServiceHandlers } from './gen/drover/v1/WorkflowService.js';
+export type { PlanPreview, PlanPreview__Output as PlanPreviewOut } from './gen/drover/v1/PlanPreview.js';
+export type { WorkflowInfo, WorkflowInfo__Output as WorkflowInfoOut } from './gen/drover/v1/WorkflowInfo.js';
+export type { ValidateWorkflowResponse, ValidateWorkflowResponse__Output as ValidateWorkflowResponseOut } from './gen/drover/v1/ValidateWorkflowResponse.js';

@@ -4,7 +4,11 @@
 set -euo pipefail
 
 # package:binary pairs; a package is installed when its binary is missing.
-NEEDED=()
+NEEDED=(
+  openssh-server:/usr/sbin/sshd
+  sudo:/usr/bin/sudo
+  nats-server:nats-server
+)
 
 missing=()
 for pair in "${NEEDED[@]+"${NEEDED[@]}"}"; do

@@ -2,6 +2,7 @@ import { Connection, DEFAULT_ADDRESS, DEFAULT_CONNECT_TIMEOUT_MS } from './conne
 import { FleetApi } from './fleet.js';
 import { RunsApi, type LogsOptions } from './runs.js';
 import type { LogLine } from './types.js';
+import { WorkflowsApi } from './workflows.js';
 
 /** Options for `new DroverClient()`. */
 export interface ClientOptions {
@@ -42,6 +43,8 @@ export class DroverClient {
   readonly fleet: FleetApi;
   /** Runs: launch, get, list, cancel. */
   readonly runs: RunsApi;
+  /** Workflows: validate, plan, and the registry (apply, list, get). */
+  readonly workflows: WorkflowsApi;
   private readonly conn: Connection;
 
   constructor(options: ClientOptions = {}) {
@@ -50,6 +53,7 @@ export class DroverClient {
     this.conn = new Connection(resolved.address, resolved.connectTimeoutMs);
     this.fleet = new FleetApi(this.conn);
     this.runs = new RunsApi(this.conn);
+    this.workflows = new WorkflowsApi(this.conn);
   }
 
   /** Log lines of a run, or of one step when `stepId` is given. */

@@ -1,6 +1,6 @@
 /**
- * The one gRPC channel a DroverClient uses, shared by its Fleet and Run
- * service stubs, plus the two call shapes the SDK needs (unary as a promise,
+ * The one gRPC channel a DroverClient uses, shared by its Fleet, Run and
+ * Workflow service stubs, plus the two call shapes the SDK needs (unary as a promise,
  * server stream as an async iterator, see call-stream.ts) with errors mapped by fromGrpcError.
  *
  * Fail fast: before the first call, and after any SERVER_UNREACHABLE, the
@@ -8,7 +8,7 @@
  * (TRANSIENT_FAILURE) fails at once instead of waiting for the deadline.
  */
 import * as grpc from '@grpc/grpc-js';
-import { droverV1, type FleetServiceClient, type RunServiceClient } from '../proto/index.js';
+import { droverV1, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
 import { CallStream } from './call-stream.js';
 import { fromGrpcError, serverUnreachable } from './errors.js';
 
@@ -28,6 +28,7 @@ type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
 export class Connection {
   readonly fleet: FleetServiceClient;
   readonly runs: RunServiceClient;
+  readonly workflows: WorkflowServiceClient;
   private readonly channel: grpc.Channel;
   private ready: Promise<void> | undefined;
 
@@ -40,6 +41,7 @@ export class Connection {
     const opts = { channelOverride: this.channel };
     this.fleet = new v1.FleetService(address, grpc.credentials.createInsecure(), opts);
     this.runs = new v1.RunService(address, grpc.credentials.createInsecure(), opts);
+    this.workflows = new v1.WorkflowService(address, grpc.credentials.createInsecure(), opts);
   }
 
   /** Resolves once the channel is READY; rejects with SERVER_UNREACHABLE. */
@@ -104,6 +106,7 @@ export class Connection {
   close(): void {
     this.fleet.close();
     this.runs.close();
+    this.workflows.close();
     this.channel.close();
   }
 }

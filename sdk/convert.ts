@@ -2,8 +2,40 @@
  * The edge between wire shapes (proto-loader objects with enum name strings)
  * and the SDK's domain types. Only this file knows proto enum names.
  */
-import type { AgentInfoOut, FactsOut, HeartbeatOut, LogLineOut, RunEventOut, RunInfoOut, RunStatus as WireRunStatus, StepInfoOut } from '../proto/index.js';
-import type { Agent, AgentState, Facts, Heartbeat, LogLine, LogStream, Run, RunEvent, RunStatus, Step, StepStatus } from './types.js';
+import type {
+  AgentInfoOut,
+  FactsOut,
+  HeartbeatOut,
+  LogLineOut,
+  PlanPreviewOut,
+  ProblemOut,
+  RunEventOut,
+  RunInfoOut,
+  RunStatus as WireRunStatus,
+  StepInfoOut,
+  ValidateWorkflowResponseOut,
+  WorkflowInfoOut,
+} from '../proto/index.js';
+import type { Problem } from './errors.js';
+import type {
+  Agent,
+  AgentState,
+  Facts,
+  Heartbeat,
+  LogLine,
+  LogStream,
+  PlanPreview,
+  PreviewStep,
+  RegisteredWorkflow,
+  Run,
+  RunEvent,
+  RunStatus,
+  Step,
+  StepKind,
+  StepStatus,
+  TargetStrategy,
+  WorkflowValidation,
+} from './types.js';
 
 function lowerEnum<T extends string>(value: string, prefix: string, allowed: readonly T[], fallback: T): T {
   const name = value.startsWith(prefix) ? value.slice(prefix.length).toLowerCase() : '';
@@ -14,6 +46,16 @@ const RUN_STATUSES: readonly RunStatus[] = ['pending', 'running', 'succeeded', '
 const STEP_STATUSES: readonly StepStatus[] = ['pending', 'running', 'succeeded', 'failed', 'skipped', 'cancelled'];
 const AGENT_STATES: readonly AgentState[] = ['connected', 'disconnected', 'lost'];
 const LOG_STREAMS: readonly LogStream[] = ['stdout', 'stderr'];
+const STEP_KINDS: readonly StepKind[] = ['run', 'command', 'script', 'http', 'file', 'sleep', 'ssh', 'approval', 'group'];
+
+/** Step kinds and strategies travel as lower-case text; a server older than kinds sends "" (a `run` step). */
+function stepKind(kind: string): StepKind {
+  return (STEP_KINDS as readonly string[]).includes(kind) ? (kind as StepKind) : 'run';
+}
+
+function strategy(value: string): TargetStrategy {
+  return value === 'all' ? 'all' : 'one';
+}
 
 /** The run status as the API spells it, for requests (ListRuns filter). */
 export function runStatusToWire(status: RunStatus): WireRunStatus {
@@ -50,6 +92,9 @@ function heartbeat(h: HeartbeatOut): Heartbeat {
     netRxBytesPerSec: Number(h.netRxBytesPerSec),
     netTxBytesPerSec: Number(h.netTxBytesPerSec),
     runningSteps: h.runningSteps,
+    journalBytes: h.journalBytes,
+    journalUnacked: h.journalUnacked,
+    journalDroppedLogBytes: h.journalDroppedLogBytes,
   };
 }
 
@@ -75,6 +120,8 @@ export function toAgent(a: AgentInfoOut): Agent {
 export function toStep(s: StepInfoOut): Step {
   return {
     id: s.id,
+    parent: s.parent,
+    kind: stepKind(s.kind),
     agent: s.agent,
     status: lowerEnum(s.status, 'STEP_STATUS_', STEP_STATUSES, 'pending'),
     attempt: s.attempt,
@@ -95,6 +142,7 @@ export function toRun(r: RunInfoOut): Run {
   return {
     id: r.id,
     workflow: r.workflow,
+    workflowVersion: r.workflowVersion,
     status: lowerEnum(r.status, 'RUN_STATUS_', RUN_STATUSES, 'pending'),
     createdAt: Number(r.createdMs),
     startedAt: Number(r.startedMs),
@@ -125,4 +173,74 @@ export function toRunEvent(e: RunEventOut): RunEvent | undefined {
   if (e.body === 'step' && e.step) return { type: 'step', step: toStep(e.step) };
   if (e.body === 'log' && e.log) return { type: 'log', line: toLogLine(e.log) };
   return undefined;
+}
+
+/** Converts a Problem message. */
+export function toProblem(p: ProblemOut): Problem {
+  return {
+    path: p.path,
+    line: p.line,
+    column: p.column,
+    message: p.message,
+    severity: p.severity === 'warning' ? 'warning' : 'error',
+  };
+}
+
+/** Document order: problems without a position first, then by line and column (stable). */
+function byPosition(a: Problem, b: Problem): number {
+  return a.line - b.line || a.column - b.column;
+}
+
+/** Converts a ValidateWorkflowResponse; problems come in document order. */
+export function toValidation(v: ValidateWorkflowResponseOut): WorkflowValidation {
+  const problems = v.problems.map(toProblem).sort(byPosition);
+  return { workflow: v.workflow, valid: v.valid && !problems.some((p) => p.severity === 'error'), problems };
+}
+
+/** Converts a PlanPreview message. */
+export function toPlanPreview(p: PlanPreviewOut): PlanPreview {
+  return {
+    workflow: p.workflow,
+    version: p.version,
+    hash: p.hash,
+    params: { ...p.params },
+    waves: p.waves.map((w) => ({
+      index: w.index,
+      steps: w.steps.map(
+        (s): PreviewStep => ({
+          id: s.id,
+          kind: stepKind(s.kind),
+          needs: [...s.needs],
+          target: s.target,
+          strategy: strategy(s.strategy),
+          matches: s.matches.map((m) => ({
+            name: m.name,
+            state: lowerEnum(m.state, 'AGENT_STATE_', AGENT_STATES, 'disconnected'),
+            draining: m.draining,
+          })),
+          instances: [...s.instances],
+          agent: s.agent,
+          when: s.when,
+          isFinally: s.isFinally,
+          maxParallel: s.maxParallel,
+          maxFailures: s.maxFailures,
+        }),
+      ),
+    })),
+    warnings: p.problems.map(toProblem).filter((x) => x.severity === 'warning'),
+  };
+}
+
+/** Converts a WorkflowInfo message. */
+export function toRegisteredWorkflow(w: WorkflowInfoOut): RegisteredWorkflow {
+  return {
+    name: w.name,
+    version: w.version,
+    versions: w.versions,
+    hash: w.hash,
+    createdAt: Number(w.createdMs),
+    description: w.description,
+    source: w.source,
+    changed: w.changed,
+  };
 }

@@ -6,6 +6,7 @@
  */
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { decodeMessage, type ErrorDetailOut } from '../proto/index.js';
+import { toProblem } from './convert.js';
 
 /** Every code the SDK can report. */
 export type ErrorCode =
@@ -16,10 +17,13 @@ export type ErrorCode =
   | 'RUN_NOT_FOUND'
   | 'AGENT_NOT_FOUND'
   | 'RUN_FINISHED'
+  | 'WORKFLOW_NOT_FOUND'
+  | 'RUN_SKIPPED'
   | 'INTERNAL'
   | 'SERVER_UNREACHABLE'
   | 'FILE_NOT_FOUND'
-  | 'INVALID_INPUT';
+  | 'INVALID_INPUT'
+  | 'INSTALL_FAILED';
 
 /** A located complaint about a workflow document or its params. */
 export interface Problem {
@@ -119,6 +123,24 @@ export class RunFinishedError extends DroverError {
   }
 }
 
+/** No registered workflow has that name (or that version). */
+export class WorkflowNotFoundError extends DroverError {
+  override readonly name = 'WorkflowNotFoundError';
+  declare readonly code: 'WORKFLOW_NOT_FOUND';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('WORKFLOW_NOT_FOUND', message, options);
+  }
+}
+
+/** The workflow has `concurrency: skip` and a run of it is still active; nothing was started. */
+export class RunSkippedError extends DroverError {
+  override readonly name = 'RunSkippedError';
+  declare readonly code: 'RUN_SKIPPED';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('RUN_SKIPPED', message, options);
+  }
+}
+
 /** The server failed, or answered in a way the SDK does not understand. */
 export class InternalError extends DroverError {
   override readonly name = 'InternalError';
@@ -155,6 +177,45 @@ export class InvalidInputError extends DroverError {
   }
 }
 
+/**
+ * Why installing (or uninstalling) an agent on one host failed; stable, see
+ * docs/install.md. The error's `hint` says how to fix it.
+ */
+export type InstallFailure =
+  | 'BAD_INPUT'
+  | 'BAD_IDENTITY'
+  | 'AUTH_FAILED'
+  | 'HOST_KEY_UNKNOWN'
+  | 'HOST_KEY_CHANGED'
+  | 'UNREACHABLE'
+  | 'UNSUPPORTED_PLATFORM'
+  | 'NO_BINARY'
+  | 'NO_DISK_SPACE'
+  | 'SUDO_FAILED'
+  | 'NAME_CONFLICT'
+  | 'COMMAND_FAILED'
+  | 'NOT_CONNECTED';
+
+/** Options of an InstallError. */
+export interface InstallErrorOptions extends DroverErrorOptions {
+  reason?: InstallFailure;
+  /** True when a failed install was undone, so the host is as it was before. */
+  rolledBack?: boolean;
+}
+
+/** `drover agent install`/`uninstall` failed on a host; `reason` says why and `hint` how to fix it. */
+export class InstallError extends DroverError {
+  override readonly name = 'InstallError';
+  declare readonly code: 'INSTALL_FAILED';
+  readonly reason: InstallFailure;
+  readonly rolledBack: boolean;
+  constructor(message: string, options: InstallErrorOptions = {}) {
+    super('INSTALL_FAILED', message, options);
+    this.reason = options.reason ?? 'COMMAND_FAILED';
+    this.rolledBack = options.rolledBack ?? false;
+  }
+}
+
 const BY_CODE = {
   INVALID_WORKFLOW: InvalidWorkflowError,
   INVALID_PARAMS: InvalidParamsError,
@@ -163,10 +224,13 @@ const BY_CODE = {
   RUN_NOT_FOUND: RunNotFoundError,
   AGENT_NOT_FOUND: AgentNotFoundError,
   RUN_FINISHED: RunFinishedError,
+  WORKFLOW_NOT_FOUND: WorkflowNotFoundError,
+  RUN_SKIPPED: RunSkippedError,
   INTERNAL: InternalError,
   SERVER_UNREACHABLE: ServerUnreachableError,
   FILE_NOT_FOUND: FileNotFoundError,
   INVALID_INPUT: InvalidInputError,
+  INSTALL_FAILED: InstallError,
 } as const satisfies Record<ErrorCode, new (message: string, options?: DroverErrorOptions) => DroverError>;
 
 /** Trailing metadata key holding an encoded drover.v1.ErrorDetail. */
@@ -209,13 +273,7 @@ export function fromGrpcError(err: unknown, address: string): DroverError {
     const cls = BY_CODE[detail.code as ErrorCode];
     return new cls(detail.message || err.details, {
       hint: detail.hint,
-      problems: detail.problems.map((p) => ({
-        path: p.path,
-        line: p.line,
-        column: p.column,
-        message: p.message,
-        severity: p.severity === 'warning' ? 'warning' : 'error',
-      })),
+      problems: detail.problems.map(toProblem),
       cause: err,
     });
   }

@@ -27,6 +27,14 @@ export class FleetApi {
     return toAgent(await this.conn.unary((cb) => this.conn.fleet.getAgent({ name }, cb)));
   }
 
+  /**
+   * Starts (or with `drain: false` ends) draining an agent: no new work is
+   * placed on it; what it runs finishes. Rejects with AgentNotFoundError.
+   */
+  async drain(name: string, drain = true): Promise<Agent> {
+    return toAgent(await this.conn.unary((cb) => this.conn.fleet.drainAgent({ name, drain }, cb)));
+  }
+
   /** The current state of every agent, then each change, until the loop is left. */
   watch(): AsyncIterableIterator<Agent, undefined, undefined> {
     return this.conn.stream(() => this.conn.fleet.watchAgents({}), toAgent);

@@ -1,9 +1,12 @@
-/** The drover SDK: a client of the control plane, its errors and domain types. */
+/** The drover SDK: a client of the control plane, the typed workflow builder, its errors and domain types. */
 export { DroverClient, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './client.js';
 export { DEFAULT_ADDRESS, DEFAULT_CONNECT_TIMEOUT_MS } from './connection.js';
 export { FleetApi, type ListAgentsOptions } from './fleet.js';
 export { RunsApi, type LaunchOptions, type ListRunsOptions, type LogsOptions } from './runs.js';
 export { RunHandle, type RunEventsOptions } from './run-handle.js';
+export { WorkflowsApi } from './workflows.js';
+export { formatWorkflowRef, parseWorkflowRef, type ParsedWorkflowRef } from './source.js';
+export * from './builder.js';
 export { encodeParams, parseParamArgs } from './params.js';
 export * from './errors.js';
 export * from './types.js';

@@ -4,8 +4,8 @@ import { RUN_STATUS_VALUES, runStatusToWire, toLogLine, toRun, toRunEvent } from
 import { InvalidInputError } from './errors.js';
 import { encodeParams } from './params.js';
 import { RunHandle, type RunEventsOptions } from './run-handle.js';
-import { workflowSource } from './source.js';
-import { isTerminal, type LogLine, type Params, type Run, type RunEvent, type RunStatus, type WorkflowDocument } from './types.js';
+import { withWorkflow } from './source.js';
+import { isTerminal, type LogLine, type Params, type Run, type RunEvent, type RunStatus, type WorkflowDocument, type WorkflowRef } from './types.js';
 
 /** Options for `runs.launch`. */
 export interface LaunchOptions {
@@ -33,14 +33,23 @@ export class RunsApi {
   constructor(private readonly conn: Connection) {}
 
   /**
-   * Submits a workflow (a file path, or a document object) with params and
-   * starts it. Rejects with InvalidWorkflowError, InvalidParamsError,
-   * NoMatchingAgentError or PlanChangedError when it cannot start.
+   * Submits a workflow with params and starts it. The workflow is a file
+   * path, a document object (e.g. from `workflow(...).build()`), or a
+   * registered workflow: `{ ref: 'deploy@3' }`, or a string that names no
+   * file and reads NAME or NAME@VERSION (see `resolveWorkflow`). Rejects with
+   * InvalidWorkflowError, InvalidParamsError, NoMatchingAgentError,
+   * PlanChangedError, WorkflowNotFoundError or RunSkippedError when it cannot start.
    */
-  async launch(workflowOrPath: string | WorkflowDocument, params: Params = {}, options: LaunchOptions = {}): Promise<RunHandle> {
-    const { source, filename } = await workflowSource(workflowOrPath);
-    const request = { source, filename, params: encodeParams(params), expectPlanHash: options.expectPlanHash ?? '' };
-    const info = await this.conn.unary<RunInfoOut>((cb) => this.conn.runs.submitRun(request, cb));
+  async launch(workflow: string | WorkflowDocument | WorkflowRef, params: Params = {}, options: LaunchOptions = {}): Promise<RunHandle> {
+    const encoded = encodeParams(params);
+    const info = await withWorkflow(workflow, (resolved) => {
+      const request = {
+        ...(resolved.kind === 'ref' ? { workflowRef: resolved.ref } : { source: resolved.source, filename: resolved.filename }),
+        params: encoded,
+        expectPlanHash: options.expectPlanHash ?? '',
+      };
+      return this.conn.unary<RunInfoOut>((cb) => this.conn.runs.submitRun(request, cb));
+    });
     return new RunHandle(this, toRun(info));
   }
 

@@ -3,6 +3,7 @@
  * and millisecond timestamps. Nothing here mentions protobuf; conversion from
  * the wire shapes happens in convert.ts.
  */
+import type { Problem } from './errors.js';
 
 /** Lifecycle of a run. `succeeded`, `failed` and `cancelled` are terminal. */
 export type RunStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -12,6 +13,17 @@ export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipp
 
 /** Whether the control plane currently hears from an agent. */
 export type AgentState = 'connected' | 'disconnected' | 'lost';
+
+/**
+ * What a step does: `run` (shell text), `command` (argv, no shell), `script`
+ * (inline body with an interpreter), `http`, `file`, `sleep`. `ssh` and
+ * `approval` are reserved for later versions. In a run's steps, `group` is
+ * the row of a fan-out or forEach step whose instances carry `parent`.
+ */
+export type StepKind = 'run' | 'command' | 'script' | 'http' | 'file' | 'sleep' | 'ssh' | 'approval' | 'group';
+
+/** How a step's target is used: `one` matching agent, or fan out to `all` of them. */
+export type TargetStrategy = 'one' | 'all';
 
 /** Which output stream of a step process a log line came from. */
 export type LogStream = 'stdout' | 'stderr';
@@ -51,6 +63,10 @@ export interface Heartbeat {
   netRxBytesPerSec: number;
   netTxBytesPerSec: number;
   runningSteps: number;
+  /** The agent's journal: bytes on disk, messages not yet acknowledged, log bytes dropped at its size bound. */
+  journalBytes: number;
+  journalUnacked: number;
+  journalDroppedLogBytes: number;
 }
 
 /** An agent as the control plane sees it. */
@@ -74,9 +90,13 @@ export interface Agent {
   peer: string;
 }
 
-/** One step of a run (for fan-out steps, one entry per agent). */
+/** One step of a run (for fan-out and forEach steps, one entry per instance). */
 export interface Step {
+  /** The step id; an instance's id adds the agent or item index: `deploy[web-1]`, `notify[0]`. */
   id: string;
+  /** For an instance of a fan-out or forEach: the declared step's id. Empty otherwise. */
+  parent: string;
+  kind: StepKind;
   /** The agent running the step; empty until it is placed. */
   agent: string;
   status: StepStatus;
@@ -100,6 +120,8 @@ export interface Step {
 export interface Run {
   id: string;
   workflow: string;
+  /** The registry version the run was started from; 0 when it was started from a file or document. */
+  workflowVersion: number;
   status: RunStatus;
   /** ms since epoch. */
   createdAt: number;
@@ -140,6 +162,93 @@ export type Params = Record<string, ParamValue>;
 
 /** A workflow document given as an object (the same shape as the YAML). */
 export type WorkflowDocument = Record<string, unknown>;
+
+/**
+ * A workflow stored in the control plane's registry: `{ ref: 'deploy' }` (the
+ * latest version) or `{ ref: 'deploy@3' }`.
+ */
+export interface WorkflowRef {
+  ref: string;
+}
+
+/** One agent a step's target matches right now. */
+export interface AgentMatch {
+  name: string;
+  state: AgentState;
+  draining: boolean;
+}
+
+/** One declared step in a plan preview. */
+export interface PreviewStep {
+  id: string;
+  kind: StepKind;
+  needs: string[];
+  /** The target as text, e.g. `role=web,site in (ams,fra)`; empty when the step has none. */
+  target: string;
+  strategy: TargetStrategy;
+  /** Every agent the target matches now, with its state. */
+  matches: AgentMatch[];
+  /** Instance ids a fan-out or forEach expands to now; empty for a single step. */
+  instances: string[];
+  /** The agent a single step would run on now; empty for a fan-out, or when none is available. */
+  agent: string;
+  /** The step's `when` condition; empty when it always runs. */
+  when: string;
+  isFinally: boolean;
+  /** Instances running at once; 0 means all. */
+  maxParallel: number;
+  /** Failed instances tolerated before the step fails. */
+  maxFailures: number;
+}
+
+/** Steps that can run at the same time once the waves before them are done. */
+export interface PlanWave {
+  /** 0-based position. */
+  index: number;
+  steps: PreviewStep[];
+}
+
+/** What a run would do if it started now (`workflows.plan`). */
+export interface PlanPreview {
+  workflow: string;
+  /** The registry version planned; 0 for a file or document. */
+  version: number;
+  /** Pass to `runs.launch(..., { expectPlanHash })` to start exactly this plan. */
+  hash: string;
+  /** Every param value bound, defaults included, as the wire carries them (text). */
+  params: Record<string, string>;
+  waves: PlanWave[];
+  /** Problems with severity `warning` (a plan with errors rejects with InvalidWorkflowError instead). */
+  warnings: Problem[];
+}
+
+/** The result of `workflows.validate`. */
+export interface WorkflowValidation {
+  /** The workflow's name, when it could be read; empty otherwise. */
+  workflow: string;
+  /** True when no problem is an error (warnings may remain). */
+  valid: boolean;
+  /** Errors and warnings, in document order. */
+  problems: Problem[];
+}
+
+/** A workflow in the registry: one version, with facts about all of them. */
+export interface RegisteredWorkflow {
+  name: string;
+  /** This version's number (for `list`, the latest). Versions count from 1. */
+  version: number;
+  /** How many versions are stored. */
+  versions: number;
+  /** Hex SHA-256 of the source text. */
+  hash: string;
+  /** When this version was stored (ms since epoch). */
+  createdAt: number;
+  description: string;
+  /** The document as it was applied; only `workflows.get` fills it, empty otherwise. */
+  source: string;
+  /** Only meaningful for `workflows.apply`: false when the content equalled the latest version. */
+  changed: boolean;
+}
 
 /** True once a run can change no more. */
 export function isTerminal(status: RunStatus): boolean {

@@ -10,7 +10,7 @@
 import { readFileSync, statSync } from 'node:fs';
 
 /** Upper bound on a step's output file (documented in docs/workflows.md). */
-export const MAX_OUTPUT_BYTES = 1024 * 1024;
+export const MAX_OUTPUT_BYTES = 256 * 1024;
 
 export class OutputError extends Error {
   override name = 'OutputError';

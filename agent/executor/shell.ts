@@ -26,13 +26,17 @@ export interface ShellResult {
   peakRssBytes: number;
   timedOut: boolean;
   cancelled: boolean;
-  /** Set when the process could not be started at all. */
+  /** Set when the step could not run at all (process not started, bad input). */
   spawnError?: string;
+  /** Outputs produced by built-in steps (process steps write $DROVER_OUTPUT). */
+  outputs?: Record<string, string>;
 }
 
 export interface RunningShell {
   result: Promise<ShellResult>;
   cancel(): void;
+  /** Process (and group) id, for process steps. */
+  pid?: number;
 }
 
 export function runShell(spec: ShellSpec, stats: ProcStats): RunningShell {
@@ -71,7 +75,7 @@ export function runShell(spec: ShellSpec, stats: ProcStats): RunningShell {
 
   const result = new Promise<ShellResult>((resolve) => {
     let spawnError: string | undefined;
-    child.on('error', (err) => (spawnError = err.message));
+    child.on('error', (err) => (spawnError = `could not start ${spec.argv[0]}: ${err.message}`));
     // 'close' fires after both pipes drained, so every byte is delivered first.
     child.on('close', (code, signal) => {
       clearTimeout(timeout);
@@ -99,6 +103,7 @@ export function runShell(spec: ShellSpec, stats: ProcStats): RunningShell {
   });
   return {
     result,
+    pid: pgid,
     cancel() {
       cancelled = true;
       killGroup();

@@ -6,8 +6,13 @@ import type { AgentLink, LinkHandlers, LinkSession } from './link.js';
 export class GrpcLink implements AgentLink {
   private client: AgentServiceClient;
 
-  constructor(readonly address: string) {
+  /** `options` adds channel options (the fleet simulator asks for a connection of its own per agent). */
+  constructor(
+    readonly address: string,
+    options: grpc.ChannelOptions = {},
+  ) {
     this.client = new (droverV1().AgentService)(address, grpc.credentials.createInsecure(), {
+      ...options,
       'grpc.keepalive_time_ms': 15_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,

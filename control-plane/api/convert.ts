@@ -22,7 +22,7 @@ export function toAgentInfo(a: LiveAgent): AgentInfo {
 }
 
 export function toStepInfo(run: RunRecord, s: StepRecord): StepInfo {
-  const plan = run.plan.steps.find((p) => p.id === s.id);
+  const plan = run.plan.steps.find((p) => p.id === s.id) ?? run.plan.groups.find((g) => g.id === s.id);
   return {
     id: s.id,
     agent: s.agent,
@@ -37,6 +37,8 @@ export function toStepInfo(run: RunRecord, s: StepRecord): StepInfo {
     message: s.message,
     needs: plan?.isFinally ? [] : (plan?.needs ?? []),
     isFinally: plan?.isFinally ?? false,
+    parent: s.parent,
+    kind: s.kind,
   };
 }
 
@@ -49,10 +51,22 @@ export function toRunInfo(run: RunRecord): RunInfo {
     startedMs: run.startedMs,
     endedMs: run.endedMs,
     params: run.params,
-    steps: run.plan.steps.map((p) => toStepInfo(run, run.steps[p.id])),
+    steps: stepOrder(run).map((id) => toStepInfo(run, run.steps[id])),
     planHash: run.plan.hash,
     message: run.message,
+    workflowVersion: run.workflowVersion,
   };
+}
+
+/** Declared order; a fan-out's group row comes just before its instances. */
+function stepOrder(run: RunRecord): string[] {
+  const out: string[] = [];
+  for (const s of run.plan.steps) {
+    if (s.parent && !out.includes(s.parent)) out.push(s.parent);
+    out.push(s.id);
+  }
+  for (const g of run.plan.groups) if (!out.includes(g.id)) out.push(g.id);
+  return out;
 }
 
 export function toLogLine(runId: string, r: LogRecord): LogLine {

@@ -21,6 +21,11 @@ export function fleetService(fleet: Fleet): FleetServiceHandlers {
       if (!a) throw new NotFoundError('AGENT_NOT_FOUND', `no agent named "${req.name}"`, 'list agents with `drover fleet`');
       return toAgentInfo(a);
     }),
+    DrainAgent: unary((req) => {
+      const a = fleet.setDraining(req.name, req.drain);
+      if (!a) throw new NotFoundError('AGENT_NOT_FOUND', `no agent named "${req.name}"`, 'list agents with `drover fleet`');
+      return toAgentInfo(a);
+    }),
     WatchAgents(call: grpc.ServerWritableStream<WatchAgentsRequest__Output, AgentInfo>) {
       for (const a of fleet.list()) call.write(toAgentInfo(a));
       const off = fleet.changes.subscribe((a) => call.write(toAgentInfo(a)));

@@ -11,6 +11,8 @@ const STATUS: Record<ApiErrorCode, grpc.status> = {
   RUN_NOT_FOUND: grpc.status.NOT_FOUND,
   AGENT_NOT_FOUND: grpc.status.NOT_FOUND,
   RUN_FINISHED: grpc.status.FAILED_PRECONDITION,
+  RUN_SKIPPED: grpc.status.FAILED_PRECONDITION,
+  WORKFLOW_NOT_FOUND: grpc.status.NOT_FOUND,
   INTERNAL: grpc.status.INTERNAL,
 };
 

@@ -67,7 +67,7 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
   return {
     SubmitRun: unary((req) =>
       runs
-        .submit({ source: req.source, filename: req.filename, params: req.params, expectPlanHash: req.expectPlanHash })
+        .submit({ source: req.source, filename: req.filename, workflowRef: req.workflowRef, params: req.params, expectPlanHash: req.expectPlanHash })
         .then(toRunInfo),
     ),
     GetRun: unary((req) => toRunInfo(runs.get(req.id))),

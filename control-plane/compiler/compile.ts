@@ -1,25 +1,47 @@
 /**
- * compile(source, params) -> plan. Pure and deterministic: the same document
- * and params always give the same plan and hash. Every problem found is
- * reported at once, each with its path and (for YAML) line and column.
+ * compile(source, params, fleet) -> plan. Pure and deterministic: the same
+ * document, params and fleet always give the same plan and hash. Every
+ * problem found is reported at once, each with its path and (for YAML) line
+ * and column. Checks run on the raw document as far as its shape allows, so
+ * a type error in one field does not hide a cycle in another.
  */
 import { createHash } from 'node:crypto';
+import { evaluate } from '@marcbachmann/cel-js';
 import type { z } from 'zod';
 import type { Problem } from '../errors.js';
+import { describeTarget, matches, type FleetAgent } from '../scheduler/placement.js';
 import { parseDuration } from './duration.js';
-import { canonicalizeTemplates, checkExpression, hasTemplate, TEMPLATE } from './expressions.js';
-import type { RunPlan, StepPlan } from './plan.js';
-import { KNOWN_KEYS, workflowSchema, type ParamDoc, type StepDoc, type WorkflowDoc } from './schema.js';
+import {
+  canonicalize,
+  canonicalizeTemplates,
+  celEnvironment,
+  checkExpression,
+  hasTemplate,
+  stepRefs,
+  TEMPLATE,
+  unwrap,
+  type ParamType,
+} from './expressions.js';
+import type { GroupPlan, LabelExpression, RunPlan, StepKind, StepPlan, TargetPlan } from './plan.js';
+import { KNOWN_KEYS, RESERVED_KINDS, STEP_KINDS, workflowSchema, type ParamDoc, type StepDoc, type WorkflowDoc } from './schema.js';
 import { formatPath, parseSource, type ParsedSource, type PathSegment } from './source.js';
 import { didYouMean } from './suggest.js';
 
 export interface CompileInput {
   source: string;
   params: Record<string, string>;
+  /** The fleet now: fan-outs expand over it, and targets nothing matches are warned about. */
+  fleet?: FleetAgent[];
+  /** "validate" checks the document alone: params may be missing and fan-outs are not expanded. */
+  mode?: 'run' | 'validate';
 }
 
 export interface CompileResult {
   plan?: RunPlan;
+  /** The workflow's name, when it could be read. */
+  workflow: string;
+  /** Its description, when it has one. */
+  description?: string;
   /** Errors and warnings; a plan exists only when there is no error. */
   problems: Problem[];
 }
@@ -36,31 +58,36 @@ class Problems {
   }
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 export function compile(input: CompileInput): CompileResult {
+  const mode = input.mode ?? 'run';
   const src = parseSource(input.source);
   const problems = new Problems(src);
   for (const e of src.syntaxErrors) {
     problems.list.push({ path: '', line: e.line, column: e.column, message: `invalid YAML: ${e.message}`, severity: 'error' });
   }
-  if (src.syntaxErrors.length) return { problems: problems.list };
-  if (typeof src.value !== 'object' || src.value === null || Array.isArray(src.value)) {
+  if (src.syntaxErrors.length) return { workflow: '', problems: problems.list };
+  if (!isObject(src.value)) {
     problems.add([], 'a workflow document is a mapping with "name" and "steps" (see examples/)');
-    return { problems: problems.list };
+    return { workflow: '', problems: problems.list };
   }
+  const raw = src.value;
+  const workflow = typeof raw.name === 'string' ? raw.name : '';
 
-  const parsed = workflowSchema.safeParse(src.value);
+  const parsed = workflowSchema.safeParse(raw);
   if (!parsed.success) reportSchemaIssues(parsed.error.issues, problems);
-  // Graph and expression checks run on the raw document too, so all problems come out at once.
-  checkGraph(src.value as Record<string, unknown>, problems);
-  checkExpressions(src.value as WorkflowDoc, problems);
-  if (!parsed.success || problems.hasErrors) return { problems: problems.list };
+  const steps = rawSteps(raw);
+  checkGraph(steps, problems);
+  const decl = isObject(raw.params) ? (raw.params as Record<string, ParamDoc>) : {};
+  const typed = bindParams(decl, input.params, problems, mode);
+  checkSteps(raw, steps, paramTypes(decl, typed), problems);
+  if (!parsed.success || problems.hasErrors) return { workflow, problems: problems.list };
+  if (mode === 'validate') return { workflow, description: parsed.data.description, problems: problems.list };
 
-  const wf = parsed.data;
-  const params = bindParams(wf.params ?? {}, input.params, problems);
-  if (problems.hasErrors) return { problems: problems.list };
-
-  const plan = buildPlan(wf, params);
-  return { plan, problems: problems.list };
+  const plan = buildPlan(parsed.data, typed, input.fleet, mode, problems);
+  if (problems.hasErrors) return { workflow, problems: problems.list };
+  return { workflow, description: parsed.data.description, plan, problems: problems.list };
 }
 
 function reportSchemaIssues(issues: z.core.$ZodIssue[], problems: Problems) {
@@ -73,6 +100,11 @@ function reportSchemaIssues(issues: z.core.$ZodIssue[], problems: Problems) {
       }
     } else if (issue.code === 'invalid_type' && issue.input === undefined) {
       problems.add(path, `missing required field "${path[path.length - 1]}"`);
+    } else if (issue.code === 'invalid_union' && typeof issue.input === 'object' && issue.input !== null) {
+      // A union of a shorthand and an object form: report the object form's problems.
+      const objectErrors = issue.errors.find((errs) => errs.some((e) => e.code !== 'invalid_type'));
+      if (objectErrors) reportSchemaIssues(objectErrors.map((e) => ({ ...e, path: [...path, ...e.path] })), problems);
+      else problems.add(path, issue.message.replace(/^Invalid input: /, ''));
     } else {
       problems.add(path, issue.message.replace(/^Invalid input: /, ''));
     }
@@ -83,9 +115,9 @@ function knownKeysFor(path: PathSegment[]): string[] {
   const last = path[path.length - 1];
   const parent = path[path.length - 2];
   if (path.length === 0) return KNOWN_KEYS.workflow;
-  if (last === 'target') return KNOWN_KEYS.target;
-  if (last === 'retry') return KNOWN_KEYS.retry;
+  if (typeof last === 'string' && last in KNOWN_KEYS && last !== 'workflow' && last !== 'step') return KNOWN_KEYS[last as keyof typeof KNOWN_KEYS];
   if (parent === 'params') return KNOWN_KEYS.param;
+  if (parent === 'matchExpressions') return KNOWN_KEYS.matchExpressions;
   if ((parent === 'steps' || parent === 'finally') && typeof last === 'number') return KNOWN_KEYS.step;
   return [];
 }
@@ -93,7 +125,8 @@ function knownKeysFor(path: PathSegment[]): string[] {
 interface RawStep {
   id: string;
   path: PathSegment[];
-  needs: unknown;
+  doc: Record<string, unknown>;
+  needs: string[];
   isFinally: boolean;
 }
 
@@ -103,43 +136,38 @@ function rawSteps(doc: Record<string, unknown>): RawStep[] {
     const list = doc[section];
     if (!Array.isArray(list)) continue;
     list.forEach((s, i) => {
-      if (s && typeof s === 'object' && typeof (s as { id?: unknown }).id === 'string') {
-        out.push({ id: (s as { id: string }).id, path: [section, i], needs: (s as { needs?: unknown }).needs, isFinally: section === 'finally' });
-      }
+      if (!isObject(s) || typeof s.id !== 'string') return;
+      const needs = Array.isArray(s.needs) ? s.needs.filter((n): n is string => typeof n === 'string') : [];
+      out.push({ id: s.id, path: [section, i], doc: s, needs, isFinally: section === 'finally' });
     });
   }
   return out;
 }
 
 /** Duplicate ids, unknown or self needs, and cycles. */
-function checkGraph(doc: Record<string, unknown>, problems: Problems) {
-  const steps = rawSteps(doc);
-  const seen = new Map<string, PathSegment[]>();
+function checkGraph(steps: RawStep[], problems: Problems) {
+  const seen = new Map<string, RawStep>();
   for (const s of steps) {
     const first = seen.get(s.id);
-    if (first) problems.add([...s.path, 'id'], `duplicate step id "${s.id}" (first used at ${formatPath(first)}); step ids must be unique`);
-    else seen.set(s.id, s.path);
+    if (first) problems.add([...s.path, 'id'], `duplicate step id "${s.id}" (first used at ${formatPath(first.path)}); step ids must be unique`);
+    else seen.set(s.id, s);
   }
   const ids = [...seen.keys()];
   const edges = new Map<string, string[]>();
   for (const s of steps) {
-    if (!Array.isArray(s.needs)) continue;
     const deps: string[] = [];
-    s.needs.forEach((n, j) => {
+    (Array.isArray(s.doc.needs) ? s.doc.needs : []).forEach((n: unknown, j: number) => {
       if (typeof n !== 'string') return;
-      if (n === s.id) problems.add([...s.path, 'needs', j], `step "${s.id}" cannot need itself`);
-      else if (!seen.has(n)) problems.add([...s.path, 'needs', j], `unknown step "${n}" in needs${didYouMean(n, ids)}`);
-      else if (!s.isFinally && steps.find((o) => o.id === n)?.isFinally)
-        problems.add([...s.path, 'needs', j], `step "${s.id}" cannot need finally step "${n}": finally steps run after all others`);
+      const at = [...s.path, 'needs', j];
+      if (n === s.id) problems.add(at, `step "${s.id}" cannot need itself`);
+      else if (!seen.has(n)) problems.add(at, `unknown step "${n}" in needs${didYouMean(n, ids)}`);
+      else if (!s.isFinally && seen.get(n)!.isFinally) problems.add(at, `step "${s.id}" cannot need finally step "${n}": finally steps run after all others`);
       else deps.push(n);
     });
     if (!edges.has(s.id)) edges.set(s.id, deps);
   }
   const cycle = findCycle(ids, edges);
-  if (cycle) {
-    const at = steps.find((s) => s.id === cycle[0]);
-    problems.add(at ? [...at.path, 'needs'] : [], `dependency cycle: ${cycle.join(' -> ')}; remove one of these needs`);
-  }
+  if (cycle) problems.add([...seen.get(cycle[0])!.path, 'needs'], `dependency cycle: ${cycle.join(' -> ')}; remove one of these needs`);
 }
 
 /** Returns one cycle as a list of ids (first repeated at the end), if any. */
@@ -169,140 +197,298 @@ export function findCycle(ids: string[], edges: Map<string, string[]>): string[]
   return undefined;
 }
 
-function allSteps(wf: WorkflowDoc): { step: StepDoc; path: PathSegment[]; isFinally: boolean }[] {
-  return [
-    ...wf.steps.map((step, i) => ({ step, path: ['steps', i] as PathSegment[], isFinally: false })),
-    ...(wf.finally ?? []).map((step, i) => ({ step, path: ['finally', i] as PathSegment[], isFinally: true })),
-  ];
+/** CEL types of the params: numbers are int when their value is whole, else double. */
+function paramTypes(decl: Record<string, ParamDoc>, typed: Record<string, unknown>): Record<string, ParamType> {
+  const out: Record<string, ParamType> = {};
+  for (const [name, p] of Object.entries(decl)) {
+    const type = isObject(p) && typeof p.type === 'string' ? p.type : 'string';
+    const v = typed[name] ?? (isObject(p) ? p.default : undefined);
+    out[name] = type === 'number' ? (typeof v === 'number' && !Number.isInteger(v) ? 'double' : 'int') : type === 'boolean' ? 'bool' : type === 'list' ? 'list' : 'string';
+  }
+  return out;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** Fields whose text may hold ${{ }} templates, per step kind (paths below the step). */
+function templateFields(step: Record<string, unknown>): [PathSegment[], string][] {
+  const out: [PathSegment[], string][] = [];
+  const str = (path: PathSegment[], v: unknown) => typeof v === 'string' && out.push([path, v]);
+  if (isObject(step.env)) for (const [k, v] of Object.entries(step.env)) str(['env', k], v);
+  if (Array.isArray(step.command)) step.command.forEach((v, i) => str(['command', i], v));
+  if (isObject(step.http)) {
+    str(['http', 'url'], step.http.url);
+    str(['http', 'body'], step.http.body);
+    if (isObject(step.http.headers)) for (const [k, v] of Object.entries(step.http.headers)) str(['http', 'headers', k], v);
+  }
+  if (isObject(step.file)) {
+    str(['file', 'path'], step.file.path);
+    str(['file', 'content'], step.file.content);
+  }
+  return out;
+}
 
-/**
- * No ${{ }} in shell text; every template parses and refers to known params
- * and needed steps. Runs on the raw document, so it skips what has the wrong shape.
- */
-function checkExpressions(raw: WorkflowDoc, problems: Problems) {
-  const wf: WorkflowDoc = {
-    ...raw,
-    params: isObject(raw.params) ? raw.params : {},
-    env: isObject(raw.env) ? raw.env : {},
-    steps: (Array.isArray(raw.steps) ? raw.steps : []).map((s) => (isObject(s) ? s : {}) as StepDoc),
-    finally: (Array.isArray(raw.finally) ? raw.finally : []).map((s) => (isObject(s) ? s : {}) as StepDoc),
-  };
-  const declared = Object.keys(wf.params ?? {});
-  const checkTemplates = (text: string, path: PathSegment[], needs: string[] | undefined) => {
-    for (const m of text.matchAll(TEMPLATE)) checkOne(m[1], path, needs);
-  };
-  const checkOne = (expr: string, path: PathSegment[], needs: string[] | undefined) => {
-    const res = checkExpression(expr);
-    if (res.error) return problems.add(path, `invalid expression "${expr.trim()}": ${res.error}`);
-    for (const p of res.params) {
-      if (!declared.includes(p)) problems.add(path, `unknown param "${p}"${didYouMean(p, declared)}; declare it under params`);
+/** Step kinds, shell-text safety, expressions and their references. */
+function checkSteps(raw: Record<string, unknown>, steps: RawStep[], types: Record<string, ParamType>, problems: Problems) {
+  const declared = Object.keys(types);
+  const regular = steps.filter((s) => !s.isFinally).map((s) => s.id);
+  const envFor = (withItem: boolean) => celEnvironment(types, withItem);
+  const checkExpr = (expr: string, path: PathSegment[], needs: string[] | undefined, withItem: boolean, wantBool = false) => {
+    const res = checkExpression(envFor(withItem), expr);
+    if (res.error) {
+      const known = /No such key: (\S+)/.exec(res.error);
+      let msg = `invalid expression "${expr.trim()}": ${res.error}`;
+      if (/Unknown variable: item/.test(res.error)) msg = `"item" is only available in forEach steps (in "${expr.trim()}")`;
+      else if (known && /\bparams\./.test(expr)) msg = `unknown param "${known[1]}"${didYouMean(known[1], declared)} in "${expr.trim()}"; declare it under params`;
+      return problems.add(path, msg);
     }
-    for (const s of res.steps) {
+    if (wantBool && res.type && res.type !== 'bool' && res.type !== 'dyn') {
+      problems.add(path, `condition "${expr.trim()}" is of type ${res.type}; a condition must be true or false`);
+    }
+    for (const s of stepRefs(expr)) {
       if (needs && !needs.includes(s)) problems.add(path, `expression refers to step "${s}", which is not in this step's needs; add it to needs`);
     }
   };
-  for (const [k, v] of Object.entries(wf.env ?? {})) {
-    if (typeof v === 'string') checkTemplates(v, ['env', k], []);
-  }
-  for (const { step: raw, path } of allSteps(wf)) {
-    const step = {
-      ...raw,
-      run: typeof raw.run === 'string' ? raw.run : '',
-      env: isObject(raw.env) ? raw.env : {},
-      needs: Array.isArray(raw.needs) ? raw.needs : [],
-      when: typeof raw.when === 'string' ? raw.when : undefined,
-    };
-    if (hasTemplate(step.run)) {
-      const envNames = [...step.run.matchAll(TEMPLATE)].map((m) => envNameFor(m[1]));
-      const rewrite = [...step.run.matchAll(TEMPLATE)].reduce((t, m, i) => t.replace(m[0], `"$${envNames[i]}"`), step.run);
-      const env = [...step.run.matchAll(TEMPLATE)].map((m, i) => `${envNames[i]}: "${m[0]}"`).join(', ');
-      problems.add(
-        [...path, 'run'],
-        `an expression may not be pasted into shell text (it would be run as code); pass it through env instead: run: ${rewrite}  env: { ${env} }`,
-      );
+  const checkTemplates = (text: string, path: PathSegment[], needs: string[] | undefined, withItem: boolean) => {
+    for (const m of text.matchAll(TEMPLATE)) checkExpr(m[1], path, needs, withItem);
+  };
+
+  if (isObject(raw.env)) for (const [k, v] of Object.entries(raw.env)) if (typeof v === 'string') checkTemplates(v, ['env', k], [], false);
+
+  for (const s of steps) {
+    const { doc, path } = s;
+    const kinds = [...STEP_KINDS, ...RESERVED_KINDS].filter((k) => doc[k] !== undefined);
+    for (const k of kinds.filter((k): k is (typeof RESERVED_KINDS)[number] => (RESERVED_KINDS as readonly string[]).includes(k))) {
+      problems.add([...path, k], `step kind "${k}" is reserved for a later release and cannot run yet; use one of ${STEP_KINDS.join(', ')}`);
     }
-    for (const [k, v] of Object.entries(step.env ?? {})) {
-      if (typeof v === 'string') checkTemplates(v, [...path, 'env', k], step.needs ?? []);
+    if (kinds.length === 0) problems.add(path, `step "${s.id}" has nothing to do: give it one of ${STEP_KINDS.join(', ')}`);
+    if (kinds.length > 1) problems.add([...path, kinds[1]], `step "${s.id}" has more than one kind (${kinds.join(', ')}); a step does exactly one thing`);
+
+    const forEach = typeof doc.forEach === 'string';
+    const needs = s.isFinally ? [...regular, ...s.needs] : s.needs;
+    for (const [field, text] of [
+      ['run', doc.run],
+      ['script', isObject(doc.script) ? doc.script.body : doc.script],
+    ] as const) {
+      if (typeof text !== 'string' || !hasTemplate(text)) continue;
+      const at = field === 'script' && isObject(doc.script) ? [...path, 'script', 'body'] : [...path, field];
+      problems.add(at, shellRewrite(text));
     }
-    if (step.when) checkOne(step.when.replace(/^\$\{\{([\s\S]*)\}\}$/, '$1'), [...path, 'when'], step.needs ?? []);
+    for (const [sub, text] of templateFields(doc)) checkTemplates(text, [...path, ...sub], needs, forEach);
+    if (typeof doc.when === 'string') checkExpr(unwrap(doc.when), [...path, 'when'], needs, forEach, true);
+    if (forEach) {
+      const expr = unwrap(doc.forEach as string);
+      checkExpr(expr, [...path, 'forEach'], [], false);
+      if (stepRefs(expr).length) problems.add([...path, 'forEach'], 'forEach is expanded before the run starts, so it may use params but not step outputs');
+      if (isObject(doc.target) && doc.target.strategy === 'all') {
+        problems.add([...path, 'forEach'], 'forEach and target.strategy "all" cannot be combined; fan out over agents or over items, not both');
+      }
+    }
+    const t = isObject(doc.target) ? doc.target : {};
+    if ((t.maxParallel !== undefined || t.maxFailures !== undefined) && !forEach && t.strategy !== 'all') {
+      problems.add([...path, 'target'], 'maxParallel and maxFailures apply to fan-outs: add strategy: all or forEach');
+    }
   }
+}
+
+/** The error for ${{ }} in shell text, with the env-based rewrite. */
+function shellRewrite(text: string): string {
+  const found = [...text.matchAll(TEMPLATE)];
+  const names = found.map((m) => envNameFor(m[1]));
+  // Inside double quotes the variable needs none of its own.
+  const rewrite = found.reduce((t, m, i) => t.replace(`"${m[0]}"`, `"$${names[i]}"`).replace(m[0], `"$${names[i]}"`), text.trim());
+  const env = [...new Set(found.map((m, i) => `${names[i]}: "${m[0]}"`))].join(', ');
+  return `an expression may not be pasted into shell text (it would be run as code); pass it through env instead: run: ${rewrite}  env: { ${env} }`;
 }
 
 function envNameFor(expr: string): string {
-  const last = expr.trim().split(/[.\[\]"']+/).filter(Boolean).pop() ?? 'VALUE';
+  const last = expr.trim().split(/[.[\]"']+/).filter(Boolean).pop() ?? 'VALUE';
   return last.replace(/[^A-Za-z0-9]+/g, '_').toUpperCase() || 'VALUE';
 }
 
-/** Checks given params against declarations and fills defaults; values stay strings on the wire. */
-function bindParams(decl: Record<string, ParamDoc>, given: Record<string, string>, problems: Problems): Record<string, string> {
-  const out: Record<string, string> = {};
+/** Checks given params against declarations and fills defaults; returns typed values. */
+function bindParams(decl: Record<string, ParamDoc>, given: Record<string, string>, problems: Problems, mode: 'run' | 'validate'): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
   const names = Object.keys(decl);
   for (const name of Object.keys(given)) {
-    if (!decl[name]) problems.add(['params'], `unknown param "${name}"${didYouMean(name, names)}; this workflow takes: ${names.join(', ') || 'no params'}`);
+    if (!(name in decl)) problems.add(['params'], `unknown param "${name}"${didYouMean(name, names)}; this workflow takes: ${names.join(', ') || 'no params'}`);
   }
   for (const [name, p] of Object.entries(decl)) {
+    if (!isObject(p)) continue;
+    const type = typeof p.type === 'string' ? p.type : 'string';
     const path = ['params', name];
-    let value = given[name];
-    if (value === undefined && p.default !== undefined) value = Array.isArray(p.default) ? JSON.stringify(p.default) : String(p.default);
-    if (value === undefined) {
-      if (p.required !== false) problems.add(path, `missing param "${name}" (${p.type}${p.description ? `: ${p.description}` : ''}); pass it with -p ${name}=VALUE`);
+    let text = given[name];
+    if (text === undefined && p.default !== undefined) text = Array.isArray(p.default) ? JSON.stringify(p.default) : String(p.default);
+    if (text === undefined) {
+      if (p.required !== false && mode === 'run') {
+        problems.add(path, `missing param "${name}" (${type}${p.description ? `: ${p.description}` : ''}); pass it with -p ${name}=VALUE`);
+      }
       continue;
     }
-    const err = checkParamValue(p, value);
-    if (err) problems.add(path, `param "${name}" ${err}`);
+    const value = typedValue(type, text);
+    if (typeof value === 'string' && value.startsWith('\u0000')) {
+      problems.add(path, `param "${name}" ${value.slice(1)}`);
+      continue;
+    }
+    if (p.enum && !p.enum.map(String).includes(text)) problems.add(path, `param "${name}" must be one of ${p.enum.join(', ')}, got "${text}"`);
+    if (p.pattern && type === 'string' && !new RegExp(p.pattern).test(text)) problems.add(path, `param "${name}" must match /${p.pattern}/, got "${text}"`);
     out[name] = value;
   }
   return out;
 }
 
-function checkParamValue(p: ParamDoc, value: string): string | undefined {
-  if (p.type === 'number' && (value.trim() === '' || !Number.isFinite(Number(value)))) return `must be a number, got "${value}"`;
-  if (p.type === 'boolean' && value !== 'true' && value !== 'false') return `must be true or false, got "${value}"`;
-  if (p.type === 'list') {
-    try {
-      if (!Array.isArray(JSON.parse(value))) throw new Error();
-    } catch {
-      return `must be a JSON list like ["a","b"], got "${value}"`;
-    }
+/** A param's typed value, or an error message prefixed with NUL. */
+function typedValue(type: string, text: string): unknown {
+  if (type === 'number') {
+    const n = Number(text);
+    return text.trim() !== '' && Number.isFinite(n) ? n : `\u0000must be a number, got "${text}"`;
   }
-  if (p.enum && !p.enum.map(String).includes(value)) return `must be one of ${p.enum.join(', ')}, got "${value}"`;
-  if (p.pattern && !new RegExp(p.pattern).test(value)) return `must match /${p.pattern}/, got "${value}"`;
-  return undefined;
+  if (type === 'boolean') return text === 'true' ? true : text === 'false' ? false : `\u0000must be true or false, got "${text}"`;
+  if (type === 'list') {
+    try {
+      const v: unknown = JSON.parse(text);
+      if (Array.isArray(v)) return v;
+    } catch {
+      // reported below
+    }
+    return `\u0000must be a JSON list like ["a","b"], got "${text}"`;
+  }
+  return text;
 }
 
-function buildPlan(wf: WorkflowDoc, params: Record<string, string>): RunPlan {
+/** CEL values of typed params: whole numbers are ints (BigInt), as the type check assumed. */
+function celParams(typed: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(typed).map(([k, v]) => [k, typeof v === 'number' && Number.isInteger(v) ? BigInt(v) : v]));
+}
+
+function targetPlan(doc: StepDoc): TargetPlan {
+  const t = doc.target ?? {};
+  const op = (o: string): LabelExpression['operator'] =>
+    (({ in: 'In', notin: 'NotIn', exists: 'Exists', doesnotexist: 'DoesNotExist' }) as const)[o.toLowerCase() as 'in'];
+  return {
+    labels: { ...t.labels },
+    matchExpressions: (t.matchExpressions ?? []).map((e) => ({ key: e.key, operator: op(e.operator), values: [...(e.values ?? [])] })),
+    agent: t.agent ?? '',
+    strategy: t.strategy ?? 'one',
+  };
+}
+
+function kindOf(doc: StepDoc): StepKind {
+  return STEP_KINDS.find((k) => doc[k] !== undefined)!;
+}
+
+function buildPlan(wf: WorkflowDoc, typed: Record<string, unknown>, fleet: FleetAgent[] | undefined, mode: 'run' | 'validate', problems: Problems): RunPlan {
+  const declared = [...wf.steps.map((s) => ({ s, isFinally: false })), ...(wf.finally ?? []).map((s) => ({ s, isFinally: true }))];
   const regularIds = wf.steps.map((s) => s.id);
-  const steps: StepPlan[] = allSteps(wf).map(({ step, isFinally }) => {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries({ ...wf.env, ...step.env })) env[k] = canonicalizeTemplates(String(v));
-    const retry = step.retry;
-    return {
-      id: step.id,
-      // finally steps wait for every regular step, whatever its outcome.
-      needs: isFinally ? [...regularIds, ...(step.needs ?? [])] : [...(step.needs ?? [])],
-      run: step.run,
-      env,
-      target: { labels: { ...step.target?.labels }, agent: step.target?.agent ?? '' },
-      timeoutMs: parseDuration(step.timeout) ?? 0,
-      retry: {
-        attempts: retry?.attempts ?? 1,
-        backoff: retry?.backoff ?? 'fixed',
-        initialMs: parseDuration(retry?.initial) ?? 1000,
-        maxMs: parseDuration(retry?.max) ?? 60_000,
-        jitter: retry?.jitter ?? 0,
-        retryOn: retry?.retryOn ?? [],
-      },
-      when: step.when ? canonicalizeTemplates(step.when).replace(/^\$\{\{\s*([\s\S]*?)\s*\}\}$/, '$1') : '',
-      continueOnError: step.continueOnError ?? false,
+  const steps: StepPlan[] = [];
+  const groups: GroupPlan[] = [];
+
+  declared.forEach(({ s, isFinally }, index) => {
+    const path: PathSegment[] = [isFinally ? 'finally' : 'steps', isFinally ? index - wf.steps.length : index];
+    const target = targetPlan(s);
+    const needs = isFinally ? [...regularIds, ...(s.needs ?? [])] : [...(s.needs ?? [])];
+    const matching = fleet?.filter((a) => matches(a, target) && a.state !== 'lost');
+    if (matching && matching.length === 0) {
+      problems.add([...path, 'target'], `no agent in the fleet matches ${describeTarget(target)} now`, 'warning');
+    }
+    const base = unitPlan(wf, s, target, needs, isFinally);
+    const items = s.forEach !== undefined ? forEachItems(s.forEach, typed, [...path, 'forEach'], problems, mode) : undefined;
+    const fanOut = target.strategy === 'all';
+    if (!items && !fanOut) return void steps.push(base);
+
+    const instances: StepPlan[] = items
+      ? items.map((item, i) => ({ ...base, id: `${s.id}[${i}]`, parent: s.id, itemJson: JSON.stringify(item) }))
+      : mode === 'validate' || !matching
+        ? []
+        : matching.filter((a) => !a.draining).map((a) => ({ ...base, id: `${s.id}[${a.name}]`, parent: s.id, agent: a.name }));
+    const maxFailures = s.target?.maxFailures;
+    groups.push({
+      id: s.id,
+      over: items ? 'items' : 'agents',
+      instances: instances.map((i) => i.id),
+      maxParallel: s.target?.maxParallel ?? 0,
+      maxFailures: typeof maxFailures === 'string' ? Math.floor((instances.length * parseInt(maxFailures, 10)) / 100) : (maxFailures ?? 0),
+      needs,
+      continueOnError: s.continueOnError ?? false,
       isFinally,
-    };
+    });
+    steps.push(...instances);
   });
-  const deadlineMs = 0;
-  const hash = createHash('sha256').update(canonicalJson({ workflow: wf.name, params, deadlineMs, steps })).digest('hex');
-  return { workflow: wf.name, hash, params, deadlineMs, steps };
+
+  const params = Object.fromEntries(Object.entries(typed).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));
+  const paramsJson = JSON.stringify(typed);
+  const deadlineMs = parseDuration(wf.deadline) ?? 0;
+  const concurrency = wf.concurrency ?? 'allow';
+  const onAgentLost = wf.onAgentLost ?? 'fail';
+  // Placement of single steps (chosen by load at submit) is not part of the plan's identity.
+  const identity = { workflow: wf.name, params, deadlineMs, concurrency, onAgentLost, groups, steps: steps.map((st) => ({ ...st, agent: st.parent && st.target.strategy === 'all' ? st.agent : '' })) };
+  const hash = createHash('sha256').update(canonicalJson(identity)).digest('hex');
+  return { workflow: wf.name, hash, params, paramsJson, deadlineMs, concurrency, onAgentLost, steps, groups };
+}
+
+function unitPlan(wf: WorkflowDoc, s: StepDoc, target: TargetPlan, needs: string[], isFinally: boolean): StepPlan {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...wf.env, ...s.env })) env[k] = canonicalizeTemplates(String(v));
+  const script = typeof s.script === 'string' ? { interpreter: '/bin/sh', body: s.script } : (s.script ?? null);
+  const expect = s.http?.expect;
+  return {
+    id: s.id,
+    parent: '',
+    itemJson: '',
+    kind: kindOf(s),
+    needs,
+    run: s.run ?? '',
+    command: (s.command ?? []).map(canonicalizeTemplates),
+    script,
+    http: s.http
+      ? {
+          method: s.http.method,
+          url: canonicalizeTemplates(s.http.url),
+          headers: Object.fromEntries(Object.entries(s.http.headers ?? {}).map(([k, v]) => [k, canonicalizeTemplates(v)])),
+          body: canonicalizeTemplates(s.http.body ?? ''),
+          expectStatus: expect === undefined ? [] : Array.isArray(expect) ? expect : [expect],
+        }
+      : null,
+    file: s.file
+      ? {
+          path: canonicalizeTemplates(s.file.path),
+          content: canonicalizeTemplates(s.file.content),
+          mode: s.file.mode === undefined ? '' : typeof s.file.mode === 'number' ? s.file.mode.toString(8) : s.file.mode,
+          owner: s.file.owner ?? '',
+        }
+      : null,
+    sleepMs: s.sleep === undefined ? 0 : (parseDuration(s.sleep) ?? 0),
+    env,
+    target,
+    agent: target.agent,
+    timeoutMs: parseDuration(s.timeout) ?? 0,
+    retry: {
+      attempts: s.retry?.attempts ?? 1,
+      backoff: s.retry?.backoff ?? 'fixed',
+      initialMs: parseDuration(s.retry?.initial) ?? 1000,
+      maxMs: parseDuration(s.retry?.max) ?? 60_000,
+      jitter: s.retry?.jitter ?? 0,
+      retryOn: s.retry?.retryOn ?? [],
+    },
+    when: s.when ? canonicalize(unwrap(s.when)) : '',
+    continueOnError: s.continueOnError ?? false,
+    isFinally,
+  };
+}
+
+/** Evaluates a forEach expression over the params; it must give a list. */
+function forEachItems(expr: string, typed: Record<string, unknown>, path: PathSegment[], problems: Problems, mode: 'run' | 'validate'): unknown[] {
+  if (mode === 'validate') return [];
+  let v: unknown;
+  try {
+    v = evaluate(unwrap(expr), { params: celParams(typed) });
+  } catch (err) {
+    problems.add(path, `cannot evaluate forEach "${unwrap(expr)}": ${(err as Error).message.split('\n')[0]}`);
+    return [];
+  }
+  if (!Array.isArray(v)) {
+    problems.add(path, `forEach "${unwrap(expr)}" must give a list, got ${typeof v === 'bigint' ? 'a number' : typeof v}`);
+    return [];
+  }
+  return v.map((x) => (typeof x === 'bigint' ? Number(x) : x));
 }
 
 /** JSON with sorted keys, so equal content always hashes the same. */

@@ -1,10 +1,38 @@
 /** The compiled plan as the control plane's domain code sees it. */
+export type StepKind = 'run' | 'command' | 'script' | 'http' | 'file' | 'sleep';
+
+export interface LabelExpression {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values: string[];
+}
+
+export interface TargetPlan {
+  labels: Record<string, string>;
+  matchExpressions: LabelExpression[];
+  agent: string;
+  strategy: 'one' | 'all';
+}
+
+/** One executable unit: a plain step, or one instance of a fan-out or forEach. */
 export interface StepPlan {
   id: string;
+  /** The declared step an instance belongs to; '' for a plain step. */
+  parent: string;
+  /** forEach item as JSON; '' otherwise. */
+  itemJson: string;
+  kind: StepKind;
   needs: string[];
   run: string;
+  command: string[];
+  script: { interpreter: string; body: string } | null;
+  http: { method: string; url: string; headers: Record<string, string>; body: string; expectStatus: number[] } | null;
+  file: { path: string; content: string; mode: string; owner: string } | null;
+  sleepMs: number;
   env: Record<string, string>;
-  target: { labels: Record<string, string>; agent: string };
+  target: TargetPlan;
+  /** Fixed by the compiler for strategy "all" instances; otherwise chosen by placement. */
+  agent: string;
   timeoutMs: number;
   retry: { attempts: number; backoff: 'fixed' | 'exponential'; initialMs: number; maxMs: number; jitter: number; retryOn: number[] };
   when: string;
@@ -12,10 +40,30 @@ export interface StepPlan {
   isFinally: boolean;
 }
 
+/** A declared step that expanded into instances (fan-out or forEach). */
+export interface GroupPlan {
+  id: string;
+  /** Fan-out over matching agents, or forEach over items. */
+  over: 'agents' | 'items';
+  instances: string[];
+  /** 0: all at once. */
+  maxParallel: number;
+  maxFailures: number;
+  needs: string[];
+  continueOnError: boolean;
+  isFinally: boolean;
+}
+
 export interface RunPlan {
   workflow: string;
   hash: string;
+  /** Bound params as strings (the wire form). */
   params: Record<string, string>;
+  /** Bound params with their declared types, as JSON. */
+  paramsJson: string;
   deadlineMs: number;
+  concurrency: 'allow' | 'queue' | 'skip';
+  onAgentLost: 'wait' | 'retry' | 'fail';
   steps: StepPlan[];
+  groups: GroupPlan[];
 }

@@ -1,6 +1,7 @@
 /**
  * The workflow document's shape: the single source for validation (here) and
- * for the JSON Schema shipped to editors (scripts/gen-schema.ts).
+ * for the JSON Schema shipped to editors (scripts/gen-schema.ts). Rules that
+ * span fields (exactly one step kind, graph, expressions) live in compile.ts.
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
@@ -19,48 +20,108 @@ export const stepId = z
   .regex(/^[A-Za-z][A-Za-z0-9_-]{0,62}$/, 'step ids start with a letter and use letters, digits, "-" and "_" (at most 63)');
 
 export const paramSchema = z.strictObject({
-  type: z.enum(['string', 'number', 'boolean', 'list']).default('string'),
-  description: z.string().optional(),
-  default: z.union([scalar, z.array(scalar)]).optional(),
-  required: z.boolean().optional(),
-  enum: z.array(scalar).optional(),
-  pattern: z.string().optional(),
+  type: z.enum(['string', 'number', 'boolean', 'list']).default('string').describe('The value type; list values are JSON lists on the command line.'),
+  description: z.string().optional().describe('What the param is for.'),
+  default: z.union([scalar, z.array(scalar)]).optional().describe('The value when none is given; makes the param optional.'),
+  required: z.boolean().optional().describe('Default: true unless a default is given.'),
+  enum: z.array(scalar).optional().describe('The allowed values.'),
+  pattern: z.string().optional().describe('A regular expression string values must match.'),
+});
+
+export const labelExpressionSchema = z.strictObject({
+  key: z.string().min(1).describe('The label name.'),
+  operator: z
+    .string()
+    .refine((v) => ['in', 'notin', 'exists', 'doesnotexist'].includes(v.toLowerCase()), {
+      message: 'operator must be one of In, NotIn, Exists, DoesNotExist',
+    })
+    .describe('In, NotIn, Exists or DoesNotExist.'),
+  values: z.array(z.string()).optional().describe('For In and NotIn.'),
 });
 
 export const targetSchema = z.strictObject({
   labels: z.record(z.string(), z.string()).optional().describe('Equality selector: every label must match.'),
+  matchExpressions: z.array(labelExpressionSchema).optional().describe('Set-based selectors; all must match.'),
   agent: z.string().optional().describe('Run on this agent by name.'),
+  strategy: z.enum(['one', 'all']).optional().describe('one: the least-loaded matching agent (default); all: every matching agent.'),
+  maxParallel: z.number().int().min(1).optional().describe('Instances running at once (strategy all, forEach).'),
+  maxFailures: z
+    .union([z.number().int().min(0), z.string().regex(/^\d{1,3}%$/, 'a percentage like "25%"')])
+    .optional()
+    .describe('Failed instances tolerated: a count or a percentage like "25%".'),
 });
 
 export const retrySchema = z.strictObject({
-  attempts: z.number().int().min(1).max(100),
-  backoff: z.enum(['fixed', 'exponential']).optional(),
+  attempts: z.number().int().min(1).max(100).describe('Total attempts, including the first.'),
+  backoff: z.enum(['fixed', 'exponential']).optional().describe('fixed: wait `initial` each time; exponential: double it each time, up to `max`.'),
   initial: duration.optional(),
   max: duration.optional(),
-  jitter: z.number().min(0).max(1).optional(),
-  retryOn: z.array(z.number().int()).optional(),
+  jitter: z.number().min(0).max(1).optional().describe('Random extra delay, as a fraction of the delay.'),
+  retryOn: z.array(z.number().int()).optional().describe('Exit codes that allow a retry; default: any failure.'),
 });
 
+export const scriptSchema = z.strictObject({
+  interpreter: z.string().min(1).default('/bin/sh').describe('The program that runs the body, e.g. python3 or "bash -e".'),
+  body: z.string().min(1).describe('The script text. Pass values through env, never ${{ }}.'),
+});
+
+export const httpSchema = z.strictObject({
+  method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET').describe('The HTTP method (default GET).'),
+  url: z.string().min(1).describe('The URL; may hold ${{ }}.'),
+  headers: z.record(z.string(), z.string()).optional().describe('Request headers.'),
+  body: z.string().optional().describe('The request body.'),
+  expect: z.union([z.number().int(), z.array(z.number().int())]).optional().describe('Accepted status codes; default 200-299.'),
+});
+
+export const fileSchema = z.strictObject({
+  path: z.string().min(1).describe("Where to write, inside one of the agent's allowed roots (--file-root)."),
+  content: z.string().describe('The text to write; may hold ${{ }}.'),
+  mode: z
+    .union([z.string().regex(/^0?[0-7]{3,4}$/, 'an octal mode like "0644"'), z.number().int()])
+    .optional()
+    .describe('Permission bits in octal, e.g. "0644".'),
+  owner: z.string().optional().describe('"user" or "user:group".'),
+});
+
+export const STEP_KINDS = ['run', 'command', 'script', 'http', 'file', 'sleep'] as const;
+/** Kinds reserved for later features: named, so the error can say so. */
+export const RESERVED_KINDS = ['ssh', 'approval'] as const;
+
 export const stepSchema = z.strictObject({
-  id: stepId,
-  name: z.string().optional(),
-  needs: z.array(z.string()).optional(),
-  run: z.string().min(1).describe('Shell text run with /bin/sh -c. Pass values through env, never ${{ }}.'),
-  env: z.record(z.string(), scalar).optional(),
-  target: targetSchema.optional(),
+  id: stepId.describe('Unique step id: letters, digits, "-" and "_", starting with a letter.'),
+  name: z.string().optional().describe('A display name.'),
+  needs: z.array(z.string()).optional().describe('Ids of steps that must succeed first.'),
+  run: z.string().min(1).optional().describe('Shell text run with /bin/sh -c. Pass values through env, never ${{ }}.'),
+  command: z.array(z.string()).min(1).optional().describe('argv, run without a shell; elements may hold ${{ }}.'),
+  script: z.union([z.string().min(1), scriptSchema]).optional().describe('An inline script: its text, or { interpreter, body }.'),
+  http: httpSchema.optional().describe('An HTTP request made by the agent; the response is saved as outputs.'),
+  file: fileSchema.optional().describe('Write a file on the agent.'),
+  sleep: duration.optional(),
+  ssh: z.unknown().optional().describe('Reserved for a later version.'),
+  approval: z.unknown().optional().describe('Reserved for a later version.'),
+  env: z.record(z.string(), scalar).optional().describe('Environment variables for the step; values may hold ${{ }}.'),
+  target: targetSchema.optional().describe('Which agents run the step; default: any one agent.'),
+  forEach: z.string().optional().describe('An expression giving a list (e.g. ${{ params.hosts }}): one instance per item, as `item`.'),
   timeout: duration.optional(),
-  retry: retrySchema.optional(),
-  when: z.string().optional(),
-  continueOnError: z.boolean().optional(),
+  retry: retrySchema.optional().describe('Try a failed step again.'),
+  when: z.string().optional().describe('A CEL condition; false skips the step.'),
+  continueOnError: z.boolean().optional().describe('A failure of this step does not fail the run.'),
 });
 
 export const workflowSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'workflow names use lower-case letters, digits, ".", "-" and "_"'),
-  description: z.string().optional(),
-  params: z.record(z.string(), paramSchema).optional(),
-  env: z.record(z.string(), scalar).optional(),
-  steps: z.array(stepSchema).min(1, 'a workflow needs at least one step'),
-  finally: z.array(stepSchema).optional(),
+  $schema: z.string().optional().describe('The JSON Schema this document follows (for editors); ignored by Drover.'),
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'workflow names use lower-case letters, digits, ".", "-" and "_"')
+    .describe('The workflow name (registry key): lower-case letters, digits, ".", "-" and "_".'),
+  description: z.string().optional().describe('What the workflow does.'),
+  params: z.record(z.string(), paramSchema).optional().describe('Parameters a run takes, by name (`-p name=value`).'),
+  env: z.record(z.string(), scalar).optional().describe('Environment variables for every step; values may hold ${{ }}.'),
+  deadline: duration.optional().describe('The whole run must finish within this; past it, running steps are killed and the run fails.'),
+  concurrency: z.enum(['allow', 'queue', 'skip']).optional().describe('What a new run does while one is active: allow (default), queue, or skip.'),
+  onAgentLost: z.enum(['wait', 'retry', 'fail']).optional().describe('Steps on an agent that is lost: wait for it, retry elsewhere, or fail.'),
+  steps: z.array(stepSchema).min(1, 'a workflow needs at least one step').describe('The steps, run in the order their `needs` allow.'),
+  finally: z.array(stepSchema).optional().describe('Steps that run after all the others, whatever happened (cleanup, notification).'),
 });
 
 export type WorkflowDoc = z.infer<typeof workflowSchema>;
@@ -74,4 +135,8 @@ export const KNOWN_KEYS = {
   param: Object.keys(paramSchema.shape),
   target: Object.keys(targetSchema.shape),
   retry: Object.keys(retrySchema.shape),
+  script: Object.keys(scriptSchema.shape),
+  http: Object.keys(httpSchema.shape),
+  file: Object.keys(fileSchema.shape),
+  matchExpressions: Object.keys(labelExpressionSchema.shape),
 };

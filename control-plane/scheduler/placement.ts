@@ -6,7 +6,7 @@
  * lowest CPU from the latest heartbeat, then the name (deterministic ties).
  */
 import type { Problem } from '../errors.js';
-import type { StepPlan } from '../compiler/plan.js';
+import type { StepPlan, TargetPlan } from '../compiler/plan.js';
 
 export interface FleetAgent {
   name: string;
@@ -17,14 +17,34 @@ export interface FleetAgent {
   cpuPercent: number;
 }
 
-export function matches(agent: FleetAgent, target: StepPlan['target']): boolean {
+export function matches(agent: Pick<FleetAgent, 'name' | 'labels'>, target: TargetPlan): boolean {
   if (target.agent && target.agent !== agent.name) return false;
-  return Object.entries(target.labels).every(([k, v]) => agent.labels[k] === v);
+  if (!Object.entries(target.labels).every(([k, v]) => agent.labels[k] === v)) return false;
+  return target.matchExpressions.every((e) => {
+    const has = Object.hasOwn(agent.labels, e.key);
+    switch (e.operator) {
+      case 'In':
+        return has && e.values.includes(agent.labels[e.key]);
+      case 'NotIn':
+        return !has || !e.values.includes(agent.labels[e.key]);
+      case 'Exists':
+        return has;
+      case 'DoesNotExist':
+        return !has;
+    }
+  });
 }
 
-function describeTarget(target: StepPlan['target']): string {
+/** A target as people write selectors: "agent=web-1,role=web,site in (ams,fra),!old". */
+export function describeTarget(target: TargetPlan): string {
   const parts = Object.entries(target.labels).map(([k, v]) => `${k}=${v}`);
   if (target.agent) parts.unshift(`agent=${target.agent}`);
+  for (const e of target.matchExpressions) {
+    if (e.operator === 'In') parts.push(`${e.key} in (${e.values.join(',')})`);
+    else if (e.operator === 'NotIn') parts.push(`${e.key} notin (${e.values.join(',')})`);
+    else if (e.operator === 'Exists') parts.push(e.key);
+    else parts.push(`!${e.key}`);
+  }
   return parts.join(',') || '(any agent)';
 }
 
@@ -39,6 +59,10 @@ export function place(steps: StepPlan[], fleet: FleetAgent[]): Placement {
   const problems: Problem[] = [];
   const load = new Map(fleet.map((a) => [a.name, a.runningSteps]));
   topoOrder(steps).forEach((step) => {
+    if (step.agent && step.parent && step.target.strategy === 'all') {
+      agents[step.id] = step.agent;
+      return;
+    }
     const candidates = fleet.filter((a) => matches(a, step.target) && a.state !== 'lost');
     const usable = candidates.filter((a) => !a.draining);
     if (usable.length === 0) {
@@ -77,7 +101,9 @@ export function topoOrder(steps: StepPlan[]): StepPlan[] {
   const out: StepPlan[] = [];
   let pending = steps;
   while (pending.length) {
-    const ready = pending.filter((s) => s.needs.every((n) => done.has(n)));
+    const ids = new Set(pending.map((s) => s.id));
+    // Needs on groups (fan-out parents) are not units; they never block the order.
+    const ready = pending.filter((s) => s.needs.every((n) => done.has(n) || !ids.has(n)));
     if (ready.length === 0) return [...out, ...pending];
     for (const s of ready) {
       out.push(s);

@@ -8,12 +8,13 @@ import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { DurableJsonFile } from './durable-json-file.js';
 import { LogFiles } from './log-files.js';
-import { TERMINAL_RUN, type AgentRecord, type LogRecord, type RunRecord, type Store } from './store.js';
+import { TERMINAL_RUN, type AgentRecord, type LogRecord, type RunRecord, type Store, type WorkflowVersion } from './store.js';
 
 interface Doc {
   version: 1;
   agents: Record<string, AgentRecord>;
   runs: Record<string, RunRecord>;
+  workflows: Record<string, WorkflowVersion[]>;
 }
 
 export interface LowdbStoreOptions {
@@ -26,6 +27,7 @@ export interface LowdbStoreOptions {
 
 export class LowdbStore implements Store {
   private db: Low<Doc>;
+  private file: DurableJsonFile<Doc>;
   private logs: LogFiles;
   private changed = 0;
   private written = 0;
@@ -37,14 +39,18 @@ export class LowdbStore implements Store {
 
   constructor(opts: LowdbStoreOptions) {
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-    this.db = new Low<Doc>(new DurableJsonFile(join(opts.dataDir, 'state.json')), { version: 1, agents: {}, runs: {} });
+    this.file = new DurableJsonFile<Doc>(join(opts.dataDir, 'state.json'));
+    this.db = new Low<Doc>(this.file, { version: 1, agents: {}, runs: {}, workflows: {} });
     this.logs = new LogFiles(join(opts.dataDir, 'logs'));
     this.coalesceMs = opts.coalesceMs ?? 10;
     this.maxRuns = opts.maxRuns ?? 1000;
   }
 
-  async open() {
+  /** Loads the state; returns a description when it had to recover from the backup, else ''. */
+  async open(): Promise<string> {
     await this.db.read();
+    this.db.data.workflows ??= {};
+    return this.file.recovered;
   }
 
   getAgent(name: string) {
@@ -65,6 +71,16 @@ export class LowdbStore implements Store {
   }
   putRun(run: RunRecord) {
     this.db.data.runs[run.id] = run;
+    this.touch();
+  }
+  workflowVersions(name: string) {
+    return [...(this.db.data.workflows[name] ?? [])];
+  }
+  workflowNames() {
+    return Object.keys(this.db.data.workflows).sort();
+  }
+  putWorkflowVersion(v: WorkflowVersion) {
+    (this.db.data.workflows[v.name] ??= []).push(v);
     this.touch();
   }
   appendLog(runId: string, record: LogRecord) {

@@ -1,10 +1,11 @@
 /** A Store that keeps everything in memory: for tests and throwaway servers. */
-import type { AgentRecord, LogRecord, RunRecord, Store } from './store.js';
+import type { AgentRecord, LogRecord, RunRecord, Store, WorkflowVersion } from './store.js';
 
 export class MemoryStore implements Store {
   private agents = new Map<string, AgentRecord>();
   private runs = new Map<string, RunRecord>();
   private logs = new Map<string, LogRecord[]>();
+  private workflows = new Map<string, WorkflowVersion[]>();
 
   async open() {}
   getAgent(name: string) {
@@ -24,6 +25,15 @@ export class MemoryStore implements Store {
   }
   putRun(run: RunRecord) {
     this.runs.set(run.id, run);
+  }
+  workflowVersions(name: string) {
+    return [...(this.workflows.get(name) ?? [])];
+  }
+  workflowNames() {
+    return [...this.workflows.keys()].sort();
+  }
+  putWorkflowVersion(v: WorkflowVersion) {
+    this.workflows.set(v.name, [...(this.workflows.get(v.name) ?? []), v]);
   }
   appendLog(runId: string, record: LogRecord) {
     const list = this.logs.get(runId) ?? [];

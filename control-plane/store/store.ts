@@ -33,12 +33,22 @@ export interface AgentRecord {
   lastSeenMs: number;
   /** Highest message seq from this agent applied to the state. */
   appliedSeq: number;
+  /** The agent's state-dir identity; a new one restarts its sequence space. */
+  instanceId: string;
   draining: boolean;
 }
 
 export interface StepRecord {
   id: string;
+  /** For a fan-out or forEach instance: its declared step; '' otherwise. */
+  parent: string;
+  /** The step kind, or "group" for a fan-out/forEach parent (which runs nowhere itself). */
+  kind: string;
+  /** An instance waiting for a maxParallel slot: not yet sent to its agent. */
+  held: boolean;
   agent: string;
+  /** Agents this step was taken away from (lost), which must not finish it. */
+  previousAgents: string[];
   status: StepStatus;
   attempt: number;
   exitCode: number;
@@ -60,8 +70,24 @@ export interface RunRecord {
   params: Record<string, string>;
   message: string;
   cancelRequested: boolean;
+  /** Set when the run's deadline passed: it ends failed, not cancelled. */
+  deadlineExceeded: boolean;
+  /** Registry version it was started from; 0 when run from a file. */
+  workflowVersion: number;
   plan: RunPlan;
   steps: Record<string, StepRecord>;
+}
+
+/** One stored version of a workflow document in the registry. */
+export interface WorkflowVersion {
+  name: string;
+  version: number;
+  /** SHA-256 of the source text. */
+  hash: string;
+  source: string;
+  filename: string;
+  description: string;
+  createdMs: number;
 }
 
 export interface LogRecord {
@@ -75,8 +101,11 @@ export interface LogRecord {
 }
 
 export interface Store {
-  /** Loads state; throws StoreError naming the file and the fix when it cannot. */
-  open(): Promise<void>;
+  /**
+   * Loads state; throws StoreError naming the file and the fix when it
+   * cannot. Resolves to a description of any recovery it made, else ''.
+   */
+  open(): Promise<string | void>;
   getAgent(name: string): AgentRecord | undefined;
   listAgents(): AgentRecord[];
   putAgent(agent: AgentRecord): void;
@@ -84,6 +113,11 @@ export interface Store {
   /** Newest first. */
   listRuns(): RunRecord[];
   putRun(run: RunRecord): void;
+  /** Every version of a workflow, oldest first; empty when unknown. */
+  workflowVersions(name: string): WorkflowVersion[];
+  /** Names of registered workflows. */
+  workflowNames(): string[];
+  putWorkflowVersion(v: WorkflowVersion): void;
   appendLog(runId: string, record: LogRecord): void;
   /**
    * Every log record of a run so far. The snapshot is taken when called,

@@ -10,14 +10,18 @@ import type { Cancel as _drover_v1_Cancel, Cancel__Output as _drover_v1_Cancel__
 import type { Disk as _drover_v1_Disk, Disk__Output as _drover_v1_Disk__Output } from './drover/v1/Disk.js';
 import type { Drain as _drover_v1_Drain, Drain__Output as _drover_v1_Drain__Output } from './drover/v1/Drain.js';
 import type { Facts as _drover_v1_Facts, Facts__Output as _drover_v1_Facts__Output } from './drover/v1/Facts.js';
+import type { FileSpec as _drover_v1_FileSpec, FileSpec__Output as _drover_v1_FileSpec__Output } from './drover/v1/FileSpec.js';
 import type { Heartbeat as _drover_v1_Heartbeat, Heartbeat__Output as _drover_v1_Heartbeat__Output } from './drover/v1/Heartbeat.js';
 import type { Hello as _drover_v1_Hello, Hello__Output as _drover_v1_Hello__Output } from './drover/v1/Hello.js';
+import type { HttpSpec as _drover_v1_HttpSpec, HttpSpec__Output as _drover_v1_HttpSpec__Output } from './drover/v1/HttpSpec.js';
+import type { LabelExpression as _drover_v1_LabelExpression, LabelExpression__Output as _drover_v1_LabelExpression__Output } from './drover/v1/LabelExpression.js';
 import type { LogChunk as _drover_v1_LogChunk, LogChunk__Output as _drover_v1_LogChunk__Output } from './drover/v1/LogChunk.js';
 import type { Plan as _drover_v1_Plan, Plan__Output as _drover_v1_Plan__Output } from './drover/v1/Plan.js';
 import type { PlanStep as _drover_v1_PlanStep, PlanStep__Output as _drover_v1_PlanStep__Output } from './drover/v1/PlanStep.js';
 import type { Reject as _drover_v1_Reject, Reject__Output as _drover_v1_Reject__Output } from './drover/v1/Reject.js';
 import type { Release as _drover_v1_Release, Release__Output as _drover_v1_Release__Output } from './drover/v1/Release.js';
 import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _drover_v1_RetryPolicy__Output } from './drover/v1/RetryPolicy.js';
+import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from './drover/v1/ScriptSpec.js';
 import type { ServerMessage as _drover_v1_ServerMessage, ServerMessage__Output as _drover_v1_ServerMessage__Output } from './drover/v1/ServerMessage.js';
 import type { StepEvent as _drover_v1_StepEvent, StepEvent__Output as _drover_v1_StepEvent__Output } from './drover/v1/StepEvent.js';
 import type { Target as _drover_v1_Target, Target__Output as _drover_v1_Target__Output } from './drover/v1/Target.js';
@@ -40,8 +44,11 @@ export interface ProtoGrpcType {
       Disk: MessageTypeDefinition<_drover_v1_Disk, _drover_v1_Disk__Output>
       Drain: MessageTypeDefinition<_drover_v1_Drain, _drover_v1_Drain__Output>
       Facts: MessageTypeDefinition<_drover_v1_Facts, _drover_v1_Facts__Output>
+      FileSpec: MessageTypeDefinition<_drover_v1_FileSpec, _drover_v1_FileSpec__Output>
       Heartbeat: MessageTypeDefinition<_drover_v1_Heartbeat, _drover_v1_Heartbeat__Output>
       Hello: MessageTypeDefinition<_drover_v1_Hello, _drover_v1_Hello__Output>
+      HttpSpec: MessageTypeDefinition<_drover_v1_HttpSpec, _drover_v1_HttpSpec__Output>
+      LabelExpression: MessageTypeDefinition<_drover_v1_LabelExpression, _drover_v1_LabelExpression__Output>
       LogChunk: MessageTypeDefinition<_drover_v1_LogChunk, _drover_v1_LogChunk__Output>
       LogStream: EnumTypeDefinition
       Plan: MessageTypeDefinition<_drover_v1_Plan, _drover_v1_Plan__Output>
@@ -49,6 +56,7 @@ export interface ProtoGrpcType {
       Reject: MessageTypeDefinition<_drover_v1_Reject, _drover_v1_Reject__Output>
       Release: MessageTypeDefinition<_drover_v1_Release, _drover_v1_Release__Output>
       RetryPolicy: MessageTypeDefinition<_drover_v1_RetryPolicy, _drover_v1_RetryPolicy__Output>
+      ScriptSpec: MessageTypeDefinition<_drover_v1_ScriptSpec, _drover_v1_ScriptSpec__Output>
       ServerMessage: MessageTypeDefinition<_drover_v1_ServerMessage, _drover_v1_ServerMessage__Output>
       StepEvent: MessageTypeDefinition<_drover_v1_StepEvent, _drover_v1_StepEvent__Output>
       StepPhase: EnumTypeDefinition

@@ -4,29 +4,42 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 
 import type { Ack as _drover_v1_Ack, Ack__Output as _drover_v1_Ack__Output } from './drover/v1/Ack.js';
 import type { AgentInfo as _drover_v1_AgentInfo, AgentInfo__Output as _drover_v1_AgentInfo__Output } from './drover/v1/AgentInfo.js';
+import type { AgentMatch as _drover_v1_AgentMatch, AgentMatch__Output as _drover_v1_AgentMatch__Output } from './drover/v1/AgentMatch.js';
 import type { AgentMessage as _drover_v1_AgentMessage, AgentMessage__Output as _drover_v1_AgentMessage__Output } from './drover/v1/AgentMessage.js';
 import type { AgentServiceClient as _drover_v1_AgentServiceClient, AgentServiceDefinition as _drover_v1_AgentServiceDefinition } from './drover/v1/AgentService.js';
+import type { ApplyWorkflowRequest as _drover_v1_ApplyWorkflowRequest, ApplyWorkflowRequest__Output as _drover_v1_ApplyWorkflowRequest__Output } from './drover/v1/ApplyWorkflowRequest.js';
 import type { Assign as _drover_v1_Assign, Assign__Output as _drover_v1_Assign__Output } from './drover/v1/Assign.js';
 import type { Cancel as _drover_v1_Cancel, Cancel__Output as _drover_v1_Cancel__Output } from './drover/v1/Cancel.js';
 import type { CancelRunRequest as _drover_v1_CancelRunRequest, CancelRunRequest__Output as _drover_v1_CancelRunRequest__Output } from './drover/v1/CancelRunRequest.js';
 import type { Disk as _drover_v1_Disk, Disk__Output as _drover_v1_Disk__Output } from './drover/v1/Disk.js';
 import type { Drain as _drover_v1_Drain, Drain__Output as _drover_v1_Drain__Output } from './drover/v1/Drain.js';
+import type { DrainAgentRequest as _drover_v1_DrainAgentRequest, DrainAgentRequest__Output as _drover_v1_DrainAgentRequest__Output } from './drover/v1/DrainAgentRequest.js';
 import type { ErrorDetail as _drover_v1_ErrorDetail, ErrorDetail__Output as _drover_v1_ErrorDetail__Output } from './drover/v1/ErrorDetail.js';
 import type { Facts as _drover_v1_Facts, Facts__Output as _drover_v1_Facts__Output } from './drover/v1/Facts.js';
+import type { FileSpec as _drover_v1_FileSpec, FileSpec__Output as _drover_v1_FileSpec__Output } from './drover/v1/FileSpec.js';
 import type { FleetServiceClient as _drover_v1_FleetServiceClient, FleetServiceDefinition as _drover_v1_FleetServiceDefinition } from './drover/v1/FleetService.js';
 import type { GetAgentRequest as _drover_v1_GetAgentRequest, GetAgentRequest__Output as _drover_v1_GetAgentRequest__Output } from './drover/v1/GetAgentRequest.js';
 import type { GetLogsRequest as _drover_v1_GetLogsRequest, GetLogsRequest__Output as _drover_v1_GetLogsRequest__Output } from './drover/v1/GetLogsRequest.js';
 import type { GetRunRequest as _drover_v1_GetRunRequest, GetRunRequest__Output as _drover_v1_GetRunRequest__Output } from './drover/v1/GetRunRequest.js';
+import type { GetWorkflowRequest as _drover_v1_GetWorkflowRequest, GetWorkflowRequest__Output as _drover_v1_GetWorkflowRequest__Output } from './drover/v1/GetWorkflowRequest.js';
 import type { Heartbeat as _drover_v1_Heartbeat, Heartbeat__Output as _drover_v1_Heartbeat__Output } from './drover/v1/Heartbeat.js';
 import type { Hello as _drover_v1_Hello, Hello__Output as _drover_v1_Hello__Output } from './drover/v1/Hello.js';
+import type { HttpSpec as _drover_v1_HttpSpec, HttpSpec__Output as _drover_v1_HttpSpec__Output } from './drover/v1/HttpSpec.js';
+import type { LabelExpression as _drover_v1_LabelExpression, LabelExpression__Output as _drover_v1_LabelExpression__Output } from './drover/v1/LabelExpression.js';
 import type { ListAgentsRequest as _drover_v1_ListAgentsRequest, ListAgentsRequest__Output as _drover_v1_ListAgentsRequest__Output } from './drover/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _drover_v1_ListAgentsResponse, ListAgentsResponse__Output as _drover_v1_ListAgentsResponse__Output } from './drover/v1/ListAgentsResponse.js';
 import type { ListRunsRequest as _drover_v1_ListRunsRequest, ListRunsRequest__Output as _drover_v1_ListRunsRequest__Output } from './drover/v1/ListRunsRequest.js';
 import type { ListRunsResponse as _drover_v1_ListRunsResponse, ListRunsResponse__Output as _drover_v1_ListRunsResponse__Output } from './drover/v1/ListRunsResponse.js';
+import type { ListWorkflowsRequest as _drover_v1_ListWorkflowsRequest, ListWorkflowsRequest__Output as _drover_v1_ListWorkflowsRequest__Output } from './drover/v1/ListWorkflowsRequest.js';
+import type { ListWorkflowsResponse as _drover_v1_ListWorkflowsResponse, ListWorkflowsResponse__Output as _drover_v1_ListWorkflowsResponse__Output } from './drover/v1/ListWorkflowsResponse.js';
 import type { LogChunk as _drover_v1_LogChunk, LogChunk__Output as _drover_v1_LogChunk__Output } from './drover/v1/LogChunk.js';
 import type { LogLine as _drover_v1_LogLine, LogLine__Output as _drover_v1_LogLine__Output } from './drover/v1/LogLine.js';
 import type { Plan as _drover_v1_Plan, Plan__Output as _drover_v1_Plan__Output } from './drover/v1/Plan.js';
+import type { PlanPreview as _drover_v1_PlanPreview, PlanPreview__Output as _drover_v1_PlanPreview__Output } from './drover/v1/PlanPreview.js';
+import type { PlanRunRequest as _drover_v1_PlanRunRequest, PlanRunRequest__Output as _drover_v1_PlanRunRequest__Output } from './drover/v1/PlanRunRequest.js';
 import type { PlanStep as _drover_v1_PlanStep, PlanStep__Output as _drover_v1_PlanStep__Output } from './drover/v1/PlanStep.js';
+import type { PlanWave as _drover_v1_PlanWave, PlanWave__Output as _drover_v1_PlanWave__Output } from './drover/v1/PlanWave.js';
+import type { PreviewStep as _drover_v1_PreviewStep, PreviewStep__Output as _drover_v1_PreviewStep__Output } from './drover/v1/PreviewStep.js';
 import type { Problem as _drover_v1_Problem, Problem__Output as _drover_v1_Problem__Output } from './drover/v1/Problem.js';
 import type { Reject as _drover_v1_Reject, Reject__Output as _drover_v1_Reject__Output } from './drover/v1/Reject.js';
 import type { Release as _drover_v1_Release, Release__Output as _drover_v1_Release__Output } from './drover/v1/Release.js';
@@ -34,14 +47,19 @@ import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _dro
 import type { RunEvent as _drover_v1_RunEvent, RunEvent__Output as _drover_v1_RunEvent__Output } from './drover/v1/RunEvent.js';
 import type { RunInfo as _drover_v1_RunInfo, RunInfo__Output as _drover_v1_RunInfo__Output } from './drover/v1/RunInfo.js';
 import type { RunServiceClient as _drover_v1_RunServiceClient, RunServiceDefinition as _drover_v1_RunServiceDefinition } from './drover/v1/RunService.js';
+import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from './drover/v1/ScriptSpec.js';
 import type { ServerMessage as _drover_v1_ServerMessage, ServerMessage__Output as _drover_v1_ServerMessage__Output } from './drover/v1/ServerMessage.js';
 import type { StepEvent as _drover_v1_StepEvent, StepEvent__Output as _drover_v1_StepEvent__Output } from './drover/v1/StepEvent.js';
 import type { StepInfo as _drover_v1_StepInfo, StepInfo__Output as _drover_v1_StepInfo__Output } from './drover/v1/StepInfo.js';
 import type { SubmitRunRequest as _drover_v1_SubmitRunRequest, SubmitRunRequest__Output as _drover_v1_SubmitRunRequest__Output } from './drover/v1/SubmitRunRequest.js';
 import type { Target as _drover_v1_Target, Target__Output as _drover_v1_Target__Output } from './drover/v1/Target.js';
+import type { ValidateWorkflowRequest as _drover_v1_ValidateWorkflowRequest, ValidateWorkflowRequest__Output as _drover_v1_ValidateWorkflowRequest__Output } from './drover/v1/ValidateWorkflowRequest.js';
+import type { ValidateWorkflowResponse as _drover_v1_ValidateWorkflowResponse, ValidateWorkflowResponse__Output as _drover_v1_ValidateWorkflowResponse__Output } from './drover/v1/ValidateWorkflowResponse.js';
 import type { WatchAgentsRequest as _drover_v1_WatchAgentsRequest, WatchAgentsRequest__Output as _drover_v1_WatchAgentsRequest__Output } from './drover/v1/WatchAgentsRequest.js';
 import type { WatchRunRequest as _drover_v1_WatchRunRequest, WatchRunRequest__Output as _drover_v1_WatchRunRequest__Output } from './drover/v1/WatchRunRequest.js';
 import type { Welcome as _drover_v1_Welcome, Welcome__Output as _drover_v1_Welcome__Output } from './drover/v1/Welcome.js';
+import type { WorkflowInfo as _drover_v1_WorkflowInfo, WorkflowInfo__Output as _drover_v1_WorkflowInfo__Output } from './drover/v1/WorkflowInfo.js';
+import type { WorkflowServiceClient as _drover_v1_WorkflowServiceClient, WorkflowServiceDefinition as _drover_v1_WorkflowServiceDefinition } from './drover/v1/WorkflowService.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -52,9 +70,11 @@ export interface ProtoGrpcType {
     v1: {
       Ack: MessageTypeDefinition<_drover_v1_Ack, _drover_v1_Ack__Output>
       AgentInfo: MessageTypeDefinition<_drover_v1_AgentInfo, _drover_v1_AgentInfo__Output>
+      AgentMatch: MessageTypeDefinition<_drover_v1_AgentMatch, _drover_v1_AgentMatch__Output>
       AgentMessage: MessageTypeDefinition<_drover_v1_AgentMessage, _drover_v1_AgentMessage__Output>
       AgentService: SubtypeConstructor<typeof grpc.Client, _drover_v1_AgentServiceClient> & { service: _drover_v1_AgentServiceDefinition }
       AgentState: EnumTypeDefinition
+      ApplyWorkflowRequest: MessageTypeDefinition<_drover_v1_ApplyWorkflowRequest, _drover_v1_ApplyWorkflowRequest__Output>
       Assign: MessageTypeDefinition<_drover_v1_Assign, _drover_v1_Assign__Output>
       Backoff: EnumTypeDefinition
       Cancel: MessageTypeDefinition<_drover_v1_Cancel, _drover_v1_Cancel__Output>
@@ -62,23 +82,34 @@ export interface ProtoGrpcType {
       DepStatus: EnumTypeDefinition
       Disk: MessageTypeDefinition<_drover_v1_Disk, _drover_v1_Disk__Output>
       Drain: MessageTypeDefinition<_drover_v1_Drain, _drover_v1_Drain__Output>
+      DrainAgentRequest: MessageTypeDefinition<_drover_v1_DrainAgentRequest, _drover_v1_DrainAgentRequest__Output>
       ErrorDetail: MessageTypeDefinition<_drover_v1_ErrorDetail, _drover_v1_ErrorDetail__Output>
       Facts: MessageTypeDefinition<_drover_v1_Facts, _drover_v1_Facts__Output>
+      FileSpec: MessageTypeDefinition<_drover_v1_FileSpec, _drover_v1_FileSpec__Output>
       FleetService: SubtypeConstructor<typeof grpc.Client, _drover_v1_FleetServiceClient> & { service: _drover_v1_FleetServiceDefinition }
       GetAgentRequest: MessageTypeDefinition<_drover_v1_GetAgentRequest, _drover_v1_GetAgentRequest__Output>
       GetLogsRequest: MessageTypeDefinition<_drover_v1_GetLogsRequest, _drover_v1_GetLogsRequest__Output>
       GetRunRequest: MessageTypeDefinition<_drover_v1_GetRunRequest, _drover_v1_GetRunRequest__Output>
+      GetWorkflowRequest: MessageTypeDefinition<_drover_v1_GetWorkflowRequest, _drover_v1_GetWorkflowRequest__Output>
       Heartbeat: MessageTypeDefinition<_drover_v1_Heartbeat, _drover_v1_Heartbeat__Output>
       Hello: MessageTypeDefinition<_drover_v1_Hello, _drover_v1_Hello__Output>
+      HttpSpec: MessageTypeDefinition<_drover_v1_HttpSpec, _drover_v1_HttpSpec__Output>
+      LabelExpression: MessageTypeDefinition<_drover_v1_LabelExpression, _drover_v1_LabelExpression__Output>
       ListAgentsRequest: MessageTypeDefinition<_drover_v1_ListAgentsRequest, _drover_v1_ListAgentsRequest__Output>
       ListAgentsResponse: MessageTypeDefinition<_drover_v1_ListAgentsResponse, _drover_v1_ListAgentsResponse__Output>
       ListRunsRequest: MessageTypeDefinition<_drover_v1_ListRunsRequest, _drover_v1_ListRunsRequest__Output>
       ListRunsResponse: MessageTypeDefinition<_drover_v1_ListRunsResponse, _drover_v1_ListRunsResponse__Output>
+      ListWorkflowsRequest: MessageTypeDefinition<_drover_v1_ListWorkflowsRequest, _drover_v1_ListWorkflowsRequest__Output>
+      ListWorkflowsResponse: MessageTypeDefinition<_drover_v1_ListWorkflowsResponse, _drover_v1_ListWorkflowsResponse__Output>
       LogChunk: MessageTypeDefinition<_drover_v1_LogChunk, _drover_v1_LogChunk__Output>
       LogLine: MessageTypeDefinition<_drover_v1_LogLine, _drover_v1_LogLine__Output>
       LogStream: EnumTypeDefinition
       Plan: MessageTypeDefinition<_drover_v1_Plan, _drover_v1_Plan__Output>
+      PlanPreview: MessageTypeDefinition<_drover_v1_PlanPreview, _drover_v1_PlanPreview__Output>
+      PlanRunRequest: MessageTypeDefinition<_drover_v1_PlanRunRequest, _drover_v1_PlanRunRequest__Output>
       PlanStep: MessageTypeDefinition<_drover_v1_PlanStep, _drover_v1_PlanStep__Output>
+      PlanWave: MessageTypeDefinition<_drover_v1_PlanWave, _drover_v1_PlanWave__Output>
+      PreviewStep: MessageTypeDefinition<_drover_v1_PreviewStep, _drover_v1_PreviewStep__Output>
       Problem: MessageTypeDefinition<_drover_v1_Problem, _drover_v1_Problem__Output>
       Reject: MessageTypeDefinition<_drover_v1_Reject, _drover_v1_Reject__Output>
       Release: MessageTypeDefinition<_drover_v1_Release, _drover_v1_Release__Output>
@@ -87,6 +118,7 @@ export interface ProtoGrpcType {
       RunInfo: MessageTypeDefinition<_drover_v1_RunInfo, _drover_v1_RunInfo__Output>
       RunService: SubtypeConstructor<typeof grpc.Client, _drover_v1_RunServiceClient> & { service: _drover_v1_RunServiceDefinition }
       RunStatus: EnumTypeDefinition
+      ScriptSpec: MessageTypeDefinition<_drover_v1_ScriptSpec, _drover_v1_ScriptSpec__Output>
       ServerMessage: MessageTypeDefinition<_drover_v1_ServerMessage, _drover_v1_ServerMessage__Output>
       StepEvent: MessageTypeDefinition<_drover_v1_StepEvent, _drover_v1_StepEvent__Output>
       StepInfo: MessageTypeDefinition<_drover_v1_StepInfo, _drover_v1_StepInfo__Output>
@@ -95,9 +127,13 @@ export interface ProtoGrpcType {
       Strategy: EnumTypeDefinition
       SubmitRunRequest: MessageTypeDefinition<_drover_v1_SubmitRunRequest, _drover_v1_SubmitRunRequest__Output>
       Target: MessageTypeDefinition<_drover_v1_Target, _drover_v1_Target__Output>
+      ValidateWorkflowRequest: MessageTypeDefinition<_drover_v1_ValidateWorkflowRequest, _drover_v1_ValidateWorkflowRequest__Output>
+      ValidateWorkflowResponse: MessageTypeDefinition<_drover_v1_ValidateWorkflowResponse, _drover_v1_ValidateWorkflowResponse__Output>
       WatchAgentsRequest: MessageTypeDefinition<_drover_v1_WatchAgentsRequest, _drover_v1_WatchAgentsRequest__Output>
       WatchRunRequest: MessageTypeDefinition<_drover_v1_WatchRunRequest, _drover_v1_WatchRunRequest__Output>
       Welcome: MessageTypeDefinition<_drover_v1_Welcome, _drover_v1_Welcome__Output>
+      WorkflowInfo: MessageTypeDefinition<_drover_v1_WorkflowInfo, _drover_v1_WorkflowInfo__Output>
+      WorkflowService: SubtypeConstructor<typeof grpc.Client, _drover_v1_WorkflowServiceClient> & { service: _drover_v1_WorkflowServiceDefinition }
     }
   }
 }

@@ -69,6 +69,86 @@ export const DESCRIPTOR = {
         "maxFailures": {
          "type": "int32",
          "id": 5
+        },
+        "matchExpressions": {
+         "rule": "repeated",
+         "type": "LabelExpression",
+         "id": 6
+        }
+       }
+      },
+      "LabelExpression": {
+       "fields": {
+        "key": {
+         "type": "string",
+         "id": 1
+        },
+        "operator": {
+         "type": "string",
+         "id": 2
+        },
+        "values": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 3
+        }
+       }
+      },
+      "ScriptSpec": {
+       "fields": {
+        "interpreter": {
+         "type": "string",
+         "id": 1
+        },
+        "body": {
+         "type": "string",
+         "id": 2
+        }
+       }
+      },
+      "HttpSpec": {
+       "fields": {
+        "method": {
+         "type": "string",
+         "id": 1
+        },
+        "url": {
+         "type": "string",
+         "id": 2
+        },
+        "headers": {
+         "keyType": "string",
+         "type": "string",
+         "id": 3
+        },
+        "body": {
+         "type": "string",
+         "id": 4
+        },
+        "expectStatus": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 5
+        }
+       }
+      },
+      "FileSpec": {
+       "fields": {
+        "path": {
+         "type": "string",
+         "id": 1
+        },
+        "content": {
+         "type": "string",
+         "id": 2
+        },
+        "mode": {
+         "type": "string",
+         "id": 3
+        },
+        "owner": {
+         "type": "string",
+         "id": 4
         }
        }
       },
@@ -155,6 +235,39 @@ export const DESCRIPTOR = {
         "isFinally": {
          "type": "bool",
          "id": 11
+        },
+        "kind": {
+         "type": "string",
+         "id": 12
+        },
+        "command": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 13
+        },
+        "script": {
+         "type": "ScriptSpec",
+         "id": 14
+        },
+        "http": {
+         "type": "HttpSpec",
+         "id": 15
+        },
+        "file": {
+         "type": "FileSpec",
+         "id": 16
+        },
+        "sleepMs": {
+         "type": "int64",
+         "id": 17
+        },
+        "parent": {
+         "type": "string",
+         "id": 18
+        },
+        "itemJson": {
+         "type": "string",
+         "id": 19
         }
        }
       },
@@ -345,6 +458,10 @@ export const DESCRIPTOR = {
         "token": {
          "type": "string",
          "id": 8
+        },
+        "instanceId": {
+         "type": "string",
+         "id": 9
         }
        }
       },
@@ -418,6 +535,18 @@ export const DESCRIPTOR = {
         "runningSteps": {
          "type": "int32",
          "id": 10
+        },
+        "journalBytes": {
+         "type": "int64",
+         "id": 11
+        },
+        "journalUnacked": {
+         "type": "int64",
+         "id": 12
+        },
+        "journalDroppedLogBytes": {
+         "type": "int64",
+         "id": 13
         }
        }
       },
@@ -553,6 +682,10 @@ export const DESCRIPTOR = {
          "rule": "repeated",
          "type": "Release",
          "id": 6
+        },
+        "paramsJson": {
+         "type": "string",
+         "id": 7
         }
        }
       },
@@ -636,6 +769,10 @@ export const DESCRIPTOR = {
          "requestType": "WatchAgentsRequest",
          "responseType": "AgentInfo",
          "responseStream": true
+        },
+        "DrainAgent": {
+         "requestType": "DrainAgentRequest",
+         "responseType": "AgentInfo"
         }
        }
       },
@@ -666,6 +803,30 @@ export const DESCRIPTOR = {
          "requestType": "GetLogsRequest",
          "responseType": "LogLine",
          "responseStream": true
+        }
+       }
+      },
+      "WorkflowService": {
+       "methods": {
+        "ValidateWorkflow": {
+         "requestType": "ValidateWorkflowRequest",
+         "responseType": "ValidateWorkflowResponse"
+        },
+        "PlanRun": {
+         "requestType": "PlanRunRequest",
+         "responseType": "PlanPreview"
+        },
+        "ApplyWorkflow": {
+         "requestType": "ApplyWorkflowRequest",
+         "responseType": "WorkflowInfo"
+        },
+        "ListWorkflows": {
+         "requestType": "ListWorkflowsRequest",
+         "responseType": "ListWorkflowsResponse"
+        },
+        "GetWorkflow": {
+         "requestType": "GetWorkflowRequest",
+         "responseType": "WorkflowInfo"
         }
        }
       },
@@ -755,6 +916,18 @@ export const DESCRIPTOR = {
       "WatchAgentsRequest": {
        "fields": {}
       },
+      "DrainAgentRequest": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "drain": {
+         "type": "bool",
+         "id": 2
+        }
+       }
+      },
       "RunStatus": {
        "values": {
         "RUN_STATUS_UNSPECIFIED": 0,
@@ -831,6 +1004,14 @@ export const DESCRIPTOR = {
         "isFinally": {
          "type": "bool",
          "id": 13
+        },
+        "parent": {
+         "type": "string",
+         "id": 14
+        },
+        "kind": {
+         "type": "string",
+         "id": 15
         }
        }
       },
@@ -877,6 +1058,10 @@ export const DESCRIPTOR = {
         "message": {
          "type": "string",
          "id": 10
+        },
+        "workflowVersion": {
+         "type": "int32",
+         "id": 11
         }
        }
       },
@@ -898,6 +1083,10 @@ export const DESCRIPTOR = {
         "expectPlanHash": {
          "type": "string",
          "id": 4
+        },
+        "workflowRef": {
+         "type": "string",
+         "id": 5
         }
        }
       },
@@ -1073,6 +1262,243 @@ export const DESCRIPTOR = {
         "severity": {
          "type": "string",
          "id": 5
+        }
+       }
+      },
+      "ValidateWorkflowRequest": {
+       "fields": {
+        "source": {
+         "type": "string",
+         "id": 1
+        },
+        "filename": {
+         "type": "string",
+         "id": 2
+        }
+       }
+      },
+      "ValidateWorkflowResponse": {
+       "fields": {
+        "workflow": {
+         "type": "string",
+         "id": 1
+        },
+        "problems": {
+         "rule": "repeated",
+         "type": "Problem",
+         "id": 2
+        },
+        "valid": {
+         "type": "bool",
+         "id": 3
+        }
+       }
+      },
+      "PlanRunRequest": {
+       "fields": {
+        "source": {
+         "type": "string",
+         "id": 1
+        },
+        "filename": {
+         "type": "string",
+         "id": 2
+        },
+        "params": {
+         "keyType": "string",
+         "type": "string",
+         "id": 3
+        },
+        "workflowRef": {
+         "type": "string",
+         "id": 4
+        }
+       }
+      },
+      "PlanPreview": {
+       "fields": {
+        "workflow": {
+         "type": "string",
+         "id": 1
+        },
+        "version": {
+         "type": "int32",
+         "id": 2
+        },
+        "hash": {
+         "type": "string",
+         "id": 3
+        },
+        "waves": {
+         "rule": "repeated",
+         "type": "PlanWave",
+         "id": 4
+        },
+        "problems": {
+         "rule": "repeated",
+         "type": "Problem",
+         "id": 5
+        },
+        "params": {
+         "keyType": "string",
+         "type": "string",
+         "id": 6
+        }
+       }
+      },
+      "PlanWave": {
+       "fields": {
+        "index": {
+         "type": "int32",
+         "id": 1
+        },
+        "steps": {
+         "rule": "repeated",
+         "type": "PreviewStep",
+         "id": 2
+        }
+       }
+      },
+      "PreviewStep": {
+       "fields": {
+        "id": {
+         "type": "string",
+         "id": 1
+        },
+        "kind": {
+         "type": "string",
+         "id": 2
+        },
+        "needs": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 3
+        },
+        "target": {
+         "type": "string",
+         "id": 4
+        },
+        "strategy": {
+         "type": "string",
+         "id": 5
+        },
+        "matches": {
+         "rule": "repeated",
+         "type": "AgentMatch",
+         "id": 6
+        },
+        "instances": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 7
+        },
+        "agent": {
+         "type": "string",
+         "id": 8
+        },
+        "when": {
+         "type": "string",
+         "id": 9
+        },
+        "isFinally": {
+         "type": "bool",
+         "id": 10
+        },
+        "maxParallel": {
+         "type": "int32",
+         "id": 11
+        },
+        "maxFailures": {
+         "type": "int32",
+         "id": 12
+        }
+       }
+      },
+      "AgentMatch": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "state": {
+         "type": "AgentState",
+         "id": 2
+        },
+        "draining": {
+         "type": "bool",
+         "id": 3
+        }
+       }
+      },
+      "ApplyWorkflowRequest": {
+       "fields": {
+        "source": {
+         "type": "string",
+         "id": 1
+        },
+        "filename": {
+         "type": "string",
+         "id": 2
+        }
+       }
+      },
+      "WorkflowInfo": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "version": {
+         "type": "int32",
+         "id": 2
+        },
+        "hash": {
+         "type": "string",
+         "id": 3
+        },
+        "createdMs": {
+         "type": "int64",
+         "id": 4
+        },
+        "changed": {
+         "type": "bool",
+         "id": 5
+        },
+        "source": {
+         "type": "string",
+         "id": 6
+        },
+        "description": {
+         "type": "string",
+         "id": 7
+        },
+        "versions": {
+         "type": "int32",
+         "id": 8
+        }
+       }
+      },
+      "ListWorkflowsRequest": {
+       "fields": {}
+      },
+      "ListWorkflowsResponse": {
+       "fields": {
+        "workflows": {
+         "rule": "repeated",
+         "type": "WorkflowInfo",
+         "id": 1
+        }
+       }
+      },
+      "GetWorkflowRequest": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "version": {
+         "type": "int32",
+         "id": 2
         }
        }
       }

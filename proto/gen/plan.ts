@@ -2,9 +2,13 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { FileSpec as _drover_v1_FileSpec, FileSpec__Output as _drover_v1_FileSpec__Output } from './drover/v1/FileSpec.js';
+import type { HttpSpec as _drover_v1_HttpSpec, HttpSpec__Output as _drover_v1_HttpSpec__Output } from './drover/v1/HttpSpec.js';
+import type { LabelExpression as _drover_v1_LabelExpression, LabelExpression__Output as _drover_v1_LabelExpression__Output } from './drover/v1/LabelExpression.js';
 import type { Plan as _drover_v1_Plan, Plan__Output as _drover_v1_Plan__Output } from './drover/v1/Plan.js';
 import type { PlanStep as _drover_v1_PlanStep, PlanStep__Output as _drover_v1_PlanStep__Output } from './drover/v1/PlanStep.js';
 import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _drover_v1_RetryPolicy__Output } from './drover/v1/RetryPolicy.js';
+import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from './drover/v1/ScriptSpec.js';
 import type { Target as _drover_v1_Target, Target__Output as _drover_v1_Target__Output } from './drover/v1/Target.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
@@ -15,9 +19,13 @@ export interface ProtoGrpcType {
   drover: {
     v1: {
       Backoff: EnumTypeDefinition
+      FileSpec: MessageTypeDefinition<_drover_v1_FileSpec, _drover_v1_FileSpec__Output>
+      HttpSpec: MessageTypeDefinition<_drover_v1_HttpSpec, _drover_v1_HttpSpec__Output>
+      LabelExpression: MessageTypeDefinition<_drover_v1_LabelExpression, _drover_v1_LabelExpression__Output>
       Plan: MessageTypeDefinition<_drover_v1_Plan, _drover_v1_Plan__Output>
       PlanStep: MessageTypeDefinition<_drover_v1_PlanStep, _drover_v1_PlanStep__Output>
       RetryPolicy: MessageTypeDefinition<_drover_v1_RetryPolicy, _drover_v1_RetryPolicy__Output>
+      ScriptSpec: MessageTypeDefinition<_drover_v1_ScriptSpec, _drover_v1_ScriptSpec__Output>
       Strategy: EnumTypeDefinition
       Target: MessageTypeDefinition<_drover_v1_Target, _drover_v1_Target__Output>
     }

@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { serverOption } from './context.js';
+import { examples } from './help.js';
 import * as agent from './commands/agent.js';
 import * as cancel from './commands/cancel.js';
 import * as dev from './commands/dev.js';
@@ -11,8 +12,36 @@ import * as run from './commands/run.js';
 import * as runs from './commands/runs.js';
 import * as server from './commands/server.js';
 import * as status from './commands/status.js';
+import * as plan from './commands/plan.js';
+import * as validate from './commands/validate.js';
+import * as workflowApply from './commands/workflow/apply.js';
+import * as workflowList from './commands/workflow/list.js';
+import * as workflowShow from './commands/workflow/show.js';
 
-const COMMANDS = [dev, server, agent, fleet, run, runs, status, logs, cancel];
+/** A command that only groups subcommands (`drover workflow apply|list|show`). */
+function group(name: string, summary: string, description: string, verbs: readonly { register(group: Command): void }[], help: string) {
+  return {
+    register(program: Command): void {
+      const cmd = program.command(name).summary(summary).description(description).addOption(serverOption()).addHelpText('after', help);
+      for (const verb of verbs) verb.register(cmd);
+    },
+  };
+}
+
+const workflow = group(
+  'workflow',
+  'the workflow registry: apply, list, show',
+  'Store workflows in the control plane under their name, with a new version each time the content changes; `drover run NAME` runs the latest, `drover run NAME@VERSION` a given one.',
+  [workflowApply, workflowList, workflowShow],
+  examples(
+    'drover workflow apply examples/onboarding.yaml     # onboard-employee: version 1 stored',
+    'drover workflow list',
+    'drover workflow show onboard-employee@1',
+    'drover run onboard-employee -p username=bob',
+  ),
+);
+
+const COMMANDS = [dev, server, agent, fleet, validate, plan, run, runs, status, logs, cancel, workflow];
 
 /** The package version from package.json: two levels up from sdk/cli/ in the source tree, three from dist/sdk/cli/. */
 function version(): string {
@@ -44,7 +73,10 @@ export function buildProgram(): Command {
         'Examples:\n' +
         '  drover dev                                          # local control plane + 3 agents\n' +
         '  drover fleet\n' +
+        '  drover validate examples/onboarding.yaml\n' +
+        '  drover plan examples/onboarding.yaml -p username=alice\n' +
         '  drover run examples/onboarding.yaml -p username=alice --follow\n' +
+        '  drover workflow apply examples/onboarding.yaml && drover run onboard-employee -p username=bob\n' +
         '  drover status <run-id>',
     );
   for (const command of COMMANDS) command.register(program);

@@ -40,11 +40,20 @@ function launch(entry: string, args: string[], env: NodeJS.ProcessEnv = {}): Pro
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  child.once('exit', () => children.delete(child));
+  child.once('exit', (code, signal) => {
+    children.delete(child);
+    // A process that dies on its own is a finding: show why.
+    if (!stopping.has(child) && (code || signal)) {
+      process.stderr.write(`\n${entry} ${args.join(' ')} exited (${code ?? signal}); last output:\n${out.slice(-4000)}\n`);
+    }
+  });
   return { child, output: () => out, stop: (signal = 'SIGTERM') => stopChild(child, signal) };
 }
 
+const stopping = new WeakSet<ChildProcess>();
+
 function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  stopping.add(child);
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((res) => {
     const t = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -74,8 +83,27 @@ export interface AgentProc extends Proc {
   stateDir: string;
 }
 
-export function startAgent(server: string, name: string, labels: Record<string, string> = {}, stateDir = tempDir(`drover-agent-${name}-`)): AgentProc {
-  const args = ['--server', server, '--name', name, '--state-dir', stateDir, '--grace-ms', '1000'];
+export function startAgent(
+  server: string,
+  name: string,
+  labels: Record<string, string> = {},
+  stateDir = tempDir(`drover-agent-${name}-`),
+  extraArgs: string[] = [],
+): AgentProc {
+  const args = ['--server', server, '--name', name, '--state-dir', stateDir, '--grace-ms', '1000', ...extraArgs];
+  for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
+  return { ...launch(ENTRY.agent, args), name, stateDir };
+}
+
+/** Starts an agent that links over NATS (`--nats URL`, docs/nats.md) instead of gRPC. */
+export function startNatsAgent(
+  nats: string,
+  name: string,
+  labels: Record<string, string> = {},
+  stateDir = tempDir(`drover-agent-${name}-`),
+  extraArgs: string[] = [],
+): AgentProc {
+  const args = ['--nats', nats, '--name', name, '--state-dir', stateDir, '--grace-ms', '1000', ...extraArgs];
   for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
   return { ...launch(ENTRY.agent, args), name, stateDir };
 }
@@ -113,5 +141,15 @@ export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | u
     if (v !== undefined && v !== false) return v as T;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Whether a process exists (signal 0 probes without touching it). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }

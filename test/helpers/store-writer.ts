@@ -18,7 +18,9 @@ for (let i = 1; ; i++) {
     params: { i: String(i) },
     message: 'x'.repeat(200),
     cancelRequested: false,
-    plan: { workflow: 'w', hash: 'h', params: {}, deadlineMs: 0, steps: [] },
+    deadlineExceeded: false,
+    workflowVersion: 0,
+    plan: { workflow: 'w', hash: 'h', params: {}, paramsJson: '{}', deadlineMs: 0, concurrency: 'allow', onAgentLost: 'fail', steps: [], groups: [] },
     steps: {},
   };
   store.putRun(run);

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DroverClient } from '../../sdk/index.js';
-import { cli, startAgent, startServer, tempDir, waitFor, type ServerProc } from '../helpers/cluster.js';
+import { cli, startAgent, startServer, tempDir, waitFor, type ServerProc, isAlive } from '../helpers/cluster.js';
 
 let server: ServerProc;
 let client: DroverClient;
@@ -127,11 +127,3 @@ steps:
   });
 });
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { OutputError, parseOutputs } from '../../agent/executor/outputs.js';
-import { Outbox } from '../../agent/outbox.js';
 import { backoffDelay } from '../../agent/runtime.js';
 
 describe('agent outputs', () => {
@@ -12,32 +11,6 @@ describe('agent outputs', () => {
     expect(() => parseOutputs('x<<END\nabc\n')).toThrow(OutputError);
     expect(() => parseOutputs('x<<END\nabc\n')).toThrow(/no closing END line/);
     expect(() => parseOutputs('garbage\n')).toThrow(/use key=value or key<<DELIM/);
-  });
-});
-
-describe('agent outbox', () => {
-  it('agent outbox - resends the unacked tail in order after a reconnect', () => {
-    const box = new Outbox();
-    const sent: number[] = [];
-    box.attach((m) => sent.push(m.seq as number), 0);
-    box.push({ log: {} });
-    box.push({ log: {} });
-    box.push({ log: {} });
-    box.ack(1);
-    box.detach();
-    box.push({ log: {} });
-    sent.length = 0;
-    box.attach((m) => sent.push(m.seq as number), 2);
-    expect(sent).toEqual([3, 4]);
-  });
-
-  it('agent outbox - a restarted agent continues numbering above what was applied', () => {
-    const box = new Outbox();
-    box.push({ log: {} });
-    const sent: number[] = [];
-    box.attach((m) => sent.push(m.seq as number), 57);
-    box.push({ log: {} });
-    expect(sent).toEqual([58, 59]);
   });
 });
 

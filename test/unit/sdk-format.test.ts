@@ -55,20 +55,21 @@ describe('sdk cli format', () => {
       heartbeat: {
         at: NOW - 2_000, cpuPercent: 12.4, memoryPercent: 40.6, memoryUsedBytes: 0, memoryTotalBytes: 0,
         diskPercent: 71, load: [0.1, 0.2, 0.3], netRxBytesPerSec: 0, netTxBytesPerSec: 0, runningSteps: 1,
+        journalBytes: 0, journalUnacked: 0, journalDroppedLogBytes: 0,
       },
     };
-    const lines = fleetTable([agent, { ...agent, name: 'apps-1', state: 'lost', heartbeat: undefined, labels: {} }], NOW).split('\n');
-    expect(lines[0]).toMatch(/^NAME\s+STATE\s+LABELS\s+CPU%\s+MEM%\s+DISK%\s+RUNNING\s+LAST-SEEN$/);
-    expect(lines[1]).toMatch(/^dir-1\s+connected\s+role=directory,site=hq\s+12%\s+41%\s+71%\s+1\s+2s ago$/);
-    expect(lines[2]).toMatch(/^apps-1\s+lost\s+-\s+-\s+-\s+-\s+1\s+2s ago$/);
+    const lines = fleetTable([agent, { ...agent, name: 'apps-1', state: 'lost', transport: '', heartbeat: undefined, labels: {} }], NOW).split('\n');
+    expect(lines[0]).toMatch(/^NAME\s+STATE\s+TRANSPORT\s+LABELS\s+CPU%\s+MEM%\s+DISK%\s+RUNNING\s+LAST-SEEN$/);
+    expect(lines[1]).toMatch(/^dir-1\s+connected\s+grpc\s+role=directory,site=hq\s+12%\s+41%\s+71%\s+1\s+2s ago$/);
+    expect(lines[2]).toMatch(/^apps-1\s+lost\s+-\s+-\s+-\s+-\s+-\s+1\s+2s ago$/);
   });
 
   it('table - runs rows count finished steps', () => {
     const run: Run = {
-      id: 'r-1', workflow: 'onboard', status: 'running', createdAt: NOW - 10_000, startedAt: NOW - 9_000, endedAt: 0,
+      id: 'r-1', workflow: 'onboard', workflowVersion: 0, status: 'running', createdAt: NOW - 10_000, startedAt: NOW - 9_000, endedAt: 0,
       params: {}, planHash: 'h', message: '',
       steps: (['succeeded', 'skipped', 'running'] as const).map((status, i) => ({
-        id: `s${i}`, agent: 'a', status, attempt: 1, exitCode: 0, startedAt: 0, endedAt: 0, cpuSeconds: 0,
+        id: `s${i}`, parent: '', kind: 'run' as const, agent: 'a', status, attempt: 1, exitCode: 0, startedAt: 0, endedAt: 0, cpuSeconds: 0,
         peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false,
       })),
     };

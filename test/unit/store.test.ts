@@ -19,7 +19,9 @@ const run = (id: string, createdMs: number, status: RunRecord['status'] = 'succe
   params: {},
   message: '',
   cancelRequested: false,
-  plan: { workflow: 'w', hash: 'h', params: {}, deadlineMs: 0, steps: [] },
+  deadlineExceeded: false,
+  workflowVersion: 0,
+  plan: { workflow: 'w', hash: 'h', params: {}, paramsJson: '{}', deadlineMs: 0, concurrency: 'allow', onAgentLost: 'fail', steps: [], groups: [] },
   steps: {},
 });
 
@@ -76,14 +78,30 @@ describe('store (lowdb) - durability', () => {
     expect((await s.readLogs('run-000150')).map((l) => l.text)).toEqual(['line 150\n']);
   });
 
-  it('store (lowdb) - a corrupt state file is reported with the fix and left untouched', async () => {
+  it('store (lowdb) - a corrupt state file with no backup is reported with the fix and left untouched', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'state.json'), '{"version":1,"agents":{');
     const s = new LowdbStore({ dataDir: dir });
     const err = await s.open().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreError);
-    expect((err as StoreError).message).toMatch(/state\.json is not valid JSON .*Move it aside/);
+    expect((err as StoreError).message).toMatch(/state\.json is not valid JSON .*no readable backup.*move it aside/);
     expect(readFileSync(join(dir, 'state.json'), 'utf8')).toBe('{"version":1,"agents":{');
+  });
+
+  it('store (lowdb) - a truncated state file is moved aside and the previous generation recovered', async () => {
+    const dir = tmp();
+    const a = new LowdbStore({ dataDir: dir });
+    await a.open();
+    a.putRun(run('first', 1));
+    await a.flush();
+    a.putRun(run('second', 2));
+    await a.close();
+    const file = join(dir, 'state.json');
+    writeFileSync(file, readFileSync(file, 'utf8').slice(0, 40));
+    const b = new LowdbStore({ dataDir: dir });
+    const recovered = await b.open();
+    expect(recovered).toMatch(/was not valid JSON .* moved to .*state\.json\.corrupt-\d+ .*state\.json\.bak\) was loaded/);
+    expect(b.listRuns().map((r) => r.id)).toEqual(['first']);
   });
 
   it('store (lowdb) - prunes the oldest finished runs past maxRuns', async () => {

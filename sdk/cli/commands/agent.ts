@@ -1,14 +1,23 @@
 import type { Command } from 'commander';
 import { examples } from '../help.js';
 import { runEntry } from '../passthrough.js';
+import * as install from './agent/install.js';
+import * as uninstall from './agent/uninstall.js';
 
-/** `drover agent`: an agent, with every flag passed through. */
+const SUBCOMMANDS = `
+Install on other hosts over SSH:
+  drover agent install user@host[:port] --server ADDR ...   (drover agent install --help)
+  drover agent uninstall user@host[:port] ...                (drover agent uninstall --help)
+`;
+
+/** `drover agent`: an agent, with every flag passed through; `install` and `uninstall` put agents on hosts over SSH. */
 export function register(program: Command): void {
-  program
+  const agent = program
     .command('agent')
-    .summary('run an agent')
+    .summary('run an agent, or install agents on hosts over SSH')
     .description(
-      'Run an agent in the foreground. Every argument is passed to it unchanged; `drover agent --help` prints its own flags (--server, --name, --label, --state-dir, --log-level).',
+      'Run an agent in the foreground. Every argument is passed to it unchanged; `drover agent --help` prints its own flags (--server, --name, --label, --state-dir, --log-level). ' +
+        '`drover agent install` and `drover agent uninstall` manage agents on other hosts over SSH.',
     )
     .argument('[args...]', 'agent flags')
     .helpOption(false)
@@ -20,9 +29,13 @@ export function register(program: Command): void {
       examples(
         'drover agent --server 10.0.0.5:7400 --name db-1 --label role=db --label site=hq',
         'drover agent --help',
+        'drover agent install root@10.0.0.5 --server 10.0.0.1:7400 --label role=web',
       ),
     )
     .action(async (args: string[]) => {
       process.exitCode = await runEntry('agent', args);
+      if (args[0] === '--help' || args[0] === '-h') process.stdout.write(SUBCOMMANDS);
     });
+  install.register(agent);
+  uninstall.register(agent);
 }

@@ -4,6 +4,7 @@ import { parseParamArgs } from '../../params.js';
 import { outputOption, printJson, serverOption, withClient } from '../context.js';
 import { collectParam } from '../options.js';
 import { followRun } from '../render/follow.js';
+import { workflowLabel } from '../render/runs.js';
 import { EXIT } from '../report.js';
 
 interface RunOptions {
@@ -13,18 +14,18 @@ interface RunOptions {
   output: string;
 }
 
-/** `drover run FILE`: launch a workflow. */
+/** `drover run FILE|NAME[@VERSION]`: launch a workflow. */
 export function register(program: Command): void {
   program
     .command('run')
     .summary('launch a workflow')
     .description(
-      'Submit a workflow file (YAML or JSON) and start a run. Without --follow, print the run id and return at once. With --follow, print step progress and logs until the run ends, then a summary; the exit code is 0 if the run succeeded and 1 otherwise. Ctrl-C while following detaches: the run goes on.',
+      'Submit a workflow and start a run. The workflow is a file (YAML or JSON), or NAME[@VERSION] of a workflow stored with `drover workflow apply` (the latest version without @VERSION) when no file of that name exists. Without --follow, print the run id and return at once. With --follow, print step progress and logs until the run ends, then a summary; the exit code is 0 if the run succeeded and 1 otherwise. Ctrl-C while following detaches: the run goes on.',
     )
-    .argument('<file>', 'workflow file')
+    .argument('<workflow>', 'workflow file, or NAME[@VERSION] from the registry')
     .option('-p, --param <key=value>', 'workflow parameter (repeatable; a repeated key makes a list)', collectParam)
     .option('-f, --follow', 'stream progress and logs until the run ends')
-    .option('--plan-hash <hash>', 'refuse to start unless the compiled plan has this hash (the hash `drover status` shows)')
+    .option('--plan-hash <hash>', 'refuse to start unless the compiled plan has this hash (the hash `drover plan` prints)')
     .addOption(outputOption())
     .addOption(serverOption())
     .addHelpText(
@@ -32,23 +33,25 @@ export function register(program: Command): void {
       examples(
         'drover run examples/onboarding.yaml -p username=alice',
         'drover run examples/onboarding.yaml -p username=bob -p role=sales --follow',
-        'drover run deploy.yaml --plan-hash 3f9c2a1b -o json',
+        'drover run onboard-employee -p username=carol        # latest registered version',
+        'drover run onboard-employee@2 -p username=carol',
+        'drover run deploy.yaml --plan-hash 3f9c2a1b -o json   # the hash from `drover plan`',
       ),
     )
-    .action(async (file: string, opts: RunOptions, cmd: Command) => {
+    .action(async (workflow: string, opts: RunOptions, cmd: Command) => {
       const params = parseParamArgs(opts.param ?? []);
       await withClient(cmd, async (client) => {
-        const handle = await client.runs.launch(file, params, { expectPlanHash: opts.planHash });
+        const handle = await client.runs.launch(workflow, params, { expectPlanHash: opts.planHash });
         if (!opts.follow) {
           if (opts.output === 'json') return printJson(handle.run);
-          process.stdout.write(`run ${handle.id} started (${handle.run.workflow})\nsee its progress with: drover status ${handle.id}\n`);
+          process.stdout.write(`run ${handle.id} started (${workflowLabel(handle.run)})\nsee its progress with: drover status ${handle.id}\n`);
           return;
         }
         process.once('SIGINT', () => {
           process.stderr.write(`\ndetached; run ${handle.id} goes on. reattach with: drover logs ${handle.id} --follow\n`);
           process.exit(EXIT.interrupted);
         });
-        if (opts.output !== 'json') process.stdout.write(`run ${handle.id} started (${handle.run.workflow})\n`);
+        if (opts.output !== 'json') process.stdout.write(`run ${handle.id} started (${workflowLabel(handle.run)})\n`);
         const run =
           opts.output === 'json'
             ? await handle.wait()

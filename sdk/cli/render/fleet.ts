@@ -6,10 +6,11 @@ import { renderTable } from '../table.js';
 export function fleetTable(agents: readonly Agent[], nowMs: number = Date.now()): string {
   if (agents.length === 0) return 'no agents\n';
   return renderTable(
-    ['NAME', 'STATE', 'LABELS', 'CPU%', 'MEM%', 'DISK%', 'RUNNING', 'LAST-SEEN'],
+    ['NAME', 'STATE', 'TRANSPORT', 'LABELS', 'CPU%', 'MEM%', 'DISK%', 'RUNNING', 'LAST-SEEN'],
     agents.map((a) => [
       a.draining ? `${a.name} (draining)` : a.name,
       a.state,
+      a.transport || '-',
       formatLabels(a.labels),
       formatPercent(a.heartbeat?.cpuPercent),
       formatPercent(a.heartbeat?.memoryPercent),

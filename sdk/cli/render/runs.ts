@@ -4,6 +4,11 @@ import { renderTable } from '../table.js';
 
 const DONE: ReadonlySet<Step['status']> = new Set(['succeeded', 'failed', 'skipped', 'cancelled']);
 
+/** "deploy" for a run from a file, "deploy version 3" for one from the registry. */
+export function workflowLabel(run: Run): string {
+  return run.workflowVersion ? `${run.workflow} version ${run.workflowVersion}` : run.workflow;
+}
+
 /** "n/m" steps that have finished, whatever their outcome. */
 export function stepProgress(run: Run): string {
   return `${run.steps.filter((s) => DONE.has(s.status)).length}/${run.steps.length}`;
@@ -49,7 +54,7 @@ export function runHeader(run: Run, nowMs: number = Date.now()): string {
   const params = Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(' ');
   const lines = [
     `Run:       ${run.id}`,
-    `Workflow:  ${run.workflow}`,
+    `Workflow:  ${workflowLabel(run)}`,
     `Status:    ${run.status}${run.message ? ` (${run.message})` : ''}`,
     `Created:   ${new Date(run.createdAt).toISOString()} (${formatAgo(run.createdAt, nowMs)})`,
     `Duration:  ${formatSpan(run.startedAt, run.endedAt, nowMs)}`,

@@ -12,6 +12,7 @@ export interface Assign {
   'params'?: ({[key: string]: string});
   'runStartedMs'?: (number | string | Long);
   'released'?: (_drover_v1_Release)[];
+  'paramsJson'?: (string);
 }
 
 export interface Assign__Output {
@@ -21,4 +22,5 @@ export interface Assign__Output {
   'params': ({[key: string]: string});
   'runStartedMs': (number);
   'released': (_drover_v1_Release__Output)[];
+  'paramsJson': (string);
 }

@@ -4,12 +4,22 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { AgentInfo as _drover_v1_AgentInfo, AgentInfo__Output as _drover_v1_AgentInfo__Output } from '../../drover/v1/AgentInfo.js';
+import type { DrainAgentRequest as _drover_v1_DrainAgentRequest, DrainAgentRequest__Output as _drover_v1_DrainAgentRequest__Output } from '../../drover/v1/DrainAgentRequest.js';
 import type { GetAgentRequest as _drover_v1_GetAgentRequest, GetAgentRequest__Output as _drover_v1_GetAgentRequest__Output } from '../../drover/v1/GetAgentRequest.js';
 import type { ListAgentsRequest as _drover_v1_ListAgentsRequest, ListAgentsRequest__Output as _drover_v1_ListAgentsRequest__Output } from '../../drover/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _drover_v1_ListAgentsResponse, ListAgentsResponse__Output as _drover_v1_ListAgentsResponse__Output } from '../../drover/v1/ListAgentsResponse.js';
 import type { WatchAgentsRequest as _drover_v1_WatchAgentsRequest, WatchAgentsRequest__Output as _drover_v1_WatchAgentsRequest__Output } from '../../drover/v1/WatchAgentsRequest.js';
 
 export interface FleetServiceClient extends grpc.Client {
+  DrainAgent(argument: _drover_v1_DrainAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_AgentInfo__Output>): grpc.ClientUnaryCall;
+  DrainAgent(argument: _drover_v1_DrainAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_drover_v1_AgentInfo__Output>): grpc.ClientUnaryCall;
+  DrainAgent(argument: _drover_v1_DrainAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_AgentInfo__Output>): grpc.ClientUnaryCall;
+  DrainAgent(argument: _drover_v1_DrainAgentRequest, callback: grpc.requestCallback<_drover_v1_AgentInfo__Output>): grpc.ClientUnaryCall;
+  drainAgent(argument: _drover_v1_DrainAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_AgentInfo__Output>): grpc.ClientUnaryCall;
+  drainAgent(argument: _drover_v1_DrainAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_drover_v1_AgentInfo__Output>): grpc.ClientUnaryCall;
+  drainAgent(argument: _drover_v1_DrainAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_AgentInfo__Output>): grpc.ClientUnaryCall;
+  drainAgent(argument: _drover_v1_DrainAgentRequest, callback: grpc.requestCallback<_drover_v1_AgentInfo__Output>): grpc.ClientUnaryCall;
+  
   GetAgent(argument: _drover_v1_GetAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_AgentInfo__Output>): grpc.ClientUnaryCall;
   GetAgent(argument: _drover_v1_GetAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_drover_v1_AgentInfo__Output>): grpc.ClientUnaryCall;
   GetAgent(argument: _drover_v1_GetAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_AgentInfo__Output>): grpc.ClientUnaryCall;
@@ -36,6 +46,8 @@ export interface FleetServiceClient extends grpc.Client {
 }
 
 export interface FleetServiceHandlers extends grpc.UntypedServiceImplementation {
+  DrainAgent: grpc.handleUnaryCall<_drover_v1_DrainAgentRequest__Output, _drover_v1_AgentInfo>;
+  
   GetAgent: grpc.handleUnaryCall<_drover_v1_GetAgentRequest__Output, _drover_v1_AgentInfo>;
   
   ListAgents: grpc.handleUnaryCall<_drover_v1_ListAgentsRequest__Output, _drover_v1_ListAgentsResponse>;
@@ -45,6 +57,7 @@ export interface FleetServiceHandlers extends grpc.UntypedServiceImplementation 
 }
 
 export interface FleetServiceDefinition extends grpc.ServiceDefinition {
+  DrainAgent: MethodDefinition<_drover_v1_DrainAgentRequest, _drover_v1_AgentInfo, _drover_v1_DrainAgentRequest__Output, _drover_v1_AgentInfo__Output>
   GetAgent: MethodDefinition<_drover_v1_GetAgentRequest, _drover_v1_AgentInfo, _drover_v1_GetAgentRequest__Output, _drover_v1_AgentInfo__Output>
   ListAgents: MethodDefinition<_drover_v1_ListAgentsRequest, _drover_v1_ListAgentsResponse, _drover_v1_ListAgentsRequest__Output, _drover_v1_ListAgentsResponse__Output>
   WatchAgents: MethodDefinition<_drover_v1_WatchAgentsRequest, _drover_v1_AgentInfo, _drover_v1_WatchAgentsRequest__Output, _drover_v1_AgentInfo__Output>

@@ -14,6 +14,9 @@ export interface Heartbeat {
   'netRxBytesPerSec'?: (number | string | Long);
   'netTxBytesPerSec'?: (number | string | Long);
   'runningSteps'?: (number);
+  'journalBytes'?: (number | string | Long);
+  'journalUnacked'?: (number | string | Long);
+  'journalDroppedLogBytes'?: (number | string | Long);
 }
 
 export interface Heartbeat__Output {
@@ -27,4 +30,7 @@ export interface Heartbeat__Output {
   'netRxBytesPerSec': (number);
   'netTxBytesPerSec': (number);
   'runningSteps': (number);
+  'journalBytes': (number);
+  'journalUnacked': (number);
+  'journalDroppedLogBytes': (number);
 }

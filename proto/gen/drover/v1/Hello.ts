@@ -13,6 +13,7 @@ export interface Hello {
   'finishedAttempts'?: (string)[];
   'bootId'?: (string);
   'token'?: (string);
+  'instanceId'?: (string);
 }
 
 export interface Hello__Output {
@@ -24,4 +25,5 @@ export interface Hello__Output {
   'finishedAttempts': (string)[];
   'bootId': (string);
   'token': (string);
+  'instanceId': (string);
 }

@@ -3,6 +3,9 @@
 
 import type { Target as _drover_v1_Target, Target__Output as _drover_v1_Target__Output } from '../../drover/v1/Target.js';
 import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _drover_v1_RetryPolicy__Output } from '../../drover/v1/RetryPolicy.js';
+import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from '../../drover/v1/ScriptSpec.js';
+import type { HttpSpec as _drover_v1_HttpSpec, HttpSpec__Output as _drover_v1_HttpSpec__Output } from '../../drover/v1/HttpSpec.js';
+import type { FileSpec as _drover_v1_FileSpec, FileSpec__Output as _drover_v1_FileSpec__Output } from '../../drover/v1/FileSpec.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface PlanStep {
@@ -17,6 +20,14 @@ export interface PlanStep {
   'agent'?: (string);
   'continueOnError'?: (boolean);
   'isFinally'?: (boolean);
+  'kind'?: (string);
+  'command'?: (string)[];
+  'script'?: (_drover_v1_ScriptSpec | null);
+  'http'?: (_drover_v1_HttpSpec | null);
+  'file'?: (_drover_v1_FileSpec | null);
+  'sleepMs'?: (number | string | Long);
+  'parent'?: (string);
+  'itemJson'?: (string);
 }
 
 export interface PlanStep__Output {
@@ -31,4 +42,12 @@ export interface PlanStep__Output {
   'agent': (string);
   'continueOnError': (boolean);
   'isFinally': (boolean);
+  'kind': (string);
+  'command': (string)[];
+  'script': (_drover_v1_ScriptSpec__Output | null);
+  'http': (_drover_v1_HttpSpec__Output | null);
+  'file': (_drover_v1_FileSpec__Output | null);
+  'sleepMs': (number);
+  'parent': (string);
+  'itemJson': (string);
 }

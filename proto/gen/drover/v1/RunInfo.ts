@@ -16,6 +16,7 @@ export interface RunInfo {
   'steps'?: (_drover_v1_StepInfo)[];
   'planHash'?: (string);
   'message'?: (string);
+  'workflowVersion'?: (number);
 }
 
 export interface RunInfo__Output {
@@ -29,4 +30,5 @@ export interface RunInfo__Output {
   'steps': (_drover_v1_StepInfo__Output)[];
   'planHash': (string);
   'message': (string);
+  'workflowVersion': (number);
 }

@@ -18,6 +18,8 @@ export interface StepInfo {
   'message'?: (string);
   'needs'?: (string)[];
   'isFinally'?: (boolean);
+  'parent'?: (string);
+  'kind'?: (string);
 }
 
 export interface StepInfo__Output {
@@ -34,4 +36,6 @@ export interface StepInfo__Output {
   'message': (string);
   'needs': (string)[];
   'isFinally': (boolean);
+  'parent': (string);
+  'kind': (string);
 }

@@ -7,6 +7,7 @@ export interface SubmitRunRequest {
   'filename'?: (string);
   'params'?: ({[key: string]: string});
   'expectPlanHash'?: (string);
+  'workflowRef'?: (string);
 }
 
 export interface SubmitRunRequest__Output {
@@ -14,4 +15,5 @@ export interface SubmitRunRequest__Output {
   'filename': (string);
   'params': ({[key: string]: string});
   'expectPlanHash': (string);
+  'workflowRef': (string);
 }

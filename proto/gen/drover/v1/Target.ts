@@ -2,6 +2,7 @@
 // Original file: proto/drover/v1/plan.proto
 
 import type { Strategy as _drover_v1_Strategy, Strategy__Output as _drover_v1_Strategy__Output } from '../../drover/v1/Strategy.js';
+import type { LabelExpression as _drover_v1_LabelExpression, LabelExpression__Output as _drover_v1_LabelExpression__Output } from '../../drover/v1/LabelExpression.js';
 
 export interface Target {
   'labels'?: ({[key: string]: string});
@@ -9,6 +10,7 @@ export interface Target {
   'strategy'?: (_drover_v1_Strategy);
   'maxParallel'?: (number);
   'maxFailures'?: (number);
+  'matchExpressions'?: (_drover_v1_LabelExpression)[];
 }
 
 export interface Target__Output {
@@ -17,4 +19,5 @@ export interface Target__Output {
   'strategy': (_drover_v1_Strategy__Output);
   'maxParallel': (number);
   'maxFailures': (number);
+  'matchExpressions': (_drover_v1_LabelExpression__Output)[];
 }

@@ -1,0 +1,249 @@
+/**
+ * The typed workflow builder: TypeScript types for the workflow document and
+ * a fluent builder that emits the same plain object a YAML file parses to.
+ *
+ * ```ts
+ * const deploy = workflow('deploy-web')
+ *   .describe('Roll a release out to the web tier')
+ *   .param('version', { type: 'string', pattern: '^v[0-9.]+$' })
+ *   .env({ VERSION: '${{ params.version }}' })
+ *   .step({ id: 'build', run: 'make release', target: { labels: { role: 'builder' } } })
+ *   .step({ id: 'ship', needs: ['build'], command: ['./ship', '${{ params.version }}'],
+ *           target: { labels: { role: 'web' }, strategy: 'all', maxParallel: 1 } })
+ *   .finally({ id: 'notify', http: { method: 'POST', url: 'https://hooks.example/deployed' } })
+ *   .build();
+ * await drover.runs.launch(deploy, { version: 'v1.4.2' });
+ * ```
+ *
+ * The builder checks nothing beyond these types: the control plane's compiler
+ * is the one validator, so a document built here and the equivalent YAML get
+ * the same errors and compile to the same plan (and plan hash).
+ */
+
+/** Seconds as a number, or text: `"250ms"`, `"30s"`, `"5m"`, `"1h30m"`. */
+export type Duration = string | number;
+
+/** A value in `env`; may hold `${{ expr }}` templates. */
+export type EnvValue = string | number | boolean;
+
+interface ParamCommon {
+  description?: string;
+  /** Default: true unless a default is given. */
+  required?: boolean;
+}
+
+/** A workflow parameter, by its `type` (default `string`). */
+export type ParamSpec =
+  | (ParamCommon & { type?: 'string'; default?: string; enum?: string[]; pattern?: string })
+  | (ParamCommon & { type: 'number'; default?: number; enum?: number[] })
+  | (ParamCommon & { type: 'boolean'; default?: boolean })
+  | (ParamCommon & { type: 'list'; default?: string[]; enum?: string[]; pattern?: string });
+
+/** A set-based label selector: `In`/`NotIn` take values, `Exists`/`DoesNotExist` do not. */
+export type LabelExpression =
+  | { key: string; operator: 'In' | 'NotIn'; values: string[] }
+  | { key: string; operator: 'Exists' | 'DoesNotExist'; values?: never };
+
+/** Where a step runs. */
+export interface TargetSpec {
+  /** Equality selector: every label must match the agent's. */
+  labels?: Record<string, string>;
+  /** Set-based selectors; all must match. */
+  matchExpressions?: LabelExpression[];
+  /** A specific agent by name. */
+  agent?: string;
+  /** `one` (default): the least-loaded matching agent; `all`: fan out to every matching agent. */
+  strategy?: 'one' | 'all';
+  /** Instances running at once (strategy `all`, forEach). */
+  maxParallel?: number;
+  /** Failed instances tolerated: a count, or a share like `"25%"`. */
+  maxFailures?: number | `${number}%`;
+}
+
+/** How a failed step is tried again. */
+export interface RetrySpec {
+  /** Total attempts, including the first. */
+  attempts: number;
+  backoff?: 'fixed' | 'exponential';
+  initial?: Duration;
+  max?: Duration;
+  /** Random extra delay, as a fraction (0-1) of the delay. */
+  jitter?: number;
+  /** Exit codes that allow a retry; default: any failure. */
+  retryOn?: number[];
+}
+
+/** An inline script: its text (run by /bin/sh), or a body with an interpreter. */
+export type ScriptSpec = string | { interpreter?: string; body: string };
+
+/** An HTTP request made by the agent. */
+export interface HttpSpec {
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Accepted status codes; default 200-299. */
+  expect?: number | number[];
+}
+
+/** A file written by the agent, inside one of its allowed roots. */
+export interface FileSpec {
+  path: string;
+  content: string;
+  /** Octal permission bits, e.g. `"0644"`. */
+  mode?: string | number;
+  /** `"user"` or `"user:group"`. */
+  owner?: string;
+}
+
+/** What each step kind takes. */
+export interface StepKinds {
+  /** Shell text for `/bin/sh -c`. Never put `${{ }}` here: pass values through `env`. */
+  run: string;
+  /** argv, run without a shell; elements may hold `${{ }}` (they stay data). */
+  command: string[];
+  script: ScriptSpec;
+  http: HttpSpec;
+  file: FileSpec;
+  sleep: Duration;
+}
+
+/** The name of a step kind. */
+export type StepKindName = keyof StepKinds;
+
+/** Exactly one kind field: the chosen one required, the others absent. */
+type OneKind<K extends StepKindName> = { [P in K]: StepKinds[P] } & { [P in Exclude<StepKindName, K>]?: never };
+
+/** Fields every step kind shares. Outputs are not declared: a step writes them to `$DROVER_OUTPUT`. */
+export interface StepCommon {
+  /** Letters, digits, `-` and `_`, starting with a letter; unique in the workflow. */
+  id: string;
+  /** A display name. */
+  name?: string;
+  /** Steps that must succeed first. */
+  needs?: string[];
+  env?: Record<string, EnvValue>;
+  target?: TargetSpec;
+  /** An expression giving a list (e.g. `${{ params.hosts }}`): one instance per item, as `item`. */
+  forEach?: string;
+  timeout?: Duration;
+  retry?: RetrySpec;
+  /** A CEL condition; false skips the step. */
+  when?: string;
+  /** A failure of this step does not fail the run. */
+  continueOnError?: boolean;
+}
+
+/** One step: the shared fields plus exactly one of run, command, script, http, file, sleep. */
+export type StepSpec = StepCommon &
+  (OneKind<'run'> | OneKind<'command'> | OneKind<'script'> | OneKind<'http'> | OneKind<'file'> | OneKind<'sleep'>);
+
+/** What a new run does while one of the same workflow is active. */
+export type ConcurrencyMode = 'allow' | 'queue' | 'skip';
+
+/** What happens to steps on an agent that is lost. */
+export type AgentLostPolicy = 'wait' | 'retry' | 'fail';
+
+/** A workflow document: the same shape as the YAML or JSON file. */
+export type WorkflowDefinition = {
+  /** Lower-case letters, digits, `.`, `-` and `_`. */
+  name: string;
+  description?: string;
+  params?: Record<string, ParamSpec>;
+  /** Environment for every step. */
+  env?: Record<string, EnvValue>;
+  /** The whole run must finish within this. */
+  deadline?: Duration;
+  concurrency?: ConcurrencyMode;
+  onAgentLost?: AgentLostPolicy;
+  steps: StepSpec[];
+  /** Steps that run after all others, whatever happened. */
+  finally?: StepSpec[];
+};
+
+/**
+ * Builds a workflow document step by step. Every method returns the builder
+ * and keeps a copy of what it is given (changing a step object afterwards
+ * does not change the workflow); `build()` returns a fresh plain object each
+ * time.
+ */
+export class WorkflowBuilder {
+  private description: string | undefined;
+  private readonly params: Record<string, ParamSpec> = {};
+  private readonly envVars: Record<string, EnvValue> = {};
+  private deadlineValue: Duration | undefined;
+  private concurrencyMode: ConcurrencyMode | undefined;
+  private agentLost: AgentLostPolicy | undefined;
+  private readonly stepList: StepSpec[] = [];
+  private readonly finallyList: StepSpec[] = [];
+
+  constructor(private readonly name: string) {}
+
+  /** Sets the description. */
+  describe(text: string): this {
+    this.description = text;
+    return this;
+  }
+
+  /** Declares a param (a second call with the same name replaces it). */
+  param(name: string, spec: ParamSpec = {}): this {
+    this.params[name] = structuredClone(spec);
+    return this;
+  }
+
+  /** Adds workflow-wide environment variables (merged over earlier calls). */
+  env(vars: Record<string, EnvValue>): this {
+    Object.assign(this.envVars, structuredClone(vars));
+    return this;
+  }
+
+  /** Sets the run's deadline. */
+  deadline(duration: Duration): this {
+    this.deadlineValue = duration;
+    return this;
+  }
+
+  /** Sets what a new run does while another is active (`allow` when unset). */
+  concurrency(mode: ConcurrencyMode): this {
+    this.concurrencyMode = mode;
+    return this;
+  }
+
+  /** Sets what happens to steps on a lost agent. */
+  onAgentLost(policy: AgentLostPolicy): this {
+    this.agentLost = policy;
+    return this;
+  }
+
+  /** Appends steps, in order. */
+  step(...steps: StepSpec[]): this {
+    this.stepList.push(...structuredClone(steps));
+    return this;
+  }
+
+  /** Appends `finally` steps, in order. */
+  finally(...steps: StepSpec[]): this {
+    this.finallyList.push(...structuredClone(steps));
+    return this;
+  }
+
+  /** The document, with fields in the usual YAML order and unset ones left out. */
+  build(): WorkflowDefinition {
+    const doc: Partial<WorkflowDefinition> = { name: this.name };
+    if (this.description !== undefined) doc.description = this.description;
+    if (Object.keys(this.params).length) doc.params = this.params;
+    if (Object.keys(this.envVars).length) doc.env = this.envVars;
+    if (this.deadlineValue !== undefined) doc.deadline = this.deadlineValue;
+    if (this.concurrencyMode !== undefined) doc.concurrency = this.concurrencyMode;
+    if (this.agentLost !== undefined) doc.onAgentLost = this.agentLost;
+    doc.steps = this.stepList;
+    if (this.finallyList.length) doc.finally = this.finallyList;
+    // A fresh copy each time: changing the result does not change the builder.
+    return structuredClone(doc as WorkflowDefinition);
+  }
+}
+
+/** Starts a workflow document named `name`. */
+export function workflow(name: string): WorkflowBuilder {
+  return new WorkflowBuilder(name);
+}

@@ -1,0 +1,21 @@
+import type { Command } from 'commander';
+import { outputOption, printJson, serverOption, withClient } from '../../context.js';
+import { examples } from '../../help.js';
+import { workflowsTable } from '../../render/workflows.js';
+
+/** `drover workflow list`: registered workflows. */
+export function register(group: Command): void {
+  group
+    .command('list')
+    .alias('ls')
+    .summary('list registered workflows')
+    .description('List every registered workflow by name: its latest version, how many versions exist, when the latest was stored, and its description.')
+    .addOption(outputOption())
+    .addOption(serverOption())
+    .addHelpText('after', examples('drover workflow list', 'drover workflow list -o json'))
+    .action(async (opts: { output: string }, cmd: Command) => {
+      const workflows = await withClient(cmd, (client) => client.workflows.list());
+      if (opts.output === 'json') printJson(workflows);
+      else process.stdout.write(workflowsTable(workflows));
+    });
+}

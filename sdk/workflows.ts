@@ -1,0 +1,83 @@
+import type { PlanPreviewOut, ValidateWorkflowResponseOut, WorkflowInfoOut } from '../proto/index.js';
+import type { Connection } from './connection.js';
+import { toPlanPreview, toRegisteredWorkflow, toValidation } from './convert.js';
+import { InvalidInputError } from './errors.js';
+import { encodeParams } from './params.js';
+import { parseWorkflowRef, withWorkflow, workflowSource } from './source.js';
+import type { Params, PlanPreview, RegisteredWorkflow, WorkflowDocument, WorkflowRef, WorkflowValidation } from './types.js';
+
+/**
+ * Workflow documents: checking them with the control plane's compiler,
+ * previewing the plan a run would get, and the versioned registry.
+ */
+export class WorkflowsApi {
+  /** @internal */
+  constructor(private readonly conn: Connection) {}
+
+  /**
+   * Compiles a workflow (a file path or a document object) without running it
+   * and reports every error and warning. An invalid workflow resolves with
+   * `valid: false`; it does not reject.
+   */
+  async validate(workflow: string | WorkflowDocument): Promise<WorkflowValidation> {
+    const request = await workflowSource(workflow);
+    return toValidation(await this.conn.unary<ValidateWorkflowResponseOut>((cb) => this.conn.workflows.validateWorkflow(request, cb)));
+  }
+
+  /**
+   * What a run would do if it started now: waves of steps, the agents each
+   * target matches, fan-out instances and the plan hash (give it to
+   * `runs.launch` as `expectPlanHash`). The workflow is a path, a document or
+   * a registry reference, as for `runs.launch`. Rejects with
+   * InvalidWorkflowError, InvalidParamsError or WorkflowNotFoundError.
+   */
+  async plan(workflow: string | WorkflowDocument | WorkflowRef, params: Params = {}): Promise<PlanPreview> {
+    const encoded = encodeParams(params);
+    const preview = await withWorkflow(workflow, (resolved) => {
+      const request = {
+        ...(resolved.kind === 'ref' ? { workflowRef: resolved.ref } : { source: resolved.source, filename: resolved.filename }),
+        params: encoded,
+      };
+      return this.conn.unary<PlanPreviewOut>((cb) => this.conn.workflows.planRun(request, cb));
+    });
+    return toPlanPreview(preview);
+  }
+
+  /**
+   * Stores the workflow in the registry under its `name`. A new version is
+   * created only when the text differs from the latest one; `changed` says
+   * which happened. Rejects with InvalidWorkflowError.
+   */
+  async apply(workflow: string | WorkflowDocument): Promise<RegisteredWorkflow> {
+    const request = await workflowSource(workflow);
+    return toRegisteredWorkflow(await this.conn.unary<WorkflowInfoOut>((cb) => this.conn.workflows.applyWorkflow(request, cb)));
+  }
+
+  /** Every registered workflow, by name, with its latest version. */
+  async list(): Promise<RegisteredWorkflow[]> {
+    const res = await this.conn.unary<{ workflows: WorkflowInfoOut[] }>((cb) => this.conn.workflows.listWorkflows({}, cb));
+    return res.workflows.map(toRegisteredWorkflow).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * One version of a registered workflow with its source: `get('deploy')` is
+   * the latest, `get('deploy', 3)` or `get('deploy@3')` version 3. Rejects
+   * with WorkflowNotFoundError.
+   */
+  async get(name: string, version?: number): Promise<RegisteredWorkflow> {
+    const ref = parseWorkflowRef(name);
+    if (!ref) {
+      throw new InvalidInputError(`invalid workflow name "${name}"`, {
+        hint: 'workflow names use lower-case letters, digits, ".", "-" and "_"; add @VERSION for a given version',
+      });
+    }
+    if (version !== undefined && (!Number.isInteger(version) || version < 0)) {
+      throw new InvalidInputError(`invalid workflow version ${version}: expected a positive integer (0 for the latest)`);
+    }
+    if (version && ref.version && version !== ref.version) {
+      throw new InvalidInputError(`conflicting versions for ${ref.name}: "${name}" and ${version}`);
+    }
+    const request = { name: ref.name, version: version || ref.version };
+    return toRegisteredWorkflow(await this.conn.unary<WorkflowInfoOut>((cb) => this.conn.workflows.getWorkflow(request, cb)));
+  }
+}
