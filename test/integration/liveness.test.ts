@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DroverClient } from '../../sdk/index.js';
-import { startAgent, startServer, tempDir, waitFor, type AgentProc, type ServerProc, isAlive } from '../helpers/cluster.js';
+import { cli, isAlive, startAgent, startServer, tempDir, waitFor, type AgentProc, type ServerProc } from '../helpers/cluster.js';
 
 // Fast liveness: heartbeats every 200 ms, disconnected after 600 ms, lost after 1.5 s.
 let server: ServerProc;
@@ -124,13 +124,15 @@ describe('liveness - drain', () => {
     const running = await client.runs.launch(
       workflow({ name: 'before-drain', steps: [{ id: 's', target: { agent: 'drain-a' }, run: 'sleep 1' }] }),
     );
-    const drained = await client.fleet.drain('drain-a');
-    expect(drained.draining).toBe(true);
+    const res = await cli(['agent', 'drain', 'drain-a', '--server', server.address]);
+    expect(res.stdout).toMatch(/agent drain-a is draining: no new work will be placed on it/);
+    expect((await cli(['fleet', '--server', server.address])).stdout).toMatch(/drain-a \(draining\)/);
     const runs = await Promise.all(
       [1, 2, 3].map(async () => (await client.runs.launch(workflow({ name: 'after-drain', steps: [{ id: 's', target: { labels: { pool: 'drain' } }, run: 'true' }] }))).wait()),
     );
     expect(runs.map((r) => r.steps[0].agent)).toEqual(['drain-b', 'drain-b', 'drain-b']);
     expect((await running.wait()).status).toBe('succeeded');
-    expect((await client.fleet.drain('drain-a', false)).draining).toBe(false);
+    expect((await cli(['agent', 'drain', 'drain-a', '--undo', '--server', server.address])).stdout).toBe('agent drain-a takes new work again\n');
+    expect((await client.fleet.get('drain-a')).draining).toBe(false);
   });
 });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { examples } from '../help.js';
 import { runEntry } from '../passthrough.js';
+import * as drain from './agent/drain.js';
 import * as install from './agent/install.js';
 import * as uninstall from './agent/uninstall.js';
 
@@ -8,6 +9,9 @@ const SUBCOMMANDS = `
 Install on other hosts over SSH:
   drover agent install user@host[:port] --server ADDR ...   (drover agent install --help)
   drover agent uninstall user@host[:port] ...                (drover agent uninstall --help)
+
+Manage a running agent:
+  drover agent drain NAME [--undo]                           (drover agent drain --help)
 `;
 
 /** `drover agent`: an agent, with every flag passed through; `install` and `uninstall` put agents on hosts over SSH. */
@@ -38,4 +42,5 @@ export function register(program: Command): void {
     });
   install.register(agent);
   uninstall.register(agent);
+  drain.register(agent);
 }
