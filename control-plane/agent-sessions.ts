@@ -65,7 +65,7 @@ export class AgentSessions implements AgentLinkHandler {
     else if (msg.body === 'log' && msg.log) this.runs.applyLog(agent, msg.log);
     else this.log.warn({ agent, body: msg.body }, 'unexpected message ignored');
     live.record.appliedSeq = msg.seq;
-    live.record.lastSeenMs = Date.now();
+    live.record.lastSeenMs = live.heardMs = Date.now();
     this.store.putAgent(live.record);
     this.stats.applied++;
     this.scheduleAck(conn, session, msg.seq);

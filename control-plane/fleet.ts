@@ -13,6 +13,12 @@ export type AgentState = 'connected' | 'disconnected' | 'lost';
 
 export interface LiveAgent {
   record: AgentRecord;
+  /**
+   * When liveness last heard of the agent: its last message, or this control
+   * plane's start for agents loaded from the store (they get the full
+   * lostAfter to come back after a restart, however long it was down).
+   */
+  heardMs: number;
   state: AgentState;
   conn?: AgentConnection;
   heartbeat?: HeartbeatOut;
@@ -28,7 +34,7 @@ export class Fleet {
     private readonly now: () => number,
   ) {
     for (const record of store.listAgents()) {
-      this.agents.set(record.name, { record, state: 'disconnected', connectedSinceMs: 0 });
+      this.agents.set(record.name, { record, state: 'disconnected', connectedSinceMs: 0, heardMs: now() });
     }
   }
 
@@ -68,7 +74,7 @@ export class Fleet {
       instanceId: hello.instanceId,
       draining: existing?.record.draining ?? false,
     };
-    const live: LiveAgent = { record, state: 'connected', conn, heartbeat: existing?.heartbeat, connectedSinceMs: now };
+    const live: LiveAgent = { record, state: 'connected', conn, heartbeat: existing?.heartbeat, connectedSinceMs: now, heardMs: now };
     this.agents.set(record.name, live);
     this.store.putAgent(record);
     this.changes.publish(live);
@@ -90,7 +96,7 @@ export class Fleet {
     const live = this.agents.get(name);
     if (!live) return;
     live.heartbeat = hb;
-    live.record.lastSeenMs = this.now();
+    live.record.lastSeenMs = live.heardMs = this.now();
     this.changes.publish(live);
   }
 
@@ -103,7 +109,7 @@ export class Fleet {
     const now = this.now();
     const lost: string[] = [];
     for (const live of this.agents.values()) {
-      const silent = now - live.record.lastSeenMs;
+      const silent = now - live.heardMs;
       if (live.state === 'connected' && silent > disconnectAfterMs) {
         live.conn?.close('no heartbeat');
         live.conn = undefined;
