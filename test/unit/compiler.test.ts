@@ -94,6 +94,20 @@ describe('compiler - errors', () => {
     ['missing steps', `name: x\n`, /missing required field "steps"/, 'steps'],
     ['not a mapping', `- just\n- a list\n`, /a workflow document is a mapping/],
     ['invalid YAML', `name: x\nsteps: [ {id: a, run: x}\n`, /invalid YAML/],
+    ['a step with no kind', `name: x\nsteps:\n  - { id: a }\n`, /step "a" has nothing to do: give it one of run, command, script, http, file, sleep/],
+    ['a step with two kinds', `name: x\nsteps:\n  - { id: a, run: "true", sleep: 1s }\n`, /step "a" has more than one kind \(run, sleep\)/],
+    ['a reserved kind', `name: x\nsteps:\n  - { id: a, approval: { by: ops } }\n`, /step kind "approval" is reserved for a later release/],
+    ['an expression in a script body', `name: x\nparams: { u: {} }\nsteps:\n  - { id: a, script: "echo \${{ params.u }}" }\n`, /may not be pasted into shell text/, 'steps[0].script'],
+    ['a type error in an expression', `name: x\nparams: { n: { type: number, default: 2 } }\nsteps:\n  - { id: a, run: "true", env: { X: "\${{ params.n + 'x' }}" } }\n`, /no such overload: int \+ string/],
+    ['a condition that is not boolean', `name: x\nparams: { n: { type: number, default: 2 } }\nsteps:\n  - { id: a, run: "true", when: "params.n + 1" }\n`, /condition "params.n \+ 1" is of type int; a condition must be true or false/],
+    ['an unknown variable', `name: x\nsteps:\n  - { id: a, run: "true", when: "foo.bar" }\n`, /Unknown variable: foo/],
+    ['item outside forEach', `name: x\nsteps:\n  - { id: a, run: "true", env: { X: "\${{ item }}" } }\n`, /"item" is only available in forEach steps/],
+    ['a step reference not in needs', `name: x\nsteps:\n  - { id: a, run: "true" }\n  - { id: b, run: "true", env: { X: "\${{ steps.a.outputs.v }}" } }\n`, /refers to step "a", which is not in this step's needs/],
+    ['forEach with strategy all', `name: x\nparams: { l: { type: list, default: [1] } }\nsteps:\n  - { id: a, run: "true", forEach: "\${{ params.l }}", target: { strategy: all } }\n`, /forEach and target.strategy "all" cannot be combined/],
+    ['forEach over a non-list', `name: x\nparams: { s: { default: abc } }\nsteps:\n  - { id: a, run: "true", forEach: "\${{ params.s }}" }\n`, /forEach "params.s" must give a list, got string/],
+    ['maxParallel without a fan-out', `name: x\nsteps:\n  - { id: a, run: "true", target: { maxParallel: 2 } }\n`, /maxParallel and maxFailures apply to fan-outs/],
+    ['a bad label operator', `name: x\nsteps:\n  - { id: a, run: "true", target: { matchExpressions: [ { key: k, operator: Has } ] } }\n`, /operator must be one of In, NotIn, Exists, DoesNotExist/],
+    ['a need on a finally step', `name: x\nsteps:\n  - { id: a, run: "true", needs: [f] }\nfinally:\n  - { id: f, run: "true" }\n`, /cannot need finally step "f"/],
   ];
   for (const [name, source, message, path] of cases) {
     it(`compiler - rejects ${name}`, () => {
@@ -142,5 +156,56 @@ steps: [ { id: s, run: "true" } ]
     expect(errors(doc, { user: 'ok', count: 'many' })[0].message).toMatch(/"count" must be a number/);
     expect(errors(doc, { user: 'ok', role: 'c' })[0].message).toMatch(/must be one of a, b/);
     expect(errors(doc, { user: 'Not Ok' })[0].message).toMatch(/must match/);
+  });
+});
+
+describe('compiler - expansion', () => {
+  const fleet = ['w1', 'w2', 'w3'].map((name, i) => ({
+    name,
+    labels: { tier: 'web', zone: ['a', 'b', 'c'][i] },
+    state: 'connected' as const,
+    draining: name === 'w3',
+    runningSteps: 0,
+    cpuPercent: 0,
+  }));
+
+  it('compiler - strategy all expands to one instance per matching agent that is not draining', () => {
+    const { plan } = compile({
+      source: `name: x\nsteps:\n  - { id: d, run: "true", target: { labels: { tier: web }, strategy: all, maxParallel: 1, maxFailures: "50%" } }\n  - { id: v, run: "true", needs: [d] }\n`,
+      params: {},
+      fleet,
+    });
+    expect(plan!.steps.map((s) => [s.id, s.agent])).toEqual([
+      ['d[w1]', 'w1'],
+      ['d[w2]', 'w2'],
+      ['v', ''],
+    ]);
+    expect(plan!.groups).toEqual([
+      { id: 'd', over: 'agents', instances: ['d[w1]', 'd[w2]'], maxParallel: 1, maxFailures: 1, needs: [], continueOnError: false, isFinally: false },
+    ]);
+    expect(plan!.steps.find((s) => s.id === 'v')!.needs).toEqual(['d']);
+  });
+
+  it('compiler - matchExpressions select by set and existence', () => {
+    const res = compile({
+      source: `name: x\nsteps:\n  - id: d\n    run: "true"\n    target:\n      strategy: all\n      matchExpressions: [ { key: zone, operator: In, values: [a, c] }, { key: gone, operator: DoesNotExist } ]\n`,
+      params: {},
+      fleet: fleet.map((a) => ({ ...a, draining: false })),
+    });
+    expect(res.plan!.groups[0].instances).toEqual(['d[w1]', 'd[w3]']);
+  });
+
+  it('compiler - forEach makes one instance per item with the item as JSON', () => {
+    const { plan } = compile({ source: `name: x\nparams: { l: { type: list } }\nsteps:\n  - { id: g, run: "true", forEach: "\${{ params.l }}" }\n`, params: { l: '["a", 2]' } });
+    expect(plan!.steps.map((s) => [s.id, s.itemJson])).toEqual([
+      ['g[0]', '"a"'],
+      ['g[1]', '2'],
+    ]);
+  });
+
+  it('compiler - a target no agent matches is a warning, not an error', () => {
+    const res = compile({ source: `name: x\nsteps:\n  - { id: a, run: "true", target: { labels: { role: db } } }\n`, params: {}, fleet });
+    expect(res.plan).toBeDefined();
+    expect(res.problems).toEqual([expect.objectContaining({ severity: 'warning', message: 'no agent in the fleet matches role=db now' })]);
   });
 });
