@@ -4,9 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { NatsOptionsError, resolveNatsOptions, type NatsOptionInput, type NatsOptions } from '../proto/nats-options.js';
+import { CredentialError, parseCredentialFlags } from './executor/ssh/credentials.js';
 
 export interface AgentConfig {
   /** Control plane address host:port for the gRPC link; empty when `nats` is set. */
@@ -27,7 +28,26 @@ export interface AgentConfig {
   fileRoots: string[];
   /** Disk bound of the journal; past it new log output is dropped (step events never are). */
   journalMaxBytes: number;
+  /** ssh steps: credential name -> key or password file (absolute paths). */
+  credentials: Record<string, string>;
+  /** ssh steps: where a credential not in `credentials` is looked up by name. */
+  credentialsDir: string;
+  /** ssh steps: the known_hosts file device host keys are checked against. */
+  sshKnownHosts: string;
+  /** ssh steps: add an unknown device's host key to sshKnownHosts instead of failing. */
+  sshAcceptNewHostKeys: boolean;
+  /** ssh steps: give up on a device that does not finish the SSH handshake in this time. */
+  sshConnectTimeoutMs: number;
+  /** ssh steps: close a device session unused for this long. */
+  sshIdleMs: number;
 }
+
+/** Defaults of the ssh step options. */
+export const SSH_DEFAULTS = {
+  connectTimeoutMs: 15_000,
+  /** Long enough for the next step of a run to reuse the session, short enough not to hold a device's few vty lines. */
+  idleMs: 60_000,
+};
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -44,6 +64,12 @@ interface Flags extends NatsOptionInput {
   token?: string;
   fileRoot?: string[];
   journalMaxBytes?: number;
+  credential?: string[];
+  credentialsDir?: string;
+  sshKnownHosts?: string;
+  sshAcceptNewHostKeys?: boolean;
+  sshConnectTimeoutMs?: number;
+  sshIdleMs?: number;
   config?: string;
 }
 
@@ -60,7 +86,7 @@ export function parseLabels(items: string[], source: string): Record<string, str
 }
 
 export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
-  let file: Partial<AgentConfig> & { labels?: Record<string, string> } = {};
+  let file: Partial<AgentConfig> & { labels?: Record<string, string>; credentials?: Record<string, string> } = {};
   if (flags.config) {
     try {
       file = parseYaml(readFileSync(flags.config, 'utf8')) ?? {};
@@ -117,5 +143,41 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
     throw new ConfigError(`--log-level "${logLevel}" is not one of fatal, error, warn, info, debug, trace, silent`);
   }
   if (!Number.isInteger(graceMs) || graceMs < 0) throw new ConfigError(`--grace-ms must be a whole number of milliseconds, got ${graceMs}`);
-  return { server, name, labels, stateDir, logLevel, graceMs, token, fileRoots, journalMaxBytes, ...(nats ? { nats } : {}) };
+  let credentials: Record<string, string>;
+  try {
+    credentials = {
+      ...parseCredentialFlags(Object.entries(file.credentials ?? {}).map(([k, v]) => `${k}=${v}`)),
+      ...parseCredentialFlags(flags.credential ?? []),
+    };
+  } catch (err) {
+    if (err instanceof CredentialError) throw new ConfigError(err.message);
+    throw err;
+  }
+  for (const [k, v] of Object.entries(credentials)) credentials[k] = resolve(v);
+  const credentialsDir = resolve(flags.credentialsDir ?? file.credentialsDir ?? join(stateDir, 'credentials'));
+  const sshKnownHosts = resolve(flags.sshKnownHosts ?? file.sshKnownHosts ?? join(stateDir, 'known_hosts'));
+  const sshAcceptNewHostKeys = Boolean(flags.sshAcceptNewHostKeys ?? file.sshAcceptNewHostKeys ?? false);
+  const sshConnectTimeoutMs = Number(flags.sshConnectTimeoutMs ?? file.sshConnectTimeoutMs ?? SSH_DEFAULTS.connectTimeoutMs);
+  const sshIdleMs = Number(flags.sshIdleMs ?? file.sshIdleMs ?? SSH_DEFAULTS.idleMs);
+  for (const [flag, v] of [['--ssh-connect-timeout-ms', sshConnectTimeoutMs], ['--ssh-idle-ms', sshIdleMs]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new ConfigError(`${flag} must be a whole number of milliseconds above 0, got ${v}`);
+  }
+  return {
+    server,
+    name,
+    labels,
+    stateDir,
+    logLevel,
+    graceMs,
+    token,
+    fileRoots,
+    journalMaxBytes,
+    credentials,
+    credentialsDir,
+    sshKnownHosts,
+    sshAcceptNewHostKeys,
+    sshConnectTimeoutMs,
+    sshIdleMs,
+    ...(nats ? { nats } : {}),
+  };
 }

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { Command } from 'commander';
 import { natsConnectHint, natsConnectionOptions } from '../proto/nats-options.js';
-import { ConfigError, resolveConfig, type AgentConfig } from './config.js';
+import { ConfigError, resolveConfig, SSH_DEFAULTS, type AgentConfig } from './config.js';
 import { Connection } from './connection.js';
+import { DevicePool } from './executor/ssh/pool.js';
 import { GrpcLink } from './link/grpc-link.js';
 import type { AgentLink } from './link/link.js';
 import { NatsLink } from './link/nats-link.js';
@@ -72,6 +73,14 @@ async function runAgent(cfg: AgentConfig) {
   const ledger = new Ledger(join(cfg.stateDir, 'ledger.ndjson'));
   const lost = ledger.open();
   const facts = await collectFacts(VERSION);
+  const ssh = new DevicePool({
+    agentName: cfg.name,
+    credentials: { files: cfg.credentials, dir: cfg.credentialsDir },
+    hostKeys: { knownHosts: cfg.sshKnownHosts, acceptNew: cfg.sshAcceptNewHostKeys },
+    connectTimeoutMs: cfg.sshConnectTimeoutMs,
+    idleMs: cfg.sshIdleMs,
+    log: log.child({ component: 'ssh' }),
+  });
   const runtime = new Runtime({
     ledger,
     agentName: cfg.name,
@@ -80,6 +89,7 @@ async function runAgent(cfg: AgentConfig) {
     fileRoots: cfg.fileRoots.length ? cfg.fileRoots : [join(cfg.stateDir, 'files')],
     facts: { ...facts },
     graceMs: cfg.graceMs,
+    ssh,
     emit: (body) => journal.push(body),
     log: log.child({ component: 'runtime' }),
   });
@@ -106,6 +116,7 @@ async function runAgent(cfg: AgentConfig) {
   const stop = (signal: string) => {
     log.info({ signal, running: runtime.running }, 'agent stopping');
     conn.stop();
+    ssh.closeAll();
     process.exit(0);
   };
   process.on('SIGINT', () => stop('SIGINT'));
@@ -124,6 +135,12 @@ const program = new Command(PROGRAM)
   .option('--grace-ms <ms>', 'time between SIGTERM and SIGKILL when a step is cancelled or times out (default: 5000)', (v) => Number(v))
   .option('--journal-max-bytes <n>', 'disk bound of the journal of unacknowledged messages; past it new log output is dropped and counted (default: 268435456)', (v) => Number(v))
   .option('--file-root <dir>', 'a directory file steps may write into; repeat for more (default: <state-dir>/files)', collect)
+  .option('--credential <name=file>', 'ssh steps: a credential the workflows refer to by NAME: a private key file (passphrase in FILE.passphrase) or a password file; repeat for more', collect)
+  .option('--credentials-dir <dir>', 'ssh steps: where a credential not given with --credential is looked up as a file named NAME (default: <state-dir>/credentials)')
+  .option('--ssh-known-hosts <file>', 'ssh steps: known_hosts file device host keys are checked against (default: <state-dir>/known_hosts; /etc/ssh/ssh_known_hosts is read too)')
+  .option('--ssh-accept-new-host-keys', "ssh steps: add an unknown device's host key to --ssh-known-hosts on first contact (a changed key is always refused)")
+  .option('--ssh-connect-timeout-ms <ms>', `ssh steps: give up on a device that does not finish the SSH handshake in this time (default: ${SSH_DEFAULTS.connectTimeoutMs})`, (v) => Number(v))
+  .option('--ssh-idle-ms <ms>', `ssh steps: close a device session unused for this long (default: ${SSH_DEFAULTS.idleMs})`, (v) => Number(v))
   .option('--token <token>', 'enrollment token, when the control plane requires one (env DROVER_TOKEN)')
   .option('--nats <url>', 'link over NATS instead of gRPC: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md')
   .option('--nats-user <user>', 'NATS user, with --nats-pass (env DROVER_NATS_USER)')
@@ -138,7 +155,7 @@ const program = new Command(PROGRAM)
   .version(VERSION, '--version', 'print the version and build commit')
   .addHelpText(
     'after',
-    `\nExamples:\n  ${PROGRAM} --server 10.0.0.5:7400 --name web-1 --label role=web --label site=ams\n  DROVER_SERVER=cp.example:7400 DROVER_LABELS=role=db ${PROGRAM}\n  ${PROGRAM} --config /etc/drover/agent.yaml`,
+    `\nExamples:\n  ${PROGRAM} --server 10.0.0.5:7400 --name web-1 --label role=web --label site=ams\n  DROVER_SERVER=cp.example:7400 DROVER_LABELS=role=db ${PROGRAM}\n  ${PROGRAM} --name lab-proxy --label proxy=lab --credential lab-admin=/etc/drover/keys/lab_ed25519   # drives devices of network "lab" (docs/devices.md)\n  ${PROGRAM} --config /etc/drover/agent.yaml`,
   )
   .action(async (opts: Record<string, unknown>) => {
     try {

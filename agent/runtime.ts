@@ -7,13 +7,15 @@
  * A step's life: waiting -> running (attempt 1..n, with retry backoff) -> done.
  * Every attempt id is recorded in the ledger and never started twice.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AssignOut, CancelOut, PlanStepOut, ReleaseOut, StepEvent, StepPhase } from '../proto/index.js';
 import { runFile, runHttp, runSleep } from './executor/builtin.js';
 import { LineSplitter } from './executor/lines.js';
 import { readOutputs } from './executor/outputs.js';
 import { ProcStats } from './executor/proc-stats.js';
+import type { DevicePool } from './executor/ssh/pool.js';
+import { runSsh } from './executor/ssh/step.js';
 import { runShell, type RunningShell, type ShellResult } from './executor/shell.js';
 import type { Logger } from './log.js';
 import type { Body } from './journal.js';
@@ -50,6 +52,8 @@ interface Slice {
   remote: Map<string, Dep>;
   cancelled: boolean;
   cancelReason: string;
+  /** The run's work dir exists. */
+  workDirMade?: boolean;
 }
 
 export interface RuntimeOptions {
@@ -64,6 +68,8 @@ export interface RuntimeOptions {
   facts: Record<string, unknown>;
   /** Time between SIGTERM and SIGKILL when a step is cancelled or times out. */
   graceMs: number;
+  /** SSH sessions to network devices, for ssh steps (absent: this agent runs none). */
+  ssh?: DevicePool;
   emit(body: Body): void;
   log: Logger;
 }
@@ -92,6 +98,8 @@ export class Runtime {
   private finished: string[] = [];
   private stats = new ProcStats();
   private runningCount = 0;
+  /** This process's environment minus DROVER_* settings, the base of every step's environment. */
+  private baseEnv: Record<string, string> | undefined;
 
   constructor(private readonly opts: RuntimeOptions) {
     mkdirSync(opts.workDir, { recursive: true });
@@ -276,8 +284,12 @@ export class Runtime {
     const outputFile = join(runDir, `.output-${plan.id}-${attempt}`);
     let env: Record<string, string>;
     try {
-      mkdirSync(runDir, { recursive: true });
-      rmSync(outputFile, { force: true });
+      // Once per slice, and no throw-and-catch for a missing file: both add up on short steps.
+      if (!slice.workDirMade) {
+        mkdirSync(runDir, { recursive: true });
+        slice.workDirMade = true;
+      }
+      if (existsSync(outputFile)) rmSync(outputFile, { force: true });
       env = this.stepEnv(slice, plan, attemptId, outputFile);
     } catch (err) {
       this.finish(slice, step, 'failed', { message: `cannot prepare the step: ${(err as Error).message}` });
@@ -314,8 +326,8 @@ export class Runtime {
     onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void,
   ): RunningShell {
     const shell = (argv: string[]) => runShell({ argv, env, cwd, timeoutMs: plan.timeoutMs, graceMs: this.opts.graceMs, onOutput }, this.stats);
-    const ctx = this.context(slice, plan);
-    const render = (text: string) => renderTemplate(text, ctx);
+    let ctx: ExprContext | undefined;
+    const render = (text: string) => renderTemplate(text, (ctx ??= this.context(slice, plan)));
     const builtinCtx = { timeoutMs: plan.timeoutMs, log: (stream: 'stdout' | 'stderr', text: string) => onOutput(stream, Buffer.from(text)) };
     switch (plan.kind || 'run') {
       case 'run':
@@ -338,16 +350,25 @@ export class Runtime {
         const f = plan.file!;
         return runFile({ path: render(f.path), content: render(f.content), mode: f.mode, owner: f.owner }, this.opts.fileRoots, builtinCtx);
       }
+      case 'ssh': {
+        const s = plan.ssh!;
+        const commands = s.commands.map((c) => ({ command: render(c.command), name: c.name, timeoutMs: c.timeoutMs }));
+        return runSsh({ ...s, host: render(s.host), commands }, this.opts.ssh, slice.runId, builtinCtx);
+      }
       default:
         throw new Error(`this agent cannot run steps of kind "${plan.kind}"; upgrade the agent`);
     }
   }
 
   private stepEnv(slice: Slice, plan: PlanStepOut, attemptId: string, outputFile: string): Record<string, string> {
-    const ctx = this.context(slice, plan);
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('DROVER_')) env[k] = v;
-    for (const [k, v] of Object.entries(plan.env)) env[k] = renderTemplate(v, ctx);
+    // The agent's own environment is read once: process.env is slow to enumerate.
+    this.baseEnv ??= Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !e[0].startsWith('DROVER_')));
+    const env: Record<string, string> = { ...this.baseEnv };
+    const entries = Object.entries(plan.env);
+    if (entries.length) {
+      const ctx = this.context(slice, plan);
+      for (const [k, v] of entries) env[k] = renderTemplate(v, ctx);
+    }
     Object.assign(env, {
       DROVER_RUN_ID: slice.runId,
       DROVER_WORKFLOW: slice.workflow,
@@ -427,6 +448,8 @@ export class Runtime {
   private maybeForget(slice: Slice) {
     if ([...slice.steps.values()].some((s) => s.state !== 'done') || this.finished.includes(slice.runId)) return;
     this.finished.push(slice.runId);
+    // This agent's part of the run is done: its device sessions close.
+    this.opts.ssh?.endRun(slice.runId);
     while (this.finished.length > MAX_FINISHED_SLICES) this.slices.delete(this.finished.shift()!);
   }
 }

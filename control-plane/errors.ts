@@ -20,6 +20,9 @@ export type ApiErrorCode =
   | 'RUN_FINISHED'
   | 'RUN_SKIPPED'
   | 'WORKFLOW_NOT_FOUND'
+  | 'DEVICE_NOT_FOUND'
+  | 'DEVICE_EXISTS'
+  | 'INVALID_DEVICE'
   | 'INTERNAL';
 
 export class ApiError extends Error {

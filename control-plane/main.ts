@@ -8,8 +8,10 @@ import { natsConnectHint, natsConnectionOptions, type NatsOptions } from '../pro
 import { AgentSessions } from './agent-sessions.js';
 import { fleetService } from './api/fleet-api.js';
 import { runService } from './api/run-api.js';
+import { deviceService } from './api/device-api.js';
 import { workflowService } from './api/workflow-api.js';
 import { ConfigError, DEFAULTS, resolveConfig, type ServerConfig } from './config.js';
+import { Devices } from './devices.js';
 import { Fleet } from './fleet.js';
 import { createLogger, type Logger } from './log.js';
 import { Runs } from './runs.js';
@@ -55,6 +57,7 @@ async function serve(cfg: ServerConfig) {
   const now = () => Date.now();
   const fleet = new Fleet(store, now);
   const workflows = new Workflows(store, now);
+  const devices = new Devices(store, fleet, now);
   const runs = new Runs(store, fleet, workflows, log.child({ component: 'runs' }), now, cfg.lostAfterMs, cfg.stepDeadlineSlackMs);
   runs.resume();
   // Liveness and the step-deadline backstop, once a second.
@@ -69,6 +72,8 @@ async function serve(cfg: ServerConfig) {
 
   const v1 = droverV1();
   const server = new grpc.Server({
+    // Channelz (grpc-js's introspection, which drover does not serve) costs CPU and memory per agent stream.
+    'grpc.enable_channelz': 0,
     'grpc.keepalive_time_ms': 15_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
@@ -76,7 +81,8 @@ async function serve(cfg: ServerConfig) {
   server.addService(v1.AgentService.service, grpcAgentService(sessions));
   server.addService(v1.FleetService.service, fleetService(fleet));
   server.addService(v1.RunService.service, runService(runs, store));
-  server.addService(v1.WorkflowService.service, workflowService(runs, workflows, fleet));
+  server.addService(v1.WorkflowService.service, workflowService(runs, workflows, fleet, devices));
+  server.addService(v1.DeviceService.service, deviceService(devices));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(cfg.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   ).catch((err: Error) => {

@@ -1,5 +1,6 @@
 /** Conversions between domain values and protobuf message shapes (enum strings, field names). */
 import type { Assign, DepStatus, PlanStep, Release, StepPhase } from '../proto/index.js';
+import { planIndex } from './compiler/plan-index.js';
 import type { StepPlan } from './compiler/plan.js';
 import type { RunRecord, StepRecord, StepStatus } from './store/store.js';
 
@@ -20,6 +21,7 @@ export function toWireStep(step: StepPlan, agent: string): PlanStep {
       agent: step.target.agent,
       strategy: step.target.strategy === 'all' ? 'STRATEGY_ALL' : 'STRATEGY_ONE',
       matchExpressions: step.target.matchExpressions,
+      device: step.target.device,
     },
     timeoutMs: step.timeoutMs,
     retry: {
@@ -36,6 +38,7 @@ export function toWireStep(step: StepPlan, agent: string): PlanStep {
     isFinally: step.isFinally,
     parent: step.parent,
     itemJson: step.itemJson,
+    ssh: step.ssh,
   };
 }
 
@@ -51,7 +54,8 @@ const DEP_STATUS: Record<StepStatus, DepStatus> = {
 /** Whether dependents of a failed step proceed (continueOnError on the step or its group). */
 export function tolerated(run: RunRecord, step: StepRecord): boolean {
   if (step.status !== 'failed') return false;
-  const plan = run.plan.steps.find((s) => s.id === step.id) ?? run.plan.groups.find((g) => g.id === step.id);
+  const index = planIndex(run.plan);
+  const plan = index.step(step.id) ?? index.group(step.id);
   return !!plan?.continueOnError;
 }
 
@@ -61,14 +65,14 @@ export function toRelease(run: RunRecord, step: StepRecord): Release {
 
 /**
  * The slice of a run for one agent: its unfinished steps that are not held
- * back by a maxParallel limit. Needs that are not in the slice are remote;
- * those already finished ride along as releases.
+ * back by a maxParallel limit, out of `placed` (the step records placed on
+ * it). Needs that are not in the slice are remote; those already finished
+ * ride along as releases.
  */
-export function toAssign(run: RunRecord, agent: string, isTerminal: (s: StepRecord) => boolean): Assign | undefined {
-  const mine = run.plan.steps.filter((s) => {
-    const rec = run.steps[s.id];
-    return rec.agent === agent && !rec.held && !isTerminal(rec);
-  });
+export function toAssign(run: RunRecord, agent: string, placed: Iterable<StepRecord>, isTerminal: (s: StepRecord) => boolean): Assign | undefined {
+  const index = planIndex(run.plan);
+  const mine: StepPlan[] = [];
+  for (const rec of placed) if (rec.agent === agent && !rec.held && !isTerminal(rec)) mine.push(index.step(rec.id)!);
   if (mine.length === 0) return undefined;
   const inSlice = new Set(mine.map((s) => s.id));
   const released = new Set<string>();

@@ -37,3 +37,7 @@ export type { WorkflowServiceClient, WorkflowServiceHandlers } from './gen/drove
 export type { PlanPreview, PlanPreview__Output as PlanPreviewOut } from './gen/drover/v1/PlanPreview.js';
 export type { WorkflowInfo, WorkflowInfo__Output as WorkflowInfoOut } from './gen/drover/v1/WorkflowInfo.js';
 export type { ValidateWorkflowResponse, ValidateWorkflowResponse__Output as ValidateWorkflowResponseOut } from './gen/drover/v1/ValidateWorkflowResponse.js';
+export type { SshSpec, SshSpec__Output as SshSpecOut } from './gen/drover/v1/SshSpec.js';
+export type { SshCommand, SshCommand__Output as SshCommandOut } from './gen/drover/v1/SshCommand.js';
+export type { DeviceInfo, DeviceInfo__Output as DeviceInfoOut } from './gen/drover/v1/DeviceInfo.js';
+export type { DeviceServiceClient, DeviceServiceHandlers } from './gen/drover/v1/DeviceService.js';

@@ -29,18 +29,23 @@ const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const ARCHES: Partial<Record<NodeJS.Architecture, string>> = { x64: 'x64', arm64: 'arm64' };
 
 /**
- * Optional packages that dependencies require inside try/catch and that are
- * never installed on Linux (systeminformation's macOS temperature sensors).
- * They are bundled as a module that throws MODULE_NOT_FOUND, exactly what the
- * unbundled agent sees, instead of staying a runtime require.
+ * Optional packages that dependencies require inside try/catch: never
+ * installed on Linux (systeminformation's macOS temperature sensors), or
+ * native addons that cannot be part of a single file (ssh2's `cpu-features`
+ * and its `sshcrypto.node` build). They are bundled as a module that throws
+ * MODULE_NOT_FOUND, exactly what an agent without them sees, instead of
+ * staying a runtime require; ssh2 then uses Node's own crypto.
  */
-const ABSENT_OPTIONAL = ['osx-temperature-sensor', 'macos-temperature-sensor'];
+const ABSENT_OPTIONAL = ['osx-temperature-sensor', 'macos-temperature-sensor', 'cpu-features'];
+/** Native addon files (`*.node`), required by path. */
+const NATIVE_ADDON = /\.node$/;
 
 const absentOptional: Plugin = {
   name: 'absent-optional',
   setup(b) {
     const filter = new RegExp(`^(${ABSENT_OPTIONAL.join('|')})$`);
     b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'absent-optional' }));
+    b.onResolve({ filter: NATIVE_ADDON }, (args) => ({ path: args.path, namespace: 'absent-optional' }));
     b.onLoad({ filter: /.*/, namespace: 'absent-optional' }, (args) => ({
       contents: `throw Object.assign(new Error("Cannot find module '${args.path}'"), { code: 'MODULE_NOT_FOUND' });`,
       loader: 'js',

@@ -52,7 +52,9 @@ export interface TargetSpec {
   matchExpressions?: LabelExpression[];
   /** A specific agent by name. */
   agent?: string;
-  /** `one` (default): the least-loaded matching agent; `all`: fan out to every matching agent. */
+  /** ssh steps: a registered device by name. An ssh step's `labels` and `matchExpressions` select devices, not agents. */
+  device?: string;
+  /** `one` (default): the least-loaded matching agent (ssh steps: the one matching device); `all`: fan out to every matching agent (device). */
   strategy?: 'one' | 'all';
   /** Instances running at once (strategy `all`, forEach). */
   maxParallel?: number;
@@ -96,6 +98,33 @@ export interface FileSpec {
   owner?: string;
 }
 
+/** One command of an ssh step: its line, or the line with an output name and a timeout. */
+export type SshCommandSpec = string | { command: string; name?: string; timeout?: Duration };
+
+/**
+ * Commands on a network device over SSH, run by a proxy agent for the
+ * device's network. Name a registered device (`device`, or select devices
+ * with the step's `target`), or give an inline `host` with `user` and a
+ * `credential` name (never a secret). See docs/devices.md.
+ */
+export interface SshSpec {
+  device?: string;
+  host?: string;
+  port?: number;
+  user?: string;
+  credential?: string;
+  network?: string;
+  commands: SshCommandSpec[];
+  /** An output line matching this fails the step; `""` disables the check. */
+  errorPattern?: string;
+  /** `shell` (default): one interactive session, prompt-delimited; `exec`: one SSH exec per command. */
+  mode?: 'shell' | 'exec';
+  /** Shell mode: a regular expression the device's prompt matches. */
+  prompt?: string;
+  /** Per-command timeout (default 30s). */
+  commandTimeout?: Duration;
+}
+
 /** What each step kind takes. */
 export interface StepKinds {
   /** Shell text for `/bin/sh -c`. Never put `${{ }}` here: pass values through `env`. */
@@ -106,6 +135,7 @@ export interface StepKinds {
   http: HttpSpec;
   file: FileSpec;
   sleep: Duration;
+  ssh: SshSpec;
 }
 
 /** The name of a step kind. */
@@ -134,9 +164,9 @@ export interface StepCommon {
   continueOnError?: boolean;
 }
 
-/** One step: the shared fields plus exactly one of run, command, script, http, file, sleep. */
+/** One step: the shared fields plus exactly one of run, command, script, http, file, sleep, ssh. */
 export type StepSpec = StepCommon &
-  (OneKind<'run'> | OneKind<'command'> | OneKind<'script'> | OneKind<'http'> | OneKind<'file'> | OneKind<'sleep'>);
+  (OneKind<'run'> | OneKind<'command'> | OneKind<'script'> | OneKind<'http'> | OneKind<'file'> | OneKind<'sleep'> | OneKind<'ssh'>);
 
 /** What a new run does while one of the same workflow is active. */
 export type ConcurrencyMode = 'allow' | 'queue' | 'skip';

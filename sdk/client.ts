@@ -1,4 +1,5 @@
 import { Connection, DEFAULT_ADDRESS, DEFAULT_CONNECT_TIMEOUT_MS } from './connection.js';
+import { DevicesApi } from './devices.js';
 import { FleetApi } from './fleet.js';
 import { RunsApi, type LogsOptions } from './runs.js';
 import type { LogLine } from './types.js';
@@ -45,6 +46,8 @@ export class DroverClient {
   readonly runs: RunsApi;
   /** Workflows: validate, plan, and the registry (apply, list, get). */
   readonly workflows: WorkflowsApi;
+  /** The device inventory (network devices driven by ssh steps): add, list, get, remove. */
+  readonly devices: DevicesApi;
   private readonly conn: Connection;
 
   constructor(options: ClientOptions = {}) {
@@ -54,6 +57,7 @@ export class DroverClient {
     this.fleet = new FleetApi(this.conn);
     this.runs = new RunsApi(this.conn);
     this.workflows = new WorkflowsApi(this.conn);
+    this.devices = new DevicesApi(this.conn);
   }
 
   /** Log lines of a run, or of one step when `stepId` is given. */

@@ -8,7 +8,7 @@
  * (TRANSIENT_FAILURE) fails at once instead of waiting for the deadline.
  */
 import * as grpc from '@grpc/grpc-js';
-import { droverV1, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
+import { droverV1, type DeviceServiceClient, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
 import { CallStream } from './call-stream.js';
 import { fromGrpcError, serverUnreachable } from './errors.js';
 
@@ -29,6 +29,7 @@ export class Connection {
   readonly fleet: FleetServiceClient;
   readonly runs: RunServiceClient;
   readonly workflows: WorkflowServiceClient;
+  readonly devices: DeviceServiceClient;
   private readonly channel: grpc.Channel;
   private ready: Promise<void> | undefined;
 
@@ -42,6 +43,7 @@ export class Connection {
     this.fleet = new v1.FleetService(address, grpc.credentials.createInsecure(), opts);
     this.runs = new v1.RunService(address, grpc.credentials.createInsecure(), opts);
     this.workflows = new v1.WorkflowService(address, grpc.credentials.createInsecure(), opts);
+    this.devices = new v1.DeviceService(address, grpc.credentials.createInsecure(), opts);
   }
 
   /** Resolves once the channel is READY; rejects with SERVER_UNREACHABLE. */
@@ -107,6 +109,7 @@ export class Connection {
     this.fleet.close();
     this.runs.close();
     this.workflows.close();
+    this.devices.close();
     this.channel.close();
   }
 }

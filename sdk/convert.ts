@@ -4,6 +4,7 @@
  */
 import type {
   AgentInfoOut,
+  DeviceInfoOut,
   FactsOut,
   HeartbeatOut,
   LogLineOut,
@@ -20,6 +21,7 @@ import type { Problem } from './errors.js';
 import type {
   Agent,
   AgentState,
+  Device,
   Facts,
   Heartbeat,
   LogLine,
@@ -47,6 +49,22 @@ const STEP_STATUSES: readonly StepStatus[] = ['pending', 'running', 'succeeded',
 const AGENT_STATES: readonly AgentState[] = ['connected', 'disconnected', 'lost'];
 const LOG_STREAMS: readonly LogStream[] = ['stdout', 'stderr'];
 const STEP_KINDS: readonly StepKind[] = ['run', 'command', 'script', 'http', 'file', 'sleep', 'ssh', 'approval', 'group'];
+
+export function toDevice(d: DeviceInfoOut): Device {
+  return {
+    name: d.name,
+    host: d.host,
+    port: d.port,
+    user: d.user,
+    credential: d.credential,
+    network: d.network,
+    labels: { ...d.labels },
+    maxSessions: d.maxSessions,
+    createdAt: d.createdMs,
+    updatedAt: d.updatedMs,
+    proxies: [...d.proxies],
+  };
+}
 
 /** Step kinds and strategies travel as lower-case text; a server older than kinds sends "" (a `run` step). */
 function stepKind(kind: string): StepKind {

@@ -19,6 +19,9 @@ export type ErrorCode =
   | 'RUN_FINISHED'
   | 'WORKFLOW_NOT_FOUND'
   | 'RUN_SKIPPED'
+  | 'DEVICE_NOT_FOUND'
+  | 'DEVICE_EXISTS'
+  | 'INVALID_DEVICE'
   | 'INTERNAL'
   | 'SERVER_UNREACHABLE'
   | 'FILE_NOT_FOUND'
@@ -141,6 +144,33 @@ export class RunSkippedError extends DroverError {
   }
 }
 
+/** No device in the inventory has that name. */
+export class DeviceNotFoundError extends DroverError {
+  override readonly name = 'DeviceNotFoundError';
+  declare readonly code: 'DEVICE_NOT_FOUND';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('DEVICE_NOT_FOUND', message, options);
+  }
+}
+
+/** A device of that name is already registered (pass `replace` to replace it). */
+export class DeviceExistsError extends DroverError {
+  override readonly name = 'DeviceExistsError';
+  declare readonly code: 'DEVICE_EXISTS';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('DEVICE_EXISTS', message, options);
+  }
+}
+
+/** A device's fields are not valid (name, host, port, credential reference, network, labels). */
+export class InvalidDeviceError extends DroverError {
+  override readonly name = 'InvalidDeviceError';
+  declare readonly code: 'INVALID_DEVICE';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('INVALID_DEVICE', message, options);
+  }
+}
+
 /** The server failed, or answered in a way the SDK does not understand. */
 export class InternalError extends DroverError {
   override readonly name = 'InternalError';
@@ -226,6 +256,9 @@ const BY_CODE = {
   RUN_FINISHED: RunFinishedError,
   WORKFLOW_NOT_FOUND: WorkflowNotFoundError,
   RUN_SKIPPED: RunSkippedError,
+  DEVICE_NOT_FOUND: DeviceNotFoundError,
+  DEVICE_EXISTS: DeviceExistsError,
+  INVALID_DEVICE: InvalidDeviceError,
   INTERNAL: InternalError,
   SERVER_UNREACHABLE: ServerUnreachableError,
   FILE_NOT_FOUND: FileNotFoundError,

@@ -5,7 +5,7 @@ import { InvalidInputError } from './errors.js';
 import { encodeParams } from './params.js';
 import { RunHandle, type RunEventsOptions } from './run-handle.js';
 import { withWorkflow } from './source.js';
-import { isTerminal, type LogLine, type Params, type Run, type RunEvent, type RunStatus, type WorkflowDocument, type WorkflowRef } from './types.js';
+import { type LogLine, type Params, type Run, type RunEvent, type RunStatus, type WorkflowDocument, type WorkflowRef } from './types.js';
 
 /** Options for `runs.launch`. */
 export interface LaunchOptions {
@@ -84,8 +84,14 @@ export class RunsApi {
 
   /** Resolves with the final run once it is terminal. */
   async wait(id: string): Promise<Run> {
-    for await (const event of this.watch(id)) {
-      if (event.type === 'run' && isTerminal(event.run.status)) break;
+    // Read to the end of the stream (the server ends it right after the run's
+    // terminal event) rather than break out: breaking cancels the call, an
+    // HTTP/2 stream reset per finished run, and Node's HTTP/2 server closes a
+    // connection that resets streams faster than about 33 a second for long
+    // (its rapid-reset protection), failing every call on it.
+    const events = this.watch(id);
+    for (let e = await events.next(); !e.done; e = await events.next()) {
+      // Past the terminal event only the end of the stream is left to read.
     }
     return this.get(id);
   }

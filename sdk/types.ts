@@ -16,9 +16,10 @@ export type AgentState = 'connected' | 'disconnected' | 'lost';
 
 /**
  * What a step does: `run` (shell text), `command` (argv, no shell), `script`
- * (inline body with an interpreter), `http`, `file`, `sleep`. `ssh` and
- * `approval` are reserved for later versions. In a run's steps, `group` is
- * the row of a fan-out or forEach step whose instances carry `parent`.
+ * (inline body with an interpreter), `http`, `file`, `sleep`, `ssh` (commands
+ * on a network device through a proxy agent). `approval` is reserved for a
+ * later version. In a run's steps, `group` is the row of a fan-out or forEach
+ * step whose instances carry `parent`.
  */
 export type StepKind = 'run' | 'command' | 'script' | 'http' | 'file' | 'sleep' | 'ssh' | 'approval' | 'group';
 
@@ -248,6 +249,42 @@ export interface RegisteredWorkflow {
   source: string;
   /** Only meaningful for `workflows.apply`: false when the content equalled the latest version. */
   changed: boolean;
+}
+
+/** A registered network device (the inventory behind ssh steps). */
+export interface Device {
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  /** A credential *name* the proxy agents resolve locally (`--credential NAME=FILE`); never a secret. */
+  credential: string;
+  /** Agents labelled `proxy=<network>` reach the device. */
+  network: string;
+  labels: Record<string, string>;
+  /** Sessions at once on a proxy agent. */
+  maxSessions: number;
+  /** When it was first registered (ms since epoch). */
+  createdAt: number;
+  /** When it was last registered or replaced (ms since epoch). */
+  updatedAt: number;
+  /** Agents that proxy for its network now, by name (empty: ssh steps to it are refused at submit). */
+  proxies: string[];
+}
+
+/** What `devices.add` takes: everything but `name`, `host`, `user` and `credential` has a default. */
+export interface DeviceSpec {
+  name: string;
+  host: string;
+  /** Default 22. */
+  port?: number;
+  user: string;
+  credential: string;
+  /** Default `default`. */
+  network?: string;
+  labels?: Record<string, string>;
+  /** Default 1. */
+  maxSessions?: number;
 }
 
 /** True once a run can change no more. */

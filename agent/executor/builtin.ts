@@ -1,6 +1,6 @@
 /**
  * Steps that run inside the agent rather than as a process: sleep, http and
- * file. They report through the same result shape as process steps, with
+ * file (and ssh, in ssh/step.ts). They report through the same result shape as process steps, with
  * exit code 0 on success and 1 on failure, and their outputs inline.
  */
 import { createHash } from 'node:crypto';
@@ -17,10 +17,11 @@ export interface BuiltinContext {
   log(stream: 'stdout' | 'stderr', text: string): void;
 }
 
-type Outcome = { ok: true; outputs: Record<string, string> } | { ok: false; message: string; outputs?: Record<string, string> };
+/** What a built-in step's work ends with; a failure's exit code defaults to 1. */
+export type Outcome = { ok: true; outputs: Record<string, string> } | { ok: false; message: string; outputs?: Record<string, string>; exitCode?: number };
 
 /** Runs `work` with the step's timeout and cancel, in the result shape of a process step. */
-function builtin(ctx: BuiltinContext, work: (signal: AbortSignal) => Promise<Outcome>): RunningShell {
+export function builtin(ctx: BuiltinContext, work: (signal: AbortSignal) => Promise<Outcome>): RunningShell {
   const startedAtMs = Date.now();
   const abort = new AbortController();
   let timedOut = false;
@@ -31,7 +32,7 @@ function builtin(ctx: BuiltinContext, work: (signal: AbortSignal) => Promise<Out
     .then((o): ShellResult => {
       clearTimeout(timer);
       return {
-        exitCode: o.ok ? 0 : 1,
+        exitCode: o.ok ? 0 : (o.exitCode ?? 1),
         signal: '',
         startedAtMs,
         endedAtMs: Date.now(),

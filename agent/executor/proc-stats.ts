@@ -39,9 +39,17 @@ export class ProcStats {
   private childrenFiles = true;
 
   track(pgid: number): void {
-    this.tracked.set(pgid, { pgid, cpuSeconds: 0, peakRssBytes: 0, members: new Set([pgid]) });
-    setTimeout(() => this.sample(), 20).unref();
-    setTimeout(() => this.sample(), 100).unref();
+    const t: Tracked = { pgid, cpuSeconds: 0, peakRssBytes: 0, members: new Set([pgid]) };
+    this.tracked.set(pgid, t);
+    // The early samples look at this step only, and only if it still runs.
+    const early = () => {
+      if (this.tracked.get(pgid) !== t) return;
+      if (!this.childrenFiles) return this.sample();
+      const usage = this.walk(t);
+      if (usage) this.record(t, usage);
+    };
+    setTimeout(early, 20).unref();
+    setTimeout(early, 100).unref();
     this.timer ??= setInterval(() => this.sample(), SAMPLE_MS).unref();
   }
 

@@ -13,6 +13,7 @@ export class GrpcLink implements AgentLink {
   ) {
     this.client = new (droverV1().AgentService)(address, grpc.credentials.createInsecure(), {
       ...options,
+      'grpc.enable_channelz': 0,
       'grpc.keepalive_time_ms': 15_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,

@@ -1,5 +1,6 @@
 /** Store records and live state -> API messages. */
 import type { AgentInfo, LogLine, RunInfo, StepInfo } from '../../proto/index.js';
+import { planIndex } from '../compiler/plan-index.js';
 import type { LiveAgent } from '../fleet.js';
 import type { LogRecord, RunRecord, StepRecord } from '../store/store.js';
 
@@ -22,7 +23,8 @@ export function toAgentInfo(a: LiveAgent): AgentInfo {
 }
 
 export function toStepInfo(run: RunRecord, s: StepRecord): StepInfo {
-  const plan = run.plan.steps.find((p) => p.id === s.id) ?? run.plan.groups.find((g) => g.id === s.id);
+  const index = planIndex(run.plan);
+  const plan = index.step(s.id) ?? index.group(s.id);
   return {
     id: s.id,
     agent: s.agent,
@@ -51,22 +53,11 @@ export function toRunInfo(run: RunRecord): RunInfo {
     startedMs: run.startedMs,
     endedMs: run.endedMs,
     params: run.params,
-    steps: stepOrder(run).map((id) => toStepInfo(run, run.steps[id])),
+    steps: planIndex(run.plan).order.map((id) => toStepInfo(run, run.steps[id])),
     planHash: run.plan.hash,
     message: run.message,
     workflowVersion: run.workflowVersion,
   };
-}
-
-/** Declared order; a fan-out's group row comes just before its instances. */
-function stepOrder(run: RunRecord): string[] {
-  const out: string[] = [];
-  for (const s of run.plan.steps) {
-    if (s.parent && !out.includes(s.parent)) out.push(s.parent);
-    out.push(s.id);
-  }
-  for (const g of run.plan.groups) if (!out.includes(g.id)) out.push(g.id);
-  return out;
 }
 
 export function toLogLine(runId: string, r: LogRecord): LogLine {

@@ -13,6 +13,9 @@ const STATUS: Record<ApiErrorCode, grpc.status> = {
   RUN_FINISHED: grpc.status.FAILED_PRECONDITION,
   RUN_SKIPPED: grpc.status.FAILED_PRECONDITION,
   WORKFLOW_NOT_FOUND: grpc.status.NOT_FOUND,
+  DEVICE_NOT_FOUND: grpc.status.NOT_FOUND,
+  DEVICE_EXISTS: grpc.status.ALREADY_EXISTS,
+  INVALID_DEVICE: grpc.status.INVALID_ARGUMENT,
   INTERNAL: grpc.status.INTERNAL,
 };
 

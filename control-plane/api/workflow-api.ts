@@ -3,14 +3,15 @@ import type { PlanPreview } from '../../proto/gen/drover/v1/PlanPreview.js';
 import type { PreviewStep } from '../../proto/gen/drover/v1/PreviewStep.js';
 import type { WorkflowInfo, WorkflowServiceHandlers } from '../../proto/index.js';
 import { compile } from '../compiler/compile.js';
+import type { Devices } from '../devices.js';
 import type { Fleet } from '../fleet.js';
 import type { Compiled, Runs } from '../runs.js';
-import { describeTarget, matches } from '../scheduler/placement.js';
+import { describeTarget, matches, proxiesFor } from '../scheduler/placement.js';
 import type { WorkflowVersion } from '../store/store.js';
 import type { Workflows } from '../workflows.js';
 import { unary } from './grpc-errors.js';
 
-export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet): WorkflowServiceHandlers {
+export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet, devices?: Devices): WorkflowServiceHandlers {
   const info = (v: WorkflowVersion, extra: Partial<WorkflowInfo> = {}): WorkflowInfo => ({
     name: v.name,
     version: v.version,
@@ -22,7 +23,7 @@ export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet):
   });
   return {
     ValidateWorkflow: unary((req) => {
-      const res = compile({ source: req.source, params: {}, fleet: fleet.snapshot(), mode: 'validate' });
+      const res = compile({ source: req.source, params: {}, fleet: fleet.snapshot(), devices: devices?.list(), mode: 'validate' });
       return { workflow: res.workflow, problems: res.problems, valid: !res.problems.some((p) => p.severity === 'error') };
     }),
     PlanRun: unary((req) => preview(runs.compile({ source: req.source, filename: req.filename, params: req.params, workflowRef: req.workflowRef }), fleet)),
@@ -65,10 +66,11 @@ export function preview(c: Compiled, fleet: Fleet): PlanPreview {
       id: e.id,
       kind: e.unit?.kind ?? '',
       needs: e.group?.isFinally || e.unit?.isFinally ? [] : e.needs,
-      target: target ? describeTarget(target) : '',
+      target: !target ? '' : e.unit?.ssh && e.group ? `devices ${describeTarget({ ...target, device: '' })}` : describeTarget(target),
       strategy: target?.strategy ?? 'one',
+      // ssh steps: the proxy agents for the device's network.
       matches: target
-        ? agents.filter((a) => matches(a, target)).map((a) => ({ name: a.name, state: `AGENT_STATE_${a.state.toUpperCase()}` as 'AGENT_STATE_CONNECTED', draining: a.draining }))
+        ? agents.filter((a) => (e.unit?.ssh ? proxiesFor(a, e.unit.ssh.network) : matches(a, target))).map((a) => ({ name: a.name, state: `AGENT_STATE_${a.state.toUpperCase()}` as 'AGENT_STATE_CONNECTED', draining: a.draining }))
         : [],
       instances: e.group?.instances ?? [],
       agent: e.group ? '' : (placement.agents[e.id] ?? ''),

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { evaluate } from '@marcbachmann/cel-js';
 import type { z } from 'zod';
 import type { Problem } from '../errors.js';
-import { describeTarget, matches, type FleetAgent } from '../scheduler/placement.js';
+import { describeTarget, matches, proxiesFor, type FleetAgent, type FleetDevice } from '../scheduler/placement.js';
 import { parseDuration } from './duration.js';
 import {
   canonicalize,
@@ -22,8 +22,20 @@ import {
   unwrap,
   type ParamType,
 } from './expressions.js';
-import type { GroupPlan, LabelExpression, RunPlan, StepKind, StepPlan, TargetPlan } from './plan.js';
-import { KNOWN_KEYS, RESERVED_KINDS, STEP_KINDS, workflowSchema, type ParamDoc, type StepDoc, type WorkflowDoc } from './schema.js';
+import type { GroupPlan, LabelExpression, RunPlan, SshPlan, StepKind, StepPlan, TargetPlan } from './plan.js';
+import {
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  DEFAULT_ERROR_PATTERN,
+  DEFAULT_NETWORK,
+  DEFAULT_PROMPT,
+  KNOWN_KEYS,
+  RESERVED_KINDS,
+  STEP_KINDS,
+  workflowSchema,
+  type ParamDoc,
+  type StepDoc,
+  type WorkflowDoc,
+} from './schema.js';
 import { formatPath, parseSource, type ParsedSource, type PathSegment } from './source.js';
 import { didYouMean } from './suggest.js';
 
@@ -32,6 +44,11 @@ export interface CompileInput {
   params: Record<string, string>;
   /** The fleet now: fan-outs expand over it, and targets nothing matches are warned about. */
   fleet?: FleetAgent[];
+  /**
+   * The device inventory: ssh steps resolve their devices in it (an unknown
+   * device is an error in "run" mode, a warning in "validate" mode).
+   */
+  devices?: FleetDevice[];
   /** "validate" checks the document alone: params may be missing and fan-outs are not expanded. */
   mode?: 'run' | 'validate';
 }
@@ -83,9 +100,12 @@ export function compile(input: CompileInput): CompileResult {
   const typed = bindParams(decl, input.params, problems, mode);
   checkSteps(raw, steps, paramTypes(decl, typed), problems);
   if (!parsed.success || problems.hasErrors) return { workflow, problems: problems.list };
-  if (mode === 'validate') return { workflow, description: parsed.data.description, problems: problems.list };
+  if (mode === 'validate') {
+    if (input.devices) checkDeviceRefs(parsed.data, input.devices, input.fleet, problems);
+    return { workflow, description: parsed.data.description, problems: problems.list };
+  }
 
-  const plan = buildPlan(parsed.data, typed, input.fleet, mode, problems);
+  const plan = buildPlan(parsed.data, typed, input.fleet, input.devices ?? [], mode, problems);
   if (problems.hasErrors) return { workflow, problems: problems.list };
   return { workflow, description: parsed.data.description, plan, problems: problems.list };
 }
@@ -118,6 +138,7 @@ function knownKeysFor(path: PathSegment[]): string[] {
   if (typeof last === 'string' && last in KNOWN_KEYS && last !== 'workflow' && last !== 'step') return KNOWN_KEYS[last as keyof typeof KNOWN_KEYS];
   if (parent === 'params') return KNOWN_KEYS.param;
   if (parent === 'matchExpressions') return KNOWN_KEYS.matchExpressions;
+  if (parent === 'commands') return KNOWN_KEYS.commands;
   if ((parent === 'steps' || parent === 'finally') && typeof last === 'number') return KNOWN_KEYS.step;
   return [];
 }
@@ -223,6 +244,12 @@ function templateFields(step: Record<string, unknown>): [PathSegment[], string][
     str(['file', 'path'], step.file.path);
     str(['file', 'content'], step.file.content);
   }
+  if (isObject(step.ssh)) {
+    str(['ssh', 'host'], step.ssh.host);
+    if (Array.isArray(step.ssh.commands)) {
+      step.ssh.commands.forEach((c, i) => (isObject(c) ? str(['ssh', 'commands', i, 'command'], c.command) : str(['ssh', 'commands', i], c)));
+    }
+  }
   return out;
 }
 
@@ -286,6 +313,69 @@ function checkSteps(raw: Record<string, unknown>, steps: RawStep[], types: Recor
     if ((t.maxParallel !== undefined || t.maxFailures !== undefined) && !forEach && t.strategy !== 'all') {
       problems.add([...path, 'target'], 'maxParallel and maxFailures apply to fan-outs: add strategy: all or forEach');
     }
+    if (isObject(doc.ssh)) checkSsh(doc.ssh, t, path, problems);
+    else if (t.device !== undefined) {
+      problems.add([...path, 'target', 'device'], 'target.device selects a network device, which only ssh steps drive; use target.agent or labels to pick agents');
+    }
+  }
+}
+
+/** Rules of an ssh step that span fields: where the device comes from, and its patterns. */
+function checkSsh(ssh: Record<string, unknown>, t: Record<string, unknown>, path: PathSegment[], problems: Problems) {
+  const at = (...sub: PathSegment[]) => [...path, ...sub];
+  const inline = ssh.host !== undefined;
+  const selector = t.labels !== undefined || t.matchExpressions !== undefined;
+  if (ssh.device !== undefined && t.device !== undefined) {
+    problems.add(at('ssh', 'device'), 'the device is named twice (ssh.device and target.device); keep one');
+  }
+  const named = ssh.device !== undefined || t.device !== undefined;
+  if (inline && (named || selector)) {
+    problems.add(at('ssh', 'host'), 'an ssh step drives a registered device (ssh.device, target.device or target.labels) or an inline ssh.host, not both');
+  } else if (named && selector) {
+    problems.add(at('target'), 'a named device and a label selector cannot be combined: drop target.labels/matchExpressions, or the device name');
+  } else if (!inline && !named && !selector) {
+    problems.add(
+      at('ssh'),
+      'an ssh step needs a device: ssh.device: NAME (see `drover device list`), target.labels to select registered devices, or an inline ssh.host with user and credential',
+    );
+  }
+  if (inline) {
+    for (const f of ['user', 'credential'] as const) {
+      if (ssh[f] === undefined) problems.add(at('ssh'), `an inline ssh.host needs ssh.${f} (or register the device with \`drover device add\` and use ssh.device)`);
+    }
+  } else {
+    for (const f of ['port', 'user', 'credential', 'network'] as const) {
+      if (ssh[f] !== undefined) {
+        problems.add(at('ssh', f), `ssh.${f} is only for an inline ssh.host; a registered device's ${f} comes from the inventory (change it with \`drover device add NAME --replace ...\`)`);
+      }
+    }
+  }
+  if (t.agent !== undefined) {
+    problems.add(at('target', 'agent'), "target.agent does not apply to ssh steps: they run on a proxy agent for the device's network (an agent labelled proxy=<network>)");
+  }
+  if (t.strategy === 'all' && !selector) {
+    problems.add(at('target', 'strategy'), 'strategy: all fans an ssh step out over the devices target.labels selects; with one device there is nothing to fan out');
+  }
+  for (const f of ['errorPattern', 'prompt'] as const) {
+    if (typeof ssh[f] !== 'string' || ssh[f] === '') continue;
+    try {
+      new RegExp(ssh[f]);
+    } catch (err) {
+      problems.add(at('ssh', f), `ssh.${f} is not a valid regular expression: ${(err as Error).message}`);
+    }
+  }
+  if (Array.isArray(ssh.commands)) {
+    const names = new Map<string, number>();
+    ssh.commands.forEach((c: unknown, i: number) => {
+      const text = isObject(c) ? c.command : c;
+      if (typeof text === 'string' && /[\r\n]/.test(text)) {
+        problems.add(at('ssh', 'commands', i), 'a command may not contain a line break: give each command its own list item');
+      }
+      const name = isObject(c) && typeof c.name === 'string' ? c.name : `out_${i}`;
+      const first = names.get(name);
+      if (first !== undefined) problems.add(at('ssh', 'commands', i), `output name "${name}" is already used by ssh.commands[${first}]; output names must be unique`);
+      else names.set(name, i);
+    });
   }
 }
 
@@ -361,12 +451,14 @@ function celParams(typed: Record<string, unknown>): Record<string, unknown> {
 
 function targetPlan(doc: StepDoc): TargetPlan {
   const t = doc.target ?? {};
+  const device = t.device ?? doc.ssh?.device ?? '';
   const op = (o: string): LabelExpression['operator'] =>
     (({ in: 'In', notin: 'NotIn', exists: 'Exists', doesnotexist: 'DoesNotExist' }) as const)[o.toLowerCase() as 'in'];
   return {
     labels: { ...t.labels },
     matchExpressions: (t.matchExpressions ?? []).map((e) => ({ key: e.key, operator: op(e.operator), values: [...(e.values ?? [])] })),
     agent: t.agent ?? '',
+    device,
     strategy: t.strategy ?? 'one',
   };
 }
@@ -375,7 +467,81 @@ function kindOf(doc: StepDoc): StepKind {
   return STEP_KINDS.find((k) => doc[k] !== undefined)!;
 }
 
-function buildPlan(wf: WorkflowDoc, typed: Record<string, unknown>, fleet: FleetAgent[] | undefined, mode: 'run' | 'validate', problems: Problems): RunPlan {
+/**
+ * The devices an ssh step with a registered device drives: the named one, or
+ * those its selector matches (exactly one for strategy one). 'inline' for an
+ * inline host. Problems are reported with `severity` (errors for a run,
+ * warnings when validating against the inventory now).
+ */
+function selectDevices(
+  s: StepDoc,
+  target: TargetPlan,
+  devices: FleetDevice[],
+  path: PathSegment[],
+  problems: Problems,
+  severity: Problem['severity'],
+): FleetDevice[] | 'inline' {
+  if (s.ssh?.host !== undefined) return 'inline';
+  if (target.device) {
+    const d = devices.find((x) => x.name === target.device);
+    if (d) return [d];
+    const at = s.ssh?.device !== undefined ? [...path, 'ssh', 'device'] : [...path, 'target', 'device'];
+    problems.add(
+      at,
+      `no device named "${target.device}" in the inventory${didYouMean(target.device, devices.map((x) => x.name))}; register it with \`drover device add ${target.device} --host HOST --user USER --credential NAME\` (see \`drover device list\`)`,
+      severity,
+    );
+    return [];
+  }
+  const selected = devices.filter((d) => matches({ name: d.name, labels: d.labels }, { ...target, agent: '' })).sort((a, b) => a.name.localeCompare(b.name));
+  const want = describeTarget({ ...target, device: '' });
+  if (selected.length === 0) {
+    const known = [...new Set(devices.flatMap((d) => Object.entries(d.labels).map(([k, v]) => `${k}=${v}`)))].sort();
+    problems.add([...path, 'target'], `no device in the inventory matches ${want}; device labels: ${known.join(' ') || 'none (no device registered: `drover device add`)'}`, severity);
+  } else if (selected.length > 1 && target.strategy !== 'all') {
+    const names = selected.map((d) => d.name);
+    problems.add(
+      [...path, 'target'],
+      `${want} matches ${selected.length} devices (${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''}); add strategy: all to run on each, or narrow the selector`,
+      severity,
+    );
+  }
+  return selected;
+}
+
+/** A step's ssh plan bound to a registered device. */
+function onDevice(step: StepPlan, d: FleetDevice): StepPlan {
+  const ssh: SshPlan = { ...step.ssh!, device: d.name, host: d.host, port: d.port, user: d.user, credential: d.credential, network: d.network, maxSessions: d.maxSessions };
+  return { ...step, ssh, target: { ...step.target, device: d.name } };
+}
+
+/** validate mode with the inventory at hand: unknown devices and networks without proxies are warnings. */
+function checkDeviceRefs(wf: WorkflowDoc, devices: FleetDevice[], fleet: FleetAgent[] | undefined, problems: Problems) {
+  const declared = [...wf.steps.map((s, i) => ({ s, path: ['steps', i] as PathSegment[] })), ...(wf.finally ?? []).map((s, i) => ({ s, path: ['finally', i] as PathSegment[] }))];
+  for (const { s, path } of declared) {
+    if (!s.ssh) continue;
+    const sel = selectDevices(s, targetPlan(s), devices, path, problems, 'warning');
+    const networks = sel === 'inline' ? [s.ssh.network ?? DEFAULT_NETWORK] : [...new Set(sel.map((d) => d.network))];
+    if (fleet) warnNoProxy(networks, fleet, path, problems);
+  }
+}
+
+function warnNoProxy(networks: string[], fleet: FleetAgent[], path: PathSegment[], problems: Problems) {
+  for (const n of networks) {
+    if (!fleet.some((a) => a.state !== 'lost' && proxiesFor(a, n))) {
+      problems.add([...path, 'ssh'], `no agent in the fleet proxies for network "${n}" now (start one with --label proxy=${n})`, 'warning');
+    }
+  }
+}
+
+function buildPlan(
+  wf: WorkflowDoc,
+  typed: Record<string, unknown>,
+  fleet: FleetAgent[] | undefined,
+  devices: FleetDevice[],
+  mode: 'run' | 'validate',
+  problems: Problems,
+): RunPlan {
   const declared = [...wf.steps.map((s) => ({ s, isFinally: false })), ...(wf.finally ?? []).map((s) => ({ s, isFinally: true }))];
   const regularIds = wf.steps.map((s) => s.id);
   const steps: StepPlan[] = [];
@@ -385,24 +551,34 @@ function buildPlan(wf: WorkflowDoc, typed: Record<string, unknown>, fleet: Fleet
     const path: PathSegment[] = [isFinally ? 'finally' : 'steps', isFinally ? index - wf.steps.length : index];
     const target = targetPlan(s);
     const needs = isFinally ? [...regularIds, ...(s.needs ?? [])] : [...(s.needs ?? [])];
-    const matching = fleet?.filter((a) => matches(a, target) && a.state !== 'lost');
+    const matching = s.ssh ? undefined : fleet?.filter((a) => matches(a, target) && a.state !== 'lost');
     if (matching && matching.length === 0) {
       problems.add([...path, 'target'], `no agent in the fleet matches ${describeTarget(target)} now`, 'warning');
     }
-    const base = unitPlan(wf, s, target, needs, isFinally);
+    let base = unitPlan(wf, s, target, needs, isFinally);
+    // ssh steps: a fan-out is over the selected devices (proxy agents are chosen by placement).
+    let overDevices: FleetDevice[] | undefined;
+    if (s.ssh) {
+      const sel = selectDevices(s, target, devices, path, problems, 'error');
+      if (sel !== 'inline' && target.strategy === 'all') overDevices = sel;
+      else if (sel !== 'inline' && sel.length === 1) base = onDevice(base, sel[0]);
+      if (fleet) warnNoProxy([...new Set(overDevices ? overDevices.map((d) => d.network) : [base.ssh!.network])], fleet, path, problems);
+    }
     const items = s.forEach !== undefined ? forEachItems(s.forEach, typed, [...path, 'forEach'], problems, mode) : undefined;
     const fanOut = target.strategy === 'all';
     if (!items && !fanOut) return void steps.push(base);
 
     const instances: StepPlan[] = items
       ? items.map((item, i) => ({ ...base, id: `${s.id}[${i}]`, parent: s.id, itemJson: JSON.stringify(item) }))
-      : mode === 'validate' || !matching
-        ? []
-        : matching.filter((a) => !a.draining).map((a) => ({ ...base, id: `${s.id}[${a.name}]`, parent: s.id, agent: a.name }));
+      : overDevices
+        ? overDevices.map((d) => ({ ...onDevice(base, d), id: `${s.id}[${d.name}]`, parent: s.id }))
+        : mode === 'validate' || !matching
+          ? []
+          : matching.filter((a) => !a.draining).map((a) => ({ ...base, id: `${s.id}[${a.name}]`, parent: s.id, agent: a.name }));
     const maxFailures = s.target?.maxFailures;
     groups.push({
       id: s.id,
-      over: items ? 'items' : 'agents',
+      over: items ? 'items' : overDevices ? 'devices' : 'agents',
       instances: instances.map((i) => i.id),
       maxParallel: s.target?.maxParallel ?? 0,
       maxFailures: typeof maxFailures === 'string' ? Math.floor((instances.length * parseInt(maxFailures, 10)) / 100) : (maxFailures ?? 0),
@@ -456,6 +632,7 @@ function unitPlan(wf: WorkflowDoc, s: StepDoc, target: TargetPlan, needs: string
         }
       : null,
     sleepMs: s.sleep === undefined ? 0 : (parseDuration(s.sleep) ?? 0),
+    ssh: s.ssh ? sshPlan(s.ssh) : null,
     env,
     target,
     agent: target.agent,
@@ -471,6 +648,28 @@ function unitPlan(wf: WorkflowDoc, s: StepDoc, target: TargetPlan, needs: string
     when: s.when ? canonicalize(unwrap(s.when)) : '',
     continueOnError: s.continueOnError ?? false,
     isFinally,
+  };
+}
+
+/** An ssh step's plan as written; a registered device's connection is filled in by onDevice. */
+function sshPlan(ssh: NonNullable<StepDoc['ssh']>): SshPlan {
+  return {
+    device: '',
+    host: canonicalizeTemplates(ssh.host ?? ''),
+    port: ssh.port ?? 22,
+    user: ssh.user ?? '',
+    credential: ssh.credential ?? '',
+    network: ssh.network ?? DEFAULT_NETWORK,
+    commands: ssh.commands.map((c) =>
+      typeof c === 'string'
+        ? { command: canonicalizeTemplates(c), name: '', timeoutMs: 0 }
+        : { command: canonicalizeTemplates(c.command), name: c.name ?? '', timeoutMs: parseDuration(c.timeout) ?? 0 },
+    ),
+    errorPattern: ssh.errorPattern ?? DEFAULT_ERROR_PATTERN,
+    mode: ssh.mode ?? 'shell',
+    prompt: ssh.prompt || DEFAULT_PROMPT,
+    commandTimeoutMs: parseDuration(ssh.commandTimeout) ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    maxSessions: 1,
   };
 }
 

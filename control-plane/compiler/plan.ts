@@ -1,5 +1,5 @@
 /** The compiled plan as the control plane's domain code sees it. */
-export type StepKind = 'run' | 'command' | 'script' | 'http' | 'file' | 'sleep';
+export type StepKind = 'run' | 'command' | 'script' | 'http' | 'file' | 'sleep' | 'ssh';
 
 export interface LabelExpression {
   key: string;
@@ -11,7 +11,42 @@ export interface TargetPlan {
   labels: Record<string, string>;
   matchExpressions: LabelExpression[];
   agent: string;
+  /** ssh steps: a registered device by name ('' otherwise); their labels select devices. */
+  device: string;
   strategy: 'one' | 'all';
+}
+
+/** One command of an ssh step. */
+export interface SshCommandPlan {
+  /** May hold ${{ }} templates, resolved on the agent. */
+  command: string;
+  /** Output key; '' means out_<index>. */
+  name: string;
+  /** 0: the step's commandTimeoutMs. */
+  timeoutMs: number;
+}
+
+/**
+ * An ssh step's device connection, resolved from the inventory (or given
+ * inline), and what to run. `credential` is a reference the proxy agent
+ * resolves locally: no secret is ever part of a plan.
+ */
+export interface SshPlan {
+  /** The registered device; '' for an inline host. */
+  device: string;
+  host: string;
+  port: number;
+  user: string;
+  credential: string;
+  /** Agents labelled proxy=<network> can reach the device. */
+  network: string;
+  commands: SshCommandPlan[];
+  /** '' disables the check. */
+  errorPattern: string;
+  mode: 'shell' | 'exec';
+  prompt: string;
+  commandTimeoutMs: number;
+  maxSessions: number;
 }
 
 /** One executable unit: a plain step, or one instance of a fan-out or forEach. */
@@ -29,6 +64,7 @@ export interface StepPlan {
   http: { method: string; url: string; headers: Record<string, string>; body: string; expectStatus: number[] } | null;
   file: { path: string; content: string; mode: string; owner: string } | null;
   sleepMs: number;
+  ssh: SshPlan | null;
   env: Record<string, string>;
   target: TargetPlan;
   /** Fixed by the compiler for strategy "all" instances; otherwise chosen by placement. */
@@ -43,8 +79,8 @@ export interface StepPlan {
 /** A declared step that expanded into instances (fan-out or forEach). */
 export interface GroupPlan {
   id: string;
-  /** Fan-out over matching agents, or forEach over items. */
-  over: 'agents' | 'items';
+  /** Fan-out over matching agents or devices (ssh steps), or forEach over items. */
+  over: 'agents' | 'devices' | 'items';
   instances: string[];
   /** 0: all at once. */
   maxParallel: number;

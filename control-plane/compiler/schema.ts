@@ -43,7 +43,11 @@ export const targetSchema = z.strictObject({
   labels: z.record(z.string(), z.string()).optional().describe('Equality selector: every label must match.'),
   matchExpressions: z.array(labelExpressionSchema).optional().describe('Set-based selectors; all must match.'),
   agent: z.string().optional().describe('Run on this agent by name.'),
-  strategy: z.enum(['one', 'all']).optional().describe('one: the least-loaded matching agent (default); all: every matching agent.'),
+  device: z.string().optional().describe('ssh steps: the registered device to drive (see `drover device list`); labels and matchExpressions of an ssh step select devices, not agents.'),
+  strategy: z
+    .enum(['one', 'all'])
+    .optional()
+    .describe('one: the least-loaded matching agent (default; for ssh steps, exactly one matching device); all: every matching agent (ssh steps: every matching device).'),
   maxParallel: z.number().int().min(1).optional().describe('Instances running at once (strategy all, forEach).'),
   maxFailures: z
     .union([z.number().int().min(0), z.string().regex(/^\d{1,3}%$/, 'a percentage like "25%"')])
@@ -83,9 +87,70 @@ export const fileSchema = z.strictObject({
   owner: z.string().optional().describe('"user" or "user:group".'),
 });
 
-export const STEP_KINDS = ['run', 'command', 'script', 'http', 'file', 'sleep'] as const;
+/** Names the inventory and credentials use: devices, credential references. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** Networks are label values (agents proxy for one with the label proxy=<network>). */
+export const NETWORK_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** The network of a device or inline host that names none. */
+export const DEFAULT_NETWORK = 'default';
+/**
+ * Output lines that fail an ssh step unless it sets errorPattern: the error
+ * lines of common device CLIs, which exit 0 on error (Cisco IOS/NX-OS and
+ * Arista "% Invalid input", "% Incomplete command", "% Ambiguous command";
+ * Huawei/H3C "Error: ..."; Junos "syntax error", "unknown command").
+ */
+export const DEFAULT_ERROR_PATTERN = '^\\s*(% ?(Invalid|Incomplete|Ambiguous|Unknown|Unrecognized|Error|Bad)\\b|Error: |syntax error|unknown command)';
+/**
+ * The prompt an ssh step in shell mode waits for after each command: a last,
+ * unterminated line like `switch1#`, `switch1(config-if)#`, `admin@mx1>`,
+ * `<HUAWEI>`, `[admin@MikroTik] >` or `user@host:~$`.
+ */
+export const DEFAULT_PROMPT = '^[\\w.@()\\[\\]<>/:~+-]+ ?[>#$%\\]] ?$';
+/** How long one ssh command may take when neither the command nor the step says. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
+
+const outputKey = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, 'output names use letters, digits, "_" and "-", starting with a letter or "_"');
+
+export const sshCommandSchema = z.strictObject({
+  command: z.string().min(1).describe('The line sent to the device; may hold ${{ }} (resolved on the agent; a line break in the result fails the step).'),
+  name: outputKey.optional().describe("The output key for this command's output (default out_<index>)."),
+  timeout: duration.optional(),
+});
+
+export const sshSchema = z.strictObject({
+  device: z.string().regex(NAME_PATTERN, 'device names use letters, digits, ".", "-" and "_"').optional().describe('The registered device to drive (short for target.device).'),
+  host: z.string().min(1).optional().describe('An unregistered device: its address (may hold ${{ }}); needs user and credential.'),
+  port: z.number().int().min(1).max(65535).optional().describe('Inline host only: the SSH port (default 22).'),
+  user: z.string().min(1).optional().describe('Inline host only: the login user.'),
+  credential: z
+    .string()
+    .regex(NAME_PATTERN, 'credential references use letters, digits, ".", "-" and "_"')
+    .optional()
+    .describe('Inline host only: a credential name the proxy agent resolves locally (--credential NAME=FILE); never the secret itself.'),
+  network: z
+    .string()
+    .regex(NETWORK_PATTERN, 'network names use letters, digits, ".", "-" and "_"')
+    .optional()
+    .describe(`Inline host only: its network; agents labelled proxy=<network> reach it (default ${DEFAULT_NETWORK}).`),
+  commands: z
+    .array(z.union([z.string().min(1), sshCommandSchema]))
+    .min(1, 'an ssh step needs at least one command')
+    .describe('Commands run one after the other: a line, or { command, name, timeout }.'),
+  errorPattern: z
+    .string()
+    .optional()
+    .describe('A regular expression: an output line that matches fails the step (default: common device CLI error lines; "" disables).'),
+  mode: z
+    .enum(['shell', 'exec'])
+    .optional()
+    .describe('shell (default): one interactive session, each command ended by the prompt; exec: one SSH exec per command, with its exit status.'),
+  prompt: z.string().optional().describe("Shell mode: a regular expression the device's prompt (the last, unterminated line) matches."),
+  commandTimeout: duration.optional().describe('How long each command may take (default 30s).'),
+});
+
+export const STEP_KINDS = ['run', 'command', 'script', 'http', 'file', 'sleep', 'ssh'] as const;
 /** Kinds reserved for later features: named, so the error can say so. */
-export const RESERVED_KINDS = ['ssh', 'approval'] as const;
+export const RESERVED_KINDS = ['approval'] as const;
 
 export const stepSchema = z.strictObject({
   id: stepId.describe('Unique step id: letters, digits, "-" and "_", starting with a letter.'),
@@ -97,7 +162,7 @@ export const stepSchema = z.strictObject({
   http: httpSchema.optional().describe('An HTTP request made by the agent; the response is saved as outputs.'),
   file: fileSchema.optional().describe('Write a file on the agent.'),
   sleep: duration.optional(),
-  ssh: z.unknown().optional().describe('Reserved for a later version.'),
+  ssh: sshSchema.optional().describe('Run commands on a network device over SSH, through a proxy agent for its network.'),
   approval: z.unknown().optional().describe('Reserved for a later version.'),
   env: z.record(z.string(), scalar).optional().describe('Environment variables for the step; values may hold ${{ }}.'),
   target: targetSchema.optional().describe('Which agents run the step; default: any one agent.'),
@@ -138,5 +203,7 @@ export const KNOWN_KEYS = {
   script: Object.keys(scriptSchema.shape),
   http: Object.keys(httpSchema.shape),
   file: Object.keys(fileSchema.shape),
+  ssh: Object.keys(sshSchema.shape),
+  commands: Object.keys(sshCommandSchema.shape),
   matchExpressions: Object.keys(labelExpressionSchema.shape),
 };

@@ -4,9 +4,16 @@
  * an agent that already runs one of the step's needs (sequential steps stay on
  * one host and cost no round trip), then the fewest running steps, then the
  * lowest CPU from the latest heartbeat, then the name (deterministic ties).
+ *
+ * ssh steps run on a proxy agent for their device's network (label
+ * proxy=<network>, or proxy.<network>=true for an agent that serves several).
+ * Among those, an agent already chosen for the same device (in this run, or
+ * by unfinished steps of other runs: `affinity`) comes first, so one agent
+ * sees every session to a device and can hold it to its session limit; then
+ * the same order as above.
  */
 import type { Problem } from '../errors.js';
-import type { StepPlan, TargetPlan } from '../compiler/plan.js';
+import type { SshPlan, StepPlan, TargetPlan } from '../compiler/plan.js';
 
 export interface FleetAgent {
   name: string;
@@ -15,6 +22,30 @@ export interface FleetAgent {
   draining: boolean;
   runningSteps: number;
   cpuPercent: number;
+}
+
+/** A registered network device, as the compiler and placement see it. */
+export interface FleetDevice {
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  /** A credential reference, resolved by the proxy agent. */
+  credential: string;
+  network: string;
+  labels: Record<string, string>;
+  /** Sessions at once on the proxy agent. */
+  maxSessions: number;
+}
+
+/** Whether an agent proxies for a network: label proxy=<network>, or proxy.<network>=true. */
+export function proxiesFor(agent: Pick<FleetAgent, 'labels'>, network: string): boolean {
+  return agent.labels.proxy === network || agent.labels[`proxy.${network}`] === 'true';
+}
+
+/** What identifies a device for routing: its inventory name, or user@host:port for an inline host. */
+export function deviceKey(ssh: SshPlan): string {
+  return ssh.device || `${ssh.user}@${ssh.host}:${ssh.port}`;
 }
 
 export function matches(agent: Pick<FleetAgent, 'name' | 'labels'>, target: TargetPlan): boolean {
@@ -39,6 +70,7 @@ export function matches(agent: Pick<FleetAgent, 'name' | 'labels'>, target: Targ
 export function describeTarget(target: TargetPlan): string {
   const parts = Object.entries(target.labels).map(([k, v]) => `${k}=${v}`);
   if (target.agent) parts.unshift(`agent=${target.agent}`);
+  if (target.device) parts.unshift(`device=${target.device}`);
   for (const e of target.matchExpressions) {
     if (e.operator === 'In') parts.push(`${e.key} in (${e.values.join(',')})`);
     else if (e.operator === 'NotIn') parts.push(`${e.key} notin (${e.values.join(',')})`);
@@ -54,17 +86,39 @@ export interface Placement {
   problems: Problem[];
 }
 
-export function place(steps: StepPlan[], fleet: FleetAgent[]): Placement {
+/**
+ * Places every step. `affinity` maps a device (deviceKey) to the agents that
+ * run unfinished ssh steps to it in other runs.
+ */
+export function place(steps: StepPlan[], fleet: FleetAgent[], affinity: ReadonlyMap<string, ReadonlySet<string>> = new Map()): Placement {
   const agents: Record<string, string> = {};
   const problems: Problem[] = [];
   const load = new Map(fleet.map((a) => [a.name, a.runningSteps]));
+  const byDevice = new Map<string, Set<string>>();
   topoOrder(steps).forEach((step) => {
     if (step.agent && step.parent && step.target.strategy === 'all') {
       agents[step.id] = step.agent;
       return;
     }
-    const candidates = fleet.filter((a) => matches(a, step.target) && a.state !== 'lost');
+    const ssh = step.kind === 'ssh' ? step.ssh : null;
+    const candidates = fleet.filter((a) => (ssh ? proxiesFor(a, ssh.network) : matches(a, step.target)) && a.state !== 'lost');
     const usable = candidates.filter((a) => !a.draining);
+    if (ssh && usable.length === 0) {
+      const proxies = fleet.filter((a) => a.labels.proxy !== undefined || Object.keys(a.labels).some((k) => k.startsWith('proxy.')));
+      const seen = proxies.map((a) => `${a.name} (${Object.entries(a.labels).filter(([k]) => k === 'proxy' || k.startsWith('proxy.')).map(([k, v]) => `${k}=${v}`).join(',')})`);
+      problems.push({
+        path: `step "${step.id}".ssh`,
+        line: 0,
+        column: 0,
+        severity: 'error',
+        message:
+          candidates.length > 0
+            ? `every proxy agent for network "${ssh.network}" (device ${deviceKey(ssh)}) is draining`
+            : `no proxy agent for network "${ssh.network}" (device ${deviceKey(ssh)}): start an agent that can reach it with --label proxy=${ssh.network}; ` +
+              `proxy agents in the fleet: ${seen.join(' ') || 'none'}`,
+      });
+      return;
+    }
     if (usable.length === 0) {
       const known = [...new Set(fleet.flatMap((a) => Object.entries(a.labels).map(([k, v]) => `${k}=${v}`)))].sort();
       problems.push({
@@ -80,8 +134,10 @@ export function place(steps: StepPlan[], fleet: FleetAgent[]): Placement {
       return;
     }
     const local = new Set(step.needs.map((n) => agents[n]));
+    const key = ssh ? deviceKey(ssh) : '';
+    const sticky = new Set([...(byDevice.get(key) ?? []), ...(affinity.get(key) ?? [])]);
     const rank = (a: FleetAgent) =>
-      [a.state === 'connected' ? 0 : 1, local.has(a.name) ? 0 : 1, load.get(a.name) ?? 0, Math.round(a.cpuPercent)] as const;
+      [a.state === 'connected' ? 0 : 1, sticky.has(a.name) ? 0 : 1, local.has(a.name) ? 0 : 1, load.get(a.name) ?? 0, Math.round(a.cpuPercent)] as const;
     usable.sort((a, b) => {
       const ra = rank(a);
       const rb = rank(b);
@@ -91,6 +147,7 @@ export function place(steps: StepPlan[], fleet: FleetAgent[]): Placement {
     const chosen = usable[0];
     agents[step.id] = chosen.name;
     load.set(chosen.name, (load.get(chosen.name) ?? 0) + 1);
+    if (ssh) byDevice.set(key, new Set([...(byDevice.get(key) ?? []), chosen.name]));
   });
   return { agents, problems };
 }

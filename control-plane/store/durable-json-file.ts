@@ -10,7 +10,10 @@ import type { Adapter } from 'lowdb';
 import { StoreError } from './store.js';
 
 export class DurableJsonFile<T> implements Adapter<T> {
-  constructor(private readonly file: string) {}
+  /** Size of the document last read or written, in bytes. */
+  bytes = 0;
+
+  constructor(readonly path: string) {}
 
   /**
    * Reads the document. A file that is not valid JSON (a disk fault, a hand
@@ -18,27 +21,29 @@ export class DurableJsonFile<T> implements Adapter<T> {
    * write) is loaded instead, with `recovered` describing what happened.
    */
   async read(): Promise<T | null> {
-    const text = await this.readText(this.file);
+    const text = await this.readText(this.path);
     if (text === null) return null;
+    this.bytes = Buffer.byteLength(text);
     try {
       return JSON.parse(text) as T;
     } catch (err) {
       const why = (err as Error).message;
-      const backup = await this.readText(`${this.file}.bak`);
+      const backup = await this.readText(`${this.path}.bak`);
       let data: T;
       try {
         if (backup === null) throw new Error('no backup');
         data = JSON.parse(backup) as T;
       } catch {
         throw new StoreError(
-          `the state file ${this.file} is not valid JSON (${why}) and there is no readable backup (${this.file}.bak); ` +
+          `the state file ${this.path} is not valid JSON (${why}) and there is no readable backup (${this.path}.bak); ` +
             'move it aside to start with an empty state, or restore it from your own backup. It has not been changed.',
           { cause: err },
         );
       }
-      const aside = `${this.file}.corrupt-${Date.now()}`;
-      await rename(this.file, aside);
-      this.recovered = `the state file ${this.file} was not valid JSON (${why}); it was moved to ${aside} and the previous generation (${this.file}.bak) was loaded instead. Changes after that generation are lost unless agents resend them.`;
+      const aside = `${this.path}.corrupt-${Date.now()}`;
+      await rename(this.path, aside);
+      this.bytes = Buffer.byteLength(backup!);
+      this.recovered = `the state file ${this.path} was not valid JSON (${why}); it was moved to ${aside} and the previous generation (${this.path}.bak) was loaded instead.`;
       return data;
     }
   }
@@ -55,22 +60,25 @@ export class DurableJsonFile<T> implements Adapter<T> {
     }
   }
 
+  /** Serialises `data` before it first awaits, so later changes to it do not leak into this write. */
   async write(data: T): Promise<void> {
-    const tmp = `${this.file}.tmp`;
+    const text = JSON.stringify(data);
+    const tmp = `${this.path}.tmp`;
     const fh = await open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(JSON.stringify(data));
+      await fh.writeFile(text);
       await fh.sync();
     } finally {
       await fh.close();
     }
     // Keep the generation being replaced as .bak (a hard link: no copy).
-    await rm(`${this.file}.bak`, { force: true });
-    await link(this.file, `${this.file}.bak`).catch((err: NodeJS.ErrnoException) => {
+    await rm(`${this.path}.bak`, { force: true });
+    await link(this.path, `${this.path}.bak`).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
-    await rename(tmp, this.file);
-    const dir = await open(dirname(this.file), 'r');
+    await rename(tmp, this.path);
+    this.bytes = Buffer.byteLength(text);
+    const dir = await open(dirname(this.path), 'r');
     try {
       await dir.sync();
     } finally {

@@ -1,21 +1,53 @@
 /**
- * The embedded default Store: one JSON document (lowdb) in the data dir plus
- * per-run log files. Puts mark the document dirty; one write at a time runs,
- * at most every `coalesceMs`, carrying every change made before it started.
+ * The embedded default Store: one JSON document (lowdb) in the data dir, a
+ * change log next to it, and per-run log files.
+ *
+ * Puts mark records dirty; one write at a time runs, at most every
+ * `coalesceMs`, carrying every change made before it started. A write
+ * appends only what changed — an agent, a run's own fields, the steps that
+ * changed, a new workflow version — to the change log and fdatasyncs it, so
+ * its cost follows the size of the change, not the size of the state. The
+ * document itself (temp file, fsync, rename: DurableJsonFile) is rewritten
+ * only once the log has grown past it, and on open and close; each rewrite
+ * starts a new log generation. Loading reads the document and replays the
+ * logs of its generation and later.
+ *
+ * Why: rewriting the whole document on every coalesced write made every
+ * acknowledged agent message cost a serialisation of the whole state (every
+ * agent, every kept run with its plan), which is what a fleet-scale fan-out
+ * spent most of its time on (docs/performance.md).
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
+import { ChangeLog, changeLogFile } from './change-log.js';
 import { DurableJsonFile } from './durable-json-file.js';
 import { LogFiles } from './log-files.js';
-import { TERMINAL_RUN, type AgentRecord, type LogRecord, type RunRecord, type Store, type WorkflowVersion } from './store.js';
+import { TERMINAL_RUN, type AgentRecord, type DeviceRecord, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
 
 interface Doc {
   version: 1;
   agents: Record<string, AgentRecord>;
   runs: Record<string, RunRecord>;
   workflows: Record<string, WorkflowVersion[]>;
+  /** The device inventory (absent in documents written before it existed). */
+  devices?: Record<string, DeviceRecord>;
+  /** Change logs of this generation and later complete the document (absent: 0). */
+  changeGen?: number;
 }
+
+type RunHeader = Omit<RunRecord, 'plan' | 'steps'>;
+
+/** One line of the change log. */
+type Change =
+  | ['agent', AgentRecord]
+  | ['run', RunRecord]
+  | ['runFields', string, RunHeader]
+  | ['step', string, StepRecord]
+  | ['workflow', WorkflowVersion]
+  | ['device', DeviceRecord]
+  | ['deleteDevice', string]
+  | ['deleteRun', string];
 
 export interface LowdbStoreOptions {
   dataDir: string;
@@ -23,11 +55,21 @@ export interface LowdbStoreOptions {
   coalesceMs?: number;
   /** Finished runs kept (with their logs); older ones are pruned. */
   maxRuns?: number;
+  /**
+   * The document is rewritten once the change log is bigger than the
+   * document and than this; a restart replays at most about this much.
+   */
+  compactMinBytes?: number;
 }
+
+/** Default of `compactMinBytes`. */
+const COMPACT_MIN_BYTES = 16 * 1024 * 1024;
 
 export class LowdbStore implements Store {
   private db: Low<Doc>;
   private file: DurableJsonFile<Doc>;
+  private readonly logBase: string;
+  private log: ChangeLog | undefined;
   private logs: LogFiles;
   private changed = 0;
   private written = 0;
@@ -36,21 +78,56 @@ export class LowdbStore implements Store {
   private waiters: { gen: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly coalesceMs: number;
   private readonly maxRuns: number;
+  private readonly compactMinBytes: number;
+
+  // What the next write carries.
+  private dirtyAgents = new Set<string>();
+  /** Run id -> the steps that changed, or 'all' (a new run, or a put without steps). */
+  private dirtyRuns = new Map<string, Set<string> | 'all'>();
+  private newVersions: WorkflowVersion[] = [];
+  /** Devices put (a record) or deleted (null) since the last write. */
+  private dirtyDevices = new Map<string, DeviceRecord | null>();
+  private deletedRuns = new Set<string>();
+  /** Set after a failed write: the next write rewrites the document, which carries everything. */
+  private snapshotDue = false;
+
+  /** Runs newest first, kept sorted as runs come and go (undefined: sort again). */
+  private sorted: RunRecord[] | undefined;
+  private runCount = 0;
 
   constructor(opts: LowdbStoreOptions) {
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.file = new DurableJsonFile<Doc>(join(opts.dataDir, 'state.json'));
     this.db = new Low<Doc>(this.file, { version: 1, agents: {}, runs: {}, workflows: {} });
+    this.logBase = changeLogFile(opts.dataDir);
     this.logs = new LogFiles(join(opts.dataDir, 'logs'));
     this.coalesceMs = opts.coalesceMs ?? 10;
     this.maxRuns = opts.maxRuns ?? 1000;
+    this.compactMinBytes = opts.compactMinBytes ?? COMPACT_MIN_BYTES;
   }
 
   /** Loads the state; returns a description when it had to recover from the backup, else ''. */
   async open(): Promise<string> {
+    const fresh = !existsSync(this.file.path);
     await this.db.read();
-    this.db.data.workflows ??= {};
-    return this.file.recovered;
+    const data = this.db.data;
+    data.workflows ??= {};
+    data.devices ??= {};
+    const gen = data.changeGen ?? 0;
+    const gens = ChangeLog.generations(this.logBase).filter((g) => g >= gen);
+    let replayed = 0;
+    for (const g of gens) {
+      for (const change of ChangeLog.read(this.logBase, g)) {
+        this.replay(change as Change);
+        replayed++;
+      }
+    }
+    this.runCount = Object.keys(data.runs).length;
+    this.log = new ChangeLog(this.logBase, Math.max(gen, ...gens)).open();
+    // Start from a whole document: a new data dir, or logs replayed (a crash, or a recovery).
+    if (fresh || replayed > 0 || this.file.recovered) await this.snapshot('');
+    if (!this.file.recovered) return '';
+    return `${this.file.recovered} ${replayed ? `${replayed} changes logged after it were replayed on top.` : 'Changes after that generation are lost unless agents resend them.'}`;
   }
 
   getAgent(name: string) {
@@ -61,16 +138,31 @@ export class LowdbStore implements Store {
   }
   putAgent(agent: AgentRecord) {
     this.db.data.agents[agent.name] = agent;
+    this.dirtyAgents.add(agent.name);
     this.touch();
   }
   getRun(id: string) {
     return this.db.data.runs[id];
   }
   listRuns() {
-    return Object.values(this.db.data.runs).sort((a, b) => b.createdMs - a.createdMs || (a.id < b.id ? 1 : -1));
+    this.sorted ??= Object.values(this.db.data.runs).sort(newestFirst);
+    return this.sorted.slice();
   }
-  putRun(run: RunRecord) {
-    this.db.data.runs[run.id] = run;
+  putRun(run: RunRecord, changedSteps?: readonly StepRecord[]) {
+    const known = this.db.data.runs[run.id];
+    if (known !== run) {
+      if (!known) this.runCount++;
+      this.db.data.runs[run.id] = run;
+      this.deletedRuns.delete(run.id);
+      this.insertSorted(run, known);
+    }
+    const dirty = this.dirtyRuns.get(run.id);
+    if (!changedSteps || known !== run) this.dirtyRuns.set(run.id, 'all');
+    else if (dirty !== 'all') {
+      const set = dirty ?? new Set<string>();
+      for (const s of changedSteps) set.add(s.id);
+      this.dirtyRuns.set(run.id, set);
+    }
     this.touch();
   }
   workflowVersions(name: string) {
@@ -81,7 +173,27 @@ export class LowdbStore implements Store {
   }
   putWorkflowVersion(v: WorkflowVersion) {
     (this.db.data.workflows[v.name] ??= []).push(v);
+    this.newVersions.push(v);
     this.touch();
+  }
+  getDevice(name: string) {
+    return this.db.data.devices?.[name];
+  }
+  listDevices() {
+    return Object.values(this.db.data.devices ?? {}).sort((a, b) => a.name.localeCompare(b.name));
+  }
+  putDevice(device: DeviceRecord) {
+    (this.db.data.devices ??= {})[device.name] = device;
+    this.dirtyDevices.set(device.name, device);
+    this.touch();
+  }
+  deleteDevice(name: string) {
+    const devices = this.db.data.devices ?? {};
+    if (!devices[name]) return false;
+    delete devices[name];
+    this.dirtyDevices.set(name, null);
+    this.touch();
+    return true;
   }
   appendLog(runId: string, record: LogRecord) {
     this.logs.append(runId, record);
@@ -106,7 +218,110 @@ export class LowdbStore implements Store {
     clearTimeout(this.timer);
     await this.flush();
     await this.writing;
+    // Leave a whole document behind: the next start replays nothing.
+    if (this.log && (this.log.size > 0 || this.snapshotDue)) await this.snapshot(this.drain()).catch(() => undefined);
+    this.log?.close();
     this.logs.close();
+  }
+
+  private insertSorted(run: RunRecord, replaced: RunRecord | undefined) {
+    if (!this.sorted) return;
+    if (replaced) {
+      this.sorted = undefined;
+      return;
+    }
+    // New runs are nearly always the newest: the search ends at once.
+    let i = 0;
+    while (i < this.sorted.length && newestFirst(this.sorted[i], run) < 0) i++;
+    this.sorted.splice(i, 0, run);
+  }
+
+  private replay(c: Change) {
+    const data = this.db.data;
+    switch (c[0]) {
+      case 'agent':
+        data.agents[c[1].name] = c[1];
+        break;
+      case 'run':
+        data.runs[c[1].id] = c[1];
+        break;
+      case 'runFields':
+        if (data.runs[c[1]]) Object.assign(data.runs[c[1]], c[2]);
+        break;
+      case 'step':
+        if (data.runs[c[1]]) data.runs[c[1]].steps[c[2].id] = c[2];
+        break;
+      case 'workflow': {
+        const list = (data.workflows[c[1].name] ??= []);
+        if (!list.some((v) => v.version === c[1].version)) list.push(c[1]);
+        break;
+      }
+      case 'deleteRun':
+        delete data.runs[c[1]];
+        break;
+      case 'device':
+        (data.devices ??= {})[c[1].name] = c[1];
+        break;
+      case 'deleteDevice':
+        if (data.devices) delete data.devices[c[1]];
+        break;
+    }
+  }
+
+  /** The change-log lines for everything dirty; clears the dirty sets. */
+  private drain(): string {
+    const lines: string[] = [];
+    const line = (c: Change) => lines.push(JSON.stringify(c));
+    const { agents, runs } = this.db.data;
+    for (const name of this.dirtyAgents) if (agents[name]) line(['agent', agents[name]]);
+    for (const v of this.newVersions) line(['workflow', v]);
+    for (const [name, d] of this.dirtyDevices) line(d ? ['device', d] : ['deleteDevice', name]);
+    for (const [id, what] of this.dirtyRuns) {
+      const run = runs[id];
+      if (!run) continue;
+      if (what === 'all') {
+        line(['run', run]);
+        continue;
+      }
+      const { plan: _plan, steps, ...fields } = run;
+      line(['runFields', id, fields]);
+      for (const stepId of what) if (steps[stepId]) line(['step', id, steps[stepId]]);
+    }
+    for (const id of this.deletedRuns) line(['deleteRun', id]);
+    this.dirtyAgents.clear();
+    this.dirtyRuns.clear();
+    this.newVersions = [];
+    this.dirtyDevices.clear();
+    this.deletedRuns.clear();
+    return lines.length ? `${lines.join('\n')}\n` : '';
+  }
+
+  /**
+   * Rewrites the document as a new generation. `batch` (drained in the same
+   * tick as the document is serialised) also goes to the current log, so the
+   * previous document plus the logs since it stays a complete state: that is
+   * what a recovery from `state.json.bak` loads.
+   */
+  private async snapshot(batch: string) {
+    const log = this.log!;
+    const previousGen = this.db.data.changeGen ?? 0;
+    const next = new ChangeLog(this.logBase, log.generation + 1).open();
+    this.db.data.changeGen = next.generation;
+    // Serialised now, synchronously (DurableJsonFile.write stringifies before its first await).
+    const doc = this.db.write();
+    const [appended, wrote] = await Promise.allSettled([log.append(batch), doc]);
+    // From here on changes go to the new generation, whatever happened: the
+    // document on disk is either the old one (whose logs are all kept) or the new one.
+    log.close();
+    this.log = next;
+    if (wrote.status === 'fulfilled') {
+      this.snapshotDue = false;
+      // The document replaced is now state.json.bak; it needs its logs, older ones are done.
+      for (const g of ChangeLog.generations(this.logBase)) if (g < previousGen) ChangeLog.remove(this.logBase, g);
+      return;
+    }
+    this.snapshotDue = true;
+    if (appended.status === 'rejected') throw wrote.reason;
   }
 
   private touch() {
@@ -124,7 +339,18 @@ export class LowdbStore implements Store {
         try {
           this.prune();
           await this.logs.sync();
-          await this.db.write();
+          const batch = this.drain();
+          const log = this.log!;
+          if (this.snapshotDue || log.size + batch.length > Math.max(this.compactMinBytes, this.file.bytes)) await this.snapshot(batch);
+          else {
+            try {
+              await log.append(batch);
+            } catch (err) {
+              // What the batch held is no longer marked dirty: the next write rewrites the document.
+              this.snapshotDue = true;
+              throw err;
+            }
+          }
           this.written = gen;
           this.settle((w) => w.gen <= gen, (w) => w.resolve());
         } catch (err) {
@@ -138,9 +364,16 @@ export class LowdbStore implements Store {
       await this.writing;
     } finally {
       this.writing = undefined;
-      // Changes made while the last write was finishing start the next one;
-      // after a failure, the next put or flush retries.
-      if (!failed && this.written < this.changed) this.timer ??= setTimeout(() => void this.writeLoop(), this.coalesceMs);
+      // Changes made while the last write was finishing start the next one:
+      // at once when someone waits for them (a flush that found this write
+      // busy), else after the coalescing delay. After a failure, the next put
+      // or flush retries.
+      if (!failed && this.written < this.changed) {
+        if (this.waiters.length) {
+          clearTimeout(this.timer);
+          void this.writeLoop();
+        } else this.timer ??= setTimeout(() => void this.writeLoop(), this.coalesceMs);
+      }
     }
   }
 
@@ -152,12 +385,21 @@ export class LowdbStore implements Store {
 
   /** Drops the oldest finished runs beyond maxRuns, and their logs. */
   private prune() {
+    if (this.runCount <= this.maxRuns) return;
     const runs = Object.values(this.db.data.runs);
-    if (runs.length <= this.maxRuns) return;
     const finished = runs.filter((r) => TERMINAL_RUN.has(r.status)).sort((a, b) => a.createdMs - b.createdMs);
-    for (const r of finished.slice(0, runs.length - this.maxRuns)) {
+    const excess = runs.length - this.maxRuns;
+    for (const r of finished.slice(0, excess)) {
       delete this.db.data.runs[r.id];
+      this.dirtyRuns.delete(r.id);
+      this.deletedRuns.add(r.id);
       this.logs.remove(r.id);
+      this.runCount--;
     }
+    this.sorted = undefined;
   }
+}
+
+function newestFirst(a: RunRecord, b: RunRecord): number {
+  return b.createdMs - a.createdMs || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 }

@@ -1,11 +1,12 @@
 /** A Store that keeps everything in memory: for tests and throwaway servers. */
-import type { AgentRecord, LogRecord, RunRecord, Store, WorkflowVersion } from './store.js';
+import type { AgentRecord, DeviceRecord, LogRecord, RunRecord, Store, WorkflowVersion } from './store.js';
 
 export class MemoryStore implements Store {
   private agents = new Map<string, AgentRecord>();
   private runs = new Map<string, RunRecord>();
   private logs = new Map<string, LogRecord[]>();
   private workflows = new Map<string, WorkflowVersion[]>();
+  private devices = new Map<string, DeviceRecord>();
 
   async open() {}
   getAgent(name: string) {
@@ -34,6 +35,18 @@ export class MemoryStore implements Store {
   }
   putWorkflowVersion(v: WorkflowVersion) {
     this.workflows.set(v.name, [...(this.workflows.get(v.name) ?? []), v]);
+  }
+  getDevice(name: string) {
+    return this.devices.get(name);
+  }
+  listDevices() {
+    return [...this.devices.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+  putDevice(device: DeviceRecord) {
+    this.devices.set(device.name, device);
+  }
+  deleteDevice(name: string) {
+    return this.devices.delete(name);
   }
   appendLog(runId: string, record: LogRecord) {
     const list = this.logs.get(runId) ?? [];

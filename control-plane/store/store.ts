@@ -3,6 +3,8 @@
  * owned by the store: mutate a record you got, then `put` it to mark it dirty.
  * Writes are coalesced; `flush()` resolves once everything put so far is on
  * disk (the control plane acknowledges agent messages only after that).
+ * A change a put does not name (a step changed but not passed to putRun)
+ * may not be written.
  */
 import type { RunPlan } from '../compiler/plan.js';
 
@@ -90,6 +92,25 @@ export interface WorkflowVersion {
   createdMs: number;
 }
 
+/**
+ * A registered network device (`drover device add`). `credential` is a
+ * reference the proxy agents resolve locally; no secret is stored.
+ */
+export interface DeviceRecord {
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  credential: string;
+  /** Agents labelled proxy=<network> reach it. */
+  network: string;
+  labels: Record<string, string>;
+  /** Sessions at once on a proxy agent. */
+  maxSessions: number;
+  createdMs: number;
+  updatedMs: number;
+}
+
 export interface LogRecord {
   /** time, ms */
   t: number;
@@ -112,12 +133,23 @@ export interface Store {
   getRun(id: string): RunRecord | undefined;
   /** Newest first. */
   listRuns(): RunRecord[];
-  putRun(run: RunRecord): void;
+  /**
+   * Marks a run changed. With `changedSteps`, only the run's own fields and
+   * those steps changed, which a big run (a fan-out to thousands of agents)
+   * makes much cheaper to write; without, all of it.
+   */
+  putRun(run: RunRecord, changedSteps?: readonly StepRecord[]): void;
   /** Every version of a workflow, oldest first; empty when unknown. */
   workflowVersions(name: string): WorkflowVersion[];
   /** Names of registered workflows. */
   workflowNames(): string[];
   putWorkflowVersion(v: WorkflowVersion): void;
+  getDevice(name: string): DeviceRecord | undefined;
+  /** Sorted by name. */
+  listDevices(): DeviceRecord[];
+  putDevice(device: DeviceRecord): void;
+  /** Removes a device; false when there was none of that name. */
+  deleteDevice(name: string): boolean;
   appendLog(runId: string, record: LogRecord): void;
   /**
    * Every log record of a run so far. The snapshot is taken when called,

@@ -87,6 +87,8 @@ export class NatsAgentLink {
   private receive(msg: Msg) {
     const name = agentOfUpSubject(msg.subject);
     if (!name) return; // down subjects (this process's own traffic when echo is on) and strangers
+    // Read once: msg.data is a getter that makes a new view on every read.
+    const data = msg.data;
     const log = this.opts.log;
     const sid = msg.headers?.get(NATS_HEADER.session) ?? '';
     const seq = Number(msg.headers?.get(NATS_HEADER.seq) ?? '');
@@ -95,26 +97,26 @@ export class NatsAgentLink {
       return;
     }
     if (!sid || !Number.isSafeInteger(seq) || seq < 1) {
-      log.warn({ subject: msg.subject, bytes: msg.data.length }, 'NATS message dropped: no Drover-Session/Drover-Seq headers (see docs/nats.md)');
+      log.warn({ subject: msg.subject, bytes: data.length }, 'NATS message dropped: no Drover-Session/Drover-Seq headers (see docs/nats.md)');
       return;
     }
     const current = this.sessions.get(name);
     const inSession = current?.sid === sid ? current : undefined;
-    if (msg.data.length > MAX_AGENT_MESSAGE_BYTES) {
+    if (data.length > MAX_AGENT_MESSAGE_BYTES) {
       // Counted in the session, so a refused message does not look like a lost one.
       if (inSession) this.advance(inSession, seq);
       log.error(
-        { agent: name, subject: msg.subject, bytes: msg.data.length, limit: MAX_AGENT_MESSAGE_BYTES },
-        `agent message dropped: ${msg.data.length} bytes is over the ${MAX_AGENT_MESSAGE_BYTES}-byte limit for one message`,
+        { agent: name, subject: msg.subject, bytes: data.length, limit: MAX_AGENT_MESSAGE_BYTES },
+        `agent message dropped: ${data.length} bytes is over the ${MAX_AGENT_MESSAGE_BYTES}-byte limit for one message`,
       );
       return;
     }
     let decoded: AgentMessageOut;
     try {
-      decoded = decodeMessage<AgentMessageOut>('AgentMessage', msg.data);
+      decoded = decodeMessage<AgentMessageOut>('AgentMessage', data);
     } catch (err) {
       if (inSession) this.advance(inSession, seq);
-      log.error({ agent: name, subject: msg.subject, bytes: msg.data.length, err: (err as Error).message }, 'agent message dropped: not a drover.v1.AgentMessage');
+      log.error({ agent: name, subject: msg.subject, bytes: data.length, err: (err as Error).message }, 'agent message dropped: not a drover.v1.AgentMessage');
       return;
     }
     if (decoded.body === 'hello' && decoded.hello) return this.hello(name, sid, seq, decoded);

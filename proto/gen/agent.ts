@@ -23,6 +23,8 @@ import type { Release as _drover_v1_Release, Release__Output as _drover_v1_Relea
 import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _drover_v1_RetryPolicy__Output } from './drover/v1/RetryPolicy.js';
 import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from './drover/v1/ScriptSpec.js';
 import type { ServerMessage as _drover_v1_ServerMessage, ServerMessage__Output as _drover_v1_ServerMessage__Output } from './drover/v1/ServerMessage.js';
+import type { SshCommand as _drover_v1_SshCommand, SshCommand__Output as _drover_v1_SshCommand__Output } from './drover/v1/SshCommand.js';
+import type { SshSpec as _drover_v1_SshSpec, SshSpec__Output as _drover_v1_SshSpec__Output } from './drover/v1/SshSpec.js';
 import type { StepEvent as _drover_v1_StepEvent, StepEvent__Output as _drover_v1_StepEvent__Output } from './drover/v1/StepEvent.js';
 import type { Target as _drover_v1_Target, Target__Output as _drover_v1_Target__Output } from './drover/v1/Target.js';
 import type { Welcome as _drover_v1_Welcome, Welcome__Output as _drover_v1_Welcome__Output } from './drover/v1/Welcome.js';
@@ -58,6 +60,8 @@ export interface ProtoGrpcType {
       RetryPolicy: MessageTypeDefinition<_drover_v1_RetryPolicy, _drover_v1_RetryPolicy__Output>
       ScriptSpec: MessageTypeDefinition<_drover_v1_ScriptSpec, _drover_v1_ScriptSpec__Output>
       ServerMessage: MessageTypeDefinition<_drover_v1_ServerMessage, _drover_v1_ServerMessage__Output>
+      SshCommand: MessageTypeDefinition<_drover_v1_SshCommand, _drover_v1_SshCommand__Output>
+      SshSpec: MessageTypeDefinition<_drover_v1_SshSpec, _drover_v1_SshSpec__Output>
       StepEvent: MessageTypeDefinition<_drover_v1_StepEvent, _drover_v1_StepEvent__Output>
       StepPhase: EnumTypeDefinition
       Strategy: EnumTypeDefinition

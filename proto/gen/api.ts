@@ -3,6 +3,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { Ack as _drover_v1_Ack, Ack__Output as _drover_v1_Ack__Output } from './drover/v1/Ack.js';
+import type { AddDeviceRequest as _drover_v1_AddDeviceRequest, AddDeviceRequest__Output as _drover_v1_AddDeviceRequest__Output } from './drover/v1/AddDeviceRequest.js';
 import type { AgentInfo as _drover_v1_AgentInfo, AgentInfo__Output as _drover_v1_AgentInfo__Output } from './drover/v1/AgentInfo.js';
 import type { AgentMatch as _drover_v1_AgentMatch, AgentMatch__Output as _drover_v1_AgentMatch__Output } from './drover/v1/AgentMatch.js';
 import type { AgentMessage as _drover_v1_AgentMessage, AgentMessage__Output as _drover_v1_AgentMessage__Output } from './drover/v1/AgentMessage.js';
@@ -11,6 +12,8 @@ import type { ApplyWorkflowRequest as _drover_v1_ApplyWorkflowRequest, ApplyWork
 import type { Assign as _drover_v1_Assign, Assign__Output as _drover_v1_Assign__Output } from './drover/v1/Assign.js';
 import type { Cancel as _drover_v1_Cancel, Cancel__Output as _drover_v1_Cancel__Output } from './drover/v1/Cancel.js';
 import type { CancelRunRequest as _drover_v1_CancelRunRequest, CancelRunRequest__Output as _drover_v1_CancelRunRequest__Output } from './drover/v1/CancelRunRequest.js';
+import type { DeviceInfo as _drover_v1_DeviceInfo, DeviceInfo__Output as _drover_v1_DeviceInfo__Output } from './drover/v1/DeviceInfo.js';
+import type { DeviceServiceClient as _drover_v1_DeviceServiceClient, DeviceServiceDefinition as _drover_v1_DeviceServiceDefinition } from './drover/v1/DeviceService.js';
 import type { Disk as _drover_v1_Disk, Disk__Output as _drover_v1_Disk__Output } from './drover/v1/Disk.js';
 import type { Drain as _drover_v1_Drain, Drain__Output as _drover_v1_Drain__Output } from './drover/v1/Drain.js';
 import type { DrainAgentRequest as _drover_v1_DrainAgentRequest, DrainAgentRequest__Output as _drover_v1_DrainAgentRequest__Output } from './drover/v1/DrainAgentRequest.js';
@@ -19,6 +22,7 @@ import type { Facts as _drover_v1_Facts, Facts__Output as _drover_v1_Facts__Outp
 import type { FileSpec as _drover_v1_FileSpec, FileSpec__Output as _drover_v1_FileSpec__Output } from './drover/v1/FileSpec.js';
 import type { FleetServiceClient as _drover_v1_FleetServiceClient, FleetServiceDefinition as _drover_v1_FleetServiceDefinition } from './drover/v1/FleetService.js';
 import type { GetAgentRequest as _drover_v1_GetAgentRequest, GetAgentRequest__Output as _drover_v1_GetAgentRequest__Output } from './drover/v1/GetAgentRequest.js';
+import type { GetDeviceRequest as _drover_v1_GetDeviceRequest, GetDeviceRequest__Output as _drover_v1_GetDeviceRequest__Output } from './drover/v1/GetDeviceRequest.js';
 import type { GetLogsRequest as _drover_v1_GetLogsRequest, GetLogsRequest__Output as _drover_v1_GetLogsRequest__Output } from './drover/v1/GetLogsRequest.js';
 import type { GetRunRequest as _drover_v1_GetRunRequest, GetRunRequest__Output as _drover_v1_GetRunRequest__Output } from './drover/v1/GetRunRequest.js';
 import type { GetWorkflowRequest as _drover_v1_GetWorkflowRequest, GetWorkflowRequest__Output as _drover_v1_GetWorkflowRequest__Output } from './drover/v1/GetWorkflowRequest.js';
@@ -28,6 +32,8 @@ import type { HttpSpec as _drover_v1_HttpSpec, HttpSpec__Output as _drover_v1_Ht
 import type { LabelExpression as _drover_v1_LabelExpression, LabelExpression__Output as _drover_v1_LabelExpression__Output } from './drover/v1/LabelExpression.js';
 import type { ListAgentsRequest as _drover_v1_ListAgentsRequest, ListAgentsRequest__Output as _drover_v1_ListAgentsRequest__Output } from './drover/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _drover_v1_ListAgentsResponse, ListAgentsResponse__Output as _drover_v1_ListAgentsResponse__Output } from './drover/v1/ListAgentsResponse.js';
+import type { ListDevicesRequest as _drover_v1_ListDevicesRequest, ListDevicesRequest__Output as _drover_v1_ListDevicesRequest__Output } from './drover/v1/ListDevicesRequest.js';
+import type { ListDevicesResponse as _drover_v1_ListDevicesResponse, ListDevicesResponse__Output as _drover_v1_ListDevicesResponse__Output } from './drover/v1/ListDevicesResponse.js';
 import type { ListRunsRequest as _drover_v1_ListRunsRequest, ListRunsRequest__Output as _drover_v1_ListRunsRequest__Output } from './drover/v1/ListRunsRequest.js';
 import type { ListRunsResponse as _drover_v1_ListRunsResponse, ListRunsResponse__Output as _drover_v1_ListRunsResponse__Output } from './drover/v1/ListRunsResponse.js';
 import type { ListWorkflowsRequest as _drover_v1_ListWorkflowsRequest, ListWorkflowsRequest__Output as _drover_v1_ListWorkflowsRequest__Output } from './drover/v1/ListWorkflowsRequest.js';
@@ -43,12 +49,15 @@ import type { PreviewStep as _drover_v1_PreviewStep, PreviewStep__Output as _dro
 import type { Problem as _drover_v1_Problem, Problem__Output as _drover_v1_Problem__Output } from './drover/v1/Problem.js';
 import type { Reject as _drover_v1_Reject, Reject__Output as _drover_v1_Reject__Output } from './drover/v1/Reject.js';
 import type { Release as _drover_v1_Release, Release__Output as _drover_v1_Release__Output } from './drover/v1/Release.js';
+import type { RemoveDeviceRequest as _drover_v1_RemoveDeviceRequest, RemoveDeviceRequest__Output as _drover_v1_RemoveDeviceRequest__Output } from './drover/v1/RemoveDeviceRequest.js';
 import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _drover_v1_RetryPolicy__Output } from './drover/v1/RetryPolicy.js';
 import type { RunEvent as _drover_v1_RunEvent, RunEvent__Output as _drover_v1_RunEvent__Output } from './drover/v1/RunEvent.js';
 import type { RunInfo as _drover_v1_RunInfo, RunInfo__Output as _drover_v1_RunInfo__Output } from './drover/v1/RunInfo.js';
 import type { RunServiceClient as _drover_v1_RunServiceClient, RunServiceDefinition as _drover_v1_RunServiceDefinition } from './drover/v1/RunService.js';
 import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from './drover/v1/ScriptSpec.js';
 import type { ServerMessage as _drover_v1_ServerMessage, ServerMessage__Output as _drover_v1_ServerMessage__Output } from './drover/v1/ServerMessage.js';
+import type { SshCommand as _drover_v1_SshCommand, SshCommand__Output as _drover_v1_SshCommand__Output } from './drover/v1/SshCommand.js';
+import type { SshSpec as _drover_v1_SshSpec, SshSpec__Output as _drover_v1_SshSpec__Output } from './drover/v1/SshSpec.js';
 import type { StepEvent as _drover_v1_StepEvent, StepEvent__Output as _drover_v1_StepEvent__Output } from './drover/v1/StepEvent.js';
 import type { StepInfo as _drover_v1_StepInfo, StepInfo__Output as _drover_v1_StepInfo__Output } from './drover/v1/StepInfo.js';
 import type { SubmitRunRequest as _drover_v1_SubmitRunRequest, SubmitRunRequest__Output as _drover_v1_SubmitRunRequest__Output } from './drover/v1/SubmitRunRequest.js';
@@ -69,6 +78,7 @@ export interface ProtoGrpcType {
   drover: {
     v1: {
       Ack: MessageTypeDefinition<_drover_v1_Ack, _drover_v1_Ack__Output>
+      AddDeviceRequest: MessageTypeDefinition<_drover_v1_AddDeviceRequest, _drover_v1_AddDeviceRequest__Output>
       AgentInfo: MessageTypeDefinition<_drover_v1_AgentInfo, _drover_v1_AgentInfo__Output>
       AgentMatch: MessageTypeDefinition<_drover_v1_AgentMatch, _drover_v1_AgentMatch__Output>
       AgentMessage: MessageTypeDefinition<_drover_v1_AgentMessage, _drover_v1_AgentMessage__Output>
@@ -80,6 +90,8 @@ export interface ProtoGrpcType {
       Cancel: MessageTypeDefinition<_drover_v1_Cancel, _drover_v1_Cancel__Output>
       CancelRunRequest: MessageTypeDefinition<_drover_v1_CancelRunRequest, _drover_v1_CancelRunRequest__Output>
       DepStatus: EnumTypeDefinition
+      DeviceInfo: MessageTypeDefinition<_drover_v1_DeviceInfo, _drover_v1_DeviceInfo__Output>
+      DeviceService: SubtypeConstructor<typeof grpc.Client, _drover_v1_DeviceServiceClient> & { service: _drover_v1_DeviceServiceDefinition }
       Disk: MessageTypeDefinition<_drover_v1_Disk, _drover_v1_Disk__Output>
       Drain: MessageTypeDefinition<_drover_v1_Drain, _drover_v1_Drain__Output>
       DrainAgentRequest: MessageTypeDefinition<_drover_v1_DrainAgentRequest, _drover_v1_DrainAgentRequest__Output>
@@ -88,6 +100,7 @@ export interface ProtoGrpcType {
       FileSpec: MessageTypeDefinition<_drover_v1_FileSpec, _drover_v1_FileSpec__Output>
       FleetService: SubtypeConstructor<typeof grpc.Client, _drover_v1_FleetServiceClient> & { service: _drover_v1_FleetServiceDefinition }
       GetAgentRequest: MessageTypeDefinition<_drover_v1_GetAgentRequest, _drover_v1_GetAgentRequest__Output>
+      GetDeviceRequest: MessageTypeDefinition<_drover_v1_GetDeviceRequest, _drover_v1_GetDeviceRequest__Output>
       GetLogsRequest: MessageTypeDefinition<_drover_v1_GetLogsRequest, _drover_v1_GetLogsRequest__Output>
       GetRunRequest: MessageTypeDefinition<_drover_v1_GetRunRequest, _drover_v1_GetRunRequest__Output>
       GetWorkflowRequest: MessageTypeDefinition<_drover_v1_GetWorkflowRequest, _drover_v1_GetWorkflowRequest__Output>
@@ -97,6 +110,8 @@ export interface ProtoGrpcType {
       LabelExpression: MessageTypeDefinition<_drover_v1_LabelExpression, _drover_v1_LabelExpression__Output>
       ListAgentsRequest: MessageTypeDefinition<_drover_v1_ListAgentsRequest, _drover_v1_ListAgentsRequest__Output>
       ListAgentsResponse: MessageTypeDefinition<_drover_v1_ListAgentsResponse, _drover_v1_ListAgentsResponse__Output>
+      ListDevicesRequest: MessageTypeDefinition<_drover_v1_ListDevicesRequest, _drover_v1_ListDevicesRequest__Output>
+      ListDevicesResponse: MessageTypeDefinition<_drover_v1_ListDevicesResponse, _drover_v1_ListDevicesResponse__Output>
       ListRunsRequest: MessageTypeDefinition<_drover_v1_ListRunsRequest, _drover_v1_ListRunsRequest__Output>
       ListRunsResponse: MessageTypeDefinition<_drover_v1_ListRunsResponse, _drover_v1_ListRunsResponse__Output>
       ListWorkflowsRequest: MessageTypeDefinition<_drover_v1_ListWorkflowsRequest, _drover_v1_ListWorkflowsRequest__Output>
@@ -113,6 +128,7 @@ export interface ProtoGrpcType {
       Problem: MessageTypeDefinition<_drover_v1_Problem, _drover_v1_Problem__Output>
       Reject: MessageTypeDefinition<_drover_v1_Reject, _drover_v1_Reject__Output>
       Release: MessageTypeDefinition<_drover_v1_Release, _drover_v1_Release__Output>
+      RemoveDeviceRequest: MessageTypeDefinition<_drover_v1_RemoveDeviceRequest, _drover_v1_RemoveDeviceRequest__Output>
       RetryPolicy: MessageTypeDefinition<_drover_v1_RetryPolicy, _drover_v1_RetryPolicy__Output>
       RunEvent: MessageTypeDefinition<_drover_v1_RunEvent, _drover_v1_RunEvent__Output>
       RunInfo: MessageTypeDefinition<_drover_v1_RunInfo, _drover_v1_RunInfo__Output>
@@ -120,6 +136,8 @@ export interface ProtoGrpcType {
       RunStatus: EnumTypeDefinition
       ScriptSpec: MessageTypeDefinition<_drover_v1_ScriptSpec, _drover_v1_ScriptSpec__Output>
       ServerMessage: MessageTypeDefinition<_drover_v1_ServerMessage, _drover_v1_ServerMessage__Output>
+      SshCommand: MessageTypeDefinition<_drover_v1_SshCommand, _drover_v1_SshCommand__Output>
+      SshSpec: MessageTypeDefinition<_drover_v1_SshSpec, _drover_v1_SshSpec__Output>
       StepEvent: MessageTypeDefinition<_drover_v1_StepEvent, _drover_v1_StepEvent__Output>
       StepInfo: MessageTypeDefinition<_drover_v1_StepInfo, _drover_v1_StepInfo__Output>
       StepPhase: EnumTypeDefinition

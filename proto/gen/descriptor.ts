@@ -74,6 +74,10 @@ export const DESCRIPTOR = {
          "rule": "repeated",
          "type": "LabelExpression",
          "id": 6
+        },
+        "device": {
+         "type": "string",
+         "id": 7
         }
        }
       },
@@ -149,6 +153,75 @@ export const DESCRIPTOR = {
         "owner": {
          "type": "string",
          "id": 4
+        }
+       }
+      },
+      "SshCommand": {
+       "fields": {
+        "command": {
+         "type": "string",
+         "id": 1
+        },
+        "name": {
+         "type": "string",
+         "id": 2
+        },
+        "timeoutMs": {
+         "type": "int64",
+         "id": 3
+        }
+       }
+      },
+      "SshSpec": {
+       "fields": {
+        "device": {
+         "type": "string",
+         "id": 1
+        },
+        "host": {
+         "type": "string",
+         "id": 2
+        },
+        "port": {
+         "type": "int32",
+         "id": 3
+        },
+        "user": {
+         "type": "string",
+         "id": 4
+        },
+        "credential": {
+         "type": "string",
+         "id": 5
+        },
+        "network": {
+         "type": "string",
+         "id": 6
+        },
+        "commands": {
+         "rule": "repeated",
+         "type": "SshCommand",
+         "id": 7
+        },
+        "errorPattern": {
+         "type": "string",
+         "id": 8
+        },
+        "mode": {
+         "type": "string",
+         "id": 9
+        },
+        "prompt": {
+         "type": "string",
+         "id": 10
+        },
+        "commandTimeoutMs": {
+         "type": "int64",
+         "id": 11
+        },
+        "maxSessions": {
+         "type": "int32",
+         "id": 12
         }
        }
       },
@@ -268,6 +341,10 @@ export const DESCRIPTOR = {
         "itemJson": {
          "type": "string",
          "id": 19
+        },
+        "ssh": {
+         "type": "SshSpec",
+         "id": 20
         }
        }
       },
@@ -827,6 +904,26 @@ export const DESCRIPTOR = {
         "GetWorkflow": {
          "requestType": "GetWorkflowRequest",
          "responseType": "WorkflowInfo"
+        }
+       }
+      },
+      "DeviceService": {
+       "methods": {
+        "AddDevice": {
+         "requestType": "AddDeviceRequest",
+         "responseType": "DeviceInfo"
+        },
+        "ListDevices": {
+         "requestType": "ListDevicesRequest",
+         "responseType": "ListDevicesResponse"
+        },
+        "GetDevice": {
+         "requestType": "GetDeviceRequest",
+         "responseType": "DeviceInfo"
+        },
+        "RemoveDevice": {
+         "requestType": "RemoveDeviceRequest",
+         "responseType": "DeviceInfo"
         }
        }
       },
@@ -1499,6 +1596,102 @@ export const DESCRIPTOR = {
         "version": {
          "type": "int32",
          "id": 2
+        }
+       }
+      },
+      "DeviceInfo": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "host": {
+         "type": "string",
+         "id": 2
+        },
+        "port": {
+         "type": "int32",
+         "id": 3
+        },
+        "user": {
+         "type": "string",
+         "id": 4
+        },
+        "credential": {
+         "type": "string",
+         "id": 5
+        },
+        "network": {
+         "type": "string",
+         "id": 6
+        },
+        "labels": {
+         "keyType": "string",
+         "type": "string",
+         "id": 7
+        },
+        "maxSessions": {
+         "type": "int32",
+         "id": 8
+        },
+        "createdMs": {
+         "type": "int64",
+         "id": 9
+        },
+        "updatedMs": {
+         "type": "int64",
+         "id": 10
+        },
+        "proxies": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 11
+        }
+       }
+      },
+      "AddDeviceRequest": {
+       "fields": {
+        "device": {
+         "type": "DeviceInfo",
+         "id": 1
+        },
+        "replace": {
+         "type": "bool",
+         "id": 2
+        }
+       }
+      },
+      "ListDevicesRequest": {
+       "fields": {
+        "labels": {
+         "keyType": "string",
+         "type": "string",
+         "id": 1
+        }
+       }
+      },
+      "ListDevicesResponse": {
+       "fields": {
+        "devices": {
+         "rule": "repeated",
+         "type": "DeviceInfo",
+         "id": 1
+        }
+       }
+      },
+      "GetDeviceRequest": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        }
+       }
+      },
+      "RemoveDeviceRequest": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
         }
        }
       }

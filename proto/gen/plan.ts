@@ -9,6 +9,8 @@ import type { Plan as _drover_v1_Plan, Plan__Output as _drover_v1_Plan__Output }
 import type { PlanStep as _drover_v1_PlanStep, PlanStep__Output as _drover_v1_PlanStep__Output } from './drover/v1/PlanStep.js';
 import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _drover_v1_RetryPolicy__Output } from './drover/v1/RetryPolicy.js';
 import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from './drover/v1/ScriptSpec.js';
+import type { SshCommand as _drover_v1_SshCommand, SshCommand__Output as _drover_v1_SshCommand__Output } from './drover/v1/SshCommand.js';
+import type { SshSpec as _drover_v1_SshSpec, SshSpec__Output as _drover_v1_SshSpec__Output } from './drover/v1/SshSpec.js';
 import type { Target as _drover_v1_Target, Target__Output as _drover_v1_Target__Output } from './drover/v1/Target.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
@@ -26,6 +28,8 @@ export interface ProtoGrpcType {
       PlanStep: MessageTypeDefinition<_drover_v1_PlanStep, _drover_v1_PlanStep__Output>
       RetryPolicy: MessageTypeDefinition<_drover_v1_RetryPolicy, _drover_v1_RetryPolicy__Output>
       ScriptSpec: MessageTypeDefinition<_drover_v1_ScriptSpec, _drover_v1_ScriptSpec__Output>
+      SshCommand: MessageTypeDefinition<_drover_v1_SshCommand, _drover_v1_SshCommand__Output>
+      SshSpec: MessageTypeDefinition<_drover_v1_SshSpec, _drover_v1_SshSpec__Output>
       Strategy: EnumTypeDefinition
       Target: MessageTypeDefinition<_drover_v1_Target, _drover_v1_Target__Output>
     }

@@ -25,6 +25,14 @@ export interface SimOptions {
   link(name: string): AgentLink;
   /** Override the heartbeat interval the control plane asks for (ms). */
   heartbeatMs?: number;
+  /**
+   * Spread the first connections evenly over this many ms (default 0: all at
+   * once). Thousands of gRPC agents dialling in the same instant overflow the
+   * server's TCP accept queue (Node listens with a backlog of 511) and then
+   * wait out SYN retransmits of 1, 3, 7 s; real fleets arrive spread by their
+   * reconnect jitter.
+   */
+  rampMs?: number;
 }
 
 export interface SimStats {
@@ -174,11 +182,13 @@ export class SimFleet {
 
   /** Opens every agent's link; connecting continues in the background. */
   start(): void {
-    for (let i = 0; i < this.opts.count; i++) {
+    const { count, rampMs = 0 } = this.opts;
+    for (let i = 0; i < count; i++) {
       const name = `${this.opts.prefix}${i}`;
       const agent = new SimAgent(name, this.opts.link(name), this.opts.labels, this.stats, this.opts.heartbeatMs);
       this.agents.push(agent);
-      agent.open();
+      if (rampMs > 0) setTimeout(() => agent.open(), (rampMs * i) / count);
+      else agent.open();
     }
   }
 

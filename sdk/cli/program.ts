@@ -6,6 +6,9 @@ import { examples } from './help.js';
 import * as agent from './commands/agent.js';
 import * as cancel from './commands/cancel.js';
 import * as dev from './commands/dev.js';
+import * as deviceAdd from './commands/device/add.js';
+import * as deviceList from './commands/device/list.js';
+import * as deviceRemove from './commands/device/remove.js';
 import * as fleet from './commands/fleet.js';
 import * as logs from './commands/logs.js';
 import * as run from './commands/run.js';
@@ -41,7 +44,19 @@ const workflow = group(
   ),
 );
 
-const COMMANDS = [dev, server, agent, fleet, validate, plan, run, runs, status, logs, cancel, workflow];
+const device = group(
+  'device',
+  'the device inventory for ssh steps: add, list, remove',
+  'Register network devices (switches, routers, appliances) that run no agent. ssh steps drive them through a proxy agent for their network (an agent labelled proxy=<network>); credentials are referred to by name and stay on the proxy agents. See docs/devices.md.',
+  [deviceAdd, deviceList, deviceRemove],
+  examples(
+    'drover device add core-1 --host 10.0.0.2 --user admin --credential lab-admin --network lab --label role=core',
+    'drover device list',
+    'drover device remove core-1',
+  ),
+);
+
+const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, workflow];
 
 /** The package version from package.json: two levels up from sdk/cli/ in the source tree, three from dist/sdk/cli/. */
 function version(): string {

@@ -3,6 +3,11 @@
  * `openssh-server`) on an ephemeral 127.0.0.1 port, with throwaway host and
  * client keys and its own sshd_config in a temp dir (never the system one).
  * It is stopped after the test file.
+ *
+ * With `forceCommand`, every session runs that command instead of a shell or
+ * what the client asked for (sshd's ForceCommand; the client's command is in
+ * $SSH_ORIGINAL_COMMAND): startDeviceSshd() uses it to make the server act as
+ * a network device (test/helpers/device-cli.sh).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,6 +44,11 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
+export interface SshdOptions {
+  /** Run this for every session (sshd's ForceCommand). */
+  forceCommand?: string;
+}
+
 /** Generates an ed25519 key pair at `path` (and `path.pub`). */
 export function keygen(path: string, comment = 'drover-test'): string {
   const res = spawnSync(SSH_KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path], { encoding: 'utf8' });
@@ -58,7 +68,7 @@ function freePort(): Promise<number> {
 }
 
 /** Starts sshd; fails with the package to install when it is missing. */
-export async function startSshd(): Promise<Sshd> {
+export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   if (!existsSync(SSHD) || !existsSync(SSH_KEYGEN)) {
     throw new Error(
       `${existsSync(SSHD) ? SSH_KEYGEN : SSHD} is missing: install the Debian package openssh-server ` +
@@ -91,6 +101,7 @@ export async function startSshd(): Promise<Sshd> {
       'PermitRootLogin prohibit-password',
       'Subsystem sftp internal-sftp',
       'LogLevel VERBOSE',
+      ...(opts.forceCommand ? [`ForceCommand ${opts.forceCommand}`] : []),
       '',
     ].join('\n'),
   );
@@ -126,4 +137,32 @@ export async function startSshd(): Promise<Sshd> {
         child.kill('SIGTERM');
       }),
   };
+}
+
+/** The device CLI script sshd runs in startDeviceSshd(). */
+export const DEVICE_CLI = join(import.meta.dirname, 'device-cli.sh');
+
+export interface DeviceSshd extends Sshd {
+  /** The device's name (its prompt is `NAME#`). */
+  name: string;
+  /** The device CLI's log: "<epoch.ns> <pid> <event> [command]" lines. */
+  deviceLog: string;
+  /** A file whose content the device prints in `show running-config` (a secret it holds). */
+  secretFile: string;
+}
+
+/**
+ * A real sshd that acts as a network device: every session runs
+ * device-cli.sh (a prompt, `show version`, `show interfaces`,
+ * `configure terminal`, "% Invalid input detected" for unknown commands).
+ */
+export async function startDeviceSshd(name = 'switch1'): Promise<DeviceSshd> {
+  const dir = tempDir('drover-device-');
+  chmodSync(dir, 0o755);
+  const deviceLog = join(dir, 'device.log');
+  const secretFile = join(dir, 'secret');
+  writeFileSync(deviceLog, '', { mode: 0o666 });
+  writeFileSync(secretFile, '', { mode: 0o644 });
+  const sshd = await startSshd({ forceCommand: `/bin/sh ${DEVICE_CLI} ${deviceLog} ${name} ${secretFile}` });
+  return { ...sshd, name, deviceLog, secretFile };
 }

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DroverClient } from '../../sdk/index.js';
 import { agentBinary } from '../helpers/agent-binary.js';
 import { startServer, tempDir, waitFor, type ServerProc } from '../helpers/cluster.js';
+import { startDeviceSshd } from '../helpers/sshd.js';
 
 /**
  * The tools a bare host has, and no `node`. (A PATH of /usr/bin:/bin would do
@@ -90,6 +91,30 @@ describe('agent binary - one file that runs without Node', () => {
       expect(run.steps[0]).toMatchObject({ agent: 'bare-1', status: 'succeeded', outputs: { kernel: 'Linux', node: 'absent' } });
     } finally {
       child.kill('SIGTERM');
+    }
+  });
+
+  it('agent binary - drives a network device over SSH as a proxy agent (ssh2 bundled without its native addons)', async () => {
+    const device = await startDeviceSshd('edge-sw');
+    const child = spawn(
+      binary,
+      ['--server', server.address, '--name', 'bare-proxy', '--label', 'proxy=binlab', '--state-dir', join(dir, 'proxy-state'),
+        '--credential', `k=${device.identity}`, '--ssh-known-hosts', device.knownHosts],
+      { env, cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let log = '';
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    try {
+      await waitFor(async () => (await client.fleet.list()).some((a) => a.name === 'bare-proxy' && a.state === 'connected'), 20_000, () => `bare-proxy to connect; its log:\n${log}`);
+      await client.devices.add({ name: 'edge-sw', host: '127.0.0.1', port: device.port, user: device.user, credential: 'k', network: 'binlab' });
+      const run = await (
+        await client.runs.launch({ name: 'bare-ssh', steps: [{ id: 'show', ssh: { device: 'edge-sw', commands: ['show version'] } }] })
+      ).wait();
+      expect(run.steps[0]).toMatchObject({ agent: 'bare-proxy', status: 'succeeded' });
+      expect(run.steps[0].outputs.out_0).toContain('edge-sw uptime is 5 minutes');
+    } finally {
+      child.kill('SIGTERM');
+      await device.stop();
     }
   });
 });

@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LowdbStore } from '../../control-plane/store/lowdb-store.js';
 import { MemoryStore } from '../../control-plane/store/memory-store.js';
-import { StoreError, type RunRecord, type Store } from '../../control-plane/store/store.js';
+import { StoreError, type AgentRecord, type RunRecord, type StepRecord, type Store } from '../../control-plane/store/store.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'drover-store-'));
 
@@ -101,7 +101,39 @@ describe('store (lowdb) - durability', () => {
     const b = new LowdbStore({ dataDir: dir });
     const recovered = await b.open();
     expect(recovered).toMatch(/was not valid JSON .* moved to .*state\.json\.corrupt-\d+ .*state\.json\.bak\) was loaded/);
-    expect(b.listRuns().map((r) => r.id)).toEqual(['first']);
+    // The change log since that generation is replayed on top: nothing flushed is lost.
+    expect(recovered).toMatch(/changes logged after it were replayed/);
+    expect(b.listRuns().map((r) => r.id)).toEqual(['second', 'first']);
+  });
+
+  it('store (lowdb) - step changes, document rewrites and prunes all survive a crash (change log replayed)', async () => {
+    const dir = tmp();
+    // A tiny threshold: the document is rewritten (a new log generation) every few writes.
+    const a = new LowdbStore({ dataDir: dir, maxRuns: 5, compactMinBytes: 2000 });
+    await a.open();
+    const steps = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`s${i}`, { id: `s${i}`, status: 'pending' } as StepRecord]));
+    for (let i = 1; i <= 20; i++) {
+      const r = { ...run(`r${String(i).padStart(2, '0')}`, i, 'running'), steps: steps(3) };
+      a.putRun(r);
+      await a.flush();
+      r.steps.s1.status = 'succeeded';
+      r.status = 'succeeded';
+      a.putRun(r, [r.steps.s1]);
+      await a.flush();
+    }
+    a.putAgent({ name: 'g', appliedSeq: 42 } as AgentRecord);
+    await a.flush();
+    // No close(): as if the process was killed here.
+    const gens = readdirSync(dir).filter((f) => f.startsWith('state.changes.'));
+    expect(gens.length).toBeLessThanOrEqual(3);
+    expect((JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { changeGen: number }).changeGen).toBeGreaterThan(3);
+    const b = new LowdbStore({ dataDir: dir, maxRuns: 5 });
+    await b.open();
+    expect(b.listRuns().map((r) => r.id)).toEqual(['r20', 'r19', 'r18', 'r17', 'r16']);
+    expect(b.getRun('r20')?.status).toBe('succeeded');
+    expect(b.getRun('r20')?.steps.s1.status).toBe('succeeded');
+    expect(b.getRun('r20')?.steps.s2.status).toBe('pending');
+    expect(b.getAgent('g')?.appliedSeq).toBe(42);
   });
 
   it('store (lowdb) - prunes the oldest finished runs past maxRuns', async () => {

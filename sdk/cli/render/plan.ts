@@ -27,7 +27,10 @@ function list(items: readonly string[], noun: string): string {
 
 /** "role=web, every matching agent, 2 at a time, up to 1 failure". */
 function placement(s: PreviewStep): string {
-  const parts = s.target
+  const ssh = s.kind === 'ssh';
+  const parts = ssh
+    ? [s.target, s.strategy === 'all' ? 'every matching device' : 'one device', 'via a proxy agent']
+    : s.target
     ? [s.target, s.strategy === 'all' ? 'every matching agent' : 'one agent']
     : [s.strategy === 'all' ? 'every agent' : 'any one agent'];
   if (s.instances.length) {
@@ -41,7 +44,8 @@ function detailLines(s: PreviewStep): [string, string][] {
   const rows: [string, string][] = [];
   if (s.needs.length) rows.push(['needs', s.needs.join(', ')]);
   if (s.when) rows.push(['when', s.when]);
-  rows.push(['agents now', s.matches.length ? list(s.matches.map(matchText), 'agents') : 'none match the target now']);
+  if (s.kind === 'ssh') rows.push(['proxy agents now', s.matches.length ? list(s.matches.map(matchText), 'agents') : "none for the device's network now"]);
+  else rows.push(['agents now', s.matches.length ? list(s.matches.map(matchText), 'agents') : 'none match the target now']);
   if (s.instances.length) {
     rows.push([`instances (${s.instances.length})`, list(s.instances, 'instances')]);
     if (s.agent) rows.push(['runs on', s.agent]);

@@ -6,6 +6,7 @@ import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _dro
 import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from '../../drover/v1/ScriptSpec.js';
 import type { HttpSpec as _drover_v1_HttpSpec, HttpSpec__Output as _drover_v1_HttpSpec__Output } from '../../drover/v1/HttpSpec.js';
 import type { FileSpec as _drover_v1_FileSpec, FileSpec__Output as _drover_v1_FileSpec__Output } from '../../drover/v1/FileSpec.js';
+import type { SshSpec as _drover_v1_SshSpec, SshSpec__Output as _drover_v1_SshSpec__Output } from '../../drover/v1/SshSpec.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface PlanStep {
@@ -28,6 +29,7 @@ export interface PlanStep {
   'sleepMs'?: (number | string | Long);
   'parent'?: (string);
   'itemJson'?: (string);
+  'ssh'?: (_drover_v1_SshSpec | null);
 }
 
 export interface PlanStep__Output {
@@ -50,4 +52,5 @@ export interface PlanStep__Output {
   'sleepMs': (number);
   'parent': (string);
   'itemJson': (string);
+  'ssh': (_drover_v1_SshSpec__Output | null);
 }

@@ -11,6 +11,7 @@ export interface Target {
   'maxParallel'?: (number);
   'maxFailures'?: (number);
   'matchExpressions'?: (_drover_v1_LabelExpression)[];
+  'device'?: (string);
 }
 
 export interface Target__Output {
@@ -20,4 +21,5 @@ export interface Target__Output {
   'maxParallel': (number);
   'maxFailures': (number);
   'matchExpressions': (_drover_v1_LabelExpression__Output)[];
+  'device': (string);
 }

@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import { parseLabelArgs } from '../../../install/index.js';
+import { outputOption, printJson, serverOption, withClient } from '../../context.js';
+import { examples } from '../../help.js';
+import { collect } from '../../options.js';
+import { devicesTable } from '../../render/devices.js';
+
+/** `drover device list`: the device inventory. */
+export function register(group: Command): void {
+  group
+    .command('list')
+    .alias('ls')
+    .summary('list registered devices')
+    .description('List the device inventory: where each device is, its user and credential name, its network and labels, and the agents that proxy for its network now.')
+    .option('-l, --label <key=value>', 'only devices with this label (repeatable)', collect)
+    .addOption(outputOption())
+    .addOption(serverOption())
+    .addHelpText('after', examples('drover device list', 'drover device list -l role=access', 'drover device list -o json'))
+    .action(async (opts: { label?: string[]; output: string }, cmd: Command) => {
+      const labels = parseLabelArgs(opts.label ?? []);
+      const devices = await withClient(cmd, (client) => client.devices.list({ labels }));
+      if (opts.output === 'json') printJson(devices);
+      else process.stdout.write(devicesTable(devices));
+    });
+}
