@@ -71,7 +71,7 @@ export class AgentSessions implements AgentLinkHandler {
       return this.scheduleAck(conn, session, live.record.appliedSeq);
     }
     if (msg.body === 'stepEvent' && msg.stepEvent) this.runs.applyStepEvent(agent, msg.stepEvent);
-    else if (msg.body === 'log' && msg.log) this.runs.applyLog(agent, msg.log);
+    else if (msg.body === 'log' && msg.log) this.runs.applyLog(agent, msg.log, msg.seq);
     else this.log.warn({ agent, body: msg.body }, 'unexpected message ignored');
     live.record.appliedSeq = msg.seq;
     live.record.lastSeenMs = live.heardMs = Date.now();

@@ -44,6 +44,8 @@ export class Runs {
   /** Decoders per attempt and stream, so multi-byte characters split across chunks survive. */
   private decoders = new Map<string, TextDecoder>();
   private deadlines = new Map<string, NodeJS.Timeout>();
+  /** Per run and agent, the highest log message seq stored (see applyLog). */
+  private logSeqs = new Map<string, Map<string, number>>();
   /** Runs pending or running: what agent events, reconnects and sweeps look at (finished runs need nothing). */
   private active = new Map<string, RunRecord>();
   /** Counts and indexes of active runs, built on first use. */
@@ -381,13 +383,25 @@ export class Runs {
     }
   }
 
-  applyLog(agent: string, chunk: LogChunkOut) {
+  /**
+   * Stores a chunk's lines. `seq` is the agent message's sequence number: a
+   * chunk at or below what the run's log already holds from that agent was
+   * stored before a crash that lost the agent's applied seq, and is skipped.
+   */
+  applyLog(agent: string, chunk: LogChunkOut, seq = 0) {
     const run = this.store.getRun(chunk.runId);
     const step = run?.steps[chunk.stepId];
     if (!run || !step || step.agent !== agent) {
       this.log.warn({ agent, run: chunk.runId, step: chunk.stepId }, 'log for an unknown or foreign step ignored');
       return;
     }
+    let stored = this.logSeqs.get(run.id);
+    if (!stored) this.logSeqs.set(run.id, (stored = this.store.storedLogSeqs(run.id)));
+    if (seq && seq <= (stored.get(agent) ?? 0)) {
+      this.log.info({ agent, run: run.id, seq }, 'log chunk already stored before a restart; skipped');
+      return;
+    }
+    if (seq) stored.set(agent, seq);
     const stream = chunk.stream === 'LOG_STREAM_STDERR' ? 'stderr' : 'stdout';
     const key = `${chunk.attemptId}:${stream}`;
     let dec = this.decoders.get(key);
@@ -395,7 +409,7 @@ export class Runs {
     const text = dec.decode(chunk.data, { stream: true });
     // Agents cut chunks at line ends, so each line becomes one record.
     for (const line of text.match(/[^\n]*\n|[^\n]+$/g) ?? []) {
-      const log = { t: chunk.atMs || this.now(), step: step.id, attempt: chunk.attemptId, agent, stream, text: line } as const;
+      const log = { t: chunk.atMs || this.now(), step: step.id, attempt: chunk.attemptId, agent, stream, text: line, seq } as const;
       this.store.appendLog(run.id, log);
       this.topics.publish({ type: 'log', run, log });
     }
@@ -509,6 +523,7 @@ export class Runs {
     clearTimeout(this.deadlines.get(run.id));
     this.deadlines.delete(run.id);
     for (const key of this.decoders.keys()) if (key.startsWith(`${run.id}/`)) this.decoders.delete(key);
+    this.logSeqs.delete(run.id);
     this.active.delete(run.id);
     this.progress.delete(run.id);
     this.store.putRun(run, []);

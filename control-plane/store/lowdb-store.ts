@@ -202,6 +202,11 @@ export class LowdbStore implements Store {
   async readLogs(runId: string) {
     return this.logs.read(runId);
   }
+  storedLogSeqs(runId: string) {
+    const seqs = new Map<string, number>();
+    for (const r of this.logs.read(runId)) if (r.seq && r.seq > (seqs.get(r.agent) ?? 0)) seqs.set(r.agent, r.seq);
+    return seqs;
+  }
 
   flush(): Promise<void> {
     if (this.written >= this.changed) return Promise.resolve();

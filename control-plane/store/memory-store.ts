@@ -56,6 +56,11 @@ export class MemoryStore implements Store {
   async readLogs(runId: string) {
     return [...(this.logs.get(runId) ?? [])];
   }
+  storedLogSeqs(runId: string) {
+    const seqs = new Map<string, number>();
+    for (const r of (this.logs.get(runId) ?? [])) if (r.seq && r.seq > (seqs.get(r.agent) ?? 0)) seqs.set(r.agent, r.seq);
+    return seqs;
+  }
   async flush() {}
   async close() {}
 }

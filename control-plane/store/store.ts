@@ -119,6 +119,8 @@ export interface LogRecord {
   agent: string;
   stream: 'stdout' | 'stderr';
   text: string;
+  /** The agent message (LogChunk) this line came from: lets a resent chunk be recognised. */
+  seq?: number;
 }
 
 export interface Store {
@@ -157,6 +159,14 @@ export interface Store {
    * sees each later record exactly once.
    */
   readLogs(runId: string): Promise<LogRecord[]>;
+  /**
+   * Per agent, the highest message seq whose lines are in the run's log,
+   * read from what is stored (synchronously). Log lines are appended at once
+   * while the agent's applied seq is persisted with the next state write, so
+   * after a crash between the two the agent resends chunks that are already
+   * stored; this tells the control plane to skip them.
+   */
+  storedLogSeqs(runId: string): Map<string, number>;
   flush(): Promise<void>;
   close(): Promise<void>;
 }

@@ -61,7 +61,8 @@ describe('fault - control plane killed with runs in flight', () => {
     }
     console.log(
       `fault 2: ${RUNS} runs, control plane killed with ${startedAtKill} of ${RUNS * 3} steps started; agents back after ${reconnected} ms; ` +
-        `all finished ${Date.now() - killedAt} ms after the kill; ${effectLines.length} step executions; ${logLines} log lines stored`,
+        `all finished ${Date.now() - killedAt} ms after the kill; ${effectLines.length} step executions; ${logLines} log lines stored; ` +
+        `${(second.output().match(/already stored before a restart/g) ?? []).length} resent log chunks recognised as already stored`,
     );
     expect(startedAtKill).toBeLessThan(RUNS * 3);
     expect(runs.map((r) => r.status)).toEqual(ids.map(() => 'succeeded'));

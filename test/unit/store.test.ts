@@ -39,6 +39,10 @@ for (const [name, make] of [
       await s.flush();
       expect(s.listRuns().map((r) => r.id)).toEqual(['b', 'a']);
       expect((await s.readLogs('a')).map((l) => l.text)).toEqual(['0', '1', '2', '3', '4']);
+      s.appendLog('a', { t: 9, step: 's', attempt: 'x', agent: 'g1', stream: 'stdout', text: 'x', seq: 7 });
+      s.appendLog('a', { t: 9, step: 's', attempt: 'x', agent: 'g1', stream: 'stdout', text: 'y', seq: 9 });
+      s.appendLog('a', { t: 9, step: 's', attempt: 'x', agent: 'g2', stream: 'stdout', text: 'z', seq: 3 });
+      expect(s.storedLogSeqs('a')).toEqual(new Map([['g1', 9], ['g2', 3]]));
       await s.close();
     });
   });
