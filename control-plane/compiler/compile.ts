@@ -413,35 +413,38 @@ function bindParams(decl: Record<string, ParamDoc>, given: Record<string, string
       }
       continue;
     }
-    const value = typedValue(type, text);
-    if (typeof value === 'string' && value.startsWith('\u0000')) {
-      problems.add(path, `param "${name}" ${value.slice(1)}`);
+    const typed = typedValue(type, text);
+    if ('error' in typed) {
+      problems.add(path, `param "${name}" ${typed.error}`);
       continue;
     }
     if (p.enum && !p.enum.map(String).includes(text)) problems.add(path, `param "${name}" must be one of ${p.enum.join(', ')}, got "${text}"`);
     if (p.pattern && type === 'string' && !new RegExp(p.pattern).test(text)) problems.add(path, `param "${name}" must match /${p.pattern}/, got "${text}"`);
-    out[name] = value;
+    out[name] = typed.value;
   }
   return out;
 }
 
-/** A param's typed value, or an error message prefixed with NUL. */
-function typedValue(type: string, text: string): unknown {
+/** A param's typed value, or why the text is not one. */
+function typedValue(type: string, text: string): { value: unknown } | { error: string } {
   if (type === 'number') {
     const n = Number(text);
-    return text.trim() !== '' && Number.isFinite(n) ? n : `\u0000must be a number, got "${text}"`;
+    return text.trim() !== '' && Number.isFinite(n) ? { value: n } : { error: `must be a number, got "${text}"` };
   }
-  if (type === 'boolean') return text === 'true' ? true : text === 'false' ? false : `\u0000must be true or false, got "${text}"`;
+  if (type === 'boolean') {
+    if (text === 'true' || text === 'false') return { value: text === 'true' };
+    return { error: `must be true or false, got "${text}"` };
+  }
   if (type === 'list') {
     try {
       const v: unknown = JSON.parse(text);
-      if (Array.isArray(v)) return v;
+      if (Array.isArray(v)) return { value: v };
     } catch {
-      // reported below
+      // not JSON: reported below
     }
-    return `\u0000must be a JSON list like ["a","b"], got "${text}"`;
+    return { error: `must be a JSON list like ["a","b"], got "${text}"` };
   }
-  return text;
+  return { value: text };
 }
 
 /** CEL values of typed params: whole numbers are ints (BigInt), as the type check assumed. */
