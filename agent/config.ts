@@ -10,7 +10,7 @@ import { NatsOptionsError, resolveNatsOptions, type NatsOptionInput, type NatsOp
 import { CredentialError, parseCredentialFlags } from './executor/ssh/credentials.js';
 
 export interface AgentConfig {
-  /** Control plane address host:port for the gRPC link; empty when `nats` is set. */
+  /** Control plane address host:port: the gRPC link, and where the agent enrolls (with `nats` too). */
   server: string;
   /** When set, the agent links over NATS instead of gRPC (docs/nats.md). */
   nats?: NatsOptions;
@@ -22,8 +22,10 @@ export interface AgentConfig {
   logLevel: string;
   /** Time between SIGTERM and SIGKILL for a cancelled or timed-out step. */
   graceMs: number;
-  /** Enrollment token presented in Hello; empty when the control plane needs none. */
+  /** Enrollment token, used once to get this agent's certificate (docs/security.md); '' once enrolled. */
   token: string;
+  /** Plaintext link to a control plane on --insecure (loopback only): no enrollment, nothing verified. */
+  insecure: boolean;
   /** Directories file steps may write into; empty means <stateDir>/files. */
   fileRoots: string[];
   /** Disk bound of the journal; past it new log output is dropped (step events never are). */
@@ -62,6 +64,7 @@ interface Flags extends NatsOptionInput {
   logLevel?: string;
   graceMs?: number;
   token?: string;
+  insecure?: boolean;
   fileRoot?: string[];
   journalMaxBytes?: number;
   credential?: string[];
@@ -109,12 +112,10 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
     [env.DROVER_SERVER, env.DROVER_NATS, 'in the environment (DROVER_SERVER, DROVER_NATS)'],
     [file.server, (file as NatsOptionInput).nats, `in ${flags.config}`],
   ];
+  // With --nats, --server is where the agent enrolls (over gRPC), not its link.
   const chosen = levels.find(([srv, nt]) => srv || nt);
-  if (chosen?.[0] && chosen[1]) {
-    throw new ConfigError(`both --server and --nats are set ${chosen[2]}: an agent links over gRPC (--server) or NATS (--nats); drop one`);
-  }
   if (chosen && !chosen[1]) nats = undefined;
-  const server = nats ? '' : (givenServer ?? '127.0.0.1:7400');
+  const server = givenServer ?? (nats ? '' : '127.0.0.1:7400');
   const name = flags.name ?? env.DROVER_AGENT_NAME ?? file.name ?? hostname();
   const labels = {
     ...parseLabels(Object.entries(file.labels ?? {}).map(([k, v]) => `${k}=${v}`), 'label in config file'),
@@ -124,13 +125,14 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
   const stateDir = flags.stateDir ?? env.DROVER_STATE_DIR ?? file.stateDir ?? join('.drover', 'agent', name);
   const logLevel = flags.logLevel ?? env.DROVER_LOG_LEVEL ?? file.logLevel ?? 'info';
   const graceMs = Number(flags.graceMs ?? file.graceMs ?? 5000);
-  const token = flags.token ?? env.DROVER_TOKEN ?? file.token ?? '';
+  const token = (flags.token ?? env.DROVER_ENROLL_TOKEN ?? file.token ?? '').trim();
+  const insecure = Boolean(flags.insecure ?? file.insecure ?? false);
   const fileRoots = flags.fileRoot ?? file.fileRoots ?? [];
   const journalMaxBytes = Number(flags.journalMaxBytes ?? file.journalMaxBytes ?? 256 * 1024 * 1024);
   if (!Number.isInteger(journalMaxBytes) || journalMaxBytes < 1024 * 1024) {
     throw new ConfigError(`--journal-max-bytes must be a whole number of at least 1048576 (1 MiB), got ${flags.journalMaxBytes ?? file.journalMaxBytes}`);
   }
-  if (!nats && !/^[^\s/]+:\d{1,5}$/.test(server)) {
+  if ((server || !nats) && !/^[^\s/]+:\d{1,5}$/.test(server)) {
     throw new ConfigError(`--server "${server}" is not host:port (for example 127.0.0.1:7400)`);
   }
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
@@ -170,6 +172,7 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
     logLevel,
     graceMs,
     token,
+    insecure,
     fileRoots,
     journalMaxBytes,
     credentials,

@@ -22,6 +22,7 @@ import { closeSync, fdatasync, mkdirSync, openSync, readdirSync, readSync, statS
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { decodeMessage, encodeMessage, type AgentMessage } from '../proto/index.js';
+import { MAX_UNACKED_MESSAGES } from '../proto/link.js';
 
 export type Body = Omit<AgentMessage, 'seq'>;
 
@@ -30,7 +31,7 @@ const SEGMENT_BYTES = 4 * 1024 * 1024;
 /** A fully acknowledged newest segment is replaced once it is this big. */
 const ROTATE_ACKED_BYTES = 64 * 1024;
 /** Messages and bytes sent but not yet acknowledged, at most. */
-const WINDOW_MESSAGES = 1024;
+const WINDOW_MESSAGES = MAX_UNACKED_MESSAGES;
 const WINDOW_BYTES = 4 * 1024 * 1024;
 /** How often appended records are forced to the disk. */
 const SYNC_MS = 200;

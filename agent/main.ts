@@ -8,6 +8,8 @@ import { Command } from 'commander';
 import { natsConnectHint, natsConnectionOptions } from '../proto/nats-options.js';
 import { ConfigError, resolveConfig, SSH_DEFAULTS, type AgentConfig } from './config.js';
 import { Connection } from './connection.js';
+import { ControlVerifier } from './control.js';
+import { enroll, IdentityError, loadIdentity, type Identity } from './identity.js';
 import { DevicePool } from './executor/ssh/pool.js';
 import { GrpcLink } from './link/grpc-link.js';
 import type { AgentLink } from './link/link.js';
@@ -18,13 +20,16 @@ import { Ledger } from './ledger.js';
 import { Runtime } from './runtime.js';
 import { collectFacts, Usage } from './telemetry.js';
 import { PROGRAM, VERSION } from './version.js';
+import { quietIpServerNameWarning } from '../common/tls.js';
+
+quietIpServerNameWarning();
 
 /**
  * gRPC (--server) or NATS (--nats). A NATS server that is not up yet is
  * waited for (and reconnected to forever); refused credentials end the agent.
  */
-async function buildLink(cfg: AgentConfig, log: Logger): Promise<AgentLink> {
-  if (!cfg.nats) return new GrpcLink(cfg.server);
+async function buildLink(cfg: AgentConfig, identity: Identity | undefined, log: Logger): Promise<AgentLink> {
+  if (!cfg.nats) return new GrpcLink(cfg.server, identity && { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem });
   log.info({ nats: cfg.nats.servers }, 'connecting to NATS');
   let nc;
   try {
@@ -62,9 +67,31 @@ function instanceId(stateDir: string): string {
   }
 }
 
+/**
+ * This agent's certificate identity: loaded from the state dir, or made now
+ * by enrolling with the token. Undefined only with --insecure.
+ */
+async function identityOf(cfg: AgentConfig, log: Logger): Promise<Identity | undefined> {
+  const id = loadIdentity(cfg.stateDir);
+  if (id && id.name !== cfg.name) {
+    throw new ConfigError(`${cfg.stateDir} holds the identity of agent "${id.name}", not "${cfg.name}": start it with --name ${id.name}, or give "${cfg.name}" a state dir of its own`);
+  }
+  if (id || cfg.insecure) return id;
+  if (!cfg.token) {
+    throw new ConfigError(
+      'this agent has not enrolled yet: start it once with --token <enrollment token> (env DROVER_ENROLL_TOKEN); an admin makes one with `drover token create --enroll`',
+    );
+  }
+  if (!cfg.server) throw new ConfigError('enrollment goes to the control plane\'s gRPC address: add --server HOST:PORT (with --nats too)');
+  log.info({ server: cfg.server }, 'enrolling with the control plane');
+  return enroll({ server: cfg.server, token: cfg.token, name: cfg.name, stateDir: cfg.stateDir, log });
+}
+
 async function runAgent(cfg: AgentConfig) {
   const log = createLogger(cfg.logLevel, cfg.name);
   mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+  if (cfg.insecure) log.warn('INSECURE: --insecure links in plaintext and does not verify control messages; for a local test only');
+  const identity = await identityOf(cfg, log.child({ component: 'identity' }));
   const journal = new Journal(join(cfg.stateDir, 'journal'), cfg.journalMaxBytes);
   const recovered = journal.open();
   if (recovered.discardedBytes) {
@@ -94,12 +121,17 @@ async function runAgent(cfg: AgentConfig) {
     log: log.child({ component: 'runtime' }),
   });
   runtime.recoverLost(lost);
-  const link = await buildLink(cfg, log.child({ component: 'nats' }));
+  const link = await buildLink(cfg, identity, log.child({ component: 'nats' }));
   const conn = new Connection({
     name: cfg.name,
     labels: cfg.labels,
-    token: cfg.token,
     instanceId: instanceId(cfg.stateDir),
+    verifier: new ControlVerifier(cfg.name, identity?.controlKey, cfg.stateDir),
+    identity: link instanceof GrpcLink ? identity : undefined,
+    stateDir: cfg.stateDir,
+    onRenewed: (id) => {
+      if (link instanceof GrpcLink) link.setTls({ caPem: id.caPem, certPem: id.certPem, keyPem: id.keyPem });
+    },
     facts,
     link,
     journal,
@@ -141,7 +173,8 @@ const program = new Command(PROGRAM)
   .option('--ssh-accept-new-host-keys', "ssh steps: add an unknown device's host key to --ssh-known-hosts on first contact (a changed key is always refused)")
   .option('--ssh-connect-timeout-ms <ms>', `ssh steps: give up on a device that does not finish the SSH handshake in this time (default: ${SSH_DEFAULTS.connectTimeoutMs})`, (v) => Number(v))
   .option('--ssh-idle-ms <ms>', `ssh steps: close a device session unused for this long (default: ${SSH_DEFAULTS.idleMs})`, (v) => Number(v))
-  .option('--token <token>', 'enrollment token, when the control plane requires one (env DROVER_TOKEN)')
+  .option('--token <token>', 'enrollment token for the first start (env DROVER_ENROLL_TOKEN): the agent trades it for a certificate of its own and needs it no more (drover token create --enroll)')
+  .option('--insecure', 'LOOPBACK ONLY, for debugging: plaintext link to a control plane on --insecure; no enrollment, control messages not verified')
   .option('--nats <url>', 'link over NATS instead of gRPC: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md')
   .option('--nats-user <user>', 'NATS user, with --nats-pass (env DROVER_NATS_USER)')
   .option('--nats-pass <password>', 'NATS password (env DROVER_NATS_PASS)')
@@ -164,6 +197,10 @@ const program = new Command(PROGRAM)
       if (err instanceof ConfigError) {
         process.stderr.write(`error: ${err.message}\n`);
         process.exit(2);
+      }
+      if (err instanceof IdentityError) {
+        process.stderr.write(`error: ${err.message}\n`);
+        process.exit(1);
       }
       throw err;
     }

@@ -3,16 +3,21 @@
  * message of a link must be Hello; every sequenced message (seq > 0) is
  * applied once, in order, and acknowledged cumulatively only after the state
  * it changed is on disk. Heartbeats carry seq 0: not journaled, not acked.
+ *
+ * And of identity (DESIGN.md §7): an agent speaks only for itself. Its name
+ * is the one its transport proved (certificate or NATS subject); a Hello
+ * naming anyone else is refused. A seq beyond the acknowledged window is
+ * refused and never acknowledged. Control messages to the agent are signed.
  */
-import { timingSafeEqual } from 'node:crypto';
-import type { AgentMessageOut } from '../proto/index.js';
+import type { AgentMessageOut, ServerMessage } from '../proto/index.js';
+import { MAX_UNACKED_MESSAGES } from '../proto/link.js';
 import type { Fleet } from './fleet.js';
 import type { Logger } from './log.js';
 import type { Runs } from './runs.js';
+import { AGENT_NAME as NAME, type Credentials } from './security/credentials.js';
+import type { ControlSigner } from './security/signer.js';
 import type { Store } from './store/store.js';
 import type { AgentConnection, AgentLinkHandler } from './transport/agent-link.js';
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 /**
  * An ack waits this long before it asks for a durable write, so that the
@@ -23,14 +28,10 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
  */
 const ACK_DELAY_MS = 10;
 
-function tokenMatches(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 interface Session {
   name: string;
+  /** What the fleet holds as the agent's link: `conn` with control messages signed. */
+  out: AgentConnection;
   /** Highest applied seq not yet acknowledged to the agent. */
   ackDue: number;
   acking: boolean;
@@ -39,18 +40,20 @@ interface Session {
 export interface SessionStats {
   applied: number;
   duplicates: number;
+  /** Messages refused for a seq beyond the acknowledged window. */
+  refusedSeqs: number;
 }
 
 export class AgentSessions implements AgentLinkHandler {
   private sessions = new Map<AgentConnection, Session>();
-  readonly stats: SessionStats = { applied: 0, duplicates: 0 };
+  readonly stats: SessionStats = { applied: 0, duplicates: 0, refusedSeqs: 0 };
 
   constructor(
     private readonly fleet: Fleet,
     private readonly runs: Runs,
     private readonly store: Store,
     private readonly log: Logger,
-    private readonly opts: { heartbeatIntervalMs: number; enrollToken: string },
+    private readonly opts: { heartbeatIntervalMs: number; signer: ControlSigner; credentials: Credentials; now: () => number },
   ) {}
 
   onMessage(conn: AgentConnection, msg: AgentMessageOut) {
@@ -65,10 +68,20 @@ export class AgentSessions implements AgentLinkHandler {
     const agent = session.name;
     if (msg.body === 'heartbeat' && msg.heartbeat) return this.fleet.heartbeat(agent, msg.heartbeat);
     const live = this.fleet.get(agent);
-    if (!live || live.conn !== conn) return;
+    if (!live || live.conn !== session.out) return;
+    if (msg.body === 'renew' && msg.renew) return void this.renew(conn, session, msg.renew.csrPem);
     if (msg.seq <= live.record.appliedSeq) {
       this.stats.duplicates++;
       return this.scheduleAck(conn, session, live.record.appliedSeq);
+    }
+    if (msg.seq > live.record.appliedSeq + MAX_UNACKED_MESSAGES) {
+      // Never applied, never acked: the agent's real messages after it still count.
+      this.stats.refusedSeqs++;
+      this.log.warn(
+        { agent, seq: msg.seq, appliedSeq: live.record.appliedSeq, window: MAX_UNACKED_MESSAGES },
+        'agent message refused: its seq is beyond the acknowledged window; closing the link so the agent resends from the last ack',
+      );
+      return conn.close('seq beyond the acknowledged window');
     }
     if (msg.body === 'stepEvent' && msg.stepEvent) this.runs.applyStepEvent(agent, msg.stepEvent);
     else if (msg.body === 'log' && msg.log) this.runs.applyLog(agent, msg.log, msg.seq);
@@ -84,7 +97,7 @@ export class AgentSessions implements AgentLinkHandler {
     const session = this.sessions.get(conn);
     if (!session) return;
     this.sessions.delete(conn);
-    this.fleet.disconnect(session.name, conn);
+    this.fleet.disconnect(session.name, session.out);
     this.log.info({ agent: session.name }, 'agent disconnected');
   }
 
@@ -94,16 +107,66 @@ export class AgentSessions implements AgentLinkHandler {
       conn.send({ reject: { code: 'BAD_NAME', message: `agent name "${hello.name}" is not valid: use letters, digits, ".", "-", "_" (max 63)` } });
       return conn.close();
     }
-    if (this.opts.enrollToken && !tokenMatches(hello.token, this.opts.enrollToken)) {
-      this.log.warn({ agent: hello.name, peer: conn.peer }, 'agent refused: wrong or missing enrollment token');
-      conn.send({ reject: { code: 'BAD_TOKEN', message: 'wrong or missing enrollment token: start the agent with --token (or DROVER_TOKEN) set to the server\'s --enroll-token' } });
+    const id = conn.identity;
+    if (id && id.name !== hello.name) {
+      this.log.warn({ claimed: hello.name, identity: id.name, peer: conn.peer }, 'Hello refused: it names another agent than its credential');
+      conn.send({
+        reject: { code: 'BAD_NAME', message: `this agent's credential names "${id.name}" but its Hello says "${hello.name}": an agent speaks only for itself; start it with --name ${id.name}, or enroll a new state dir for "${hello.name}"` },
+      });
       return conn.close();
     }
-    const live = this.fleet.connect(conn, hello);
-    this.sessions.set(conn, { name: hello.name, ackDue: 0, acking: false });
+    const pinned = id?.serial ? this.opts.credentials.pinnedLabels(id.serial) : {};
+    const signer = this.opts.signer;
+    const out: AgentConnection = {
+      transport: conn.transport,
+      peer: conn.peer,
+      identity: id,
+      send: (m: ServerMessage) => conn.send(signer.seal(hello.name, m)),
+      close: (reason?: string) => conn.close(reason),
+    };
+    const live = this.fleet.connect(out, { ...hello, labels: { ...hello.labels, ...pinned } });
+    this.sessions.set(conn, { name: hello.name, out, ackDue: 0, acking: false });
     conn.send({ welcome: { agentId: hello.name, appliedSeq: live.record.appliedSeq, heartbeatIntervalMs: this.opts.heartbeatIntervalMs } });
     this.log.info({ agent: hello.name, peer: conn.peer, transport: conn.transport, appliedSeq: live.record.appliedSeq }, 'agent connected');
     this.runs.agentConnected(hello.name, hello.runningAttempts);
+  }
+
+  /** A new certificate for the agent, sent back signed; its next connection uses it. */
+  private async renew(conn: AgentConnection, session: Session, csrPem: string) {
+    const serial = conn.identity?.serial;
+    if (!serial) return; // NATS and --insecure links carry no certificate to renew
+    try {
+      const rec = await this.opts.credentials.renew(serial, csrPem);
+      session.out.send({ renewed: { certificatePem: rec.certPem } });
+      this.log.info({ agent: session.name, serial: rec.serial, expires: new Date(rec.expiresMs).toISOString() }, 'agent certificate renewed');
+    } catch (err) {
+      this.log.warn({ agent: session.name, err: (err as Error).message }, 'agent certificate not renewed');
+    }
+  }
+
+  /** Closes the links of agents whose credential expired while connected (they did not renew). */
+  sweepExpired() {
+    const now = this.opts.now();
+    for (const [conn, s] of this.sessions) {
+      const until = conn.identity?.notAfterMs ?? 0;
+      if (until && now > until) {
+        this.log.error(
+          { agent: s.name, expired: new Date(until).toISOString() },
+          `the certificate of agent ${s.name} expired at ${new Date(until).toISOString()} and was not renewed; closing its link (enroll it again: drover token create --enroll)`,
+        );
+        conn.send({ reject: { code: 'CERTIFICATE_EXPIRED', message: `this agent's certificate expired at ${new Date(until).toISOString()} without renewal: enroll it again with a new token (drover token create --enroll)` } });
+        conn.close('certificate expired');
+      }
+    }
+  }
+
+  /** Ends every link of `name` at once (revocation). */
+  cutOff(name: string, reason: string) {
+    for (const [conn, s] of this.sessions) {
+      if (s.name !== name) continue;
+      conn.send({ reject: { code: 'REVOKED', message: reason } });
+      conn.close(reason);
+    }
   }
 
   /** Acks after the next durable flush; acks requested meanwhile coalesce into one. */

@@ -4,6 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { isIP } from 'node:net';
+import { parseDuration } from '../common/duration.js';
 import { NatsOptionsError, resolveNatsOptions, type NatsOptionInput, type NatsOptions } from '../proto/nats-options.js';
 
 export interface ServerConfig {
@@ -16,8 +18,18 @@ export interface ServerConfig {
   heartbeatIntervalMs: number;
   /** Finished runs kept with their logs. */
   maxRuns: number;
-  /** When set, agents must present this token in Hello. */
-  enrollToken: string;
+  /**
+   * Plaintext gRPC, agents trusted by the name they give: for debugging on
+   * one machine only (refused on any address but loopback). API tokens are
+   * still checked.
+   */
+  insecure: boolean;
+  /** Extra host names and addresses the server certificate names (how agents and clients reach it). */
+  advertise: string[];
+  /** Lifetime of agent client certificates; agents renew at two thirds of it. */
+  agentCertTtlMs: number;
+  /** Enrollments wait for `drover agent approve NAME`. */
+  enrollApprove: boolean;
   /** A connected agent silent this long is marked disconnected (0: 3 heartbeat intervals). */
   disconnectAfterMs: number;
   /** A disconnected agent silent this long is lost: its steps follow onAgentLost. */
@@ -34,7 +46,10 @@ export const DEFAULTS: ServerConfig = {
   logLevel: 'info',
   heartbeatIntervalMs: 5000,
   maxRuns: 1000,
-  enrollToken: '',
+  insecure: false,
+  advertise: [],
+  agentCertTtlMs: 30 * 86_400_000,
+  enrollApprove: false,
   disconnectAfterMs: 0,
   lostAfterMs: 60_000,
   stepDeadlineSlackMs: 60_000,
@@ -44,7 +59,7 @@ const ENV: Record<string, keyof ServerConfig> = {
   DROVER_LISTEN: 'listen',
   DROVER_DATA_DIR: 'dataDir',
   DROVER_LOG_LEVEL: 'logLevel',
-  DROVER_ENROLL_TOKEN: 'enrollToken',
+  DROVER_ADVERTISE: 'advertise',
 };
 
 export class ConfigError extends Error {
@@ -71,7 +86,12 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
     logLevel: String(merged.logLevel),
     heartbeatIntervalMs: Number(merged.heartbeatIntervalMs),
     maxRuns: Number(merged.maxRuns),
-    enrollToken: String(merged.enrollToken ?? ''),
+    insecure: merged.insecure === true || merged.insecure === 'true',
+    advertise: (Array.isArray(merged.advertise) ? merged.advertise.map(String) : String(merged.advertise ?? '').split(','))
+      .map((h) => h.trim())
+      .filter(Boolean),
+    agentCertTtlMs: merged.agentCertTtl !== undefined ? (parseDuration(String(merged.agentCertTtl)) ?? NaN) : Number(merged.agentCertTtlMs),
+    enrollApprove: merged.enrollApprove === true || merged.enrollApprove === 'true',
     disconnectAfterMs: Number(merged.disconnectAfterMs) || 3 * Number(merged.heartbeatIntervalMs),
     lostAfterMs: Number(merged.lostAfterMs),
     stepDeadlineSlackMs: Number(merged.stepDeadlineSlackMs),
@@ -81,6 +101,15 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
   }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(cfg.logLevel)) {
     throw new ConfigError(`--log-level "${cfg.logLevel}" is not one of fatal, error, warn, info, debug, trace, silent`);
+  }
+  if (!Number.isFinite(cfg.agentCertTtlMs) || cfg.agentCertTtlMs < 3000) {
+    throw new ConfigError(`--agent-cert-ttl "${merged.agentCertTtl}" is not a duration of at least 3s (for example 30d or 12h)`);
+  }
+  const host = cfg.listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  if (cfg.insecure && !(host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.')))) {
+    throw new ConfigError(
+      `--insecure is refused on ${cfg.listen}: without TLS anyone on the network could run commands on every agent. Listen on 127.0.0.1 for an insecure local test, or drop --insecure (TLS is set up by itself)`,
+    );
   }
   if (cfg.lostAfterMs < cfg.disconnectAfterMs) {
     throw new ConfigError(`--lost-after-ms (${cfg.lostAfterMs}) must not be shorter than --disconnect-after-ms (${cfg.disconnectAfterMs})`);

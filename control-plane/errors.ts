@@ -23,6 +23,10 @@ export type ApiErrorCode =
   | 'DEVICE_NOT_FOUND'
   | 'DEVICE_EXISTS'
   | 'INVALID_DEVICE'
+  | 'INVALID_INPUT'
+  | 'TOKEN_NOT_FOUND'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
   | 'INTERNAL';
 
 export class ApiError extends Error {

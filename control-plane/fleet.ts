@@ -23,6 +23,8 @@ export interface LiveAgent {
   conn?: AgentConnection;
   heartbeat?: HeartbeatOut;
   connectedSinceMs: number;
+  /** The agent process behind the current link (Hello.boot_id). */
+  bootId?: string;
 }
 
 export class Fleet {
@@ -57,11 +59,26 @@ export class Fleet {
     }));
   }
 
-  /** Registers a hello. A newer connection under the same name replaces the old one. */
+  /**
+   * Registers a hello. A newer connection under the same name (it presented
+   * that agent's credential: the transport checked) replaces the old one. If
+   * the old one is another live process, it is told so and stops, instead of
+   * reconnecting and taking the link back a moment later.
+   */
   connect(conn: AgentConnection, hello: HelloOut): LiveAgent {
     const now = this.now();
     const existing = this.agents.get(hello.name);
-    if (existing?.conn && existing.conn !== conn) existing.conn.close('replaced by a newer connection');
+    if (existing?.conn && existing.conn !== conn) {
+      if (existing.bootId && existing.bootId !== hello.bootId) {
+        existing.conn.send({
+          reject: {
+            code: 'REPLACED',
+            message: `another process with this agent's identity ("${hello.name}") connected from ${conn.peer}; this one stops. Run one agent process per identity and state dir`,
+          },
+        });
+      }
+      existing.conn.close('replaced by a newer connection');
+    }
     // A new state dir means a new journal whose numbering starts at 1 again.
     const sameInstance = !existing?.record.instanceId || existing.record.instanceId === hello.instanceId;
     const record: AgentRecord = {
@@ -74,7 +91,7 @@ export class Fleet {
       instanceId: hello.instanceId,
       draining: existing?.record.draining ?? false,
     };
-    const live: LiveAgent = { record, state: 'connected', conn, heartbeat: existing?.heartbeat, connectedSinceMs: now, heardMs: now };
+    const live: LiveAgent = { record, state: 'connected', conn, heartbeat: existing?.heartbeat, connectedSinceMs: now, heardMs: now, bootId: hello.bootId };
     this.agents.set(record.name, live);
     this.store.putAgent(record);
     this.changes.publish(live);
@@ -124,6 +141,15 @@ export class Fleet {
       }
     }
     return lost;
+  }
+
+  /** Marks an agent lost at once (revoked): its link is already cut. */
+  markLost(name: string) {
+    const live = this.agents.get(name);
+    if (!live) return;
+    live.conn = undefined;
+    live.state = 'lost';
+    this.changes.publish(live);
   }
 
   setDraining(name: string, draining: boolean): LiveAgent | undefined {

@@ -2,6 +2,8 @@
 /** `drover server`: the control plane process. Builds the transports and wires the parts. */
 import * as grpc from '@grpc/grpc-js';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { droverV1 } from '../proto/index.js';
 import { natsConnectHint, natsConnectionOptions, type NatsOptions } from '../proto/nats-options.js';
@@ -10,6 +12,13 @@ import { fleetService } from './api/fleet-api.js';
 import { runService } from './api/run-api.js';
 import { deviceService } from './api/device-api.js';
 import { workflowService } from './api/workflow-api.js';
+import { accessService, enrollHandler } from './api/access-api.js';
+import { accessInterceptor, FailureThrottle } from './security/access.js';
+import { bootstrapAdminToken } from './security/bootstrap.js';
+import { Credentials } from './security/credentials.js';
+import { CertificateError, Pki } from './security/pki.js';
+import { ControlSigner } from './security/signer.js';
+import { Tokens } from './security/tokens.js';
 import { ConfigError, DEFAULTS, resolveConfig, type ServerConfig } from './config.js';
 import { Devices } from './devices.js';
 import { Fleet } from './fleet.js';
@@ -49,6 +58,26 @@ async function connectNats(o: NatsOptions, log: Logger): Promise<NatsConnection>
   return nc;
 }
 
+/**
+ * TLS for gRPC. Client certificates are asked for but not required at the
+ * TLS layer: API callers present a bearer token instead, and an agent that
+ * has not enrolled yet has none. The access interceptor decides per RPC.
+ * One provider serves both the CA and the server identity (certificate plus
+ * the CA, so an enrolling agent sees the CA in the chain and checks its hash).
+ */
+function tlsCredentials(pki: Pki): grpc.ServerCredentials {
+  const ca = { caCertificate: Buffer.from(pki.caPem) };
+  const identity = { certificate: Buffer.from(pki.serverCertPem + pki.caPem), privateKey: Buffer.from(pki.serverKeyPem) };
+  // Listeners are told on the next tick: grpc-js registers its own watcher only after adding them.
+  const provider = {
+    addCaCertificateListener: (l: (u: typeof ca) => void) => setImmediate(() => l(ca)),
+    removeCaCertificateListener: () => {},
+    addIdentityCertificateListener: (l: (u: typeof identity) => void) => setImmediate(() => l(identity)),
+    removeIdentityCertificateListener: () => {},
+  };
+  return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+}
+
 async function serve(cfg: ServerConfig) {
   const log = createLogger(cfg.logLevel);
   const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns });
@@ -65,10 +94,21 @@ async function serve(cfg: ServerConfig) {
     for (const agent of fleet.sweep(cfg.disconnectAfterMs, cfg.lostAfterMs)) runs.agentLost(agent);
     runs.sweepDeadlines();
   }, 1000).unref();
+  const host = cfg.listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const pki = await Pki.open({ dataDir: cfg.dataDir, hosts: [host, hostname(), ...cfg.advertise], now });
+  const tokens = new Tokens(store, pki.caHash, now);
+  const adminTokenFile = await bootstrapAdminToken(cfg.dataDir, tokens, store);
+  const credentials = new Credentials({ store, pki, tokens, now, certTtlMs: cfg.agentCertTtlMs, approve: cfg.enrollApprove });
+  const throttle = new FailureThrottle(now);
+  const signer = new ControlSigner(pki.controlKey, now);
   const sessions = new AgentSessions(fleet, runs, store, log.child({ component: 'agents' }), {
     heartbeatIntervalMs: cfg.heartbeatIntervalMs,
-    enrollToken: cfg.enrollToken,
+    signer,
+    credentials,
+    now,
   });
+  // Certificates that expired on a live link (the agent did not renew), once a second.
+  setInterval(() => sessions.sweepExpired(), 1000).unref();
 
   const v1 = droverV1();
   const server = new grpc.Server({
@@ -77,14 +117,38 @@ async function serve(cfg: ServerConfig) {
     'grpc.keepalive_time_ms': 15_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    interceptors: [accessInterceptor({ tokens, credentials, throttle, adminTokenFile, insecure: cfg.insecure })],
   });
-  server.addService(v1.AgentService.service, grpcAgentService(sessions));
+  server.addService(
+    v1.AgentService.service,
+    grpcAgentService(sessions, {
+      identify: (der) => {
+        if (!der) return undefined; // --insecure: the interceptor let it through without a certificate
+        const cert = credentials.authenticate(der);
+        return { name: cert.name, serial: cert.serial, notAfterMs: cert.notAfterMs };
+      },
+      enroll: enrollHandler({ credentials, pki, throttle, log: log.child({ component: 'enroll' }) }),
+    }),
+  );
+  server.addService(
+    v1.AccessService.service,
+    accessService({
+      tokens,
+      credentials,
+      revoked: (name) => {
+        sessions.cutOff(name, `agent ${name} was revoked by an admin; it cannot connect again until it enrolls anew`);
+        fleet.markLost(name);
+        runs.agentLost(name);
+        log.warn({ agent: name }, 'agent revoked: link closed, its certificates refused from now on');
+      },
+    }),
+  );
   server.addService(v1.FleetService.service, fleetService(fleet));
   server.addService(v1.RunService.service, runService(runs, store));
   server.addService(v1.WorkflowService.service, workflowService(runs, workflows, fleet, devices));
   server.addService(v1.DeviceService.service, deviceService(devices));
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(cfg.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(cfg.listen, cfg.insecure ? grpc.ServerCredentials.createInsecure() : tlsCredentials(pki), (err, p) => (err ? reject(err) : resolve(p))),
   ).catch((err: Error) => {
     throw new ConfigError(
       `cannot listen on ${cfg.listen}: ${err.message.replace(/^No address added out of total \d+ resolved/, 'address unavailable')}` +
@@ -100,9 +164,15 @@ async function serve(cfg: ServerConfig) {
     nats = { nc, link };
     log.info({ nats: nc.getServer(), maxPayload: nc.info?.max_payload }, 'serving NATS agents');
   }
-  log.info({ address, dataDir: cfg.dataDir, agents: fleet.list().length, runs: store.listRuns().length }, 'control plane listening');
+  if (cfg.insecure) {
+    log.warn({ address }, 'INSECURE: --insecure serves plaintext gRPC and trusts agents by the name they give; never use it beyond this machine');
+    process.stderr.write(`WARNING: drover server --insecure: no TLS, agents are not authenticated. For local debugging only.\n`);
+  }
+  log.info({ address, dataDir: cfg.dataDir, agents: fleet.list().length, runs: store.listRuns().length, tls: !cfg.insecure }, 'control plane listening');
   // One plain line on stdout so scripts and `drover dev` can find the address.
   process.stdout.write(`drover server listening on ${address}\n`);
+  process.stdout.write(`drover server CA certificate: ${join(cfg.dataDir, 'ca.pem')} (clients: --ca or DROVER_CA)\n`);
+  process.stdout.write(`drover server admin token: ${adminTokenFile} (clients: --token or DROVER_TOKEN)\n`);
   if (nats) process.stdout.write(`drover server serving NATS agents via nats://${nats.nc.getServer()}\n`);
 
   let stopping = false;
@@ -130,7 +200,10 @@ const program = new Command('drover server')
   .option('--disconnect-after-ms <ms>', 'mark a silent agent disconnected after this (default: 3 heartbeat intervals)', (v) => Number(v))
   .option('--lost-after-ms <ms>', `mark a disconnected agent lost after this; its steps follow the workflow's onAgentLost (default: ${DEFAULTS.lostAfterMs})`, (v) => Number(v))
   .option('--step-deadline-slack-ms <ms>', `fail a step still running this long past its timeout (its agent stopped reporting) (default: ${DEFAULTS.stepDeadlineSlackMs})`, (v) => Number(v))
-  .option('--enroll-token <token>', 'require agents to present this token (env DROVER_ENROLL_TOKEN); empty: no token needed')
+  .option('--advertise <hosts>', 'extra host names or addresses, comma-separated, that clients use to reach this server: the server certificate names them (env DROVER_ADVERTISE)')
+  .option('--agent-cert-ttl <duration>', 'lifetime of agent certificates; agents renew at two thirds of it (default: 30d)')
+  .option('--enroll-approve', 'enrollments wait until an admin runs `drover agent approve NAME`')
+  .option('--insecure', 'LOOPBACK ONLY, for debugging: plaintext gRPC, agents trusted by the name they send (API tokens are still checked)')
   .option('--nats <url>', 'also serve agents over NATS: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md')
   .option('--nats-user <user>', 'NATS user, with --nats-pass (env DROVER_NATS_USER)')
   .option('--nats-pass <password>', 'NATS password (env DROVER_NATS_PASS)')
@@ -149,7 +222,7 @@ const program = new Command('drover server')
     try {
       await serve(resolveConfig(opts));
     } catch (err) {
-      if (err instanceof ConfigError || err instanceof StoreError) {
+      if (err instanceof ConfigError || err instanceof StoreError || err instanceof CertificateError) {
         process.stderr.write(`error: ${err.message}\n`);
         process.exit(1);
       }

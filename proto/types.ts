@@ -41,3 +41,9 @@ export type { SshSpec, SshSpec__Output as SshSpecOut } from './gen/drover/v1/Ssh
 export type { SshCommand, SshCommand__Output as SshCommandOut } from './gen/drover/v1/SshCommand.js';
 export type { DeviceInfo, DeviceInfo__Output as DeviceInfoOut } from './gen/drover/v1/DeviceInfo.js';
 export type { DeviceServiceClient, DeviceServiceHandlers } from './gen/drover/v1/DeviceService.js';
+export type { AccessServiceClient, AccessServiceHandlers } from './gen/drover/v1/AccessService.js';
+export type { TokenInfo, TokenInfo__Output as TokenInfoOut } from './gen/drover/v1/TokenInfo.js';
+export type { AgentCredential, AgentCredential__Output as AgentCredentialOut } from './gen/drover/v1/AgentCredential.js';
+export type { EnrollRequest, EnrollRequest__Output as EnrollRequestOut } from './gen/drover/v1/EnrollRequest.js';
+export type { EnrollResponse, EnrollResponse__Output as EnrollResponseOut } from './gen/drover/v1/EnrollResponse.js';
+export type { ControlEnvelope, ControlEnvelope__Output as ControlEnvelopeOut } from './gen/drover/v1/ControlEnvelope.js';

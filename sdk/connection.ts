@@ -8,9 +8,11 @@
  * (TRANSIENT_FAILURE) fails at once instead of waiting for the deadline.
  */
 import * as grpc from '@grpc/grpc-js';
-import { droverV1, type DeviceServiceClient, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
+import { droverV1, type AccessServiceClient, type DeviceServiceClient, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
 import { CallStream } from './call-stream.js';
 import { fromGrpcError, serverUnreachable } from './errors.js';
+import { diagnoseTls } from './tls.js';
+import { checkControlPlaneIdentity } from '../common/tls.js';
 
 /** Port the control plane listens on unless told otherwise. */
 export const DEFAULT_ADDRESS = '127.0.0.1:7400';
@@ -24,26 +26,49 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
 
 type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
 
+/** How a Connection proves itself and checks the server. */
+export interface ConnectionSecurity {
+  /** API token sent as `authorization: Bearer …` on every call; '' sends none. */
+  token: string;
+  /** PEM of the CA that signed the server's certificate; undefined: the system's roots. */
+  caPem?: string;
+  /** Plaintext, for a control plane started with --insecure on this machine. */
+  insecure: boolean;
+}
+
 /** A live connection to one control plane. */
 export class Connection {
   readonly fleet: FleetServiceClient;
   readonly runs: RunServiceClient;
   readonly workflows: WorkflowServiceClient;
   readonly devices: DeviceServiceClient;
+  readonly access: AccessServiceClient;
   private readonly channel: grpc.Channel;
   private ready: Promise<void> | undefined;
 
   constructor(
     readonly address: string,
     private readonly connectTimeoutMs: number,
+    private readonly security: ConnectionSecurity,
   ) {
-    this.channel = new grpc.Channel(address, grpc.credentials.createInsecure(), {});
+    const creds = security.insecure ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(security.caPem ? Buffer.from(security.caPem) : null, null, null, { checkServerIdentity: checkControlPlaneIdentity });
+    this.channel = new grpc.Channel(address, creds, {});
     const v1 = droverV1();
-    const opts = { channelOverride: this.channel };
-    this.fleet = new v1.FleetService(address, grpc.credentials.createInsecure(), opts);
-    this.runs = new v1.RunService(address, grpc.credentials.createInsecure(), opts);
-    this.workflows = new v1.WorkflowService(address, grpc.credentials.createInsecure(), opts);
-    this.devices = new v1.DeviceService(address, grpc.credentials.createInsecure(), opts);
+    const token = security.token;
+    // One interceptor adds the token to every call (it works on plaintext links too, unlike call credentials).
+    const auth: grpc.Interceptor = (options, next) =>
+      new grpc.InterceptingCall(next(options), {
+        start(metadata, listener, start) {
+          if (token) metadata.set('authorization', `Bearer ${token}`);
+          start(metadata, listener);
+        },
+      });
+    const opts = { channelOverride: this.channel, interceptors: [auth] };
+    this.fleet = new v1.FleetService(address, creds, opts);
+    this.runs = new v1.RunService(address, creds, opts);
+    this.workflows = new v1.WorkflowService(address, creds, opts);
+    this.devices = new v1.DeviceService(address, creds, opts);
+    this.access = new v1.AccessService(address, creds, opts);
   }
 
   /** Resolves once the channel is READY; rejects with SERVER_UNREACHABLE. */
@@ -62,7 +87,8 @@ export class Connection {
         const state = this.channel.getConnectivityState(true);
         if (state === grpc.connectivityState.READY) return resolve();
         if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) {
-          return reject(serverUnreachable(this.address));
+          // Something answers but the handshake failed? Say what, instead of "nobody is there".
+          return void diagnoseTls(this.address, this.security).then((tlsError) => reject(tlsError ?? serverUnreachable(this.address)));
         }
         this.channel.watchConnectivityState(state, deadline, (err) => {
           if (err) reject(serverUnreachable(this.address, err));
@@ -110,6 +136,7 @@ export class Connection {
     this.runs.close();
     this.workflows.close();
     this.devices.close();
+    this.access.close();
     this.channel.close();
   }
 }

@@ -26,7 +26,10 @@ export type ErrorCode =
   | 'SERVER_UNREACHABLE'
   | 'FILE_NOT_FOUND'
   | 'INVALID_INPUT'
-  | 'INSTALL_FAILED';
+  | 'INSTALL_FAILED'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'TOKEN_NOT_FOUND';
 
 /** A located complaint about a workflow document or its params. */
 export interface Problem {
@@ -207,6 +210,33 @@ export class InvalidInputError extends DroverError {
   }
 }
 
+/** The call carried no API token, or one that is wrong, expired or revoked. */
+export class UnauthenticatedError extends DroverError {
+  override readonly name = 'UnauthenticatedError';
+  declare readonly code: 'UNAUTHENTICATED';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('UNAUTHENTICATED', message, options);
+  }
+}
+
+/** The token is valid but its role may not make this call. */
+export class PermissionDeniedError extends DroverError {
+  override readonly name = 'PermissionDeniedError';
+  declare readonly code: 'PERMISSION_DENIED';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('PERMISSION_DENIED', message, options);
+  }
+}
+
+/** No token has that id. */
+export class TokenNotFoundError extends DroverError {
+  override readonly name = 'TokenNotFoundError';
+  declare readonly code: 'TOKEN_NOT_FOUND';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('TOKEN_NOT_FOUND', message, options);
+  }
+}
+
 /**
  * Why installing (or uninstalling) an agent on one host failed; stable, see
  * docs/install.md. The error's `hint` says how to fix it.
@@ -264,6 +294,9 @@ const BY_CODE = {
   FILE_NOT_FOUND: FileNotFoundError,
   INVALID_INPUT: InvalidInputError,
   INSTALL_FAILED: InstallError,
+  UNAUTHENTICATED: UnauthenticatedError,
+  PERMISSION_DENIED: PermissionDeniedError,
+  TOKEN_NOT_FOUND: TokenNotFoundError,
 } as const satisfies Record<ErrorCode, new (message: string, options?: DroverErrorOptions) => DroverError>;
 
 /** Trailing metadata key holding an encoded drover.v1.ErrorDetail. */
@@ -314,6 +347,10 @@ export function fromGrpcError(err: unknown, address: string): DroverError {
     case GrpcStatus.UNAVAILABLE:
     case GrpcStatus.DEADLINE_EXCEEDED:
       return serverUnreachable(address, err);
+    case GrpcStatus.UNAUTHENTICATED:
+      return new UnauthenticatedError(err.details, { hint: 'pass --token or set DROVER_TOKEN', cause: err });
+    case GrpcStatus.PERMISSION_DENIED:
+      return new PermissionDeniedError(err.details, { hint: 'use a token with a role that allows this call', cause: err });
     case GrpcStatus.UNIMPLEMENTED:
       return new InternalError(`the server at ${address} does not implement this call: ${err.details}`, {
         hint: 'the server and the SDK may be different drover versions',

@@ -5,6 +5,7 @@ export { FleetApi, type ListAgentsOptions } from './fleet.js';
 export { RunsApi, type LaunchOptions, type ListRunsOptions, type LogsOptions } from './runs.js';
 export { RunHandle, type RunEventsOptions } from './run-handle.js';
 export { WorkflowsApi } from './workflows.js';
+export { AccessApi, type AgentCredential, type CreateEnrollTokenOptions, type CreateTokenOptions, type Role, type TokenInfo } from './access.js';
 export { DevicesApi, type AddDeviceOptions, type ListDevicesOptions } from './devices.js';
 export { formatWorkflowRef, parseWorkflowRef, type ParsedWorkflowRef } from './source.js';
 export * from './builder.js';

@@ -12,8 +12,12 @@ export interface LinkSession {
 
 export interface LinkHandlers {
   onMessage(msg: ServerMessageOut): void;
-  /** The session ended (error or remote close); `reason` is for logs. */
-  onClose(reason: string): void;
+  /**
+   * The session ended (error or remote close); `reason` is for logs.
+   * `refused`: the control plane refused this agent's credential, so
+   * reconnecting with it cannot help.
+   */
+  onClose(reason: string, refused?: boolean): void;
 }
 
 export interface AgentLink {

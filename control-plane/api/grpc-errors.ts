@@ -16,6 +16,10 @@ const STATUS: Record<ApiErrorCode, grpc.status> = {
   DEVICE_NOT_FOUND: grpc.status.NOT_FOUND,
   DEVICE_EXISTS: grpc.status.ALREADY_EXISTS,
   INVALID_DEVICE: grpc.status.INVALID_ARGUMENT,
+  INVALID_INPUT: grpc.status.INVALID_ARGUMENT,
+  TOKEN_NOT_FOUND: grpc.status.NOT_FOUND,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
   INTERNAL: grpc.status.INTERNAL,
 };
 

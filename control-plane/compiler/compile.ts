@@ -10,7 +10,7 @@ import { evaluate } from '@marcbachmann/cel-js';
 import type { z } from 'zod';
 import type { Problem } from '../errors.js';
 import { describeTarget, matches, proxiesFor, type FleetAgent, type FleetDevice } from '../scheduler/placement.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../../common/duration.js';
 import {
   canonicalize,
   canonicalizeTemplates,

@@ -4,7 +4,7 @@
  * span fields (exactly one step kind, graph, expressions) live in compile.ts.
  */
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../../common/duration.js';
 
 const duration = z
   .union([z.string(), z.number()])

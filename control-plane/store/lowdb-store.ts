@@ -23,7 +23,7 @@ import { Low } from 'lowdb';
 import { ChangeLog, changeLogFile } from './change-log.js';
 import { DurableJsonFile } from './durable-json-file.js';
 import { LogFiles } from './log-files.js';
-import { TERMINAL_RUN, type AgentRecord, type DeviceRecord, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
+import { TERMINAL_RUN, type AgentRecord, type CredentialRecord, type DeviceRecord, type TokenRecord, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
 
 interface Doc {
   version: 1;
@@ -32,6 +32,9 @@ interface Doc {
   workflows: Record<string, WorkflowVersion[]>;
   /** The device inventory (absent in documents written before it existed). */
   devices?: Record<string, DeviceRecord>;
+  /** API and enrollment tokens (hashes only) and agent certificates (absent before they existed). */
+  tokens?: Record<string, TokenRecord>;
+  credentials?: Record<string, CredentialRecord>;
   /** Change logs of this generation and later complete the document (absent: 0). */
   changeGen?: number;
 }
@@ -47,6 +50,9 @@ type Change =
   | ['workflow', WorkflowVersion]
   | ['device', DeviceRecord]
   | ['deleteDevice', string]
+  | ['token', TokenRecord]
+  | ['credential', CredentialRecord]
+  | ['deleteCredential', string]
   | ['deleteRun', string];
 
 export interface LowdbStoreOptions {
@@ -87,6 +93,9 @@ export class LowdbStore implements Store {
   private newVersions: WorkflowVersion[] = [];
   /** Devices put (a record) or deleted (null) since the last write. */
   private dirtyDevices = new Map<string, DeviceRecord | null>();
+  private dirtyTokens = new Set<string>();
+  /** Credentials put (a record) or deleted (null) since the last write. */
+  private dirtyCredentials = new Map<string, CredentialRecord | null>();
   private deletedRuns = new Set<string>();
   /** Set after a failed write: the next write rewrites the document, which carries everything. */
   private snapshotDue = false;
@@ -113,6 +122,8 @@ export class LowdbStore implements Store {
     const data = this.db.data;
     data.workflows ??= {};
     data.devices ??= {};
+    data.tokens ??= {};
+    data.credentials ??= {};
     const gen = data.changeGen ?? 0;
     const gens = ChangeLog.generations(this.logBase).filter((g) => g >= gen);
     let replayed = 0;
@@ -174,6 +185,34 @@ export class LowdbStore implements Store {
   putWorkflowVersion(v: WorkflowVersion) {
     (this.db.data.workflows[v.name] ??= []).push(v);
     this.newVersions.push(v);
+    this.touch();
+  }
+  getToken(id: string) {
+    return this.db.data.tokens?.[id];
+  }
+  listTokens() {
+    return Object.values(this.db.data.tokens ?? {});
+  }
+  putToken(token: TokenRecord) {
+    (this.db.data.tokens ??= {})[token.id] = token;
+    this.dirtyTokens.add(token.id);
+    this.touch();
+  }
+  getCredential(id: string) {
+    return this.db.data.credentials?.[id];
+  }
+  listCredentials() {
+    return Object.values(this.db.data.credentials ?? {});
+  }
+  putCredential(credential: CredentialRecord) {
+    (this.db.data.credentials ??= {})[credential.id] = credential;
+    this.dirtyCredentials.set(credential.id, credential);
+    this.touch();
+  }
+  deleteCredential(id: string) {
+    if (!this.db.data.credentials?.[id]) return;
+    delete this.db.data.credentials[id];
+    this.dirtyCredentials.set(id, null);
     this.touch();
   }
   getDevice(name: string) {
@@ -270,6 +309,15 @@ export class LowdbStore implements Store {
       case 'deleteDevice':
         if (data.devices) delete data.devices[c[1]];
         break;
+      case 'token':
+        (data.tokens ??= {})[c[1].id] = c[1];
+        break;
+      case 'credential':
+        (data.credentials ??= {})[c[1].id] = c[1];
+        break;
+      case 'deleteCredential':
+        if (data.credentials) delete data.credentials[c[1]];
+        break;
     }
   }
 
@@ -281,6 +329,8 @@ export class LowdbStore implements Store {
     for (const name of this.dirtyAgents) if (agents[name]) line(['agent', agents[name]]);
     for (const v of this.newVersions) line(['workflow', v]);
     for (const [name, d] of this.dirtyDevices) line(d ? ['device', d] : ['deleteDevice', name]);
+    for (const id of this.dirtyTokens) if (this.db.data.tokens?.[id]) line(['token', this.db.data.tokens[id]]);
+    for (const [id, c] of this.dirtyCredentials) line(c ? ['credential', c] : ['deleteCredential', id]);
     for (const [id, what] of this.dirtyRuns) {
       const run = runs[id];
       if (!run) continue;
@@ -297,6 +347,8 @@ export class LowdbStore implements Store {
     this.dirtyRuns.clear();
     this.newVersions = [];
     this.dirtyDevices.clear();
+    this.dirtyTokens.clear();
+    this.dirtyCredentials.clear();
     this.deletedRuns.clear();
     return lines.length ? `${lines.join('\n')}\n` : '';
   }

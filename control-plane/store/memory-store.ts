@@ -1,5 +1,5 @@
 /** A Store that keeps everything in memory: for tests and throwaway servers. */
-import type { AgentRecord, DeviceRecord, LogRecord, RunRecord, Store, WorkflowVersion } from './store.js';
+import type { AgentRecord, CredentialRecord, DeviceRecord, TokenRecord, LogRecord, RunRecord, Store, WorkflowVersion } from './store.js';
 
 export class MemoryStore implements Store {
   private agents = new Map<string, AgentRecord>();
@@ -7,6 +7,8 @@ export class MemoryStore implements Store {
   private logs = new Map<string, LogRecord[]>();
   private workflows = new Map<string, WorkflowVersion[]>();
   private devices = new Map<string, DeviceRecord>();
+  private tokens = new Map<string, TokenRecord>();
+  private credentials = new Map<string, CredentialRecord>();
 
   async open() {}
   getAgent(name: string) {
@@ -35,6 +37,27 @@ export class MemoryStore implements Store {
   }
   putWorkflowVersion(v: WorkflowVersion) {
     this.workflows.set(v.name, [...(this.workflows.get(v.name) ?? []), v]);
+  }
+  getToken(id: string) {
+    return this.tokens.get(id);
+  }
+  listTokens() {
+    return [...this.tokens.values()];
+  }
+  putToken(token: TokenRecord) {
+    this.tokens.set(token.id, token);
+  }
+  getCredential(id: string) {
+    return this.credentials.get(id);
+  }
+  listCredentials() {
+    return [...this.credentials.values()];
+  }
+  putCredential(credential: CredentialRecord) {
+    this.credentials.set(credential.id, credential);
+  }
+  deleteCredential(id: string) {
+    this.credentials.delete(id);
   }
   getDevice(name: string) {
     return this.devices.get(name);

@@ -111,6 +111,58 @@ export interface DeviceRecord {
   updatedMs: number;
 }
 
+export type Role = 'viewer' | 'operator' | 'admin';
+
+/**
+ * An API token (`kind: api`, carries a role) or an enrollment token
+ * (`kind: enroll`, trades for an agent certificate). Only the SHA-256 of the
+ * secret is kept; the token itself is shown once, at creation.
+ */
+export interface TokenRecord {
+  id: string;
+  kind: 'api' | 'enroll';
+  role: Role | '';
+  description: string;
+  secretHash: string;
+  createdMs: number;
+  /** 0: never. */
+  expiresMs: number;
+  /** Enrollment: agents it may enroll (0: any number until it expires). */
+  uses: number;
+  used: number;
+  /** Enrollment: labels pinned on every agent enrolled with it. */
+  labels: Record<string, string>;
+  /** Enrollment: glob the agent name must match ('' = any). */
+  namePattern: string;
+  /** 0: not revoked. */
+  revokedMs: number;
+  lastUsedMs: number;
+}
+
+/**
+ * One agent certificate the CA issued (or an enrollment waiting for
+ * `drover agent approve`), keyed by `id`: the serial once issued, else
+ * `pending:<name>`. A revoked serial stays here: it is the deny-list.
+ */
+export interface CredentialRecord {
+  id: string;
+  name: string;
+  serial: string;
+  state: 'pending' | 'active' | 'revoked';
+  requestedMs: number;
+  issuedMs: number;
+  expiresMs: number;
+  revokedMs: number;
+  tokenId: string;
+  /** SHA-256 (hex) of the agent's public key (SPKI DER). */
+  fingerprint: string;
+  labels: Record<string, string>;
+  /** Pending only: the CSR to sign on approval. */
+  csrPem: string;
+  /** The certificate issued (public), so an agent polling after approval gets it. */
+  certPem: string;
+}
+
 export interface LogRecord {
   /** time, ms */
   t: number;
@@ -152,6 +204,13 @@ export interface Store {
   putDevice(device: DeviceRecord): void;
   /** Removes a device; false when there was none of that name. */
   deleteDevice(name: string): boolean;
+  getToken(id: string): TokenRecord | undefined;
+  listTokens(): TokenRecord[];
+  putToken(token: TokenRecord): void;
+  getCredential(id: string): CredentialRecord | undefined;
+  listCredentials(): CredentialRecord[];
+  putCredential(credential: CredentialRecord): void;
+  deleteCredential(id: string): void;
   appendLog(runId: string, record: LogRecord): void;
   /**
    * Every log record of a run so far. The snapshot is taken when called,

@@ -1,15 +1,35 @@
-/** AgentService.Connect over gRPC: one bidirectional stream per agent. */
+/**
+ * AgentService over gRPC: Connect, one bidirectional stream per agent whose
+ * identity is its client certificate, and Enroll, which trades an
+ * enrollment token and a CSR for that certificate.
+ */
 import type * as grpc from '@grpc/grpc-js';
-import type { AgentMessageOut, AgentServiceHandlers, ServerMessage, ServerMessageOut } from '../../proto/index.js';
-import type { AgentConnection, AgentLinkHandler } from './agent-link.js';
+import type { AgentMessageOut, AgentServiceHandlers, EnrollRequestOut, EnrollResponse, ServerMessage, ServerMessageOut } from '../../proto/index.js';
+import type { AgentConnection, AgentIdentity, AgentLinkHandler } from './agent-link.js';
 
-export function grpcAgentService(handler: AgentLinkHandler): AgentServiceHandlers {
+export interface GrpcAgentServiceOptions {
+  /** The identity in a presented client certificate (the access interceptor has already checked it); undefined on --insecure. */
+  identify(der: Buffer | undefined): AgentIdentity | undefined;
+  enroll: grpc.handleUnaryCall<EnrollRequestOut, EnrollResponse>;
+}
+
+export function grpcAgentService(handler: AgentLinkHandler, o: GrpcAgentServiceOptions): AgentServiceHandlers {
   return {
+    Enroll: o.enroll,
     Connect(call: grpc.ServerDuplexStream<AgentMessageOut, ServerMessageOut>) {
+      let identity: AgentIdentity | undefined;
+      try {
+        identity = o.identify(call.getAuthContext()?.sslPeerCertificate?.raw);
+      } catch (err) {
+        call.write({ reject: { code: 'BAD_CERTIFICATE', message: (err as Error).message } });
+        call.end();
+        return;
+      }
       let open = true;
       const conn: AgentConnection = {
         transport: 'grpc',
         peer: call.getPeer(),
+        identity,
         send(msg: ServerMessage) {
           if (open) call.write(msg as ServerMessageOut);
         },

@@ -148,6 +148,8 @@ export class NatsAgentLink {
     const conn: AgentConnection = {
       transport: 'nats',
       peer: `${upSubject(name)}@${this.nc.getServer()}`,
+      // Only the agent's NATS user may publish on its up subject (drover server nats-config).
+      identity: { name, serial: '', notAfterMs: 0 },
       send: (m: ServerMessage) => this.send(session, m),
       close: (reason?: string) => this.end(session, reason ?? 'closed by the control plane'),
     };

@@ -7,8 +7,11 @@ import type { AgentMessage as _drover_v1_AgentMessage, AgentMessage__Output as _
 import type { AgentServiceClient as _drover_v1_AgentServiceClient, AgentServiceDefinition as _drover_v1_AgentServiceDefinition } from './drover/v1/AgentService.js';
 import type { Assign as _drover_v1_Assign, Assign__Output as _drover_v1_Assign__Output } from './drover/v1/Assign.js';
 import type { Cancel as _drover_v1_Cancel, Cancel__Output as _drover_v1_Cancel__Output } from './drover/v1/Cancel.js';
+import type { ControlEnvelope as _drover_v1_ControlEnvelope, ControlEnvelope__Output as _drover_v1_ControlEnvelope__Output } from './drover/v1/ControlEnvelope.js';
 import type { Disk as _drover_v1_Disk, Disk__Output as _drover_v1_Disk__Output } from './drover/v1/Disk.js';
 import type { Drain as _drover_v1_Drain, Drain__Output as _drover_v1_Drain__Output } from './drover/v1/Drain.js';
+import type { EnrollRequest as _drover_v1_EnrollRequest, EnrollRequest__Output as _drover_v1_EnrollRequest__Output } from './drover/v1/EnrollRequest.js';
+import type { EnrollResponse as _drover_v1_EnrollResponse, EnrollResponse__Output as _drover_v1_EnrollResponse__Output } from './drover/v1/EnrollResponse.js';
 import type { Facts as _drover_v1_Facts, Facts__Output as _drover_v1_Facts__Output } from './drover/v1/Facts.js';
 import type { FileSpec as _drover_v1_FileSpec, FileSpec__Output as _drover_v1_FileSpec__Output } from './drover/v1/FileSpec.js';
 import type { Heartbeat as _drover_v1_Heartbeat, Heartbeat__Output as _drover_v1_Heartbeat__Output } from './drover/v1/Heartbeat.js';
@@ -20,9 +23,12 @@ import type { Plan as _drover_v1_Plan, Plan__Output as _drover_v1_Plan__Output }
 import type { PlanStep as _drover_v1_PlanStep, PlanStep__Output as _drover_v1_PlanStep__Output } from './drover/v1/PlanStep.js';
 import type { Reject as _drover_v1_Reject, Reject__Output as _drover_v1_Reject__Output } from './drover/v1/Reject.js';
 import type { Release as _drover_v1_Release, Release__Output as _drover_v1_Release__Output } from './drover/v1/Release.js';
+import type { RenewRequest as _drover_v1_RenewRequest, RenewRequest__Output as _drover_v1_RenewRequest__Output } from './drover/v1/RenewRequest.js';
+import type { Renewed as _drover_v1_Renewed, Renewed__Output as _drover_v1_Renewed__Output } from './drover/v1/Renewed.js';
 import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _drover_v1_RetryPolicy__Output } from './drover/v1/RetryPolicy.js';
 import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from './drover/v1/ScriptSpec.js';
 import type { ServerMessage as _drover_v1_ServerMessage, ServerMessage__Output as _drover_v1_ServerMessage__Output } from './drover/v1/ServerMessage.js';
+import type { SignedControl as _drover_v1_SignedControl, SignedControl__Output as _drover_v1_SignedControl__Output } from './drover/v1/SignedControl.js';
 import type { SshCommand as _drover_v1_SshCommand, SshCommand__Output as _drover_v1_SshCommand__Output } from './drover/v1/SshCommand.js';
 import type { SshSpec as _drover_v1_SshSpec, SshSpec__Output as _drover_v1_SshSpec__Output } from './drover/v1/SshSpec.js';
 import type { StepEvent as _drover_v1_StepEvent, StepEvent__Output as _drover_v1_StepEvent__Output } from './drover/v1/StepEvent.js';
@@ -42,9 +48,13 @@ export interface ProtoGrpcType {
       Assign: MessageTypeDefinition<_drover_v1_Assign, _drover_v1_Assign__Output>
       Backoff: EnumTypeDefinition
       Cancel: MessageTypeDefinition<_drover_v1_Cancel, _drover_v1_Cancel__Output>
+      ControlEnvelope: MessageTypeDefinition<_drover_v1_ControlEnvelope, _drover_v1_ControlEnvelope__Output>
       DepStatus: EnumTypeDefinition
       Disk: MessageTypeDefinition<_drover_v1_Disk, _drover_v1_Disk__Output>
       Drain: MessageTypeDefinition<_drover_v1_Drain, _drover_v1_Drain__Output>
+      EnrollRequest: MessageTypeDefinition<_drover_v1_EnrollRequest, _drover_v1_EnrollRequest__Output>
+      EnrollResponse: MessageTypeDefinition<_drover_v1_EnrollResponse, _drover_v1_EnrollResponse__Output>
+      EnrollStatus: EnumTypeDefinition
       Facts: MessageTypeDefinition<_drover_v1_Facts, _drover_v1_Facts__Output>
       FileSpec: MessageTypeDefinition<_drover_v1_FileSpec, _drover_v1_FileSpec__Output>
       Heartbeat: MessageTypeDefinition<_drover_v1_Heartbeat, _drover_v1_Heartbeat__Output>
@@ -57,9 +67,12 @@ export interface ProtoGrpcType {
       PlanStep: MessageTypeDefinition<_drover_v1_PlanStep, _drover_v1_PlanStep__Output>
       Reject: MessageTypeDefinition<_drover_v1_Reject, _drover_v1_Reject__Output>
       Release: MessageTypeDefinition<_drover_v1_Release, _drover_v1_Release__Output>
+      RenewRequest: MessageTypeDefinition<_drover_v1_RenewRequest, _drover_v1_RenewRequest__Output>
+      Renewed: MessageTypeDefinition<_drover_v1_Renewed, _drover_v1_Renewed__Output>
       RetryPolicy: MessageTypeDefinition<_drover_v1_RetryPolicy, _drover_v1_RetryPolicy__Output>
       ScriptSpec: MessageTypeDefinition<_drover_v1_ScriptSpec, _drover_v1_ScriptSpec__Output>
       ServerMessage: MessageTypeDefinition<_drover_v1_ServerMessage, _drover_v1_ServerMessage__Output>
+      SignedControl: MessageTypeDefinition<_drover_v1_SignedControl, _drover_v1_SignedControl__Output>
       SshCommand: MessageTypeDefinition<_drover_v1_SshCommand, _drover_v1_SshCommand__Output>
       SshSpec: MessageTypeDefinition<_drover_v1_SshSpec, _drover_v1_SshSpec__Output>
       StepEvent: MessageTypeDefinition<_drover_v1_StepEvent, _drover_v1_StepEvent__Output>

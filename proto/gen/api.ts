@@ -2,8 +2,11 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { AccessServiceClient as _drover_v1_AccessServiceClient, AccessServiceDefinition as _drover_v1_AccessServiceDefinition } from './drover/v1/AccessService.js';
 import type { Ack as _drover_v1_Ack, Ack__Output as _drover_v1_Ack__Output } from './drover/v1/Ack.js';
 import type { AddDeviceRequest as _drover_v1_AddDeviceRequest, AddDeviceRequest__Output as _drover_v1_AddDeviceRequest__Output } from './drover/v1/AddDeviceRequest.js';
+import type { AgentCredential as _drover_v1_AgentCredential, AgentCredential__Output as _drover_v1_AgentCredential__Output } from './drover/v1/AgentCredential.js';
+import type { AgentCredentialRequest as _drover_v1_AgentCredentialRequest, AgentCredentialRequest__Output as _drover_v1_AgentCredentialRequest__Output } from './drover/v1/AgentCredentialRequest.js';
 import type { AgentInfo as _drover_v1_AgentInfo, AgentInfo__Output as _drover_v1_AgentInfo__Output } from './drover/v1/AgentInfo.js';
 import type { AgentMatch as _drover_v1_AgentMatch, AgentMatch__Output as _drover_v1_AgentMatch__Output } from './drover/v1/AgentMatch.js';
 import type { AgentMessage as _drover_v1_AgentMessage, AgentMessage__Output as _drover_v1_AgentMessage__Output } from './drover/v1/AgentMessage.js';
@@ -12,11 +15,16 @@ import type { ApplyWorkflowRequest as _drover_v1_ApplyWorkflowRequest, ApplyWork
 import type { Assign as _drover_v1_Assign, Assign__Output as _drover_v1_Assign__Output } from './drover/v1/Assign.js';
 import type { Cancel as _drover_v1_Cancel, Cancel__Output as _drover_v1_Cancel__Output } from './drover/v1/Cancel.js';
 import type { CancelRunRequest as _drover_v1_CancelRunRequest, CancelRunRequest__Output as _drover_v1_CancelRunRequest__Output } from './drover/v1/CancelRunRequest.js';
+import type { ControlEnvelope as _drover_v1_ControlEnvelope, ControlEnvelope__Output as _drover_v1_ControlEnvelope__Output } from './drover/v1/ControlEnvelope.js';
+import type { CreateTokenRequest as _drover_v1_CreateTokenRequest, CreateTokenRequest__Output as _drover_v1_CreateTokenRequest__Output } from './drover/v1/CreateTokenRequest.js';
+import type { CreateTokenResponse as _drover_v1_CreateTokenResponse, CreateTokenResponse__Output as _drover_v1_CreateTokenResponse__Output } from './drover/v1/CreateTokenResponse.js';
 import type { DeviceInfo as _drover_v1_DeviceInfo, DeviceInfo__Output as _drover_v1_DeviceInfo__Output } from './drover/v1/DeviceInfo.js';
 import type { DeviceServiceClient as _drover_v1_DeviceServiceClient, DeviceServiceDefinition as _drover_v1_DeviceServiceDefinition } from './drover/v1/DeviceService.js';
 import type { Disk as _drover_v1_Disk, Disk__Output as _drover_v1_Disk__Output } from './drover/v1/Disk.js';
 import type { Drain as _drover_v1_Drain, Drain__Output as _drover_v1_Drain__Output } from './drover/v1/Drain.js';
 import type { DrainAgentRequest as _drover_v1_DrainAgentRequest, DrainAgentRequest__Output as _drover_v1_DrainAgentRequest__Output } from './drover/v1/DrainAgentRequest.js';
+import type { EnrollRequest as _drover_v1_EnrollRequest, EnrollRequest__Output as _drover_v1_EnrollRequest__Output } from './drover/v1/EnrollRequest.js';
+import type { EnrollResponse as _drover_v1_EnrollResponse, EnrollResponse__Output as _drover_v1_EnrollResponse__Output } from './drover/v1/EnrollResponse.js';
 import type { ErrorDetail as _drover_v1_ErrorDetail, ErrorDetail__Output as _drover_v1_ErrorDetail__Output } from './drover/v1/ErrorDetail.js';
 import type { Facts as _drover_v1_Facts, Facts__Output as _drover_v1_Facts__Output } from './drover/v1/Facts.js';
 import type { FileSpec as _drover_v1_FileSpec, FileSpec__Output as _drover_v1_FileSpec__Output } from './drover/v1/FileSpec.js';
@@ -30,12 +38,16 @@ import type { Heartbeat as _drover_v1_Heartbeat, Heartbeat__Output as _drover_v1
 import type { Hello as _drover_v1_Hello, Hello__Output as _drover_v1_Hello__Output } from './drover/v1/Hello.js';
 import type { HttpSpec as _drover_v1_HttpSpec, HttpSpec__Output as _drover_v1_HttpSpec__Output } from './drover/v1/HttpSpec.js';
 import type { LabelExpression as _drover_v1_LabelExpression, LabelExpression__Output as _drover_v1_LabelExpression__Output } from './drover/v1/LabelExpression.js';
+import type { ListAgentCredentialsRequest as _drover_v1_ListAgentCredentialsRequest, ListAgentCredentialsRequest__Output as _drover_v1_ListAgentCredentialsRequest__Output } from './drover/v1/ListAgentCredentialsRequest.js';
+import type { ListAgentCredentialsResponse as _drover_v1_ListAgentCredentialsResponse, ListAgentCredentialsResponse__Output as _drover_v1_ListAgentCredentialsResponse__Output } from './drover/v1/ListAgentCredentialsResponse.js';
 import type { ListAgentsRequest as _drover_v1_ListAgentsRequest, ListAgentsRequest__Output as _drover_v1_ListAgentsRequest__Output } from './drover/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _drover_v1_ListAgentsResponse, ListAgentsResponse__Output as _drover_v1_ListAgentsResponse__Output } from './drover/v1/ListAgentsResponse.js';
 import type { ListDevicesRequest as _drover_v1_ListDevicesRequest, ListDevicesRequest__Output as _drover_v1_ListDevicesRequest__Output } from './drover/v1/ListDevicesRequest.js';
 import type { ListDevicesResponse as _drover_v1_ListDevicesResponse, ListDevicesResponse__Output as _drover_v1_ListDevicesResponse__Output } from './drover/v1/ListDevicesResponse.js';
 import type { ListRunsRequest as _drover_v1_ListRunsRequest, ListRunsRequest__Output as _drover_v1_ListRunsRequest__Output } from './drover/v1/ListRunsRequest.js';
 import type { ListRunsResponse as _drover_v1_ListRunsResponse, ListRunsResponse__Output as _drover_v1_ListRunsResponse__Output } from './drover/v1/ListRunsResponse.js';
+import type { ListTokensRequest as _drover_v1_ListTokensRequest, ListTokensRequest__Output as _drover_v1_ListTokensRequest__Output } from './drover/v1/ListTokensRequest.js';
+import type { ListTokensResponse as _drover_v1_ListTokensResponse, ListTokensResponse__Output as _drover_v1_ListTokensResponse__Output } from './drover/v1/ListTokensResponse.js';
 import type { ListWorkflowsRequest as _drover_v1_ListWorkflowsRequest, ListWorkflowsRequest__Output as _drover_v1_ListWorkflowsRequest__Output } from './drover/v1/ListWorkflowsRequest.js';
 import type { ListWorkflowsResponse as _drover_v1_ListWorkflowsResponse, ListWorkflowsResponse__Output as _drover_v1_ListWorkflowsResponse__Output } from './drover/v1/ListWorkflowsResponse.js';
 import type { LogChunk as _drover_v1_LogChunk, LogChunk__Output as _drover_v1_LogChunk__Output } from './drover/v1/LogChunk.js';
@@ -50,23 +62,30 @@ import type { Problem as _drover_v1_Problem, Problem__Output as _drover_v1_Probl
 import type { Reject as _drover_v1_Reject, Reject__Output as _drover_v1_Reject__Output } from './drover/v1/Reject.js';
 import type { Release as _drover_v1_Release, Release__Output as _drover_v1_Release__Output } from './drover/v1/Release.js';
 import type { RemoveDeviceRequest as _drover_v1_RemoveDeviceRequest, RemoveDeviceRequest__Output as _drover_v1_RemoveDeviceRequest__Output } from './drover/v1/RemoveDeviceRequest.js';
+import type { RenewRequest as _drover_v1_RenewRequest, RenewRequest__Output as _drover_v1_RenewRequest__Output } from './drover/v1/RenewRequest.js';
+import type { Renewed as _drover_v1_Renewed, Renewed__Output as _drover_v1_Renewed__Output } from './drover/v1/Renewed.js';
 import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _drover_v1_RetryPolicy__Output } from './drover/v1/RetryPolicy.js';
+import type { RevokeTokenRequest as _drover_v1_RevokeTokenRequest, RevokeTokenRequest__Output as _drover_v1_RevokeTokenRequest__Output } from './drover/v1/RevokeTokenRequest.js';
 import type { RunEvent as _drover_v1_RunEvent, RunEvent__Output as _drover_v1_RunEvent__Output } from './drover/v1/RunEvent.js';
 import type { RunInfo as _drover_v1_RunInfo, RunInfo__Output as _drover_v1_RunInfo__Output } from './drover/v1/RunInfo.js';
 import type { RunServiceClient as _drover_v1_RunServiceClient, RunServiceDefinition as _drover_v1_RunServiceDefinition } from './drover/v1/RunService.js';
 import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from './drover/v1/ScriptSpec.js';
 import type { ServerMessage as _drover_v1_ServerMessage, ServerMessage__Output as _drover_v1_ServerMessage__Output } from './drover/v1/ServerMessage.js';
+import type { SignedControl as _drover_v1_SignedControl, SignedControl__Output as _drover_v1_SignedControl__Output } from './drover/v1/SignedControl.js';
 import type { SshCommand as _drover_v1_SshCommand, SshCommand__Output as _drover_v1_SshCommand__Output } from './drover/v1/SshCommand.js';
 import type { SshSpec as _drover_v1_SshSpec, SshSpec__Output as _drover_v1_SshSpec__Output } from './drover/v1/SshSpec.js';
 import type { StepEvent as _drover_v1_StepEvent, StepEvent__Output as _drover_v1_StepEvent__Output } from './drover/v1/StepEvent.js';
 import type { StepInfo as _drover_v1_StepInfo, StepInfo__Output as _drover_v1_StepInfo__Output } from './drover/v1/StepInfo.js';
 import type { SubmitRunRequest as _drover_v1_SubmitRunRequest, SubmitRunRequest__Output as _drover_v1_SubmitRunRequest__Output } from './drover/v1/SubmitRunRequest.js';
 import type { Target as _drover_v1_Target, Target__Output as _drover_v1_Target__Output } from './drover/v1/Target.js';
+import type { TokenInfo as _drover_v1_TokenInfo, TokenInfo__Output as _drover_v1_TokenInfo__Output } from './drover/v1/TokenInfo.js';
 import type { ValidateWorkflowRequest as _drover_v1_ValidateWorkflowRequest, ValidateWorkflowRequest__Output as _drover_v1_ValidateWorkflowRequest__Output } from './drover/v1/ValidateWorkflowRequest.js';
 import type { ValidateWorkflowResponse as _drover_v1_ValidateWorkflowResponse, ValidateWorkflowResponse__Output as _drover_v1_ValidateWorkflowResponse__Output } from './drover/v1/ValidateWorkflowResponse.js';
 import type { WatchAgentsRequest as _drover_v1_WatchAgentsRequest, WatchAgentsRequest__Output as _drover_v1_WatchAgentsRequest__Output } from './drover/v1/WatchAgentsRequest.js';
 import type { WatchRunRequest as _drover_v1_WatchRunRequest, WatchRunRequest__Output as _drover_v1_WatchRunRequest__Output } from './drover/v1/WatchRunRequest.js';
 import type { Welcome as _drover_v1_Welcome, Welcome__Output as _drover_v1_Welcome__Output } from './drover/v1/Welcome.js';
+import type { WhoAmIRequest as _drover_v1_WhoAmIRequest, WhoAmIRequest__Output as _drover_v1_WhoAmIRequest__Output } from './drover/v1/WhoAmIRequest.js';
+import type { WhoAmIResponse as _drover_v1_WhoAmIResponse, WhoAmIResponse__Output as _drover_v1_WhoAmIResponse__Output } from './drover/v1/WhoAmIResponse.js';
 import type { WorkflowInfo as _drover_v1_WorkflowInfo, WorkflowInfo__Output as _drover_v1_WorkflowInfo__Output } from './drover/v1/WorkflowInfo.js';
 import type { WorkflowServiceClient as _drover_v1_WorkflowServiceClient, WorkflowServiceDefinition as _drover_v1_WorkflowServiceDefinition } from './drover/v1/WorkflowService.js';
 
@@ -77,8 +96,11 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   drover: {
     v1: {
+      AccessService: SubtypeConstructor<typeof grpc.Client, _drover_v1_AccessServiceClient> & { service: _drover_v1_AccessServiceDefinition }
       Ack: MessageTypeDefinition<_drover_v1_Ack, _drover_v1_Ack__Output>
       AddDeviceRequest: MessageTypeDefinition<_drover_v1_AddDeviceRequest, _drover_v1_AddDeviceRequest__Output>
+      AgentCredential: MessageTypeDefinition<_drover_v1_AgentCredential, _drover_v1_AgentCredential__Output>
+      AgentCredentialRequest: MessageTypeDefinition<_drover_v1_AgentCredentialRequest, _drover_v1_AgentCredentialRequest__Output>
       AgentInfo: MessageTypeDefinition<_drover_v1_AgentInfo, _drover_v1_AgentInfo__Output>
       AgentMatch: MessageTypeDefinition<_drover_v1_AgentMatch, _drover_v1_AgentMatch__Output>
       AgentMessage: MessageTypeDefinition<_drover_v1_AgentMessage, _drover_v1_AgentMessage__Output>
@@ -89,12 +111,18 @@ export interface ProtoGrpcType {
       Backoff: EnumTypeDefinition
       Cancel: MessageTypeDefinition<_drover_v1_Cancel, _drover_v1_Cancel__Output>
       CancelRunRequest: MessageTypeDefinition<_drover_v1_CancelRunRequest, _drover_v1_CancelRunRequest__Output>
+      ControlEnvelope: MessageTypeDefinition<_drover_v1_ControlEnvelope, _drover_v1_ControlEnvelope__Output>
+      CreateTokenRequest: MessageTypeDefinition<_drover_v1_CreateTokenRequest, _drover_v1_CreateTokenRequest__Output>
+      CreateTokenResponse: MessageTypeDefinition<_drover_v1_CreateTokenResponse, _drover_v1_CreateTokenResponse__Output>
       DepStatus: EnumTypeDefinition
       DeviceInfo: MessageTypeDefinition<_drover_v1_DeviceInfo, _drover_v1_DeviceInfo__Output>
       DeviceService: SubtypeConstructor<typeof grpc.Client, _drover_v1_DeviceServiceClient> & { service: _drover_v1_DeviceServiceDefinition }
       Disk: MessageTypeDefinition<_drover_v1_Disk, _drover_v1_Disk__Output>
       Drain: MessageTypeDefinition<_drover_v1_Drain, _drover_v1_Drain__Output>
       DrainAgentRequest: MessageTypeDefinition<_drover_v1_DrainAgentRequest, _drover_v1_DrainAgentRequest__Output>
+      EnrollRequest: MessageTypeDefinition<_drover_v1_EnrollRequest, _drover_v1_EnrollRequest__Output>
+      EnrollResponse: MessageTypeDefinition<_drover_v1_EnrollResponse, _drover_v1_EnrollResponse__Output>
+      EnrollStatus: EnumTypeDefinition
       ErrorDetail: MessageTypeDefinition<_drover_v1_ErrorDetail, _drover_v1_ErrorDetail__Output>
       Facts: MessageTypeDefinition<_drover_v1_Facts, _drover_v1_Facts__Output>
       FileSpec: MessageTypeDefinition<_drover_v1_FileSpec, _drover_v1_FileSpec__Output>
@@ -108,12 +136,16 @@ export interface ProtoGrpcType {
       Hello: MessageTypeDefinition<_drover_v1_Hello, _drover_v1_Hello__Output>
       HttpSpec: MessageTypeDefinition<_drover_v1_HttpSpec, _drover_v1_HttpSpec__Output>
       LabelExpression: MessageTypeDefinition<_drover_v1_LabelExpression, _drover_v1_LabelExpression__Output>
+      ListAgentCredentialsRequest: MessageTypeDefinition<_drover_v1_ListAgentCredentialsRequest, _drover_v1_ListAgentCredentialsRequest__Output>
+      ListAgentCredentialsResponse: MessageTypeDefinition<_drover_v1_ListAgentCredentialsResponse, _drover_v1_ListAgentCredentialsResponse__Output>
       ListAgentsRequest: MessageTypeDefinition<_drover_v1_ListAgentsRequest, _drover_v1_ListAgentsRequest__Output>
       ListAgentsResponse: MessageTypeDefinition<_drover_v1_ListAgentsResponse, _drover_v1_ListAgentsResponse__Output>
       ListDevicesRequest: MessageTypeDefinition<_drover_v1_ListDevicesRequest, _drover_v1_ListDevicesRequest__Output>
       ListDevicesResponse: MessageTypeDefinition<_drover_v1_ListDevicesResponse, _drover_v1_ListDevicesResponse__Output>
       ListRunsRequest: MessageTypeDefinition<_drover_v1_ListRunsRequest, _drover_v1_ListRunsRequest__Output>
       ListRunsResponse: MessageTypeDefinition<_drover_v1_ListRunsResponse, _drover_v1_ListRunsResponse__Output>
+      ListTokensRequest: MessageTypeDefinition<_drover_v1_ListTokensRequest, _drover_v1_ListTokensRequest__Output>
+      ListTokensResponse: MessageTypeDefinition<_drover_v1_ListTokensResponse, _drover_v1_ListTokensResponse__Output>
       ListWorkflowsRequest: MessageTypeDefinition<_drover_v1_ListWorkflowsRequest, _drover_v1_ListWorkflowsRequest__Output>
       ListWorkflowsResponse: MessageTypeDefinition<_drover_v1_ListWorkflowsResponse, _drover_v1_ListWorkflowsResponse__Output>
       LogChunk: MessageTypeDefinition<_drover_v1_LogChunk, _drover_v1_LogChunk__Output>
@@ -129,13 +161,17 @@ export interface ProtoGrpcType {
       Reject: MessageTypeDefinition<_drover_v1_Reject, _drover_v1_Reject__Output>
       Release: MessageTypeDefinition<_drover_v1_Release, _drover_v1_Release__Output>
       RemoveDeviceRequest: MessageTypeDefinition<_drover_v1_RemoveDeviceRequest, _drover_v1_RemoveDeviceRequest__Output>
+      RenewRequest: MessageTypeDefinition<_drover_v1_RenewRequest, _drover_v1_RenewRequest__Output>
+      Renewed: MessageTypeDefinition<_drover_v1_Renewed, _drover_v1_Renewed__Output>
       RetryPolicy: MessageTypeDefinition<_drover_v1_RetryPolicy, _drover_v1_RetryPolicy__Output>
+      RevokeTokenRequest: MessageTypeDefinition<_drover_v1_RevokeTokenRequest, _drover_v1_RevokeTokenRequest__Output>
       RunEvent: MessageTypeDefinition<_drover_v1_RunEvent, _drover_v1_RunEvent__Output>
       RunInfo: MessageTypeDefinition<_drover_v1_RunInfo, _drover_v1_RunInfo__Output>
       RunService: SubtypeConstructor<typeof grpc.Client, _drover_v1_RunServiceClient> & { service: _drover_v1_RunServiceDefinition }
       RunStatus: EnumTypeDefinition
       ScriptSpec: MessageTypeDefinition<_drover_v1_ScriptSpec, _drover_v1_ScriptSpec__Output>
       ServerMessage: MessageTypeDefinition<_drover_v1_ServerMessage, _drover_v1_ServerMessage__Output>
+      SignedControl: MessageTypeDefinition<_drover_v1_SignedControl, _drover_v1_SignedControl__Output>
       SshCommand: MessageTypeDefinition<_drover_v1_SshCommand, _drover_v1_SshCommand__Output>
       SshSpec: MessageTypeDefinition<_drover_v1_SshSpec, _drover_v1_SshSpec__Output>
       StepEvent: MessageTypeDefinition<_drover_v1_StepEvent, _drover_v1_StepEvent__Output>
@@ -145,11 +181,14 @@ export interface ProtoGrpcType {
       Strategy: EnumTypeDefinition
       SubmitRunRequest: MessageTypeDefinition<_drover_v1_SubmitRunRequest, _drover_v1_SubmitRunRequest__Output>
       Target: MessageTypeDefinition<_drover_v1_Target, _drover_v1_Target__Output>
+      TokenInfo: MessageTypeDefinition<_drover_v1_TokenInfo, _drover_v1_TokenInfo__Output>
       ValidateWorkflowRequest: MessageTypeDefinition<_drover_v1_ValidateWorkflowRequest, _drover_v1_ValidateWorkflowRequest__Output>
       ValidateWorkflowResponse: MessageTypeDefinition<_drover_v1_ValidateWorkflowResponse, _drover_v1_ValidateWorkflowResponse__Output>
       WatchAgentsRequest: MessageTypeDefinition<_drover_v1_WatchAgentsRequest, _drover_v1_WatchAgentsRequest__Output>
       WatchRunRequest: MessageTypeDefinition<_drover_v1_WatchRunRequest, _drover_v1_WatchRunRequest__Output>
       Welcome: MessageTypeDefinition<_drover_v1_Welcome, _drover_v1_Welcome__Output>
+      WhoAmIRequest: MessageTypeDefinition<_drover_v1_WhoAmIRequest, _drover_v1_WhoAmIRequest__Output>
+      WhoAmIResponse: MessageTypeDefinition<_drover_v1_WhoAmIResponse, _drover_v1_WhoAmIResponse__Output>
       WorkflowInfo: MessageTypeDefinition<_drover_v1_WorkflowInfo, _drover_v1_WorkflowInfo__Output>
       WorkflowService: SubtypeConstructor<typeof grpc.Client, _drover_v1_WorkflowServiceClient> & { service: _drover_v1_WorkflowServiceDefinition }
     }

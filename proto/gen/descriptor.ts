@@ -355,6 +355,10 @@ export const DESCRIPTOR = {
          "requestStream": true,
          "responseType": "ServerMessage",
          "responseStream": true
+        },
+        "Enroll": {
+         "requestType": "EnrollRequest",
+         "responseType": "EnrollResponse"
         }
        }
       },
@@ -365,7 +369,8 @@ export const DESCRIPTOR = {
           "hello",
           "heartbeat",
           "stepEvent",
-          "log"
+          "log",
+          "renew"
          ]
         }
        },
@@ -389,6 +394,10 @@ export const DESCRIPTOR = {
         "log": {
          "type": "LogChunk",
          "id": 5
+        },
+        "renew": {
+         "type": "RenewRequest",
+         "id": 6
         }
        }
       },
@@ -402,7 +411,9 @@ export const DESCRIPTOR = {
           "cancel",
           "ack",
           "drain",
-          "reject"
+          "reject",
+          "signed",
+          "renewed"
          ]
         }
        },
@@ -434,6 +445,110 @@ export const DESCRIPTOR = {
         "reject": {
          "type": "Reject",
          "id": 7
+        },
+        "signed": {
+         "type": "SignedControl",
+         "id": 8
+        },
+        "renewed": {
+         "type": "Renewed",
+         "id": 9
+        }
+       }
+      },
+      "SignedControl": {
+       "fields": {
+        "payload": {
+         "type": "bytes",
+         "id": 1
+        },
+        "signature": {
+         "type": "bytes",
+         "id": 2
+        }
+       }
+      },
+      "ControlEnvelope": {
+       "fields": {
+        "agent": {
+         "type": "string",
+         "id": 1
+        },
+        "counter": {
+         "type": "int64",
+         "id": 2
+        },
+        "message": {
+         "type": "ServerMessage",
+         "id": 3
+        }
+       }
+      },
+      "EnrollRequest": {
+       "fields": {
+        "token": {
+         "type": "string",
+         "id": 1
+        },
+        "name": {
+         "type": "string",
+         "id": 2
+        },
+        "csrPem": {
+         "type": "string",
+         "id": 3
+        },
+        "labels": {
+         "keyType": "string",
+         "type": "string",
+         "id": 4
+        }
+       }
+      },
+      "EnrollStatus": {
+       "values": {
+        "ENROLL_STATUS_UNSPECIFIED": 0,
+        "ENROLL_STATUS_ISSUED": 1,
+        "ENROLL_STATUS_PENDING": 2
+       }
+      },
+      "EnrollResponse": {
+       "fields": {
+        "status": {
+         "type": "EnrollStatus",
+         "id": 1
+        },
+        "certificatePem": {
+         "type": "string",
+         "id": 2
+        },
+        "caPem": {
+         "type": "string",
+         "id": 3
+        },
+        "controlKeyPem": {
+         "type": "string",
+         "id": 4
+        },
+        "message": {
+         "type": "string",
+         "id": 5
+        }
+       }
+      },
+      "RenewRequest": {
+       "fields": {
+        "csrPem": {
+         "type": "string",
+         "id": 1
+        }
+       }
+      },
+      "Renewed": {
+       "fields": {
+        "certificatePem": {
+         "type": "string",
+         "id": 1
         }
        }
       },
@@ -624,6 +739,10 @@ export const DESCRIPTOR = {
         "journalDroppedLogBytes": {
          "type": "int64",
          "id": 13
+        },
+        "rejectedControlMessages": {
+         "type": "int64",
+         "id": 14
         }
        }
       },
@@ -924,6 +1043,244 @@ export const DESCRIPTOR = {
         "RemoveDevice": {
          "requestType": "RemoveDeviceRequest",
          "responseType": "DeviceInfo"
+        }
+       }
+      },
+      "AccessService": {
+       "methods": {
+        "CreateToken": {
+         "requestType": "CreateTokenRequest",
+         "responseType": "CreateTokenResponse"
+        },
+        "ListTokens": {
+         "requestType": "ListTokensRequest",
+         "responseType": "ListTokensResponse"
+        },
+        "RevokeToken": {
+         "requestType": "RevokeTokenRequest",
+         "responseType": "TokenInfo"
+        },
+        "ListAgentCredentials": {
+         "requestType": "ListAgentCredentialsRequest",
+         "responseType": "ListAgentCredentialsResponse"
+        },
+        "ApproveAgent": {
+         "requestType": "AgentCredentialRequest",
+         "responseType": "AgentCredential"
+        },
+        "RevokeAgent": {
+         "requestType": "AgentCredentialRequest",
+         "responseType": "AgentCredential"
+        },
+        "WhoAmI": {
+         "requestType": "WhoAmIRequest",
+         "responseType": "WhoAmIResponse"
+        }
+       }
+      },
+      "CreateTokenRequest": {
+       "fields": {
+        "kind": {
+         "type": "string",
+         "id": 1
+        },
+        "role": {
+         "type": "string",
+         "id": 2
+        },
+        "ttlMs": {
+         "type": "int64",
+         "id": 3
+        },
+        "uses": {
+         "type": "int32",
+         "id": 4
+        },
+        "labels": {
+         "keyType": "string",
+         "type": "string",
+         "id": 5
+        },
+        "namePattern": {
+         "type": "string",
+         "id": 6
+        },
+        "description": {
+         "type": "string",
+         "id": 7
+        }
+       }
+      },
+      "CreateTokenResponse": {
+       "fields": {
+        "token": {
+         "type": "string",
+         "id": 1
+        },
+        "info": {
+         "type": "TokenInfo",
+         "id": 2
+        }
+       }
+      },
+      "TokenInfo": {
+       "fields": {
+        "id": {
+         "type": "string",
+         "id": 1
+        },
+        "kind": {
+         "type": "string",
+         "id": 2
+        },
+        "role": {
+         "type": "string",
+         "id": 3
+        },
+        "description": {
+         "type": "string",
+         "id": 4
+        },
+        "createdMs": {
+         "type": "int64",
+         "id": 5
+        },
+        "expiresMs": {
+         "type": "int64",
+         "id": 6
+        },
+        "uses": {
+         "type": "int32",
+         "id": 7
+        },
+        "used": {
+         "type": "int32",
+         "id": 8
+        },
+        "labels": {
+         "keyType": "string",
+         "type": "string",
+         "id": 9
+        },
+        "namePattern": {
+         "type": "string",
+         "id": 10
+        },
+        "revokedMs": {
+         "type": "int64",
+         "id": 11
+        },
+        "lastUsedMs": {
+         "type": "int64",
+         "id": 12
+        }
+       }
+      },
+      "ListTokensRequest": {
+       "fields": {}
+      },
+      "ListTokensResponse": {
+       "fields": {
+        "tokens": {
+         "rule": "repeated",
+         "type": "TokenInfo",
+         "id": 1
+        }
+       }
+      },
+      "RevokeTokenRequest": {
+       "fields": {
+        "id": {
+         "type": "string",
+         "id": 1
+        }
+       }
+      },
+      "AgentCredential": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "serial": {
+         "type": "string",
+         "id": 2
+        },
+        "state": {
+         "type": "string",
+         "id": 3
+        },
+        "issuedMs": {
+         "type": "int64",
+         "id": 4
+        },
+        "expiresMs": {
+         "type": "int64",
+         "id": 5
+        },
+        "tokenId": {
+         "type": "string",
+         "id": 6
+        },
+        "revokedMs": {
+         "type": "int64",
+         "id": 7
+        },
+        "fingerprint": {
+         "type": "string",
+         "id": 8
+        },
+        "labels": {
+         "keyType": "string",
+         "type": "string",
+         "id": 9
+        },
+        "requestedMs": {
+         "type": "int64",
+         "id": 10
+        }
+       }
+      },
+      "ListAgentCredentialsRequest": {
+       "fields": {}
+      },
+      "ListAgentCredentialsResponse": {
+       "fields": {
+        "credentials": {
+         "rule": "repeated",
+         "type": "AgentCredential",
+         "id": 1
+        }
+       }
+      },
+      "AgentCredentialRequest": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        }
+       }
+      },
+      "WhoAmIRequest": {
+       "fields": {}
+      },
+      "WhoAmIResponse": {
+       "fields": {
+        "tokenId": {
+         "type": "string",
+         "id": 1
+        },
+        "role": {
+         "type": "string",
+         "id": 2
+        },
+        "description": {
+         "type": "string",
+         "id": 3
+        },
+        "expiresMs": {
+         "type": "int64",
+         "id": 4
         }
        }
       },

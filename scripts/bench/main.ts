@@ -69,7 +69,7 @@ try {
     const cl = await startStepsCluster(ctx);
     try {
       // The idle agent is measured in the background: it does nothing while the others work.
-      const footprint = wanted('agentFootprint') ? await startFootprint(ctx, cl.server.address, cl.client) : undefined;
+      const footprint = wanted('agentFootprint') ? await startFootprint(ctx, cl.server, cl.client) : undefined;
       if (wanted('stepOverhead') || wanted('crossAgentHop')) {
         const { overhead, hop } = await stepFigures(ctx, cl);
         if (wanted('stepOverhead')) figures.stepOverhead = overhead;

@@ -4,6 +4,7 @@
  * process: CPU seconds, resident and peak resident memory.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createEnrollToken, readServerCredentials, type ServerCredentials } from '../lib/credentials.js';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -102,6 +103,10 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
 export interface ServerProc extends Proc {
   address: string;
   dataDir: string;
+  /** Admin token and CA, for clients (TLS and tokens are on, as in a real fleet). */
+  creds: ServerCredentials;
+  /** A multi-use enrollment token for the agents the bench starts. */
+  enrollToken: string;
 }
 
 export interface ServerOptions {
@@ -126,13 +131,16 @@ export async function startServer(o: ServerOptions): Promise<ServerProc> {
   const p = launch(process.execPath, args, join(o.dir, `${o.name}.log`));
   const address = await waitFor(() => /listening on (\S+)/.exec(p.stdout())?.[1], 20_000, () => `the control plane to listen (log: ${p.logFile})`);
   if (o.nats) await waitFor(() => /serving NATS agents/.test(p.stdout()), 20_000, () => `the control plane to serve NATS (log: ${p.logFile})`);
-  return { ...p, address, dataDir };
+  const creds = readServerCredentials(dataDir);
+  return { ...p, address, dataDir, creds, enrollToken: await createEnrollToken(address, creds) };
 }
 
 export interface AgentOptions {
   dir: string;
   name: string;
   server: string;
+  /** Enrollment token for the agent's first start. */
+  token: string;
   labels?: Record<string, string>;
   /** Run the single-executable agent instead of `node dist/agent/main.js`. */
   binary?: boolean;
@@ -141,7 +149,7 @@ export interface AgentOptions {
 /** Starts a real agent (the built one, or the single executable) dialling the control plane over gRPC. */
 export function startAgent(o: AgentOptions): Proc {
   const stateDir = join(o.dir, `agent-${o.name}`);
-  const args = ['--server', o.server, '--name', o.name, '--state-dir', stateDir];
+  const args = ['--server', o.server, '--name', o.name, '--state-dir', stateDir, '--token', o.token];
   for (const [k, v] of Object.entries(o.labels ?? {})) args.push('--label', `${k}=${v}`);
   const log = join(o.dir, `agent-${o.name}.log`);
   return o.binary ? launch(ENTRY.agentBinary, args, log) : launch(process.execPath, [ENTRY.agent, ...args], log);

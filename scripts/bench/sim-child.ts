@@ -9,6 +9,7 @@ import pino from 'pino';
 import { GrpcLink } from '../../agent/link/grpc-link.js';
 import { NatsLink } from '../../agent/link/nats-link.js';
 import type { AgentLink } from '../../agent/link/link.js';
+import { enrollSimAgents } from '../sim/enroll.js';
 import { SimFleet } from '../sim/fleet.js';
 
 export interface SimChildConfig {
@@ -20,6 +21,9 @@ export interface SimChildConfig {
   labels: Record<string, string>;
   /** Spread the first connections over this many ms. */
   rampMs: number;
+  /** The control plane's gRPC address and an enrollment token: every simulated agent enrolls, as a real one does. */
+  enrollAddress: string;
+  enrollToken: string;
 }
 
 export type SimChildMessage = { type: 'stats' } | { type: 'stop' };
@@ -34,16 +38,18 @@ export interface SimChildStats {
 const cfg = JSON.parse(process.argv[2]) as SimChildConfig;
 let nc: NatsConnection | undefined;
 let link: (name: string) => AgentLink;
+const names = Array.from({ length: cfg.count }, (_, i) => `${cfg.prefix}${i}`);
+const ids = await enrollSimAgents(cfg.enrollAddress, cfg.enrollToken, names);
 if (cfg.transport === 'grpc') {
   // A subchannel pool per channel: every simulated agent gets a TCP connection of its own.
-  link = (name) => new GrpcLink(cfg.address, { 'grpc.use_local_subchannel_pool': 1, 'drover.sim': name });
+  link = (name) => new GrpcLink(cfg.address, ids.tls.get(name), { 'grpc.use_local_subchannel_pool': 1, 'drover.sim': name });
 } else {
   nc = await connect({ servers: cfg.address, name: `drover-bench-sim ${cfg.prefix}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
   const log = pino({ level: 'silent' });
   const shared = nc;
   link = (name) => new NatsLink(shared, name, log);
 }
-const fleet = new SimFleet({ count: cfg.count, prefix: cfg.prefix, labels: cfg.labels, link, rampMs: cfg.rampMs });
+const fleet = new SimFleet({ count: cfg.count, prefix: cfg.prefix, labels: cfg.labels, link, rampMs: cfg.rampMs, controlKey: ids.controlKey });
 fleet.start();
 
 process.on('message', (m: SimChildMessage) => {

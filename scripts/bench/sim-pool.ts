@@ -19,6 +19,9 @@ export interface SimPoolOptions {
   labels: Record<string, string>;
   /** Spread the first connections over this many ms (see SimOptions.rampMs). */
   rampMs?: number;
+  /** Where the simulated agents enroll (the control plane's gRPC address) and with what token. */
+  enrollAddress: string;
+  enrollToken: string;
 }
 
 export class SimPool {
@@ -40,6 +43,8 @@ export class SimPool {
         prefix: `${opts.prefix}${i}-`,
         labels: opts.labels,
         rampMs: opts.rampMs ?? 0,
+        enrollAddress: opts.enrollAddress,
+        enrollToken: opts.enrollToken,
       };
       const child = fork(CHILD, [JSON.stringify(cfg)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       pool.children.push(child);

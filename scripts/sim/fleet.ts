@@ -9,7 +9,9 @@
  * `npm run bench` (fan-out to thousands of agents, idle fleets).
  */
 import { randomUUID } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { AgentMessage, AssignOut, ServerMessageOut } from '../../proto/index.js';
+import { ControlVerifier } from '../../agent/control.js';
 import type { AgentLink, LinkSession } from '../../agent/link/link.js';
 
 /** Same reconnect policy as the real agent (agent/connection.ts). */
@@ -23,6 +25,8 @@ export interface SimOptions {
   labels: Record<string, string>;
   /** Builds the link for one simulated agent. */
   link(name: string): AgentLink;
+  /** The key control messages are verified with, as a real agent does (enrollment hands it out). */
+  controlKey: KeyObject | undefined;
   /** Override the heartbeat interval the control plane asks for (ms). */
   heartbeatMs?: number;
   /**
@@ -57,6 +61,7 @@ class SimAgent {
   private runs = new Map<string, Pending>();
   private stopped = false;
   private readonly instanceId = randomUUID();
+  private readonly verifier: ControlVerifier;
   connected = false;
 
   constructor(
@@ -65,7 +70,10 @@ class SimAgent {
     private readonly labels: Record<string, string>,
     private readonly stats: SimStats,
     private readonly heartbeatMs: number | undefined,
-  ) {}
+    controlKey: KeyObject | undefined,
+  ) {
+    this.verifier = new ControlVerifier(name, controlKey, undefined);
+  }
 
   open() {
     if (this.stopped) return;
@@ -99,7 +107,10 @@ class SimAgent {
     if (this.connected) this.session?.send(msg);
   }
 
-  private onMessage(session: LinkSession, m: ServerMessageOut) {
+  private onMessage(session: LinkSession, raw: ServerMessageOut) {
+    const verdict = this.verifier.check(raw);
+    if (!verdict.ok) return;
+    const m = verdict.message;
     if (m.welcome) {
       this.connected = true;
       this.failures = 0;
@@ -185,7 +196,7 @@ export class SimFleet {
     const { count, rampMs = 0 } = this.opts;
     for (let i = 0; i < count; i++) {
       const name = `${this.opts.prefix}${i}`;
-      const agent = new SimAgent(name, this.opts.link(name), this.opts.labels, this.stats, this.opts.heartbeatMs);
+      const agent = new SimAgent(name, this.opts.link(name), this.opts.labels, this.stats, this.opts.heartbeatMs, this.opts.controlKey);
       this.agents.push(agent);
       if (rampMs > 0) setTimeout(() => agent.open(), (rampMs * i) / count);
       else agent.open();

@@ -1,10 +1,31 @@
+/**
+ * How a command reaches the control plane: address, API token and CA, each
+ * from its flag (on the command or before it), the environment, the CLI
+ * config file, or what `drover dev` left in ./.drover/dev/server, in that
+ * order of preference.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { DroverClient } from '../client.js';
+import { parse as parseYaml } from 'yaml';
+import { DroverClient, type ClientOptions } from '../client.js';
 import { DEFAULT_ADDRESS } from '../connection.js';
+import { InvalidInputError } from '../errors.js';
 
 /** `--server ADDR`, accepted both before the command and after it. */
 export function serverOption(): Option {
   return new Option('--server <addr>', `control plane address (default: $DROVER_ADDR or ${DEFAULT_ADDRESS})`);
+}
+
+/** `--token TOKEN`. */
+export function tokenOption(): Option {
+  return new Option('--token <token>', 'API token (default: $DROVER_TOKEN, the config file, or ./.drover/dev/server/admin.token)');
+}
+
+/** `--ca FILE`. */
+export function caOption(): Option {
+  return new Option('--ca <file>', "CA certificate the control plane's certificate is checked against (default: $DROVER_CA, the config file, or ./.drover/dev/server/ca.pem)");
 }
 
 /** `-o, --output table|json`. */
@@ -12,18 +33,64 @@ export function outputOption(): Option {
   return new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table');
 }
 
-/** The address chosen for a command: its own --server, the global one, DROVER_ADDR, the default. */
-export function serverAddress(cmd: Command): string {
-  for (let c: Command | null = cmd; c; c = c.parent) {
-    const server = c.opts<{ server?: string }>().server;
-    if (server) return server;
+/** The CLI config file: $DROVER_CONFIG, else ~/.config/drover/config.yaml. */
+export function configFile(env = process.env): string {
+  return env.DROVER_CONFIG || join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'drover', 'config.yaml');
+}
+
+interface FileConfig {
+  server?: string;
+  token?: string;
+  ca?: string;
+}
+
+function readConfig(file: string, required: boolean): FileConfig {
+  if (!existsSync(file)) {
+    if (required) throw new InvalidInputError(`the config file ${file} (DROVER_CONFIG) does not exist`, { hint: 'create it (keys: server, token, ca) or unset DROVER_CONFIG' });
+    return {};
   }
-  return process.env.DROVER_ADDR || DEFAULT_ADDRESS;
+  try {
+    const doc = (parseYaml(readFileSync(file, 'utf8')) ?? {}) as FileConfig;
+    if (typeof doc !== 'object') throw new Error('not a mapping');
+    return doc;
+  } catch (err) {
+    throw new InvalidInputError(`cannot read the config file ${file}: ${(err as Error).message}`, { hint: 'it is YAML with the keys server, token and ca' });
+  }
+}
+
+/** The first value of a global or command option, from this command up. */
+function flag(cmd: Command, key: 'server' | 'token' | 'ca' | 'insecure'): unknown {
+  for (let c: Command | null = cmd; c; c = c.parent) {
+    const v = c.opts<Record<string, unknown>>()[key];
+    if (v) return v;
+  }
+  return undefined;
+}
+
+/** The address chosen for a command: its own --server, the global one, DROVER_ADDR, the config file, the default. */
+export function serverAddress(cmd: Command): string {
+  return clientOptions(cmd).address!;
+}
+
+/** Everything a client needs, resolved for `cmd`. */
+export function clientOptions(cmd: Command, env = process.env): ClientOptions {
+  const file = readConfig(configFile(env), !!env.DROVER_CONFIG);
+  const dev = join('.drover', 'dev', 'server');
+  const devToken = join(dev, 'admin.token');
+  const devCa = join(dev, 'ca.pem');
+  const token = (flag(cmd, 'token') as string) || env.DROVER_TOKEN || file.token || (existsSync(devToken) ? readFileSync(devToken, 'utf8').trim() : '');
+  const ca = (flag(cmd, 'ca') as string) || env.DROVER_CA || file.ca || (existsSync(devCa) ? devCa : undefined);
+  return {
+    address: (flag(cmd, 'server') as string) || env.DROVER_ADDR || file.server || DEFAULT_ADDRESS,
+    token,
+    ca,
+    insecure: !!flag(cmd, 'insecure'),
+  };
 }
 
 /** Runs `fn` with a client for the command's server, closing it afterwards. */
 export async function withClient<T>(cmd: Command, fn: (client: DroverClient) => Promise<T>): Promise<T> {
-  const client = new DroverClient({ address: serverAddress(cmd) });
+  const client = new DroverClient(clientOptions(cmd));
   try {
     return await fn(client);
   } finally {

@@ -2,6 +2,9 @@
 import { CommanderError } from 'commander';
 import { buildProgram } from './program.js';
 import { exitCodeFor, formatError } from './report.js';
+import { quietIpServerNameWarning } from '../../common/tls.js';
+
+quietIpServerNameWarning();
 
 // `drover runs | head` closes stdout early; that is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

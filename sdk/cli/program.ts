@@ -1,7 +1,7 @@
 /** The `drover` command tree: global options and the one place commands are registered. */
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
-import { serverOption } from './context.js';
+import { caOption, serverOption, tokenOption } from './context.js';
 import { examples } from './help.js';
 import * as agent from './commands/agent.js';
 import * as cancel from './commands/cancel.js';
@@ -20,12 +20,15 @@ import * as validate from './commands/validate.js';
 import * as workflowApply from './commands/workflow/apply.js';
 import * as workflowList from './commands/workflow/list.js';
 import * as workflowShow from './commands/workflow/show.js';
+import * as tokenCreate from './commands/token/create.js';
+import * as tokenList from './commands/token/list.js';
+import * as tokenRevoke from './commands/token/revoke.js';
 
 /** A command that only groups subcommands (`drover workflow apply|list|show`). */
 function group(name: string, summary: string, description: string, verbs: readonly { register(group: Command): void }[], help: string) {
   return {
     register(program: Command): void {
-      const cmd = program.command(name).summary(summary).description(description).addOption(serverOption()).addHelpText('after', help);
+      const cmd = program.command(name).summary(summary).description(description).addOption(serverOption()).addOption(tokenOption()).addOption(caOption()).addHelpText('after', help);
       for (const verb of verbs) verb.register(cmd);
     },
   };
@@ -56,7 +59,20 @@ const device = group(
   ),
 );
 
-const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, workflow];
+const token = group(
+  'token',
+  'API and enrollment tokens: create, list, revoke',
+  'Tokens are how people, scripts and new agents prove themselves to the control plane. API tokens carry a role (viewer, operator, admin); enrollment tokens let an agent enroll once. Only a hash of each is stored. See docs/security.md.',
+  [tokenCreate, tokenList, tokenRevoke],
+  examples(
+    'drover token create --role viewer --description dashboards',
+    'drover token create --enroll --ttl 1h --uses 1',
+    'drover token list',
+    'drover token revoke 3f2a9c1d0b7e',
+  ),
+);
+
+const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, workflow, token];
 
 /** The package version from package.json: two levels up from sdk/cli/ in the source tree, three from dist/sdk/cli/. */
 function version(): string {
@@ -77,14 +93,18 @@ export function buildProgram(): Command {
   const program = new Command('drover')
     .description('Drover: run workflows across a fleet of edge agents.')
     .version(version(), '-V, --version', 'print the drover version')
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .enablePositionalOptions()
     .exitOverride()
     .showHelpAfterError('(add --help for usage)')
     .configureHelp({ sortSubcommands: false, showGlobalOptions: false })
     .addHelpText(
       'after',
-      '\nEnvironment:\n  DROVER_ADDR   control plane address used when --server is not given\n\n' +
+      '\nEnvironment:\n' +
+        '  DROVER_ADDR    control plane address used when --server is not given\n' +
+        '  DROVER_TOKEN   API token used when --token is not given\n' +
+        '  DROVER_CA      CA certificate file used when --ca is not given\n' +
+        '  DROVER_CONFIG  config file (YAML: server, token, ca); default ~/.config/drover/config.yaml\n\n' +
         'Examples:\n' +
         '  drover dev                                          # local control plane + 3 agents\n' +
         '  drover fleet\n' +

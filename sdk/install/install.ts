@@ -56,7 +56,9 @@ export interface InstallEvents {
 export interface InstallDeps {
   connect(opts: ConnectOptions): Promise<RemoteHost>;
   /** The agent as the control plane at `api` sees it; undefined when unknown; rejects with ServerUnreachableError. */
-  agent(api: string, name: string): Promise<Agent | undefined>;
+  agent(api: string, name: string, creds: ApiCredentials): Promise<Agent | undefined>;
+  /** A one-use enrollment token for agent `name`, made at `api`. */
+  enrollToken(api: string, name: string, creds: ApiCredentials): Promise<string>;
   /** Pause between fleet checks. */
   sleep(ms: number): Promise<void>;
 }
@@ -66,14 +68,28 @@ const POLL_MS = 500;
 /** Lines of the agent's log shown when it does not connect. */
 const LOG_LINES = 30;
 
+/** How long a token the installer makes for an agent stays valid: long enough for a slow host to start. */
+const INSTALL_TOKEN_TTL_MS = 60 * 60_000;
+
+type ApiCredentials = ResolvedInstallOptions['credentials'];
+
 const clients = new Map<string, DroverClient>();
+
+function clientFor(api: string, creds: ApiCredentials): DroverClient {
+  let client = clients.get(api);
+  if (!client) clients.set(api, (client = new DroverClient({ address: api, ...creds })));
+  return client;
+}
 
 /** The real seams: SSH via node-ssh and the SDK's fleet.get. */
 export const defaultDeps: InstallDeps = {
   connect: (opts) => SshHost.connect(opts),
-  async agent(api, name) {
-    let client = clients.get(api);
-    if (!client) clients.set(api, (client = new DroverClient({ address: api })));
+  async enrollToken(api, name, creds) {
+    const made = await clientFor(api, creds).access.createEnrollToken({ uses: 1, ttlMs: INSTALL_TOKEN_TTL_MS, namePattern: name, description: `drover agent install: ${name}` });
+    return made.token;
+  },
+  async agent(api, name, creds) {
+    const client = clientFor(api, creds);
     try {
       return await client.fleet.get(name);
     } catch (err) {
@@ -179,10 +195,24 @@ function agentConfig(opts: ResolvedInstallOptions, facts: HostFacts, existing: E
   };
 }
 
-/** The agent, or undefined when the control plane does not know it or does not answer (`answered` says which). */
-async function lookUp(deps: InstallDeps, api: string, name: string): Promise<{ agent?: Agent; answered: boolean }> {
+/** An enrollment token for the agent being installed; fails the host (nothing changed yet) when none can be made. */
+async function mintToken(deps: InstallDeps, api: string, name: string, creds: ApiCredentials, target: string): Promise<string> {
   try {
-    return { agent: await deps.agent(api, name), answered: true };
+    return await deps.enrollToken(api, name, creds);
+  } catch (err) {
+    throw fail(
+      'BAD_INPUT',
+      `${target}: cannot make an enrollment token for ${name} at ${api}: ${(err as Error).message}; nothing was changed`,
+      'the installer needs an admin API token (--token or DROVER_TOKEN) and the CA (--ca or DROVER_CA); or pass --enroll-token with one made by `drover token create --enroll`',
+      err,
+    );
+  }
+}
+
+/** The agent, or undefined when the control plane does not know it or does not answer (`answered` says which). */
+async function lookUp(deps: InstallDeps, api: string, name: string, creds: ApiCredentials): Promise<{ agent?: Agent; answered: boolean }> {
+  try {
+    return { agent: await deps.agent(api, name, creds), answered: true };
   } catch (err) {
     if (err instanceof ServerUnreachableError) return { answered: false };
     throw err;
@@ -201,11 +231,12 @@ async function waitConnected(
   before: Agent | undefined,
   version: string,
   waitMs: number,
+  creds: ApiCredentials,
 ): Promise<{ agent?: Agent; answered: boolean }> {
   const deadline = Date.now() + waitMs;
   let answered = false;
   for (;;) {
-    const seen = await lookUp(deps, api, name);
+    const seen = await lookUp(deps, api, name, creds);
     answered ||= seen.answered;
     const agent = seen.agent;
     const fresh = !before || before.state !== 'connected' || agent?.connectedSince !== before.connectedSince;
@@ -292,6 +323,11 @@ export async function installAgent(opts: ResolvedInstallOptions, events: Install
     }
     const config = agentConfig(opts, facts, existing, target);
     result.name = config.name;
+    const api = opts.api ?? config.server;
+    if (!config.token && !existing.config) {
+      // A first install enrolls with a token of its own: one use, this agent's name only, an hour.
+      config.token = opts.dryRun ? '<a one-use enrollment token, made at install>' : await mintToken(deps, api, config.name, opts.credentials, target);
+    }
     const plan = planInstall({
       layout: opts.layout,
       facts,
@@ -312,8 +348,7 @@ export async function installAgent(opts: ResolvedInstallOptions, events: Install
       return result;
     }
 
-    const api = opts.api ?? config.server;
-    const before = opts.waitMs > 0 ? (await lookUp(deps, api, config.name)).agent : undefined;
+    const before = opts.waitMs > 0 ? (await lookUp(deps, api, config.name, opts.credentials)).agent : undefined;
     const ctx = { user: opts.runAs, bin: opts.layout.bin };
     let version = '';
     try {
@@ -324,7 +359,7 @@ export async function installAgent(opts: ResolvedInstallOptions, events: Install
       result.version = version;
       if (opts.waitMs > 0) {
         events.step?.(target, `wait for ${config.name} to connect to ${api}`, false);
-        const seen = await waitConnected(deps, api, config.name, before, version, opts.waitMs);
+        const seen = await waitConnected(deps, api, config.name, before, version, opts.waitMs, opts.credentials);
         if (!seen.agent) {
           const logs = await agentLogs(host, opts, init, result.sudo);
           const why = seen.answered

@@ -25,8 +25,14 @@ export interface InstallOptions {
   name?: string;
   /** Agent labels. Default: the installed agent's labels, else none. */
   labels?: Record<string, string>;
-  /** Enrollment token written to the config. Default: the installed one, else none. */
+  /**
+   * Enrollment token written to the config. Default: the installed one; on a
+   * first install, a fresh one made for this agent alone (one use, one hour,
+   * its name only) with `credentials`.
+   */
   token?: string;
+  /** The installer's own access to the control plane at `api`: an API token (admin, to make enrollment tokens) and the CA. */
+  credentials?: { token?: string; ca?: string };
   /** Install everything under this directory instead of the system layout. */
   prefix?: string;
   /** The agent binary, or a directory holding drover-agent-linux-<arch>. Default: this package's dist/. */
@@ -54,6 +60,7 @@ export interface ResolvedInstallOptions {
   name?: string;
   labels?: Record<string, string>;
   token?: string;
+  credentials: { token?: string; ca?: string };
   layout: Layout;
   binary?: string;
   runAs: string;
@@ -122,6 +129,7 @@ export function resolveInstallOptions(o: InstallOptions): ResolvedInstallOptions
     name: o.name,
     labels: o.labels,
     token: o.token,
+    credentials: o.credentials ?? {},
     layout: layoutFor(o.prefix),
     ...(o.binary ? { binary: expandPath(o.binary) } : {}),
     runAs,

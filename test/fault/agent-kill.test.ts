@@ -18,8 +18,8 @@ describe('fault - agent killed mid-step', () => {
   it(`fault - ${KILLS} SIGKILLs of an agent across a run lose nothing and repeat no attempt`, async () => {
     const server = await startServer();
     const stateDir = tempDir('drover-victim-');
-    let agent: AgentProc = startAgent(server.address, 'victim', { role: 'victim' }, stateDir);
-    const client = new DroverClient({ address: server.address });
+    let agent: AgentProc = startAgent(server, 'victim', { role: 'victim' }, stateDir);
+    const client = new DroverClient(server.clientOptions);
     const dir = tempDir('drover-fault1-');
     const started = join(dir, 'started');
     const done = join(dir, 'done');
@@ -44,7 +44,7 @@ describe('fault - agent killed mid-step', () => {
       await new Promise((r) => setTimeout(r, 50 + Math.random() * 150));
       agent.child.kill('SIGKILL');
       await new Promise((r) => agent.child.once('exit', r));
-      agent = startAgent(server.address, 'victim', { role: 'victim' }, stateDir);
+      agent = startAgent(server, 'victim', { role: 'victim' }, stateDir);
     }
     const run = await handle.wait();
     const attempts = lines(started);

@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { droverV1, type AgentMessage, type ServerMessageOut } from '../../proto/index.js';
 import { DroverClient } from '../../sdk/index.js';
 import { startAgent, startServer, tempDir, waitFor } from '../helpers/cluster.js';
+import { rawAgent } from '../helpers/raw-agent.js';
 import { startProxy } from '../helpers/tcp-proxy.js';
 import { lines, storedLogs } from './fault-helpers.js';
 
@@ -20,8 +21,8 @@ describe('fault - link faults', () => {
   it('fault - a partition longer than the heartbeat timeout loses and repeats nothing', async () => {
     const server = await startServer({ args: ['--heartbeat-interval-ms', '300', '--lost-after-ms', '60000'] });
     const proxy = await startProxy(server.address);
-    startAgent(proxy.address, 'edge', { site: 'far' });
-    const client = new DroverClient({ address: server.address });
+    startAgent({ address: proxy.address, enrollToken: server.enrollToken }, 'edge', { site: 'far' });
+    const client = new DroverClient(server.clientOptions);
     await waitFor(async () => (await client.fleet.get('edge').catch(() => undefined))?.state === 'connected', 20_000, () => 'edge to connect');
 
     const dir = tempDir('drover-fault3-');
@@ -64,8 +65,8 @@ describe('fault - link faults', () => {
   it('fault - a repeated Assign runs nothing twice; a repeated StepEvent and LogChunk apply once', async () => {
     const server = await startServer();
     const proxy = await startProxy(server.address);
-    startAgent(proxy.address, 'real', { kind: 'real' });
-    const client = new DroverClient({ address: server.address });
+    startAgent({ address: proxy.address, enrollToken: server.enrollToken }, 'real', { kind: 'real' });
+    const client = new DroverClient(server.clientOptions);
     await waitFor(async () => (await client.fleet.get('real').catch(() => undefined))?.state === 'connected', 20_000, () => 'agent');
     const dir = tempDir('drover-fault4-');
     const effects = join(dir, 'effects');
@@ -82,13 +83,8 @@ describe('fault - link faults', () => {
     expect(lines(effects)).toHaveLength(1);
 
     // A hand-driven agent sends the same sequenced messages twice.
-    const v1 = droverV1();
-    const raw = new v1.AgentService(server.address, grpc.credentials.createInsecure());
-    const call = raw.Connect();
-    const inbox: ServerMessageOut[] = [];
-    call.on('data', (m: ServerMessageOut) => inbox.push(m));
-    call.on('error', () => undefined);
-    const send = (m: AgentMessage) => call.write(m);
+    const raw = await rawAgent(server, 'manual');
+    const { call, inbox, send } = raw.connect();
     send({ seq: 0, hello: { name: 'manual', labels: { kind: 'manual' }, instanceId: 'manual-1' } });
     await waitFor(() => inbox.some((m) => m.welcome), 10_000, () => 'welcome');
     writeFileSync(file, JSON.stringify({ name: 'manual', steps: [{ id: 'm', target: { agent: 'manual' }, run: 'true' }] }));

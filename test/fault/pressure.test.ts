@@ -31,8 +31,8 @@ describe('fault - pressure and corruption', () => {
   it('fault - a paused control plane: bounded agent memory, the journal absorbs, everything arrives', async () => {
     const server = await startServer();
     const stateDir = tempDir('drover-chatty-');
-    const agent = startAgent(server.address, 'chatty', {}, stateDir);
-    const client = new DroverClient({ address: server.address });
+    const agent = startAgent(server, 'chatty', {}, stateDir);
+    const client = new DroverClient(server.clientOptions);
     await waitFor(async () => (await client.fleet.list()).some((a) => a.state === 'connected'), 20_000, () => 'agent');
     const dir = tempDir('drover-fault5-');
     const started = join(dir, 'started');
@@ -74,8 +74,8 @@ describe('fault - pressure and corruption', () => {
   it('fault - a torn journal tail and a truncated store are detected, reported and recovered', async () => {
     const server = await startServer();
     const stateDir = tempDir('drover-torn-');
-    let agent = startAgent(server.address, 'torn', {}, stateDir);
-    let client = new DroverClient({ address: server.address });
+    let agent = startAgent(server, 'torn', {}, stateDir);
+    let client = new DroverClient(server.clientOptions);
     await waitFor(async () => (await client.fleet.list()).some((a) => a.state === 'connected'), 20_000, () => 'agent');
     const dir = tempDir('drover-fault6-');
     const file = join(dir, 'wf.json');
@@ -99,7 +99,7 @@ describe('fault - pressure and corruption', () => {
     const segs = readdirSync(join(stateDir, 'journal')).sort();
     appendFileSync(join(stateDir, 'journal', segs[segs.length - 1]), Buffer.from([0x20, 0, 0, 0, 1, 2, 3]));
     server.child.kill('SIGCONT');
-    agent = startAgent(server.address, 'torn', {}, stateDir);
+    agent = startAgent(server, 'torn', {}, stateDir);
     const second = await handle.wait();
     await waitFor(() => /torn or corrupt tail/.test(agent.output()), 10_000, () => 'the agent to report the torn journal');
     expect(second.status).toBe('succeeded');
@@ -110,7 +110,7 @@ describe('fault - pressure and corruption', () => {
     const state = join(server.dataDir, 'state.json');
     writeFileSync(state, readFileSync(state, 'utf8').slice(0, 100));
     const again = await startServer({ dataDir: server.dataDir, listen: server.address });
-    client = new DroverClient({ address: again.address });
+    client = new DroverClient(again.clientOptions);
     const runs = await client.runs.list();
     await waitFor(() => /was not valid JSON .* previous generation .* was loaded/.test(again.output()), 10_000, () => 'the store recovery message');
     console.log(

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { GrpcLink } from '../../agent/link/grpc-link.js';
+import { enrollSimAgents } from '../../scripts/sim/enroll.js';
 import { SimFleet } from '../../scripts/sim/fleet.js';
 import { DroverClient } from '../../sdk/index.js';
 import { startServer, waitFor } from '../helpers/cluster.js';
@@ -14,11 +15,14 @@ const AGENTS = 500;
 describe('fault - reconnect storm', () => {
   it(`fault - ${AGENTS} agents reconnecting at once all re-register and the API stays responsive`, async () => {
     const first = await startServer({ args: ['--log-level', 'warn'] });
+    // Each simulated agent enrolls and connects with a certificate of its own, as real agents do.
+    const ids = await enrollSimAgents(first.address, first.enrollToken, Array.from({ length: AGENTS }, (_, i) => `sim-${i}`));
     const fleet = new SimFleet({
       count: AGENTS,
       prefix: 'sim-',
       labels: { sim: 'yes' },
-      link: (name) => new GrpcLink(first.address, { 'grpc.use_local_subchannel_pool': 1, 'drover.sim': name }),
+      controlKey: ids.controlKey,
+      link: (name) => new GrpcLink(first.address, ids.tls.get(name), { 'grpc.use_local_subchannel_pool': 1, 'drover.sim': name }),
     });
     fleet.start();
     await waitFor(() => fleet.connected() === AGENTS, 60_000, () => `${AGENTS} agents to connect (now ${fleet.connected()})`);
@@ -26,7 +30,7 @@ describe('fault - reconnect storm', () => {
     await first.stop('SIGKILL');
     const killedAt = Date.now();
     const second = await startServer({ dataDir: first.dataDir, listen: first.address, args: ['--log-level', 'warn'] });
-    const client = new DroverClient({ address: second.address });
+    const client = new DroverClient(second.clientOptions);
     const latencies: number[] = [];
     let all = false;
     while (!all && Date.now() - killedAt < 60_000) {

@@ -15,8 +15,8 @@ const RUNS = 60;
 describe('fault - control plane killed with runs in flight', () => {
   it(`fault - ${RUNS} runs survive a SIGKILL of the control plane`, async () => {
     const first = await startServer();
-    for (const n of ['a1', 'a2', 'a3']) startAgent(first.address, n, { pool: 'p' });
-    let client = new DroverClient({ address: first.address });
+    for (const n of ['a1', 'a2', 'a3']) startAgent(first, n, { pool: 'p' });
+    let client = new DroverClient(first.clientOptions);
     await waitFor(async () => (await client.fleet.list()).filter((a) => a.state === 'connected').length === 3, 20_000, () => 'agents');
 
     const dir = tempDir('drover-fault2-');
@@ -41,7 +41,7 @@ describe('fault - control plane killed with runs in flight', () => {
     const killedAt = Date.now();
     await new Promise((r) => setTimeout(r, 1000));
     const second = await startServer({ dataDir: first.dataDir, listen: first.address });
-    client = new DroverClient({ address: second.address });
+    client = new DroverClient(second.clientOptions);
     await waitFor(async () => (await client.fleet.list()).filter((a) => a.state === 'connected').length === 3, 30_000, () => 'agents to return');
     const reconnected = Date.now() - killedAt;
     const runs = await waitFor(

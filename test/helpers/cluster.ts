@@ -7,6 +7,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll } from 'vitest';
+import { clientOptionsFor, createEnrollToken, readServerCredentials, type ServerCredentials } from '../../scripts/lib/credentials.js';
+import type { ClientOptions } from '../../sdk/index.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 export const ENTRY = {
@@ -65,17 +67,38 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   });
 }
 
-export interface ServerProc extends Proc {
+/** Where agents dial and the token they enroll with: a ServerProc, or one behind a proxy. */
+export interface AgentTarget {
   address: string;
-  dataDir: string;
+  enrollToken: string;
 }
 
-/** Starts `drover server` on an ephemeral port and waits until it listens. */
+export interface ServerProc extends Proc, AgentTarget {
+  dataDir: string;
+  /** The admin token and CA the server wrote into its data dir. */
+  creds: ServerCredentials;
+  /** Options for a DroverClient with the admin token. */
+  clientOptions: ClientOptions;
+  /** DROVER_ADDR, DROVER_TOKEN and DROVER_CA, for CLI runs. */
+  env: Record<string, string>;
+}
+
+/** Starts `drover server` on an ephemeral port and waits until it listens; makes a multi-use enrollment token. */
 export async function startServer(opts: { dataDir?: string; listen?: string; args?: string[] } = {}): Promise<ServerProc> {
   const dataDir = opts.dataDir ?? tempDir('drover-server-');
   const p = launch(ENTRY.server, ['--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, ...(opts.args ?? [])]);
   const address = await waitFor(() => /listening on (\S+)/.exec(p.output())?.[1], 15_000, () => `server to listen:\n${p.output()}`);
-  return { ...p, address, dataDir };
+  const creds = readServerCredentials(dataDir);
+  const enrollToken = await createEnrollToken(address, creds);
+  return {
+    ...p,
+    address,
+    dataDir,
+    creds,
+    enrollToken,
+    clientOptions: clientOptionsFor(address, creds),
+    env: { DROVER_ADDR: address, DROVER_TOKEN: creds.token, DROVER_CA: creds.caFile },
+  };
 }
 
 export interface AgentProc extends Proc {
@@ -84,26 +107,27 @@ export interface AgentProc extends Proc {
 }
 
 export function startAgent(
-  server: string,
+  server: AgentTarget,
   name: string,
   labels: Record<string, string> = {},
   stateDir = tempDir(`drover-agent-${name}-`),
   extraArgs: string[] = [],
 ): AgentProc {
-  const args = ['--server', server, '--name', name, '--state-dir', stateDir, '--grace-ms', '1000', ...extraArgs];
+  const args = ['--server', server.address, '--token', server.enrollToken, '--name', name, '--state-dir', stateDir, '--grace-ms', '1000', ...extraArgs];
   for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
   return { ...launch(ENTRY.agent, args), name, stateDir };
 }
 
-/** Starts an agent that links over NATS (`--nats URL`, docs/nats.md) instead of gRPC. */
+/** Starts an agent that links over NATS (`--nats URL`, docs/nats.md) instead of gRPC; it enrolls over gRPC at `server`. */
 export function startNatsAgent(
+  server: AgentTarget,
   nats: string,
   name: string,
   labels: Record<string, string> = {},
   stateDir = tempDir(`drover-agent-${name}-`),
   extraArgs: string[] = [],
 ): AgentProc {
-  const args = ['--nats', nats, '--name', name, '--state-dir', stateDir, '--grace-ms', '1000', ...extraArgs];
+  const args = ['--nats', nats, '--server', server.address, '--token', server.enrollToken, '--name', name, '--state-dir', stateDir, '--grace-ms', '1000', ...extraArgs];
   for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
   return { ...launch(ENTRY.agent, args), name, stateDir };
 }

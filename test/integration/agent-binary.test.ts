@@ -28,7 +28,7 @@ beforeAll(async () => {
   for (const tool of HOST_TOOLS) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
   env = { PATH: bin };
   server = await startServer();
-  client = new DroverClient({ address: server.address });
+  client = new DroverClient(server.clientOptions);
 }, 120_000);
 
 afterAll(() => client?.close());

@@ -8,8 +8,8 @@ const dir = tempDir('drover-bad-');
 
 beforeAll(async () => {
   server = await startServer();
-  startAgent(server.address, 'web-1', { role: 'web' });
-  await waitFor(async () => (await cli(['fleet', '-o', 'json', '--server', server.address])).stdout.includes('"connected"'), 20_000, () => 'agent');
+  startAgent(server, 'web-1', { role: 'web' });
+  await waitFor(async () => (await cli(['fleet', '-o', 'json', '--server', server.address], server.env)).stdout.includes('"connected"'), 20_000, () => 'agent');
 });
 
 const file = (name: string, text: string) => {
@@ -45,7 +45,7 @@ describe('bad input - one clear message, non-zero exit, stored state unchanged',
   for (const [name, args, message] of cases) {
     it(`bad input - ${name}`, async () => {
       const before = stateFile();
-      const res = await cli([...args(), '--server', server.address]);
+      const res = await cli([...args(), '--server', server.address], server.env);
       expect(res.code).not.toBe(0);
       expect(res.stderr).toMatch(message);
       expect(res.stdout).toBe('');
@@ -62,7 +62,7 @@ describe('bad input - one clear message, non-zero exit, stored state unchanged',
   });
 
   it('bad input - a status for an unknown run says how to list runs', async () => {
-    const res = await cli(['status', 'r-nope', '--server', server.address]);
+    const res = await cli(['status', 'r-nope', '--server', server.address], server.env);
     expect(res.code).not.toBe(0);
     expect(res.stderr).toMatch(/no run with id "r-nope"/);
     expect(res.stderr).toMatch(/drover runs/);

@@ -106,10 +106,10 @@ const file = join(dir, 'deploy.yaml');
 beforeAll(async () => {
   writeFileSync(file, YAML);
   server = await startServer();
-  startAgent(server.address, 'build-1', { role: 'builder' });
-  startAgent(server.address, 'web-1', { role: 'web', site: 'ams' });
-  startAgent(server.address, 'web-2', { role: 'web', site: 'fra' });
-  client = new DroverClient({ address: server.address });
+  startAgent(server, 'build-1', { role: 'builder' });
+  startAgent(server, 'web-1', { role: 'web', site: 'ams' });
+  startAgent(server, 'web-2', { role: 'web', site: 'fra' });
+  client = new DroverClient(server.clientOptions);
   await waitFor(async () => (await client.fleet.list()).filter((a) => a.state === 'connected').length === 3, 20_000, () => 'three agents to connect');
 });
 
@@ -147,7 +147,7 @@ describe('builder - the typed builder and YAML are the same workflow', () => {
 describe('examples - the shipped examples', () => {
   it('examples - every file in examples/ validates', async () => {
     const files = readdirSync('examples').filter((f) => /\.(ya?ml|json)$/.test(f)).map((f) => join('examples', f));
-    const res = await cli(['validate', ...files], { DROVER_ADDR: server.address });
+    const res = await cli(['validate', ...files], server.env);
     expect(res.stdout).not.toMatch(/error:/);
     expect(res.code, res.stdout).toBe(0);
   });
@@ -168,7 +168,7 @@ describe('builder - registry references from the SDK and the CLI', () => {
   });
 
   it('registry - the CLI validates, plans, applies, lists, shows and runs by name', async () => {
-    const env = { DROVER_ADDR: server.address };
+    const env = server.env;
     const validate = await cli(['validate', file], env);
     expect(validate).toMatchObject({ code: 0, stdout: `${file}: valid (workflow deploy-web)\n` });
 

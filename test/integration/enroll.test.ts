@@ -21,7 +21,7 @@ describe('enrollment token', () => {
     expect(bad.stderr()).toMatch(/refused this agent \(BAD_TOKEN\): wrong or missing enrollment token: start the agent with --token/);
 
     const good = agent(server.address, 'member', 's3cret');
-    const client = new DroverClient({ address: server.address });
+    const client = new DroverClient(server.clientOptions);
     await waitFor(async () => (await client.fleet.list()).some((a) => a.name === 'member' && a.state === 'connected'), 15_000, () => 'member to join');
     expect((await client.fleet.list()).map((a) => a.name)).toEqual(['member']);
     good.child.kill('SIGKILL');

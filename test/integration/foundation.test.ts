@@ -10,9 +10,9 @@ const evidence = tempDir('drover-evidence-');
 
 beforeAll(async () => {
   server = await startServer();
-  startAgent(server.address, 'dir-1', { role: 'directory' });
-  startAgent(server.address, 'assets-1', { role: 'assets' });
-  client = new DroverClient({ address: server.address });
+  startAgent(server, 'dir-1', { role: 'directory' });
+  startAgent(server, 'assets-1', { role: 'assets' });
+  client = new DroverClient(server.clientOptions);
   await waitFor(async () => (await client.fleet.list()).filter((a) => a.state === 'connected').length === 2, 20_000, () => 'two agents to connect');
 });
 
@@ -70,7 +70,7 @@ steps:
 
   it('foundation - `drover fleet -o json` lists both agents with memory figures', async () => {
     await waitFor(async () => (await client.fleet.list()).every((a) => a.heartbeat && a.heartbeat.memoryTotalBytes > 0), 15_000, () => 'heartbeats');
-    const res = await cli(['fleet', '-o', 'json', '--server', server.address]);
+    const res = await cli(['fleet', '-o', 'json', '--server', server.address], server.env);
     expect(res.code).toBe(0);
     const agents = JSON.parse(res.stdout) as { name: string; state: string; facts: { memoryBytes: number; cpuCount: number }; heartbeat: { memoryPercent: number } }[];
     expect(agents.map((a) => a.name).sort()).toEqual(['assets-1', 'dir-1']);
@@ -117,7 +117,7 @@ steps:
     );
     const handle = await client.runs.launch(file, { marker });
     const pid = await waitFor(() => existsSync(marker) && Number(readFileSync(marker, 'utf8')), 15_000, () => 'the sleep to start');
-    const res = await cli(['cancel', handle.id, '--server', server.address]);
+    const res = await cli(['cancel', handle.id, '--server', server.address], server.env);
     expect(res.code).toBe(0);
     const run = await handle.wait();
     expect(run.status).toBe('cancelled');

@@ -30,11 +30,11 @@ function sh(cmd: string, args: string[]): void {
 }
 
 function install(args: string[]) {
-  return cli(['agent', 'install', `${LOGIN}@127.0.0.1:${sshd.port}`, '-i', sshd.identity, '--known-hosts', sshd.knownHosts, '--prefix', prefix, '--binary', binary, ...args], {}, SLOW);
+  return cli(['agent', 'install', `${LOGIN}@127.0.0.1:${sshd.port}`, '-i', sshd.identity, '--known-hosts', sshd.knownHosts, '--prefix', prefix, '--binary', binary, ...args], server.env, SLOW);
 }
 
 function uninstall(args: string[]) {
-  return cli(['agent', 'uninstall', `${LOGIN}@127.0.0.1:${sshd.port}`, '-i', sshd.identity, '--known-hosts', sshd.knownHosts, '--prefix', prefix, ...args], {}, SLOW);
+  return cli(['agent', 'uninstall', `${LOGIN}@127.0.0.1:${sshd.port}`, '-i', sshd.identity, '--known-hosts', sshd.knownHosts, '--prefix', prefix, ...args], server.env, SLOW);
 }
 
 describe.skipIf(!asRoot)('install with sudo - a login user that is not root', () => {
@@ -46,7 +46,7 @@ describe.skipIf(!asRoot)('install with sudo - a login user that is not root', ()
     rmSync(SUDOERS, { force: true });
     sshd = await startSshd();
     server = await startServer();
-    client = new DroverClient({ address: server.address });
+    client = new DroverClient(server.clientOptions);
     root = tempDir('drover-sudo-root-');
     chmodSync(root, 0o755);
     prefix = join(root, 'opt');

@@ -45,18 +45,18 @@ function freePort(): Promise<number> {
 
 /** `drover agent install` through the test sshd into the temporary prefix. */
 function install(args: string[], target = sshd.target) {
-  return cli(['agent', 'install', target, '--known-hosts', sshd.knownHosts, '--prefix', prefix, '--binary', binary, ...args], {}, SLOW);
+  return cli(['agent', 'install', target, '--known-hosts', sshd.knownHosts, '--prefix', prefix, '--binary', binary, ...args], server.env, SLOW);
 }
 
 function uninstall(args: string[]) {
-  return cli(['agent', 'uninstall', sshd.target, '-i', sshd.identity, '--known-hosts', sshd.knownHosts, '--prefix', prefix, ...args], {}, SLOW);
+  return cli(['agent', 'uninstall', sshd.target, '-i', sshd.identity, '--known-hosts', sshd.knownHosts, '--prefix', prefix, ...args], server.env, SLOW);
 }
 
 beforeAll(async () => {
   binary = agentBinary();
   sshd = await startSshd();
   server = await startServer();
-  client = new DroverClient({ address: server.address });
+  client = new DroverClient(server.clientOptions);
   root = tempDir('drover-install-root-');
   // The service user must be able to reach the binary under the prefix.
   chmodSync(root, 0o755);
@@ -74,7 +74,7 @@ afterAll(async () => {
 
 describe('install - what is refused leaves the host untouched', () => {
   it('install - --dry-run prints every command (sudo-free as root) and changes nothing', async () => {
-    const r = await install(['-i', sshd.identity, '--server', server.address, '--name', 'ssh-1', '--label', 'role=ssh', '--token', 'tok3n', '--dry-run']);
+    const r = await install(['-i', sshd.identity, '--server', server.address, '--name', 'ssh-1', '--label', 'role=ssh', '--enroll-token', 'tok3n', '--dry-run']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`${sshd.target}: dry run, nothing was changed`);
     for (const step of ['record the install as in progress', 'create the service user drover-agent', 'upload the agent binary', 'verify its SHA-256 on the host', 'supervise.sh start', 'roll back with:']) {
@@ -102,7 +102,7 @@ describe('install - what is refused leaves the host untouched', () => {
   it('install - an unknown host key fails with HOST_KEY_UNKNOWN unless --accept-new-host-key', async () => {
     const empty = join(tempDir('drover-known-'), 'known_hosts');
     writeFileSync(empty, '');
-    const r = await cli(['agent', 'install', sshd.target, '-i', sshd.identity, '--known-hosts', empty, '--prefix', prefix, '--server', server.address], {}, SLOW);
+    const r = await cli(['agent', 'install', sshd.target, '-i', sshd.identity, '--known-hosts', empty, '--prefix', prefix, '--server', server.address], server.env, SLOW);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('FAILED: HOST_KEY_UNKNOWN');
     expect(r.stdout).toMatch(new RegExp(`the host key of 127\\.0\\.0\\.1:${sshd.port} is not in ${empty} \\(ssh-ed25519 SHA256:\\S+\\); nothing was changed`));
@@ -110,7 +110,7 @@ describe('install - what is refused leaves the host untouched', () => {
     expect(readFileSync(empty, 'utf8')).toBe('');
     expect(tree()).toEqual([]);
 
-    const accepted = await cli(['agent', 'uninstall', sshd.target, '-i', sshd.identity, '--known-hosts', empty, '--prefix', prefix, '--accept-new-host-key'], {}, SLOW);
+    const accepted = await cli(['agent', 'uninstall', sshd.target, '-i', sshd.identity, '--known-hosts', empty, '--prefix', prefix, '--accept-new-host-key'], server.env, SLOW);
     expect(accepted.code, accepted.stdout).toBe(0);
     expect(accepted.stdout).toContain('not installed');
     expect(readFileSync(empty, 'utf8')).toBe(readFileSync(sshd.knownHosts, 'utf8'));
@@ -120,7 +120,7 @@ describe('install - what is refused leaves the host untouched', () => {
     const other = keygen(join(tempDir('drover-other-host-'), 'host_key'));
     const known = join(tempDir('drover-known-'), 'known_hosts');
     writeFileSync(known, `[127.0.0.1]:${sshd.port} ${readFileSync(`${other}.pub`, 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
-    const r = await cli(['agent', 'install', sshd.target, '-i', sshd.identity, '--known-hosts', known, '--accept-new-host-key', '--prefix', prefix, '--server', server.address], {}, SLOW);
+    const r = await cli(['agent', 'install', sshd.target, '-i', sshd.identity, '--known-hosts', known, '--accept-new-host-key', '--prefix', prefix, '--server', server.address], server.env, SLOW);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('FAILED: HOST_KEY_CHANGED');
     expect(r.stdout).toContain(`the host key of 127.0.0.1:${sshd.port} has CHANGED`);
@@ -189,7 +189,7 @@ describe('install - install, run, upgrade, complete, uninstall', () => {
       inventory,
       `defaults:\n  user: ${sshd.user}\n  identity: ${sshd.identity}\nhosts:\n  - host: 127.0.0.1\n    port: ${sshd.port}\n  - host: 127.0.0.1\n    port: ${dead}\n    name: ghost-1\n`,
     );
-    const r = await cli(['agent', 'install', '--inventory', inventory, '--known-hosts', sshd.knownHosts, '--prefix', prefix, '--binary', binary, '--parallel', '2', '-o', 'json'], {}, SLOW);
+    const r = await cli(['agent', 'install', '--inventory', inventory, '--known-hosts', sshd.knownHosts, '--prefix', prefix, '--binary', binary, '--parallel', '2', '-o', 'json'], server.env, SLOW);
     expect(r.code).toBe(1);
     const results = JSON.parse(r.stdout) as { target: string; ok: boolean; outcome: string; name?: string; error?: { reason: string } }[];
     expect(results.map((x) => [x.target, x.outcome, x.error?.reason ?? ''])).toEqual([

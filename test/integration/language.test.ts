@@ -21,9 +21,9 @@ beforeAll(async () => {
     ['web-2', 'b'],
     ['web-3', 'c'],
   ]) {
-    startAgent(server.address, name, { tier: 'web', zone }, undefined, name === 'web-3' ? ['--file-root', roots] : []);
+    startAgent(server, name, { tier: 'web', zone }, undefined, name === 'web-3' ? ['--file-root', roots] : []);
   }
-  client = new DroverClient({ address: server.address });
+  client = new DroverClient(server.clientOptions);
   await waitFor(async () => (await client.fleet.list()).filter((a) => a.state === 'connected').length === 3, 20_000, () => 'three agents');
   http = createServer((req, res) => {
     let body = '';

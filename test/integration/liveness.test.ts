@@ -11,7 +11,7 @@ const dir = tempDir('drover-live-');
 
 beforeAll(async () => {
   server = await startServer({ args: ['--heartbeat-interval-ms', '200', '--lost-after-ms', '1500'] });
-  client = new DroverClient({ address: server.address });
+  client = new DroverClient(server.clientOptions);
 });
 afterAll(() => client?.close());
 
@@ -35,7 +35,7 @@ const sleeper = (pidFile: string) => `echo $$ > "${pidFile}"; exec sleep 60`;
 
 describe('liveness - lost agents follow the workflow policy', () => {
   it('liveness - fail: a frozen agent is marked lost, its step fails, and its process is stopped when it returns', async () => {
-    const victim: AgentProc = startAgent(server.address, 'frozen-1', { pool: 'fail' });
+    const victim: AgentProc = startAgent(server, 'frozen-1', { pool: 'fail' });
     await connected('frozen-1');
     const pid = join(dir, 'fail.pid');
     const handle = await client.runs.launch(
@@ -54,7 +54,7 @@ describe('liveness - lost agents follow the workflow policy', () => {
   });
 
   it('liveness - retry: the step moves to another matching agent as a new attempt', async () => {
-    const first: AgentProc = startAgent(server.address, 'mover-1', { pool: 'retry' });
+    const first: AgentProc = startAgent(server, 'mover-1', { pool: 'retry' });
     await connected('mover-1');
     const marks = join(dir, 'retry-marks');
     const handle = await client.runs.launch(
@@ -65,7 +65,7 @@ describe('liveness - lost agents follow the workflow policy', () => {
       }),
     );
     await waitFor(() => existsSync(marks), 10_000, () => 'the step to start on mover-1');
-    startAgent(server.address, 'mover-2', { pool: 'retry' });
+    startAgent(server, 'mover-2', { pool: 'retry' });
     await connected('mover-2');
     first.child.kill('SIGSTOP');
     const run = await handle.wait();
@@ -77,7 +77,7 @@ describe('liveness - lost agents follow the workflow policy', () => {
   });
 
   it('liveness - wait: the step finishes when its agent comes back', async () => {
-    const victim: AgentProc = startAgent(server.address, 'napper-1', { pool: 'wait' });
+    const victim: AgentProc = startAgent(server, 'napper-1', { pool: 'wait' });
     await connected('napper-1');
     const started = join(dir, 'wait-started');
     const handle = await client.runs.launch(
@@ -99,8 +99,8 @@ describe('liveness - lost agents follow the workflow policy', () => {
 
   it('liveness - a step past its timeout on a silent agent is failed by the control plane', async () => {
     const slack = await startServer({ args: ['--heartbeat-interval-ms', '200', '--lost-after-ms', '60000', '--step-deadline-slack-ms', '1000'] });
-    const c = new DroverClient({ address: slack.address });
-    const victim = startAgent(slack.address, 'silent-1', {});
+    const c = new DroverClient(slack.clientOptions);
+    const victim = startAgent(slack, 'silent-1', {});
     await waitFor(async () => (await c.fleet.list()).some((a) => a.state === 'connected'), 20_000, () => 'silent-1');
     const started = join(dir, 'silent-started');
     const handle = await c.runs.launch(
@@ -118,21 +118,21 @@ describe('liveness - lost agents follow the workflow policy', () => {
 
 describe('liveness - drain', () => {
   it('liveness - a draining agent gets no new work; what it runs finishes', async () => {
-    startAgent(server.address, 'drain-a', { pool: 'drain' });
-    startAgent(server.address, 'drain-b', { pool: 'drain' });
+    startAgent(server, 'drain-a', { pool: 'drain' });
+    startAgent(server, 'drain-b', { pool: 'drain' });
     await connected('drain-a', 'drain-b');
     const running = await client.runs.launch(
       workflow({ name: 'before-drain', steps: [{ id: 's', target: { agent: 'drain-a' }, run: 'sleep 1' }] }),
     );
-    const res = await cli(['agent', 'drain', 'drain-a', '--server', server.address]);
+    const res = await cli(['agent', 'drain', 'drain-a', '--server', server.address], server.env);
     expect(res.stdout).toMatch(/agent drain-a is draining: no new work will be placed on it/);
-    expect((await cli(['fleet', '--server', server.address])).stdout).toMatch(/drain-a \(draining\)/);
+    expect((await cli(['fleet', '--server', server.address], server.env)).stdout).toMatch(/drain-a \(draining\)/);
     const runs = await Promise.all(
       [1, 2, 3].map(async () => (await client.runs.launch(workflow({ name: 'after-drain', steps: [{ id: 's', target: { labels: { pool: 'drain' } }, run: 'true' }] }))).wait()),
     );
     expect(runs.map((r) => r.steps[0].agent)).toEqual(['drain-b', 'drain-b', 'drain-b']);
     expect((await running.wait()).status).toBe('succeeded');
-    expect((await cli(['agent', 'drain', 'drain-a', '--undo', '--server', server.address])).stdout).toBe('agent drain-a takes new work again\n');
+    expect((await cli(['agent', 'drain', 'drain-a', '--undo', '--server', server.address], server.env)).stdout).toBe('agent drain-a takes new work again\n');
     expect((await client.fleet.get('drain-a')).draining).toBe(false);
   });
 });

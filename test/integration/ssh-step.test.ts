@@ -24,7 +24,7 @@ let emptyKnownHosts: string;
 
 /** `drover device add` through the CLI, failing the test on a non-zero exit. */
 async function addDevice(name: string, args: string[]) {
-  const r = await cli(['device', 'add', name, '--host', '127.0.0.1', '--port', String(dev.port), '--user', dev.user, ...args, '--server', server.address]);
+  const r = await cli(['device', 'add', name, '--host', '127.0.0.1', '--port', String(dev.port), '--user', dev.user, ...args, '--server', server.address], server.env);
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   return r;
@@ -46,10 +46,10 @@ beforeAll(async () => {
 
   server = await startServer();
   const creds = ['--credential', `lab-key=${dev.identity}`, '--credential', `lab-enc=${encKey}`, '--credential', `wrong-key=${wrongKey}`];
-  startAgent(server.address, 'proxy-1', { proxy: 'lab' }, undefined, [...creds, '--ssh-known-hosts', dev.knownHosts]);
-  startAgent(server.address, 'proxy-2', { proxy: 'lab2' }, undefined, [...creds, '--ssh-known-hosts', emptyKnownHosts]);
-  startAgent(server.address, 'plain-1', { role: 'web' });
-  client = new DroverClient({ address: server.address });
+  startAgent(server, 'proxy-1', { proxy: 'lab' }, undefined, [...creds, '--ssh-known-hosts', dev.knownHosts]);
+  startAgent(server, 'proxy-2', { proxy: 'lab2' }, undefined, [...creds, '--ssh-known-hosts', emptyKnownHosts]);
+  startAgent(server, 'plain-1', { role: 'web' });
+  client = new DroverClient(server.clientOptions);
   await waitFor(async () => (await client.fleet.list()).filter((a) => a.state === 'connected').length === 3, 30_000, () => 'three agents');
 
   await addDevice('switch1', ['--credential', 'lab-key', '--network', 'lab', '--label', 'role=access', '--label', 'site=ams']);
@@ -299,7 +299,7 @@ steps:
     expect(r.status).toBe('succeeded');
     expect(step(r, 'config').outputs.out_0).toBe('hostname switch1\nusername admin secret ***\nend');
     expect(textOf(logs, 'config')).toContain('[show running-config] username admin secret ***');
-    const everything = JSON.stringify({ r, logs }) + (await cli(['status', r.id, '-o', 'json', '--server', server.address])).stdout;
+    const everything = JSON.stringify({ r, logs }) + (await cli(['status', r.id, '-o', 'json', '--server', server.address], server.env)).stdout;
     expect(everything).not.toContain(PASSPHRASE);
   });
 
@@ -371,32 +371,32 @@ steps:
 steps:
   - id: show
     ssh: { device: swtich1, commands: [show version] }
-`), '--server', server.address]);
+`), '--server', server.address], server.env);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('no device named "swtich1" in the inventory (did you mean "switch1"?)');
   });
 
   it('device - the CLI lists devices with their proxies, refuses a duplicate and removes one', async () => {
-    const list = await cli(['device', 'list', '-o', 'json', '--server', server.address]);
+    const list = await cli(['device', 'list', '-o', 'json', '--server', server.address], server.env);
     const devices = JSON.parse(list.stdout) as { name: string; network: string; proxies: string[]; credential: string }[];
     expect(devices.find((d) => d.name === 'switch1')).toMatchObject({ network: 'lab', proxies: ['proxy-1'], credential: 'lab-key' });
     expect(devices.find((d) => d.name === 'switch1-far')).toMatchObject({ network: 'nowhere', proxies: [] });
-    const table = (await cli(['device', 'list', '-l', 'role=access', '--server', server.address])).stdout;
+    const table = (await cli(['device', 'list', '-l', 'role=access', '--server', server.address], server.env)).stdout;
     expect(table.split('\n')[0]).toMatch(/^NAME\s+ADDRESS\s+USER\s+CREDENTIAL\s+NETWORK\s+SESSIONS\s+LABELS\s+PROXIES$/);
     expect(table).toMatch(new RegExp(`switch1\\s+127\\.0\\.0\\.1:${dev.port}\\s+${dev.user}\\s+lab-key\\s+lab\\s+1\\s+role=access,site=ams\\s+proxy-1`));
 
-    const dup = await cli(['device', 'add', 'switch1', '--host', '10.0.0.9', '--user', 'admin', '--credential', 'lab-key', '--server', server.address]);
+    const dup = await cli(['device', 'add', 'switch1', '--host', '10.0.0.9', '--user', 'admin', '--credential', 'lab-key', '--server', server.address], server.env);
     expect(dup.code).toBe(1);
     expect(dup.stderr).toContain(`error: a device named "switch1" is already registered (${dev.user}@127.0.0.1:${dev.port}, network lab)`);
 
-    const bad = await cli(['device', 'add', 'sw-x', '--host', '10.0.0.9', '--user', 'admin', '--credential', '/etc/secret', '--server', server.address]);
+    const bad = await cli(['device', 'add', 'sw-x', '--host', '10.0.0.9', '--user', 'admin', '--credential', '/etc/secret', '--server', server.address], server.env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('error: --credential "/etc/secret" is not a credential reference: use a name');
 
     await addDevice('temp-1', ['--credential', 'lab-key', '--network', 'lab']);
-    const rm = await cli(['device', 'remove', 'temp-1', '--server', server.address]);
+    const rm = await cli(['device', 'remove', 'temp-1', '--server', server.address], server.env);
     expect(rm.stdout).toBe('device temp-1 removed\n');
-    const again = await cli(['device', 'remove', 'temp-1', '--server', server.address]);
+    const again = await cli(['device', 'remove', 'temp-1', '--server', server.address], server.env);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('error: no device named "temp-1" in the inventory');
   });

@@ -13,6 +13,7 @@ import { downSubject, MAX_AGENT_MESSAGE_BYTES, NATS_HEADER, upSubject } from '..
 import { DroverClient, type Agent, type Run } from '../../sdk/index.js';
 import { startAgent, startNatsAgent, startServer, tempDir, waitFor, type AgentProc, type ServerProc, isAlive } from '../helpers/cluster.js';
 import { startNatsServer, type NatsServer } from '../helpers/nats.js';
+import { rawAgent } from '../helpers/raw-agent.js';
 
 type Transport = 'grpc' | 'nats';
 
@@ -53,14 +54,14 @@ describe.each<Transport>(['grpc', 'nats'])('transport conformance - %s', (transp
   const B = `${transport}-b`;
   const serverArgs = () => ['--heartbeat-interval-ms', String(HEARTBEAT_MS), ...(nats ? ['--nats', nats.url] : [])];
   const agent = (name: string, role: string) =>
-    transport === 'nats' ? startNatsAgent(nats!.url, name, { role }) : startAgent(server.address, name, { role });
+    transport === 'nats' ? startNatsAgent(server, nats!.url, name, { role }) : startAgent(server, name, { role });
 
   beforeAll(async () => {
     // 8 MiB max_payload so a message over the control plane's own 4 MiB limit reaches it.
     if (transport === 'nats') nats = await startNatsServer({ maxPayload: 8 * 1024 * 1024 });
     server = await startServer({ args: serverArgs() });
     agents = [agent(A, 'a'), agent(B, 'b')];
-    client = new DroverClient({ address: server.address });
+    client = new DroverClient(server.clientOptions);
     await waitFor(async () => (await client.fleet.list()).filter((a) => a.state === 'connected').length === 2, 20_000, () => 'two agents to connect');
   });
 
@@ -186,11 +187,10 @@ steps:
     const huge = 'x'.repeat(MAX_AGENT_MESSAGE_BYTES + 1024);
     const hello = { seq: 0, hello: { name: 'raw-big', labels: { blob: huge }, bootId: 'raw' } };
     if (transport === 'grpc') {
-      const raw = new (droverV1().AgentService)(server.address, grpc.credentials.createInsecure());
-      const call = raw.Connect();
+      const raw = await rawAgent(server, 'raw-big');
+      const { call } = raw.connect();
       const err = await new Promise<grpc.ServiceError>((res) => {
         call.on('error', res);
-        call.on('data', () => undefined);
         call.write(hello);
       });
       expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
@@ -230,7 +230,7 @@ steps:
     await new Promise((r) => setTimeout(r, 1000)); // the step keeps logging into the agent's outbox
     const upAt = Date.now();
     server = await startServer({ dataDir, listen: address, args: serverArgs() });
-    client = new DroverClient({ address: server.address });
+    client = new DroverClient(server.clientOptions);
     const run = await finalRun(client, id);
     expect(run.status).toBe('succeeded');
     const lines: { text: string; at: number }[] = [];
@@ -316,8 +316,8 @@ describe('transport conformance - mixed', () => {
   it('mixed links - one run spans a gRPC agent and a NATS agent', async () => {
     const nats = await startNatsServer();
     const server = await startServer({ args: ['--heartbeat-interval-ms', String(HEARTBEAT_MS), '--nats', nats.url] });
-    const agents = [startAgent(server.address, 'mix-grpc', { role: 'first' }), startNatsAgent(nats.url, 'mix-nats', { role: 'second' })];
-    const client = new DroverClient({ address: server.address });
+    const agents = [startAgent(server, 'mix-grpc', { role: 'first' }), startNatsAgent(server, nats.url, 'mix-nats', { role: 'second' })];
+    const client = new DroverClient(server.clientOptions);
     try {
       await waitFor(async () => (await client.fleet.list()).filter((a) => a.state === 'connected').length === 2, 20_000, () => 'both agents');
       const file = workflow(

@@ -25,8 +25,8 @@ describe('contract', () => {
     for (const f of walk('proto/gen')) expect(readFileSync(f, 'utf8').split('\n')[0], f).toMatch(/DO NOT EDIT/);
   });
 
-  it('contract - top-level parts import only proto/ and npm packages (DESIGN.md §1)', () => {
-    const parts = ['control-plane', 'agent', 'sdk', 'proto'];
+  it('contract - top-level parts import only proto/, common/ and npm packages (DESIGN.md §1)', () => {
+    const parts = ['control-plane', 'agent', 'sdk', 'proto', 'common'];
     const violations: string[] = [];
     for (const part of parts) {
       for (const file of walk(part).filter((f) => f.endsWith('.ts'))) {
@@ -34,7 +34,7 @@ describe('contract', () => {
         for (const imp of importedFiles) {
           if (!imp.fileName.startsWith('.')) continue;
           const target = relative('.', join(file, '..', imp.fileName)).split('/')[0];
-          const allowed = part === 'proto' ? ['proto'] : [part, 'proto'];
+          const allowed = part === 'proto' ? ['proto'] : part === 'common' ? ['common', 'proto'] : [part, 'proto', 'common'];
           if (!allowed.includes(target)) violations.push(`${file} imports ${imp.fileName}`);
         }
       }

@@ -50,7 +50,7 @@ class FakeHost implements RemoteHost {
 }
 
 function deps(host: FakeHost, agent: () => Agent | undefined = () => connected()): InstallDeps {
-  return { connect: async () => host, agent: async () => agent(), sleep: async () => {} };
+  return { connect: async () => host, agent: async () => agent(), enrollToken: async (_api, name) => `drover-enroll.${'0'.repeat(64)}.t0.for-${name}`, sleep: async () => {} };
 }
 
 function connected(): Agent {

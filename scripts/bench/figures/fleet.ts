@@ -18,6 +18,7 @@ import { DroverClient, type Run, type WorkflowDocument } from '../../../sdk/inde
 import { startNatsServer, type NatsServer } from '../../lib/nats-server.js';
 import type { BenchContext, FigureResult } from '../context.js';
 import { sample, sleep, startServer } from '../procs.js';
+import { clientOptionsFor } from '../../lib/credentials.js';
 import { p50, percentile, row, type Row } from '../report.js';
 import { SimPool } from '../sim-pool.js';
 
@@ -94,7 +95,7 @@ async function measureFleet(ctx: BenchContext, plan: FleetPlan, nats: NatsServer
   const key = `${plan.transport}.${plan.agents}`;
   const name = `fleet-${plan.transport}-${plan.agents}`;
   const server = await startServer({ dir: ctx.dir, name, nats: plan.transport === 'nats' ? nats!.url : undefined, profileDir: ctx.profileDir });
-  const client = new DroverClient({ address: server.address });
+  const client = new DroverClient(clientOptionsFor(server.address, server.creds));
   const label = `${plan.transport}-${plan.agents}`;
   let pool: SimPool | undefined;
   try {
@@ -106,6 +107,8 @@ async function measureFleet(ctx: BenchContext, plan: FleetPlan, nats: NatsServer
     pool = await SimPool.start({
       transport: plan.transport,
       address: plan.transport === 'nats' ? nats!.url : server.address,
+      enrollAddress: server.address,
+      enrollToken: server.enrollToken,
       count: plan.agents,
       processes,
       prefix: `${plan.transport[0]}${plan.agents}-`,

@@ -9,7 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DroverClient } from '../../../sdk/index.js';
 import type { BenchContext, FigureResult } from '../context.js';
-import { CLK_TCK, ENTRY, sample, sleep, startAgent, startProcess, waitFor, type Proc, type ProcSample } from '../procs.js';
+import { CLK_TCK, ENTRY, sample, sleep, startAgent, startProcess, waitFor, type Proc, type ProcSample, type ServerProc } from '../procs.js';
 import { p50, row } from '../report.js';
 
 const MB = 1024 * 1024;
@@ -22,10 +22,10 @@ function timed(cmd: string, args: string[]): number {
 }
 
 /** Starts the idle agent and the bare-Node baseline; `measure()` waits out the window and reports. */
-export async function startFootprint(ctx: BenchContext, server: string, client: DroverClient) {
+export async function startFootprint(ctx: BenchContext, server: ServerProc, client: DroverClient) {
   const binary = existsSync(ENTRY.agentBinary);
   const windowMs = ctx.quick ? 5000 : 60_000;
-  const agent: Proc = startAgent({ dir: ctx.dir, name: 'idle-agent', server, labels: { role: 'idle' }, binary });
+  const agent: Proc = startAgent({ dir: ctx.dir, name: 'idle-agent', server: server.address, token: server.enrollToken, labels: { role: 'idle' }, binary });
   const bare: Proc = startProcess(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], join(ctx.dir, 'bare-node.log'));
   await waitFor(async () => (await client.fleet.get('idle-agent').catch(() => undefined))?.state === 'connected', 30_000, () => 'the idle agent to connect');
   // Past start-up (facts collection, first heartbeat): idle from here on.

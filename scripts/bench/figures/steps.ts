@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { DroverClient, type Run, type WorkflowDocument } from '../../../sdk/index.js';
 import type { BenchContext, FigureResult } from '../context.js';
 import { startAgent, startServer, waitFor, type Proc, type ServerProc } from '../procs.js';
+import { clientOptionsFor } from '../../lib/credentials.js';
 import { p50, percentile, row } from '../report.js';
 
 const STEPS = 20;
@@ -71,8 +72,8 @@ export interface StepsCluster {
 /** A control plane and two real agents (node dist/agent/main.js), labelled role=bench. */
 export async function startStepsCluster(ctx: BenchContext): Promise<StepsCluster> {
   const server = await startServer({ dir: ctx.dir, name: 'steps-server', profileDir: ctx.profileDir });
-  const agents = ['bench-a', 'bench-b'].map((name) => startAgent({ dir: ctx.dir, name, server: server.address, labels: { role: 'bench' } }));
-  const client = new DroverClient({ address: server.address });
+  const agents = ['bench-a', 'bench-b'].map((name) => startAgent({ dir: ctx.dir, name, server: server.address, token: server.enrollToken, labels: { role: 'bench' } }));
+  const client = new DroverClient(clientOptionsFor(server.address, server.creds));
   await waitFor(
     async () => (await client.fleet.list()).filter((a) => a.state === 'connected' && a.name.startsWith('bench-')).length === 2,
     30_000,
@@ -152,8 +153,8 @@ export async function stepFigures(ctx: BenchContext, cl: StepsCluster): Promise<
 }
 
 /** Clients each submitting runs back to back until `ms` has passed; completed runs per second. */
-async function backToBack(address: string, clients: number, ms: number): Promise<{ runsPerSecond: number; runs: number; latencyMs: number[] }> {
-  const sdk = Array.from({ length: clients }, () => new DroverClient({ address }));
+async function backToBack(server: ServerProc, clients: number, ms: number): Promise<{ runsPerSecond: number; runs: number; latencyMs: number[] }> {
+  const sdk = Array.from({ length: clients }, () => new DroverClient(clientOptionsFor(server.address, server.creds)));
   const latencyMs: number[] = [];
   const t0 = performance.now();
   const until = t0 + ms;
@@ -175,9 +176,9 @@ export async function throughputFigure(ctx: BenchContext, cl: StepsCluster): Pro
   const oneMs = ctx.quick ? 2000 : 8000;
   const tenMs = ctx.quick ? 3000 : 15_000;
   ctx.progress(`figure 6: 3-step runs back to back, 1 client for ${oneMs / 1000} s, then 10 clients for ${tenMs / 1000} s`);
-  await backToBack(cl.server.address, 2, 500);
-  const one = await backToBack(cl.server.address, 1, oneMs);
-  const ten = await backToBack(cl.server.address, 10, tenMs);
+  await backToBack(cl.server, 2, 500);
+  const one = await backToBack(cl.server, 1, oneMs);
+  const ten = await backToBack(cl.server, 10, tenMs);
   return {
     rows: [
       row({

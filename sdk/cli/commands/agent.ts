@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { examples } from '../help.js';
 import { runEntry } from '../passthrough.js';
+import * as credentials from './agent/credentials.js';
 import * as drain from './agent/drain.js';
 import * as install from './agent/install.js';
 import * as uninstall from './agent/uninstall.js';
@@ -12,6 +13,11 @@ Install on other hosts over SSH:
 
 Manage a running agent:
   drover agent drain NAME [--undo]                           (drover agent drain --help)
+
+Identity (admin):
+  drover agent list-credentials                              certificates and pending enrollments
+  drover agent approve NAME                                  issue a pending enrollment's certificate
+  drover agent revoke NAME                                   close its link, refuse its certificates
 `;
 
 /** `drover agent`: an agent, with every flag passed through; `install` and `uninstall` put agents on hosts over SSH. */
@@ -31,7 +37,7 @@ export function register(program: Command): void {
     .addHelpText(
       'after',
       examples(
-        'drover agent --server 10.0.0.5:7400 --name db-1 --label role=db --label site=hq',
+        'drover agent --server 10.0.0.5:7400 --name db-1 --label role=db --token "$ENROLL_TOKEN"   # first start: enrolls',
         'drover agent --help',
         'drover agent install root@10.0.0.5 --server 10.0.0.1:7400 --label role=web',
       ),
@@ -43,4 +49,5 @@ export function register(program: Command): void {
   install.register(agent);
   uninstall.register(agent);
   drain.register(agent);
+  credentials.register(agent);
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { examples } from '../help.js';
-import { serverOption, withClient } from '../context.js';
+import { caOption, serverOption, tokenOption, withClient } from '../context.js';
 
 /** `drover cancel RUN`: stop a run. */
 export function register(program: Command): void {
@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .description('Cancel a run: running steps are stopped, pending ones never start, finally steps still run.')
     .argument('<run>', 'run id')
     .option('--reason <text>', 'why, recorded on the run')
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
       'after',
       examples(

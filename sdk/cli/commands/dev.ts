@@ -67,8 +67,8 @@ async function dev(opts: DevOptions): Promise<void> {
   process.on('SIGTERM', () => void shutdown(EXIT.ok));
 
   try {
-    sandbox = startSandbox(supervisor, opts.port, opts.dir);
-    process.stdout.write(`starting a control plane and ${sandbox.agents.length} agents in ${sandbox.dir} ...\n`);
+    process.stdout.write(`starting a control plane and 3 agents in ${opts.dir} ...\n`);
+    sandbox = await startSandbox(supervisor, opts.port, opts.dir);
     await waitForSandbox(sandbox);
   } catch (err) {
     await supervisor.stopAll();
@@ -78,7 +78,7 @@ async function dev(opts: DevOptions): Promise<void> {
   process.stdout.write(banner(sandbox));
 
   if (opts.launch) {
-    const client = new DroverClient({ address: sandbox.address });
+    const client = new DroverClient(sandbox.client);
     try {
       const handle = await client.runs.launch(opts.launch, params);
       process.stdout.write(`\nrun ${handle.id} started (${handle.run.workflow})\n`);
@@ -98,12 +98,14 @@ function banner(s: Sandbox): string {
   const logs = [s.server, ...s.agents].map((c) => `  ${c.name.padEnd(9)} ${c.logFile}\n`).join('');
   return (
     `\ndrover dev is up\n\n` +
-    `control plane  ${s.address}\n` +
+    `control plane  ${s.address} (TLS)\n` +
     `data dir       ${s.dir}\n` +
-    `agents         ${s.agents.map((c) => c.name).join(', ')}\n\n` +
+    `agents         ${s.agents.map((c) => c.name).join(', ')} (each enrolled with a certificate of its own)\n` +
+    `admin token    ${s.tokenFile}\n` +
+    `CA             ${s.caFile}\n\n` +
     `logs:\n${logs}\n` +
-    `in another terminal:\n` +
-    `  export DROVER_ADDR=${s.address}\n` +
+    `in another terminal (in this directory the CLI finds the token and CA by itself):\n` +
+    `  export DROVER_ADDR=${s.address} DROVER_CA=${s.caFile} DROVER_TOKEN=$(cat ${s.tokenFile})\n` +
     `  drover fleet\n` +
     `  drover run examples/onboarding.yaml -p username=alice --follow\n` +
     `  drover runs\n\n` +

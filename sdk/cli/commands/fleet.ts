@@ -1,7 +1,7 @@
 import { type Command } from 'commander';
 import { examples } from '../help.js';
 import { parseParamArgs } from '../../params.js';
-import { outputOption, printJson, serverOption, withClient } from '../context.js';
+import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../context.js';
 import { collectParam } from '../options.js';
 import { fleetTable } from '../render/fleet.js';
 
@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .description('List every agent the control plane knows: state, labels, resource use and last contact.')
     .option('-l, --label <key=value>', 'only agents with this label (repeatable)', collectParam)
     .addOption(outputOption())
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
       'after',
       examples(

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { examples } from '../help.js';
-import { serverOption, withClient } from '../context.js';
+import { caOption, serverOption, tokenOption, withClient } from '../context.js';
 import { EXIT } from '../report.js';
 
 /** `drover logs RUN [STEP]`: what steps printed. */
@@ -14,7 +14,7 @@ export function register(program: Command): void {
     .argument('<run>', 'run id')
     .argument('[step]', 'only this step')
     .option('-f, --follow', 'keep printing new lines until the run ends')
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
       'after',
       examples(

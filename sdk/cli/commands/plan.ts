@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseParamArgs } from '../../params.js';
-import { outputOption, printJson, serverOption, withClient } from '../context.js';
+import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../context.js';
 import { examples } from '../help.js';
 import { collectParam } from '../options.js';
 import { planText } from '../render/plan.js';
@@ -17,7 +17,7 @@ export function register(program: Command): void {
     .argument('<workflow>', 'workflow file, or NAME[@VERSION] from the registry')
     .option('-p, --param <key=value>', 'workflow parameter (repeatable; a repeated key makes a list)', collectParam)
     .addOption(outputOption())
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
       'after',
       examples(

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { examples } from '../help.js';
 import { parseParamArgs } from '../../params.js';
-import { outputOption, printJson, serverOption, withClient } from '../context.js';
+import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../context.js';
 import { collectParam } from '../options.js';
 import { followRun } from '../render/follow.js';
 import { workflowLabel } from '../render/runs.js';
@@ -27,7 +27,7 @@ export function register(program: Command): void {
     .option('-f, --follow', 'stream progress and logs until the run ends')
     .option('--plan-hash <hash>', 'refuse to start unless the compiled plan has this hash (the hash `drover plan` prints)')
     .addOption(outputOption())
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
       'after',
       examples(

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { examples } from '../help.js';
 import { RUN_STATUS_VALUES } from '../../convert.js';
 import type { RunStatus } from '../../types.js';
-import { outputOption, printJson, serverOption, withClient } from '../context.js';
+import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../context.js';
 import { positiveInt } from '../options.js';
 import { runsTable } from '../render/runs.js';
 
@@ -16,7 +16,7 @@ export function register(program: Command): void {
     .option('--workflow <name>', 'only runs of this workflow')
     .addOption(new Option('--status <status>', 'only runs with this status').choices(RUN_STATUS_VALUES))
     .addOption(outputOption())
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
       'after',
       examples(

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { examples } from '../help.js';
-import { outputOption, printJson, serverOption, withClient } from '../context.js';
+import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../context.js';
 import { runHeader, stepMessages, stepsTable } from '../render/runs.js';
 
 /** `drover status RUN`: one run and its steps. */
@@ -11,7 +11,7 @@ export function register(program: Command): void {
     .description('Show a run: its status, params and plan hash, then every step with its agent, attempt, exit code and resource use.')
     .argument('<run>', 'run id')
     .addOption(outputOption())
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
       'after',
       examples(

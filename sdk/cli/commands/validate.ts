@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { FileNotFoundError, InvalidInputError } from '../../errors.js';
 import type { WorkflowValidation } from '../../types.js';
-import { outputOption, printJson, serverOption, withClient } from '../context.js';
+import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../context.js';
 import { examples } from '../help.js';
 import { validationText } from '../render/problems.js';
 import { EXIT } from '../report.js';
@@ -21,7 +21,7 @@ export function register(program: Command): void {
     )
     .argument('<files...>', 'workflow files (YAML or JSON)')
     .addOption(outputOption())
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
       'after',
       examples(

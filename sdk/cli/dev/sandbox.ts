@@ -1,10 +1,13 @@
 /**
  * `drover dev`'s local fleet: one control plane and three agents as real
- * child processes, and the wait until all of them are up.
+ * child processes, and the wait until all of them are up. Security is on as
+ * anywhere else (TLS, tokens, enrolled agents); the sandbox sets it up: it
+ * reads the admin token and CA the control plane writes into its data dir,
+ * makes an enrollment token with them, and hands that to the agents.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DroverClient } from '../../client.js';
+import { DroverClient, type ClientOptions } from '../../client.js';
 import { DroverError, InternalError } from '../../errors.js';
 import type { Agent } from '../../types.js';
 import { entryPath } from '../entries.js';
@@ -29,26 +32,69 @@ export interface Sandbox {
   dir: string;
   server: Child;
   agents: Child[];
+  /** The admin token's file and the CA the control plane made (in <dir>/server). */
+  tokenFile: string;
+  caFile: string;
+  /** Options for a client with the admin token. */
+  client: ClientOptions;
 }
 
-/** Starts the control plane and the agents (does not wait for them). */
-export function startSandbox(supervisor: Supervisor, port: number, dirOption: string): Sandbox {
+/** The admin token and CA of the sandbox's control plane, once it has written them and answers. */
+async function serverReady(server: Child, address: string, dataDir: string, deadline: number): Promise<ClientOptions> {
+  const tokenFile = join(dataDir, 'admin.token');
+  const caFile = join(dataDir, 'ca.pem');
+  while (Date.now() < deadline) {
+    if (server.exit) throw failure(server, describeExit(server));
+    if (existsSync(tokenFile) && existsSync(caFile)) {
+      const opts: ClientOptions = { address, token: readFileSync(tokenFile, 'utf8').trim(), ca: caFile, connectTimeoutMs: 1000 };
+      // A fresh client per probe: a channel that saw a refused connection backs off for seconds.
+      const probe = new DroverClient(opts);
+      try {
+        await probe.fleet.list();
+        return { ...opts, connectTimeoutMs: undefined };
+      } catch (err) {
+        if (!(err instanceof DroverError) || err.code !== 'SERVER_UNREACHABLE') throw err;
+      } finally {
+        probe.close();
+      }
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  throw failure(server, `did not answer at ${address} within ${READY_TIMEOUT_MS / 1000}s`);
+}
+
+/**
+ * Starts the control plane, waits until it answers, makes an enrollment token
+ * for the sandbox's agents and starts them (does not wait for them).
+ */
+export async function startSandbox(supervisor: Supervisor, port: number, dirOption: string): Promise<Sandbox> {
   const dir = resolve(dirOption);
   const address = `127.0.0.1:${port}`;
   const serverScript = entryPath('server');
   const agentScript = entryPath('agent');
   const logs = join(dir, 'logs');
+  const dataDir = join(dir, 'server');
   mkdirSync(logs, { recursive: true });
-  mkdirSync(join(dir, 'server'), { recursive: true });
-  const server = supervisor.start('server', serverScript, ['--listen', address, '--data-dir', join(dir, 'server')], join(logs, 'server.log'));
+  mkdirSync(dataDir, { recursive: true });
+  const server = supervisor.start('server', serverScript, ['--listen', address, '--data-dir', dataDir], join(logs, 'server.log'));
+  const client = await serverReady(server, address, dataDir, Date.now() + READY_TIMEOUT_MS);
+  const admin = new DroverClient(client);
+  let enrollToken: string;
+  try {
+    // Enough uses for the three agents, and short-lived: an agent that has enrolled needs it no more.
+    enrollToken = (await admin.access.createEnrollToken({ uses: DEV_AGENTS.length, ttlMs: 10 * 60_000, description: 'drover dev agents' })).token;
+  } finally {
+    admin.close();
+  }
   const agents = DEV_AGENTS.map(({ name, labels }) => {
     const stateDir = join(dir, 'agents', name);
     mkdirSync(stateDir, { recursive: true });
     const labelArgs = Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
     const args = ['--server', address, '--name', name, ...labelArgs, '--state-dir', stateDir];
-    return supervisor.start(name, agentScript, args, join(logs, `${name}.log`));
+    // Agents that enrolled on an earlier `drover dev` keep their certificate; the token is for new ones.
+    return supervisor.start(name, agentScript, args, join(logs, `${name}.log`), { DROVER_ENROLL_TOKEN: enrollToken });
   });
-  return { address, dir, server, agents };
+  return { address, dir, server, agents, tokenFile: join(dataDir, 'admin.token'), caFile: join(dataDir, 'ca.pem'), client };
 }
 
 function failure(child: Child, what: string): InternalError {
@@ -71,7 +117,7 @@ export async function waitForSandbox(sandbox: Sandbox): Promise<Agent[]> {
     const dead = [sandbox.server, ...sandbox.agents].find((c) => c.exit);
     if (dead) throw failure(dead, describeExit(dead));
     // A fresh client per probe: a channel that saw a refused connection backs off for seconds.
-    const probe = new DroverClient({ address: sandbox.address, connectTimeoutMs: 1000 });
+    const probe = new DroverClient({ ...sandbox.client, connectTimeoutMs: 1000 });
     try {
       agents = await probe.fleet.list();
       serverUp = true;

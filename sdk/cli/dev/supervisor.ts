@@ -32,10 +32,10 @@ export class Supervisor {
     });
   }
 
-  /** Spawns `node script ...args` with output to `logFile` (truncated). */
-  start(name: string, script: string, args: readonly string[], logFile: string): Child {
+  /** Spawns `node script ...args` with output to `logFile` (truncated); `env` adds to this process's environment. */
+  start(name: string, script: string, args: readonly string[], logFile: string, env: Record<string, string> = {}): Child {
     const fd = openSync(logFile, 'w');
-    const proc = spawn(process.execPath, [script, ...args], { stdio: ['ignore', fd, fd], detached: true });
+    const proc = spawn(process.execPath, [script, ...args], { stdio: ['ignore', fd, fd], detached: true, env: { ...process.env, ...env } });
     closeSync(fd);
     const child: Child = { name, logFile, process: proc };
     this.children.push(child);

@@ -5,6 +5,7 @@ import type { Hello as _drover_v1_Hello, Hello__Output as _drover_v1_Hello__Outp
 import type { Heartbeat as _drover_v1_Heartbeat, Heartbeat__Output as _drover_v1_Heartbeat__Output } from '../../drover/v1/Heartbeat.js';
 import type { StepEvent as _drover_v1_StepEvent, StepEvent__Output as _drover_v1_StepEvent__Output } from '../../drover/v1/StepEvent.js';
 import type { LogChunk as _drover_v1_LogChunk, LogChunk__Output as _drover_v1_LogChunk__Output } from '../../drover/v1/LogChunk.js';
+import type { RenewRequest as _drover_v1_RenewRequest, RenewRequest__Output as _drover_v1_RenewRequest__Output } from '../../drover/v1/RenewRequest.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface AgentMessage {
@@ -13,7 +14,8 @@ export interface AgentMessage {
   'heartbeat'?: (_drover_v1_Heartbeat | null);
   'stepEvent'?: (_drover_v1_StepEvent | null);
   'log'?: (_drover_v1_LogChunk | null);
-  'body'?: "hello"|"heartbeat"|"stepEvent"|"log";
+  'renew'?: (_drover_v1_RenewRequest | null);
+  'body'?: "hello"|"heartbeat"|"stepEvent"|"log"|"renew";
 }
 
 export interface AgentMessage__Output {
@@ -22,5 +24,6 @@ export interface AgentMessage__Output {
   'heartbeat'?: (_drover_v1_Heartbeat__Output | null);
   'stepEvent'?: (_drover_v1_StepEvent__Output | null);
   'log'?: (_drover_v1_LogChunk__Output | null);
-  'body'?: "hello"|"heartbeat"|"stepEvent"|"log";
+  'renew'?: (_drover_v1_RenewRequest__Output | null);
+  'body'?: "hello"|"heartbeat"|"stepEvent"|"log"|"renew";
 }

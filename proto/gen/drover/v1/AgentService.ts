@@ -4,6 +4,8 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { AgentMessage as _drover_v1_AgentMessage, AgentMessage__Output as _drover_v1_AgentMessage__Output } from '../../drover/v1/AgentMessage.js';
+import type { EnrollRequest as _drover_v1_EnrollRequest, EnrollRequest__Output as _drover_v1_EnrollRequest__Output } from '../../drover/v1/EnrollRequest.js';
+import type { EnrollResponse as _drover_v1_EnrollResponse, EnrollResponse__Output as _drover_v1_EnrollResponse__Output } from '../../drover/v1/EnrollResponse.js';
 import type { ServerMessage as _drover_v1_ServerMessage, ServerMessage__Output as _drover_v1_ServerMessage__Output } from '../../drover/v1/ServerMessage.js';
 
 export interface AgentServiceClient extends grpc.Client {
@@ -12,13 +14,25 @@ export interface AgentServiceClient extends grpc.Client {
   connect(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_drover_v1_AgentMessage, _drover_v1_ServerMessage__Output>;
   connect(options?: grpc.CallOptions): grpc.ClientDuplexStream<_drover_v1_AgentMessage, _drover_v1_ServerMessage__Output>;
   
+  Enroll(argument: _drover_v1_EnrollRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_EnrollResponse__Output>): grpc.ClientUnaryCall;
+  Enroll(argument: _drover_v1_EnrollRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_drover_v1_EnrollResponse__Output>): grpc.ClientUnaryCall;
+  Enroll(argument: _drover_v1_EnrollRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_EnrollResponse__Output>): grpc.ClientUnaryCall;
+  Enroll(argument: _drover_v1_EnrollRequest, callback: grpc.requestCallback<_drover_v1_EnrollResponse__Output>): grpc.ClientUnaryCall;
+  enroll(argument: _drover_v1_EnrollRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_EnrollResponse__Output>): grpc.ClientUnaryCall;
+  enroll(argument: _drover_v1_EnrollRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_drover_v1_EnrollResponse__Output>): grpc.ClientUnaryCall;
+  enroll(argument: _drover_v1_EnrollRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_EnrollResponse__Output>): grpc.ClientUnaryCall;
+  enroll(argument: _drover_v1_EnrollRequest, callback: grpc.requestCallback<_drover_v1_EnrollResponse__Output>): grpc.ClientUnaryCall;
+  
 }
 
 export interface AgentServiceHandlers extends grpc.UntypedServiceImplementation {
   Connect: grpc.handleBidiStreamingCall<_drover_v1_AgentMessage__Output, _drover_v1_ServerMessage>;
   
+  Enroll: grpc.handleUnaryCall<_drover_v1_EnrollRequest__Output, _drover_v1_EnrollResponse>;
+  
 }
 
 export interface AgentServiceDefinition extends grpc.ServiceDefinition {
   Connect: MethodDefinition<_drover_v1_AgentMessage, _drover_v1_ServerMessage, _drover_v1_AgentMessage__Output, _drover_v1_ServerMessage__Output>
+  Enroll: MethodDefinition<_drover_v1_EnrollRequest, _drover_v1_EnrollResponse, _drover_v1_EnrollRequest__Output, _drover_v1_EnrollResponse__Output>
 }

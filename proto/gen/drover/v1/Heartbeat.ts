@@ -17,6 +17,7 @@ export interface Heartbeat {
   'journalBytes'?: (number | string | Long);
   'journalUnacked'?: (number | string | Long);
   'journalDroppedLogBytes'?: (number | string | Long);
+  'rejectedControlMessages'?: (number | string | Long);
 }
 
 export interface Heartbeat__Output {
@@ -33,4 +34,5 @@ export interface Heartbeat__Output {
   'journalBytes': (number);
   'journalUnacked': (number);
   'journalDroppedLogBytes': (number);
+  'rejectedControlMessages': (number);
 }

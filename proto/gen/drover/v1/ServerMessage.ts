@@ -8,6 +8,8 @@ import type { Cancel as _drover_v1_Cancel, Cancel__Output as _drover_v1_Cancel__
 import type { Ack as _drover_v1_Ack, Ack__Output as _drover_v1_Ack__Output } from '../../drover/v1/Ack.js';
 import type { Drain as _drover_v1_Drain, Drain__Output as _drover_v1_Drain__Output } from '../../drover/v1/Drain.js';
 import type { Reject as _drover_v1_Reject, Reject__Output as _drover_v1_Reject__Output } from '../../drover/v1/Reject.js';
+import type { SignedControl as _drover_v1_SignedControl, SignedControl__Output as _drover_v1_SignedControl__Output } from '../../drover/v1/SignedControl.js';
+import type { Renewed as _drover_v1_Renewed, Renewed__Output as _drover_v1_Renewed__Output } from '../../drover/v1/Renewed.js';
 
 export interface ServerMessage {
   'welcome'?: (_drover_v1_Welcome | null);
@@ -17,7 +19,9 @@ export interface ServerMessage {
   'ack'?: (_drover_v1_Ack | null);
   'drain'?: (_drover_v1_Drain | null);
   'reject'?: (_drover_v1_Reject | null);
-  'body'?: "welcome"|"assign"|"release"|"cancel"|"ack"|"drain"|"reject";
+  'signed'?: (_drover_v1_SignedControl | null);
+  'renewed'?: (_drover_v1_Renewed | null);
+  'body'?: "welcome"|"assign"|"release"|"cancel"|"ack"|"drain"|"reject"|"signed"|"renewed";
 }
 
 export interface ServerMessage__Output {
@@ -28,5 +32,7 @@ export interface ServerMessage__Output {
   'ack'?: (_drover_v1_Ack__Output | null);
   'drain'?: (_drover_v1_Drain__Output | null);
   'reject'?: (_drover_v1_Reject__Output | null);
-  'body'?: "welcome"|"assign"|"release"|"cancel"|"ack"|"drain"|"reject";
+  'signed'?: (_drover_v1_SignedControl__Output | null);
+  'renewed'?: (_drover_v1_Renewed__Output | null);
+  'body'?: "welcome"|"assign"|"release"|"cancel"|"ack"|"drain"|"reject"|"signed"|"renewed";
 }

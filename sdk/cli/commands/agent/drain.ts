@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { examples } from '../../help.js';
-import { outputOption, printJson, serverOption, withClient } from '../../context.js';
+import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../../context.js';
 
 /** `drover agent drain NAME`: stop placing new work on an agent; `--undo` ends it. */
 export function register(agent: Command): void {
@@ -14,7 +14,7 @@ export function register(agent: Command): void {
     .argument('<name>', 'agent name (see `drover fleet`)')
     .option('--undo', 'end draining: the agent takes new work again')
     .addOption(outputOption())
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .helpOption('-h, --help', 'display help for command')
     .addHelpText('after', examples('drover agent drain web-3', 'drover agent drain web-3 --undo'))
     .action(async (name: string, opts: { undo?: boolean; output: string }, cmd: Command) => {

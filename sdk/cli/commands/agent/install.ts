@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../../errors.js';
 import { installAgent, parseLabelArgs } from '../../../install/index.js';
 import { examples } from '../../help.js';
+import { clientOptions } from '../../context.js';
 import { collect, positiveInt } from '../../options.js';
 import { addHostOptions, hostOptions, runHosts, type HostsFlags } from './hosts.js';
 
@@ -10,7 +11,7 @@ interface InstallFlags extends HostsFlags {
   api?: string;
   label?: string[];
   name?: string;
-  token?: string;
+  enrollToken?: string;
   binary?: string;
   runAs: string;
   init: 'auto' | 'systemd' | 'supervisor';
@@ -36,7 +37,7 @@ export function register(agent: Command): void {
     .option('--api <host:port>', 'control plane address this command checks the fleet at (default: --server)')
     .option('-l, --label <key=value>', 'agent label (repeatable; default on upgrade: keep the installed labels)', collect)
     .option('--name <name>', 'agent name (default: the installed name, else the host name)')
-    .option('--token <token>', 'enrollment token written to the agent config (env DROVER_TOKEN)')
+    .option('--enroll-token <token>', "enrollment token written to the agent config (env DROVER_ENROLL_TOKEN; default on a first install: a one-use token for this agent, made with the admin --token)")
     .option('--binary <path>', 'agent binary, or a directory with drover-agent-linux-<arch> (default: dist/ of this package)')
     .option('--run-as <user>', 'account the agent runs as, created when missing; root for none', 'drover-agent')
     .option('--init <kind>', 'auto (systemd when it is PID 1), systemd, or supervisor', 'auto')
@@ -47,7 +48,7 @@ export function register(agent: Command): void {
       'after',
       examples(
         'drover agent install root@10.0.0.5 -i ~/.ssh/id_ed25519 --server 10.0.0.1:7400 -l role=web -l site=ams',
-        'drover agent install deploy@db-1.example:2222 --server cp.example:7400 --name db-1 --token "$TOKEN"',
+        'drover agent install deploy@db-1.example:2222 --server cp.example:7400 --name db-1 --enroll-token "$ENROLL_TOKEN"',
         'drover agent install --inventory hosts.yaml --server cp.example:7400 --parallel 20',
         'drover agent install root@10.0.0.5 --server 10.0.0.1:7400 --dry-run',
       ),
@@ -56,12 +57,14 @@ export function register(agent: Command): void {
       if (!['auto', 'systemd', 'supervisor'].includes(flags.init)) {
         throw new InvalidInputError(`--init "${flags.init}" is not auto, systemd or supervisor`);
       }
+      const api = clientOptions(cmd);
       const hosts = hostOptions(targets, flags, {
         server: flags.server,
         api: flags.api,
         ...(flags.label?.length ? { labels: parseLabelArgs(flags.label) } : {}),
         name: flags.name,
-        token: flags.token ?? (process.env.DROVER_TOKEN || undefined),
+        token: flags.enrollToken ?? (process.env.DROVER_ENROLL_TOKEN || undefined),
+        credentials: { token: api.token, ca: api.ca },
         binary: flags.binary,
         runAs: flags.runAs,
         init: flags.init,

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseLabelArgs } from '../../../install/index.js';
-import { outputOption, printJson, serverOption, withClient } from '../../context.js';
+import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../../context.js';
 import { examples } from '../../help.js';
 import { collect, positiveInt } from '../../options.js';
 import { deviceAddedLine } from '../../render/devices.js';
@@ -36,7 +36,7 @@ export function register(group: Command): void {
     .option('--max-sessions <n>', 'steps to this device at once on its proxy agent (default: 1)', positiveInt)
     .option('--replace', 'replace a device of the same name')
     .addOption(outputOption())
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
       'after',
       examples(

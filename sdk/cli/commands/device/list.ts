@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseLabelArgs } from '../../../install/index.js';
-import { outputOption, printJson, serverOption, withClient } from '../../context.js';
+import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../../context.js';
 import { examples } from '../../help.js';
 import { collect } from '../../options.js';
 import { devicesTable } from '../../render/devices.js';
@@ -14,7 +14,7 @@ export function register(group: Command): void {
     .description('List the device inventory: where each device is, its user and credential name, its network and labels, and the agents that proxy for its network now.')
     .option('-l, --label <key=value>', 'only devices with this label (repeatable)', collect)
     .addOption(outputOption())
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText('after', examples('drover device list', 'drover device list -l role=access', 'drover device list -o json'))
     .action(async (opts: { label?: string[]; output: string }, cmd: Command) => {
       const labels = parseLabelArgs(opts.label ?? []);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { outputOption, printJson, serverOption, withClient } from '../../context.js';
+import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../../context.js';
 import { examples } from '../../help.js';
 import { applyLine } from '../../render/workflows.js';
 
@@ -13,7 +13,7 @@ export function register(group: Command): void {
     )
     .argument('<files...>', 'workflow files (YAML or JSON)')
     .addOption(outputOption())
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
       'after',
       examples(

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { outputOption, printJson, serverOption, withClient } from '../../context.js';
+import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../../context.js';
 import { examples } from '../../help.js';
 import { workflowsTable } from '../../render/workflows.js';
 
@@ -11,7 +11,7 @@ export function register(group: Command): void {
     .summary('list registered workflows')
     .description('List every registered workflow by name: its latest version, how many versions exist, when the latest was stored, and its description.')
     .addOption(outputOption())
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText('after', examples('drover workflow list', 'drover workflow list -o json'))
     .action(async (opts: { output: string }, cmd: Command) => {
       const workflows = await withClient(cmd, (client) => client.workflows.list());

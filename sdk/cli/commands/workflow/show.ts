@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { outputOption, printJson, serverOption, withClient } from '../../context.js';
+import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../../context.js';
 import { examples } from '../../help.js';
 import { workflowHeader } from '../../render/workflows.js';
 
@@ -14,7 +14,7 @@ export function register(group: Command): void {
     .argument('<workflow>', 'NAME or NAME@VERSION')
     .option('--source', 'print only the document')
     .addOption(outputOption())
-    .addOption(serverOption())
+    .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
       'after',
       examples(

@@ -1,0 +1,158 @@
+/** AccessService (tokens, agent credentials) and AgentService.Enroll. */
+import type * as grpc from '@grpc/grpc-js';
+import type { AccessServiceHandlers, AgentCredential, EnrollRequestOut, EnrollResponse, TokenInfo } from '../../proto/index.js';
+import { ApiError, NotFoundError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { EnrollError, AGENT_NAME, type Credentials, type CredentialState } from '../security/credentials.js';
+import type { FailureThrottle } from '../security/access.js';
+import { peerAddress } from '../security/access.js';
+import type { Pki } from '../security/pki.js';
+import { DEFAULT_ENROLL_TTL_MS, ROLES, type Tokens } from '../security/tokens.js';
+import type { CredentialRecord, Role, TokenRecord } from '../store/store.js';
+import { toServiceError, unary } from './grpc-errors.js';
+
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
+const LABEL_VALUE = /^[A-Za-z0-9._-]{0,63}$/;
+/** Longest lifetime an enrollment token may be given: it is meant to be short-lived. */
+const MAX_ENROLL_TTL_MS = 30 * 86_400_000;
+
+function toTokenInfo(t: TokenRecord): TokenInfo {
+  return {
+    id: t.id,
+    kind: t.kind,
+    role: t.role,
+    description: t.description,
+    createdMs: t.createdMs,
+    expiresMs: t.expiresMs,
+    uses: t.uses,
+    used: t.used,
+    labels: t.labels,
+    namePattern: t.namePattern,
+    revokedMs: t.revokedMs,
+    lastUsedMs: t.lastUsedMs,
+  };
+}
+
+function toCredential(c: CredentialRecord, state: CredentialState): AgentCredential {
+  return {
+    name: c.name,
+    serial: c.serial,
+    state,
+    issuedMs: c.issuedMs,
+    expiresMs: c.expiresMs,
+    tokenId: c.tokenId,
+    revokedMs: c.revokedMs,
+    fingerprint: c.fingerprint,
+    labels: c.labels,
+    requestedMs: c.requestedMs,
+  };
+}
+
+const invalid = (message: string, hint: string) => new ApiError('INVALID_INPUT', message, hint);
+
+export interface AccessApiOptions {
+  tokens: Tokens;
+  credentials: Credentials;
+  /** Cuts the agent off and applies onAgentLost to its steps. */
+  revoked(name: string): void;
+}
+
+export function accessService(o: AccessApiOptions): AccessServiceHandlers {
+  const { tokens, credentials } = o;
+  return {
+    CreateToken: unary((req) => {
+      if (req.kind !== 'api' && req.kind !== 'enroll') throw invalid(`token kind "${req.kind}" is not api or enroll`, 'drover token create --role ROLE, or --enroll');
+      if (req.ttlMs < 0 || !Number.isSafeInteger(req.ttlMs)) throw invalid(`ttl ${req.ttlMs} ms is not a positive duration`, 'for example --ttl 1h');
+      if (req.kind === 'api') {
+        if (!ROLES.includes(req.role as Role)) throw invalid(`role "${req.role}" is not one of ${ROLES.join(', ')}`, 'drover token create --role viewer|operator|admin');
+        if (req.uses || req.namePattern || Object.keys(req.labels).length) throw invalid('--uses, --label and --name-pattern are for enrollment tokens', 'add --enroll, or drop them');
+      } else {
+        if (req.role) throw invalid('an enrollment token has no role', 'drop --role, or drop --enroll to make an API token');
+        if (req.ttlMs > MAX_ENROLL_TTL_MS) throw invalid(`an enrollment token may live at most 30 days, not ${Math.round(req.ttlMs / 3_600_000)} h`, 'use a shorter --ttl');
+        if (req.uses < 0) throw invalid(`--uses ${req.uses} is not a positive number`, 'for example --uses 1');
+        if (req.namePattern && !/^[A-Za-z0-9._*?-]{1,63}$/.test(req.namePattern)) {
+          throw invalid(`--name-pattern "${req.namePattern}" is not a name glob`, 'letters, digits, ".", "-", "_", with * and ?: for example web-*');
+        }
+        for (const [k, v] of Object.entries(req.labels)) {
+          if (!LABEL_KEY.test(k) || !LABEL_VALUE.test(v)) throw invalid(`label ${k}=${v} is not valid`, 'key=value with letters, digits, ".", "-", "_"');
+        }
+      }
+      const { token, record } = tokens.create({
+        kind: req.kind,
+        role: req.kind === 'api' ? (req.role as Role) : undefined,
+        ttlMs: req.ttlMs || (req.kind === 'enroll' ? DEFAULT_ENROLL_TTL_MS : 0),
+        uses: req.uses,
+        labels: req.labels,
+        namePattern: req.namePattern,
+        description: req.description.slice(0, 200),
+      });
+      return { token, info: toTokenInfo(record) };
+    }),
+    ListTokens: unary(() => ({ tokens: tokens.list().map(toTokenInfo) })),
+    RevokeToken: unary((req) => {
+      const rec = tokens.revoke(req.id);
+      if (!rec) throw new NotFoundError('TOKEN_NOT_FOUND', `no token with id "${req.id}"`, 'list tokens with `drover token list`');
+      return toTokenInfo(rec);
+    }),
+    ListAgentCredentials: unary(() => ({ credentials: credentials.list().map((c) => toCredential(c, c.shownState)) })),
+    ApproveAgent: unary(async (req) => {
+      const rec = await credentials.approve(req.name);
+      if (!rec) throw new NotFoundError('AGENT_NOT_FOUND', `no enrollment of "${req.name}" is waiting for approval`, 'see `drover agent list-credentials`');
+      return toCredential(rec, 'active');
+    }),
+    RevokeAgent: unary((req) => {
+      if (!AGENT_NAME.test(req.name)) throw invalid(`"${req.name}" is not an agent name`, 'see `drover agent list-credentials`');
+      const revoked = credentials.revoke(req.name);
+      if (!revoked.length) throw new NotFoundError('AGENT_NOT_FOUND', `agent "${req.name}" has no certificate or enrollment to revoke`, 'see `drover agent list-credentials`');
+      o.revoked(req.name);
+      return toCredential(revoked[revoked.length - 1], 'revoked');
+    }),
+    // The interceptor has already checked the token; this reads it again to describe it.
+    WhoAmI(call, callback) {
+      const header = call.metadata.get('authorization')[0];
+      const token = typeof header === 'string' ? header.replace(/^Bearer\s+/i, '') : '';
+      try {
+        const rec = tokens.check(token, 'api');
+        callback(null, { tokenId: rec.id, role: rec.role, description: rec.description, expiresMs: rec.expiresMs });
+      } catch (err) {
+        callback(toServiceError(err) as grpc.ServiceError);
+      }
+    },
+  };
+}
+
+export interface EnrollOptions {
+  credentials: Credentials;
+  pki: Pki;
+  throttle: FailureThrottle;
+  log: Logger;
+}
+
+/** AgentService.Enroll: no credential but the token in the request; failures count against the peer. */
+export function enrollHandler(o: EnrollOptions): grpc.handleUnaryCall<EnrollRequestOut, EnrollResponse> {
+  return (call, callback) => {
+    const peer = peerAddress(call.getPeer());
+    const req = call.request;
+    const wait = o.throttle.delayMs(peer);
+    setTimeout(() => {
+      o.credentials.enroll({ token: req.token, name: req.name, csrPem: req.csrPem }).then(
+        (res) => {
+          o.throttle.succeeded(peer);
+          if (res.status === 'pending') {
+            o.log.info({ agent: req.name, peer, token: res.record.tokenId }, 'enrollment waiting for approval (drover agent approve)');
+            return callback(null, { status: 'ENROLL_STATUS_PENDING', caPem: o.pki.caPem, message: `waiting for an admin: drover agent approve ${req.name}` });
+          }
+          o.log.info({ agent: req.name, peer, serial: res.record.serial, token: res.record.tokenId }, 'agent enrolled');
+          callback(null, { status: 'ENROLL_STATUS_ISSUED', certificatePem: res.certPem, caPem: o.pki.caPem, controlKeyPem: o.pki.controlPublicKeyPem });
+        },
+        (err: unknown) => {
+          o.throttle.failed(peer);
+          if (!(err instanceof EnrollError)) return callback(toServiceError(err) as grpc.ServiceError);
+          o.log.warn({ agent: req.name, peer, reason: err.code }, `enrollment refused: ${err.message}`);
+          const code = err.code === 'BAD_TOKEN' ? 'UNAUTHENTICATED' : err.code === 'BAD_REQUEST' ? 'INVALID_INPUT' : 'PERMISSION_DENIED';
+          callback(toServiceError(new ApiError(code, err.message, err.code === 'NAME_TAKEN' ? `drover agent revoke ${req.name}` : 'drover token create --enroll')) as grpc.ServiceError);
+        },
+      );
+    }, wait);
+  };
+}

@@ -1,0 +1,23 @@
+import type { Command } from 'commander';
+import { caOption, outputOption, printJson, serverOption, tokenOption, withClient } from '../../context.js';
+import { examples } from '../../help.js';
+import { tokensTable } from '../../render/access.js';
+
+/** `drover token list`: every token, without its secret. */
+export function register(group: Command): void {
+  group
+    .command('list')
+    .alias('ls')
+    .summary('list API and enrollment tokens')
+    .description('List every token: id, kind, role, whether it is valid, when it expires, enrollments used. Secrets are never shown again. Needs the admin role.')
+    .addOption(outputOption())
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .addOption(caOption())
+    .addHelpText('after', examples('drover token list', 'drover token list -o json'))
+    .action(async (opts: { output: string }, cmd: Command) => {
+      const tokens = await withClient(cmd, (client) => client.access.listTokens());
+      if (opts.output === 'json') return printJson(tokens);
+      process.stdout.write(tokensTable(tokens));
+    });
+}

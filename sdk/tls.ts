@@ -1,0 +1,58 @@
+/**
+ * Why a TLS handshake with the control plane failed, in words a person can
+ * act on. Asked only after a connection failed (off every hot path).
+ */
+import { connect as tcpConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { ServerUnreachableError } from './errors.js';
+
+/** How long the diagnosis may take before it gives up and says nothing. */
+const DIAGNOSE_TIMEOUT_MS = 1500;
+
+function hostPort(address: string): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
+  return m ? { host: m[1], port: Number(m[2]) } : { host: address, port: 443 };
+}
+
+/**
+ * Undefined when nothing listens there (the caller's SERVER_UNREACHABLE fits)
+ * or the handshake works; else a ServerUnreachableError naming the problem.
+ */
+export function diagnoseTls(address: string, sec: { caPem?: string; insecure: boolean }): Promise<ServerUnreachableError | undefined> {
+  const { host, port } = hostPort(address);
+  return new Promise((resolve) => {
+    const done = (e: ServerUnreachableError | undefined) => {
+      clearTimeout(timer);
+      resolve(e);
+    };
+    const timer = setTimeout(() => done(undefined), DIAGNOSE_TIMEOUT_MS);
+    if (sec.insecure) {
+      // A plaintext client against a TLS server: the server answers a TLS alert or closes at once.
+      const sock = tcpConnect({ host, port }, () => sock.end());
+      sock.on('error', () => done(undefined));
+      sock.on('close', () => done(undefined));
+      return;
+    }
+    const sock = tlsConnect({ host, port, ca: sec.caPem, servername: /^[\d.:]+$/.test(host) ? undefined : host, ALPNProtocols: ['h2'], rejectUnauthorized: false });
+    sock.on('secureConnect', () => {
+      const why = sock.authorizationError;
+      sock.destroy();
+      if (!why) return done(undefined);
+      done(
+        new ServerUnreachableError(`the control plane at ${address} presents a certificate this client does not trust (${why})`, {
+          hint: 'pass --ca <server data dir>/ca.pem (or set DROVER_CA) to trust the control plane\'s own CA; connect by a name the certificate holds, or add the name with `drover server --advertise NAME`',
+        }),
+      );
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (/wrong version number|packet length too long|unknown protocol|ECONNRESET/i.test(`${err.message} ${err.code}`)) {
+        return done(
+          new ServerUnreachableError(`the control plane at ${address} does not speak TLS`, {
+            hint: 'it was started with --insecure: pass --insecure to this client as well (loopback only), or restart the server without it',
+          }),
+        );
+      }
+      done(undefined);
+    });
+  });
+}
