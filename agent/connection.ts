@@ -40,7 +40,7 @@ export interface ConnectionOptions {
   log: Logger;
   /** Checks control messages; they are acted on only when it says so. */
   verifier: ControlVerifier;
-  /** The certificate identity (gRPC over mTLS); undefined over NATS or --insecure. */
+  /** The certificate identity (renewed over the link); undefined with --insecure. */
   identity?: Identity;
   stateDir: string;
   /** A renewed certificate to dial with from now on. */
@@ -128,7 +128,7 @@ export class Connection {
         return;
       }
       case 'renewed':
-        return this.renewed(session, m.renewed!.certificatePem);
+        return this.renewed(session, m.renewed!.certificatePem, m.renewed!.natsCreds);
       case 'ack':
         return o.journal.ack(m.ack!.seq);
       case 'assign':
@@ -202,11 +202,11 @@ export class Connection {
   }
 
   /** Stores the renewed certificate and reconnects with it. */
-  private renewed(session: LinkSession, certPem: string) {
+  private renewed(session: LinkSession, certPem: string, natsCreds: string) {
     const key = this.renewKey;
     if (!key || !this.o.identity) return;
     try {
-      const id = saveCertificate(this.o.stateDir, key, certPem);
+      const id = saveCertificate(this.o.stateDir, key, certPem, natsCreds);
       this.renewKey = undefined;
       this.o.identity = id;
       clearTimeout(this.renewTimer);

@@ -46,11 +46,13 @@ export interface Identity {
   controlKey: KeyObject;
   notBeforeMs: number;
   notAfterMs: number;
+  /** NATS user credentials confined to this agent's subjects (see `drover server nats-config`). */
+  natsCredsFile: string;
 }
 
 const dirOf = (stateDir: string) => join(stateDir, 'identity');
 /** agent.pem holds the certificate and its key together, so one atomic write replaces both. */
-const FILES = { pair: 'agent.pem', ca: 'ca.pem', control: 'control.pub' } as const;
+const FILES = { pair: 'agent.pem', ca: 'ca.pem', control: 'control.pub', nats: 'nats.creds' } as const;
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n?/;
 const KEY_BLOCK = /-----BEGIN PRIVATE KEY-----[^-]+-----END PRIVATE KEY-----\n?/;
 
@@ -75,6 +77,7 @@ export function loadIdentity(stateDir: string): Identity | undefined {
       certPem,
       caPem: readFileSync(path(FILES.ca), 'utf8'),
       controlKey: createPublicKey(readFileSync(path(FILES.control), 'utf8')),
+      natsCredsFile: path(FILES.nats),
     };
   } catch (err) {
     throw new IdentityError(`the identity in ${dir} is damaged (${(err as Error).message}): move the folder away and enroll again with a new token (drover token create --enroll)`);
@@ -90,9 +93,13 @@ export async function newCertificateRequest(name: string): Promise<{ keyPem: str
   return { keyPem, csrPem: csr.toString('pem') };
 }
 
-/** Stores a (renewed) certificate with its key in one atomic write: a crash leaves the old pair or the new one. */
-export function saveCertificate(stateDir: string, keyPem: string, certPem: string): Identity {
+/**
+ * Stores a (renewed) certificate with its key in one atomic write (a crash
+ * leaves the old pair or the new one), and the NATS credentials that go with it.
+ */
+export function saveCertificate(stateDir: string, keyPem: string, certPem: string, natsCreds = ''): Identity {
   const dir = dirOf(stateDir);
+  if (natsCreds) writeSecretFile(join(dir, FILES.nats), natsCreds);
   writeSecretFile(join(dir, FILES.pair), `${certPem.trim()}\n${keyPem.trim()}\n`);
   const id = loadIdentity(stateDir);
   if (!id) throw new IdentityError(`cannot read back the certificate written to ${dir}`);
@@ -204,7 +211,7 @@ export async function enroll(o: EnrollOptions): Promise<Identity> {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         writeSecretFile(join(dir, FILES.ca), caPem);
         writeSecretFile(join(dir, FILES.control), res.controlKeyPem);
-        const id = saveCertificate(o.stateDir, keyPem, res.certificatePem);
+        const id = saveCertificate(o.stateDir, keyPem, res.certificatePem, res.natsCreds);
         o.log.info({ server: o.server, expires: new Date(id.notAfterMs).toISOString() }, 'enrolled: this agent has its own certificate now; the enrollment token is no longer needed');
         return id;
       }

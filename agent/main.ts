@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** `drover agent` / `drover-agent`: dials the control plane and runs steps. Builds the link and wires the parts. */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { credsAuthenticator } from '@nats-io/nats-core';
 import { join } from 'node:path';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { Command } from 'commander';
@@ -31,9 +32,14 @@ quietIpServerNameWarning();
 async function buildLink(cfg: AgentConfig, identity: Identity | undefined, log: Logger): Promise<AgentLink> {
   if (!cfg.nats) return new GrpcLink(cfg.server, identity && { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem });
   log.info({ nats: cfg.nats.servers }, 'connecting to NATS');
+  const o = cfg.nats;
+  // No NATS auth configured: the credentials from enrollment, read again at every (re)connect (they are renewed).
+  const own = !(o.user || o.token || o.credsFile || o.nkeySeedFile) && identity && existsSync(identity.natsCredsFile);
+  const options = natsConnectionOptions(o, `drover-agent ${cfg.name}`);
+  if (own) options.authenticator = credsAuthenticator(() => new Uint8Array(readFileSync(identity.natsCredsFile)));
   let nc;
   try {
-    nc = await natsConnect({ ...natsConnectionOptions(cfg.nats, `drover-agent ${cfg.name}`), waitOnFirstConnect: true });
+    nc = await natsConnect({ ...options, waitOnFirstConnect: true });
   } catch (err) {
     const e = err as Error;
     throw new ConfigError(`cannot connect to NATS at ${cfg.nats.servers.join(', ')}: ${e.message}; ${natsConnectHint(e)}`);
@@ -127,7 +133,7 @@ async function runAgent(cfg: AgentConfig) {
     labels: cfg.labels,
     instanceId: instanceId(cfg.stateDir),
     verifier: new ControlVerifier(cfg.name, identity?.controlKey, cfg.stateDir),
-    identity: link instanceof GrpcLink ? identity : undefined,
+    identity,
     stateDir: cfg.stateDir,
     onRenewed: (id) => {
       if (link instanceof GrpcLink) link.setTls({ caPem: id.caPem, certPem: id.certPem, keyPem: id.keyPem });

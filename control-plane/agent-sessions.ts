@@ -53,7 +53,14 @@ export class AgentSessions implements AgentLinkHandler {
     private readonly runs: Runs,
     private readonly store: Store,
     private readonly log: Logger,
-    private readonly opts: { heartbeatIntervalMs: number; signer: ControlSigner; credentials: Credentials; now: () => number },
+    private readonly opts: {
+      heartbeatIntervalMs: number;
+      signer: ControlSigner;
+      credentials: Credentials;
+      now: () => number;
+      /** NATS credentials for an agent, valid until the given time. */
+      natsCreds(agent: string, untilMs: number): Promise<string>;
+    },
   ) {}
 
   onMessage(conn: AgentConnection, msg: AgentMessageOut) {
@@ -115,7 +122,13 @@ export class AgentSessions implements AgentLinkHandler {
       });
       return conn.close();
     }
-    const pinned = id?.serial ? this.opts.credentials.pinnedLabels(id.serial) : {};
+    if (id && !id.serial && !this.opts.credentials.hasActive(id.name)) {
+      // Over NATS the subject is the proof of who speaks; the certificate record says whether it still may.
+      this.log.warn({ agent: id.name, peer: conn.peer }, 'Hello refused: the agent has no active certificate (revoked, expired, or never enrolled)');
+      conn.send({ reject: { code: 'REVOKED', message: `agent "${id.name}" has no active identity on this control plane (revoked, expired or never enrolled): enroll it with a new token (drover token create --enroll)` } });
+      return conn.close();
+    }
+    const pinned = !id ? {} : id.serial ? this.opts.credentials.pinnedLabels(id.serial) : (this.opts.credentials.newestActive(id.name)?.labels ?? {});
     const signer = this.opts.signer;
     const out: AgentConnection = {
       transport: conn.transport,
@@ -133,11 +146,12 @@ export class AgentSessions implements AgentLinkHandler {
 
   /** A new certificate for the agent, sent back signed; its next connection uses it. */
   private async renew(conn: AgentConnection, session: Session, csrPem: string) {
-    const serial = conn.identity?.serial;
-    if (!serial) return; // NATS and --insecure links carry no certificate to renew
+    // NATS links carry no certificate: renew the agent's newest one. --insecure links have none at all.
+    const serial = conn.identity && (conn.identity.serial || this.opts.credentials.newestActive(session.name)?.serial);
+    if (!serial) return;
     try {
       const rec = await this.opts.credentials.renew(serial, csrPem);
-      session.out.send({ renewed: { certificatePem: rec.certPem } });
+      session.out.send({ renewed: { certificatePem: rec.certPem, natsCreds: await this.opts.natsCreds(session.name, rec.expiresMs) } });
       this.log.info({ agent: session.name, serial: rec.serial, expires: new Date(rec.expiresMs).toISOString() }, 'agent certificate renewed');
     } catch (err) {
       this.log.warn({ agent: session.name, err: (err as Error).message }, 'agent certificate not renewed');

@@ -2,6 +2,7 @@
 /** `drover server`: the control plane process. Builds the transports and wires the parts. */
 import * as grpc from '@grpc/grpc-js';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
+import { existsSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -19,6 +20,8 @@ import { Credentials } from './security/credentials.js';
 import { CertificateError, Pki } from './security/pki.js';
 import { ControlSigner } from './security/signer.js';
 import { Tokens } from './security/tokens.js';
+import { NatsAuth } from './security/nats-auth.js';
+import { writeSecretFile } from '../common/secret-file.js';
 import { ConfigError, DEFAULTS, resolveConfig, type ServerConfig } from './config.js';
 import { Devices } from './devices.js';
 import { Fleet } from './fleet.js';
@@ -78,6 +81,34 @@ function tlsCredentials(pki: Pki): grpc.ServerCredentials {
   return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
 }
 
+/**
+ * With no NATS credentials configured, the control plane uses the user it
+ * signs for itself (<data-dir>/nats-control-plane.creds), which a nats-server
+ * running `drover server nats-config` accepts; a server without auth ignores it.
+ */
+async function withOwnNatsCreds(o: NatsOptions, dataDir: string, auth: NatsAuth): Promise<NatsOptions> {
+  if (o.user || o.token || o.credsFile || o.nkeySeedFile) return o;
+  const file = join(dataDir, 'nats-control-plane.creds');
+  if (!existsSync(file)) writeSecretFile(file, await auth.controlPlaneCreds());
+  return { ...o, credsFile: file };
+}
+
+/** `drover server nats-config --data-dir D`: prints the nats-server configuration for this control plane's agents. */
+async function printNatsConfig(argv: string[]) {
+  const cmd = new Command('drover server nats-config')
+    .description(
+      "Print the nats-server configuration (operator, system account, MEMORY resolver) under which each agent's NATS credentials may use only its own subjects. Save it and start nats-server with -c FILE (or include it), then run drover server --nats with the same --data-dir.",
+    )
+    .option('--data-dir <dir>', `the control plane's data dir (env DROVER_DATA_DIR) (default: ${DEFAULTS.dataDir})`)
+    .addHelpText('after', '\nExample:\n  drover server nats-config --data-dir /var/lib/drover > /etc/nats/drover.conf\n  nats-server -c /etc/nats/drover.conf')
+    .action(async (opts: { dataDir?: string }) => {
+      const dataDir = opts.dataDir ?? process.env.DROVER_DATA_DIR ?? DEFAULTS.dataDir;
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      process.stdout.write(await NatsAuth.open(dataDir).serverConfig());
+    });
+  await cmd.parseAsync(argv, { from: 'user' });
+}
+
 async function serve(cfg: ServerConfig) {
   const log = createLogger(cfg.logLevel);
   const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns });
@@ -101,11 +132,14 @@ async function serve(cfg: ServerConfig) {
   const credentials = new Credentials({ store, pki, tokens, now, certTtlMs: cfg.agentCertTtlMs, approve: cfg.enrollApprove });
   const throttle = new FailureThrottle(now);
   const signer = new ControlSigner(pki.controlKey, now);
+  const natsAuth = NatsAuth.open(cfg.dataDir);
+  const natsCreds = (agent: string, untilMs: number) => natsAuth.agentCreds(agent, untilMs);
   const sessions = new AgentSessions(fleet, runs, store, log.child({ component: 'agents' }), {
     heartbeatIntervalMs: cfg.heartbeatIntervalMs,
     signer,
     credentials,
     now,
+    natsCreds,
   });
   // Certificates that expired on a live link (the agent did not renew), once a second.
   setInterval(() => sessions.sweepExpired(), 1000).unref();
@@ -127,7 +161,7 @@ async function serve(cfg: ServerConfig) {
         const cert = credentials.authenticate(der);
         return { name: cert.name, serial: cert.serial, notAfterMs: cert.notAfterMs };
       },
-      enroll: enrollHandler({ credentials, pki, throttle, log: log.child({ component: 'enroll' }) }),
+      enroll: enrollHandler({ credentials, pki, throttle, natsCreds, log: log.child({ component: 'enroll' }) }),
     }),
   );
   server.addService(
@@ -158,7 +192,7 @@ async function serve(cfg: ServerConfig) {
   const address = cfg.listen.replace(/:\d+$/, `:${port}`);
   let nats: { nc: NatsConnection; link: NatsAgentLink } | undefined;
   if (cfg.nats) {
-    const nc = await connectNats(cfg.nats, log.child({ component: 'nats' }));
+    const nc = await connectNats(await withOwnNatsCreds(cfg.nats, cfg.dataDir, natsAuth), log.child({ component: 'nats' }));
     const link = new NatsAgentLink(nc, sessions, { heartbeatIntervalMs: cfg.heartbeatIntervalMs, log: log.child({ component: 'nats-agents' }) });
     await link.start();
     nats = { nc, link };
@@ -216,7 +250,7 @@ const program = new Command('drover server')
   .option('--config <file>', 'YAML file with any of the options above (camelCase keys); flags and env win')
   .addHelpText(
     'after',
-    '\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server\n  drover server --nats nats://nats.example:4222 --nats-creds /etc/drover/server.creds',
+    '\nSubcommands:\n  nats-config   print the nats-server configuration that confines each agent to its own subjects (drover server nats-config --help)\n\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server\n  drover server --nats nats://nats.example:4222 --nats-creds /etc/drover/server.creds',
   )
   .action(async (opts: Record<string, unknown>) => {
     try {
@@ -230,4 +264,5 @@ const program = new Command('drover server')
     }
   });
 
-await program.parseAsync(process.argv);
+if (process.argv[2] === 'nats-config') await printNatsConfig(process.argv.slice(3));
+else await program.parseAsync(process.argv);

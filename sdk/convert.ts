@@ -113,6 +113,7 @@ function heartbeat(h: HeartbeatOut): Heartbeat {
     journalBytes: h.journalBytes,
     journalUnacked: h.journalUnacked,
     journalDroppedLogBytes: h.journalDroppedLogBytes,
+    rejectedControlMessages: h.rejectedControlMessages,
   };
 }
 

@@ -68,6 +68,8 @@ export interface Heartbeat {
   journalBytes: number;
   journalUnacked: number;
   journalDroppedLogBytes: number;
+  /** Control messages the agent refused (unsigned, badly signed, for another agent, replayed) since it started. */
+  rejectedControlMessages: number;
 }
 
 /** An agent as the control plane sees it. */

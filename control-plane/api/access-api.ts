@@ -123,6 +123,8 @@ export function accessService(o: AccessApiOptions): AccessServiceHandlers {
 
 export interface EnrollOptions {
   credentials: Credentials;
+  /** NATS credentials for an agent, valid until the given time. */
+  natsCreds(agent: string, untilMs: number): Promise<string>;
   pki: Pki;
   throttle: FailureThrottle;
   log: Logger;
@@ -137,13 +139,14 @@ export function enrollHandler(o: EnrollOptions): grpc.handleUnaryCall<EnrollRequ
     setTimeout(() => {
       o.credentials.enroll({ token: req.token, name: req.name, csrPem: req.csrPem }).then(
         (res) => {
-          o.throttle.succeeded(peer);
           if (res.status === 'pending') {
             o.log.info({ agent: req.name, peer, token: res.record.tokenId }, 'enrollment waiting for approval (drover agent approve)');
             return callback(null, { status: 'ENROLL_STATUS_PENDING', caPem: o.pki.caPem, message: `waiting for an admin: drover agent approve ${req.name}` });
           }
           o.log.info({ agent: req.name, peer, serial: res.record.serial, token: res.record.tokenId }, 'agent enrolled');
-          callback(null, { status: 'ENROLL_STATUS_ISSUED', certificatePem: res.certPem, caPem: o.pki.caPem, controlKeyPem: o.pki.controlPublicKeyPem });
+          return o.natsCreds(req.name, res.record.expiresMs).then((natsCreds) =>
+            callback(null, { status: 'ENROLL_STATUS_ISSUED', certificatePem: res.certPem, caPem: o.pki.caPem, controlKeyPem: o.pki.controlPublicKeyPem, natsCreds }),
+          );
         },
         (err: unknown) => {
           o.throttle.failed(peer);

@@ -89,10 +89,6 @@ export class FailureThrottle {
     if (this.peers.size > MAX_PEERS) this.peers.delete(this.peers.keys().next().value!);
   }
 
-  succeeded(peer: string): void {
-    this.peers.delete(peer);
-  }
-
   get size(): number {
     return this.peers.size;
   }
@@ -168,10 +164,9 @@ export function accessInterceptor(o: AccessOptions): grpc.ServerInterceptor {
       .withOnReceiveMetadata((metadata, next) => {
         const peer = peerAddress(call.getPeer());
         const verdict = checkCall(o, method.path, metadata, call.getAuthContext());
-        if (!verdict) {
-          if (RPC_RULES[method.path] !== 'enroll') o.throttle.succeeded(peer);
-          return next(metadata);
-        }
+        // Successes are never slowed, and do not wipe a peer's failures: one valid call
+        // from a shared address must not reset the penalty of a guesser behind it.
+        if (!verdict) return next(metadata);
         const delay = o.throttle.delayMs(peer);
         o.throttle.failed(peer);
         setTimeout(() => call.sendStatus(verdict), delay);

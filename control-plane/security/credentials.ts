@@ -61,6 +61,16 @@ export class Credentials {
     return this.o.store.getCredential(serial)?.labels ?? {};
   }
 
+  /** Whether `name` holds a certificate that is neither revoked nor expired (NATS agents carry none on the link). */
+  hasActive(name: string): boolean {
+    return this.forName(name).some((c) => this.stateOf(c) === 'active');
+  }
+
+  /** The newest active certificate of `name`: for agents known by name only (NATS). */
+  newestActive(name: string): CredentialRecord | undefined {
+    return this.forName(name).filter((c) => this.stateOf(c) === 'active').sort((a, b) => b.issuedMs - a.issuedMs)[0];
+  }
+
   async enroll(req: { token: string; name: string; csrPem: string }): Promise<EnrollResult> {
     const { store, tokens, pki, now } = this.o;
     if (!AGENT_NAME.test(req.name)) {

@@ -533,6 +533,10 @@ export const DESCRIPTOR = {
         "message": {
          "type": "string",
          "id": 5
+        },
+        "natsCreds": {
+         "type": "string",
+         "id": 6
         }
        }
       },
@@ -549,6 +553,10 @@ export const DESCRIPTOR = {
         "certificatePem": {
          "type": "string",
          "id": 1
+        },
+        "natsCreds": {
+         "type": "string",
+         "id": 2
         }
        }
       },

@@ -39,6 +39,8 @@ export interface NatsServerOptions {
   pass?: string;
   /** The server's max_payload in bytes (nats-server's default is 1 MiB). */
   maxPayload?: number;
+  /** More configuration text (for example what `drover server nats-config` prints). */
+  config?: string;
 }
 
 export interface NatsServer {
@@ -89,9 +91,9 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   // -p -1: the OS picks a free port and the server logs it; no bind-then-release race.
   const args = ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(opts.port ?? -1)];
   if (opts.user) args.push('--user', opts.user, '--pass', opts.pass ?? '');
-  if (opts.maxPayload) {
+  if (opts.maxPayload || opts.config) {
     const conf = join(mkdtempSync(join(tmpdir(), 'drover-nats-conf-')), 'nats.conf');
-    writeFileSync(conf, `max_payload: ${opts.maxPayload}\n`);
+    writeFileSync(conf, `${opts.maxPayload ? `max_payload: ${opts.maxPayload}\n` : ''}${opts.config ?? ''}`);
     args.push('-c', conf);
   }
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -60,7 +60,7 @@ describe('agent binary - one file that runs without Node', () => {
   });
 
   it('agent binary - registers with a real control plane and runs a step', async () => {
-    const child = spawn(binary, ['--server', server.address, '--name', 'bare-1', '--label', 'kind=bare', '--state-dir', join(dir, 'state')], {
+    const child = spawn(binary, ['--server', server.address, '--token', server.enrollToken, '--name', 'bare-1', '--label', 'kind=bare', '--state-dir', join(dir, 'state')], {
       env,
       cwd: dir,
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -98,7 +98,7 @@ describe('agent binary - one file that runs without Node', () => {
     const device = await startDeviceSshd('edge-sw');
     const child = spawn(
       binary,
-      ['--server', server.address, '--name', 'bare-proxy', '--label', 'proxy=binlab', '--state-dir', join(dir, 'proxy-state'),
+      ['--server', server.address, '--token', server.enrollToken, '--name', 'bare-proxy', '--label', 'proxy=binlab', '--state-dir', join(dir, 'proxy-state'),
         '--credential', `k=${device.identity}`, '--ssh-known-hosts', device.knownHosts],
       { env, cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
     );

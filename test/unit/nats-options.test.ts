@@ -61,14 +61,14 @@ describe('nats options', () => {
 });
 
 describe('nats options - in the agent and server configs', () => {
-  it('nats options - the agent links over NATS with --nats, and refuses --server with it at the same level', () => {
+  it('nats options - the agent links over NATS with --nats; --server beside it is where it enrolls', () => {
     const cfg = resolveAgentConfig({ nats: 'nats://h:4222', name: 'web-1' }, {});
     expect(cfg.nats?.servers).toEqual(['nats://h:4222']);
     expect(cfg.server).toBe('');
-    expect(() => resolveAgentConfig({ nats: 'nats://h:4222', server: 'cp:7400', name: 'web-1' }, {})).toThrow(AgentConfigError);
-    expect(() => resolveAgentConfig({ nats: 'nats://h:4222', server: 'cp:7400', name: 'web-1' }, {})).toThrow(
-      /^both --server and --nats are set on the command line: an agent links over gRPC \(--server\) or NATS \(--nats\); drop one$/,
-    );
+    const both = resolveAgentConfig({ nats: 'nats://h:4222', server: 'cp:7400', name: 'web-1' }, {});
+    expect(both.nats?.servers).toEqual(['nats://h:4222']);
+    expect(both.server).toBe('cp:7400');
+    expect(() => resolveAgentConfig({ nats: 'nats://h:4222', server: 'cp', name: 'web-1' }, {})).toThrow(AgentConfigError);
   });
 
   it('nats options - a flag beats the environment when choosing the agent link', () => {

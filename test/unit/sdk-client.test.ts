@@ -14,7 +14,22 @@ describe('sdk client', () => {
   it('client - address comes from the option, then DROVER_ADDR, then the default', () => {
     expect(resolveClientOptions({ address: 'a:1' }, { DROVER_ADDR: 'b:2' }).address).toBe('a:1');
     expect(resolveClientOptions({}, { DROVER_ADDR: 'b:2' }).address).toBe('b:2');
-    expect(resolveClientOptions({}, {})).toEqual({ address: '127.0.0.1:7400', connectTimeoutMs: 3000 });
+    expect(resolveClientOptions({}, {})).toEqual({ address: '127.0.0.1:7400', connectTimeoutMs: 3000, token: '', caPem: undefined, insecure: false });
+  });
+
+  it('client - the token and CA come from the options, then DROVER_TOKEN and DROVER_CA; a missing CA file is FILE_NOT_FOUND with the fix', () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    expect(resolveClientOptions({ token: 't1', ca: pem }, { DROVER_TOKEN: 't2' })).toMatchObject({ token: 't1', caPem: pem });
+    expect(resolveClientOptions({}, { DROVER_TOKEN: ' t2\n' }).token).toBe('t2');
+    let err: unknown;
+    try {
+      resolveClientOptions({}, { DROVER_CA: '/nonexistent/ca.pem' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(FileNotFoundError);
+    expect((err as FileNotFoundError).message).toMatch(/cannot read the CA certificate \/nonexistent\/ca.pem \(from DROVER_CA\)/);
+    expect((err as FileNotFoundError).hint).toMatch(/<data dir>\/ca.pem/);
   });
 
   it('client - a refused connection fails fast with SERVER_UNREACHABLE naming the address', async () => {

@@ -55,7 +55,7 @@ describe('sdk cli format', () => {
       heartbeat: {
         at: NOW - 2_000, cpuPercent: 12.4, memoryPercent: 40.6, memoryUsedBytes: 0, memoryTotalBytes: 0,
         diskPercent: 71, load: [0.1, 0.2, 0.3], netRxBytesPerSec: 0, netTxBytesPerSec: 0, runningSteps: 1,
-        journalBytes: 0, journalUnacked: 0, journalDroppedLogBytes: 0,
+        journalBytes: 0, journalUnacked: 0, journalDroppedLogBytes: 0, rejectedControlMessages: 0,
       },
     };
     const lines = fleetTable([agent, { ...agent, name: 'apps-1', state: 'lost', transport: '', heartbeat: undefined, labels: {} }], NOW).split('\n');

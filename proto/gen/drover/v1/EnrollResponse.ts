@@ -9,6 +9,7 @@ export interface EnrollResponse {
   'caPem'?: (string);
   'controlKeyPem'?: (string);
   'message'?: (string);
+  'natsCreds'?: (string);
 }
 
 export interface EnrollResponse__Output {
@@ -17,4 +18,5 @@ export interface EnrollResponse__Output {
   'caPem': (string);
   'controlKeyPem': (string);
   'message': (string);
+  'natsCreds': (string);
 }

@@ -4,8 +4,10 @@
 
 export interface Renewed {
   'certificatePem'?: (string);
+  'natsCreds'?: (string);
 }
 
 export interface Renewed__Output {
   'certificatePem': (string);
+  'natsCreds': (string);
 }
