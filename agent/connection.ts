@@ -128,7 +128,7 @@ export class Connection {
         return;
       }
       case 'renewed':
-        return this.renewed(session, m.renewed!.certificatePem, m.renewed!.natsCreds);
+        return this.renewed(session, m.renewed!.certificatePem, m.renewed!.natsJwt);
       case 'ack':
         return o.journal.ack(m.ack!.seq);
       case 'assign':
@@ -202,11 +202,11 @@ export class Connection {
   }
 
   /** Stores the renewed certificate and reconnects with it. */
-  private renewed(session: LinkSession, certPem: string, natsCreds: string) {
+  private renewed(session: LinkSession, certPem: string, natsJwt: string) {
     const key = this.renewKey;
     if (!key || !this.o.identity) return;
     try {
-      const id = saveCertificate(this.o.stateDir, key, certPem, natsCreds);
+      const id = saveCertificate(this.o.stateDir, key, certPem, natsJwt);
       this.renewKey = undefined;
       this.o.identity = id;
       clearTimeout(this.renewTimer);

@@ -16,9 +16,10 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { createUser } from '@nats-io/nkeys';
 import * as x509 from '@peculiar/x509';
 import { writeSecretFile } from '../common/secret-file.js';
-import { checkControlPlaneIdentity } from '../common/tls.js';
+import { checkControlPlaneIdentity, serverName, splitHostPort } from '../common/tls.js';
 import { droverV1, type EnrollResponseOut } from '../proto/index.js';
 import type { Logger } from './log.js';
 
@@ -46,13 +47,14 @@ export interface Identity {
   controlKey: KeyObject;
   notBeforeMs: number;
   notAfterMs: number;
-  /** NATS user credentials confined to this agent's subjects (see `drover server nats-config`). */
-  natsCredsFile: string;
+  /** NATS agents: the user nkey seed made here, and the JWT the control plane signed for it (its own subjects only). */
+  natsSeedFile: string;
+  natsJwtFile: string;
 }
 
 const dirOf = (stateDir: string) => join(stateDir, 'identity');
 /** agent.pem holds the certificate and its key together, so one atomic write replaces both. */
-const FILES = { pair: 'agent.pem', ca: 'ca.pem', control: 'control.pub', nats: 'nats.creds' } as const;
+const FILES = { pair: 'agent.pem', ca: 'ca.pem', control: 'control.pub', natsSeed: 'nats.nk', natsJwt: 'nats.jwt' } as const;
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n?/;
 const KEY_BLOCK = /-----BEGIN PRIVATE KEY-----[^-]+-----END PRIVATE KEY-----\n?/;
 
@@ -77,7 +79,8 @@ export function loadIdentity(stateDir: string): Identity | undefined {
       certPem,
       caPem: readFileSync(path(FILES.ca), 'utf8'),
       controlKey: createPublicKey(readFileSync(path(FILES.control), 'utf8')),
-      natsCredsFile: path(FILES.nats),
+      natsSeedFile: path(FILES.natsSeed),
+      natsJwtFile: path(FILES.natsJwt),
     };
   } catch (err) {
     throw new IdentityError(`the identity in ${dir} is damaged (${(err as Error).message}): move the folder away and enroll again with a new token (drover token create --enroll)`);
@@ -97,9 +100,9 @@ export async function newCertificateRequest(name: string): Promise<{ keyPem: str
  * Stores a (renewed) certificate with its key in one atomic write (a crash
  * leaves the old pair or the new one), and the NATS credentials that go with it.
  */
-export function saveCertificate(stateDir: string, keyPem: string, certPem: string, natsCreds = ''): Identity {
+export function saveCertificate(stateDir: string, keyPem: string, certPem: string, natsJwt = ''): Identity {
   const dir = dirOf(stateDir);
-  if (natsCreds) writeSecretFile(join(dir, FILES.nats), natsCreds);
+  if (natsJwt) writeSecretFile(join(dir, FILES.natsJwt), `${natsJwt}\n`);
   writeSecretFile(join(dir, FILES.pair), `${certPem.trim()}\n${keyPem.trim()}\n`);
   const id = loadIdentity(stateDir);
   if (!id) throw new IdentityError(`cannot read back the certificate written to ${dir}`);
@@ -120,16 +123,16 @@ export function tokenCaHash(token: string): string {
 }
 
 function hostPort(address: string): { host: string; port: number } {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
-  if (!m) throw new IdentityError(`--server "${address}" is not host:port`);
-  return { host: m[1], port: Number(m[2]) };
+  const hp = splitHostPort(address);
+  if (!hp) throw new IdentityError(`--server "${address}" is not host:port`);
+  return hp;
 }
 
 /** The certificates the server presents, leaf first; nothing about them is trusted yet. */
 function presentedChain(address: string): Promise<PeerCertificate[]> {
   const { host, port } = hostPort(address);
   return new Promise((resolve, reject) => {
-    const sock = tlsConnect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'], servername: /^[\d.:]+$/.test(host) ? undefined : host });
+    const sock = tlsConnect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'], servername: serverName(host) });
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new Error(`no TLS handshake with ${address} within ${ENROLL_DEADLINE_MS / 1000} s`));
@@ -175,11 +178,13 @@ export interface EnrollOptions {
   token: string;
   name: string;
   stateDir: string;
+  /** The agent links over NATS: ask for NATS credentials too. */
+  nats: boolean;
   log: Logger;
 }
 
 /** One Enroll call over TLS verified against `caPem` (the fleet simulator uses it too). */
-export function requestEnrollment(address: string, caPem: string, req: { token: string; name: string; csrPem: string }): Promise<EnrollResponseOut> {
+export function requestEnrollment(address: string, caPem: string, req: { token: string; name: string; csrPem: string; natsPublicKey?: string }): Promise<EnrollResponseOut> {
   const client = new (droverV1().AgentService)(address, grpc.credentials.createSsl(Buffer.from(caPem), null, null, { checkServerIdentity: checkControlPlaneIdentity }), { 'grpc.enable_channelz': 0 });
   return new Promise<EnrollResponseOut>((resolve, reject) => {
     client.Enroll({ ...req, labels: {} }, { deadline: Date.now() + ENROLL_DEADLINE_MS }, (err, res) => {
@@ -200,18 +205,25 @@ export function requestEnrollment(address: string, caPem: string, req: { token: 
 export async function enroll(o: EnrollOptions): Promise<Identity> {
   const wantHash = tokenCaHash(o.token);
   const { keyPem, csrPem } = await newCertificateRequest(o.name);
+  const dir = dirOf(o.stateDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // A NATS agent makes its NATS user key here too; only the public half is sent.
+  let natsPublicKey = '';
+  if (o.nats) {
+    const user = createUser();
+    writeSecretFile(join(dir, FILES.natsSeed), `${new TextDecoder().decode(user.getSeed())}\n`);
+    natsPublicKey = user.getPublicKey();
+  }
   let pause = 500;
   let announced = false;
   for (;;) {
     try {
       const caPem = await discoverCa(o.server, wantHash);
-      const res = await requestEnrollment(o.server, caPem, { token: o.token, name: o.name, csrPem });
+      const res = await requestEnrollment(o.server, caPem, { token: o.token, name: o.name, csrPem, natsPublicKey });
       if (res.status === 'ENROLL_STATUS_ISSUED') {
-        const dir = dirOf(o.stateDir);
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
         writeSecretFile(join(dir, FILES.ca), caPem);
         writeSecretFile(join(dir, FILES.control), res.controlKeyPem);
-        const id = saveCertificate(o.stateDir, keyPem, res.certificatePem, res.natsCreds);
+        const id = saveCertificate(o.stateDir, keyPem, res.certificatePem, res.natsJwt);
         o.log.info({ server: o.server, expires: new Date(id.notAfterMs).toISOString() }, 'enrolled: this agent has its own certificate now; the enrollment token is no longer needed');
         return id;
       }

@@ -2,7 +2,7 @@
 /** `drover agent` / `drover-agent`: dials the control plane and runs steps. Builds the link and wires the parts. */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { credsAuthenticator } from '@nats-io/nats-core';
+import { jwtAuthenticator } from '@nats-io/nats-core';
 import { join } from 'node:path';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { Command } from 'commander';
@@ -33,10 +33,15 @@ async function buildLink(cfg: AgentConfig, identity: Identity | undefined, log: 
   if (!cfg.nats) return new GrpcLink(cfg.server, identity && { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem });
   log.info({ nats: cfg.nats.servers }, 'connecting to NATS');
   const o = cfg.nats;
-  // No NATS auth configured: the credentials from enrollment, read again at every (re)connect (they are renewed).
-  const own = !(o.user || o.token || o.credsFile || o.nkeySeedFile) && identity && existsSync(identity.natsCredsFile);
+  // No NATS auth configured: the key made at enrollment and its JWT, read again at every (re)connect (renewals replace the JWT).
+  const own = !(o.user || o.token || o.credsFile || o.nkeySeedFile) && identity && existsSync(identity.natsJwtFile);
   const options = natsConnectionOptions(o, `drover-agent ${cfg.name}`);
-  if (own) options.authenticator = credsAuthenticator(() => new Uint8Array(readFileSync(identity.natsCredsFile)));
+  if (own) {
+    options.authenticator = jwtAuthenticator(
+      () => readFileSync(identity.natsJwtFile, 'utf8').trim(),
+      () => new TextEncoder().encode(readFileSync(identity.natsSeedFile, 'utf8').trim()),
+    );
+  }
   let nc;
   try {
     nc = await natsConnect({ ...options, waitOnFirstConnect: true });
@@ -90,7 +95,7 @@ async function identityOf(cfg: AgentConfig, log: Logger): Promise<Identity | und
   }
   if (!cfg.server) throw new ConfigError('enrollment goes to the control plane\'s gRPC address: add --server HOST:PORT (with --nats too)');
   log.info({ server: cfg.server }, 'enrolling with the control plane');
-  return enroll({ server: cfg.server, token: cfg.token, name: cfg.name, stateDir: cfg.stateDir, log });
+  return enroll({ server: cfg.server, token: cfg.token, name: cfg.name, stateDir: cfg.stateDir, nats: !!cfg.nats, log });
 }
 
 async function runAgent(cfg: AgentConfig) {
@@ -146,7 +151,13 @@ async function runAgent(cfg: AgentConfig) {
     log: log.child({ component: 'link' }),
     onReject: (code, message) => {
       process.stderr.write(`error: the control plane refused this agent (${code}): ${message}\n`);
-      process.exit(1);
+      if (code !== 'REVOKED' || !runtime.running) return process.exit(1);
+      // A revoked agent does no more of the control plane's work: stop its steps (SIGTERM, then SIGKILL after the grace).
+      for (const attempt of runtime.runningAttempts()) {
+        const [runId, stepId] = attempt.split('/');
+        runtime.cancel({ runId, stepId, reason: 'this agent was revoked' });
+      }
+      setTimeout(() => process.exit(1), cfg.graceMs + 500);
     },
   });
   log.info({ server: link.address, labels: cfg.labels, stateDir: cfg.stateDir, version: VERSION }, 'agent starting');

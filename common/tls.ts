@@ -29,3 +29,14 @@ export function quietIpServerNameWarning(): void {
     process.stderr.write(`(node:${process.pid}) ${w.code ? `[${w.code}] ` : ''}${w.name}: ${w.message}\n`);
   });
 }
+
+/** `host:port` or `[v6]:port` split; undefined when `address` is neither. */
+export function splitHostPort(address: string): { host: string; port: number } | undefined {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
+  return m ? { host: m[1], port: Number(m[2]) } : undefined;
+}
+
+/** The TLS server name for a host: none for an IP address (SNI carries names only). */
+export function serverName(host: string): string | undefined {
+  return /^[\d.:]+$/.test(host) ? undefined : host;
+}

@@ -16,7 +16,7 @@ import type { Logger } from './log.js';
 import type { Runs } from './runs.js';
 import { AGENT_NAME as NAME, type Credentials } from './security/credentials.js';
 import type { ControlSigner } from './security/signer.js';
-import type { Store } from './store/store.js';
+import type { CredentialRecord, Store } from './store/store.js';
 import type { AgentConnection, AgentLinkHandler } from './transport/agent-link.js';
 
 /**
@@ -58,8 +58,8 @@ export class AgentSessions implements AgentLinkHandler {
       signer: ControlSigner;
       credentials: Credentials;
       now: () => number;
-      /** NATS credentials for an agent, valid until the given time. */
-      natsCreds(agent: string, untilMs: number): Promise<string>;
+      /** The NATS user JWT of a credential ('' for an agent that does not link over NATS). */
+      natsJwt(credential: CredentialRecord): Promise<string>;
     },
   ) {}
 
@@ -151,7 +151,7 @@ export class AgentSessions implements AgentLinkHandler {
     if (!serial) return;
     try {
       const rec = await this.opts.credentials.renew(serial, csrPem);
-      session.out.send({ renewed: { certificatePem: rec.certPem, natsCreds: await this.opts.natsCreds(session.name, rec.expiresMs) } });
+      session.out.send({ renewed: { certificatePem: rec.certPem, natsJwt: await this.opts.natsJwt(rec) } });
       this.log.info({ agent: session.name, serial: rec.serial, expires: new Date(rec.expiresMs).toISOString() }, 'agent certificate renewed');
     } catch (err) {
       this.log.warn({ agent: session.name, err: (err as Error).message }, 'agent certificate not renewed');

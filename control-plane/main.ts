@@ -28,7 +28,7 @@ import { Fleet } from './fleet.js';
 import { createLogger, type Logger } from './log.js';
 import { Runs } from './runs.js';
 import { LowdbStore } from './store/lowdb-store.js';
-import { StoreError } from './store/store.js';
+import { StoreError, type CredentialRecord } from './store/store.js';
 import { Workflows } from './workflows.js';
 import { grpcAgentService } from './transport/grpc-agent-link.js';
 import { NatsAgentLink } from './transport/nats-agent-link.js';
@@ -109,6 +109,33 @@ async function printNatsConfig(argv: string[]) {
   await cmd.parseAsync(argv, { from: 'user' });
 }
 
+/** The CA, server certificate, signing key and first admin token, as the first start makes them. */
+async function initSecurity(cfg: ServerConfig, store: LowdbStore, now: () => number) {
+  const host = cfg.listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const pki = await Pki.open({ dataDir: cfg.dataDir, hosts: [host, hostname(), ...cfg.advertise], now });
+  const tokens = new Tokens(store, pki.caHash, now);
+  const adminTokenFile = await bootstrapAdminToken(cfg.dataDir, tokens, store);
+  return { pki, tokens, adminTokenFile };
+}
+
+/** `drover server init`: makes the data dir's CA, certificates and first admin token, then exits. */
+async function init(argv: string[]) {
+  const cmd = new Command('drover server init')
+    .description('Create the data dir with its CA (ca.pem), server certificate, control-message key and first admin token (admin.token), all 0600, and exit. The first start of `drover server` does the same; existing files are kept.')
+    .option('--listen <host:port>', `the address the server will listen on (its certificate names it) (default: ${DEFAULTS.listen})`)
+    .option('--advertise <hosts>', 'extra host names or addresses, comma-separated, for the server certificate')
+    .option('--data-dir <dir>', `where state is kept (env DROVER_DATA_DIR) (default: ${DEFAULTS.dataDir})`)
+    .action(async (opts: Record<string, unknown>) => {
+      const cfg = resolveConfig(opts);
+      const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns });
+      await store.open();
+      const { adminTokenFile } = await initSecurity(cfg, store, () => Date.now());
+      await store.close();
+      process.stdout.write(`CA certificate: ${join(cfg.dataDir, 'ca.pem')}\nadmin token:    ${adminTokenFile}\n`);
+    });
+  await cmd.parseAsync(argv, { from: 'user' });
+}
+
 async function serve(cfg: ServerConfig) {
   const log = createLogger(cfg.logLevel);
   const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns });
@@ -125,21 +152,18 @@ async function serve(cfg: ServerConfig) {
     for (const agent of fleet.sweep(cfg.disconnectAfterMs, cfg.lostAfterMs)) runs.agentLost(agent);
     runs.sweepDeadlines();
   }, 1000).unref();
-  const host = cfg.listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  const pki = await Pki.open({ dataDir: cfg.dataDir, hosts: [host, hostname(), ...cfg.advertise], now });
-  const tokens = new Tokens(store, pki.caHash, now);
-  const adminTokenFile = await bootstrapAdminToken(cfg.dataDir, tokens, store);
+  const { pki, tokens, adminTokenFile } = await initSecurity(cfg, store, now);
   const credentials = new Credentials({ store, pki, tokens, now, certTtlMs: cfg.agentCertTtlMs, approve: cfg.enrollApprove });
   const throttle = new FailureThrottle(now);
   const signer = new ControlSigner(pki.controlKey, now);
   const natsAuth = NatsAuth.open(cfg.dataDir);
-  const natsCreds = (agent: string, untilMs: number) => natsAuth.agentCreds(agent, untilMs);
+  const natsJwt = async (c: CredentialRecord) => (c.natsPublicKey ? natsAuth.agentJwt(c.name, c.natsPublicKey, c.expiresMs) : '');
   const sessions = new AgentSessions(fleet, runs, store, log.child({ component: 'agents' }), {
     heartbeatIntervalMs: cfg.heartbeatIntervalMs,
     signer,
     credentials,
     now,
-    natsCreds,
+    natsJwt,
   });
   // Certificates that expired on a live link (the agent did not renew), once a second.
   setInterval(() => sessions.sweepExpired(), 1000).unref();
@@ -161,7 +185,7 @@ async function serve(cfg: ServerConfig) {
         const cert = credentials.authenticate(der);
         return { name: cert.name, serial: cert.serial, notAfterMs: cert.notAfterMs };
       },
-      enroll: enrollHandler({ credentials, pki, throttle, natsCreds, log: log.child({ component: 'enroll' }) }),
+      enroll: enrollHandler({ credentials, pki, throttle, natsJwt, log: log.child({ component: 'enroll' }) }),
     }),
   );
   server.addService(
@@ -172,7 +196,7 @@ async function serve(cfg: ServerConfig) {
       revoked: (name) => {
         sessions.cutOff(name, `agent ${name} was revoked by an admin; it cannot connect again until it enrolls anew`);
         fleet.markLost(name);
-        runs.agentLost(name);
+        runs.agentLost(name, 'revoked by an admin');
         log.warn({ agent: name }, 'agent revoked: link closed, its certificates refused from now on');
       },
     }),
@@ -250,7 +274,7 @@ const program = new Command('drover server')
   .option('--config <file>', 'YAML file with any of the options above (camelCase keys); flags and env win')
   .addHelpText(
     'after',
-    '\nSubcommands:\n  nats-config   print the nats-server configuration that confines each agent to its own subjects (drover server nats-config --help)\n\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server\n  drover server --nats nats://nats.example:4222 --nats-creds /etc/drover/server.creds',
+    '\nSubcommands:\n  init          create the CA, certificates and first admin token, then exit (drover server init --help)\n  nats-config   print the nats-server configuration that confines each agent to its own subjects (drover server nats-config --help)\n\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server\n  drover server --nats nats://nats.example:4222 --nats-creds /etc/drover/server.creds',
   )
   .action(async (opts: Record<string, unknown>) => {
     try {
@@ -264,5 +288,12 @@ const program = new Command('drover server')
     }
   });
 
-if (process.argv[2] === 'nats-config') await printNatsConfig(process.argv.slice(3));
-else await program.parseAsync(process.argv);
+try {
+  if (process.argv[2] === 'nats-config') await printNatsConfig(process.argv.slice(3));
+  else if (process.argv[2] === 'init') await init(process.argv.slice(3));
+  else await program.parseAsync(process.argv);
+} catch (err) {
+  if (!(err instanceof ConfigError || err instanceof StoreError || err instanceof CertificateError)) throw err;
+  process.stderr.write(`error: ${err.message}\n`);
+  process.exit(1);
+}

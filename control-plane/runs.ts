@@ -293,7 +293,7 @@ export class Runs {
    * An agent was silent past lostAfter: its unfinished steps follow their
    * workflow's onAgentLost policy (wait, retry elsewhere, or fail).
    */
-  agentLost(agent: string) {
+  agentLost(agent: string, cause = `no contact for ${formatMs(this.lostAfterMs)}`) {
     for (const run of [...this.active.values()]) {
       if (run.status !== 'running') continue;
       const stranded = [...this.progressOf(run).stepsOf(agent)].filter((s) => !isTerminal(s));
@@ -310,7 +310,7 @@ export class Runs {
         const target = policy === 'retry' && !bound ? place([{ ...plan, agent: '' }], fleet).agents[s.id] : undefined;
         if (!target) {
           const why = policy === 'retry' ? '; no other agent matches its target' : '';
-          this.finishStep(run, s, 'failed', `agent ${agent} was lost (no contact for ${formatMs(this.lostAfterMs)})${why}`);
+          this.finishStep(run, s, 'failed', `agent ${agent} was lost (${cause})${why}`);
           continue;
         }
         this.change(run, s, () => {

@@ -4,22 +4,18 @@
  */
 import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { serverName, splitHostPort } from '../common/tls.js';
 import { ServerUnreachableError } from './errors.js';
 
 /** How long the diagnosis may take before it gives up and says nothing. */
 const DIAGNOSE_TIMEOUT_MS = 1500;
-
-function hostPort(address: string): { host: string; port: number } {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
-  return m ? { host: m[1], port: Number(m[2]) } : { host: address, port: 443 };
-}
 
 /**
  * Undefined when nothing listens there (the caller's SERVER_UNREACHABLE fits)
  * or the handshake works; else a ServerUnreachableError naming the problem.
  */
 export function diagnoseTls(address: string, sec: { caPem?: string; insecure: boolean }): Promise<ServerUnreachableError | undefined> {
-  const { host, port } = hostPort(address);
+  const { host, port } = splitHostPort(address) ?? { host: address, port: 443 };
   return new Promise((resolve) => {
     const done = (e: ServerUnreachableError | undefined) => {
       clearTimeout(timer);
@@ -33,7 +29,7 @@ export function diagnoseTls(address: string, sec: { caPem?: string; insecure: bo
       sock.on('close', () => done(undefined));
       return;
     }
-    const sock = tlsConnect({ host, port, ca: sec.caPem, servername: /^[\d.:]+$/.test(host) ? undefined : host, ALPNProtocols: ['h2'], rejectUnauthorized: false });
+    const sock = tlsConnect({ host, port, ca: sec.caPem, servername: serverName(host), ALPNProtocols: ['h2'], rejectUnauthorized: false });
     sock.on('secureConnect', () => {
       const why = sock.authorizationError;
       sock.destroy();

@@ -7,6 +7,7 @@ import { EnrollError, AGENT_NAME, type Credentials, type CredentialState } from 
 import type { FailureThrottle } from '../security/access.js';
 import { peerAddress } from '../security/access.js';
 import type { Pki } from '../security/pki.js';
+import { NatsKeyError } from '../security/nats-auth.js';
 import { DEFAULT_ENROLL_TTL_MS, ROLES, type Tokens } from '../security/tokens.js';
 import type { CredentialRecord, Role, TokenRecord } from '../store/store.js';
 import { toServiceError, unary } from './grpc-errors.js';
@@ -123,8 +124,8 @@ export function accessService(o: AccessApiOptions): AccessServiceHandlers {
 
 export interface EnrollOptions {
   credentials: Credentials;
-  /** NATS credentials for an agent, valid until the given time. */
-  natsCreds(agent: string, untilMs: number): Promise<string>;
+  /** The NATS user JWT of a credential ('' for an agent that does not link over NATS). */
+  natsJwt(credential: CredentialRecord): Promise<string>;
   pki: Pki;
   throttle: FailureThrottle;
   log: Logger;
@@ -137,19 +138,21 @@ export function enrollHandler(o: EnrollOptions): grpc.handleUnaryCall<EnrollRequ
     const req = call.request;
     const wait = o.throttle.delayMs(peer);
     setTimeout(() => {
-      o.credentials.enroll({ token: req.token, name: req.name, csrPem: req.csrPem }).then(
+      o.credentials.enroll({ token: req.token, name: req.name, csrPem: req.csrPem, natsPublicKey: req.natsPublicKey }).then(
         (res) => {
           if (res.status === 'pending') {
             o.log.info({ agent: req.name, peer, token: res.record.tokenId }, 'enrollment waiting for approval (drover agent approve)');
             return callback(null, { status: 'ENROLL_STATUS_PENDING', caPem: o.pki.caPem, message: `waiting for an admin: drover agent approve ${req.name}` });
           }
           o.log.info({ agent: req.name, peer, serial: res.record.serial, token: res.record.tokenId }, 'agent enrolled');
-          return o.natsCreds(req.name, res.record.expiresMs).then((natsCreds) =>
-            callback(null, { status: 'ENROLL_STATUS_ISSUED', certificatePem: res.certPem, caPem: o.pki.caPem, controlKeyPem: o.pki.controlPublicKeyPem, natsCreds }),
+          return o.natsJwt(res.record).then((natsJwt) =>
+            callback(null, { status: 'ENROLL_STATUS_ISSUED', certificatePem: res.certPem, caPem: o.pki.caPem, controlKeyPem: o.pki.controlPublicKeyPem, natsJwt }),
           );
         },
-        (err: unknown) => {
+        (e: unknown) => {
+          let err = e;
           o.throttle.failed(peer);
+          if (err instanceof NatsKeyError) err = new EnrollError('BAD_REQUEST', err.message);
           if (!(err instanceof EnrollError)) return callback(toServiceError(err) as grpc.ServiceError);
           o.log.warn({ agent: req.name, peer, reason: err.code }, `enrollment refused: ${err.message}`);
           const code = err.code === 'BAD_TOKEN' ? 'UNAUTHENTICATED' : err.code === 'BAD_REQUEST' ? 'INVALID_INPUT' : 'PERMISSION_DENIED';

@@ -41,7 +41,28 @@ export interface CredentialsOptions {
 export type CredentialState = 'pending' | 'active' | 'revoked' | 'expired';
 
 export class Credentials {
-  constructor(private readonly o: CredentialsOptions) {}
+  /** Record ids per agent name (the store is keyed by serial), so a lookup by name is not a scan of the fleet. */
+  private readonly byName = new Map<string, Set<string>>();
+
+  constructor(private readonly o: CredentialsOptions) {
+    for (const c of o.store.listCredentials()) this.index(c);
+  }
+
+  private index(c: CredentialRecord) {
+    let ids = this.byName.get(c.name);
+    if (!ids) this.byName.set(c.name, (ids = new Set()));
+    ids.add(c.id);
+  }
+
+  private put(c: CredentialRecord) {
+    this.o.store.putCredential(c);
+    this.index(c);
+  }
+
+  private remove(c: CredentialRecord) {
+    this.o.store.deleteCredential(c.id);
+    this.byName.get(c.name)?.delete(c.id);
+  }
 
   /** Checks a certificate presented over TLS; throws CertificateError naming the problem. */
   authenticate(der: Buffer): AgentCertificate {
@@ -71,7 +92,7 @@ export class Credentials {
     return this.forName(name).filter((c) => this.stateOf(c) === 'active').sort((a, b) => b.issuedMs - a.issuedMs)[0];
   }
 
-  async enroll(req: { token: string; name: string; csrPem: string }): Promise<EnrollResult> {
+  async enroll(req: { token: string; name: string; csrPem: string; natsPublicKey?: string }): Promise<EnrollResult> {
     const { store, tokens, pki, now } = this.o;
     if (!AGENT_NAME.test(req.name)) {
       throw new EnrollError('BAD_REQUEST', `agent name "${req.name}" is not valid: use letters, digits, ".", "-", "_" (at most 63), starting with a letter or digit`);
@@ -131,9 +152,10 @@ export class Credentials {
       labels: { ...token.labels },
       csrPem: req.csrPem,
       certPem: '',
+      natsPublicKey: req.natsPublicKey ?? '',
     };
     if (this.o.approve) {
-      store.putCredential(base);
+      this.put(base);
       return { status: 'pending', record: base };
     }
     const rec = await this.issue(base);
@@ -145,7 +167,7 @@ export class Credentials {
     const pending = this.o.store.getCredential(`pending:${name}`);
     if (!pending) return undefined;
     const rec = await this.issue(pending);
-    this.o.store.deleteCredential(pending.id);
+    this.remove(pending);
     return rec;
   }
 
@@ -163,7 +185,7 @@ export class Credentials {
       if (c.state === 'revoked') continue;
       c.state = 'revoked';
       c.revokedMs = this.o.now();
-      this.o.store.putCredential(c);
+      this.put(c);
       out.push(c);
     }
     return out;
@@ -182,7 +204,12 @@ export class Credentials {
   }
 
   private forName(name: string): CredentialRecord[] {
-    return this.o.store.listCredentials().filter((c) => c.name === name);
+    const out: CredentialRecord[] = [];
+    for (const id of this.byName.get(name) ?? []) {
+      const c = this.o.store.getCredential(id);
+      if (c) out.push(c);
+    }
+    return out;
   }
 
   private async issue(from: CredentialRecord): Promise<CredentialRecord> {
@@ -204,7 +231,7 @@ export class Credentials {
       csrPem: '',
       certPem: cert.certPem,
     };
-    this.o.store.putCredential(rec);
+    this.put(rec);
     return rec;
   }
 }

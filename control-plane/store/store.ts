@@ -161,6 +161,8 @@ export interface CredentialRecord {
   csrPem: string;
   /** The certificate issued (public), so an agent polling after approval gets it. */
   certPem: string;
+  /** NATS agents: the public key of the NATS user nkey the agent made ('' for gRPC agents). */
+  natsPublicKey?: string;
 }
 
 export interface LogRecord {

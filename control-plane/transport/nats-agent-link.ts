@@ -38,6 +38,8 @@ export interface NatsAgentLinkOptions {
 interface Session {
   name: string;
   sid: string;
+  /** The agent process behind the session (Hello.boot_id). */
+  bootId: string;
   conn: AgentConnection;
   open: boolean;
   /** Last Drover-Seq sent to the agent. */
@@ -142,6 +144,11 @@ export class NatsAgentLink {
     }
     const old = this.sessions.get(name);
     if (old?.sid === sid) return; // a repeated Hello of the same session changes nothing
+    if (old && old.bootId && old.bootId !== hello.bootId) {
+      // Another live process with this identity: it is told to stop, not to say Hello again (no flapping).
+      const reject = { reject: { code: 'REPLACED', message: `another process with this agent's identity ("${name}") said Hello; this one stops. Run one agent process per identity and state dir` } };
+      this.publish(name, old.sid, encodeMessage('ServerMessage', reject), old.sent + 1);
+    }
     if (old) this.end(old, 'replaced by a newer Hello from this agent');
     this.refusals.delete(name);
     let session: Session;
@@ -156,6 +163,7 @@ export class NatsAgentLink {
     session = {
       name,
       sid,
+      bootId: hello.bootId,
       conn,
       open: true,
       sent: 0,

@@ -502,6 +502,10 @@ export const DESCRIPTOR = {
          "keyType": "string",
          "type": "string",
          "id": 4
+        },
+        "natsPublicKey": {
+         "type": "string",
+         "id": 5
         }
        }
       },
@@ -534,7 +538,7 @@ export const DESCRIPTOR = {
          "type": "string",
          "id": 5
         },
-        "natsCreds": {
+        "natsJwt": {
          "type": "string",
          "id": 6
         }
@@ -554,7 +558,7 @@ export const DESCRIPTOR = {
          "type": "string",
          "id": 1
         },
-        "natsCreds": {
+        "natsJwt": {
          "type": "string",
          "id": 2
         }

@@ -15,10 +15,13 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchContext, FigureResult } from './context.js';
 import { startFootprint } from './figures/footprint.js';
+import { quietIpServerNameWarning } from '../../common/tls.js';
 import { fleetFigures } from './figures/fleet.js';
 import { startStepsCluster, stepFigures, throughputFigure } from './figures/steps.js';
 import { ENTRY, killAll, ROOT, workDir } from './procs.js';
 import { gitCommit, machine, table, writeResults, type Results } from './report.js';
+
+quietIpServerNameWarning();
 
 const { values: args } = parseArgs({
   options: {

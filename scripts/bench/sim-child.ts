@@ -11,6 +11,9 @@ import { NatsLink } from '../../agent/link/nats-link.js';
 import type { AgentLink } from '../../agent/link/link.js';
 import { enrollSimAgents } from '../sim/enroll.js';
 import { SimFleet } from '../sim/fleet.js';
+import { quietIpServerNameWarning } from '../../common/tls.js';
+
+quietIpServerNameWarning();
 
 export interface SimChildConfig {
   transport: 'grpc' | 'nats';

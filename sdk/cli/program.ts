@@ -21,6 +21,7 @@ import * as workflowApply from './commands/workflow/apply.js';
 import * as workflowList from './commands/workflow/list.js';
 import * as workflowShow from './commands/workflow/show.js';
 import * as tokenCreate from './commands/token/create.js';
+import * as whoami from './commands/whoami.js';
 import * as tokenList from './commands/token/list.js';
 import * as tokenRevoke from './commands/token/revoke.js';
 
@@ -72,7 +73,7 @@ const token = group(
   ),
 );
 
-const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, workflow, token];
+const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, workflow, token, whoami];
 
 /** The package version from package.json: two levels up from sdk/cli/ in the source tree, three from dist/sdk/cli/. */
 function version(): string {

@@ -2,10 +2,10 @@
  * Identity and access against real processes and real TLS (docs/security.md):
  * what an attacker on 127.0.0.1 tries, and what the operator does about it.
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { connect as natsConnect, credsAuthenticator, headers as natsHeaders } from '@nats-io/transport-node';
+import { connect as natsConnect, headers as natsHeaders, jwtAuthenticator } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { droverV1, encodeMessage } from '../../proto/index.js';
 import { DESCRIPTOR } from '../../proto/gen/descriptor.js';
@@ -136,6 +136,22 @@ describe('security - API access', () => {
     const plain = new DroverClient({ address: server.address, token: server.creds.token, insecure: true });
     await expect(plain.fleet.list()).rejects.toThrow();
     plain.close();
+  });
+
+  it('security - drover server init makes the CA and the first admin token, 0600, and never overwrites them', async () => {
+    const d = tempDir('drover-init-');
+    const first = spawnSync(process.execPath, [ENTRY.server, 'init', '--data-dir', d], { encoding: 'utf8' });
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toContain(`admin token:    ${join(d, 'admin.token')}`);
+    const token = readFileSync(join(d, 'admin.token'), 'utf8');
+    const ca = readFileSync(join(d, 'ca.pem'), 'utf8');
+    for (const f of ['ca.pem', 'ca.key', 'admin.token', 'server.key', 'control-signing.key']) expect(statSync(join(d, f)).mode & 0o777, f).toBe(0o600);
+    expect(spawnSync(process.execPath, [ENTRY.server, 'init', '--data-dir', d]).status).toBe(0);
+    expect(readFileSync(join(d, 'admin.token'), 'utf8')).toBe(token);
+    expect(readFileSync(join(d, 'ca.pem'), 'utf8')).toBe(ca);
+    const started = await startServer({ dataDir: d });
+    expect(started.creds.token).toBe(token.trim());
+    await started.stop();
   });
 
   it('security - token create prints only the token; --insecure is refused off loopback', async () => {
@@ -312,7 +328,7 @@ describe('security - revocation and certificate lifetime', () => {
     expect(Date.now() - t0).toBeLessThan(1500);
     const ended = await run.wait();
     expect(ended.status).toBe('failed');
-    expect(ended.steps.find((s) => s.id === 'long')!.message).toMatch(/agent victim was lost/);
+    expect(ended.steps.find((s) => s.id === 'long')!.message).toMatch(/agent victim was lost \(revoked by an admin\)/);
     // The agent learns it is refused and stops instead of retrying forever.
     expect(await new Promise((r) => (victim.child.exitCode !== null ? r(victim.child.exitCode) : victim.child.once('exit', r)))).toBe(1);
     expect(victim.output()).toMatch(/revoked/);
@@ -415,8 +431,12 @@ describe('security - NATS with the generated configuration', () => {
     await expect(natsConnect({ servers: nats.url, maxReconnectAttempts: 0 })).rejects.toThrow(/Authorization|authentication|auth/i);
 
     // With nats-a's credentials.
-    const credsA = readFileSync(join(a.stateDir, 'identity', 'nats.creds'));
-    const nc = await natsConnect({ servers: nats.url, authenticator: credsAuthenticator(new Uint8Array(credsA)) });
+    const idA = join(a.stateDir, 'identity');
+    expect(statSync(join(idA, 'nats.nk')).mode & 0o777).toBe(0o600);
+    const nc = await natsConnect({
+      servers: nats.url,
+      authenticator: jwtAuthenticator(readFileSync(join(idA, 'nats.jwt'), 'utf8').trim(), new TextEncoder().encode(readFileSync(join(idA, 'nats.nk'), 'utf8').trim())),
+    });
     const violations: string[] = [];
     void (async () => {
       for await (const s of nc.status()) if (s.type === 'error') violations.push(String(s.error?.message ?? s.error));

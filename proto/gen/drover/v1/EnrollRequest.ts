@@ -7,6 +7,7 @@ export interface EnrollRequest {
   'name'?: (string);
   'csrPem'?: (string);
   'labels'?: ({[key: string]: string});
+  'natsPublicKey'?: (string);
 }
 
 export interface EnrollRequest__Output {
@@ -14,4 +15,5 @@ export interface EnrollRequest__Output {
   'name': (string);
   'csrPem': (string);
   'labels': ({[key: string]: string});
+  'natsPublicKey': (string);
 }

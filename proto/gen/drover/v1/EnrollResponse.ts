@@ -9,7 +9,7 @@ export interface EnrollResponse {
   'caPem'?: (string);
   'controlKeyPem'?: (string);
   'message'?: (string);
-  'natsCreds'?: (string);
+  'natsJwt'?: (string);
 }
 
 export interface EnrollResponse__Output {
@@ -18,5 +18,5 @@ export interface EnrollResponse__Output {
   'caPem': (string);
   'controlKeyPem': (string);
   'message': (string);
-  'natsCreds': (string);
+  'natsJwt': (string);
 }

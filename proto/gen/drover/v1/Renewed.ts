@@ -4,10 +4,10 @@
 
 export interface Renewed {
   'certificatePem'?: (string);
-  'natsCreds'?: (string);
+  'natsJwt'?: (string);
 }
 
 export interface Renewed__Output {
   'certificatePem': (string);
-  'natsCreds': (string);
+  'natsJwt': (string);
 }
