@@ -15,7 +15,7 @@ import type { Fleet } from './fleet.js';
 import type { Logger } from './log.js';
 import type { Runs } from './runs.js';
 import { AGENT_NAME as NAME, type Credentials } from './security/credentials.js';
-import type { ControlSigner } from './security/signer.js';
+import { isControl, type ControlSigner } from './security/signer.js';
 import type { CredentialRecord, Store } from './store/store.js';
 import type { AgentConnection, AgentLinkHandler } from './transport/agent-link.js';
 
@@ -134,7 +134,7 @@ export class AgentSessions implements AgentLinkHandler {
       transport: conn.transport,
       peer: conn.peer,
       identity: id,
-      send: (m: ServerMessage) => conn.send(signer.seal(hello.name, m)),
+      send: (m: ServerMessage) => (isControl(m) ? void signer.seal(hello.name, m).then((sealed) => conn.send(sealed)) : conn.send(m)),
       close: (reason?: string) => conn.close(reason),
     };
     const live = this.fleet.connect(out, { ...hello, labels: { ...hello.labels, ...pinned } });

@@ -1,20 +1,38 @@
 /**
  * Signs control messages to agents (DESIGN.md §7): Assign, Release, Cancel,
- * Drain and Renewed travel inside SignedControl, an Ed25519 signature over an
- * encoded ControlEnvelope that names the agent and carries a counter. The
- * counter starts at this process's start time in microseconds and grows by
- * one per message, so it keeps increasing across restarts (unless more than
- * a million messages a second are sent for longer than the restart takes)
- * and an agent refuses anything it has already seen.
+ * Drain and Renewed travel inside SignedControl, an Ed25519 signature over
+ * an encoded ControlEnvelope that names the agent and carries a counter.
+ *
+ * Every message sealed in one event-loop turn shares one signature, over
+ * the root of a hash tree of their payloads (common/control-tree.ts): a
+ * fan-out to 10,000 agents costs one signature (about 60 µs) and 20,000
+ * SHA-256 hashes instead of 10,000 signatures (0.6 s of CPU).
+ *
+ * The counter starts at this process's start time in microseconds and grows
+ * by one per message, so it keeps increasing across restarts (unless more
+ * than a million messages a second are sent for longer than the restart
+ * takes) and an agent refuses anything it has already seen.
  */
 import { sign, type KeyObject } from 'node:crypto';
+import { buildTree, CONTROL_SIGNATURE_CONTEXT } from '../../common/control-tree.js';
 import { encodeMessage, type ServerMessage } from '../../proto/index.js';
 
 /** The bodies an agent acts on: only these are signed (and accepted only signed). */
 export const CONTROL_BODIES = ['assign', 'release', 'cancel', 'drain', 'renewed'] as const;
 
+/** Whether `msg` must travel signed. */
+export function isControl(msg: ServerMessage): boolean {
+  return CONTROL_BODIES.some((b) => msg[b] != null);
+}
+
+interface Pending {
+  payload: Uint8Array;
+  resolve(m: ServerMessage): void;
+}
+
 export class ControlSigner {
   private counter: number;
+  private batch: Pending[] = [];
 
   constructor(
     private readonly key: KeyObject,
@@ -23,10 +41,23 @@ export class ControlSigner {
     this.counter = now() * 1000;
   }
 
-  /** `msg` as it goes to `agent`: wrapped and signed when it is a control message, else unchanged. */
-  seal(agent: string, msg: ServerMessage): ServerMessage {
-    if (!CONTROL_BODIES.some((b) => msg[b] != null)) return msg;
+  /**
+   * `msg` wrapped for `agent`, signed with everything else sealed in this
+   * turn. Resolves in the order of the calls (a connection's messages keep
+   * their order). Non-control messages need no seal: send them as they are.
+   */
+  seal(agent: string, msg: ServerMessage): Promise<ServerMessage> {
     const payload = encodeMessage('ControlEnvelope', { agent, counter: ++this.counter, message: msg });
-    return { signed: { payload, signature: sign(null, payload, this.key) } };
+    return new Promise((resolve) => {
+      if (this.batch.push({ payload, resolve }) === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush() {
+    const batch = this.batch;
+    this.batch = [];
+    const { root, proofs } = buildTree(batch.map((p) => p.payload));
+    const signature = sign(null, Buffer.concat([CONTROL_SIGNATURE_CONTEXT, root]), this.key);
+    batch.forEach((p, index) => p.resolve({ signed: { payload: p.payload, signature, proof: proofs[index], index } }));
   }
 }

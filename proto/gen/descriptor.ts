@@ -465,6 +465,15 @@ export const DESCRIPTOR = {
         "signature": {
          "type": "bytes",
          "id": 2
+        },
+        "proof": {
+         "rule": "repeated",
+         "type": "bytes",
+         "id": 3
+        },
+        "index": {
+         "type": "uint32",
+         "id": 4
         }
        }
       },

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ControlVerifier } from '../../agent/control.js';
 import { DESCRIPTOR } from '../../proto/gen/descriptor.js';
 import { checkCall, FailureThrottle, peerAddress, RPC_RULES, type AccessOptions } from '../../control-plane/security/access.js';
-import { ControlSigner } from '../../control-plane/security/signer.js';
+import { ControlSigner, isControl } from '../../control-plane/security/signer.js';
 import { globToRegExp, roleAllows, TokenError, Tokens } from '../../control-plane/security/tokens.js';
 import { MemoryStore } from '../../control-plane/store/memory-store.js';
 import type { Credentials } from '../../control-plane/security/credentials.js';
@@ -121,10 +121,10 @@ describe('access', () => {
 describe('signed control messages', () => {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 
-  it('control - a signed Assign for this agent is accepted once; replayed, for another agent, unsigned or with another key it is refused', () => {
+  it('control - a signed Assign for this agent is accepted once; replayed, for another agent, unsigned or with another key it is refused', async () => {
     const signer = new ControlSigner(privateKey, () => 1_700_000_000_000);
     const verifier = new ControlVerifier('web-1', publicKey, undefined);
-    const sealed = signer.seal('web-1', { assign: { runId: 'r1', workflow: 'w' } });
+    const sealed = await signer.seal('web-1', { assign: { runId: 'r1', workflow: 'w' } });
     expect(sealed.signed).toBeDefined();
     const decoded = { body: 'signed', signed: sealed.signed } as never;
     const ok = verifier.check(decoded);
@@ -132,26 +132,48 @@ describe('signed control messages', () => {
     expect(ok.ok && ok.message.assign?.runId).toBe('r1');
     const again = verifier.check(decoded);
     expect(again).toMatchObject({ ok: false, why: expect.stringMatching(/replayed control message/) });
-    const other = verifier.check({ body: 'signed', signed: signer.seal('web-2', { cancel: { runId: 'r1' } }).signed } as never);
+    const other = verifier.check({ body: 'signed', signed: (await signer.seal('web-2', { cancel: { runId: 'r1' } })).signed } as never);
     expect(other).toMatchObject({ ok: false, why: 'a control message for agent "web-2"' });
     expect(verifier.check({ body: 'assign', assign: { runId: 'r2' } } as never)).toMatchObject({ ok: false, why: expect.stringMatching(/unsigned assign/) });
     const stranger = new ControlSigner(generateKeyPairSync('ed25519').privateKey, () => 1_800_000_000_000);
-    expect(verifier.check({ body: 'signed', signed: stranger.seal('web-1', { drain: { enabled: true } }).signed } as never)).toMatchObject({ ok: false, why: expect.stringMatching(/does not verify/) });
-    const tampered = signer.seal('web-1', { cancel: { runId: 'r9' } }).signed!;
+    expect(verifier.check({ body: 'signed', signed: (await stranger.seal('web-1', { drain: { enabled: true } })).signed } as never)).toMatchObject({ ok: false, why: expect.stringMatching(/does not verify/) });
+    const tampered = (await signer.seal('web-1', { cancel: { runId: 'r9' } })).signed!;
     const payload = Buffer.from(tampered.payload as Uint8Array);
     payload[payload.length - 1] ^= 1;
-    expect(verifier.check({ body: 'signed', signed: { payload, signature: tampered.signature } } as never).ok).toBe(false);
+    expect(verifier.check({ body: 'signed', signed: { ...tampered, payload } } as never).ok).toBe(false);
     expect(verifier.rejected).toBe(5);
   });
 
-  it('control - welcome, ack and reject need no signature; a restarted control plane keeps counting upwards', () => {
+  it('control - welcome, ack and reject need no signature; a restarted control plane keeps counting upwards', async () => {
     const verifier = new ControlVerifier('a', publicKey, undefined);
     expect(verifier.check({ body: 'ack', ack: { seq: 3 } } as never).ok).toBe(true);
     const before = new ControlSigner(privateKey, () => 1_000);
-    const first = before.seal('a', { drain: { enabled: true } });
+    const first = await before.seal('a', { drain: { enabled: true } });
     const after = new ControlSigner(privateKey, () => 2_000);
     expect(verifier.check({ body: 'signed', signed: first.signed } as never).ok).toBe(true);
-    expect(verifier.check({ body: 'signed', signed: after.seal('a', { drain: { enabled: false } }).signed } as never).ok).toBe(true);
-    expect(before.seal('a', { ack: { seq: 1 } })).toEqual({ ack: { seq: 1 } });
+    expect(verifier.check({ body: 'signed', signed: (await after.seal('a', { drain: { enabled: false } })).signed } as never).ok).toBe(true);
+    expect(isControl({ ack: { seq: 1 } })).toBe(false);
+    expect(isControl({ release: { runId: 'r' } })).toBe(true);
+  });
+
+  it('control - messages sealed in one turn share one signature; each verifies alone, and a path or payload from another does not', async () => {
+    const signer = new ControlSigner(privateKey, () => 1_900_000_000_000);
+    const names = Array.from({ length: 1001 }, (_, i) => `n-${i}`);
+    const sealed = await Promise.all(names.map((n) => signer.seal(n, { assign: { runId: 'big', workflow: n } })));
+    expect(new Set(sealed.map((m) => Buffer.from(m.signed!.signature as Uint8Array).toString('hex'))).size).toBe(1);
+    expect(sealed[0].signed!.proof).toHaveLength(10);
+    for (const [i, n] of names.entries()) {
+      const v = new ControlVerifier(n, publicKey, undefined).check({ body: 'signed', signed: sealed[i].signed } as never);
+      expect(v.ok && v.message.assign?.workflow, n).toBe(n);
+    }
+    const a = sealed[3].signed!;
+    const b = sealed[4].signed!;
+    const v3 = new ControlVerifier('n-3', publicKey, undefined);
+    expect(v3.check({ body: 'signed', signed: { ...a, proof: b.proof } } as never).ok).toBe(false);
+    expect(v3.check({ body: 'signed', signed: { ...a, index: 4 } } as never).ok).toBe(false);
+    expect(v3.check({ body: 'signed', signed: { ...b, index: 3 } } as never)).toMatchObject({ ok: false });
+    const alone = await signer.seal('solo', { cancel: { runId: 'x' } });
+    expect(alone.signed!.proof).toEqual([]);
+    expect(new ControlVerifier('solo', publicKey, undefined).check({ body: 'signed', signed: alone.signed } as never).ok).toBe(true);
   });
 });

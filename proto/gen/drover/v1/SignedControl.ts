@@ -5,9 +5,13 @@
 export interface SignedControl {
   'payload'?: (Buffer | Uint8Array | string);
   'signature'?: (Buffer | Uint8Array | string);
+  'proof'?: (Buffer | Uint8Array | string)[];
+  'index'?: (number);
 }
 
 export interface SignedControl__Output {
   'payload': (Buffer);
   'signature': (Buffer);
+  'proof': (Buffer)[];
+  'index': (number);
 }
