@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchContext, FigureResult } from './context.js';
 import { startFootprint } from './figures/footprint.js';
+import { signingFigure } from './figures/signing.js';
 import { quietIpServerNameWarning } from '../../common/tls.js';
 import { fleetFigures } from './figures/fleet.js';
 import { startStepsCluster, stepFigures, throughputFigure } from './figures/steps.js';
@@ -41,10 +42,11 @@ const FIGURES = {
   idleFleet: 4,
   agentFootprint: 5,
   throughput: 6,
+  signing: 7,
 } as const;
 type FigureKey = keyof typeof FIGURES;
 
-const only = new Set((args.only ?? '1,2,3,4,5,6').split(',').map((s) => Number(s.trim())));
+const only = new Set((args.only ?? '1,2,3,4,5,6,7').split(',').map((s) => Number(s.trim())));
 const wanted = (k: FigureKey) => only.has(FIGURES[k]);
 
 for (const f of [ENTRY.server, ENTRY.agent]) {
@@ -88,6 +90,10 @@ try {
     const { fanOut, idle } = await fleetFigures(ctx);
     if (wanted('fanOut')) figures.fanOut = fanOut;
     if (wanted('idleFleet')) figures.idleFleet = idle;
+  }
+  if (wanted('signing')) {
+    const fan = figures.fanOut?.rows.find((r) => r.id === 'fanOut.nats.10000.completeMs')?.value;
+    figures.signing = await signingFigure(ctx, fan);
   }
 } catch (err) {
   process.stderr.write(`\nbench failed: ${(err as Error).stack ?? err}\nprocess logs are in ${dir}\n`);

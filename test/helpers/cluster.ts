@@ -31,6 +31,8 @@ export interface Proc {
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
   stop(signal?: NodeJS.Signals): Promise<void>;
+  /** The test expects this process to exit by itself (refused, replaced, revoked): do not report it. */
+  expectExit(): void;
 }
 
 function launch(entry: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
@@ -46,10 +48,11 @@ function launch(entry: string, args: string[], env: NodeJS.ProcessEnv = {}): Pro
     children.delete(child);
     // A process that dies on its own is a finding: show why.
     if (!stopping.has(child) && (code || signal)) {
-      process.stderr.write(`\n${entry} ${args.join(' ')} exited (${code ?? signal}); last output:\n${out.slice(-4000)}\n`);
+      const shown = args.map((a, i) => (args[i - 1] === '--token' ? '<token>' : a)).join(' ');
+      process.stderr.write(`\n${entry} ${shown} exited (${code ?? signal}); last output:\n${out.slice(-4000)}\n`);
     }
   });
-  return { child, output: () => out, stop: (signal = 'SIGTERM') => stopChild(child, signal) };
+  return { child, output: () => out, stop: (signal = 'SIGTERM') => stopChild(child, signal), expectExit: () => void stopping.add(child) };
 }
 
 const stopping = new WeakSet<ChildProcess>();

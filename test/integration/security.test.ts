@@ -112,6 +112,9 @@ describe('security - API access', () => {
   });
 
   it('security - the SDK reports UNAUTHENTICATED and PERMISSION_DENIED as typed errors with the fix; the CLI exits non-zero', async () => {
+    // A control plane of its own: the one above now slows answers to this address's failures.
+    const server = await startServer();
+    const admin = new DroverClient(server.clientOptions);
     const anon = new DroverClient({ address: server.address, ca: server.creds.caFile });
     const err = await anon.fleet.list().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnauthenticatedError);
@@ -126,6 +129,7 @@ describe('security - API access', () => {
     const res = await cli(['token', 'list'], { ...server.env, DROVER_TOKEN: '' });
     expect(res.code).not.toBe(0);
     expect(res.stderr).toMatch(/ListTokens needs an API token with the admin role/);
+    admin.close();
   });
 
   it('security - a plaintext client, or one that does not trust the CA, is told what is wrong', async () => {
@@ -296,6 +300,7 @@ describe('security - an agent speaks only for itself', () => {
 
   it('duplicate identity - a second process with the same certificate takes over once; the first stops instead of flapping', async () => {
     const first = startAgent(server, 'twin', { role: 'twin' });
+    first.expectExit();
     await waitFor(async () => (await admin.fleet.get('twin').catch(() => undefined))?.state === 'connected', 20_000, () => 'twin to connect');
     const copy = tempDir('drover-twin-copy-');
     cpSync(first.stateDir, copy, { recursive: true });
@@ -317,6 +322,7 @@ describe('security - revocation and certificate lifetime', () => {
     const server = await startServer();
     const admin = new DroverClient(server.clientOptions);
     const victim = startAgent(server, 'victim', { role: 'victim' });
+    victim.expectExit();
     await waitFor(async () => (await admin.fleet.get('victim').catch(() => undefined))?.state === 'connected', 20_000, () => 'victim to connect');
     const file = workflow('revoke.yaml', `name: revoke\nsteps:\n  - { id: long, target: { labels: { role: victim } }, run: 'sleep 20' }\n`);
     const run = await admin.runs.launch(file);
@@ -421,6 +427,7 @@ describe('security - NATS with the generated configuration', () => {
     const admin = new DroverClient(server.clientOptions);
     const a = startNatsAgent(server, nats.url, 'nats-a', { role: 'a' });
     const b = startNatsAgent(server, nats.url, 'nats-b', { role: 'b' });
+    b.expectExit();
     await waitFor(async () => (await admin.fleet.list()).filter((x) => x.state === 'connected').length === 2, 20_000, () => 'both NATS agents to connect with their own credentials');
     const effects = join(dir, 'nats-auth-effects');
     const file = workflow('nats-auth.yaml', `name: na\nsteps:\n  - { id: one, target: { labels: { role: a } }, run: 'echo a >> "${effects}"' }\n  - { id: two, needs: [one], target: { labels: { role: b } }, run: 'echo b >> "${effects}"' }\n`);
