@@ -175,7 +175,7 @@ async function serve(cfg: ServerConfig) {
     'grpc.keepalive_time_ms': 15_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-    interceptors: [accessInterceptor({ tokens, credentials, throttle, adminTokenFile, insecure: cfg.insecure })],
+    interceptors: [accessInterceptor({ tokens, throttle, adminTokenFile, insecure: cfg.insecure })],
   });
   server.addService(
     v1.AgentService.service,

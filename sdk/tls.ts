@@ -2,7 +2,6 @@
  * Why a TLS handshake with the control plane failed, in words a person can
  * act on. Asked only after a connection failed (off every hot path).
  */
-import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { serverName, splitHostPort } from '../common/tls.js';
 import { ServerUnreachableError } from './errors.js';
@@ -15,20 +14,18 @@ const DIAGNOSE_TIMEOUT_MS = 1500;
  * or the handshake works; else a ServerUnreachableError naming the problem.
  */
 export function diagnoseTls(address: string, sec: { caPem?: string; insecure: boolean }): Promise<ServerUnreachableError | undefined> {
+  // A plaintext client cannot tell a TLS server from a silent one: nothing to add.
+  if (sec.insecure) return Promise.resolve(undefined);
   const { host, port } = splitHostPort(address) ?? { host: address, port: 443 };
   return new Promise((resolve) => {
     const done = (e: ServerUnreachableError | undefined) => {
       clearTimeout(timer);
       resolve(e);
     };
-    const timer = setTimeout(() => done(undefined), DIAGNOSE_TIMEOUT_MS);
-    if (sec.insecure) {
-      // A plaintext client against a TLS server: the server answers a TLS alert or closes at once.
-      const sock = tcpConnect({ host, port }, () => sock.end());
-      sock.on('error', () => done(undefined));
-      sock.on('close', () => done(undefined));
-      return;
-    }
+    const timer = setTimeout(() => {
+      sock.destroy();
+      done(undefined);
+    }, DIAGNOSE_TIMEOUT_MS);
     const sock = tlsConnect({ host, port, ca: sec.caPem, servername: serverName(host), ALPNProtocols: ['h2'], rejectUnauthorized: false });
     sock.on('secureConnect', () => {
       const why = sock.authorizationError;

@@ -5,10 +5,16 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { AgentMessageOut, AgentServiceHandlers, EnrollRequestOut, EnrollResponse, ServerMessage, ServerMessageOut } from '../../proto/index.js';
+import { toServiceError } from '../api/grpc-errors.js';
+import { ApiError } from '../errors.js';
 import type { AgentConnection, AgentIdentity, AgentLinkHandler } from './agent-link.js';
 
 export interface GrpcAgentServiceOptions {
-  /** The identity in a presented client certificate (the access interceptor has already checked it); undefined on --insecure. */
+  /**
+   * The identity in a presented client certificate, checked (the access
+   * interceptor only made sure there is one); undefined on --insecure.
+   * Throws when the certificate is not accepted.
+   */
   identify(der: Buffer | undefined): AgentIdentity | undefined;
   enroll: grpc.handleUnaryCall<EnrollRequestOut, EnrollResponse>;
 }
@@ -21,8 +27,9 @@ export function grpcAgentService(handler: AgentLinkHandler, o: GrpcAgentServiceO
       try {
         identity = o.identify(call.getAuthContext()?.sslPeerCertificate?.raw);
       } catch (err) {
-        call.write({ reject: { code: 'BAD_CERTIFICATE', message: (err as Error).message } });
-        call.end();
+        // A status, not a message: the agent learns its credential is refused and stops.
+        const status = toServiceError(new ApiError('UNAUTHENTICATED', (err as Error).message, 'enroll the agent again with a new token (drover token create --enroll)'));
+        call.emit('error', status);
         return;
       }
       let open = true;

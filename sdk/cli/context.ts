@@ -67,11 +67,6 @@ function flag(cmd: Command, key: 'server' | 'token' | 'ca' | 'insecure'): unknow
   return undefined;
 }
 
-/** The address chosen for a command: its own --server, the global one, DROVER_ADDR, the config file, the default. */
-export function serverAddress(cmd: Command): string {
-  return clientOptions(cmd).address!;
-}
-
 /** Everything a client needs, resolved for `cmd`. */
 export function clientOptions(cmd: Command, env = process.env): ClientOptions {
   const file = readConfig(configFile(env), !!env.DROVER_CONFIG);

@@ -7,7 +7,6 @@ import { checkCall, FailureThrottle, peerAddress, RPC_RULES, type AccessOptions 
 import { ControlSigner, isControl } from '../../control-plane/security/signer.js';
 import { globToRegExp, roleAllows, TokenError, Tokens } from '../../control-plane/security/tokens.js';
 import { MemoryStore } from '../../control-plane/store/memory-store.js';
-import type { Credentials } from '../../control-plane/security/credentials.js';
 
 /** Every RPC of every service in the contract, as `/drover.v1.Service/Method`. */
 function allMethods(): string[] {
@@ -18,8 +17,7 @@ function allMethods(): string[] {
 function setup(now = () => 1_000_000) {
   const store = new MemoryStore();
   const tokens = new Tokens(store, 'ab'.repeat(32), now);
-  const credentials = { authenticate: () => ({ name: 'a', serial: 'S', notBeforeMs: 0, notAfterMs: 0, fingerprint: '' }) } as unknown as Credentials;
-  const o: AccessOptions = { tokens, credentials, throttle: new FailureThrottle(now), adminTokenFile: '/data/admin.token', insecure: false };
+  const o: AccessOptions = { tokens, throttle: new FailureThrottle(now), adminTokenFile: '/data/admin.token', insecure: false };
   return { store, tokens, o };
 }
 
