@@ -222,7 +222,8 @@ describe('security - enrollment', () => {
     const token = (await admin.access.createEnrollToken({ uses: 1 })).token;
     const a = agentProcess(server, 'edge-7', tempDir(), token);
     await waitFor(async () => (await admin.access.listAgentCredentials()).some((c) => c.name === 'edge-7' && c.state === 'pending'), 20_000, () => 'a pending enrollment');
-    expect(a.output()).toMatch(/waiting for approval; an admin runs: drover agent approve edge-7/);
+    // The agent says so right after the server recorded the request; its output may arrive a moment later.
+    await waitFor(() => /waiting for approval; an admin runs: drover agent approve edge-7/.test(a.output()), 10_000, () => `the agent to say it waits:\n${a.output()}`);
     expect((await admin.fleet.list()).length).toBe(0);
     const res = await cli(['agent', 'approve', 'edge-7'], server.env);
     expect(res.stdout).toMatch(/agent edge-7 approved: certificate [0-9A-F]+ issued/);
