@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { NatsOptionsError, resolveNatsOptions, type NatsOptionInput, type NatsOptions } from '../proto/nats-options.js';
+import { EgressPolicy, EgressRuleError } from './executor/egress.js';
 import { CredentialError, parseCredentialFlags } from './executor/ssh/credentials.js';
 
 export interface AgentConfig {
@@ -28,6 +29,14 @@ export interface AgentConfig {
   insecure: boolean;
   /** Directories file steps may write into; empty means <stateDir>/files. */
   fileRoots: string[];
+  /** File steps may set setuid, setgid and sticky bits (--file-allow-special-modes); off, such a mode fails the step. */
+  fileAllowSpecialModes: boolean;
+  /** http steps: --http-allow rules (CIDR, IP or host pattern); given any, a destination must match one. */
+  httpAllow: string[];
+  /** http steps: --http-deny rules; they win over httpAllow. */
+  httpDeny: string[];
+  /** http steps: httpAllow and httpDeny compiled, with the built-in denial of link-local and metadata addresses (agent/executor/egress.ts). */
+  egress: EgressPolicy;
   /** Disk bound of the journal; past it new log output is dropped (step events never are). */
   journalMaxBytes: number;
   /** ssh steps: credential name -> key or password file (absolute paths). */
@@ -66,6 +75,9 @@ interface Flags extends NatsOptionInput {
   token?: string;
   insecure?: boolean;
   fileRoot?: string[];
+  fileAllowSpecialModes?: boolean;
+  httpAllow?: string[];
+  httpDeny?: string[];
   journalMaxBytes?: number;
   credential?: string[];
   credentialsDir?: string;
@@ -86,6 +98,14 @@ export function parseLabels(items: string[], source: string): Record<string, str
     out[m[1]] = m[2];
   }
   return out;
+}
+
+/** A rule list from flags (always strings) or the config file (a string or a list of them). */
+function ruleList(value: unknown, key: string): string[] {
+  if (value === undefined || value === null) return [];
+  const items = Array.isArray(value) ? value : [value];
+  if (!items.every((v) => typeof v === 'string')) throw new ConfigError(`${key} in the config file must be a list of CIDRs, IPs or host patterns (for example [10.0.0.0/8, "*.example.com"])`);
+  return items;
 }
 
 export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
@@ -128,6 +148,16 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
   const token = (flags.token ?? env.DROVER_ENROLL_TOKEN ?? file.token ?? '').trim();
   const insecure = Boolean(flags.insecure ?? file.insecure ?? false);
   const fileRoots = flags.fileRoot ?? file.fileRoots ?? [];
+  const fileAllowSpecialModes = Boolean(flags.fileAllowSpecialModes ?? file.fileAllowSpecialModes ?? false);
+  const httpAllow = ruleList(flags.httpAllow ?? file.httpAllow, 'httpAllow');
+  const httpDeny = ruleList(flags.httpDeny ?? file.httpDeny, 'httpDeny');
+  let egress: EgressPolicy;
+  try {
+    egress = new EgressPolicy({ allow: httpAllow, deny: httpDeny });
+  } catch (err) {
+    if (err instanceof EgressRuleError) throw new ConfigError(err.message);
+    throw err;
+  }
   const journalMaxBytes = Number(flags.journalMaxBytes ?? file.journalMaxBytes ?? 256 * 1024 * 1024);
   if (!Number.isInteger(journalMaxBytes) || journalMaxBytes < 1024 * 1024) {
     throw new ConfigError(`--journal-max-bytes must be a whole number of at least 1048576 (1 MiB), got ${flags.journalMaxBytes ?? file.journalMaxBytes}`);
@@ -174,6 +204,10 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
     token,
     insecure,
     fileRoots,
+    fileAllowSpecialModes,
+    httpAllow,
+    httpDeny,
+    egress,
     journalMaxBytes,
     credentials,
     credentialsDir,

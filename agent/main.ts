@@ -125,6 +125,8 @@ async function runAgent(cfg: AgentConfig) {
     labels: cfg.labels,
     workDir: join(cfg.stateDir, 'work'),
     fileRoots: cfg.fileRoots.length ? cfg.fileRoots : [join(cfg.stateDir, 'files')],
+    fileAllowSpecialModes: cfg.fileAllowSpecialModes,
+    egress: cfg.egress,
     facts: { ...facts },
     graceMs: cfg.graceMs,
     ssh,
@@ -184,6 +186,9 @@ const program = new Command(PROGRAM)
   .option('--grace-ms <ms>', 'time between SIGTERM and SIGKILL when a step is cancelled or times out (default: 5000)', (v) => Number(v))
   .option('--journal-max-bytes <n>', 'disk bound of the journal of unacknowledged messages; past it new log output is dropped and counted (default: 268435456)', (v) => Number(v))
   .option('--file-root <dir>', 'a directory file steps may write into; repeat for more (default: <state-dir>/files)', collect)
+  .option('--file-allow-special-modes', 'file steps may set setuid, setgid and sticky bits (mode 4000, 2000, 1000); without it such a mode fails the step')
+  .option('--http-allow <rule>', 'http steps connect only to destinations matching one of these: CIDR (10.0.0.0/8), IP or host pattern (*.example.com); repeat for more (default: any, minus link-local and metadata addresses)', collect)
+  .option('--http-deny <rule>', 'http steps never connect to these (CIDR, IP or host pattern; deny wins over --http-allow); repeat for more. 169.254.0.0/16, fe80::/10, fd00:ec2::254 are denied unless an --http-allow CIDR or IP names them', collect)
   .option('--credential <name=file>', 'ssh steps: a credential the workflows refer to by NAME: a private key file (passphrase in FILE.passphrase) or a password file; repeat for more', collect)
   .option('--credentials-dir <dir>', 'ssh steps: where a credential not given with --credential is looked up as a file named NAME (default: <state-dir>/credentials)')
   .option('--ssh-known-hosts <file>', 'ssh steps: known_hosts file device host keys are checked against (default: <state-dir>/known_hosts; /etc/ssh/ssh_known_hosts is read too)')

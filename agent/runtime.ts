@@ -6,12 +6,18 @@
  *
  * A step's life: waiting -> running (attempt 1..n, with retry backoff) -> done.
  * Every attempt id is recorded in the ledger and never started twice.
+ *
+ * Secret values come with the steps that use them (Assign.secrets), stay in
+ * memory only, and are masked (executor/mask.ts) in everything a step
+ * produces before it reaches the journal, the ledger or the link.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AssignOut, CancelOut, PlanStepOut, ReleaseOut, StepEvent, StepPhase } from '../proto/index.js';
 import { runFile, runHttp, runSleep } from './executor/builtin.js';
+import type { EgressPolicy } from './executor/egress.js';
 import { LineSplitter } from './executor/lines.js';
+import { Masker } from './executor/mask.js';
 import { readOutputs } from './executor/outputs.js';
 import { ProcStats } from './executor/proc-stats.js';
 import type { DevicePool } from './executor/ssh/pool.js';
@@ -40,6 +46,11 @@ interface LocalStep {
   retryTimer?: NodeJS.Timeout;
   /** Set when this one step was cancelled (a whole-run cancel uses the slice's reason). */
   cancelReason?: string;
+  /** Stored secrets (`secrets.NAME`) and secret params this step was sent; memory only. */
+  secrets: Record<string, string>;
+  secretParams: Record<string, string>;
+  /** Masks all of them in what the step produces. */
+  masker: Masker;
 }
 
 interface Slice {
@@ -62,6 +73,10 @@ export interface RuntimeOptions {
   workDir: string;
   /** Where file steps may write. */
   fileRoots: string[];
+  /** File steps may set setuid, setgid and sticky bits. */
+  fileAllowSpecialModes?: boolean;
+  /** Where http steps may connect; absent: the default policy. */
+  egress?: EgressPolicy;
   /** Attempts started and ended, kept on disk across restarts. */
   ledger: Ledger;
   /** Host facts, visible to expressions as agent.facts. */
@@ -134,7 +149,12 @@ export class Runtime {
       this.slices.set(a.runId, slice);
     }
     for (const plan of a.steps) {
-      if (!slice.steps.has(plan.id)) slice.steps.set(plan.id, { plan, state: 'waiting', attempt: 0 });
+      if (slice.steps.has(plan.id)) continue;
+      const secrets: Record<string, string> = {};
+      const secretParams: Record<string, string> = {};
+      for (const x of a.secrets) if (x.stepId === plan.id) (x.param ? secretParams : secrets)[x.name] = x.value;
+      const masker = new Masker([...Object.values(secrets), ...Object.values(secretParams)]);
+      slice.steps.set(plan.id, { plan, state: 'waiting', attempt: 0, secrets, secretParams, masker });
     }
     for (const r of a.released) this.applyRelease(slice, r);
     this.pump(slice);
@@ -239,8 +259,10 @@ export class Runtime {
     const steps: ExprContext['steps'] = {};
     for (const [id, d] of slice.remote) steps[id] = { status: d.status, outputs: d.outputs };
     for (const [id, s] of slice.steps) if (s.result) steps[id] = { status: s.result.status, outputs: s.result.outputs };
+    const own = plan && slice.steps.get(plan.id);
     return {
-      params: slice.params,
+      params: own && Object.keys(own.secretParams).length ? { ...slice.params, ...own.secretParams } : slice.params,
+      secrets: own?.secrets ?? {},
       steps,
       run: { id: slice.runId, workflow: slice.workflow, started: new Date(slice.startedMs).toISOString() },
       agent: { name: this.opts.agentName, labels: this.opts.labels, facts: this.opts.facts },
@@ -297,9 +319,10 @@ export class Runtime {
     }
     const startedAtMs = Date.now();
     this.event(slice, plan.id, attemptId, attempt, 'STEP_PHASE_STARTED', { startedAtMs });
-    const splitter = (stream: 'LOG_STREAM_STDOUT' | 'LOG_STREAM_STDERR') =>
-      new LineSplitter((data) => this.opts.emit({ log: { runId: slice.runId, stepId: plan.id, attemptId, stream, data, atMs: Date.now() } }));
-    const lines = { stdout: splitter('LOG_STREAM_STDOUT'), stderr: splitter('LOG_STREAM_STDERR') };
+    const masked = (stream: 'LOG_STREAM_STDOUT' | 'LOG_STREAM_STDERR') =>
+      step.masker.stream((data) => this.opts.emit({ log: { runId: slice.runId, stepId: plan.id, attemptId, stream, data, atMs: Date.now() } }));
+    const filters = { stdout: masked('LOG_STREAM_STDOUT'), stderr: masked('LOG_STREAM_STDERR') };
+    const lines = { stdout: new LineSplitter((d) => filters.stdout.push(d)), stderr: new LineSplitter((d) => filters.stderr.push(d)) };
     let shell: RunningShell;
     try {
       shell = this.execute(slice, plan, env, runDir, attempt, (stream, data) => lines[stream].push(data));
@@ -312,6 +335,8 @@ export class Runtime {
     void shell.result.then((res) => {
       lines.stdout.flush();
       lines.stderr.flush();
+      filters.stdout.end();
+      filters.stderr.end();
       this.attemptEnded(slice, step, attemptId, outputFile, res);
     });
   }
@@ -344,11 +369,11 @@ export class Runtime {
       case 'http': {
         const h = plan.http!;
         const headers = Object.fromEntries(Object.entries(h.headers).map(([k, v]) => [k, render(v)]));
-        return runHttp({ method: h.method, url: render(h.url), headers, body: render(h.body), expectStatus: h.expectStatus }, builtinCtx);
+        return runHttp({ method: h.method, url: render(h.url), headers, body: render(h.body), expectStatus: h.expectStatus }, { egress: this.opts.egress }, builtinCtx);
       }
       case 'file': {
         const f = plan.file!;
-        return runFile({ path: render(f.path), content: render(f.content), mode: f.mode, owner: f.owner }, this.opts.fileRoots, builtinCtx);
+        return runFile({ path: render(f.path), content: render(f.content), mode: f.mode, owner: f.owner }, { roots: this.opts.fileRoots, allowSpecialModes: this.opts.fileAllowSpecialModes }, builtinCtx);
       }
       case 'ssh': {
         const s = plan.ssh!;
@@ -390,6 +415,8 @@ export class Runtime {
     } catch (err) {
       outputError = (err as Error).message;
     }
+    // Read: it may hold a secret in clear, and the outputs now travel masked through the journal.
+    rmSync(outputFile, { force: true });
     const fields = {
       exitCode: res.exitCode,
       signal: res.signal,
@@ -428,7 +455,8 @@ export class Runtime {
     if (step.state === 'running') this.runningCount--;
     step.state = 'done';
     const tolerated = status === 'failed' && step.plan.continueOnError;
-    const outputs = { ...(fields.outputs as Record<string, string> | undefined) };
+    const outputs = step.masker.values({ ...(fields.outputs as Record<string, string> | undefined) });
+    fields = { ...fields, outputs };
     step.result = { status, outputs, tolerated };
     const attempt = step.attempt;
     const attemptId = attempt ? this.attemptId(slice, step.plan.id, attempt) : '';
@@ -441,6 +469,11 @@ export class Runtime {
   }
 
   private event(slice: Slice, stepId: string, attemptId: string, attempt: number, phase: StepPhase, fields: Partial<StepEvent>) {
+    const masker = slice.steps.get(stepId)?.masker;
+    if (masker && !masker.empty) {
+      fields = { ...fields, message: masker.text(fields.message ?? '') };
+      if (fields.outputs) fields.outputs = masker.values(fields.outputs as Record<string, string>);
+    }
     this.opts.emit({ stepEvent: { ...fields, runId: slice.runId, stepId, attemptId, attempt, phase } });
   }
 

@@ -7,6 +7,8 @@ import { evaluate } from '@marcbachmann/cel-js';
 
 export interface ExprContext {
   params: Record<string, unknown>;
+  /** Stored secrets sent with this step (`secrets.NAME`). */
+  secrets: Record<string, string>;
   steps: Record<string, { status: string; outputs: Record<string, string> }>;
   run: { id: string; workflow: string; started: string };
   agent: { name: string; labels: Record<string, string>; facts: Record<string, unknown> };

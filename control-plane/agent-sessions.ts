@@ -8,11 +8,17 @@
  * is the one its transport proved (certificate or NATS subject); a Hello
  * naming anyone else is refused. A seq beyond the acknowledged window is
  * refused and never acknowledged. Control messages to the agent are signed.
+ *
+ * And of bounds (proto/limits.ts), checked here for both transports before
+ * anything is applied: a Hello over a bound is refused; a heartbeat over one
+ * is dropped; a sequenced message over one is acknowledged without being
+ * applied (so the agent's journal moves on) and nothing of it is stored.
  */
 import type { AgentMessageOut, ServerMessage } from '../proto/index.js';
+import { checkMessage } from '../proto/limits.js';
 import { MAX_UNACKED_MESSAGES } from '../proto/link.js';
 import type { Fleet } from './fleet.js';
-import type { Logger } from './log.js';
+import { PeerLog, type Logger } from './log.js';
 import type { Runs } from './runs.js';
 import { AGENT_NAME as NAME, type Credentials } from './security/credentials.js';
 import { isControl, type ControlSigner } from './security/signer.js';
@@ -42,11 +48,14 @@ export interface SessionStats {
   duplicates: number;
   /** Messages refused for a seq beyond the acknowledged window. */
   refusedSeqs: number;
+  /** Messages over a bound of proto/limits.ts, never applied. */
+  refusedMessages: number;
 }
 
 export class AgentSessions implements AgentLinkHandler {
   private sessions = new Map<AgentConnection, Session>();
-  readonly stats: SessionStats = { applied: 0, duplicates: 0, refusedSeqs: 0 };
+  readonly stats: SessionStats = { applied: 0, duplicates: 0, refusedSeqs: 0, refusedMessages: 0 };
+  private peerLog: PeerLog;
 
   constructor(
     private readonly fleet: Fleet,
@@ -61,18 +70,33 @@ export class AgentSessions implements AgentLinkHandler {
       /** The NATS user JWT of a credential ('' for an agent that does not link over NATS). */
       natsJwt(credential: CredentialRecord): Promise<string>;
     },
-  ) {}
+  ) {
+    this.peerLog = new PeerLog(log, opts.now);
+  }
 
   onMessage(conn: AgentConnection, msg: AgentMessageOut) {
     const session = this.sessions.get(conn);
+    const bad = checkMessage('AgentMessage', msg);
     if (!session) {
       if (msg.body !== 'hello' || !msg.hello) {
         conn.send({ reject: { code: 'HELLO_REQUIRED', message: 'the first message on a link must be Hello' } });
         return conn.close();
       }
+      if (bad) {
+        this.stats.refusedMessages++;
+        this.peerLog.warn(conn.peer, { peer: conn.peer, field: bad.field, problem: bad.message }, 'Hello refused: over a bound');
+        conn.send({ reject: { code: 'INVALID_MESSAGE', message: `Hello refused: ${bad.message} (docs/security.md lists the limits)` } });
+        return conn.close();
+      }
       return this.hello(conn, msg);
     }
     const agent = session.name;
+    if (bad) {
+      this.stats.refusedMessages++;
+      this.peerLog.warn(agent, { agent, seq: msg.seq, body: msg.body, field: bad.field, problem: bad.message }, 'agent message refused: over a bound; nothing of it is applied');
+      // Only a well-formed seq is acknowledged past; any other bad message is dropped as it is.
+      if (!Number.isSafeInteger(msg.seq) || msg.seq <= 0) return;
+    }
     if (msg.body === 'heartbeat' && msg.heartbeat) return this.fleet.heartbeat(agent, msg.heartbeat);
     const live = this.fleet.get(agent);
     if (!live || live.conn !== session.out) return;
@@ -84,15 +108,18 @@ export class AgentSessions implements AgentLinkHandler {
     if (msg.seq > live.record.appliedSeq + MAX_UNACKED_MESSAGES) {
       // Never applied, never acked: the agent's real messages after it still count.
       this.stats.refusedSeqs++;
-      this.log.warn(
+      this.peerLog.warn(
+        agent,
         { agent, seq: msg.seq, appliedSeq: live.record.appliedSeq, window: MAX_UNACKED_MESSAGES },
         'agent message refused: its seq is beyond the acknowledged window; closing the link so the agent resends from the last ack',
       );
       return conn.close('seq beyond the acknowledged window');
     }
-    if (msg.body === 'stepEvent' && msg.stepEvent) this.runs.applyStepEvent(agent, msg.stepEvent);
+    if (bad) {
+      // acknowledged below so that the agent's journal moves past it
+    } else if (msg.body === 'stepEvent' && msg.stepEvent) this.runs.applyStepEvent(agent, msg.stepEvent);
     else if (msg.body === 'log' && msg.log) this.runs.applyLog(agent, msg.log, msg.seq);
-    else this.log.warn({ agent, body: msg.body }, 'unexpected message ignored');
+    else this.peerLog.warn(agent, { agent, body: msg.body }, 'unexpected message ignored');
     live.record.appliedSeq = msg.seq;
     live.record.lastSeenMs = live.heardMs = Date.now();
     this.store.putAgent(live.record);
@@ -105,7 +132,7 @@ export class AgentSessions implements AgentLinkHandler {
     if (!session) return;
     this.sessions.delete(conn);
     this.fleet.disconnect(session.name, session.out);
-    this.log.info({ agent: session.name }, 'agent disconnected');
+    this.peerLog.info(session.name, { agent: session.name }, 'agent disconnected');
   }
 
   private hello(conn: AgentConnection, msg: AgentMessageOut) {
@@ -116,7 +143,7 @@ export class AgentSessions implements AgentLinkHandler {
     }
     const id = conn.identity;
     if (id && id.name !== hello.name) {
-      this.log.warn({ claimed: hello.name, identity: id.name, peer: conn.peer }, 'Hello refused: it names another agent than its credential');
+      this.peerLog.warn(conn.peer, { claimed: hello.name, identity: id.name, peer: conn.peer }, 'Hello refused: it names another agent than its credential');
       conn.send({
         reject: { code: 'BAD_NAME', message: `this agent's credential names "${id.name}" but its Hello says "${hello.name}": an agent speaks only for itself; start it with --name ${id.name}, or enroll a new state dir for "${hello.name}"` },
       });
@@ -124,7 +151,7 @@ export class AgentSessions implements AgentLinkHandler {
     }
     if (id && !id.serial && !this.opts.credentials.hasActive(id.name)) {
       // Over NATS the subject is the proof of who speaks; the certificate record says whether it still may.
-      this.log.warn({ agent: id.name, peer: conn.peer }, 'Hello refused: the agent has no active certificate (revoked, expired, or never enrolled)');
+      this.peerLog.warn(conn.peer, { agent: id.name, peer: conn.peer }, 'Hello refused: the agent has no active certificate (revoked, expired, or never enrolled)');
       conn.send({ reject: { code: 'REVOKED', message: `agent "${id.name}" has no active identity on this control plane (revoked, expired or never enrolled): enroll it with a new token (drover token create --enroll)` } });
       return conn.close();
     }
@@ -140,7 +167,7 @@ export class AgentSessions implements AgentLinkHandler {
     const live = this.fleet.connect(out, { ...hello, labels: { ...hello.labels, ...pinned } });
     this.sessions.set(conn, { name: hello.name, out, ackDue: 0, acking: false });
     conn.send({ welcome: { agentId: hello.name, appliedSeq: live.record.appliedSeq, heartbeatIntervalMs: this.opts.heartbeatIntervalMs } });
-    this.log.info({ agent: hello.name, peer: conn.peer, transport: conn.transport, appliedSeq: live.record.appliedSeq }, 'agent connected');
+    this.peerLog.info(hello.name, { agent: hello.name, peer: conn.peer, transport: conn.transport, appliedSeq: live.record.appliedSeq }, 'agent connected');
     this.runs.agentConnected(hello.name, hello.runningAttempts);
   }
 
@@ -154,7 +181,7 @@ export class AgentSessions implements AgentLinkHandler {
       session.out.send({ renewed: { certificatePem: rec.certPem, natsJwt: await this.opts.natsJwt(rec) } });
       this.log.info({ agent: session.name, serial: rec.serial, expires: new Date(rec.expiresMs).toISOString() }, 'agent certificate renewed');
     } catch (err) {
-      this.log.warn({ agent: session.name, err: (err as Error).message }, 'agent certificate not renewed');
+      this.peerLog.warn(session.name, { agent: session.name, err: (err as Error).message }, 'agent certificate not renewed');
     }
   }
 

@@ -27,6 +27,8 @@ export type ApiErrorCode =
   | 'TOKEN_NOT_FOUND'
   | 'UNAUTHENTICATED'
   | 'PERMISSION_DENIED'
+  | 'INVALID_REQUEST'
+  | 'SECRET_NOT_FOUND'
   | 'INTERNAL';
 
 export class ApiError extends Error {

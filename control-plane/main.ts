@@ -14,6 +14,11 @@ import { runService } from './api/run-api.js';
 import { deviceService } from './api/device-api.js';
 import { workflowService } from './api/workflow-api.js';
 import { accessService, enrollHandler } from './api/access-api.js';
+import { auditService } from './api/audit-api.js';
+import { secretService } from './api/secret-api.js';
+import { AuditLog } from './security/audit.js';
+import { SecretBox, SecretKeyError } from './security/secret-box.js';
+import { Secrets } from './secrets.js';
 import { accessInterceptor, FailureThrottle } from './security/access.js';
 import { bootstrapAdminToken } from './security/bootstrap.js';
 import { Credentials } from './security/credentials.js';
@@ -146,6 +151,10 @@ async function serve(cfg: ServerConfig) {
   const workflows = new Workflows(store, now);
   const devices = new Devices(store, fleet, now);
   const runs = new Runs(store, fleet, workflows, log.child({ component: 'runs' }), now, cfg.lostAfterMs, cfg.stepDeadlineSlackMs);
+  const audit = await AuditLog.open(cfg.dataDir, log.child({ component: 'audit' }));
+  const secretKey = SecretBox.load(cfg.dataDir);
+  const secrets = new Secrets(store, secretKey.box, audit, now);
+  runs.secrets = secrets;
   runs.resume();
   // Liveness and the step-deadline backstop, once a second.
   setInterval(() => {
@@ -175,7 +184,7 @@ async function serve(cfg: ServerConfig) {
     'grpc.keepalive_time_ms': 15_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-    interceptors: [accessInterceptor({ tokens, throttle, adminTokenFile, insecure: cfg.insecure })],
+    interceptors: [accessInterceptor({ tokens, throttle, adminTokenFile, insecure: cfg.insecure, audit })],
   });
   server.addService(
     v1.AgentService.service,
@@ -205,6 +214,8 @@ async function serve(cfg: ServerConfig) {
   server.addService(v1.RunService.service, runService(runs, store));
   server.addService(v1.WorkflowService.service, workflowService(runs, workflows, fleet, devices));
   server.addService(v1.DeviceService.service, deviceService(devices));
+  server.addService(v1.SecretService.service, secretService(secrets));
+  server.addService(v1.AuditService.service, auditService(audit));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(cfg.listen, cfg.insecure ? grpc.ServerCredentials.createInsecure() : tlsCredentials(pki), (err, p) => (err ? reject(err) : resolve(p))),
   ).catch((err: Error) => {
@@ -242,7 +253,9 @@ async function serve(cfg: ServerConfig) {
     setTimeout(() => server.forceShutdown(), 2000).unref();
     nats?.link.stop();
     const natsDrained = nats ? Promise.race([nats.nc.drain(), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined) : Promise.resolve();
-    void natsDrained.then(() => store.close()).finally(() => process.exit(0));
+    void natsDrained
+      .then(() => Promise.all([store.close(), audit.close()]))
+      .finally(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -280,7 +293,7 @@ const program = new Command('drover server')
     try {
       await serve(resolveConfig(opts));
     } catch (err) {
-      if (err instanceof ConfigError || err instanceof StoreError || err instanceof CertificateError) {
+      if (err instanceof ConfigError || err instanceof StoreError || err instanceof CertificateError || err instanceof SecretKeyError) {
         process.stderr.write(`error: ${err.message}\n`);
         process.exit(1);
       }
@@ -293,7 +306,7 @@ try {
   else if (process.argv[2] === 'init') await init(process.argv.slice(3));
   else await program.parseAsync(process.argv);
 } catch (err) {
-  if (!(err instanceof ConfigError || err instanceof StoreError || err instanceof CertificateError)) throw err;
+  if (!(err instanceof ConfigError || err instanceof StoreError || err instanceof CertificateError || err instanceof SecretKeyError)) throw err;
   process.stderr.write(`error: ${err.message}\n`);
   process.exit(1);
 }

@@ -12,11 +12,12 @@ import type { GroupPlan, RunPlan } from './compiler/plan.js';
 import { ApiError, InvalidWorkflowError, NotFoundError } from './errors.js';
 import { RunTopics } from './events.js';
 import type { Fleet } from './fleet.js';
-import type { Logger } from './log.js';
+import { PeerLog, type Logger } from './log.js';
 import { RunProgress } from './run-progress.js';
 import { deviceKey, place, type Placement } from './scheduler/placement.js';
 import { TERMINAL_RUN, TERMINAL_STEP, type RunRecord, type StepRecord, type StepStatus, type Store } from './store/store.js';
 import { statusForPhase, toAssign, tolerated, toRelease } from './wire.js';
+import type { RunSecrets } from './secrets.js';
 import type { Workflows } from './workflows.js';
 
 export interface SubmitRequest {
@@ -33,6 +34,8 @@ export interface Compiled {
   placement: Placement;
   version: number;
   problems: InvalidWorkflowError['problems'];
+  /** Values of secret params (never part of the plan). */
+  secretParams: Record<string, string>;
 }
 
 const isTerminal = (s: StepRecord) => TERMINAL_STEP.has(s.status);
@@ -41,11 +44,15 @@ const isTerminal = (s: StepRecord) => TERMINAL_STEP.has(s.status);
 
 export class Runs {
   readonly topics = new RunTopics();
+  /** Stored secrets and secret params (absent: runs may use neither). */
+  secrets: RunSecrets | undefined;
   /** Decoders per attempt and stream, so multi-byte characters split across chunks survive. */
   private decoders = new Map<string, TextDecoder>();
   private deadlines = new Map<string, NodeJS.Timeout>();
   /** Per run and agent, the highest log message seq stored (see applyLog). */
   private logSeqs = new Map<string, Map<string, number>>();
+  /** Lines an agent's messages cause, limited per agent. */
+  private peerLog: PeerLog;
   /** Runs pending or running: what agent events, reconnects and sweeps look at (finished runs need nothing). */
   private active = new Map<string, RunRecord>();
   /** Counts and indexes of active runs, built on first use. */
@@ -61,7 +68,9 @@ export class Runs {
     private readonly lostAfterMs = 60_000,
     /** How long past its timeout the control plane waits for a step's result before failing it itself. */
     private readonly stepDeadlineSlackMs = 60_000,
-  ) {}
+  ) {
+    this.peerLog = new PeerLog(log, now);
+  }
 
   /** After a restart: re-arm deadlines and start queued runs whose turn it is. */
   resume() {
@@ -95,9 +104,9 @@ export class Runs {
       version = v.version;
     }
     const fleet = this.fleet.snapshot();
-    const { plan, problems } = compile({ source, params: req.params, fleet, devices: this.store.listDevices() });
+    const { plan, problems, secretParams = {} } = compile({ source, params: req.params, fleet, devices: this.store.listDevices(), secrets: this.secrets?.names() ?? [] });
     if (!plan) throw new InvalidWorkflowError(filename || 'workflow', problems);
-    return { plan, placement: place(plan.steps, fleet, this.deviceAffinity()), version, problems };
+    return { plan, placement: place(plan.steps, fleet, this.deviceAffinity()), version, problems, secretParams };
   }
 
   /** Device -> agents running unfinished ssh steps to it: new steps to a device join the agent that holds its sessions. */
@@ -115,7 +124,7 @@ export class Runs {
   }
 
   async submit(req: SubmitRequest): Promise<RunRecord> {
-    const { plan, placement, version } = this.compile(req);
+    const { plan, placement, version, secretParams } = this.compile(req);
     if (req.expectPlanHash && req.expectPlanHash !== plan.hash) {
       throw new ApiError(
         'PLAN_CHANGED',
@@ -147,6 +156,10 @@ export class Runs {
     }
     const queued = !!active && plan.concurrency === 'queue';
     const run = this.newRun(plan, placement, version, queued);
+    if (Object.keys(secretParams).length) {
+      if (!this.secrets) throw new ApiError('INVALID_PARAMS', 'this control plane has no secret key, so it cannot take secret params');
+      run.sealedParams = this.secrets.sealParams(run.id, secretParams);
+    }
     this.active.set(run.id, run);
     this.store.putRun(run);
     await this.store.flush();
@@ -255,7 +268,8 @@ export class Runs {
 
   /** Sends an agent its slice of a run (again after a reconnect: agents ignore what they already have). */
   private dispatch(run: RunRecord, agent: string) {
-    const assign = toAssign(run, agent, this.progressOf(run).stepsOf(agent), isTerminal);
+    const secrets = this.secrets;
+    const assign = toAssign(run, agent, this.progressOf(run).stepsOf(agent), isTerminal, secrets && ((s) => secrets.forStep(run, s, agent)));
     if (assign) this.fleet.send(agent, { assign });
   }
 
@@ -283,7 +297,7 @@ export class Runs {
       const step = run?.steps[stepId];
       if (!run || !step || step.agent !== agent || isTerminal(step)) {
         const why = !run ? 'the run is unknown' : !step ? 'the step is unknown' : step.agent !== agent ? `it now runs on ${step.agent}` : `the step already ${step.status}`;
-        this.log.warn({ agent, attemptId, why }, 'agent runs an attempt it should not; cancelling it');
+        this.peerLog.warn(agent, { agent, attemptId, why }, 'agent runs an attempt it should not; cancelling it');
         this.fleet.send(agent, { cancel: { runId, stepId, reason: `stopped by the control plane: ${why}` } });
       }
     }
@@ -352,11 +366,11 @@ export class Runs {
     const run = this.store.getRun(ev.runId);
     const step = run?.steps[ev.stepId];
     if (!run || !step) {
-      this.log.warn({ agent, run: ev.runId, step: ev.stepId }, 'event for an unknown run or step ignored');
+      this.peerLog.warn(agent, { agent, run: ev.runId, step: ev.stepId }, 'event for an unknown run or step ignored');
       return;
     }
     if (step.agent !== agent) {
-      this.log.warn({ agent, owner: step.agent, run: run.id, step: step.id }, "agent reported another agent's step; ignored");
+      this.peerLog.warn(agent, { agent, owner: step.agent, run: run.id, step: step.id }, "agent reported another agent's step; ignored");
       return;
     }
     const status = statusForPhase(ev.phase);
@@ -392,13 +406,13 @@ export class Runs {
     const run = this.store.getRun(chunk.runId);
     const step = run?.steps[chunk.stepId];
     if (!run || !step || step.agent !== agent) {
-      this.log.warn({ agent, run: chunk.runId, step: chunk.stepId }, 'log for an unknown or foreign step ignored');
+      this.peerLog.warn(agent, { agent, run: chunk.runId, step: chunk.stepId }, 'log for an unknown or foreign step ignored');
       return;
     }
     let stored = this.logSeqs.get(run.id);
     if (!stored) this.logSeqs.set(run.id, (stored = this.store.storedLogSeqs(run.id)));
     if (seq && seq <= (stored.get(agent) ?? 0)) {
-      this.log.info({ agent, run: run.id, seq }, 'log chunk already stored before a restart; skipped');
+      this.peerLog.info(agent, { agent, run: run.id, seq }, 'log chunk already stored before a restart; skipped');
       return;
     }
     if (seq) stored.set(agent, seq);
@@ -520,6 +534,8 @@ export class Runs {
     else run.status = run.cancelRequested ? 'cancelled' : failed ? 'failed' : 'succeeded';
     if (failed && !run.cancelRequested) run.message = `step ${failed.id} failed${failed.message ? `: ${failed.message}` : ''}`;
     run.endedMs = this.now();
+    // Its secret params are needed no more ('' rather than delete: a change-log replay overwrites fields, never removes them).
+    if (run.sealedParams) run.sealedParams = '';
     clearTimeout(this.deadlines.get(run.id));
     this.deadlines.delete(run.id);
     for (const key of this.decoders.keys()) if (key.startsWith(`${run.id}/`)) this.decoders.delete(key);

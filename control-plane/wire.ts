@@ -1,5 +1,5 @@
 /** Conversions between domain values and protobuf message shapes (enum strings, field names). */
-import type { Assign, DepStatus, PlanStep, Release, StepPhase } from '../proto/index.js';
+import type { Assign, DepStatus, PlanStep, Release, StepPhase, StepSecret } from '../proto/index.js';
 import { planIndex } from './compiler/plan-index.js';
 import type { StepPlan } from './compiler/plan.js';
 import type { RunRecord, StepRecord, StepStatus } from './store/store.js';
@@ -69,7 +69,13 @@ export function toRelease(run: RunRecord, step: StepRecord): Release {
  * it). Needs that are not in the slice are remote; those already finished
  * ride along as releases.
  */
-export function toAssign(run: RunRecord, agent: string, placed: Iterable<StepRecord>, isTerminal: (s: StepRecord) => boolean): Assign | undefined {
+export function toAssign(
+  run: RunRecord,
+  agent: string,
+  placed: Iterable<StepRecord>,
+  isTerminal: (s: StepRecord) => boolean,
+  secretsFor?: (step: StepPlan) => StepSecret[],
+): Assign | undefined {
   const index = planIndex(run.plan);
   const mine: StepPlan[] = [];
   for (const rec of placed) if (rec.agent === agent && !rec.held && !isTerminal(rec)) mine.push(index.step(rec.id)!);
@@ -85,6 +91,7 @@ export function toAssign(run: RunRecord, agent: string, placed: Iterable<StepRec
     paramsJson: run.plan.paramsJson,
     runStartedMs: run.startedMs,
     released: [...released].map((id) => toRelease(run, run.steps[id])),
+    secrets: secretsFor ? mine.flatMap(secretsFor) : [],
   };
 }
 

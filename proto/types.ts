@@ -47,3 +47,9 @@ export type { AgentCredential, AgentCredential__Output as AgentCredentialOut } f
 export type { EnrollRequest, EnrollRequest__Output as EnrollRequestOut } from './gen/drover/v1/EnrollRequest.js';
 export type { EnrollResponse, EnrollResponse__Output as EnrollResponseOut } from './gen/drover/v1/EnrollResponse.js';
 export type { ControlEnvelope, ControlEnvelope__Output as ControlEnvelopeOut } from './gen/drover/v1/ControlEnvelope.js';
+export type { StepSecret, StepSecret__Output as StepSecretOut } from './gen/drover/v1/StepSecret.js';
+export type { SecretServiceClient, SecretServiceHandlers } from './gen/drover/v1/SecretService.js';
+export type { SecretInfo, SecretInfo__Output as SecretInfoOut } from './gen/drover/v1/SecretInfo.js';
+export type { AuditServiceClient, AuditServiceHandlers } from './gen/drover/v1/AuditService.js';
+export type { AuditRecord, AuditRecord__Output as AuditRecordOut } from './gen/drover/v1/AuditRecord.js';
+export type { VerifyAuditResponse, VerifyAuditResponse__Output as VerifyAuditResponseOut } from './gen/drover/v1/VerifyAuditResponse.js';

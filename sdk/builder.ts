@@ -32,7 +32,11 @@ interface ParamCommon {
   required?: boolean;
 }
 
-/** A workflow parameter, by its `type` (default `string`). */
+/**
+ * A workflow parameter, by its `type` (default `string`). `pattern` is a
+ * regular expression in RE2 syntax (no lookaround or backreferences; see
+ * docs/security.md#patterns) that string values must match.
+ */
 export type ParamSpec =
   | (ParamCommon & { type?: 'string'; default?: string; enum?: string[]; pattern?: string })
   | (ParamCommon & { type: 'number'; default?: number; enum?: number[] })
@@ -92,7 +96,7 @@ export interface HttpSpec {
 export interface FileSpec {
   path: string;
   content: string;
-  /** Octal permission bits, e.g. `"0644"`. */
+  /** Octal permission bits, e.g. `"0644"`; a number is read as its octal digits (`644`, never `0o644`). */
   mode?: string | number;
   /** `"user"` or `"user:group"`. */
   owner?: string;
@@ -115,11 +119,11 @@ export interface SshSpec {
   credential?: string;
   network?: string;
   commands: SshCommandSpec[];
-  /** An output line matching this fails the step; `""` disables the check. */
+  /** An output line matching this regular expression (RE2 syntax) fails the step; `""` disables the check. */
   errorPattern?: string;
   /** `shell` (default): one interactive session, prompt-delimited; `exec`: one SSH exec per command. */
   mode?: 'shell' | 'exec';
-  /** Shell mode: a regular expression the device's prompt matches. */
+  /** Shell mode: a regular expression (RE2 syntax) the device's prompt matches. */
   prompt?: string;
   /** Per-command timeout (default 30s). */
   commandTimeout?: Duration;

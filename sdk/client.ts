@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { AccessApi } from './access.js';
+import { AuditApi } from './audit.js';
+import { SecretsApi } from './secrets.js';
 import { Connection, DEFAULT_ADDRESS, DEFAULT_CONNECT_TIMEOUT_MS } from './connection.js';
 import { FileNotFoundError, InvalidInputError } from './errors.js';
 import { DevicesApi } from './devices.js';
@@ -85,6 +87,10 @@ export class DroverClient {
   readonly devices: DevicesApi;
   /** Identity and access: API and enrollment tokens, agent certificates (admin role). */
   readonly access: AccessApi;
+  /** Named secrets, stored encrypted: set and remove (admin), list names (operator). Values are never returned. */
+  readonly secrets: SecretsApi;
+  /** The audit log: read it, verify its hash chain (admin role). */
+  readonly audit: AuditApi;
   private readonly conn: Connection;
 
   constructor(options: ClientOptions = {}) {
@@ -96,6 +102,8 @@ export class DroverClient {
     this.workflows = new WorkflowsApi(this.conn);
     this.devices = new DevicesApi(this.conn);
     this.access = new AccessApi(this.conn);
+    this.secrets = new SecretsApi(this.conn);
+    this.audit = new AuditApi(this.conn);
   }
 
   /** Log lines of a run, or of one step when `stepId` is given. */

@@ -8,7 +8,7 @@
  * (TRANSIENT_FAILURE) fails at once instead of waiting for the deadline.
  */
 import * as grpc from '@grpc/grpc-js';
-import { droverV1, type AccessServiceClient, type DeviceServiceClient, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
+import { droverV1, type AccessServiceClient, type AuditServiceClient, type DeviceServiceClient, type SecretServiceClient, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
 import { CallStream } from './call-stream.js';
 import { fromGrpcError, serverUnreachable } from './errors.js';
 import { diagnoseTls } from './tls.js';
@@ -43,6 +43,8 @@ export class Connection {
   readonly workflows: WorkflowServiceClient;
   readonly devices: DeviceServiceClient;
   readonly access: AccessServiceClient;
+  readonly secrets: SecretServiceClient;
+  readonly audit: AuditServiceClient;
   private readonly channel: grpc.Channel;
   private ready: Promise<void> | undefined;
 
@@ -69,6 +71,8 @@ export class Connection {
     this.workflows = new v1.WorkflowService(address, creds, opts);
     this.devices = new v1.DeviceService(address, creds, opts);
     this.access = new v1.AccessService(address, creds, opts);
+    this.secrets = new v1.SecretService(address, creds, opts);
+    this.audit = new v1.AuditService(address, creds, opts);
   }
 
   /** Resolves once the channel is READY; rejects with SERVER_UNREACHABLE. */
@@ -137,6 +141,8 @@ export class Connection {
     this.workflows.close();
     this.devices.close();
     this.access.close();
+    this.secrets.close();
+    this.audit.close();
     this.channel.close();
   }
 }

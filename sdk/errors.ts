@@ -29,7 +29,9 @@ export type ErrorCode =
   | 'INSTALL_FAILED'
   | 'UNAUTHENTICATED'
   | 'PERMISSION_DENIED'
-  | 'TOKEN_NOT_FOUND';
+  | 'TOKEN_NOT_FOUND'
+  | 'INVALID_REQUEST'
+  | 'SECRET_NOT_FOUND';
 
 /** A located complaint about a workflow document or its params. */
 export interface Problem {
@@ -210,6 +212,24 @@ export class InvalidInputError extends DroverError {
   }
 }
 
+/** A request field is over a documented limit (length, count, range) or not a known enum value. */
+export class InvalidRequestError extends DroverError {
+  override readonly name = 'InvalidRequestError';
+  declare readonly code: 'INVALID_REQUEST';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('INVALID_REQUEST', message, options);
+  }
+}
+
+/** No secret of that name is stored (`drover secret list`). */
+export class SecretNotFoundError extends DroverError {
+  override readonly name = 'SecretNotFoundError';
+  declare readonly code: 'SECRET_NOT_FOUND';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('SECRET_NOT_FOUND', message, options);
+  }
+}
+
 /** The call carried no API token, or one that is wrong, expired or revoked. */
 export class UnauthenticatedError extends DroverError {
   override readonly name = 'UnauthenticatedError';
@@ -297,6 +317,8 @@ const BY_CODE = {
   UNAUTHENTICATED: UnauthenticatedError,
   PERMISSION_DENIED: PermissionDeniedError,
   TOKEN_NOT_FOUND: TokenNotFoundError,
+  INVALID_REQUEST: InvalidRequestError,
+  SECRET_NOT_FOUND: SecretNotFoundError,
 } as const satisfies Record<ErrorCode, new (message: string, options?: DroverErrorOptions) => DroverError>;
 
 /** Trailing metadata key holding an encoded drover.v1.ErrorDetail. */

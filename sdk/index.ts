@@ -6,6 +6,8 @@ export { RunsApi, type LaunchOptions, type ListRunsOptions, type LogsOptions } f
 export { RunHandle, type RunEventsOptions } from './run-handle.js';
 export { WorkflowsApi } from './workflows.js';
 export { AccessApi, type AgentCredential, type CreateEnrollTokenOptions, type CreateTokenOptions, type Role, type TokenInfo } from './access.js';
+export { SecretsApi, type SecretInfo } from './secrets.js';
+export { AuditApi, type AuditRecord, type AuditVerification, type ListAuditOptions } from './audit.js';
 export { DevicesApi, type AddDeviceOptions, type ListDevicesOptions } from './devices.js';
 export { formatWorkflowRef, parseWorkflowRef, type ParsedWorkflowRef } from './source.js';
 export * from './builder.js';

@@ -4,9 +4,11 @@
  * exit code 0 on success and 1 on failure, and their outputs inline.
  */
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { chownSync, mkdirSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
+import { mkdirSync, realpathSync } from 'node:fs';
+import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { EgressPolicy } from './egress.js';
+import { octal, parseFileMode, resolveOwner, writeAtomically } from './file-write.js';
+import { httpExchange } from './http-request.js';
 import type { RunningShell, ShellResult } from './shell.js';
 
 /** Response bodies kept as the `body` output, at most (bytes). */
@@ -64,25 +66,35 @@ export interface HttpSpec {
   expectStatus: number[];
 }
 
-export function runHttp(spec: HttpSpec, ctx: BuiltinContext): RunningShell {
+/** How this agent runs http steps. */
+export interface HttpStepOptions {
+  /** Where http steps may connect (--http-allow, --http-deny); absent: the default policy (link-local and metadata addresses denied). */
+  egress?: EgressPolicy;
+}
+
+const DEFAULT_EGRESS = new EgressPolicy();
+
+/**
+ * An HTTP request from the agent, checked against its egress policy on every
+ * connection (redirects too, at most 5); the body output is capped at
+ * {@link MAX_HTTP_BODY_BYTES} and the rest is never read.
+ */
+export function runHttp(spec: HttpSpec, opts: HttpStepOptions, ctx: BuiltinContext): RunningShell {
   return builtin(ctx, async (signal) => {
-    let url: URL;
-    try {
-      url = new URL(spec.url);
-    } catch {
-      return { ok: false, message: `"${spec.url}" is not a URL` };
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') return { ok: false, message: `only http and https URLs are supported, got ${url.protocol}` };
     const t0 = Date.now();
-    const res = await fetch(url, { method: spec.method, headers: spec.headers, body: spec.body && !['GET', 'HEAD'].includes(spec.method) ? spec.body : undefined, signal });
-    const buf = Buffer.from(await res.arrayBuffer());
-    const body = buf.subarray(0, MAX_HTTP_BODY_BYTES).toString('utf8');
-    ctx.log('stdout', `${spec.method} ${url.href} -> ${res.status} ${res.statusText} (${Date.now() - t0} ms, ${buf.length} bytes)\n`);
+    const res = await httpExchange(spec, {
+      egress: opts.egress ?? DEFAULT_EGRESS,
+      signal,
+      maxBodyBytes: MAX_HTTP_BODY_BYTES,
+      onRedirect: (line) => ctx.log('stdout', line),
+    });
+    const size = res.truncated ? `more than ${MAX_HTTP_BODY_BYTES} bytes, body truncated` : `${res.body.length} bytes`;
+    ctx.log('stdout', `${spec.method} ${res.url.href} -> ${res.status} ${res.statusText} (${Date.now() - t0} ms, ${size})\n`);
     const outputs = {
       status: String(res.status),
-      body,
-      headers: JSON.stringify(Object.fromEntries(res.headers.entries())),
-      ...(buf.length > MAX_HTTP_BODY_BYTES ? { body_truncated: 'true' } : {}),
+      body: res.body.toString('utf8'),
+      headers: JSON.stringify(res.headers),
+      ...(res.truncated ? { body_truncated: 'true' } : {}),
     };
     const ok = spec.expectStatus.length ? spec.expectStatus.includes(res.status) : res.status >= 200 && res.status < 300;
     if (ok) return { ok: true, outputs };
@@ -131,32 +143,41 @@ export function resolveInRoots(path: string, roots: string[]): string {
       r = resolve(root);
     }
     const rel = relative(r, real);
-    if (rel && !rel.startsWith('..') && !isAbsolute(rel)) return real;
+    // "..hidden" is a name inside the root; only ".." itself as the first segment leaves it.
+    if (rel && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel)) return real;
   }
   throw new FileRootError(`"${path}" is outside the agent's allowed roots (${roots.join(', ')}); write inside one of them, or add a root with --file-root`);
 }
 
-export function runFile(spec: FileSpec, roots: string[], ctx: BuiltinContext): RunningShell {
+/** How this agent runs file steps. */
+export interface FileStepOptions {
+  /** Directories file steps may write into (--file-root). */
+  roots: string[];
+  /** Setuid, setgid and sticky modes are written (--file-allow-special-modes); otherwise they fail the step. */
+  allowSpecialModes?: boolean;
+}
+
+/**
+ * Writes a file atomically inside the allowed roots, with exactly the mode
+ * asked for (despite the umask) and the owner, if any; nothing is left
+ * behind when it fails.
+ */
+export function runFile(spec: FileSpec, opts: FileStepOptions, ctx: BuiltinContext): RunningShell {
   return builtin(ctx, async () => {
     let target: string;
+    let mode: number;
+    let owner: { uid: number; gid: number } | undefined;
     try {
-      target = resolveInRoots(spec.path, roots);
+      target = resolveInRoots(spec.path, opts.roots);
+      mode = parseFileMode(spec.mode, opts.allowSpecialModes ?? false);
+      owner = spec.owner ? resolveOwner(spec.owner) : undefined;
+      mkdirSync(dirname(target), { recursive: true });
+      writeAtomically(target, spec.content, mode, owner);
     } catch (err) {
       return { ok: false, message: (err as Error).message };
     }
-    mkdirSync(dirname(target), { recursive: true });
-    const tmp = `${target}.drover-tmp-${process.pid}`;
-    const mode = spec.mode ? parseInt(spec.mode, 8) : 0o644;
-    writeFileSync(tmp, spec.content, { mode });
-    if (spec.owner) {
-      const [user, group] = spec.owner.split(':');
-      const uid = Number(execFileSync('id', ['-u', user]).toString().trim());
-      const gid = group ? Number(execFileSync('getent', ['group', group]).toString().split(':')[2]) : Number(execFileSync('id', ['-g', user]).toString().trim());
-      chownSync(tmp, uid, gid);
-    }
-    renameSync(tmp, target);
     const sha256 = createHash('sha256').update(spec.content).digest('hex');
-    ctx.log('stdout', `wrote ${Buffer.byteLength(spec.content)} bytes to ${target} (mode ${mode.toString(8).padStart(4, '0')})\n`);
+    ctx.log('stdout', `wrote ${Buffer.byteLength(spec.content)} bytes to ${target} (mode ${octal(mode)}${spec.owner ? `, owner ${spec.owner}` : ''})\n`);
     return { ok: true, outputs: { path: target, bytes: String(Buffer.byteLength(spec.content)), sha256 } };
   });
 }

@@ -20,6 +20,8 @@ const STATUS: Record<ApiErrorCode, grpc.status> = {
   TOKEN_NOT_FOUND: grpc.status.NOT_FOUND,
   UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
   PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
+  INVALID_REQUEST: grpc.status.INVALID_ARGUMENT,
+  SECRET_NOT_FOUND: grpc.status.NOT_FOUND,
   INTERNAL: grpc.status.INTERNAL,
 };
 

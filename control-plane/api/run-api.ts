@@ -25,7 +25,8 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     try {
       run = runs.get(runId);
     } catch (err) {
-      return call.destroy(Object.assign(new Error((err as Error).message), toServiceError(err)));
+      // 'error', not destroy(): grpc-js sends the status from its error handler; a destroyed stream never sends one (the caller hung until its deadline).
+      return void call.emit('error', Object.assign(new Error((err as Error).message), toServiceError(err)));
     }
     const buffered: RunChange[] = [];
     let live = false;
@@ -61,7 +62,7 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
       live = true;
       for (const c of buffered) write(c);
       if (!opts.follow || TERMINAL_RUN.has(run.status)) finish();
-    })().catch((err: unknown) => call.destroy(err as Error));
+    })().catch((err: unknown) => call.emit('error', Object.assign(new Error((err as Error).message), toServiceError(err))));
   };
 
   return {

@@ -11,6 +11,7 @@ import type { z } from 'zod';
 import type { Problem } from '../errors.js';
 import { describeTarget, matches, proxiesFor, type FleetAgent, type FleetDevice } from '../scheduler/placement.js';
 import { parseDuration } from '../../common/duration.js';
+import { compilePattern, MAX_PATTERN_INPUT, PatternError, type Pattern } from '../../common/pattern.js';
 import {
   canonicalize,
   canonicalizeTemplates,
@@ -51,6 +52,8 @@ export interface CompileInput {
   devices?: FleetDevice[];
   /** "validate" checks the document alone: params may be missing and fan-outs are not expanded. */
   mode?: 'run' | 'validate';
+  /** Names of the stored secrets: a step using another is an error (absent: not checked). */
+  secrets?: string[];
 }
 
 export interface CompileResult {
@@ -61,6 +64,8 @@ export interface CompileResult {
   description?: string;
   /** Errors and warnings; a plan exists only when there is no error. */
   problems: Problem[];
+  /** Values of params declared `secret: true`, kept out of the plan (the run seals them). */
+  secretParams?: Record<string, string>;
 }
 
 class Problems {
@@ -98,16 +103,20 @@ export function compile(input: CompileInput): CompileResult {
   checkGraph(steps, problems);
   const decl = isObject(raw.params) ? (raw.params as Record<string, ParamDoc>) : {};
   const typed = bindParams(decl, input.params, problems, mode);
+  const secretNames = new Set(Object.entries(decl).filter(([, p]) => isObject(p) && p.secret === true).map(([n]) => n));
   checkSteps(raw, steps, paramTypes(decl, typed), problems);
+  checkSecrets(raw, steps, secretNames, mode === 'run' ? input.secrets : undefined, problems);
   if (!parsed.success || problems.hasErrors) return { workflow, problems: problems.list };
   if (mode === 'validate') {
     if (input.devices) checkDeviceRefs(parsed.data, input.devices, input.fleet, problems);
     return { workflow, description: parsed.data.description, problems: problems.list };
   }
 
-  const plan = buildPlan(parsed.data, typed, input.fleet, input.devices ?? [], mode, problems);
+  const secretParams: Record<string, string> = {};
+  for (const n of secretNames) if (typeof typed[n] === 'string') secretParams[n] = typed[n] as string;
+  const plan = buildPlan(parsed.data, typed, secretNames, input.fleet, input.devices ?? [], mode, problems);
   if (problems.hasErrors) return { workflow, problems: problems.list };
-  return { workflow, description: parsed.data.description, plan, problems: problems.list };
+  return { workflow, description: parsed.data.description, plan, problems: problems.list, secretParams };
 }
 
 function reportSchemaIssues(issues: z.core.$ZodIssue[], problems: Problems) {
@@ -320,6 +329,61 @@ function checkSteps(raw: Record<string, unknown>, steps: RawStep[], types: Recor
   }
 }
 
+/** `secrets.NAME` / `secrets["NAME"]` in an expression; a `secrets` not of either form is dynamic. */
+const SECRET_REF = /\bsecrets(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*"([^"]+)"\s*\]|\[\s*'([^']+)'\s*\])/g;
+const PARAM_REF = /\bparams(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*"([^"]+)"\s*\]|\[\s*'([^']+)'\s*\])/g;
+/** Names in a step's `secrets:` list become environment variables of the same name. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Stored secrets and params an expression names. */
+export function secretRefs(expr: string): { secrets: string[]; params: string[]; dynamic: boolean } {
+  const secrets = [...expr.matchAll(SECRET_REF)].map((m) => m[1] ?? m[2] ?? m[3]);
+  const params = [...expr.matchAll(PARAM_REF)].map((m) => m[1] ?? m[2] ?? m[3]);
+  const dynamic = (expr.match(/\bsecrets\b/g) ?? []).length > secrets.length;
+  return { secrets, params, dynamic };
+}
+
+/**
+ * Where secrets may go: stored secrets (`secrets:` or `${{ secrets.NAME }}`)
+ * must exist and be named literally; neither they nor secret params may feed
+ * forEach, which is expanded into the plan.
+ */
+function checkSecrets(raw: Record<string, unknown>, steps: RawStep[], secretParams: Set<string>, known: string[] | undefined, problems: Problems) {
+  const unknown = (name: string, at: PathSegment[]) => {
+    if (known && !known.includes(name)) {
+      problems.add(at, `secret "${name}" is not set on this control plane${didYouMean(name, known)}; set it with \`drover secret set ${name}\` (see \`drover secret list\`)`);
+    }
+  };
+  const checkText = (text: string, at: PathSegment[]) => {
+    for (const m of text.matchAll(TEMPLATE)) {
+      const refs = secretRefs(m[1]);
+      if (refs.dynamic) problems.add(at, `secrets must be named literally (secrets.NAME or secrets["NAME"]) in "${m[1].trim()}", so the control plane knows which to send`);
+      for (const n of refs.secrets) unknown(n, at);
+    }
+  };
+  if (isObject(raw.env)) for (const [k, v] of Object.entries(raw.env)) if (typeof v === 'string') checkText(v, ['env', k]);
+  for (const s of steps) {
+    const { doc, path } = s;
+    if (Array.isArray(doc.secrets)) {
+      doc.secrets.forEach((n: unknown, i: number) => {
+        if (typeof n !== 'string') return;
+        const at = [...path, 'secrets', i];
+        if (!ENV_NAME.test(n)) problems.add(at, `secret "${n}" cannot be an environment variable name; use env: { NAME: "\${{ secrets["${n}"] }}" } instead`);
+        else unknown(n, at);
+      });
+    }
+    for (const [sub, text] of templateFields(doc)) checkText(text, [...path, ...sub]);
+    if (typeof doc.when === 'string') checkText(`\${{ ${unwrap(doc.when)} }}`, [...path, 'when']);
+    if (typeof doc.forEach === 'string') {
+      const refs = secretRefs(unwrap(doc.forEach));
+      const secretParam = refs.params.find((n) => secretParams.has(n));
+      if (refs.secrets.length || refs.dynamic || secretParam) {
+        problems.add([...path, 'forEach'], `forEach may not use ${secretParam ? `secret param "${secretParam}"` : 'secrets'}: its items are expanded into the plan, which is stored and shown`);
+      }
+    }
+  }
+}
+
 /** Rules of an ssh step that span fields: where the device comes from, and its patterns. */
 function checkSsh(ssh: Record<string, unknown>, t: Record<string, unknown>, path: PathSegment[], problems: Problems) {
   const at = (...sub: PathSegment[]) => [...path, ...sub];
@@ -357,12 +421,7 @@ function checkSsh(ssh: Record<string, unknown>, t: Record<string, unknown>, path
     problems.add(at('target', 'strategy'), 'strategy: all fans an ssh step out over the devices target.labels selects; with one device there is nothing to fan out');
   }
   for (const f of ['errorPattern', 'prompt'] as const) {
-    if (typeof ssh[f] !== 'string' || ssh[f] === '') continue;
-    try {
-      new RegExp(ssh[f]);
-    } catch (err) {
-      problems.add(at('ssh', f), `ssh.${f} is not a valid regular expression: ${(err as Error).message}`);
-    }
+    if (typeof ssh[f] === 'string' && ssh[f] !== '') checkedPattern(ssh[f], `ssh.${f}`, at('ssh', f), problems);
   }
   if (Array.isArray(ssh.commands)) {
     const names = new Map<string, number>();
@@ -405,6 +464,8 @@ function bindParams(decl: Record<string, ParamDoc>, given: Record<string, string
     if (!isObject(p)) continue;
     const type = typeof p.type === 'string' ? p.type : 'string';
     const path = ['params', name];
+    // Checked whether or not a value is given: a bad pattern is the document's error.
+    const pattern = typeof p.pattern === 'string' && p.pattern !== '' ? checkedPattern(p.pattern, `param "${name}" pattern`, [...path, 'pattern'], problems) : undefined;
     let text = given[name];
     if (text === undefined && p.default !== undefined) text = Array.isArray(p.default) ? JSON.stringify(p.default) : String(p.default);
     if (text === undefined) {
@@ -413,16 +474,39 @@ function bindParams(decl: Record<string, ParamDoc>, given: Record<string, string
       }
       continue;
     }
+    const secret = p.secret === true;
+    if (secret && type !== 'string') {
+      problems.add([...path, 'secret'], `param "${name}" is secret, so it must be of type string (got ${type})`);
+      continue;
+    }
+    const shown = secret ? '(the secret value)' : `"${text}"`;
     const typed = typedValue(type, text);
     if ('error' in typed) {
       problems.add(path, `param "${name}" ${typed.error}`);
       continue;
     }
-    if (p.enum && !p.enum.map(String).includes(text)) problems.add(path, `param "${name}" must be one of ${p.enum.join(', ')}, got "${text}"`);
-    if (p.pattern && type === 'string' && !new RegExp(p.pattern).test(text)) problems.add(path, `param "${name}" must match /${p.pattern}/, got "${text}"`);
+    if (p.enum && !p.enum.map(String).includes(text)) problems.add(path, `param "${name}" must be one of ${p.enum.join(', ')}, got ${shown}`);
+    if (pattern && type === 'string') {
+      if (text.length > MAX_PATTERN_INPUT) {
+        problems.add(path, `param "${name}" is ${text.length} characters long; a value checked against a pattern may have at most ${MAX_PATTERN_INPUT}`);
+      } else if (!pattern.test(text)) {
+        problems.add(path, `param "${name}" must match /${p.pattern}/, got ${shown}`);
+      }
+    }
     out[name] = typed.value;
   }
   return out;
+}
+
+/** A user's pattern compiled with RE2; one it refuses is a problem at `path`, with the reason. */
+function checkedPattern(source: string, what: string, path: PathSegment[], problems: Problems): Pattern | undefined {
+  try {
+    return compilePattern(source, what);
+  } catch (err) {
+    if (!(err instanceof PatternError)) throw err;
+    problems.add(path, err.message);
+    return undefined;
+  }
 }
 
 /** A param's typed value, or why the text is not one. */
@@ -540,6 +624,7 @@ function warnNoProxy(networks: string[], fleet: FleetAgent[], path: PathSegment[
 function buildPlan(
   wf: WorkflowDoc,
   typed: Record<string, unknown>,
+  secretParams: Set<string>,
   fleet: FleetAgent[] | undefined,
   devices: FleetDevice[],
   mode: 'run' | 'validate',
@@ -558,7 +643,7 @@ function buildPlan(
     if (matching && matching.length === 0) {
       problems.add([...path, 'target'], `no agent in the fleet matches ${describeTarget(target)} now`, 'warning');
     }
-    let base = unitPlan(wf, s, target, needs, isFinally);
+    let base = unitPlan(wf, s, target, needs, isFinally, secretParams);
     // ssh steps: a fan-out is over the selected devices (proxy agents are chosen by placement).
     let overDevices: FleetDevice[] | undefined;
     if (s.ssh) {
@@ -592,8 +677,9 @@ function buildPlan(
     steps.push(...instances);
   });
 
-  const params = Object.fromEntries(Object.entries(typed).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));
-  const paramsJson = JSON.stringify(typed);
+  // Secret params never enter the plan: they reach the agents that need them with their steps.
+  const params = Object.fromEntries(Object.entries(typed).map(([k, v]) => [k, secretParams.has(k) ? SECRET_SHOWN : typeof v === 'string' ? v : JSON.stringify(v)]));
+  const paramsJson = JSON.stringify(Object.fromEntries(Object.entries(typed).filter(([k]) => !secretParams.has(k))));
   const deadlineMs = parseDuration(wf.deadline) ?? 0;
   const concurrency = wf.concurrency ?? 'allow';
   const onAgentLost = wf.onAgentLost ?? 'fail';
@@ -603,12 +689,13 @@ function buildPlan(
   return { workflow: wf.name, hash, params, paramsJson, deadlineMs, concurrency, onAgentLost, steps, groups };
 }
 
-function unitPlan(wf: WorkflowDoc, s: StepDoc, target: TargetPlan, needs: string[], isFinally: boolean): StepPlan {
+function unitPlan(wf: WorkflowDoc, s: StepDoc, target: TargetPlan, needs: string[], isFinally: boolean, secretParams: Set<string>): StepPlan {
   const env: Record<string, string> = {};
+  for (const n of s.secrets ?? []) env[n] = `\${{ secrets.${n} }}`;
   for (const [k, v] of Object.entries({ ...wf.env, ...s.env })) env[k] = canonicalizeTemplates(String(v));
   const script = typeof s.script === 'string' ? { interpreter: '/bin/sh', body: s.script } : (s.script ?? null);
   const expect = s.http?.expect;
-  return {
+  const plan: StepPlan = {
     id: s.id,
     parent: '',
     itemJson: '',
@@ -630,7 +717,8 @@ function unitPlan(wf: WorkflowDoc, s: StepDoc, target: TargetPlan, needs: string
       ? {
           path: canonicalizeTemplates(s.file.path),
           content: canonicalizeTemplates(s.file.content),
-          mode: s.file.mode === undefined ? '' : typeof s.file.mode === 'number' ? s.file.mode.toString(8) : s.file.mode,
+          // YAML reads an unquoted 644 (or 0644) as the number 644: its digits are the octal mode.
+          mode: s.file.mode === undefined ? '' : String(s.file.mode),
           owner: s.file.owner ?? '',
         }
       : null,
@@ -651,7 +739,34 @@ function unitPlan(wf: WorkflowDoc, s: StepDoc, target: TargetPlan, needs: string
     when: s.when ? canonicalize(unwrap(s.when)) : '',
     continueOnError: s.continueOnError ?? false,
     isFinally,
+    secrets: [],
+    secretParams: [],
   };
+  return withSecretRefs(plan, secretParams);
+}
+
+/** What a param declared secret shows as in the plan, the run and every listing. */
+export const SECRET_SHOWN = '(secret)';
+
+/** Fills a step's `secrets` and `secretParams` from the expressions of its fields. */
+function withSecretRefs(plan: StepPlan, secretParams: Set<string>): StepPlan {
+  const texts = [
+    ...Object.values(plan.env),
+    ...plan.command,
+    ...(plan.http ? [plan.http.url, plan.http.body, ...Object.values(plan.http.headers)] : []),
+    ...(plan.file ? [plan.file.path, plan.file.content] : []),
+    ...(plan.ssh ? [plan.ssh.host, ...plan.ssh.commands.map((c) => c.command)] : []),
+  ];
+  const secrets = new Set<string>();
+  const params = new Set<string>();
+  const add = (expr: string) => {
+    const refs = secretRefs(expr);
+    refs.secrets.forEach((n) => secrets.add(n));
+    refs.params.filter((n) => secretParams.has(n)).forEach((n) => params.add(n));
+  };
+  for (const t of texts) for (const m of t.matchAll(TEMPLATE)) add(m[1]);
+  if (plan.when) add(plan.when);
+  return { ...plan, secrets: [...secrets].sort(), secretParams: [...params].sort() };
 }
 
 /** An ssh step's plan as written; a registered device's connection is filled in by onDevice. */

@@ -40,6 +40,7 @@ export function celEnvironment(paramTypes: Record<string, ParamType>, withItem: 
   const env = new Environment({ unlistedVariablesAreDyn: false })
     .registerVariable({ name: 'params', schema: paramTypes } as unknown as Parameters<Environment['registerVariable']>[0])
     .registerVariable('steps', 'map')
+    .registerVariable('secrets', 'map')
     .registerVariable('run', 'map')
     .registerVariable('agent', 'map');
   return withItem ? env.registerVariable('item', 'dyn') : env;

@@ -74,6 +74,10 @@ export interface StepPlan {
   when: string;
   continueOnError: boolean;
   isFinally: boolean;
+  /** Stored secrets the step's expressions name: sent with it, to its agent only. */
+  secrets: string[];
+  /** Params declared secret that its expressions name (their values are not in the plan). */
+  secretParams: string[];
 }
 
 /** A declared step that expanded into instances (fan-out or forEach). */

@@ -25,7 +25,11 @@ export const paramSchema = z.strictObject({
   default: z.union([scalar, z.array(scalar)]).optional().describe('The value when none is given; makes the param optional.'),
   required: z.boolean().optional().describe('Default: true unless a default is given.'),
   enum: z.array(scalar).optional().describe('The allowed values.'),
-  pattern: z.string().optional().describe('A regular expression string values must match.'),
+  pattern: z.string().optional().describe('A regular expression (RE2 syntax: no lookaround or backreferences) string values must match.'),
+  secret: z
+    .boolean()
+    .optional()
+    .describe('The value is a secret: kept out of the plan and the run (shown as "(secret)"), sent only with the steps that use it, masked in logs and outputs. String params only; not usable in forEach.'),
 });
 
 export const labelExpressionSchema = z.strictObject({
@@ -83,7 +87,7 @@ export const fileSchema = z.strictObject({
   mode: z
     .union([z.string().regex(/^0?[0-7]{3,4}$/, 'an octal mode like "0644"'), z.number().int()])
     .optional()
-    .describe('Permission bits in octal, e.g. "0644".'),
+    .describe('Permission bits in octal, e.g. "0644"; a number is read as its octal digits (644 means 0644).'),
   owner: z.string().optional().describe('"user" or "user:group".'),
 });
 
@@ -139,12 +143,12 @@ export const sshSchema = z.strictObject({
   errorPattern: z
     .string()
     .optional()
-    .describe('A regular expression: an output line that matches fails the step (default: common device CLI error lines; "" disables).'),
+    .describe('A regular expression (RE2 syntax): an output line that matches fails the step (default: common device CLI error lines; "" disables).'),
   mode: z
     .enum(['shell', 'exec'])
     .optional()
     .describe('shell (default): one interactive session, each command ended by the prompt; exec: one SSH exec per command, with its exit status.'),
-  prompt: z.string().optional().describe("Shell mode: a regular expression the device's prompt (the last, unterminated line) matches."),
+  prompt: z.string().optional().describe("Shell mode: a regular expression (RE2 syntax) the device's prompt (the last, unterminated line) matches."),
   commandTimeout: duration.optional().describe('How long each command may take (default 30s).'),
 });
 
@@ -164,7 +168,11 @@ export const stepSchema = z.strictObject({
   sleep: duration.optional(),
   ssh: sshSchema.optional().describe('Run commands on a network device over SSH, through a proxy agent for its network.'),
   approval: z.unknown().optional().describe('Reserved for a later version.'),
-  env: z.record(z.string(), scalar).optional().describe('Environment variables for the step; values may hold ${{ }}.'),
+  env: z.record(z.string(), scalar).optional().describe('Environment variables for the step; values may hold ${{ }} (including secrets.NAME).'),
+  secrets: z
+    .array(z.string())
+    .optional()
+    .describe('Stored secrets (drover secret set NAME) given to the step as environment variables of the same name; masked in its logs and outputs.'),
   target: targetSchema.optional().describe('Which agents run the step; default: any one agent.'),
   forEach: z.string().optional().describe('An expression giving a list (e.g. ${{ params.hosts }}): one instance per item, as `item`.'),
   timeout: duration.optional(),

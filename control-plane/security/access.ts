@@ -16,9 +16,11 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface.js';
-import { encodeMessage } from '../../proto/index.js';
+import { decodeMessage, encodeMessage, type ErrorDetailOut } from '../../proto/index.js';
+import { checkMessage, requestTypes } from '../../proto/limits.js';
 import type { Role } from '../store/store.js';
-import { roleAllows, TokenError, type Tokens } from './tokens.js';
+import type { AuditEvent, AuditLog } from './audit.js';
+import { roleAllows, TokenError, tokenId, type Tokens } from './tokens.js';
 
 export type Rule = Role | 'agent' | 'enroll';
 
@@ -52,7 +54,45 @@ export const RPC_RULES: Record<string, Rule> = {
   '/drover.v1.AccessService/ApproveAgent': 'admin',
   '/drover.v1.AccessService/RevokeAgent': 'admin',
   '/drover.v1.AccessService/WhoAmI': 'viewer',
+  '/drover.v1.SecretService/SetSecret': 'admin',
+  '/drover.v1.SecretService/ListSecrets': 'operator',
+  '/drover.v1.SecretService/DeleteSecret': 'admin',
+  '/drover.v1.AuditService/ListAudit': 'admin',
+  '/drover.v1.AuditService/VerifyAudit': 'admin',
 };
+
+/**
+ * RPCs that change state (or trade a token for an identity): every call to
+ * one is audited, whatever its result. Refused calls to any RPC are audited too.
+ */
+export const AUDITED = new Set([
+  '/drover.v1.AgentService/Enroll',
+  '/drover.v1.FleetService/DrainAgent',
+  '/drover.v1.RunService/SubmitRun',
+  '/drover.v1.RunService/CancelRun',
+  '/drover.v1.WorkflowService/ApplyWorkflow',
+  '/drover.v1.DeviceService/AddDevice',
+  '/drover.v1.DeviceService/RemoveDevice',
+  '/drover.v1.AccessService/CreateToken',
+  '/drover.v1.AccessService/RevokeToken',
+  '/drover.v1.AccessService/ApproveAgent',
+  '/drover.v1.AccessService/RevokeAgent',
+  '/drover.v1.SecretService/SetSecret',
+  '/drover.v1.SecretService/DeleteSecret',
+]);
+
+/** Request fields that name what a call acts on, in order of preference (never a value or a source). */
+const TARGET_FIELDS = ['name', 'id', 'runId', 'workflowRef', 'filename', 'workflow', 'kind'];
+
+/** What an audited call acts on, from its request. */
+export function auditTarget(req: unknown): string {
+  if (!req || typeof req !== 'object') return '';
+  const r = req as Record<string, unknown>;
+  for (const f of TARGET_FIELDS) if (typeof r[f] === 'string' && r[f]) return (r[f] as string).slice(0, 200);
+  // One level down, as in AddDeviceRequest.device.name.
+  for (const v of Object.values(r)) if (v && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v)) return auditTarget(v);
+  return '';
+}
 
 /** Failures from one peer before answers slow down. */
 const FREE_FAILURES = 5;
@@ -112,59 +152,158 @@ export interface AccessOptions {
   adminTokenFile: string;
   /** `--insecure`: no TLS, so no client certificates; agents are trusted by name (loopback only). */
   insecure: boolean;
+  /** Where audited calls are recorded (absent: nowhere, as in unit tests). */
+  audit?: AuditLog;
+}
+
+type Actor = AuditEvent['actor'];
+
+/** The caller's token id, from a call's metadata (the interceptor has checked it by then). */
+export function callerTokenId(metadata: grpc.Metadata): string {
+  const header = metadata.get('authorization')[0];
+  const token = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] ?? '' : '';
+  return token ? tokenId(token) : '';
 }
 
 /** The check of one call; undefined when it may go on. */
 export function checkCall(o: AccessOptions, path: string, metadata: grpc.Metadata, auth: AuthContext | null): PartialStatusObject | undefined {
+  return check(o, path, metadata, auth).deny;
+}
+
+function check(o: AccessOptions, path: string, metadata: grpc.Metadata, auth: AuthContext | null): { deny?: PartialStatusObject; actor: Actor } {
+  const actor: Actor = { kind: 'anonymous', id: '' };
+  const verdict = (deny?: PartialStatusObject) => ({ deny, actor });
   const rule = RPC_RULES[path];
-  if (!rule) return deny(grpc.status.PERMISSION_DENIED, 'PERMISSION_DENIED', `${path} has no access rule, so nobody may call it`, 'this is a bug in drover: report it');
-  if (rule === 'enroll') return undefined;
+  if (!rule) return verdict(deny(grpc.status.PERMISSION_DENIED, 'PERMISSION_DENIED', `${path} has no access rule, so nobody may call it`, 'this is a bug in drover: report it'));
+  if (rule === 'enroll') return verdict();
   if (rule === 'agent') {
-    if (o.insecure) return undefined;
+    actor.kind = 'agent';
+    if (o.insecure) return verdict();
     const der = auth?.sslPeerCertificate?.raw;
-    if (der) return undefined;
-    return deny(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', 'agents connect with the client certificate they got at enrollment; none was presented', 'start the agent once with --token <enrollment token> (drover token create --enroll)');
+    if (der) return verdict();
+    return verdict(deny(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', 'agents connect with the client certificate they got at enrollment; none was presented', 'start the agent once with --token <enrollment token> (drover token create --enroll)'));
   }
   const header = metadata.get('authorization')[0];
   const token = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] ?? '' : '';
   const method = path.split('/').pop();
   if (!token) {
-    return deny(
+    return verdict(deny(
       grpc.status.UNAUTHENTICATED,
       'UNAUTHENTICATED',
       `${method} needs an API token with the ${rule} role; none was sent`,
       `pass --token or set DROVER_TOKEN (the first admin token is in ${o.adminTokenFile}; more with \`drover token create --role ${rule}\`)`,
-    );
+    ));
   }
+  actor.kind = 'token';
+  actor.id = tokenId(token);
   try {
     const rec = o.tokens.check(token, 'api');
     if (!roleAllows(rec.role as Role, rule)) {
-      return deny(grpc.status.PERMISSION_DENIED, 'PERMISSION_DENIED', `${method} needs the ${rule} role; token ${rec.id} has ${rec.role}`, `use a token with the ${rule} role (drover token create --role ${rule})`);
+      return verdict(deny(grpc.status.PERMISSION_DENIED, 'PERMISSION_DENIED', `${method} needs the ${rule} role; token ${rec.id} has ${rec.role}`, `use a token with the ${rule} role (drover token create --role ${rule})`));
     }
     o.tokens.use(rec, false);
-    return undefined;
+    return verdict();
   } catch (err) {
     if (!(err instanceof TokenError)) throw err;
-    return deny(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', `${method} refused: ${err.message}`, 'check --token / DROVER_TOKEN; an admin makes tokens with `drover token create --role ROLE`');
+    return verdict(deny(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', `${method} refused: ${err.message}`, 'check --token / DROVER_TOKEN; an admin makes tokens with `drover token create --role ROLE`'));
   }
 }
 
-/** The gRPC server interceptor that applies checkCall to every call. */
+/** The error code a status carries (the drover ErrorDetail's, else the gRPC status name). */
+function resultOf(status: PartialStatusObject): string {
+  if (status.code === grpc.status.OK) return 'ok';
+  const bin = status.metadata?.get('drover-error-bin')[0];
+  if (bin instanceof Buffer) {
+    try {
+      return decodeMessage<ErrorDetailOut>('ErrorDetail', bin).code || grpc.status[status.code];
+    } catch {
+      // not ours: the status name below
+    }
+  }
+  return grpc.status[status.code] ?? String(status.code);
+}
+
+function invalidRequest(message: string): PartialStatusObject {
+  const metadata = new grpc.Metadata();
+  const hint = 'docs/security.md lists the limits of every request field';
+  metadata.set('drover-error-bin', Buffer.from(encodeMessage('ErrorDetail', { code: 'INVALID_REQUEST', message, hint, problems: [] })));
+  return { code: grpc.status.INVALID_ARGUMENT, details: message, metadata };
+}
+
+/**
+ * The gRPC server interceptor that applies the access check to every call,
+ * then the bounds of proto/limits.ts to every request message (agent links
+ * are checked by AgentSessions, which answers with a Reject), and records
+ * audited and refused calls.
+ */
 export function accessInterceptor(o: AccessOptions): grpc.ServerInterceptor {
+  const types = requestTypes();
   return (method, call) => {
+    const path = method.path;
+    const peer = peerAddress(call.getPeer());
+    const isLink = RPC_RULES[path] === 'agent';
+    let actor: Actor = { kind: 'anonymous', id: '' };
+    let target = '';
+    let recorded = false;
+    let denied: { status: PartialStatusObject; delay: number } | undefined;
+    let refused = false;
+    const audit = (status: PartialStatusObject) => {
+      if (recorded || !o.audit) return;
+      const result = resultOf(status);
+      if (!AUDITED.has(path) && result !== 'UNAUTHENTICATED' && result !== 'PERMISSION_DENIED' && result !== 'INVALID_REQUEST') return;
+      recorded = true;
+      o.audit.record({ actor, action: path.replace('/drover.v1.', ''), target, from: peer, result });
+    };
+    const refuse = (status: PartialStatusObject) => {
+      audit(status);
+      call.sendStatus(status);
+    };
     const listener = new grpc.ServerListenerBuilder()
       .withOnReceiveMetadata((metadata, next) => {
-        const peer = peerAddress(call.getPeer());
-        const verdict = checkCall(o, method.path, metadata, call.getAuthContext());
+        const verdict = check(o, path, metadata, call.getAuthContext());
+        actor = verdict.actor;
         // Successes are never slowed, and do not wipe a peer's failures: one valid call
         // from a shared address must not reset the penalty of a guesser behind it.
-        if (!verdict) return next(metadata);
+        if (!verdict.deny) return next(metadata);
         const delay = o.throttle.delayMs(peer);
         o.throttle.failed(peer);
-        setTimeout(() => call.sendStatus(verdict), delay);
+        // An API call's one request message comes next: refuse once it is read, so the audit names the target.
+        if (isLink) return void setTimeout(() => refuse(verdict.deny!), delay);
+        // (The handler still gets the metadata: it is what asks grpc-js to read the request.)
+        denied = { status: verdict.deny, delay };
+        next(metadata);
+      })
+      .withOnReceiveHalfClose((next) => {
+        // A refused call's handler never sees the end of a request it never got.
+        if (!denied && !refused) next();
+      })
+      .withOnReceiveMessage((message, next) => {
+        if (isLink) return next(message);
+        target = auditTarget(message);
+        if (denied) {
+          const { status, delay } = denied;
+          return void setTimeout(() => refuse(status), delay);
+        }
+        if (path === '/drover.v1.AgentService/Enroll') {
+          const id = tokenId(String((message as { token?: unknown }).token ?? ''));
+          actor = { kind: 'enroll-token', id };
+        }
+        const type = types.get(path);
+        const bad = type ? checkMessage(type, message) : undefined;
+        if (bad) {
+          refused = true;
+          return refuse(invalidRequest(`${path.split('/').pop()} refused: ${bad.message}`));
+        }
+        next(message);
       })
       .build();
-    const responder = new grpc.ResponderBuilder().withStart((next) => next(listener)).build();
+    const responder = new grpc.ResponderBuilder()
+      .withStart((next) => next(listener))
+      .withSendStatus((status, next) => {
+        audit(status);
+        next(status);
+      })
+      .build();
     return new grpc.ServerInterceptingCall(call, responder);
   };
 }

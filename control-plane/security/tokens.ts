@@ -40,6 +40,12 @@ function same(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** The id part of a token (never its secret), for logs and the audit trail; '' when it is of neither form. */
+export function tokenId(token: string): string {
+  const id = parse(token)?.id ?? '';
+  return /^[A-Za-z0-9_-]{1,64}$/.test(id) ? id : '';
+}
+
 /** Splits a token into id and secret; undefined when it is not of either form. */
 function parse(token: string): { kind: 'api' | 'enroll'; id: string; secret: string } | undefined {
   const parts = token.trim().split('.');

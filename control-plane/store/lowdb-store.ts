@@ -23,7 +23,7 @@ import { Low } from 'lowdb';
 import { ChangeLog, changeLogFile } from './change-log.js';
 import { DurableJsonFile } from './durable-json-file.js';
 import { LogFiles } from './log-files.js';
-import { TERMINAL_RUN, type AgentRecord, type CredentialRecord, type DeviceRecord, type TokenRecord, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
+import { TERMINAL_RUN, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type TokenRecord, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
 
 interface Doc {
   version: 1;
@@ -35,6 +35,8 @@ interface Doc {
   /** API and enrollment tokens (hashes only) and agent certificates (absent before they existed). */
   tokens?: Record<string, TokenRecord>;
   credentials?: Record<string, CredentialRecord>;
+  /** Sealed secrets (absent before they existed). */
+  secrets?: Record<string, SecretRecord>;
   /** Change logs of this generation and later complete the document (absent: 0). */
   changeGen?: number;
 }
@@ -53,6 +55,8 @@ type Change =
   | ['token', TokenRecord]
   | ['credential', CredentialRecord]
   | ['deleteCredential', string]
+  | ['secret', SecretRecord]
+  | ['deleteSecret', string]
   | ['deleteRun', string];
 
 export interface LowdbStoreOptions {
@@ -96,6 +100,8 @@ export class LowdbStore implements Store {
   private dirtyTokens = new Set<string>();
   /** Credentials put (a record) or deleted (null) since the last write. */
   private dirtyCredentials = new Map<string, CredentialRecord | null>();
+  /** Secrets put (a record) or deleted (null) since the last write. */
+  private dirtySecrets = new Map<string, SecretRecord | null>();
   private deletedRuns = new Set<string>();
   /** Set after a failed write: the next write rewrites the document, which carries everything. */
   private snapshotDue = false;
@@ -124,6 +130,7 @@ export class LowdbStore implements Store {
     data.devices ??= {};
     data.tokens ??= {};
     data.credentials ??= {};
+    data.secrets ??= {};
     const gen = data.changeGen ?? 0;
     const gens = ChangeLog.generations(this.logBase).filter((g) => g >= gen);
     let replayed = 0;
@@ -214,6 +221,25 @@ export class LowdbStore implements Store {
     delete this.db.data.credentials[id];
     this.dirtyCredentials.set(id, null);
     this.touch();
+  }
+  getSecret(name: string) {
+    return this.db.data.secrets?.[name];
+  }
+  listSecrets() {
+    return Object.values(this.db.data.secrets ?? {}).sort((a, b) => a.name.localeCompare(b.name));
+  }
+  putSecret(secret: SecretRecord) {
+    (this.db.data.secrets ??= {})[secret.name] = secret;
+    this.dirtySecrets.set(secret.name, secret);
+    this.touch();
+  }
+  deleteSecret(name: string) {
+    const secrets = this.db.data.secrets ?? {};
+    if (!secrets[name]) return false;
+    delete secrets[name];
+    this.dirtySecrets.set(name, null);
+    this.touch();
+    return true;
   }
   getDevice(name: string) {
     return this.db.data.devices?.[name];
@@ -318,6 +344,12 @@ export class LowdbStore implements Store {
       case 'deleteCredential':
         if (data.credentials) delete data.credentials[c[1]];
         break;
+      case 'secret':
+        (data.secrets ??= {})[c[1].name] = c[1];
+        break;
+      case 'deleteSecret':
+        if (data.secrets) delete data.secrets[c[1]];
+        break;
     }
   }
 
@@ -331,6 +363,7 @@ export class LowdbStore implements Store {
     for (const [name, d] of this.dirtyDevices) line(d ? ['device', d] : ['deleteDevice', name]);
     for (const id of this.dirtyTokens) if (this.db.data.tokens?.[id]) line(['token', this.db.data.tokens[id]]);
     for (const [id, c] of this.dirtyCredentials) line(c ? ['credential', c] : ['deleteCredential', id]);
+    for (const [name, x] of this.dirtySecrets) line(x ? ['secret', x] : ['deleteSecret', name]);
     for (const [id, what] of this.dirtyRuns) {
       const run = runs[id];
       if (!run) continue;
@@ -349,6 +382,7 @@ export class LowdbStore implements Store {
     this.dirtyDevices.clear();
     this.dirtyTokens.clear();
     this.dirtyCredentials.clear();
+    this.dirtySecrets.clear();
     this.deletedRuns.clear();
     return lines.length ? `${lines.join('\n')}\n` : '';
   }

@@ -1,5 +1,5 @@
 /** A Store that keeps everything in memory: for tests and throwaway servers. */
-import type { AgentRecord, CredentialRecord, DeviceRecord, TokenRecord, LogRecord, RunRecord, Store, WorkflowVersion } from './store.js';
+import type { AgentRecord, CredentialRecord, DeviceRecord, SecretRecord, TokenRecord, LogRecord, RunRecord, Store, WorkflowVersion } from './store.js';
 
 export class MemoryStore implements Store {
   private agents = new Map<string, AgentRecord>();
@@ -9,6 +9,7 @@ export class MemoryStore implements Store {
   private devices = new Map<string, DeviceRecord>();
   private tokens = new Map<string, TokenRecord>();
   private credentials = new Map<string, CredentialRecord>();
+  private secrets = new Map<string, SecretRecord>();
 
   async open() {}
   getAgent(name: string) {
@@ -70,6 +71,18 @@ export class MemoryStore implements Store {
   }
   deleteDevice(name: string) {
     return this.devices.delete(name);
+  }
+  getSecret(name: string) {
+    return this.secrets.get(name);
+  }
+  listSecrets() {
+    return [...this.secrets.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+  putSecret(secret: SecretRecord) {
+    this.secrets.set(secret.name, secret);
+  }
+  deleteSecret(name: string) {
+    return this.secrets.delete(name);
   }
   appendLog(runId: string, record: LogRecord) {
     const list = this.logs.get(runId) ?? [];

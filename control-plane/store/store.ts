@@ -78,6 +78,8 @@ export interface RunRecord {
   workflowVersion: number;
   plan: RunPlan;
   steps: Record<string, StepRecord>;
+  /** Values of params declared secret, sealed for this run; removed when it ends. */
+  sealedParams?: string;
 }
 
 /** One stored version of a workflow document in the registry. */
@@ -165,6 +167,22 @@ export interface CredentialRecord {
   natsPublicKey?: string;
 }
 
+/**
+ * A named secret (`drover secret set`), sealed with the control plane's
+ * secret key (AES-256-GCM, bound to its name): the store never holds a value
+ * in clear.
+ */
+export interface SecretRecord {
+  name: string;
+  /** `v1.<iv>.<tag>.<ciphertext>`, base64url (security/secret-box.ts). */
+  sealed: string;
+  createdMs: number;
+  updatedMs: number;
+  /** Token id of the last writer. */
+  updatedBy: string;
+  version: number;
+}
+
 export interface LogRecord {
   /** time, ms */
   t: number;
@@ -213,6 +231,12 @@ export interface Store {
   listCredentials(): CredentialRecord[];
   putCredential(credential: CredentialRecord): void;
   deleteCredential(id: string): void;
+  getSecret(name: string): SecretRecord | undefined;
+  /** Sorted by name. */
+  listSecrets(): SecretRecord[];
+  putSecret(secret: SecretRecord): void;
+  /** Removes a secret; false when there was none of that name. */
+  deleteSecret(name: string): boolean;
   appendLog(runId: string, record: LogRecord): void;
   /**
    * Every log record of a run so far. The snapshot is taken when called,

@@ -19,7 +19,7 @@
 import { headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { decodeMessage, encodeMessage, type AgentMessageOut, type ServerMessage } from '../../proto/index.js';
 import { agentOfUpSubject, downSubject, MAX_AGENT_MESSAGE_BYTES, NATS_AGENT_WILDCARD, NATS_HEADER, upSubject } from '../../proto/nats.js';
-import type { Logger } from '../log.js';
+import { PeerLog, type Logger } from '../log.js';
 import type { AgentConnection, AgentLinkHandler } from './agent-link.js';
 
 /** A session ends after this many heartbeat intervals without any message from the agent. */
@@ -55,6 +55,8 @@ export class NatsAgentLink {
   private refusals = new Map<string, { sid: string; atMs: number }>();
   private sub: Subscription | undefined;
   private readonly idleMs: number;
+  /** Lines a subject's traffic causes, limited per agent name. */
+  private readonly peerLog: PeerLog;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -62,6 +64,7 @@ export class NatsAgentLink {
     private readonly opts: NatsAgentLinkOptions,
   ) {
     this.idleMs = opts.heartbeatIntervalMs * IDLE_HEARTBEATS;
+    this.peerLog = new PeerLog(opts.log);
   }
 
   /** Subscribes to every agent's up subject; resolves once the server has the subscription. */
@@ -91,15 +94,15 @@ export class NatsAgentLink {
     if (!name) return; // down subjects (this process's own traffic when echo is on) and strangers
     // Read once: msg.data is a getter that makes a new view on every read.
     const data = msg.data;
-    const log = this.opts.log;
+    const log = this.peerLog;
     const sid = msg.headers?.get(NATS_HEADER.session) ?? '';
     const seq = Number(msg.headers?.get(NATS_HEADER.seq) ?? '');
     if (!NAME.test(name)) {
-      log.warn({ subject: msg.subject }, 'NATS message dropped: the subject does not name a valid agent');
+      log.warn('invalid-subject', { subject: msg.subject }, 'NATS message dropped: the subject does not name a valid agent');
       return;
     }
     if (!sid || !Number.isSafeInteger(seq) || seq < 1) {
-      log.warn({ subject: msg.subject, bytes: data.length }, 'NATS message dropped: no Drover-Session/Drover-Seq headers (see docs/nats.md)');
+      log.warn(name, { subject: msg.subject, bytes: data.length }, 'NATS message dropped: no Drover-Session/Drover-Seq headers (see docs/nats.md)');
       return;
     }
     const current = this.sessions.get(name);
@@ -107,7 +110,8 @@ export class NatsAgentLink {
     if (data.length > MAX_AGENT_MESSAGE_BYTES) {
       // Counted in the session, so a refused message does not look like a lost one.
       if (inSession) this.advance(inSession, seq);
-      log.error(
+      log.warn(
+        name,
         { agent: name, subject: msg.subject, bytes: data.length, limit: MAX_AGENT_MESSAGE_BYTES },
         `agent message dropped: ${data.length} bytes is over the ${MAX_AGENT_MESSAGE_BYTES}-byte limit for one message`,
       );
@@ -118,7 +122,7 @@ export class NatsAgentLink {
       decoded = decodeMessage<AgentMessageOut>('AgentMessage', data);
     } catch (err) {
       if (inSession) this.advance(inSession, seq);
-      log.error({ agent: name, subject: msg.subject, bytes: data.length, err: (err as Error).message }, 'agent message dropped: not a drover.v1.AgentMessage');
+      log.warn(name, { agent: name, subject: msg.subject, bytes: data.length, err: (err as Error).message }, 'agent message dropped: not a drover.v1.AgentMessage');
       return;
     }
     if (decoded.body === 'hello' && decoded.hello) return this.hello(name, sid, seq, decoded);
@@ -133,7 +137,7 @@ export class NatsAgentLink {
     const hello = msg.hello!;
     if (hello.name !== name) {
       // Identity over NATS is the subject an agent may publish on: no speaking for another agent.
-      this.opts.log.warn({ subject: upSubject(name), claimed: hello.name }, 'Hello refused: the name does not match the subject');
+      this.peerLog.warn(name, { subject: upSubject(name), claimed: hello.name }, 'Hello refused: the name does not match the subject');
       this.publish(name, sid, encodeMessage('ServerMessage', {
         reject: {
           code: 'BAD_NAME',
@@ -182,7 +186,7 @@ export class NatsAgentLink {
       return true;
     }
     if (seq <= s.received) return false;
-    this.opts.log.warn({ agent: s.name, expected: s.received + 1, got: seq }, 'agent message lost in transit; ending the session so the agent resends');
+    this.peerLog.warn(s.name, { agent: s.name, expected: s.received + 1, got: seq }, 'agent message lost in transit; ending the session so the agent resends');
     this.end(s, `message lost in transit (expected #${s.received + 1}, got #${seq}); say Hello again`);
     return false;
   }
@@ -227,7 +231,7 @@ export class NatsAgentLink {
     clearTimeout(s.idle);
     if (this.sessions.get(s.name) === s) this.sessions.delete(s.name);
     this.signalClose(s.name, s.sid, reason);
-    this.opts.log.info({ agent: s.name, reason }, 'NATS session ended');
+    this.peerLog.info(s.name, { agent: s.name, reason }, 'NATS session ended');
     // Like a gRPC stream's 'end' event, onClose comes after the current call returns.
     setImmediate(() => this.handler.onClose(s.conn));
   }

@@ -32,6 +32,7 @@ import type { SignedControl as _drover_v1_SignedControl, SignedControl__Output a
 import type { SshCommand as _drover_v1_SshCommand, SshCommand__Output as _drover_v1_SshCommand__Output } from './drover/v1/SshCommand.js';
 import type { SshSpec as _drover_v1_SshSpec, SshSpec__Output as _drover_v1_SshSpec__Output } from './drover/v1/SshSpec.js';
 import type { StepEvent as _drover_v1_StepEvent, StepEvent__Output as _drover_v1_StepEvent__Output } from './drover/v1/StepEvent.js';
+import type { StepSecret as _drover_v1_StepSecret, StepSecret__Output as _drover_v1_StepSecret__Output } from './drover/v1/StepSecret.js';
 import type { Target as _drover_v1_Target, Target__Output as _drover_v1_Target__Output } from './drover/v1/Target.js';
 import type { Welcome as _drover_v1_Welcome, Welcome__Output as _drover_v1_Welcome__Output } from './drover/v1/Welcome.js';
 
@@ -77,6 +78,7 @@ export interface ProtoGrpcType {
       SshSpec: MessageTypeDefinition<_drover_v1_SshSpec, _drover_v1_SshSpec__Output>
       StepEvent: MessageTypeDefinition<_drover_v1_StepEvent, _drover_v1_StepEvent__Output>
       StepPhase: EnumTypeDefinition
+      StepSecret: MessageTypeDefinition<_drover_v1_StepSecret, _drover_v1_StepSecret__Output>
       Strategy: EnumTypeDefinition
       Target: MessageTypeDefinition<_drover_v1_Target, _drover_v1_Target__Output>
       Welcome: MessageTypeDefinition<_drover_v1_Welcome, _drover_v1_Welcome__Output>

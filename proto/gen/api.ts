@@ -13,11 +13,15 @@ import type { AgentMessage as _drover_v1_AgentMessage, AgentMessage__Output as _
 import type { AgentServiceClient as _drover_v1_AgentServiceClient, AgentServiceDefinition as _drover_v1_AgentServiceDefinition } from './drover/v1/AgentService.js';
 import type { ApplyWorkflowRequest as _drover_v1_ApplyWorkflowRequest, ApplyWorkflowRequest__Output as _drover_v1_ApplyWorkflowRequest__Output } from './drover/v1/ApplyWorkflowRequest.js';
 import type { Assign as _drover_v1_Assign, Assign__Output as _drover_v1_Assign__Output } from './drover/v1/Assign.js';
+import type { AuditProblem as _drover_v1_AuditProblem, AuditProblem__Output as _drover_v1_AuditProblem__Output } from './drover/v1/AuditProblem.js';
+import type { AuditRecord as _drover_v1_AuditRecord, AuditRecord__Output as _drover_v1_AuditRecord__Output } from './drover/v1/AuditRecord.js';
+import type { AuditServiceClient as _drover_v1_AuditServiceClient, AuditServiceDefinition as _drover_v1_AuditServiceDefinition } from './drover/v1/AuditService.js';
 import type { Cancel as _drover_v1_Cancel, Cancel__Output as _drover_v1_Cancel__Output } from './drover/v1/Cancel.js';
 import type { CancelRunRequest as _drover_v1_CancelRunRequest, CancelRunRequest__Output as _drover_v1_CancelRunRequest__Output } from './drover/v1/CancelRunRequest.js';
 import type { ControlEnvelope as _drover_v1_ControlEnvelope, ControlEnvelope__Output as _drover_v1_ControlEnvelope__Output } from './drover/v1/ControlEnvelope.js';
 import type { CreateTokenRequest as _drover_v1_CreateTokenRequest, CreateTokenRequest__Output as _drover_v1_CreateTokenRequest__Output } from './drover/v1/CreateTokenRequest.js';
 import type { CreateTokenResponse as _drover_v1_CreateTokenResponse, CreateTokenResponse__Output as _drover_v1_CreateTokenResponse__Output } from './drover/v1/CreateTokenResponse.js';
+import type { DeleteSecretRequest as _drover_v1_DeleteSecretRequest, DeleteSecretRequest__Output as _drover_v1_DeleteSecretRequest__Output } from './drover/v1/DeleteSecretRequest.js';
 import type { DeviceInfo as _drover_v1_DeviceInfo, DeviceInfo__Output as _drover_v1_DeviceInfo__Output } from './drover/v1/DeviceInfo.js';
 import type { DeviceServiceClient as _drover_v1_DeviceServiceClient, DeviceServiceDefinition as _drover_v1_DeviceServiceDefinition } from './drover/v1/DeviceService.js';
 import type { Disk as _drover_v1_Disk, Disk__Output as _drover_v1_Disk__Output } from './drover/v1/Disk.js';
@@ -42,10 +46,14 @@ import type { ListAgentCredentialsRequest as _drover_v1_ListAgentCredentialsRequ
 import type { ListAgentCredentialsResponse as _drover_v1_ListAgentCredentialsResponse, ListAgentCredentialsResponse__Output as _drover_v1_ListAgentCredentialsResponse__Output } from './drover/v1/ListAgentCredentialsResponse.js';
 import type { ListAgentsRequest as _drover_v1_ListAgentsRequest, ListAgentsRequest__Output as _drover_v1_ListAgentsRequest__Output } from './drover/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _drover_v1_ListAgentsResponse, ListAgentsResponse__Output as _drover_v1_ListAgentsResponse__Output } from './drover/v1/ListAgentsResponse.js';
+import type { ListAuditRequest as _drover_v1_ListAuditRequest, ListAuditRequest__Output as _drover_v1_ListAuditRequest__Output } from './drover/v1/ListAuditRequest.js';
+import type { ListAuditResponse as _drover_v1_ListAuditResponse, ListAuditResponse__Output as _drover_v1_ListAuditResponse__Output } from './drover/v1/ListAuditResponse.js';
 import type { ListDevicesRequest as _drover_v1_ListDevicesRequest, ListDevicesRequest__Output as _drover_v1_ListDevicesRequest__Output } from './drover/v1/ListDevicesRequest.js';
 import type { ListDevicesResponse as _drover_v1_ListDevicesResponse, ListDevicesResponse__Output as _drover_v1_ListDevicesResponse__Output } from './drover/v1/ListDevicesResponse.js';
 import type { ListRunsRequest as _drover_v1_ListRunsRequest, ListRunsRequest__Output as _drover_v1_ListRunsRequest__Output } from './drover/v1/ListRunsRequest.js';
 import type { ListRunsResponse as _drover_v1_ListRunsResponse, ListRunsResponse__Output as _drover_v1_ListRunsResponse__Output } from './drover/v1/ListRunsResponse.js';
+import type { ListSecretsRequest as _drover_v1_ListSecretsRequest, ListSecretsRequest__Output as _drover_v1_ListSecretsRequest__Output } from './drover/v1/ListSecretsRequest.js';
+import type { ListSecretsResponse as _drover_v1_ListSecretsResponse, ListSecretsResponse__Output as _drover_v1_ListSecretsResponse__Output } from './drover/v1/ListSecretsResponse.js';
 import type { ListTokensRequest as _drover_v1_ListTokensRequest, ListTokensRequest__Output as _drover_v1_ListTokensRequest__Output } from './drover/v1/ListTokensRequest.js';
 import type { ListTokensResponse as _drover_v1_ListTokensResponse, ListTokensResponse__Output as _drover_v1_ListTokensResponse__Output } from './drover/v1/ListTokensResponse.js';
 import type { ListWorkflowsRequest as _drover_v1_ListWorkflowsRequest, ListWorkflowsRequest__Output as _drover_v1_ListWorkflowsRequest__Output } from './drover/v1/ListWorkflowsRequest.js';
@@ -70,17 +78,23 @@ import type { RunEvent as _drover_v1_RunEvent, RunEvent__Output as _drover_v1_Ru
 import type { RunInfo as _drover_v1_RunInfo, RunInfo__Output as _drover_v1_RunInfo__Output } from './drover/v1/RunInfo.js';
 import type { RunServiceClient as _drover_v1_RunServiceClient, RunServiceDefinition as _drover_v1_RunServiceDefinition } from './drover/v1/RunService.js';
 import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from './drover/v1/ScriptSpec.js';
+import type { SecretInfo as _drover_v1_SecretInfo, SecretInfo__Output as _drover_v1_SecretInfo__Output } from './drover/v1/SecretInfo.js';
+import type { SecretServiceClient as _drover_v1_SecretServiceClient, SecretServiceDefinition as _drover_v1_SecretServiceDefinition } from './drover/v1/SecretService.js';
 import type { ServerMessage as _drover_v1_ServerMessage, ServerMessage__Output as _drover_v1_ServerMessage__Output } from './drover/v1/ServerMessage.js';
+import type { SetSecretRequest as _drover_v1_SetSecretRequest, SetSecretRequest__Output as _drover_v1_SetSecretRequest__Output } from './drover/v1/SetSecretRequest.js';
 import type { SignedControl as _drover_v1_SignedControl, SignedControl__Output as _drover_v1_SignedControl__Output } from './drover/v1/SignedControl.js';
 import type { SshCommand as _drover_v1_SshCommand, SshCommand__Output as _drover_v1_SshCommand__Output } from './drover/v1/SshCommand.js';
 import type { SshSpec as _drover_v1_SshSpec, SshSpec__Output as _drover_v1_SshSpec__Output } from './drover/v1/SshSpec.js';
 import type { StepEvent as _drover_v1_StepEvent, StepEvent__Output as _drover_v1_StepEvent__Output } from './drover/v1/StepEvent.js';
 import type { StepInfo as _drover_v1_StepInfo, StepInfo__Output as _drover_v1_StepInfo__Output } from './drover/v1/StepInfo.js';
+import type { StepSecret as _drover_v1_StepSecret, StepSecret__Output as _drover_v1_StepSecret__Output } from './drover/v1/StepSecret.js';
 import type { SubmitRunRequest as _drover_v1_SubmitRunRequest, SubmitRunRequest__Output as _drover_v1_SubmitRunRequest__Output } from './drover/v1/SubmitRunRequest.js';
 import type { Target as _drover_v1_Target, Target__Output as _drover_v1_Target__Output } from './drover/v1/Target.js';
 import type { TokenInfo as _drover_v1_TokenInfo, TokenInfo__Output as _drover_v1_TokenInfo__Output } from './drover/v1/TokenInfo.js';
 import type { ValidateWorkflowRequest as _drover_v1_ValidateWorkflowRequest, ValidateWorkflowRequest__Output as _drover_v1_ValidateWorkflowRequest__Output } from './drover/v1/ValidateWorkflowRequest.js';
 import type { ValidateWorkflowResponse as _drover_v1_ValidateWorkflowResponse, ValidateWorkflowResponse__Output as _drover_v1_ValidateWorkflowResponse__Output } from './drover/v1/ValidateWorkflowResponse.js';
+import type { VerifyAuditRequest as _drover_v1_VerifyAuditRequest, VerifyAuditRequest__Output as _drover_v1_VerifyAuditRequest__Output } from './drover/v1/VerifyAuditRequest.js';
+import type { VerifyAuditResponse as _drover_v1_VerifyAuditResponse, VerifyAuditResponse__Output as _drover_v1_VerifyAuditResponse__Output } from './drover/v1/VerifyAuditResponse.js';
 import type { WatchAgentsRequest as _drover_v1_WatchAgentsRequest, WatchAgentsRequest__Output as _drover_v1_WatchAgentsRequest__Output } from './drover/v1/WatchAgentsRequest.js';
 import type { WatchRunRequest as _drover_v1_WatchRunRequest, WatchRunRequest__Output as _drover_v1_WatchRunRequest__Output } from './drover/v1/WatchRunRequest.js';
 import type { Welcome as _drover_v1_Welcome, Welcome__Output as _drover_v1_Welcome__Output } from './drover/v1/Welcome.js';
@@ -108,12 +122,16 @@ export interface ProtoGrpcType {
       AgentState: EnumTypeDefinition
       ApplyWorkflowRequest: MessageTypeDefinition<_drover_v1_ApplyWorkflowRequest, _drover_v1_ApplyWorkflowRequest__Output>
       Assign: MessageTypeDefinition<_drover_v1_Assign, _drover_v1_Assign__Output>
+      AuditProblem: MessageTypeDefinition<_drover_v1_AuditProblem, _drover_v1_AuditProblem__Output>
+      AuditRecord: MessageTypeDefinition<_drover_v1_AuditRecord, _drover_v1_AuditRecord__Output>
+      AuditService: SubtypeConstructor<typeof grpc.Client, _drover_v1_AuditServiceClient> & { service: _drover_v1_AuditServiceDefinition }
       Backoff: EnumTypeDefinition
       Cancel: MessageTypeDefinition<_drover_v1_Cancel, _drover_v1_Cancel__Output>
       CancelRunRequest: MessageTypeDefinition<_drover_v1_CancelRunRequest, _drover_v1_CancelRunRequest__Output>
       ControlEnvelope: MessageTypeDefinition<_drover_v1_ControlEnvelope, _drover_v1_ControlEnvelope__Output>
       CreateTokenRequest: MessageTypeDefinition<_drover_v1_CreateTokenRequest, _drover_v1_CreateTokenRequest__Output>
       CreateTokenResponse: MessageTypeDefinition<_drover_v1_CreateTokenResponse, _drover_v1_CreateTokenResponse__Output>
+      DeleteSecretRequest: MessageTypeDefinition<_drover_v1_DeleteSecretRequest, _drover_v1_DeleteSecretRequest__Output>
       DepStatus: EnumTypeDefinition
       DeviceInfo: MessageTypeDefinition<_drover_v1_DeviceInfo, _drover_v1_DeviceInfo__Output>
       DeviceService: SubtypeConstructor<typeof grpc.Client, _drover_v1_DeviceServiceClient> & { service: _drover_v1_DeviceServiceDefinition }
@@ -140,10 +158,14 @@ export interface ProtoGrpcType {
       ListAgentCredentialsResponse: MessageTypeDefinition<_drover_v1_ListAgentCredentialsResponse, _drover_v1_ListAgentCredentialsResponse__Output>
       ListAgentsRequest: MessageTypeDefinition<_drover_v1_ListAgentsRequest, _drover_v1_ListAgentsRequest__Output>
       ListAgentsResponse: MessageTypeDefinition<_drover_v1_ListAgentsResponse, _drover_v1_ListAgentsResponse__Output>
+      ListAuditRequest: MessageTypeDefinition<_drover_v1_ListAuditRequest, _drover_v1_ListAuditRequest__Output>
+      ListAuditResponse: MessageTypeDefinition<_drover_v1_ListAuditResponse, _drover_v1_ListAuditResponse__Output>
       ListDevicesRequest: MessageTypeDefinition<_drover_v1_ListDevicesRequest, _drover_v1_ListDevicesRequest__Output>
       ListDevicesResponse: MessageTypeDefinition<_drover_v1_ListDevicesResponse, _drover_v1_ListDevicesResponse__Output>
       ListRunsRequest: MessageTypeDefinition<_drover_v1_ListRunsRequest, _drover_v1_ListRunsRequest__Output>
       ListRunsResponse: MessageTypeDefinition<_drover_v1_ListRunsResponse, _drover_v1_ListRunsResponse__Output>
+      ListSecretsRequest: MessageTypeDefinition<_drover_v1_ListSecretsRequest, _drover_v1_ListSecretsRequest__Output>
+      ListSecretsResponse: MessageTypeDefinition<_drover_v1_ListSecretsResponse, _drover_v1_ListSecretsResponse__Output>
       ListTokensRequest: MessageTypeDefinition<_drover_v1_ListTokensRequest, _drover_v1_ListTokensRequest__Output>
       ListTokensResponse: MessageTypeDefinition<_drover_v1_ListTokensResponse, _drover_v1_ListTokensResponse__Output>
       ListWorkflowsRequest: MessageTypeDefinition<_drover_v1_ListWorkflowsRequest, _drover_v1_ListWorkflowsRequest__Output>
@@ -170,13 +192,17 @@ export interface ProtoGrpcType {
       RunService: SubtypeConstructor<typeof grpc.Client, _drover_v1_RunServiceClient> & { service: _drover_v1_RunServiceDefinition }
       RunStatus: EnumTypeDefinition
       ScriptSpec: MessageTypeDefinition<_drover_v1_ScriptSpec, _drover_v1_ScriptSpec__Output>
+      SecretInfo: MessageTypeDefinition<_drover_v1_SecretInfo, _drover_v1_SecretInfo__Output>
+      SecretService: SubtypeConstructor<typeof grpc.Client, _drover_v1_SecretServiceClient> & { service: _drover_v1_SecretServiceDefinition }
       ServerMessage: MessageTypeDefinition<_drover_v1_ServerMessage, _drover_v1_ServerMessage__Output>
+      SetSecretRequest: MessageTypeDefinition<_drover_v1_SetSecretRequest, _drover_v1_SetSecretRequest__Output>
       SignedControl: MessageTypeDefinition<_drover_v1_SignedControl, _drover_v1_SignedControl__Output>
       SshCommand: MessageTypeDefinition<_drover_v1_SshCommand, _drover_v1_SshCommand__Output>
       SshSpec: MessageTypeDefinition<_drover_v1_SshSpec, _drover_v1_SshSpec__Output>
       StepEvent: MessageTypeDefinition<_drover_v1_StepEvent, _drover_v1_StepEvent__Output>
       StepInfo: MessageTypeDefinition<_drover_v1_StepInfo, _drover_v1_StepInfo__Output>
       StepPhase: EnumTypeDefinition
+      StepSecret: MessageTypeDefinition<_drover_v1_StepSecret, _drover_v1_StepSecret__Output>
       StepStatus: EnumTypeDefinition
       Strategy: EnumTypeDefinition
       SubmitRunRequest: MessageTypeDefinition<_drover_v1_SubmitRunRequest, _drover_v1_SubmitRunRequest__Output>
@@ -184,6 +210,8 @@ export interface ProtoGrpcType {
       TokenInfo: MessageTypeDefinition<_drover_v1_TokenInfo, _drover_v1_TokenInfo__Output>
       ValidateWorkflowRequest: MessageTypeDefinition<_drover_v1_ValidateWorkflowRequest, _drover_v1_ValidateWorkflowRequest__Output>
       ValidateWorkflowResponse: MessageTypeDefinition<_drover_v1_ValidateWorkflowResponse, _drover_v1_ValidateWorkflowResponse__Output>
+      VerifyAuditRequest: MessageTypeDefinition<_drover_v1_VerifyAuditRequest, _drover_v1_VerifyAuditRequest__Output>
+      VerifyAuditResponse: MessageTypeDefinition<_drover_v1_VerifyAuditResponse, _drover_v1_VerifyAuditResponse__Output>
       WatchAgentsRequest: MessageTypeDefinition<_drover_v1_WatchAgentsRequest, _drover_v1_WatchAgentsRequest__Output>
       WatchRunRequest: MessageTypeDefinition<_drover_v1_WatchRunRequest, _drover_v1_WatchRunRequest__Output>
       Welcome: MessageTypeDefinition<_drover_v1_Welcome, _drover_v1_Welcome__Output>

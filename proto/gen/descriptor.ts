@@ -903,6 +903,31 @@ export const DESCRIPTOR = {
         "paramsJson": {
          "type": "string",
          "id": 7
+        },
+        "secrets": {
+         "rule": "repeated",
+         "type": "StepSecret",
+         "id": 8
+        }
+       }
+      },
+      "StepSecret": {
+       "fields": {
+        "stepId": {
+         "type": "string",
+         "id": 1
+        },
+        "name": {
+         "type": "string",
+         "id": 2
+        },
+        "value": {
+         "type": "string",
+         "id": 3
+        },
+        "param": {
+         "type": "bool",
+         "id": 4
         }
        }
       },
@@ -1096,6 +1121,34 @@ export const DESCRIPTOR = {
         "WhoAmI": {
          "requestType": "WhoAmIRequest",
          "responseType": "WhoAmIResponse"
+        }
+       }
+      },
+      "SecretService": {
+       "methods": {
+        "SetSecret": {
+         "requestType": "SetSecretRequest",
+         "responseType": "SecretInfo"
+        },
+        "ListSecrets": {
+         "requestType": "ListSecretsRequest",
+         "responseType": "ListSecretsResponse"
+        },
+        "DeleteSecret": {
+         "requestType": "DeleteSecretRequest",
+         "responseType": "SecretInfo"
+        }
+       }
+      },
+      "AuditService": {
+       "methods": {
+        "ListAudit": {
+         "requestType": "ListAuditRequest",
+         "responseType": "ListAuditResponse"
+        },
+        "VerifyAudit": {
+         "requestType": "VerifyAuditRequest",
+         "responseType": "VerifyAuditResponse"
         }
        }
       },
@@ -2070,6 +2123,172 @@ export const DESCRIPTOR = {
         "name": {
          "type": "string",
          "id": 1
+        }
+       }
+      },
+      "SetSecretRequest": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "value": {
+         "type": "string",
+         "id": 2
+        }
+       }
+      },
+      "SecretInfo": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "createdMs": {
+         "type": "int64",
+         "id": 2
+        },
+        "updatedMs": {
+         "type": "int64",
+         "id": 3
+        },
+        "updatedBy": {
+         "type": "string",
+         "id": 4
+        },
+        "version": {
+         "type": "int32",
+         "id": 5
+        }
+       }
+      },
+      "ListSecretsRequest": {
+       "fields": {}
+      },
+      "ListSecretsResponse": {
+       "fields": {
+        "secrets": {
+         "rule": "repeated",
+         "type": "SecretInfo",
+         "id": 1
+        }
+       }
+      },
+      "DeleteSecretRequest": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        }
+       }
+      },
+      "ListAuditRequest": {
+       "fields": {
+        "sinceMs": {
+         "type": "int64",
+         "id": 1
+        },
+        "actor": {
+         "type": "string",
+         "id": 2
+        },
+        "action": {
+         "type": "string",
+         "id": 3
+        },
+        "limit": {
+         "type": "int32",
+         "id": 4
+        }
+       }
+      },
+      "AuditRecord": {
+       "fields": {
+        "seq": {
+         "type": "int64",
+         "id": 1
+        },
+        "timeMs": {
+         "type": "int64",
+         "id": 2
+        },
+        "actorKind": {
+         "type": "string",
+         "id": 3
+        },
+        "actor": {
+         "type": "string",
+         "id": 4
+        },
+        "action": {
+         "type": "string",
+         "id": 5
+        },
+        "target": {
+         "type": "string",
+         "id": 6
+        },
+        "from": {
+         "type": "string",
+         "id": 7
+        },
+        "result": {
+         "type": "string",
+         "id": 8
+        },
+        "detail": {
+         "keyType": "string",
+         "type": "string",
+         "id": 9
+        },
+        "line": {
+         "type": "string",
+         "id": 10
+        }
+       }
+      },
+      "ListAuditResponse": {
+       "fields": {
+        "records": {
+         "rule": "repeated",
+         "type": "AuditRecord",
+         "id": 1
+        }
+       }
+      },
+      "VerifyAuditRequest": {
+       "fields": {}
+      },
+      "AuditProblem": {
+       "fields": {
+        "line": {
+         "type": "int64",
+         "id": 1
+        },
+        "message": {
+         "type": "string",
+         "id": 2
+        }
+       }
+      },
+      "VerifyAuditResponse": {
+       "fields": {
+        "ok": {
+         "type": "bool",
+         "id": 1
+        },
+        "records": {
+         "type": "int64",
+         "id": 2
+        },
+        "problems": {
+         "rule": "repeated",
+         "type": "AuditProblem",
+         "id": 3
+        },
+        "file": {
+         "type": "string",
+         "id": 4
         }
        }
       }

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { parseDuration } from '../../common/duration.js';
 import { DroverError } from '../errors.js';
 import { parseParamArgs } from '../params.js';
 
@@ -22,4 +23,11 @@ export function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
   return n;
+}
+
+/** Commander parser for durations such as 30m, 1h or 7d (milliseconds). */
+export function durationMs(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0) throw new InvalidArgumentError('expected a duration such as 30m, 1h or 7d');
+  return ms;
 }

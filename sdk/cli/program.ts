@@ -24,6 +24,10 @@ import * as tokenCreate from './commands/token/create.js';
 import * as whoami from './commands/whoami.js';
 import * as tokenList from './commands/token/list.js';
 import * as tokenRevoke from './commands/token/revoke.js';
+import * as secretSet from './commands/secret/set.js';
+import * as secretList from './commands/secret/list.js';
+import * as secretRm from './commands/secret/rm.js';
+import * as audit from './commands/audit.js';
 
 /** A command that only groups subcommands (`drover workflow apply|list|show`). */
 function group(name: string, summary: string, description: string, verbs: readonly { register(group: Command): void }[], help: string) {
@@ -73,7 +77,15 @@ const token = group(
   ),
 );
 
-const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, workflow, token, whoami];
+const secret = group(
+  'secret',
+  'named secrets for steps: set, list, rm',
+  'Secrets are stored encrypted by the control plane and sent only to the agent that runs a step using them, with that step; they never appear in plans, state, logs or outputs (masked). A step names them in `secrets: [NAME]` (an environment variable of that name) or `${{ secrets.NAME }}`; an ssh device credential of the same name uses it. See docs/security.md.',
+  [secretSet, secretList, secretRm],
+  examples('printf %s "$DB_PASSWORD" | drover secret set DB_PASSWORD', 'drover secret list', 'drover secret rm DB_PASSWORD'),
+);
+
+const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, workflow, token, secret, audit, whoami];
 
 /** The package version from package.json: two levels up from sdk/cli/ in the source tree, three from dist/sdk/cli/. */
 function version(): string {

@@ -30,6 +30,7 @@ beforeAll(async () => {
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
       httpRequests.push({ method: req.method!, url: req.url!, body, header: String(req.headers['x-run'] ?? '') });
+      if (req.url === '/to-metadata') return void res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
       res.writeHead(req.url === '/missing' ? 404 : 201, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ ok: true, got: body }));
     });
@@ -276,6 +277,14 @@ steps:
     const r = await run(`name: http-404\nparams: { url: {} }\nsteps:\n  - id: get\n    http: { url: "\${{ params.url }}/missing" }\n`, { url: httpUrl });
     expect(r.status).toBe('failed');
     expect(step(r, 'get').message).toBe('expected status 2xx, got 404 Not Found');
+  });
+
+  it('language - an http step is refused a redirect to the cloud metadata address', async () => {
+    const r = await run(`name: http-egress\nparams: { url: {} }\nsteps:\n  - id: get\n    http: { url: "\${{ params.url }}/to-metadata" }\n`, { url: httpUrl });
+    expect(r.status).toBe('failed');
+    expect(step(r, 'get').message).toBe(
+      'http step refused to connect to 169.254.169.254: 169.254.0.0/16 (link-local and cloud metadata addresses) is denied by default; start the agent with --http-allow 169.254.169.254 to allow it',
+    );
   });
 
   it('language - concurrency queue runs one at a time; skip refuses a second run', async () => {

@@ -6,6 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../../agent/config.js';
 import { CredentialError, mask, parseCredentialFlags, resolveCredential } from '../../agent/executor/ssh/credentials.js';
 import { cleanLine } from '../../agent/executor/ssh/session.js';
+import type { DevicePool } from '../../agent/executor/ssh/pool.js';
+import { runSsh, type SshStepSpec } from '../../agent/executor/ssh/step.js';
+import { DEFAULT_ERROR_PATTERN, DEFAULT_PROMPT } from '../../control-plane/compiler/schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'drover-agent-ssh-'));
 const KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
@@ -73,6 +76,39 @@ describe('agent - ssh terminal output', () => {
     expect(cleanLine(' --More-- \r          \rEthernet2 is up')).toBe('Ethernet2 is up');
     expect(cleanLine(' --More-- \b\b\b\b\b\b\b\b\b\b          \b\b\b\b\b\b\b\b\b\bEthernet3 is up')).toBe('Ethernet3 is up');
     expect(cleanLine('tab\tkept\x07')).toBe('tab\tkept');
+  });
+});
+
+describe('agent - ssh step patterns', () => {
+  const spec = (extra: Partial<SshStepSpec>): SshStepSpec => ({
+    device: 'switch1',
+    host: 'switch1.lab.example',
+    port: 22,
+    user: 'admin',
+    credential: 'lab',
+    commands: [{ command: 'show version', name: '', timeoutMs: 0 }],
+    errorPattern: DEFAULT_ERROR_PATTERN,
+    mode: 'shell',
+    prompt: DEFAULT_PROMPT,
+    commandTimeoutMs: 1000,
+    maxSessions: 1,
+    ...extra,
+  });
+  /** A pool the step must not reach: a refused pattern fails it before connecting. */
+  const pool = {
+    acquire: () => {
+      throw new Error('connected despite a refused pattern');
+    },
+  } as unknown as DevicePool;
+  const run = (s: SshStepSpec) => runSsh(s, pool, 'run-1', { timeoutMs: 0, log: () => undefined }).result;
+
+  it('ssh step - a prompt or errorPattern RE2 refuses (a plan from an older control plane) fails the step before connecting, with the reason', async () => {
+    const lookahead = await run(spec({ prompt: '^\\S+(?=#)#$' }));
+    expect(lookahead.exitCode).toBe(1);
+    expect(lookahead.spawnError).toContain('ssh.prompt /^\\S+(?=#)#$/ cannot be used: it uses lookahead (?=…) or (?!…), which RE2 does not support');
+    const backref = await run(spec({ errorPattern: '(%)\\1' }));
+    expect(backref.exitCode).toBe(1);
+    expect(backref.spawnError).toContain('ssh.errorPattern /(%)\\1/ cannot be used: it uses a backreference (\\1, \\k<name>), which RE2 does not support');
   });
 });
 

@@ -159,6 +159,54 @@ steps: [ { id: s, run: "true" } ]
   });
 });
 
+describe('compiler - param patterns (RE2)', () => {
+  const doc = (pattern: string) => `name: p\nparams:\n  v: { type: string, pattern: ${JSON.stringify(pattern)} }\nsteps: [ { id: s, run: "true" } ]\n`;
+  const SYNTAX = '(patterns use RE2 syntax: docs/security.md#patterns)';
+  // name, pattern, value, the errors as "path: message" (none: the value is accepted)
+  const cases: [string, string, string, (string | RegExp)[]][] = [
+    ['a value that matches', '^[a-z][a-z0-9-]{1,31}$', 'alice-2', []],
+    ['a value that does not match', '^[a-z][a-z0-9-]{1,31}$', 'Alice', ['params.v: param "v" must match /^[a-z][a-z0-9-]{1,31}$/, got "Alice"']],
+    ['named groups and inline flags', '(?i)^(?P<major>v\\d+)\\.(?<minor>\\d+)$', 'V1.2', []],
+    ['nested quantifiers against 32 characters', '^(a+)+$', `${'a'.repeat(32)}!`, [`params.v: param "v" must match /^(a+)+$/, got "${'a'.repeat(32)}!"`]],
+    ['nested quantifiers against 5000 characters', '^(a+)+$', `${'a'.repeat(5000)}!`, [`params.v: param "v" must match /^(a+)+$/, got "${'a'.repeat(5000)}!"`]],
+    ['nested quantifiers, a matching value', '^(a+)+$', 'a'.repeat(5000), []],
+    [
+      'a lookahead',
+      '^(?=v)v[0-9.]+$',
+      'v1',
+      [
+        'params.v.pattern: param "v" pattern /^(?=v)v[0-9.]+$/ cannot be used: it uses lookahead (?=…) or (?!…), which RE2 does not support because it cannot be matched in linear time ' +
+          `(RE2: invalid or unsupported Perl syntax: \`(?=\`); match the text itself instead, e.g. /v\\d/ for /v(?=\\d)/ ${SYNTAX}`,
+      ],
+    ],
+    [
+      'a backreference',
+      '^(a)\\1$',
+      'aa',
+      [
+        'params.v.pattern: param "v" pattern /^(a)\\1$/ cannot be used: it uses a backreference (\\1, \\k<name>), which RE2 does not support because it cannot be matched in linear time ' +
+          `(RE2: invalid escape sequence: \`\\1\`); spell out what the group matches again, e.g. /aa|bb/ for /(a|b)\\1/ ${SYNTAX}`,
+      ],
+    ],
+    ['a lookbehind', '(?<!x)y', 'y', [/^params\.v\.pattern: param "v" pattern \/\(\?<!x\)y\/ cannot be used: it uses lookbehind/]],
+    ['a syntax error', '(unclosed', 'x', [`params.v.pattern: param "v" pattern /(unclosed/ cannot be used: missing closing ): \`(unclosed\`; correct it ${SYNTAX}`]],
+    ['a pattern over 1024 characters', 'a'.repeat(1025), 'a', [/^params\.v\.pattern: .* it is 1025 characters long, more than 1024; shorten it/]],
+    ['a value over 8192 characters', '^a+$', 'a'.repeat(8193), ['params.v: param "v" is 8193 characters long; a value checked against a pattern may have at most 8192']],
+  ];
+  for (const [name, pattern, value, expected] of cases) {
+    it(`compiler - param pattern: ${name}`, () => {
+      const got = errors(doc(pattern), { v: value }).map((e) => `${e.path}: ${e.message}`);
+      expect(got).toHaveLength(expected.length);
+      expected.forEach((e, i) => (typeof e === 'string' ? expect(got[i]).toBe(e) : expect(got[i]).toMatch(e)));
+    });
+  }
+
+  it('compiler - a pattern RE2 refuses is reported when validating, without a value', () => {
+    const res = compile({ source: doc('(?=x)'), params: {}, mode: 'validate' });
+    expect(res.problems.map((p) => [p.path, p.line, p.message.split(':')[0]])).toEqual([['params.v.pattern', 3, 'param "v" pattern /(?=x)/ cannot be used']]);
+  });
+});
+
 describe('compiler - expansion', () => {
   const fleet = ['w1', 'w2', 'w3'].map((name, i) => ({
     name,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { compilePattern } from '../../common/pattern.js';
 import { compile } from '../../control-plane/compiler/compile.js';
 import { DEFAULT_ERROR_PATTERN, DEFAULT_PROMPT } from '../../control-plane/compiler/schema.js';
 import { deviceKey, place, type FleetAgent, type FleetDevice } from '../../control-plane/scheduler/placement.js';
@@ -76,7 +77,7 @@ steps:
   });
 
   it('compiler - the default error pattern catches common device CLI errors and not normal output', () => {
-    const re = new RegExp(DEFAULT_ERROR_PATTERN);
+    const re = compilePattern(DEFAULT_ERROR_PATTERN, 'ssh.errorPattern');
     for (const line of ["% Invalid input detected at '^' marker.", '% Incomplete command.', '% Ambiguous command:  "sh i"', 'Error: Unrecognized command found at \'^\' position.', 'syntax error, expecting <command>.', 'unknown command.']) {
       expect(re.test(line), line).toBe(true);
     }
@@ -84,7 +85,7 @@ steps:
   });
 
   it('compiler - the default prompt matches device prompts and not output lines', () => {
-    const re = new RegExp(DEFAULT_PROMPT);
+    const re = compilePattern(DEFAULT_PROMPT, 'ssh.prompt');
     for (const p of ['switch1#', 'switch1(config-if)#', 'admin@mx1> ', '<HUAWEI>', '[HUAWEI]', '[admin@MikroTik] >', 'user@host:~$ ']) expect(re.test(p), p).toBe(true);
     for (const line of ['Ethernet1 is up, line protocol is up', 'Total: 5 %s', '']) expect(re.test(line), line).toBe(false);
   });
@@ -181,10 +182,34 @@ steps:
         - { command: show clock, name: out_0 }
 `),
     ).toEqual([
-      'steps[0].ssh.errorPattern: ssh.errorPattern is not a valid regular expression: Invalid regular expression: /(unclosed/: Unterminated group',
+      'steps[0].ssh.errorPattern: ssh.errorPattern /(unclosed/ cannot be used: missing closing ): `(unclosed`; correct it (patterns use RE2 syntax: docs/security.md#patterns)',
       'steps[0].ssh.commands[0]: a command may not contain a line break: give each command its own list item',
       'steps[0].ssh.commands[1]: output name "out_0" is already used by ssh.commands[0]; output names must be unique',
     ]);
+  });
+
+  it('compiler - an ssh prompt or errorPattern RE2 refuses is an error at its field, with the reason', () => {
+    const linear = 'which RE2 does not support because it cannot be matched in linear time';
+    expect(
+      errors(`name: x
+steps:
+  - id: a
+    ssh:
+      device: core-1
+      prompt: '(?<=\\n)switch1#$'
+      errorPattern: '^(%|Error)\\1'
+      commands: [show version]
+`),
+    ).toEqual([
+      `steps[0].ssh.errorPattern: ssh.errorPattern /^(%|Error)\\1/ cannot be used: it uses a backreference (\\1, \\k<name>), ${linear} (RE2: invalid escape sequence: \`\\1\`); spell out what the group matches again, e.g. /aa|bb/ for /(a|b)\\1/ (patterns use RE2 syntax: docs/security.md#patterns)`,
+      `steps[0].ssh.prompt: ssh.prompt /(?<=\\n)switch1#$/ cannot be used: it uses lookbehind (?<=…) or (?<!…), ${linear} (RE2: invalid named capture: \`(?<=\\n)switch1#$\`); match the text itself instead, e.g. /v\\d/ for /(?<=v)\\d/ (patterns use RE2 syntax: docs/security.md#patterns)`,
+    ]);
+  });
+
+  it('compiler - an ssh prompt in RE2 syntax (named group, inline flag) is accepted and kept as written', () => {
+    const plan = ok(`name: x\nsteps:\n  - { id: a, ssh: { device: core-1, prompt: '(?i)^(?P<host>[a-z0-9-]+)[>#] ?$', commands: [show version] } }\n`);
+    expect(plan.steps[0].ssh!.prompt).toBe('(?i)^(?P<host>[a-z0-9-]+)[>#] ?$');
+    expect(compilePattern(plan.steps[0].ssh!.prompt, 'ssh.prompt').test('SWITCH1#')).toBe(true);
   });
 
   it('compiler - an unknown field in an ssh command is reported with the allowed ones', () => {

@@ -71,20 +71,32 @@ export function resolveCredential(name: string, sources: CredentialSources, agen
         : `cannot read credential "${name}" from ${file} on agent ${agentName}: ${(err as Error).message}`,
     );
   }
-  if (KEY_HEADER.test(text.trimStart())) {
-    let passphrase: string | undefined;
+  return fromText(name, file, text, () => {
     try {
-      passphrase = readFileSync(`${file}.passphrase`, 'utf8').replace(/\r?\n$/, '');
+      return readFileSync(`${file}.passphrase`, 'utf8').replace(/\r?\n$/, '');
     } catch {
-      // not encrypted, or the passphrase is missing: ssh2 says which when it parses the key
+      return undefined; // not encrypted, or the passphrase is missing: ssh2 says which when it parses the key
     }
+  }, `fix the file on agent ${agentName}`);
+}
+
+/**
+ * A credential the control plane sent with the step: the stored secret of
+ * that name (`drover secret set NAME`), and `NAME.passphrase` for an
+ * encrypted key. It wins over the agent's own files.
+ */
+export function suppliedCredential(name: string, text: string, passphrase?: string): Credential {
+  return fromText(name, `secret ${name}`, text, () => passphrase, `fix it with \`drover secret set ${name}\``);
+}
+
+function fromText(name: string, file: string, text: string, passphraseOf: () => string | undefined, fix: string): Credential {
+  if (KEY_HEADER.test(text.trimStart())) {
+    const passphrase = passphraseOf();
     return { name, file, kind: 'key', privateKey: text, passphrase, secrets: passphrase ? [passphrase] : [] };
   }
   const password = text.replace(/\r?\n$/, '');
   if (password === '' || /[\r\n]/.test(password)) {
-    throw new CredentialError(
-      `credential "${name}" (${file}) is neither a private key nor a password file (one line): fix the file on agent ${agentName}`,
-    );
+    throw new CredentialError(`credential "${name}" (${file}) is neither a private key nor a password file (one line): ${fix}`);
   }
   return { name, file, kind: 'password', password, secrets: [password] };
 }

@@ -13,7 +13,7 @@
  * more than `maxSessions` sessions from this agent.
  */
 import type { Logger } from '../../log.js';
-import { resolveCredential, type Credential, type CredentialSources } from './credentials.js';
+import { resolveCredential, suppliedCredential, type Credential, type CredentialSources } from './credentials.js';
 import { DeviceSession, SshError, type DeviceAddress, type HostKeyPolicy } from './session.js';
 
 export interface PoolOptions {
@@ -31,6 +31,8 @@ export interface PoolOptions {
 export interface DeviceTarget extends DeviceAddress {
   credential: string;
   maxSessions: number;
+  /** The credential as the control plane sent it with the step (a stored secret); absent: the agent's own files. */
+  supplied?: { text: string; passphrase?: string };
 }
 
 /** A session lent to one step; give it back with release(). */
@@ -72,7 +74,9 @@ export class DevicePool {
    * with a CredentialError or an SshError.
    */
   async acquire(runId: string, target: DeviceTarget, signal: AbortSignal, onWait: (busy: number) => void): Promise<Lease> {
-    const credential = resolveCredential(target.credential, this.opts.credentials, this.opts.agentName);
+    const credential = target.supplied
+      ? suppliedCredential(target.credential, target.supplied.text, target.supplied.passphrase)
+      : resolveCredential(target.credential, this.opts.credentials, this.opts.agentName);
     const key = `${target.host}:${target.port}`;
     let dev = this.devices.get(key);
     if (!dev) this.devices.set(key, (dev = { limit: 1, busy: 0, waiters: [], sessions: [] }));

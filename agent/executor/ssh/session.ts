@@ -19,6 +19,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import { NodeSSH } from 'node-ssh';
 import type { ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
+import type { Pattern } from '../../../common/pattern.js';
 import type { Credential } from './credentials.js';
 import { addKnownHost, checkHostKey, fingerprint, hostEntryName, keysFor, keyTypeOf, readKnownHosts, type HostKeyCheck } from './known-hosts.js';
 
@@ -191,7 +192,7 @@ export class DeviceSession {
   }
 
   /** Runs one command in the session's shell (opened, and its first prompt awaited, on first use). */
-  async shellCommand(command: string, prompt: RegExp, timeoutMs: number, signal: AbortSignal, onLine: OnLine): Promise<CommandResult> {
+  async shellCommand(command: string, prompt: Pattern, timeoutMs: number, signal: AbortSignal, onLine: OnLine): Promise<CommandResult> {
     if (this.isClosed) throw this.closedError();
     if (!this.shell) {
       await this.openShell(prompt, timeoutMs, signal);
@@ -291,7 +292,7 @@ export class DeviceSession {
     return new SshError('SESSION_CLOSED', `device ${this.address.label} closed the SSH session`);
   }
 
-  private async openShell(prompt: RegExp, timeoutMs: number, signal: AbortSignal) {
+  private async openShell(prompt: Pattern, timeoutMs: number, signal: AbortSignal) {
     try {
       this.shell = await this.ssh.requestShell(PTY);
     } catch (err) {
@@ -319,7 +320,7 @@ export class DeviceSession {
    * to `emit`. Resolves true when the session closed first (what came before
    * is emitted), false at the prompt.
    */
-  private untilPrompt(prompt: RegExp, timeoutMs: number, signal: AbortSignal, emit: (raw: string) => void, what: string): Promise<boolean> {
+  private untilPrompt(prompt: Pattern, timeoutMs: number, signal: AbortSignal, emit: (raw: string) => void, what: string): Promise<boolean> {
     return new Promise((resolve, reject) => {
       let settle: NodeJS.Timeout | undefined;
       const done = (fn: () => void) => {

@@ -13,6 +13,7 @@
  * into (as ssh(1) does) — so `retry.retryOn: [255]` retries connection
  * failures only.
  */
+import { compilePattern, PatternError, type Pattern } from '../../../common/pattern.js';
 import { builtin, type BuiltinContext, type Outcome } from '../builtin.js';
 import type { RunningShell } from '../shell.js';
 import { CredentialError, mask } from './credentials.js';
@@ -40,6 +41,8 @@ export interface SshStepSpec {
   prompt: string;
   commandTimeoutMs: number;
   maxSessions: number;
+  /** The credential sent with the step (a stored secret of the control plane); absent: the agent's files. */
+  supplied?: { text: string; passphrase?: string };
 }
 
 /** Exit code of a step whose device could not be reached or logged into. */
@@ -76,13 +79,15 @@ async function sshWork(spec: SshStepSpec, pool: DevicePool | undefined, runId: s
       message: `ssh.commands[${bad}] holds a line break or control character once its templates are resolved; a value may not add commands to the device session`,
     };
   }
-  let errorRe: RegExp | undefined;
-  let promptRe: RegExp;
+  // The control plane compiled these too; a plan from an older one may hold a pattern RE2 refuses.
+  let errorRe: Pattern | undefined;
+  let promptRe: Pattern;
   try {
-    errorRe = spec.errorPattern ? new RegExp(spec.errorPattern) : undefined;
-    promptRe = new RegExp(spec.prompt);
+    errorRe = spec.errorPattern ? compilePattern(spec.errorPattern, 'ssh.errorPattern') : undefined;
+    promptRe = compilePattern(spec.prompt, 'ssh.prompt');
   } catch (err) {
-    return { ok: false, message: `bad pattern: ${(err as Error).message}` };
+    if (err instanceof PatternError) return { ok: false, message: err.message };
+    throw err;
   }
 
   const limit = Math.max(1, spec.maxSessions || 1);
@@ -90,7 +95,7 @@ async function sshWork(spec: SshStepSpec, pool: DevicePool | undefined, runId: s
   try {
     lease = await pool.acquire(
       runId,
-      { host: spec.host, port: spec.port || 22, user: spec.user, label, credential: spec.credential, maxSessions: limit },
+      { host: spec.host, port: spec.port || 22, user: spec.user, label, credential: spec.credential, maxSessions: limit, supplied: spec.supplied },
       signal,
       (busy) => ctx.log('stdout', `waiting for device ${label}: ${busy} step${busy === 1 ? '' : 's'} using it, ${limit} allowed at a time\n`),
     );

@@ -3,6 +3,7 @@
 
 import type { PlanStep as _drover_v1_PlanStep, PlanStep__Output as _drover_v1_PlanStep__Output } from '../../drover/v1/PlanStep.js';
 import type { Release as _drover_v1_Release, Release__Output as _drover_v1_Release__Output } from '../../drover/v1/Release.js';
+import type { StepSecret as _drover_v1_StepSecret, StepSecret__Output as _drover_v1_StepSecret__Output } from '../../drover/v1/StepSecret.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Assign {
@@ -13,6 +14,7 @@ export interface Assign {
   'runStartedMs'?: (number | string | Long);
   'released'?: (_drover_v1_Release)[];
   'paramsJson'?: (string);
+  'secrets'?: (_drover_v1_StepSecret)[];
 }
 
 export interface Assign__Output {
@@ -23,4 +25,5 @@ export interface Assign__Output {
   'runStartedMs': (number);
   'released': (_drover_v1_Release__Output)[];
   'paramsJson': (string);
+  'secrets': (_drover_v1_StepSecret__Output)[];
 }

@@ -1,10 +1,9 @@
-import { InvalidArgumentError, type Command } from 'commander';
-import { parseDuration } from '../../../../common/duration.js';
+import type { Command } from 'commander';
 import { InvalidInputError } from '../../../errors.js';
 import { parseLabelArgs } from '../../../install/index.js';
 import { caOption, printJson, serverOption, tokenOption, withClient } from '../../context.js';
 import { examples } from '../../help.js';
-import { collect, positiveInt } from '../../options.js';
+import { collect, durationMs as duration, positiveInt } from '../../options.js';
 
 interface CreateFlags {
   role?: string;
@@ -15,12 +14,6 @@ interface CreateFlags {
   namePattern?: string;
   description?: string;
   output?: string;
-}
-
-function duration(value: string): number {
-  const ms = parseDuration(value);
-  if (ms === undefined || ms <= 0) throw new InvalidArgumentError('expected a duration such as 30m, 1h or 7d');
-  return ms;
 }
 
 /** `drover token create`: an API token with a role, or an enrollment token. Prints the token alone. */
