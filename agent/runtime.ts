@@ -378,7 +378,10 @@ export class Runtime {
       case 'ssh': {
         const s = plan.ssh!;
         const commands = s.commands.map((c) => ({ command: render(c.command), name: c.name, timeoutMs: c.timeoutMs }));
-        return runSsh({ ...s, host: render(s.host), commands }, this.opts.ssh, slice.runId, builtinCtx);
+        // A stored secret named as the credential came with the step: it wins over the agent's files.
+        const own = slice.steps.get(plan.id)?.secrets ?? {};
+        const supplied = own[s.credential] !== undefined ? { text: own[s.credential], passphrase: own[`${s.credential}.passphrase`] } : undefined;
+        return runSsh({ ...s, host: render(s.host), commands, supplied }, this.opts.ssh, slice.runId, builtinCtx);
       }
       default:
         throw new Error(`this agent cannot run steps of kind "${plan.kind}"; upgrade the agent`);

@@ -21,6 +21,7 @@ import type { Fleet } from './fleet.js';
 import { PeerLog, type Logger } from './log.js';
 import type { Runs } from './runs.js';
 import { AGENT_NAME as NAME, type Credentials } from './security/credentials.js';
+import type { AuditLog } from './security/audit.js';
 import { isControl, type ControlSigner } from './security/signer.js';
 import type { CredentialRecord, Store } from './store/store.js';
 import type { AgentConnection, AgentLinkHandler } from './transport/agent-link.js';
@@ -69,6 +70,8 @@ export class AgentSessions implements AgentLinkHandler {
       now: () => number;
       /** The NATS user JWT of a credential ('' for an agent that does not link over NATS). */
       natsJwt(credential: CredentialRecord): Promise<string>;
+      /** Certificate renewals are recorded here. */
+      audit?: AuditLog;
     },
   ) {
     this.peerLog = new PeerLog(log, opts.now);
@@ -179,9 +182,11 @@ export class AgentSessions implements AgentLinkHandler {
     try {
       const rec = await this.opts.credentials.renew(serial, csrPem);
       session.out.send({ renewed: { certificatePem: rec.certPem, natsJwt: await this.opts.natsJwt(rec) } });
+      this.opts.audit?.record({ actor: { kind: 'agent', id: session.name }, action: 'agent.renew', target: session.name, from: conn.peer, result: 'ok', detail: { serial: rec.serial } });
       this.log.info({ agent: session.name, serial: rec.serial, expires: new Date(rec.expiresMs).toISOString() }, 'agent certificate renewed');
     } catch (err) {
       this.peerLog.warn(session.name, { agent: session.name, err: (err as Error).message }, 'agent certificate not renewed');
+      this.opts.audit?.record({ actor: { kind: 'agent', id: session.name }, action: 'agent.renew', target: session.name, from: conn.peer, result: 'REFUSED', detail: { reason: (err as Error).message.slice(0, 200) } });
     }
   }
 

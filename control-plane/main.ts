@@ -173,6 +173,7 @@ async function serve(cfg: ServerConfig) {
     credentials,
     now,
     natsJwt,
+    audit,
   });
   // Certificates that expired on a live link (the agent did not renew), once a second.
   setInterval(() => sessions.sweepExpired(), 1000).unref();

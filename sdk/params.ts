@@ -1,4 +1,5 @@
-import { InvalidInputError } from './errors.js';
+import { readFileSync } from 'node:fs';
+import { FileNotFoundError, InvalidInputError } from './errors.js';
 import type { Params } from './types.js';
 
 /**
@@ -41,6 +42,29 @@ export function parseParamArgs(args: readonly string[]): Params {
     const prev = out[key];
     if (prev === undefined) out[key] = value;
     else out[key] = Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+  }
+  return out;
+}
+
+/**
+ * Parses `key=FILE` arguments (the CLI's `--param-file`): each value is the
+ * file's text, one trailing newline dropped. For secret params, whose values
+ * should not sit in shell history or the process list.
+ */
+export function readParamFiles(args: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const arg of args) {
+    const eq = arg.indexOf('=');
+    const key = eq < 0 ? '' : arg.slice(0, eq).trim();
+    const file = arg.slice(eq + 1);
+    if (eq < 0 || !/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(key) || !file) {
+      throw new InvalidInputError(`invalid --param-file "${arg}": expected key=FILE`, { hint: 'e.g. --param-file token=/run/secrets/token' });
+    }
+    try {
+      out[key] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new FileNotFoundError(`cannot read --param-file ${key}=${file}: ${(err as Error).message}`, { hint: 'give the path of a readable file' });
+    }
   }
   return out;
 }

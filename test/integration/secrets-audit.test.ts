@@ -101,6 +101,11 @@ describe('secrets - stored secrets and secret params', () => {
     for (const needle of [secret, Buffer.from(secret).toString('base64'), 'line-one-AAAA', 'line-two-BBBB', Buffer.from(multi).toString('base64'), param, Buffer.from(param).toString('base64')]) {
       expect(holders(roots, needle), `files holding ${JSON.stringify(needle)}`).toEqual([]);
     }
+    // Nor the processes' own logs.
+    for (const needle of [secret, param, 'line-one-AAAA']) {
+      expect(server.output()).not.toContain(needle);
+      expect(agent.output()).not.toContain(needle);
+    }
     const audit = await admin.audit.list({ action: 'secret.read' });
     expect(audit.map((r) => r.target).sort()).toEqual(['DB_PASSWORD', 'MULTI']);
     expect(audit[0].detail).toMatchObject({ run: run.id, step: 'show', agent: 'sec-1' });

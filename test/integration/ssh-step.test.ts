@@ -303,6 +303,22 @@ steps:
     expect(everything).not.toContain(PASSPHRASE);
   });
 
+  it('ssh step - a credential stored as a control-plane secret (key and passphrase) is used though the proxy has no file for it, and masked', async () => {
+    await client.secrets.set('vault-enc', readFileSync(encKey, 'utf8'));
+    await client.secrets.set('vault-enc.passphrase', PASSPHRASE);
+    await addDevice('switch1-vault', ['--credential', 'vault-enc', '--network', 'lab']);
+    const { run: r, logs } = await run(`name: ssh-vault
+steps:
+  - id: config
+    ssh: { device: switch1-vault, commands: [show running-config] }
+`);
+    expect(r.status, r.message).toBe('succeeded');
+    expect(textOf(logs, 'config')).toContain('[show running-config] username admin secret ***');
+    expect(JSON.stringify({ r, logs })).not.toContain(PASSPHRASE);
+    const reads = (await client.audit.list({ action: 'secret.read' })).filter((a) => a.detail.run === r.id).map((a) => a.target);
+    expect(reads.sort()).toEqual(['vault-enc', 'vault-enc.passphrase']);
+  });
+
   it('ssh step - a credential the device refuses fails with the credential, user and device named', async () => {
     const { run: r } = await run(`name: ssh-wrong-key
 steps:

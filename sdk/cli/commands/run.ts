@@ -1,14 +1,15 @@
 import type { Command } from 'commander';
 import { examples } from '../help.js';
-import { parseParamArgs } from '../../params.js';
+import { parseParamArgs, readParamFiles } from '../../params.js';
 import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../context.js';
-import { collectParam } from '../options.js';
+import { collect, collectParam } from '../options.js';
 import { followRun } from '../render/follow.js';
 import { workflowLabel } from '../render/runs.js';
 import { EXIT } from '../report.js';
 
 interface RunOptions {
   param?: string[];
+  paramFile?: string[];
   follow?: boolean;
   planHash?: string;
   output: string;
@@ -24,6 +25,7 @@ export function register(program: Command): void {
     )
     .argument('<workflow>', 'workflow file, or NAME[@VERSION] from the registry')
     .option('-p, --param <key=value>', 'workflow parameter (repeatable; a repeated key makes a list)', collectParam)
+    .option('--param-file <key=file>', "a param's value read from a file, e.g. a secret param (repeatable)", collect)
     .option('-f, --follow', 'stream progress and logs until the run ends')
     .option('--plan-hash <hash>', 'refuse to start unless the compiled plan has this hash (the hash `drover plan` prints)')
     .addOption(outputOption())
@@ -36,10 +38,11 @@ export function register(program: Command): void {
         'drover run onboard-employee -p username=carol        # latest registered version',
         'drover run onboard-employee@2 -p username=carol',
         'drover run deploy.yaml --plan-hash 3f9c2a1b -o json   # the hash from `drover plan`',
+        'drover run deploy.yaml --param-file api_token=/run/secrets/api-token   # a secret param',
       ),
     )
     .action(async (workflow: string, opts: RunOptions, cmd: Command) => {
-      const params = parseParamArgs(opts.param ?? []);
+      const params = { ...parseParamArgs(opts.param ?? []), ...readParamFiles(opts.paramFile ?? []) };
       await withClient(cmd, async (client) => {
         const handle = await client.runs.launch(workflow, params, { expectPlanHash: opts.planHash });
         if (!opts.follow) {
