@@ -2,7 +2,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { AccessServiceHandlers, AgentCredential, EnrollRequestOut, EnrollResponse, TokenInfo } from '../../proto/index.js';
 import { ApiError, NotFoundError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { PeerLog, type Logger } from '../log.js';
 import { EnrollError, AGENT_NAME, type Credentials, type CredentialState } from '../security/credentials.js';
 import type { FailureThrottle } from '../security/access.js';
 import { peerAddress } from '../security/access.js';
@@ -133,6 +133,7 @@ export interface EnrollOptions {
 
 /** AgentService.Enroll: no credential but the token in the request; failures count against the peer. */
 export function enrollHandler(o: EnrollOptions): grpc.handleUnaryCall<EnrollRequestOut, EnrollResponse> {
+  const peerLog = new PeerLog(o.log);
   return (call, callback) => {
     const peer = peerAddress(call.getPeer());
     const req = call.request;
@@ -154,7 +155,7 @@ export function enrollHandler(o: EnrollOptions): grpc.handleUnaryCall<EnrollRequ
           o.throttle.failed(peer);
           if (err instanceof NatsKeyError) err = new EnrollError('BAD_REQUEST', err.message);
           if (!(err instanceof EnrollError)) return callback(toServiceError(err) as grpc.ServiceError);
-          o.log.warn({ agent: req.name, peer, reason: err.code }, `enrollment refused: ${err.message}`);
+          peerLog.warn(peer, { agent: req.name, peer, reason: err.code }, `enrollment refused: ${err.message}`);
           const code = err.code === 'BAD_TOKEN' ? 'UNAUTHENTICATED' : err.code === 'BAD_REQUEST' ? 'INVALID_INPUT' : 'PERMISSION_DENIED';
           callback(toServiceError(new ApiError(code, err.message, err.code === 'NAME_TAKEN' ? `drover agent revoke ${req.name}` : 'drover token create --enroll')) as grpc.ServiceError);
         },

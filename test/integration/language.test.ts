@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DroverClient, type Run } from '../../sdk/index.js';
@@ -277,6 +277,26 @@ steps:
     const r = await run(`name: http-404\nparams: { url: {} }\nsteps:\n  - id: get\n    http: { url: "\${{ params.url }}/missing" }\n`, { url: httpUrl });
     expect(r.status).toBe('failed');
     expect(step(r, 'get').message).toBe('expected status 2xx, got 404 Not Found');
+  });
+
+  it('language - file steps: a setuid mode or an unknown owner fails and leaves nothing; ..hidden is a name inside the root; mode 644 unquoted is 0644', async () => {
+    const r = await run(
+      `name: file-modes
+params: { root: {} }
+steps:
+  - { id: suid, continueOnError: true, target: { agent: web-3 }, file: { path: "\${{ params.root }}/suid", content: x, mode: "4755" } }
+  - { id: owner, continueOnError: true, target: { agent: web-3 }, file: { path: "\${{ params.root }}/owned", content: x, owner: no-such-user-42 } }
+  - { id: dots, target: { agent: web-3 }, file: { path: "\${{ params.root }}/..hidden", content: dots, mode: 644 } }
+`,
+      { root: roots },
+    );
+    expect(step(r, 'suid')).toMatchObject({ status: 'failed', message: expect.stringMatching(/mode 4755 sets the setuid bit.*--file-allow-special-modes/) });
+    expect(step(r, 'owner')).toMatchObject({ status: 'failed', message: expect.stringMatching(/no-such-user-42/) });
+    expect(step(r, 'dots').status).toBe('succeeded');
+    expect(statSync(join(roots, '..hidden')).mode & 0o7777).toBe(0o644);
+    expect(existsSync(join(roots, 'suid'))).toBe(false);
+    expect(existsSync(join(roots, 'owned'))).toBe(false);
+    expect(readdirSync(roots).filter((f) => f.includes('drover-tmp'))).toEqual([]);
   });
 
   it('language - an http step is refused a redirect to the cloud metadata address', async () => {
