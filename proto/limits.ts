@@ -134,17 +134,72 @@ export function checkMessage(typeName: string, value: unknown, path = ''): Viola
   return checkType(typeOf(typeName), value, path, 0);
 }
 
+/** A field with what its check needs, worked out once per type: per-message lookups cost more than decoding. */
+interface Compiled {
+  f: protobuf.Field;
+  name: string;
+  limit: FieldLimit;
+  kind: 'map' | 'list' | 'message' | 'enum' | 'string' | 'bytes' | 'bool' | 'float' | 'int';
+  min: number;
+  max: number;
+  maxBytes: number;
+}
+const compiled = new Map<protobuf.Type, Compiled[]>();
+
+function fieldsOf(t: protobuf.Type): Compiled[] {
+  let out = compiled.get(t);
+  if (out) return out;
+  out = t.fieldsArray.map((f): Compiled => {
+    const limit = FIELD_LIMITS[`${t.name}.${f.name}`] ?? {};
+    const rt = f.resolvedType;
+    const kind: Compiled['kind'] = f.map
+      ? 'map'
+      : f.repeated
+        ? 'list'
+        : rt instanceof protobuf.Type
+          ? 'message'
+          : rt instanceof protobuf.Enum
+            ? 'enum'
+            : f.type === 'string' || f.type === 'bytes' || f.type === 'bool'
+              ? f.type
+              : f.type === 'double' || f.type === 'float'
+                ? 'float'
+                : 'int';
+    const max = limit.max ?? (f.type.endsWith('32') ? DEFAULTS.int32Max : DEFAULTS.max);
+    return { f, name: f.name, limit, kind, min: limit.min ?? DEFAULTS.min, max, maxBytes: limit.maxBytes ?? DEFAULTS.stringBytes };
+  });
+  compiled.set(t, out);
+  return out;
+}
+
 function checkType(t: protobuf.Type, value: unknown, path: string, depth: number): Violation | undefined {
   if (value === null || value === undefined) return undefined;
   if (typeof value !== 'object' || Array.isArray(value)) return { field: path || t.name, message: `${path || t.name} must be a ${t.name} message` };
   if (depth > MAX_DEPTH) return { field: path, message: `${path} is nested deeper than ${MAX_DEPTH} levels` };
   const obj = value as Record<string, unknown>;
-  for (const f of t.fieldsArray) {
-    const v = obj[f.name];
+  for (const c of fieldsOf(t)) {
+    const v = obj[c.name];
     if (v === undefined || v === null) continue;
-    const at = path ? `${path}.${f.name}` : f.name;
-    const limit = FIELD_LIMITS[`${t.name}.${f.name}`] ?? {};
-    const bad = f.map ? checkMap(f, v, at, limit, depth) : f.repeated ? checkList(f, v, at, limit, depth) : checkValue(f, v, at, limit, depth);
+    // The common cases first, without building a path: a scalar within its bounds.
+    switch (c.kind) {
+      case 'string':
+        if (typeof v === 'string' && v.length * 3 <= c.maxBytes) continue;
+        break;
+      case 'bool':
+        if (typeof v === 'boolean') continue;
+        break;
+      case 'float':
+        if (typeof v === 'number' && v >= c.min && v <= c.max) continue;
+        break;
+      case 'int':
+        if (typeof v === 'number' && Number.isSafeInteger(v) && v >= c.min && v <= c.max) continue;
+        break;
+      case 'enum':
+        if (typeof v === 'string' && v in (c.f.resolvedType as protobuf.Enum).values) continue;
+        break;
+    }
+    const at = path ? `${path}.${c.name}` : c.name;
+    const bad = c.kind === 'map' ? checkMap(c.f, v, at, c.limit, depth) : c.kind === 'list' ? checkList(c.f, v, at, c.limit, depth) : checkValue(c.f, v, at, c.limit, depth);
     if (bad) return bad;
   }
   return undefined;

@@ -247,12 +247,14 @@ export function accessInterceptor(o: AccessOptions): grpc.ServerInterceptor {
     let recorded = false;
     let denied: { status: PartialStatusObject; delay: number } | undefined;
     let refused = false;
+    /** The id of what an audited call made or changed (a run's id), from its response. */
+    let created = '';
     const audit = (status: PartialStatusObject) => {
       if (recorded || !o.audit) return;
       const result = resultOf(status);
       if (!AUDITED.has(path) && result !== 'UNAUTHENTICATED' && result !== 'PERMISSION_DENIED' && result !== 'INVALID_REQUEST') return;
       recorded = true;
-      o.audit.record({ actor, action: path.replace('/drover.v1.', ''), target, from: peer, result });
+      o.audit.record({ actor, action: path.replace('/drover.v1.', ''), target, from: peer, result, ...(created ? { detail: { id: created } } : {}) });
     };
     const refuse = (status: PartialStatusObject) => {
       audit(status);
@@ -299,6 +301,12 @@ export function accessInterceptor(o: AccessOptions): grpc.ServerInterceptor {
       .build();
     const responder = new grpc.ResponderBuilder()
       .withStart((next) => next(listener))
+      .withSendMessage((message, next) => {
+        // A top-level id only (RunInfo, TokenInfo): never a token or any other field of the response.
+        const id = (message as { id?: unknown } | null)?.id;
+        if (AUDITED.has(path) && typeof id === 'string') created = id.slice(0, 200);
+        next(message);
+      })
       .withSendStatus((status, next) => {
         audit(status);
         next(status);

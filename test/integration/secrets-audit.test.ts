@@ -109,6 +109,9 @@ describe('secrets - stored secrets and secret params', () => {
     const audit = await admin.audit.list({ action: 'secret.read' });
     expect(audit.map((r) => r.target).sort()).toEqual(['DB_PASSWORD', 'MULTI']);
     expect(audit[0].detail).toMatchObject({ run: run.id, step: 'show', agent: 'sec-1' });
+    const submitted = await admin.audit.list({ action: 'RunService/SubmitRun' });
+    expect(submitted.find((a) => a.detail.id === run.id)).toMatchObject({ actorKind: 'token', actor: server.creds.token.split('.')[1], target: expect.stringMatching(/wf\.yaml$/), result: 'ok' });
+    expect(JSON.stringify(submitted)).not.toContain(param);
   });
 
   it('secrets - an unknown secret is a compile error naming it; list shows names only; rm needs admin and names what is missing', async () => {
