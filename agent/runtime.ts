@@ -201,6 +201,8 @@ export class Runtime {
     for (const e of entries) {
       const [runId, stepId, attempt] = e.attemptId.split('/');
       if (e.pid) killOrphan(e.pid, e.startTime ?? '');
+      // What the attempt wrote to $DROVER_OUTPUT may hold a secret in clear, and is never read now.
+      rmSync(join(this.opts.workDir, runId, `.output-${stepId}-${attempt}`), { force: true });
       this.opts.ledger.ended(e.attemptId, 'lost', {});
       this.opts.log.warn({ attemptId: e.attemptId }, 'attempt was running when the agent stopped; reporting it lost');
       this.opts.emit({
@@ -373,7 +375,12 @@ export class Runtime {
       }
       case 'file': {
         const f = plan.file!;
-        return runFile({ path: render(f.path), content: render(f.content), mode: f.mode, owner: f.owner }, { roots: this.opts.fileRoots, allowSpecialModes: this.opts.fileAllowSpecialModes }, builtinCtx);
+        const secretContent = !(slice.steps.get(plan.id)?.masker.empty ?? true);
+        return runFile(
+          { path: render(f.path), content: render(f.content), mode: f.mode, owner: f.owner },
+          { roots: this.opts.fileRoots, allowSpecialModes: this.opts.fileAllowSpecialModes, secretContent },
+          builtinCtx,
+        );
       }
       case 'ssh': {
         const s = plan.ssh!;

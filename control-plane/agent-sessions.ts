@@ -97,7 +97,8 @@ export class AgentSessions implements AgentLinkHandler {
     if (bad) {
       this.stats.refusedMessages++;
       this.peerLog.warn(agent, { agent, seq: msg.seq, body: msg.body, field: bad.field, problem: bad.message }, 'agent message refused: over a bound; nothing of it is applied');
-      // Only a well-formed seq is acknowledged past; any other bad message is dropped as it is.
+      // Only a sequenced body with a well-formed seq is acknowledged past; any other bad message is dropped as it is.
+      if (msg.body !== 'stepEvent' && msg.body !== 'log') return;
       if (!Number.isSafeInteger(msg.seq) || msg.seq <= 0) return;
     }
     if (msg.body === 'heartbeat' && msg.heartbeat) return this.fleet.heartbeat(agent, msg.heartbeat);

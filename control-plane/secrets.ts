@@ -97,8 +97,9 @@ export class Secrets implements RunSecrets {
         result: rec ? 'ok' : 'SECRET_NOT_FOUND',
         detail: { run: run.id, step: step.id, agent },
       });
-      // A secret removed while its run was under way: the step fails on the agent, naming it.
-      if (rec) out.push({ stepId: step.id, name, value: this.box.open(rec.sealed, context(name)), param: false });
+      // A secret removed (or unopenable) while its run was under way: the step fails on the agent, naming it.
+      const value = rec && this.tryOpen(rec.sealed, context(name), { run: run.id, step: step.id, agent, secret: name });
+      if (value !== undefined) out.push({ stepId: step.id, name, value, param: false });
     };
     for (const name of step.secrets ?? []) read(name, true);
     const cred = step.kind === 'ssh' ? step.ssh?.credential : '';
@@ -107,10 +108,25 @@ export class Secrets implements RunSecrets {
       read(`${cred}.passphrase`, false);
     }
     if (step.secretParams?.length && run.sealedParams) {
-      const values = JSON.parse(this.box.open(run.sealedParams, `run:${run.id}`)) as Record<string, string>;
+      const opened = this.tryOpen(run.sealedParams, `run:${run.id}`, { run: run.id, step: step.id, agent, secret: '(secret params)' });
+      const values = opened === undefined ? {} : (JSON.parse(opened) as Record<string, string>);
       for (const name of step.secretParams) if (name in values) out.push({ stepId: step.id, name, value: values[name], param: true });
     }
     return out;
+  }
+
+  /**
+   * Opens a sealed value; a key that no longer opens it (DROVER_SECRET_KEY
+   * changed, the record edited) is audited and the value left out, so the
+   * step fails on its agent instead of the control plane failing whole.
+   */
+  private tryOpen(sealed: string, ctx: string, detail: Record<string, string>): string | undefined {
+    try {
+      return this.box.open(sealed, ctx);
+    } catch (err) {
+      this.audit?.record({ actor: { kind: 'system', id: 'control-plane' }, action: 'secret.open-failed', target: detail.secret, result: 'SECRET_KEY_INVALID', detail: { ...detail, error: (err as Error).message.slice(0, 200) } });
+      return undefined;
+    }
   }
 
   private notFound(name: string): NotFoundError {

@@ -155,6 +155,8 @@ export interface FileStepOptions {
   roots: string[];
   /** Setuid, setgid and sticky modes are written (--file-allow-special-modes); otherwise they fail the step. */
   allowSpecialModes?: boolean;
+  /** The content holds a secret: no `sha256` output (an unsalted hash of a short secret can be guessed). */
+  secretContent?: boolean;
 }
 
 /**
@@ -178,6 +180,6 @@ export function runFile(spec: FileSpec, opts: FileStepOptions, ctx: BuiltinConte
     }
     const sha256 = createHash('sha256').update(spec.content).digest('hex');
     ctx.log('stdout', `wrote ${Buffer.byteLength(spec.content)} bytes to ${target} (mode ${octal(mode)}${spec.owner ? `, owner ${spec.owner}` : ''})\n`);
-    return { ok: true, outputs: { path: target, bytes: String(Buffer.byteLength(spec.content)), sha256 } };
+    return { ok: true, outputs: { path: target, bytes: String(Buffer.byteLength(spec.content)), ...(opts.secretContent ? {} : { sha256 }) } };
   });
 }

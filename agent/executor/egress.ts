@@ -30,7 +30,7 @@ import { BlockList, isIP, type LookupFunction } from 'node:net';
  * link-local, where cloud metadata services answer (169.254.169.254), and the
  * IPv6 address of the AWS metadata service.
  */
-export const DEFAULT_DENY: readonly string[] = ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254'];
+export const DEFAULT_DENY: readonly string[] = ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254', '64:ff9b::a9fe:0/112'];
 
 /** A `--http-allow` or `--http-deny` value that is neither a CIDR, an IP nor a host pattern. */
 export class EgressRuleError extends Error {

@@ -15,8 +15,8 @@ export const MAX_REDIRECTS = 5;
 /** Statuses followed when they carry a Location header, as fetch does. */
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
-/** Request headers dropped when a redirect leaves the origin the step named. */
-const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
+/** Headers kept when a redirect leaves the origin the step named: every other one the step set (a token, an API key) stays behind. */
+const CROSS_ORIGIN_HEADERS = ['accept', 'user-agent', 'content-type'];
 
 /** Why an http step's request cannot be made or finished (besides an egress refusal or a network error). */
 export class HttpStepError extends Error {
@@ -94,7 +94,15 @@ export async function httpExchange(spec: HttpRequestSpec, opts: HttpRequestOptio
       body = undefined;
       headers = without(headers, ['content-type', 'content-length']);
     }
-    if (next.origin !== origin) headers = without(headers, CREDENTIAL_HEADERS);
+    if (next.origin !== origin) {
+      headers = Object.fromEntries(Object.entries(headers).filter(([k]) => CROSS_ORIGIN_HEADERS.includes(k.toLowerCase())));
+      // Nor does the body (307/308 would send it on).
+      if (body !== undefined) {
+        method = method === 'HEAD' ? 'HEAD' : 'GET';
+        body = undefined;
+        headers = without(headers, ['content-type']);
+      }
+    }
     url = next;
   }
 }

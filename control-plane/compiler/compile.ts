@@ -652,7 +652,9 @@ function buildPlan(
       else if (sel !== 'inline' && sel.length === 1) base = onDevice(base, sel[0]);
       if (fleet) warnNoProxy([...new Set(overDevices ? overDevices.map((d) => d.network) : [base.ssh!.network])], fleet, path, problems);
     }
-    const items = s.forEach !== undefined ? forEachItems(s.forEach, typed, [...path, 'forEach'], problems, mode) : undefined;
+    // Evaluated on the params as the plan shows them: whatever the expression, no secret value can reach the items.
+    const shown = Object.fromEntries(Object.entries(typed).map(([k, v]) => [k, secretParams.has(k) ? SECRET_SHOWN : v]));
+    const items = s.forEach !== undefined ? forEachItems(s.forEach, shown, [...path, 'forEach'], problems, mode) : undefined;
     const fanOut = target.strategy === 'all';
     if (!items && !fanOut) return void steps.push(base);
 

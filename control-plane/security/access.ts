@@ -19,6 +19,7 @@ import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface
 import { decodeMessage, encodeMessage, type ErrorDetailOut } from '../../proto/index.js';
 import { checkMessage, requestTypes } from '../../proto/limits.js';
 import type { Role } from '../store/store.js';
+import { PeerRate } from '../log.js';
 import type { AuditEvent, AuditLog } from './audit.js';
 import { roleAllows, TokenError, tokenId, type Tokens } from './tokens.js';
 
@@ -81,6 +82,9 @@ export const AUDITED = new Set([
   '/drover.v1.SecretService/DeleteSecret',
 ]);
 
+/** Refused calls without a valid token recorded per peer address and minute; past it they are counted in one record. */
+const REFUSALS_AUDITED_PER_MINUTE = 60;
+
 /** Request fields that name what a call acts on, in order of preference (never a value or a source). */
 const TARGET_FIELDS = ['name', 'id', 'runId', 'workflowRef', 'filename', 'workflow', 'kind'];
 
@@ -89,8 +93,8 @@ export function auditTarget(req: unknown): string {
   if (!req || typeof req !== 'object') return '';
   const r = req as Record<string, unknown>;
   for (const f of TARGET_FIELDS) if (typeof r[f] === 'string' && r[f]) return (r[f] as string).slice(0, 200);
-  // One level down, as in AddDeviceRequest.device.name.
-  for (const v of Object.values(r)) if (v && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v)) return auditTarget(v);
+  // One level down into a nested message (AddDeviceRequest.device.name); never into a map such as params.
+  if (r.device && typeof r.device === 'object') return auditTarget(r.device);
   return '';
 }
 
@@ -170,9 +174,11 @@ export function checkCall(o: AccessOptions, path: string, metadata: grpc.Metadat
   return check(o, path, metadata, auth).deny;
 }
 
-function check(o: AccessOptions, path: string, metadata: grpc.Metadata, auth: AuthContext | null): { deny?: PartialStatusObject; actor: Actor } {
+function check(o: AccessOptions, path: string, metadata: grpc.Metadata, auth: AuthContext | null): { deny?: PartialStatusObject; actor: Actor; verified: boolean } {
   const actor: Actor = { kind: 'anonymous', id: '' };
-  const verdict = (deny?: PartialStatusObject) => ({ deny, actor });
+  /** A token this control plane issued and that is valid (whatever its role): its holder is named in every record. */
+  let verified = false;
+  const verdict = (deny?: PartialStatusObject) => ({ deny, actor, verified });
   const rule = RPC_RULES[path];
   if (!rule) return verdict(deny(grpc.status.PERMISSION_DENIED, 'PERMISSION_DENIED', `${path} has no access rule, so nobody may call it`, 'this is a bug in drover: report it'));
   if (rule === 'enroll') return verdict();
@@ -198,6 +204,7 @@ function check(o: AccessOptions, path: string, metadata: grpc.Metadata, auth: Au
   actor.id = tokenId(token);
   try {
     const rec = o.tokens.check(token, 'api');
+    verified = true;
     if (!roleAllows(rec.role as Role, rule)) {
       return verdict(deny(grpc.status.PERMISSION_DENIED, 'PERMISSION_DENIED', `${method} needs the ${rule} role; token ${rec.id} has ${rec.role}`, `use a token with the ${rule} role (drover token create --role ${rule})`));
     }
@@ -238,21 +245,29 @@ function invalidRequest(message: string): PartialStatusObject {
  */
 export function accessInterceptor(o: AccessOptions): grpc.ServerInterceptor {
   const types = requestTypes();
+  // Refused calls are recorded at a bounded rate per peer address (a client spraying garbage must not fill the disk);
+  // calls that change something, and every call by a valid token, are always recorded.
+  const refusals = new PeerRate(REFUSALS_AUDITED_PER_MINUTE, Date.now, (peer, n) =>
+    o.audit?.record({ actor: { kind: 'anonymous', id: '' }, action: 'audit.refusals-suppressed', from: peer, result: 'ok', detail: { count: String(n) } }),
+  );
   return (method, call) => {
     const path = method.path;
     const peer = peerAddress(call.getPeer());
     const isLink = RPC_RULES[path] === 'agent';
     let actor: Actor = { kind: 'anonymous', id: '' };
+    let verified = false;
     let target = '';
     let recorded = false;
     let denied: { status: PartialStatusObject; delay: number } | undefined;
     let refused = false;
+    let gotMessage = false;
     /** The id of what an audited call made or changed (a run's id), from its response. */
     let created = '';
     const audit = (status: PartialStatusObject) => {
       if (recorded || !o.audit) return;
       const result = resultOf(status);
       if (!AUDITED.has(path) && result !== 'UNAUTHENTICATED' && result !== 'PERMISSION_DENIED' && result !== 'INVALID_REQUEST') return;
+      if (!verified && result !== 'ok' && !refusals.allow(peer)) return;
       recorded = true;
       o.audit.record({ actor, action: path.replace('/drover.v1.', ''), target, from: peer, result, ...(created ? { detail: { id: created } } : {}) });
     };
@@ -264,6 +279,7 @@ export function accessInterceptor(o: AccessOptions): grpc.ServerInterceptor {
       .withOnReceiveMetadata((metadata, next) => {
         const verdict = check(o, path, metadata, call.getAuthContext());
         actor = verdict.actor;
+        verified = verdict.verified;
         // Successes are never slowed, and do not wipe a peer's failures: one valid call
         // from a shared address must not reset the penalty of a guesser behind it.
         if (!verdict.deny) return next(metadata);
@@ -276,11 +292,17 @@ export function accessInterceptor(o: AccessOptions): grpc.ServerInterceptor {
         next(metadata);
       })
       .withOnReceiveHalfClose((next) => {
-        // A refused call's handler never sees the end of a request it never got.
+        // A refused call's handler never sees the end of a request it never got;
+        // a denied call that sent no message at all is refused here.
+        if (denied && !gotMessage) {
+          const { status, delay } = denied;
+          return void setTimeout(() => refuse(status), delay);
+        }
         if (!denied && !refused) next();
       })
       .withOnReceiveMessage((message, next) => {
         if (isLink) return next(message);
+        gotMessage = true;
         target = auditTarget(message);
         if (denied) {
           const { status, delay } = denied;
@@ -302,8 +324,9 @@ export function accessInterceptor(o: AccessOptions): grpc.ServerInterceptor {
     const responder = new grpc.ResponderBuilder()
       .withStart((next) => next(listener))
       .withSendMessage((message, next) => {
-        // A top-level id only (RunInfo, TokenInfo): never a token or any other field of the response.
-        const id = (message as { id?: unknown } | null)?.id;
+        // An id only (RunInfo.id, TokenInfo.id, CreateTokenResponse.info.id): never a token or any other field of the response.
+        const m = message as { id?: unknown; info?: { id?: unknown } } | null;
+        const id = m?.id ?? m?.info?.id;
         if (AUDITED.has(path) && typeof id === 'string') created = id.slice(0, 200);
         next(message);
       })

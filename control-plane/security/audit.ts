@@ -57,6 +57,8 @@ export class AuditLog {
   private written: ChainHead = { seq: 0, hash: GENESIS };
   /** Bytes of a torn last line cut off at start, recorded with the next record. */
   private pendingTorn = 0;
+  /** What audit.head said at start, when the log did not end there (records deleted while the control plane was stopped). */
+  private headMismatch: ChainHead | undefined;
 
   private constructor(
     readonly file: string,
@@ -71,6 +73,7 @@ export class AuditLog {
     const fh = await open(file, 'a+', 0o600);
     const a = new AuditLog(file, join(dataDir, 'audit.head'), fh, log);
     await a.readTail();
+    await a.checkHead();
     return a;
   }
 
@@ -104,12 +107,34 @@ export class AuditLog {
     this.written = { seq: this.seq, hash: this.lastHash };
   }
 
+  /** Compares the log's end with audit.head: a log that ends short of it lost records while this process was not running. */
+  private async checkHead() {
+    let head: ChainHead;
+    try {
+      head = JSON.parse(await readFile(this.headFile, 'utf8')) as ChainHead;
+    } catch {
+      return; // a new log, or one from before audit.head existed
+    }
+    if (head.seq === this.written.seq && head.hash === this.written.hash) return;
+    if (head.seq < this.written.seq) return; // the head write after the last batch did not happen (a crash): the log is ahead
+    this.headMismatch = head;
+    this.log.error({ file: this.file, headSeq: head.seq, logSeq: this.written.seq }, 'the audit log ends before the record audit.head names: records were deleted while the control plane was stopped');
+  }
+
   /** Appends a record (numbered and chained now, on disk after the next batch). */
   record(e: AuditEvent, nowMs = Date.now()): void {
     if (this.pendingTorn) {
       const bytes = this.pendingTorn;
       this.pendingTorn = 0;
       this.record({ actor: { kind: 'system', id: 'control-plane' }, action: 'audit.torn-tail-cut', result: 'ok', detail: { bytes: String(bytes) } }, nowMs);
+    }
+    if (this.headMismatch) {
+      const head = this.headMismatch;
+      this.headMismatch = undefined;
+      this.record(
+        { actor: { kind: 'system', id: 'control-plane' }, action: 'audit.records-missing', result: 'TAMPERED', detail: { headSeq: String(head.seq), logSeq: String(this.seq) } },
+        nowMs,
+      );
     }
     if (this.pending.length >= MAX_PENDING) {
       this.dropped++;
@@ -148,13 +173,14 @@ export class AuditLog {
     this.pending = [];
     const last = batch[batch.length - 1];
     const head: ChainHead = { seq: (JSON.parse(last) as ChainRecord).seq, hash: hashLine(last) };
+    let size = -1;
     try {
+      size = (await this.fh.stat()).size;
       await this.fh.appendFile(`${batch.join('\n')}\n`);
       await this.fh.datasync();
-      await writeFile(`${this.headFile}.tmp`, `${JSON.stringify(head)}\n`, { mode: 0o600 });
-      await rename(`${this.headFile}.tmp`, this.headFile);
-      this.written = head;
     } catch (err) {
+      // Cut back what part of the batch got in (a full disk mid-append), so the retry appends it once.
+      if (size >= 0) await this.fh.truncate(size).catch(() => undefined);
       // Put the batch back in front: order is the chain.
       this.pending = [...batch, ...this.pending];
       this.log.error({ err: (err as Error).message, waiting: this.pending.length }, `audit log write failed; retrying in ${RETRY_MS} ms`);
@@ -163,6 +189,15 @@ export class AuditLog {
         this.kick();
       }, RETRY_MS);
       this.retry.unref();
+      return;
+    }
+    this.written = head;
+    try {
+      await writeFile(`${this.headFile}.tmp`, `${JSON.stringify(head)}\n`, { mode: 0o600 });
+      await rename(`${this.headFile}.tmp`, this.headFile);
+    } catch (err) {
+      // The records are on disk; the next batch writes the head again.
+      this.log.error({ err: (err as Error).message }, 'audit.head not updated');
     }
   }
 

@@ -156,6 +156,13 @@ describe('audit - the hash-chained audit log', () => {
         'SecretService/SetSecret K ok',
       ]),
     );
+    // Refusals without a valid token are recorded at a bounded rate per address (60 a minute).
+    const anon = new DroverClient({ address: server.address, ca: server.creds.caFile });
+    await Promise.all(Array.from({ length: 80 }, () => anon.fleet.list().catch(() => undefined)));
+    anon.close();
+    const unauth = (await admin.audit.list({ limit: 100_000 })).filter((r) => r.result === 'UNAUTHENTICATED');
+    expect(unauth.length).toBe(60);
+    expect(unauth[0]).toMatchObject({ actorKind: 'anonymous', action: 'FleetService/ListAgents', from: '127.0.0.1' });
     const denied = records.find((r) => r.result === 'PERMISSION_DENIED')!;
     expect(denied).toMatchObject({ actorKind: 'token', actor: viewer.info.id, from: '127.0.0.1' });
     expect(JSON.stringify(records)).not.toContain('value-of-k');
@@ -186,5 +193,22 @@ describe('audit - the hash-chained audit log', () => {
     expect(res.code).toBe(1);
     expect(res.stdout).toMatch(/the last 1 record\(s\) were deleted/);
     admin.close();
+  });
+
+  it('audit - records deleted while the control plane was stopped are recorded as missing when it starts again', async () => {
+    const server = await startServer();
+    const admin = new DroverClient(server.clientOptions);
+    await admin.secrets.set('A', 'value-a');
+    await admin.secrets.set('B', 'value-b');
+    admin.close();
+    await server.stop();
+    const file = join(server.dataDir, 'audit.log');
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+    writeFileSync(file, `${lines.slice(0, -1).join('\n')}\n`);
+    const again = await startServer({ dataDir: server.dataDir });
+    const client = new DroverClient(again.clientOptions);
+    const missing = await client.audit.list({ action: 'audit.' });
+    expect(missing).toEqual([expect.objectContaining({ action: 'audit.records-missing', result: 'TAMPERED', detail: { headSeq: String(lines.length), logSeq: String(lines.length - 1) } })]);
+    client.close();
   });
 });

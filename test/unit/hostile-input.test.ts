@@ -105,3 +105,28 @@ describe('secret box - sealing at rest', () => {
     expect(() => SecretBox.load(dir, { DROVER_SECRET_KEY: 'short' })).toThrow(/DROVER_SECRET_KEY is not a 32-byte key .*`openssl rand -hex 32`/);
   });
 });
+
+describe('secret params - kept out of the plan', () => {
+  it('secret params - no form of forEach, error message or listing of the plan holds the value', async () => {
+    const { compile } = await import('../../control-plane/compiler/compile.js');
+    const source = [
+      'name: sp',
+      'params:',
+      '  token: { type: string, secret: true, pattern: "^tok-" }',
+      'steps:',
+      '  - id: a',
+      '    forEach: "${{ [params] }}"',
+      '    env: { T: "${{ params.token }}" }',
+      '    run: echo "$T"',
+    ].join('\n');
+    const ok = compile({ source, params: { token: 'tok-S3CRET' }, secrets: [] });
+    expect(ok.problems.filter((p) => p.severity === 'error')).toEqual([]);
+    expect(ok.secretParams).toEqual({ token: 'tok-S3CRET' });
+    expect(JSON.stringify(ok.plan)).not.toContain('S3CRET');
+    expect(ok.plan!.params.token).toBe('(secret)');
+    expect(ok.plan!.steps[0].secretParams).toEqual(['token']);
+    const bad = compile({ source, params: { token: 'S3CRET-no-prefix' }, secrets: [] });
+    expect(JSON.stringify(bad.problems)).not.toContain('S3CRET');
+    expect(bad.problems[0].message).toBe('param "token" must match /^tok-/, got (the secret value)');
+  });
+});
