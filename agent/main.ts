@@ -22,6 +22,7 @@ import { Runtime } from './runtime.js';
 import { collectFacts, Usage } from './telemetry.js';
 import { PROGRAM, VERSION } from './version.js';
 import { quietIpServerNameWarning } from '../common/tls.js';
+import { DirLockedError, lockDir } from '../common/dir-lock.js';
 
 quietIpServerNameWarning();
 
@@ -101,6 +102,8 @@ async function identityOf(cfg: AgentConfig, log: Logger): Promise<Identity | und
 async function runAgent(cfg: AgentConfig) {
   const log = createLogger(cfg.logLevel, cfg.name);
   mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+  // One agent per state dir: two writers on one journal and ledger would lose and repeat work.
+  lockDir(cfg.stateDir, 'drover agent');
   if (cfg.insecure) log.warn('INSECURE: --insecure links in plaintext and does not verify control messages; for a local test only');
   const identity = await identityOf(cfg, log.child({ component: 'identity' }));
   const journal = new Journal(join(cfg.stateDir, 'journal'), cfg.journalMaxBytes);
@@ -220,7 +223,7 @@ const program = new Command(PROGRAM)
         process.stderr.write(`error: ${err.message}\n`);
         process.exit(2);
       }
-      if (err instanceof IdentityError) {
+      if (err instanceof IdentityError || err instanceof DirLockedError) {
         process.stderr.write(`error: ${err.message}\n`);
         process.exit(1);
       }

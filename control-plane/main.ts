@@ -27,6 +27,7 @@ import { ControlSigner } from './security/signer.js';
 import { Tokens } from './security/tokens.js';
 import { NatsAuth } from './security/nats-auth.js';
 import { writeSecretFile } from '../common/secret-file.js';
+import { DirLockedError, lockDir } from '../common/dir-lock.js';
 import { ConfigError, DEFAULTS, resolveConfig, type ServerConfig } from './config.js';
 import { Devices } from './devices.js';
 import { Fleet } from './fleet.js';
@@ -132,16 +133,20 @@ async function init(argv: string[]) {
     .option('--data-dir <dir>', `where state is kept (env DROVER_DATA_DIR) (default: ${DEFAULTS.dataDir})`)
     .action(async (opts: Record<string, unknown>) => {
       const cfg = resolveConfig(opts);
+      const release = lockDir(cfg.dataDir, 'drover server init');
       const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns });
       await store.open();
       const { adminTokenFile } = await initSecurity(cfg, store, () => Date.now());
       await store.close();
+      release();
       process.stdout.write(`CA certificate: ${join(cfg.dataDir, 'ca.pem')}\nadmin token:    ${adminTokenFile}\n`);
     });
   await cmd.parseAsync(argv, { from: 'user' });
 }
 
 async function serve(cfg: ServerConfig) {
+  // One control plane per data dir: two writers on one store lose data.
+  lockDir(cfg.dataDir, 'drover server');
   const log = createLogger(cfg.logLevel);
   const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns });
   const recovered = await store.open();
@@ -294,7 +299,7 @@ const program = new Command('drover server')
     try {
       await serve(resolveConfig(opts));
     } catch (err) {
-      if (err instanceof ConfigError || err instanceof StoreError || err instanceof CertificateError || err instanceof SecretKeyError) {
+      if (err instanceof ConfigError || err instanceof StoreError || err instanceof CertificateError || err instanceof SecretKeyError || err instanceof DirLockedError) {
         process.stderr.write(`error: ${err.message}\n`);
         process.exit(1);
       }
@@ -307,7 +312,7 @@ try {
   else if (process.argv[2] === 'init') await init(process.argv.slice(3));
   else await program.parseAsync(process.argv);
 } catch (err) {
-  if (!(err instanceof ConfigError || err instanceof StoreError || err instanceof CertificateError || err instanceof SecretKeyError)) throw err;
+  if (!(err instanceof ConfigError || err instanceof StoreError || err instanceof CertificateError || err instanceof SecretKeyError || err instanceof DirLockedError)) throw err;
   process.stderr.write(`error: ${err.message}\n`);
   process.exit(1);
 }

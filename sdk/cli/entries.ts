@@ -1,8 +1,9 @@
 /**
  * Where the control-plane and agent programs live, relative to this file in
  * the built tree (dist/sdk/cli/ -> dist/control-plane/, dist/agent/). They
- * are paths to spawn, never modules to import: the CLI only talks to them
- * over the wire.
+ * are paths to load (`drover server`, `drover agent` run them in their own
+ * process) or spawn (`drover dev`), never modules imported by name: the CLI
+ * shares no code with them and talks to them only over the wire.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

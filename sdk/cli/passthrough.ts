@@ -1,21 +1,16 @@
-import { spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { entryPath, type Entry } from './entries.js';
 
-const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
-
 /**
- * Runs an entry in a child node process with `args` unchanged and inherited
- * stdio, forwarding SIGINT/SIGTERM. Resolves with the code to exit with.
+ * Runs an entry in this process: `drover server` and `drover agent` are the
+ * control plane and the agent themselves, so the pid a user or a supervisor
+ * started is the service (a SIGKILL of it leaves nothing behind). The entry
+ * is loaded by path, never imported by name: the CLI shares no code with
+ * those parts. It reads its flags from process.argv and exits the process
+ * itself (on a signal, or an error); this resolves once it has started.
  */
-export function runEntry(entry: Entry, args: readonly string[]): Promise<number> {
-  const child = spawn(process.execPath, [entryPath(entry), ...args], { stdio: 'inherit' });
-  const forward = (signal: NodeJS.Signals): void => void child.kill(signal);
-  for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code, signal) => {
-      for (const s of FORWARDED_SIGNALS) process.off(s, forward);
-      resolve(code ?? (signal === 'SIGINT' ? 130 : signal === 'SIGTERM' ? 143 : 1));
-    });
-  });
+export async function runEntry(entry: Entry, args: readonly string[]): Promise<void> {
+  const path = entryPath(entry);
+  process.argv = [process.argv[0], path, ...args];
+  await import(pathToFileURL(path).href);
 }

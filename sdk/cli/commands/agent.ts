@@ -43,8 +43,9 @@ export function register(program: Command): void {
       ),
     )
     .action(async (args: string[]) => {
-      process.exitCode = await runEntry('agent', args);
-      if (args[0] === '--help' || args[0] === '-h') process.stdout.write(SUBCOMMANDS);
+      // The agent prints its own help and exits: the CLI's subcommands follow it.
+      if (args[0] === '--help' || args[0] === '-h') process.once('exit', () => process.stdout.write(SUBCOMMANDS));
+      await runEntry('agent', args);
     });
   install.register(agent);
   uninstall.register(agent);

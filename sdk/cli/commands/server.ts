@@ -23,6 +23,6 @@ export function register(program: Command): void {
       ),
     )
     .action(async (args: string[]) => {
-      process.exitCode = await runEntry('server', args);
+      await runEntry('server', args);
     });
 }
