@@ -304,7 +304,8 @@ describe('security - an agent speaks only for itself', () => {
     first.expectExit();
     await waitFor(async () => (await admin.fleet.get('twin').catch(() => undefined))?.state === 'connected', 20_000, () => 'twin to connect');
     const copy = tempDir('drover-twin-copy-');
-    cpSync(first.stateDir, copy, { recursive: true });
+    // The same identity in another state dir (the directory's LOCK stays with the first).
+    cpSync(first.stateDir, copy, { recursive: true, filter: (src) => !src.endsWith('/LOCK') });
     const second = agentProcess(server, 'twin', copy);
     expect(await new Promise((r) => first.child.once('exit', r))).toBe(1);
     expect(first.output()).toMatch(/REPLACED.*another process with this agent's identity \("twin"\) connected/);
