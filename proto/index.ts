@@ -28,11 +28,19 @@ export function droverV1(): ProtoGrpcType['drover']['v1'] {
 let pbRoot: protobuf.Root | undefined;
 const typeCache = new Map<string, protobuf.Type>();
 
+/** The contract as a protobufjs Root, parsed and resolved once per process (the codec, the bounds check and tests share it). */
+export function contractRoot(): protobuf.Root {
+  if (!pbRoot) {
+    pbRoot = protobuf.Root.fromJSON(DESCRIPTOR as unknown as protobuf.INamespace);
+    pbRoot.resolveAll();
+  }
+  return pbRoot;
+}
+
 function messageType(name: string): protobuf.Type {
   let t = typeCache.get(name);
   if (!t) {
-    pbRoot ??= protobuf.Root.fromJSON(DESCRIPTOR as unknown as protobuf.INamespace);
-    t = pbRoot.lookupType(`drover.v1.${name}`);
+    t = contractRoot().lookupType(`drover.v1.${name}`);
     typeCache.set(name, t);
   }
   return t;

@@ -11,7 +11,7 @@
  * docs/security.md lists the limits.
  */
 import protobuf from 'protobufjs';
-import { DESCRIPTOR } from './gen/descriptor.js';
+import { contractRoot } from './index.js';
 
 export interface FieldLimit {
   /** Strings and bytes: most bytes; maps: most bytes of each value. */
@@ -96,17 +96,12 @@ export interface Violation {
   message: string;
 }
 
-let root: protobuf.Root | undefined;
 const types = new Map<string, protobuf.Type>();
 
 function typeOf(name: string): protobuf.Type {
   let t = types.get(name);
   if (!t) {
-    if (!root) {
-      root = protobuf.Root.fromJSON(DESCRIPTOR as unknown as protobuf.INamespace);
-      root.resolveAll();
-    }
-    t = root.lookupType(`drover.v1.${name}`);
+    t = contractRoot().lookupType(`drover.v1.${name}`);
     types.set(name, t);
   }
   return t;
@@ -114,9 +109,8 @@ function typeOf(name: string): protobuf.Type {
 
 /** The request message type of every RPC, by gRPC path (`/drover.v1.RunService/ListRuns`). */
 export function requestTypes(): Map<string, string> {
-  typeOf('AgentMessage');
   const out = new Map<string, string>();
-  const ns = root!.lookup('drover.v1') as protobuf.Namespace;
+  const ns = contractRoot().lookup('drover.v1') as protobuf.Namespace;
   for (const s of ns.nestedArray) {
     if (!(s instanceof protobuf.Service)) continue;
     for (const m of s.methodsArray) out.set(`/drover.v1.${s.name}/${m.name}`, m.requestType);

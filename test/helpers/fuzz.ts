@@ -7,16 +7,11 @@
  * decoder. Deterministic for a seed.
  */
 import protobuf from 'protobufjs';
-import { DESCRIPTOR } from '../../proto/gen/descriptor.js';
+import { contractRoot } from '../../proto/index.js';
 import { DEFAULTS, FIELD_LIMITS } from '../../proto/limits.js';
 
-let root: protobuf.Root | undefined;
 export function type(name: string): protobuf.Type {
-  if (!root) {
-    root = protobuf.Root.fromJSON(DESCRIPTOR as unknown as protobuf.INamespace);
-    root.resolveAll();
-  }
-  return root.lookupType(`drover.v1.${name}`);
+  return contractRoot().lookupType(`drover.v1.${name}`);
 }
 
 /** A small seeded PRNG (mulberry32). */
