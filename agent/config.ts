@@ -31,6 +31,8 @@ export interface AgentConfig {
   fileRoots: string[];
   /** File steps may set setuid, setgid and sticky bits (--file-allow-special-modes); off, such a mode fails the step. */
   fileAllowSpecialModes: boolean;
+  /** On SIGTERM/SIGINT, stop running steps before exiting (default: they keep running; the next start re-attaches). */
+  stopStepsOnExit: boolean;
   /** http steps: --http-allow rules (CIDR, IP or host pattern); given any, a destination must match one. */
   httpAllow: string[];
   /** http steps: --http-deny rules; they win over httpAllow. */
@@ -76,6 +78,7 @@ interface Flags extends NatsOptionInput {
   insecure?: boolean;
   fileRoot?: string[];
   fileAllowSpecialModes?: boolean;
+  stopStepsOnExit?: boolean;
   httpAllow?: string[];
   httpDeny?: string[];
   journalMaxBytes?: number;
@@ -149,6 +152,7 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
   const insecure = Boolean(flags.insecure ?? file.insecure ?? false);
   const fileRoots = flags.fileRoot ?? file.fileRoots ?? [];
   const fileAllowSpecialModes = Boolean(flags.fileAllowSpecialModes ?? file.fileAllowSpecialModes ?? false);
+  const stopStepsOnExit = Boolean(flags.stopStepsOnExit ?? file.stopStepsOnExit ?? false);
   const httpAllow = ruleList(flags.httpAllow ?? file.httpAllow, 'httpAllow');
   const httpDeny = ruleList(flags.httpDeny ?? file.httpDeny, 'httpDeny');
   let egress: EgressPolicy;
@@ -205,6 +209,7 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
     insecure,
     fileRoots,
     fileAllowSpecialModes,
+    stopStepsOnExit,
     httpAllow,
     httpDeny,
     egress,

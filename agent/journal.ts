@@ -66,6 +66,11 @@ export class Journal {
   private diskBytes = 0;
   /** Log bytes dropped because the journal was full. */
   droppedLogBytes = 0;
+  /**
+   * Per attempt id, the highest LogChunk.offset of each stream found on open:
+   * where a restarted agent resumes a still-running attempt's output.
+   */
+  readonly logOffsets = new Map<string, { stdout: number; stderr: number }>();
 
   constructor(
     private readonly dir: string,
@@ -88,7 +93,7 @@ export class Journal {
         continue;
       }
       const seg: Segment = { firstSeq: Number(f.slice(0, 20)), lastSeq: 0, path, bytes: 0 };
-      const scan = scanSegment(path);
+      const scan = scanSegment(path, (msg) => this.noteOffset(msg));
       report.recovered += scan.count;
       if (scan.goodBytes < scan.size) {
         broken = true;
@@ -114,6 +119,15 @@ export class Journal {
     }
     this.sent = this.acked;
     return report;
+  }
+
+  private noteOffset(msg: AgentMessage) {
+    const log = msg.log;
+    if (!log?.offset) return;
+    const o = this.logOffsets.get(log.attemptId as string) ?? { stdout: 0, stderr: 0 };
+    const stream = log.stream === 'LOG_STREAM_STDERR' || log.stream === 2 ? 'stderr' : 'stdout';
+    o[stream] = Math.max(o[stream], Number(log.offset));
+    this.logOffsets.set(log.attemptId as string, o);
   }
 
   /** Appends a message (journaled before it is sent) and sends it when a link is up. */
@@ -272,7 +286,7 @@ function readHeader(fd: number, offset: number): { length: number; crc: number }
 }
 
 /** Counts intact records and finds where the intact prefix ends. */
-function scanSegment(path: string): { count: number; lastSeq: number; goodBytes: number; size: number } {
+function scanSegment(path: string, visit: (msg: AgentMessage) => void): { count: number; lastSeq: number; goodBytes: number; size: number } {
   const size = statSync(path).size;
   const fd = openSync(path, 'r');
   let offset = 0;
@@ -293,6 +307,7 @@ function scanSegment(path: string): { count: number; lastSeq: number; goodBytes:
       }
       if (count > 0 && (msg.seq as number) !== lastSeq + 1) break;
       lastSeq = msg.seq as number;
+      visit(msg);
       count++;
       offset += HEADER + length;
     }

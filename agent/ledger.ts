@@ -2,17 +2,19 @@
  * The attempt ledger: every attempt id this agent starts is written down
  * before its process is spawned, and its end when it ends. An attempt is
  * never started twice, across restarts: after a restart, an attempt that was
- * started but never ended died with the agent and is reported lost.
+ * started but never ended is looked for (a supervised process step may still
+ * run, or have ended while no agent watched: executor/supervise.ts); only one
+ * whose process is really gone without an exit status is reported lost.
  *
  * `<state-dir>/ledger.ndjson`, one JSON object per line:
- *   {"a":"run/step/1/agent","s":1}                        started (before the spawn)
- *   {"a":"run/step/1/agent","p":1234,"t":"8812345"}       its process group and start time
- *   {"a":"run/step/1/agent","e":"succeeded","o":{...}}    ended, with outputs
+ *   {"a":"run/step/1/agent","s":1,"x":1,"m":1}          started (before the spawn); x: supervised process, m: has secrets
+ *   {"a":"run/step/1/agent","p":1234,"at":1764600000000} its supervisor's pid and when it started
+ *   {"a":"run/step/1/agent","e":"succeeded","o":{...}}   ended, with outputs
  * A torn last line (a kill mid-write) is ignored: a start record is written
  * before the spawn, so a torn one means the process never started.
  * The file is compacted on open, keeping the newest MAX_ENTRIES attempts.
  */
-import { closeSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 
 /** Attempts remembered; older ones are forgotten at the next open. */
 const MAX_ENTRIES = 20_000;
@@ -23,9 +25,24 @@ export interface AttemptEntry {
   attemptId: string;
   ended?: EndStatus;
   outputs?: Record<string, string>;
-  /** Process group of a running attempt, and its start time (to tell pid reuse apart). */
+  /** A process step run under the supervisor (it can outlive the agent). */
+  supervised?: boolean;
+  /** The step had secrets: its output cannot be reported without them (they come with the step). */
+  masked?: boolean;
+  /** The supervisor's pid (its process group), and when the attempt started. */
   pid?: number;
-  startTime?: string;
+  startedAtMs?: number;
+}
+
+interface Line {
+  a?: string;
+  s?: number;
+  x?: number;
+  m?: number;
+  e?: EndStatus;
+  o?: Record<string, string>;
+  p?: number;
+  at?: number;
 }
 
 export class Ledger {
@@ -34,7 +51,7 @@ export class Ledger {
 
   constructor(private readonly file: string) {}
 
-  /** Loads the ledger; returns attempts that started but never ended (they died with the agent). */
+  /** Loads the ledger; returns attempts that started but never ended (the caller finds out what became of them). */
   open(): AttemptEntry[] {
     let text = '';
     try {
@@ -44,22 +61,30 @@ export class Ledger {
     }
     for (const line of text.split('\n')) {
       if (!line) continue;
-      let rec: { a?: string; s?: number; e?: EndStatus; o?: Record<string, string>; p?: number; t?: string };
+      let rec: Line;
       try {
         rec = JSON.parse(line);
       } catch {
         continue;
       }
       if (!rec.a) continue;
+      const known = this.entries.get(rec.a);
       if (rec.e) this.entries.set(rec.a, { attemptId: rec.a, ended: rec.e, outputs: rec.o ?? {} });
-      else if (rec.p) this.entries.set(rec.a, { attemptId: rec.a, pid: rec.p, startTime: rec.t });
-      else if (!this.entries.has(rec.a)) this.entries.set(rec.a, { attemptId: rec.a });
+      else {
+        const more = { ...(rec.x && { supervised: true }), ...(rec.m && { masked: true }), ...(rec.p && { pid: rec.p, startedAtMs: rec.at }) };
+        this.entries.set(rec.a, { ...known, attemptId: rec.a, ...more });
+      }
     }
     const keep = [...this.entries.values()].slice(-MAX_ENTRIES);
     this.entries = new Map(keep.map((e) => [e.attemptId, e]));
     const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, keep.map(line).join(''), { mode: 0o600 });
-    renameSync(tmp, this.file);
+    try {
+      writeFileSync(tmp, keep.map(line).join(''), { mode: 0o600 });
+      renameSync(tmp, this.file);
+    } catch {
+      // A full or read-only disk: the ledger as it is stays valid (compaction only saves space).
+      rmSync(tmp, { force: true });
+    }
     this.fd = openSync(this.file, 'a', 0o600);
     return keep.filter((e) => !e.ended);
   }
@@ -72,21 +97,20 @@ export class Ledger {
     return this.entries.get(attemptId);
   }
 
-  started(attemptId: string): void {
-    const e = { attemptId };
-    this.entries.set(attemptId, e);
-    writeSync(this.fd, line(e));
+  started(attemptId: string, how: { supervised?: boolean; masked?: boolean } = {}): void {
+    this.put({ attemptId, ...how });
   }
 
-  spawned(attemptId: string, pid: number): void {
-    const e = { attemptId, pid, startTime: processStartTime(pid) };
-    this.entries.set(attemptId, e);
-    writeSync(this.fd, line(e));
+  spawned(attemptId: string, pid: number, startedAtMs: number): void {
+    this.put({ ...this.entries.get(attemptId), attemptId, pid, startedAtMs });
   }
 
   ended(attemptId: string, status: EndStatus, outputs: Record<string, string>): void {
-    const e = { attemptId, ended: status, outputs };
-    this.entries.set(attemptId, e);
+    this.put({ attemptId, ended: status, outputs });
+  }
+
+  private put(e: AttemptEntry) {
+    this.entries.set(e.attemptId, e);
     writeSync(this.fd, line(e));
   }
 
@@ -96,31 +120,10 @@ export class Ledger {
   }
 }
 
+/** An entry as its newest line; compaction writes each entry's state in one. */
 function line(e: AttemptEntry): string {
-  const rec = e.ended ? { a: e.attemptId, e: e.ended, o: e.outputs } : e.pid ? { a: e.attemptId, p: e.pid, t: e.startTime } : { a: e.attemptId, s: 1 };
+  const rec: Line = e.ended
+    ? { a: e.attemptId, e: e.ended, o: e.outputs }
+    : { a: e.attemptId, s: 1, ...(e.supervised && { x: 1 }), ...(e.masked && { m: 1 }), ...(e.pid && { p: e.pid, at: e.startedAtMs }) };
   return `${JSON.stringify(rec)}\n`;
-}
-
-/** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
-function processStartTime(pid: number): string {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
-  } catch {
-    return '';
-  }
-}
-
-/**
- * Kills the process group an attempt left behind when the agent died, if it
- * is still the same process (same start time), so it cannot finish unseen.
- */
-export function killOrphan(pid: number, startTime: string): boolean {
-  if (!startTime || processStartTime(pid) !== startTime) return false;
-  try {
-    process.kill(-pid, 'SIGKILL');
-    return true;
-  } catch {
-    return false;
-  }
 }

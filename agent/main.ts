@@ -127,6 +127,7 @@ async function runAgent(cfg: AgentConfig) {
     agentName: cfg.name,
     labels: cfg.labels,
     workDir: join(cfg.stateDir, 'work'),
+    attemptsDir: join(cfg.stateDir, 'attempts'),
     fileRoots: cfg.fileRoots.length ? cfg.fileRoots : [join(cfg.stateDir, 'files')],
     fileAllowSpecialModes: cfg.fileAllowSpecialModes,
     egress: cfg.egress,
@@ -136,7 +137,7 @@ async function runAgent(cfg: AgentConfig) {
     emit: (body) => journal.push(body),
     log: log.child({ component: 'runtime' }),
   });
-  runtime.recoverLost(lost);
+  runtime.recover(lost, journal.logOffsets);
   const link = await buildLink(cfg, identity, log.child({ component: 'nats' }));
   const conn = new Connection({
     name: cfg.name,
@@ -158,20 +159,36 @@ async function runAgent(cfg: AgentConfig) {
       process.stderr.write(`error: the control plane refused this agent (${code}): ${message}\n`);
       if (code !== 'REVOKED' || !runtime.running) return process.exit(1);
       // A revoked agent does no more of the control plane's work: stop its steps (SIGTERM, then SIGKILL after the grace).
-      for (const attempt of runtime.runningAttempts()) {
-        const [runId, stepId] = attempt.split('/');
-        runtime.cancel({ runId, stepId, reason: 'this agent was revoked' });
-      }
+      stopSteps('this agent was revoked');
       setTimeout(() => process.exit(1), cfg.graceMs + 500);
     },
   });
+  const stopSteps = (reason: string) => {
+    for (const attempt of runtime.runningAttempts()) {
+      const [runId, stepId] = attempt.split('/');
+      runtime.cancel({ runId, stepId, reason });
+    }
+  };
   log.info({ server: link.address, labels: cfg.labels, stateDir: cfg.stateDir, version: VERSION }, 'agent starting');
   conn.start();
   const stop = (signal: string) => {
-    log.info({ signal, running: runtime.running }, 'agent stopping');
+    const running = runtime.running;
     conn.stop();
     ssh.closeAll();
-    process.exit(0);
+    if (!cfg.stopStepsOnExit || !running) {
+      // Process steps run under their own supervisor: they go on, and the next start of this agent re-attaches to them.
+      log.info({ signal, running }, running ? 'agent stopping; its running steps keep running and the next start re-attaches to them' : 'agent stopping');
+      process.exit(0);
+    }
+    log.info({ signal, running }, 'agent stopping; stopping its running steps first (--stop-steps-on-exit)');
+    stopSteps(`the agent stopped (${signal})`);
+    const waitUntil = Date.now() + cfg.graceMs + 1000;
+    const poll = setInterval(() => {
+      if (runtime.running > 0 && Date.now() < waitUntil) return;
+      clearInterval(poll);
+      journal.close();
+      process.exit(0);
+    }, 20);
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -188,6 +205,7 @@ const program = new Command(PROGRAM)
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env DROVER_LOG_LEVEL) (default: info)')
   .option('--grace-ms <ms>', 'time between SIGTERM and SIGKILL when a step is cancelled or times out (default: 5000)', (v) => Number(v))
   .option('--journal-max-bytes <n>', 'disk bound of the journal of unacknowledged messages; past it new log output is dropped and counted (default: 268435456)', (v) => Number(v))
+  .option('--stop-steps-on-exit', 'on SIGTERM or SIGINT, stop running steps (SIGTERM, then SIGKILL after --grace-ms) before exiting; without it they keep running and the next start of the agent re-attaches to them (an upgrade keeps its steps)')
   .option('--file-root <dir>', 'a directory file steps may write into; repeat for more (default: <state-dir>/files)', collect)
   .option('--file-allow-special-modes', 'file steps may set setuid, setgid and sticky bits (mode 4000, 2000, 1000); without it such a mode fails the step')
   .option('--http-allow <rule>', 'http steps connect only to destinations matching one of these: CIDR (10.0.0.0/8), IP or host pattern (*.example.com); repeat for more (default: any, minus link-local and metadata addresses)', collect)

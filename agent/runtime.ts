@@ -7,11 +7,18 @@
  * A step's life: waiting -> running (attempt 1..n, with retry backoff) -> done.
  * Every attempt id is recorded in the ledger and never started twice.
  *
+ * Process steps (run, command, script) run under a supervisor
+ * (executor/supervise.ts) and do not depend on this process: after a restart
+ * the agent finds them again (recover), and when the control plane sends the
+ * step again it re-attaches to the attempt, streams its output from where the
+ * last process stopped and reports its real end. Built-in steps (sleep, http,
+ * file, ssh) run inside the agent and end with it: they are reported lost.
+ *
  * Secret values come with the steps that use them (Assign.secrets), stay in
  * memory only, and are masked (executor/mask.ts) in everything a step
  * produces before it reaches the journal, the ledger or the link.
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AssignOut, CancelOut, PlanStepOut, ReleaseOut, StepEvent, StepPhase } from '../proto/index.js';
 import { runFile, runHttp, runSleep } from './executor/builtin.js';
@@ -19,13 +26,15 @@ import type { EgressPolicy } from './executor/egress.js';
 import { LineSplitter } from './executor/lines.js';
 import { Masker } from './executor/mask.js';
 import { readOutputs } from './executor/outputs.js';
+import { AttemptOutput, readOffsets, type Offsets } from './executor/output-tail.js';
 import { ProcStats } from './executor/proc-stats.js';
 import type { DevicePool } from './executor/ssh/pool.js';
 import { runSsh } from './executor/ssh/step.js';
-import { runShell, type RunningShell, type ShellResult } from './executor/shell.js';
+import type { RunningShell, ShellResult } from './executor/shell.js';
+import { attachSupervised, attemptPaths, findSupervised, removeAttempt, startSupervised, type AttemptPaths, type Found } from './executor/supervise.js';
 import type { Logger } from './log.js';
 import type { Body } from './journal.js';
-import { killOrphan, type Ledger } from './ledger.js';
+import type { AttemptEntry, Ledger } from './ledger.js';
 import { evaluateCondition, renderTemplate, type ExprContext } from './template.js';
 
 type DoneStatus = 'succeeded' | 'failed' | 'skipped' | 'cancelled';
@@ -67,10 +76,25 @@ interface Slice {
   workDirMade?: boolean;
 }
 
+/** An attempt an earlier agent process started whose supervisor still ran (or had ended) at this one's start. */
+interface Detached {
+  entry: AttemptEntry;
+  found: Exclude<Found, { state: 'gone' }>;
+  paths: AttemptPaths;
+  /** Where its output is to be read from: what was reported already. */
+  offsets: Offsets;
+}
+
+/** Kinds run as a process under the supervisor. */
+const PROCESS_KINDS = new Set(['run', 'command', 'script']);
+
 export interface RuntimeOptions {
   agentName: string;
   labels: Record<string, string>;
+  /** Steps' working directories, one per run. */
   workDir: string;
+  /** Attempts' output, status and offsets files (executor/supervise.ts). */
+  attemptsDir: string;
   /** Where file steps may write. */
   fileRoots: string[];
   /** File steps may set setuid, setgid and sticky bits. */
@@ -113,20 +137,23 @@ export class Runtime {
   private finished: string[] = [];
   private stats = new ProcStats();
   private runningCount = 0;
+  /** Attempts found still running (or ended unseen) after a restart, until their step is sent again or cancelled. */
+  private detached = new Map<string, Detached>();
   /** This process's environment minus DROVER_* settings, the base of every step's environment. */
   private baseEnv: Record<string, string> | undefined;
 
   constructor(private readonly opts: RuntimeOptions) {
     mkdirSync(opts.workDir, { recursive: true });
+    mkdirSync(opts.attemptsDir, { recursive: true, mode: 0o700 });
   }
 
   get running(): number {
     return this.runningCount;
   }
 
-  /** Attempt ids currently executing (for Hello). */
+  /** Attempt ids currently executing (for Hello), those found after a restart included. */
   runningAttempts(): string[] {
-    const out: string[] = [];
+    const out: string[] = [...this.detached.keys()];
     for (const s of this.slices.values()) {
       for (const st of s.steps.values()) if (st.state === 'running') out.push(this.attemptId(s, st.plan.id, st.attempt));
     }
@@ -168,6 +195,10 @@ export class Runtime {
   }
 
   cancel(c: CancelOut) {
+    for (const [id, d] of this.detached) {
+      const [runId, stepId] = id.split('/');
+      if (runId === c.runId && (!c.stepId || stepId === c.stepId)) this.settleDetached(id, d, c.reason || 'cancelled');
+    }
     const slice = this.slices.get(c.runId);
     if (!slice) return;
     if (c.stepId) {
@@ -192,23 +223,73 @@ export class Runtime {
   }
 
   /**
-   * After a restart: attempts that were running when the agent died are
-   * reported lost (their orphaned process groups are killed first, so they
-   * cannot finish behind our back). The retry policy applies when the
-   * control plane sends the step again.
+   * After a restart: what became of each attempt that was running when the
+   * last agent process stopped. A supervised process that still runs, or
+   * ended with a status while no agent watched, waits for its step to be sent
+   * again (resumeOrStart re-attaches to it); anything else is really gone and
+   * reported lost (the retry policy applies when the step is sent again).
+   * `logOffsets`: the output offsets the journal holds (Journal.logOffsets).
    */
-  recoverLost(entries: ReturnType<Ledger['open']>) {
+  recover(entries: AttemptEntry[], logOffsets: Map<string, Offsets>) {
+    this.sweepAttempts(new Set(entries.map((e) => e.attemptId)));
     for (const e of entries) {
       const [runId, stepId, attempt] = e.attemptId.split('/');
-      if (e.pid) killOrphan(e.pid, e.startTime ?? '');
+      const paths = attemptPaths(this.opts.attemptsDir, runId, stepId, Number(attempt));
+      const found = e.supervised ? findSupervised(paths, e.pid) : ({ state: 'gone' } as const);
+      if (found.state !== 'gone') {
+        const a = readOffsets(paths);
+        const b = logOffsets.get(e.attemptId) ?? { stdout: 0, stderr: 0 };
+        const offsets = { stdout: Math.max(a.stdout, b.stdout), stderr: Math.max(a.stderr, b.stderr) };
+        this.detached.set(e.attemptId, { entry: e, found, paths, offsets });
+        this.opts.log.info({ attemptId: e.attemptId, ...found }, found.state === 'running' ? 'attempt still running after the agent restarted; re-attaching when its step comes' : 'attempt ended while the agent was down; reporting its end when its step comes');
+        continue;
+      }
       // What the attempt wrote to $DROVER_OUTPUT may hold a secret in clear, and is never read now.
-      rmSync(join(this.opts.workDir, runId, `.output-${stepId}-${attempt}`), { force: true });
       this.opts.ledger.ended(e.attemptId, 'lost', {});
-      this.opts.log.warn({ attemptId: e.attemptId }, 'attempt was running when the agent stopped; reporting it lost');
+      removeAttempt(paths);
+      this.opts.log.warn({ attemptId: e.attemptId }, 'attempt was running when the agent stopped and is gone without an exit status; reporting it lost');
       this.opts.emit({
         stepEvent: { runId, stepId, attemptId: e.attemptId, attempt: Number(attempt), phase: 'STEP_PHASE_LOST', message: LOST_MESSAGE, endedAtMs: Date.now() },
       });
     }
+  }
+
+  /** Removes attempt directories left by a process killed before it removed them (their attempts had ended). */
+  private sweepAttempts(unended: Set<string>) {
+    for (const run of readdirSync(this.opts.attemptsDir)) {
+      const runDir = join(this.opts.attemptsDir, run);
+      let left = 0;
+      for (const name of readdirSync(runDir)) {
+        const cut = name.lastIndexOf('-');
+        if (unended.has(`${run}/${name.slice(0, cut)}/${name.slice(cut + 1)}/${this.opts.agentName}`)) left++;
+        else rmSync(join(runDir, name), { recursive: true, force: true });
+      }
+      if (!left) rmSync(runDir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * A detached attempt whose step is not ours any more (the control plane
+   * cancelled it or moved it away while this agent was down): stop it if it
+   * still runs, report its output (unless it had secrets: those went with the
+   * previous process, and masking needs them) and its real end.
+   */
+  private settleDetached(attemptId: string, d: Detached, reason: string) {
+    this.detached.delete(attemptId);
+    const [runId, stepId, attempt] = attemptId.split('/');
+    const shell = attachSupervised(this.superviseSpec(d.paths, 0, d.entry.startedAtMs), d.found, this.stats);
+    const output = d.entry.masked ? undefined : this.follow(runId, stepId, attemptId, d.paths, d.offsets, new Masker([]));
+    shell.cancel();
+    void shell.result.then((res) => {
+      output?.finish();
+      const status = res.cancelled && d.found.state === 'running' ? 'cancelled' : res.exitCode === 0 ? 'succeeded' : 'failed';
+      this.opts.ledger.ended(attemptId, status, {});
+      removeAttempt(d.paths);
+      const message = status === 'cancelled' ? `stopped: ${reason}` : `${status === 'succeeded' ? 'succeeded' : `exited with code ${res.exitCode}`} while the agent was down; ${reason}`;
+      this.opts.emit({
+        stepEvent: { runId, stepId, attemptId, attempt: Number(attempt), phase: PHASE[status], message, exitCode: res.exitCode, startedAtMs: res.startedAtMs, endedAtMs: res.endedAtMs },
+      });
+    });
   }
 
   private applyRelease(slice: Slice, r: ReleaseOut) {
@@ -290,7 +371,34 @@ export class Runtime {
     if (entry.ended && entry.ended !== 'lost') {
       return this.finish(slice, step, entry.ended, { outputs: entry.outputs, message: 'result recovered from the agent ledger after a restart' }, false);
     }
-    this.retryOrFail(slice, step, this.attemptId(slice, step.plan.id, last), {}, 0, LOST_MESSAGE);
+    const d = this.detached.get(entry.attemptId);
+    if (d) return this.reattach(slice, step, d);
+    this.retryOrFail(slice, step, entry.attemptId, {}, 0, LOST_MESSAGE);
+  }
+
+  /** Continues an attempt a previous agent process started: its output from the recorded offsets, then its real end. */
+  private reattach(slice: Slice, step: LocalStep, d: Detached) {
+    this.detached.delete(d.entry.attemptId);
+    const shell = attachSupervised(this.superviseSpec(d.paths, step.plan.timeoutMs, d.entry.startedAtMs), d.found, this.stats);
+    step.shell = shell;
+    const output = this.follow(slice.runId, step.plan.id, d.entry.attemptId, d.paths, d.offsets, step.masker);
+    this.opts.log.info({ attemptId: d.entry.attemptId, state: d.found.state }, 're-attached to an attempt started before the agent restarted');
+    void shell.result.then((res) => {
+      output.finish();
+      this.attemptEnded(slice, step, d.entry.attemptId, d.paths, res);
+    });
+  }
+
+  private superviseSpec(paths: AttemptPaths, timeoutMs: number, startedAtMs = Date.now()) {
+    return { argv: [], env: {}, cwd: paths.dir, timeoutMs, graceMs: this.opts.graceMs, startedAtMs, paths };
+  }
+
+  /** Streams an attempt's output files into the journal. */
+  private follow(runId: string, stepId: string, attemptId: string, paths: AttemptPaths, from: Offsets, masker: Masker): AttemptOutput {
+    const streams = { stdout: 'LOG_STREAM_STDOUT', stderr: 'LOG_STREAM_STDERR' } as const;
+    return new AttemptOutput(paths, from, masker, (stream, data, offset) =>
+      this.opts.emit({ log: { runId, stepId, attemptId, stream: streams[stream], data, atMs: Date.now(), offset } }),
+    ).follow();
   }
 
   private startAttempt(slice: Slice, step: LocalStep, attempt: number) {
@@ -300,72 +408,86 @@ export class Runtime {
       this.opts.log.warn({ attemptId }, 'attempt already started once; not starting it again');
       return;
     }
-    this.opts.ledger.started(attemptId);
+    const supervised = PROCESS_KINDS.has(plan.kind || 'run');
+    this.opts.ledger.started(attemptId, { supervised, masked: !step.masker.empty });
     step.attempt = attempt;
     step.retryTimer = undefined;
 
     const runDir = join(this.opts.workDir, slice.runId);
-    const outputFile = join(runDir, `.output-${plan.id}-${attempt}`);
+    const paths = attemptPaths(this.opts.attemptsDir, slice.runId, plan.id, attempt);
     let env: Record<string, string>;
     try {
-      // Once per slice, and no throw-and-catch for a missing file: both add up on short steps.
+      // Once per slice: it adds up on short steps.
       if (!slice.workDirMade) {
         mkdirSync(runDir, { recursive: true });
         slice.workDirMade = true;
       }
-      if (existsSync(outputFile)) rmSync(outputFile, { force: true });
-      env = this.stepEnv(slice, plan, attemptId, outputFile);
+      mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+      env = this.stepEnv(slice, plan, attemptId, paths.output);
     } catch (err) {
       this.finish(slice, step, 'failed', { message: `cannot prepare the step: ${(err as Error).message}` });
       return;
     }
     const startedAtMs = Date.now();
     this.event(slice, plan.id, attemptId, attempt, 'STEP_PHASE_STARTED', { startedAtMs });
-    const masked = (stream: 'LOG_STREAM_STDOUT' | 'LOG_STREAM_STDERR') =>
-      step.masker.stream((data) => this.opts.emit({ log: { runId: slice.runId, stepId: plan.id, attemptId, stream, data, atMs: Date.now() } }));
-    const filters = { stdout: masked('LOG_STREAM_STDOUT'), stderr: masked('LOG_STREAM_STDERR') };
-    const lines = { stdout: new LineSplitter((d) => filters.stdout.push(d)), stderr: new LineSplitter((d) => filters.stderr.push(d)) };
     let shell: RunningShell;
+    let output: { finish(): void };
     try {
-      shell = this.execute(slice, plan, env, runDir, attempt, (stream, data) => lines[stream].push(data));
+      if (supervised) {
+        const what = (plan.kind || 'run') === 'run' ? { script: plan.run, argv: [] } : { argv: this.argv(slice, plan, paths) };
+        shell = startSupervised({ ...what, env, cwd: runDir, timeoutMs: plan.timeoutMs, graceMs: this.opts.graceMs, paths }, this.stats);
+        if (shell.pid) this.opts.ledger.spawned(attemptId, shell.pid, startedAtMs);
+        output = this.follow(slice.runId, plan.id, attemptId, paths, { stdout: 0, stderr: 0 }, step.masker);
+      } else {
+        const pipe = this.pipe(slice.runId, plan.id, attemptId, step.masker);
+        shell = this.builtin(slice, plan, pipe.push);
+        output = pipe;
+      }
     } catch (err) {
       this.finish(slice, step, 'failed', { startedAtMs, endedAtMs: Date.now(), message: (err as Error).message });
       return;
     }
     step.shell = shell;
-    if (shell.pid) this.opts.ledger.spawned(attemptId, shell.pid);
     void shell.result.then((res) => {
-      lines.stdout.flush();
-      lines.stderr.flush();
-      filters.stdout.end();
-      filters.stderr.end();
-      this.attemptEnded(slice, step, attemptId, outputFile, res);
+      output.finish();
+      this.attemptEnded(slice, step, attemptId, paths, res);
     });
   }
 
-  /** Starts one attempt of a step by its kind; templates in data fields are resolved here. */
-  private execute(
-    slice: Slice,
-    plan: PlanStepOut,
-    env: Record<string, string>,
-    cwd: string,
-    attempt: number,
-    onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void,
-  ): RunningShell {
-    const shell = (argv: string[]) => runShell({ argv, env, cwd, timeoutMs: plan.timeoutMs, graceMs: this.opts.graceMs, onOutput }, this.stats);
+  /** The argv of a command or script step; templates in `command` are resolved here. */
+  private argv(slice: Slice, plan: PlanStepOut, paths: AttemptPaths): string[] {
+    if (plan.kind === 'script') {
+      const file = join(paths.dir, 'script');
+      writeFileSync(file, plan.script!.body, { mode: 0o700 });
+      return [...plan.script!.interpreter.trim().split(/\s+/), file];
+    }
+    const ctx = this.context(slice, plan);
+    return plan.command.map((c) => renderTemplate(c, ctx));
+  }
+
+  /** Output of a built-in step (it runs in this process): cut at line ends and masked on its way to the journal. */
+  private pipe(runId: string, stepId: string, attemptId: string, masker: Masker) {
+    const masked = (stream: 'LOG_STREAM_STDOUT' | 'LOG_STREAM_STDERR') =>
+      masker.stream((data) => this.opts.emit({ log: { runId, stepId, attemptId, stream, data, atMs: Date.now() } }));
+    const filters = { stdout: masked('LOG_STREAM_STDOUT'), stderr: masked('LOG_STREAM_STDERR') };
+    const lines = { stdout: new LineSplitter((d) => filters.stdout.push(d)), stderr: new LineSplitter((d) => filters.stderr.push(d)) };
+    return {
+      push: (stream: 'stdout' | 'stderr', data: Buffer) => lines[stream].push(data),
+      finish() {
+        lines.stdout.flush();
+        lines.stderr.flush();
+        filters.stdout.end();
+        filters.stderr.end();
+      },
+    };
+  }
+
+  /** Starts a built-in step by its kind; templates in data fields are resolved here. */
+  private builtin(slice: Slice, plan: PlanStepOut, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void): RunningShell {
     let ctx: ExprContext | undefined;
     const render = (text: string) => renderTemplate(text, (ctx ??= this.context(slice, plan)));
     const builtinCtx = { timeoutMs: plan.timeoutMs, log: (stream: 'stdout' | 'stderr', text: string) => onOutput(stream, Buffer.from(text)) };
-    switch (plan.kind || 'run') {
-      case 'run':
-        return shell(['/bin/sh', '-c', plan.run]);
-      case 'command':
-        return shell(plan.command.map(render));
-      case 'script': {
-        const file = join(cwd, `.script-${plan.id}-${attempt}`);
-        writeFileSync(file, plan.script!.body, { mode: 0o700 });
-        return shell([...plan.script!.interpreter.trim().split(/\s+/), file]);
-      }
+    switch (plan.kind) {
       case 'sleep':
         return runSleep(plan.sleepMs, builtinCtx);
       case 'http': {
@@ -415,18 +537,16 @@ export class Runtime {
     return env;
   }
 
-  private attemptEnded(slice: Slice, step: LocalStep, attemptId: string, outputFile: string, res: ShellResult) {
+  private attemptEnded(slice: Slice, step: LocalStep, attemptId: string, paths: AttemptPaths, res: ShellResult) {
     step.shell = undefined;
     const { plan } = step;
     let outputs: Record<string, string> = {};
     let outputError = '';
     try {
-      outputs = { ...res.outputs, ...readOutputs(outputFile) };
+      outputs = { ...res.outputs, ...readOutputs(paths.output) };
     } catch (err) {
       outputError = (err as Error).message;
     }
-    // Read: it may hold a secret in clear, and the outputs now travel masked through the journal.
-    rmSync(outputFile, { force: true });
     const fields = {
       exitCode: res.exitCode,
       signal: res.signal,
@@ -453,6 +573,7 @@ export class Runtime {
       retry && step.attempt < retry.attempts && !slice.cancelled && (retry.retryOn.length === 0 || retry.retryOn.includes(exitCode) || message === LOST_MESSAGE);
     if (!retryable) return this.finish(slice, step, 'failed', { ...fields, message });
     this.opts.ledger.ended(attemptId, 'failed', {});
+    this.removeAttempt(slice, step);
     const delay = backoffDelay(retry, step.attempt);
     this.event(slice, step.plan.id, attemptId, step.attempt, 'STEP_PHASE_RETRYING', {
       ...fields,
@@ -473,9 +594,16 @@ export class Runtime {
     // The ledger first: if the agent dies before the event is journaled, the
     // result is reported again after the restart instead of being re-run.
     if (attemptId && record) this.opts.ledger.ended(attemptId, status, outputs);
+    // Only once the end is in the ledger: a restart in between would take the attempt for lost and run it again.
+    if (attempt) this.removeAttempt(slice, step);
     this.event(slice, step.plan.id, attemptId, attempt, PHASE[status], fields);
     this.opts.log.info({ run: slice.runId, step: step.plan.id, status, attempt }, 'step finished');
     this.pump(slice);
+  }
+
+  /** The attempt's files ($DROVER_OUTPUT may hold a secret in clear; the outputs went through the journal masked). */
+  private removeAttempt(slice: Slice, step: LocalStep) {
+    removeAttempt(attemptPaths(this.opts.attemptsDir, slice.runId, step.plan.id, step.attempt));
   }
 
   private event(slice: Slice, stepId: string, attemptId: string, attempt: number, phase: StepPhase, fields: Partial<StepEvent>) {

@@ -76,6 +76,26 @@ export class Masker {
     return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, this.text(v)]));
   }
 
+  /**
+   * The largest cut at or before `at` that no masked form straddles: the
+   * bytes before it can be masked on their own (output read from a file is
+   * cut there, and the rest read again with what follows).
+   */
+  safeCut(buf: Buffer, at: number): number {
+    let cut = at;
+    for (let moved = true; moved; ) {
+      moved = false;
+      for (const f of this.forms) {
+        const i = buf.indexOf(f, Math.max(0, cut - f.length + 1));
+        if (i >= 0 && i < cut) {
+          cut = i;
+          moved = true;
+        }
+      }
+    }
+    return cut;
+  }
+
   /** A masking filter for one output stream: `emit` gets masked chunks; call end() when the stream ends. */
   stream(emit: (chunk: Buffer) => void): { push(chunk: Buffer): void; end(): void } {
     if (this.empty) return { push: emit, end: () => undefined };

@@ -868,6 +868,10 @@ export const DESCRIPTOR = {
         "atMs": {
          "type": "int64",
          "id": 6
+        },
+        "offset": {
+         "type": "int64",
+         "id": 7
         }
        }
       },

@@ -29,7 +29,13 @@ export function asUser(user: string, command: string, tools: ReadonlySet<Tool>):
   return `su -s /bin/sh -c ${quote(`exec ${command}`)} ${u}`;
 }
 
-/** The systemd unit. Restart=always with a short pause; the agent's own backoff handles the control plane being away. */
+/**
+ * The systemd unit. Restart=always with a short pause; the agent's own
+ * backoff handles the control plane being away. KillMode=process: stopping or
+ * restarting the unit (an upgrade) stops the agent only; the steps it runs
+ * are in sessions of their own and go on, and the agent re-attaches to them
+ * when it starts again (as Nomad's client does).
+ */
 export function renderUnit(layout: Layout, user: string): string {
   return [
     '# Drover agent, installed by `drover agent install`.',
@@ -45,6 +51,7 @@ export function renderUnit(layout: Layout, user: string): string {
     'Restart=always',
     'RestartSec=2',
     'TimeoutStopSec=15',
+    'KillMode=process',
     '',
     '[Install]',
     'WantedBy=multi-user.target',

@@ -36,7 +36,13 @@ export interface Proc {
 }
 
 function launch(entry: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(process.execPath, [entry, ...args], {
+  return launchBinary(process.execPath, [entry, ...args], env);
+}
+
+/** Runs an executable (node with an entry, or the single-binary agent) and keeps its output. */
+function launchBinary(bin: string, argv: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const [entry, ...args] = bin === process.execPath ? argv : [bin, ...argv];
+  const child = spawn(bin, argv, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -119,6 +125,16 @@ export function startAgent(
   const args = ['--server', server.address, '--token', server.enrollToken, '--name', name, '--state-dir', stateDir, '--grace-ms', '1000', ...extraArgs];
   for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
   return { ...launch(ENTRY.agent, args), name, stateDir };
+}
+
+/**
+ * Starts an agent the way a user does: the `drover agent` command (its pid is
+ * the agent itself), for fault tests that kill or stop what a user runs.
+ */
+export function startAgentCommand(server: AgentTarget, name: string, labels: Record<string, string> = {}, stateDir = tempDir(`drover-agent-${name}-`), bin?: string): AgentProc {
+  const args = ['--server', server.address, '--token', server.enrollToken, '--name', name, '--state-dir', stateDir, '--grace-ms', '1000'];
+  for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
+  return { ...(bin ? launchBinary(bin, args) : launch(ENTRY.cli, ['agent', ...args])), name, stateDir };
 }
 
 /** Starts an agent that links over NATS (`--nats URL`, docs/nats.md) instead of gRPC; it enrolls over gRPC at `server`. */

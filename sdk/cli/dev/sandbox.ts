@@ -90,7 +90,8 @@ export async function startSandbox(supervisor: Supervisor, port: number, dirOpti
     const stateDir = join(dir, 'agents', name);
     mkdirSync(stateDir, { recursive: true });
     const labelArgs = Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
-    const args = ['--server', address, '--name', name, ...labelArgs, '--state-dir', stateDir];
+    // A dev session's steps end with it (a real agent's keep running across its restarts).
+    const args = ['--server', address, '--name', name, ...labelArgs, '--state-dir', stateDir, '--stop-steps-on-exit'];
     // Agents that enrolled on an earlier `drover dev` keep their certificate; the token is for new ones.
     return supervisor.start(name, agentScript, args, join(logs, `${name}.log`), { DROVER_ENROLL_TOKEN: enrollToken });
   });

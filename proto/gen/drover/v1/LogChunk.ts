@@ -11,6 +11,7 @@ export interface LogChunk {
   'stream'?: (_drover_v1_LogStream);
   'data'?: (Buffer | Uint8Array | string);
   'atMs'?: (number | string | Long);
+  'offset'?: (number | string | Long);
 }
 
 export interface LogChunk__Output {
@@ -20,4 +21,5 @@ export interface LogChunk__Output {
   'stream': (_drover_v1_LogStream__Output);
   'data': (Buffer);
   'atMs': (number);
+  'offset': (number);
 }
