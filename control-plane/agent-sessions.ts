@@ -13,6 +13,13 @@
  * anything is applied: a Hello over a bound is refused; a heartbeat over one
  * is dropped; a sequenced message over one is acknowledged without being
  * applied (so the agent's journal moves on) and nothing of it is stored.
+ *
+ * And of a failing disk: an ack waits for the store's write however long it
+ * keeps failing (the store retries by itself), `Welcome.appliedSeq` is the
+ * last seq acknowledged, never one applied but not yet on disk (the agent
+ * drops its journal up to it), and while the log records waiting for the
+ * disk are past their bound, a link that brings a new message is closed:
+ * the agent keeps it in its journal and resends it after reconnecting.
  */
 import type { AgentMessageOut, ServerMessage } from '../proto/index.js';
 import { checkMessage } from '../proto/limits.js';
@@ -42,6 +49,8 @@ interface Session {
   /** Highest applied seq not yet acknowledged to the agent. */
   ackDue: number;
   acking: boolean;
+  /** The agent's state-dir identity: its sequence space. */
+  instanceId: string;
 }
 
 export interface SessionStats {
@@ -55,6 +64,8 @@ export interface SessionStats {
 
 export class AgentSessions implements AgentLinkHandler {
   private sessions = new Map<AgentConnection, Session>();
+  /** Per agent, the highest seq acknowledged (so on disk), in the sequence space of its instance. */
+  private acked = new Map<string, { instanceId: string; seq: number }>();
   readonly stats: SessionStats = { applied: 0, duplicates: 0, refusedSeqs: 0, refusedMessages: 0 };
   private peerLog: PeerLog;
 
@@ -119,6 +130,10 @@ export class AgentSessions implements AgentLinkHandler {
       );
       return conn.close('seq beyond the acknowledged window');
     }
+    if (this.store.logBacklogFull()) {
+      this.peerLog.warn(agent, { agent, seq: msg.seq }, 'log records waiting for the disk are past their bound; closing the link: the agent keeps its messages and resends them');
+      return conn.close('the control plane cannot write its data dir; resend later');
+    }
     if (bad) {
       // acknowledged below so that the agent's journal moves past it
     } else if (msg.body === 'stepEvent' && msg.stepEvent) this.runs.applyStepEvent(agent, msg.stepEvent);
@@ -169,9 +184,14 @@ export class AgentSessions implements AgentLinkHandler {
       close: (reason?: string) => conn.close(reason),
     };
     const live = this.fleet.connect(out, { ...hello, labels: { ...hello.labels, ...pinned } });
-    this.sessions.set(conn, { name: hello.name, out, ackDue: 0, acking: false });
-    conn.send({ welcome: { agentId: hello.name, appliedSeq: live.record.appliedSeq, heartbeatIntervalMs: this.opts.heartbeatIntervalMs } });
-    this.peerLog.info(hello.name, { agent: hello.name, peer: conn.peer, transport: conn.transport, appliedSeq: live.record.appliedSeq }, 'agent connected');
+    const { instanceId } = live.record;
+    this.sessions.set(conn, { name: hello.name, out, ackDue: 0, acking: false, instanceId });
+    // The first Hello since start finds the seq loaded from disk; later ones the last acknowledged, which may be below the applied one.
+    const acked = this.acked.get(hello.name);
+    const appliedSeq = acked?.instanceId === instanceId ? Math.min(acked.seq, live.record.appliedSeq) : live.record.appliedSeq;
+    this.acked.set(hello.name, { instanceId, seq: appliedSeq });
+    conn.send({ welcome: { agentId: hello.name, appliedSeq, heartbeatIntervalMs: this.opts.heartbeatIntervalMs } });
+    this.peerLog.info(hello.name, { agent: hello.name, peer: conn.peer, transport: conn.transport, appliedSeq }, 'agent connected');
     this.runs.agentConnected(hello.name, hello.runningAttempts);
   }
 
@@ -216,7 +236,11 @@ export class AgentSessions implements AgentLinkHandler {
     }
   }
 
-  /** Acks after the next durable flush; acks requested meanwhile coalesce into one. */
+  /**
+   * Acks after the next durable flush; acks requested meanwhile coalesce into
+   * one. A failed flush is asked again (the store paces its own retries), so
+   * the ack follows the first write that succeeds, with no new message.
+   */
   private scheduleAck(conn: AgentConnection, session: Session, seq: number) {
     session.ackDue = Math.max(session.ackDue, seq);
     if (session.acking) return;
@@ -226,13 +250,18 @@ export class AgentSessions implements AgentLinkHandler {
       const seqNow = session.ackDue;
       this.store.flush().then(
         () => {
+          const known = this.acked.get(session.name);
+          if (known?.instanceId === session.instanceId && known.seq < seqNow) known.seq = seqNow;
+          if (!this.sessions.has(conn)) return void (session.acking = false);
           conn.send({ ack: { seq: seqNow } });
           if (session.ackDue > seqNow) flushAndAck();
           else session.acking = false;
         },
         (err: unknown) => {
-          session.acking = false;
-          this.log.error({ err, agent: session.name }, 'state write failed; messages stay unacknowledged and will be resent');
+          // The store logged the failure; a closed link is acknowledged by its next Welcome instead.
+          this.log.debug({ agent: session.name, err: (err as Error).message }, 'ack waits: the state write failed; asking again');
+          if (this.sessions.has(conn)) flushAndAck();
+          else session.acking = false;
         },
       );
     };

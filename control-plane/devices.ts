@@ -9,6 +9,7 @@ import { DEFAULT_NETWORK, NAME_PATTERN, NETWORK_PATTERN } from './compiler/schem
 import { ApiError, NotFoundError } from './errors.js';
 import type { Fleet } from './fleet.js';
 import { proxiesFor } from './scheduler/placement.js';
+import { flushOrUndo, requireWritable } from './store-guard.js';
 import type { DeviceRecord, Store } from './store/store.js';
 
 /** What `drover device add` gives; empty or zero fields take their defaults. */
@@ -54,10 +55,11 @@ export class Devices {
         `replace it with \`drover device add ${d.name} ... --replace\`, or remove it first with \`drover device remove ${d.name}\``,
       );
     }
+    requireWritable(this.store, 'the device was not registered');
     const now = this.now();
     const record: DeviceRecord = { ...d, createdMs: existing?.createdMs ?? now, updatedMs: now };
     this.store.putDevice(record);
-    await this.store.flush();
+    await flushOrUndo(this.store, 'the device was not registered', () => (existing ? this.store.putDevice(existing) : this.store.deleteDevice(d.name)));
     return record;
   }
 
@@ -74,8 +76,9 @@ export class Devices {
 
   async remove(name: string): Promise<DeviceRecord> {
     const d = this.get(name);
+    requireWritable(this.store, 'the device was not removed');
     this.store.deleteDevice(name);
-    await this.store.flush();
+    await flushOrUndo(this.store, 'the device was not removed', () => this.store.putDevice(d));
     return d;
   }
 

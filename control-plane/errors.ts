@@ -29,6 +29,7 @@ export type ApiErrorCode =
   | 'PERMISSION_DENIED'
   | 'INVALID_REQUEST'
   | 'SECRET_NOT_FOUND'
+  | 'UNAVAILABLE'
   | 'INTERNAL';
 
 export class ApiError extends Error {
@@ -60,4 +61,22 @@ export class InvalidWorkflowError extends ApiError {
 
 export class NotFoundError extends ApiError {
   override name = 'NotFoundError';
+}
+
+/**
+ * The control plane cannot write its data dir (a full, read-only or failing
+ * disk), so it takes no change that needs a durable write; reads still work.
+ * `outcome` says what became of the call ("no run was started").
+ */
+export class UnavailableError extends ApiError {
+  override name = 'UnavailableError';
+  constructor(problem: { dir: string; code: string; message: string }, outcome: string, options?: { cause?: unknown }) {
+    super(
+      'UNAVAILABLE',
+      `the control plane cannot write its data dir${problem.dir ? ` ${problem.dir}` : ''} (${problem.code}: ${problem.message}); ${outcome}`,
+      'free space or fix the disk; the control plane retries by itself and takes new runs again once a write succeeds',
+      [],
+      options,
+    );
+  }
 }

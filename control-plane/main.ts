@@ -148,7 +148,7 @@ async function serve(cfg: ServerConfig) {
   // One control plane per data dir: two writers on one store lose data.
   lockDir(cfg.dataDir, 'drover server');
   const log = createLogger(cfg.logLevel);
-  const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns });
+  const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns, log: log.child({ component: 'store' }) });
   const recovered = await store.open();
   if (recovered) log.error({ dataDir: cfg.dataDir }, recovered);
   const now = () => Date.now();

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { LogChunkOut, StepEventOut } from '../proto/index.js';
+import { AGENT_LOST, isOwnAttempt, NO_RESULT, recordEvent, recordLate, supersede } from './attempts.js';
 import { compile } from './compiler/compile.js';
 import { planIndex } from './compiler/plan-index.js';
 import type { GroupPlan, RunPlan } from './compiler/plan.js';
@@ -16,6 +17,7 @@ import { PeerLog, type Logger } from './log.js';
 import { RunProgress } from './run-progress.js';
 import { deviceKey, place, type Placement } from './scheduler/placement.js';
 import { TERMINAL_RUN, TERMINAL_STEP, type RunRecord, type StepRecord, type StepStatus, type Store } from './store/store.js';
+import { flushOrUndo, requireWritable } from './store-guard.js';
 import { statusForPhase, toAssign, tolerated, toRelease } from './wire.js';
 import type { RunSecrets } from './secrets.js';
 import type { Workflows } from './workflows.js';
@@ -40,6 +42,9 @@ export interface Compiled {
 
 const isTerminal = (s: StepRecord) => TERMINAL_STEP.has(s.status);
 
+/** Ended runs whose log seqs stay cached for late lines of superseded attempts (see Runs.rememberLateLogs). */
+const LATE_LOG_RUNS = 32;
+
 
 
 export class Runs {
@@ -51,10 +56,14 @@ export class Runs {
   private deadlines = new Map<string, NodeJS.Timeout>();
   /** Per run and agent, the highest log message seq stored (see applyLog). */
   private logSeqs = new Map<string, Map<string, number>>();
+  /** Ended runs that received late log lines, oldest first (see rememberLateLogs). */
+  private lateLogRuns: string[] = [];
   /** Lines an agent's messages cause, limited per agent. */
   private peerLog: PeerLog;
   /** Runs pending or running: what agent events, reconnects and sweeps look at (finished runs need nothing). */
   private active = new Map<string, RunRecord>();
+  /** Runs submitted whose record is being written: they count for concurrency, nothing else sees them yet. */
+  private submitting = new Map<string, RunRecord>();
   /** Counts and indexes of active runs, built on first use. */
   private progress = new Map<string, RunProgress>();
 
@@ -146,7 +155,7 @@ export class Runs {
         unplaced,
       );
     }
-    const active = [...this.active.values()].find((r) => r.workflow === plan.workflow);
+    const active = [...this.active.values(), ...this.submitting.values()].find((r) => r.workflow === plan.workflow);
     if (active && plan.concurrency === 'skip') {
       throw new ApiError(
         'RUN_SKIPPED',
@@ -160,11 +169,23 @@ export class Runs {
       if (!this.secrets) throw new ApiError('INVALID_PARAMS', 'this control plane has no secret key, so it cannot take secret params');
       run.sealedParams = this.secrets.sealParams(run.id, secretParams);
     }
-    this.active.set(run.id, run);
+    requireWritable(this.store, 'no run was started');
+    // Active (seen by agent events, reconnects and sweeps, so dispatched) only once it is durable.
+    this.submitting.set(run.id, run);
     this.store.putRun(run);
-    await this.store.flush();
+    try {
+      await flushOrUndo(this.store, 'no run was started', () => this.store.discardRun(run.id));
+    } catch (err) {
+      this.log.warn({ run: run.id, workflow: run.workflow, err: (err as Error).message }, 'run not started: its record could not be written');
+      throw err;
+    } finally {
+      this.submitting.delete(run.id);
+    }
+    this.active.set(run.id, run);
     this.log.info({ run: run.id, workflow: run.workflow, steps: plan.steps.length, queued }, 'run submitted');
-    if (!queued) this.start(run);
+    // A run queued behind one that ended (or was never written) while this one was being written starts now.
+    if (queued) this.startQueued(run.workflow);
+    else this.start(run);
     return run;
   }
 
@@ -324,10 +345,12 @@ export class Runs {
         const target = policy === 'retry' && !bound ? place([{ ...plan, agent: '' }], fleet).agents[s.id] : undefined;
         if (!target) {
           const why = policy === 'retry' ? '; no other agent matches its target' : '';
+          supersede(s, agent, AGENT_LOST, 'the step failed');
           this.finishStep(run, s, 'failed', `agent ${agent} was lost (${cause})${why}`);
           continue;
         }
         this.change(run, s, () => {
+          supersede(s, agent, AGENT_LOST, `the step moved to ${target}`);
           s.agent = target;
           s.status = 'pending';
           s.message = `moved from ${agent} (lost) to ${target}`;
@@ -354,7 +377,10 @@ export class Runs {
         if (s.status !== 'running' || !plan.timeoutMs || !s.startedMs) continue;
         if (now < s.startedMs + plan.timeoutMs + this.stepDeadlineSlackMs) continue;
         this.fleet.send(s.agent, { cancel: { runId: run.id, stepId: s.id, reason: 'past its timeout' } });
-        this.change(run, s, () => (s.previousAgents = [...s.previousAgents, s.agent]));
+        this.change(run, s, () => {
+          s.previousAgents = [...s.previousAgents, s.agent];
+          supersede(s, s.agent, NO_RESULT, 'the step failed');
+        });
         this.finishStep(run, s, 'failed', `no result from agent ${s.agent} within the step's timeout (${formatMs(plan.timeoutMs)}) plus ${formatMs(this.stepDeadlineSlackMs)}; the agent stopped reporting`);
         this.store.putRun(run);
         this.checkFinished(run);
@@ -369,13 +395,24 @@ export class Runs {
       this.peerLog.warn(agent, { agent, run: ev.runId, step: ev.stepId }, 'event for an unknown run or step ignored');
       return;
     }
-    if (step.agent !== agent) {
+    if (step.agent !== agent && !step.previousAgents.includes(agent)) {
       this.peerLog.warn(agent, { agent, owner: step.agent, run: run.id, step: step.id }, "agent reported another agent's step; ignored");
       return;
     }
     const status = statusForPhase(ev.phase);
-    if (!status || isTerminal(step)) return;
+    if (!status) return;
+    if (step.agent !== agent || isTerminal(step)) {
+      // Superseded (the step moved on or failed without this agent), or the
+      // step had ended: kept in the history, the step's outcome stays.
+      if (!recordLate(run.id, step, agent, ev, this.now())) return;
+      this.store.putRun(run, [step]);
+      this.topics.publish({ type: 'step', run, step });
+      return;
+    }
     this.change(run, step, () => {
+      const attempt = recordEvent(run.id, step, agent, ev, this.now());
+      // An attempt superseded earlier whose agent has the step again (it came back and the step moved back to it) decides it now.
+      if (attempt?.superseded) attempt.superseded = attempt.note = '';
       step.status = status;
       step.attempt = ev.attempt || step.attempt;
       if (ev.startedAtMs) step.startedMs = ev.startedAtMs;
@@ -398,19 +435,24 @@ export class Runs {
   }
 
   /**
-   * Stores a chunk's lines. `seq` is the agent message's sequence number: a
-   * chunk at or below what the run's log already holds from that agent was
-   * stored before a crash that lost the agent's applied seq, and is skipped.
+   * Stores a chunk's lines under its attempt, also when that attempt was
+   * superseded (its agent is in previousAgents) and its run has ended. `seq`
+   * is the agent message's sequence number: a chunk at or below what the
+   * run's log already holds from that agent was stored before a crash that
+   * lost the agent's applied seq, and is skipped.
    */
   applyLog(agent: string, chunk: LogChunkOut, seq = 0) {
     const run = this.store.getRun(chunk.runId);
     const step = run?.steps[chunk.stepId];
-    if (!run || !step || step.agent !== agent) {
-      this.peerLog.warn(agent, { agent, run: chunk.runId, step: chunk.stepId }, 'log for an unknown or foreign step ignored');
+    if (!run || !step || (step.agent !== agent && !step.previousAgents.includes(agent)) || !isOwnAttempt(run.id, step.id, agent, chunk.attemptId)) {
+      this.peerLog.warn(agent, { agent, run: chunk.runId, step: chunk.stepId, attemptId: chunk.attemptId }, 'log for an unknown or foreign step or attempt ignored');
       return;
     }
     let stored = this.logSeqs.get(run.id);
-    if (!stored) this.logSeqs.set(run.id, (stored = this.store.storedLogSeqs(run.id)));
+    if (!stored) {
+      this.logSeqs.set(run.id, (stored = this.store.storedLogSeqs(run.id)));
+      if (!this.active.has(run.id)) this.rememberLateLogs(run.id);
+    }
     if (seq && seq <= (stored.get(agent) ?? 0)) {
       this.peerLog.info(agent, { agent, run: run.id, seq }, 'log chunk already stored before a restart; skipped');
       return;
@@ -421,12 +463,27 @@ export class Runs {
     let dec = this.decoders.get(key);
     if (!dec) this.decoders.set(key, (dec = new TextDecoder()));
     const text = dec.decode(chunk.data, { stream: true });
-    // Agents cut chunks at line ends, so each line becomes one record.
-    for (const line of text.match(/[^\n]*\n|[^\n]+$/g) ?? []) {
-      const log = { t: chunk.atMs || this.now(), step: step.id, attempt: chunk.attemptId, agent, stream, text: line, seq } as const;
-      this.store.appendLog(run.id, log);
-      this.topics.publish({ type: 'log', run, log });
-    }
+    // Agents cut chunks at line ends, so each line becomes one record; a chunk's records are stored in one write.
+    const t = chunk.atMs || this.now();
+    const logs = (text.match(/[^\n]*\n|[^\n]+$/g) ?? []).map((line) => ({ t, step: step.id, attempt: chunk.attemptId, agent, stream, text: line, seq }) as const);
+    this.store.appendLog(run.id, ...logs);
+    for (const log of logs) this.topics.publish({ type: 'log', run, log });
+  }
+
+  /**
+   * Late lines of a superseded attempt may reach a run that has ended: its
+   * seqs and decoders stay cached for the next chunks (reading them back
+   * from the log file per chunk would cost a whole file read each), for the
+   * last LATE_LOG_RUNS such runs only.
+   */
+  private rememberLateLogs(runId: string) {
+    this.lateLogRuns.push(runId);
+    while (this.lateLogRuns.length > LATE_LOG_RUNS) this.forgetLogs(this.lateLogRuns.shift()!);
+  }
+
+  private forgetLogs(runId: string) {
+    for (const key of this.decoders.keys()) if (key.startsWith(`${runId}/`)) this.decoders.delete(key);
+    this.logSeqs.delete(runId);
   }
 
   async cancel(id: string, reason: string): Promise<RunRecord> {
@@ -447,7 +504,11 @@ export class Runs {
     }
     this.store.putRun(run);
     this.checkFinished(run);
-    await this.store.flush();
+    // Not refused on a failing disk (cancelling a step that fills it is how one gets out): the agents have the
+    // cancel and report their steps cancelled, unacknowledged until the store writes again; so does the record.
+    await this.store.flush().catch((err: unknown) => {
+      this.log.warn({ run: id, err: (err as Error).message }, 'run cancelled, but not on disk yet: the store writes it once the data dir can be written');
+    });
     return run;
   }
 
@@ -538,8 +599,7 @@ export class Runs {
     if (run.sealedParams) run.sealedParams = '';
     clearTimeout(this.deadlines.get(run.id));
     this.deadlines.delete(run.id);
-    for (const key of this.decoders.keys()) if (key.startsWith(`${run.id}/`)) this.decoders.delete(key);
-    this.logSeqs.delete(run.id);
+    this.forgetLogs(run.id);
     this.active.delete(run.id);
     this.progress.delete(run.id);
     this.store.putRun(run, []);

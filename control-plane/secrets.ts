@@ -14,6 +14,7 @@ import type { StepPlan } from './compiler/plan.js';
 import { ApiError, NotFoundError } from './errors.js';
 import type { AuditLog } from './security/audit.js';
 import type { SecretBox } from './security/secret-box.js';
+import { flushOrUndo, requireWritable } from './store-guard.js';
 import type { RunRecord, SecretRecord, Store } from './store/store.js';
 
 /** Secret names: as credential references are (letters, digits, ".", "-", "_"; at most 63). */
@@ -57,11 +58,12 @@ export class Secrets implements RunSecrets {
     }
     if (value === '') throw new ApiError('INVALID_INPUT', `secret "${name}" has an empty value`, 'pipe the value on stdin, or give --from-file FILE');
     if (Buffer.byteLength(value) > MAX_SECRET_BYTES) throw new ApiError('INVALID_INPUT', `secret "${name}" is ${Buffer.byteLength(value)} bytes; the limit is ${MAX_SECRET_BYTES}`);
+    requireWritable(this.store, `secret "${name}" was not stored`);
     const old = this.store.getSecret(name);
     const now = this.now();
     const rec: SecretRecord = { name, sealed: this.box.seal(value, context(name)), createdMs: old?.createdMs ?? now, updatedMs: now, updatedBy: by, version: (old?.version ?? 0) + 1 };
     this.store.putSecret(rec);
-    await this.store.flush();
+    await flushOrUndo(this.store, `secret "${name}" was not stored`, () => (old ? this.store.putSecret(old) : this.store.deleteSecret(name)));
     return info(rec);
   }
 
@@ -76,8 +78,9 @@ export class Secrets implements RunSecrets {
   async remove(name: string): Promise<SecretInfo> {
     const rec = this.store.getSecret(name);
     if (!rec) throw this.notFound(name);
+    requireWritable(this.store, `secret "${name}" was not removed`);
     this.store.deleteSecret(name);
-    await this.store.flush();
+    await flushOrUndo(this.store, `secret "${name}" was not removed`, () => this.store.putSecret(rec));
     return info(rec);
   }
 

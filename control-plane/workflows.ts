@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { compile } from './compiler/compile.js';
 import { ApiError, InvalidWorkflowError, NotFoundError } from './errors.js';
+import { flushOrUndo, requireWritable } from './store-guard.js';
 import type { Store, WorkflowVersion } from './store/store.js';
 
 export interface Applied {
@@ -25,6 +26,7 @@ export class Workflows {
     const versions = this.store.workflowVersions(res.workflow);
     const latest = versions[versions.length - 1];
     if (latest?.hash === hash) return { version: latest, changed: false };
+    requireWritable(this.store, `no new version of ${res.workflow} was stored`);
     const description = res.description ?? '';
     const version: WorkflowVersion = {
       name: res.workflow,
@@ -36,7 +38,8 @@ export class Workflows {
       createdMs: this.now(),
     };
     this.store.putWorkflowVersion(version);
-    await this.store.flush();
+    // Versions are never taken back: one that missed the disk now is written with the next write that succeeds.
+    await flushOrUndo(this.store, `version ${version.version} of ${res.workflow} is kept but not yet on disk; it is written once a write succeeds`);
     return { version, changed: true };
   }
 

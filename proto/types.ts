@@ -25,6 +25,8 @@ export type { RunInfo, RunInfo__Output as RunInfoOut } from './gen/drover/v1/Run
 export type { RunStatus } from './gen/drover/v1/RunStatus.js';
 export type { StepInfo, StepInfo__Output as StepInfoOut } from './gen/drover/v1/StepInfo.js';
 export type { StepStatus } from './gen/drover/v1/StepStatus.js';
+export type { AttemptInfo, AttemptInfo__Output as AttemptInfoOut } from './gen/drover/v1/AttemptInfo.js';
+export type { AttemptStatus } from './gen/drover/v1/AttemptStatus.js';
 export type { RunEvent, RunEvent__Output as RunEventOut } from './gen/drover/v1/RunEvent.js';
 export type { LogLine, LogLine__Output as LogLineOut } from './gen/drover/v1/LogLine.js';
 export type { ErrorDetail, ErrorDetail__Output as ErrorDetailOut } from './gen/drover/v1/ErrorDetail.js';

@@ -8,6 +8,7 @@ NEEDED=(
   openssh-server:/usr/sbin/sshd
   sudo:/usr/bin/sudo
   nats-server:nats-server
+  e2fsprogs:/usr/sbin/mkfs.ext4
 )
 
 missing=()

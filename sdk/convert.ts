@@ -4,6 +4,7 @@
  */
 import type {
   AgentInfoOut,
+  AttemptInfoOut,
   DeviceInfoOut,
   FactsOut,
   HeartbeatOut,
@@ -21,6 +22,8 @@ import type { Problem } from './errors.js';
 import type {
   Agent,
   AgentState,
+  Attempt,
+  AttemptStatus,
   Device,
   Facts,
   Heartbeat,
@@ -48,6 +51,7 @@ const RUN_STATUSES: readonly RunStatus[] = ['pending', 'running', 'succeeded', '
 const STEP_STATUSES: readonly StepStatus[] = ['pending', 'running', 'succeeded', 'failed', 'skipped', 'cancelled'];
 const AGENT_STATES: readonly AgentState[] = ['connected', 'disconnected', 'lost'];
 const LOG_STREAMS: readonly LogStream[] = ['stdout', 'stderr'];
+const ATTEMPT_STATUSES: readonly AttemptStatus[] = ['running', 'succeeded', 'failed', 'cancelled', 'lost'];
 const STEP_KINDS: readonly StepKind[] = ['run', 'command', 'script', 'http', 'file', 'sleep', 'ssh', 'approval', 'group'];
 
 export function toDevice(d: DeviceInfoOut): Device {
@@ -153,6 +157,24 @@ export function toStep(s: StepInfoOut): Step {
     message: s.message,
     needs: [...s.needs],
     isFinally: s.isFinally,
+    attempts: s.attempts.map(toAttempt),
+  };
+}
+
+/** Converts an AttemptInfo message. */
+export function toAttempt(a: AttemptInfoOut): Attempt {
+  return {
+    number: a.number,
+    id: a.attemptId,
+    agent: a.agent,
+    agentAttempt: a.agentAttempt,
+    status: lowerEnum(a.status, 'ATTEMPT_STATUS_', ATTEMPT_STATUSES, 'running'),
+    exitCode: a.exitCode,
+    startedAt: Number(a.startedMs),
+    endedAt: Number(a.endedMs),
+    message: a.message,
+    superseded: a.superseded,
+    note: a.note,
   };
 }
 
@@ -179,6 +201,7 @@ export function toLogLine(l: LogLineOut): LogLine {
     runId: l.runId,
     stepId: l.stepId,
     attemptId: l.attemptId,
+    attempt: l.attempt,
     agent: l.agent,
     stream: lowerEnum(l.stream, 'LOG_STREAM_', LOG_STREAMS, 'stdout'),
     text: l.text.replace(/\r?\n$/, ''),

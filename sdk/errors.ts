@@ -31,7 +31,8 @@ export type ErrorCode =
   | 'PERMISSION_DENIED'
   | 'TOKEN_NOT_FOUND'
   | 'INVALID_REQUEST'
-  | 'SECRET_NOT_FOUND';
+  | 'SECRET_NOT_FOUND'
+  | 'UNAVAILABLE';
 
 /** A located complaint about a workflow document or its params. */
 export interface Problem {
@@ -230,6 +231,19 @@ export class SecretNotFoundError extends DroverError {
   }
 }
 
+/**
+ * The control plane cannot write its data dir (full, read-only or failing
+ * disk): it refused a change and made none (a run launched now was not
+ * started). It retries by itself; try again once the disk is fixed.
+ */
+export class UnavailableError extends DroverError {
+  override readonly name = 'UnavailableError';
+  declare readonly code: 'UNAVAILABLE';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('UNAVAILABLE', message, options);
+  }
+}
+
 /** The call carried no API token, or one that is wrong, expired or revoked. */
 export class UnauthenticatedError extends DroverError {
   override readonly name = 'UnauthenticatedError';
@@ -319,6 +333,7 @@ const BY_CODE = {
   TOKEN_NOT_FOUND: TokenNotFoundError,
   INVALID_REQUEST: InvalidRequestError,
   SECRET_NOT_FOUND: SecretNotFoundError,
+  UNAVAILABLE: UnavailableError,
 } as const satisfies Record<ErrorCode, new (message: string, options?: DroverErrorOptions) => DroverError>;
 
 /** Trailing metadata key holding an encoded drover.v1.ErrorDetail. */

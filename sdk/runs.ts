@@ -25,6 +25,13 @@ export interface ListRunsOptions {
 export interface LogsOptions {
   /** Keep streaming new lines until the run ends. */
   follow?: boolean;
+  /**
+   * Only the lines of each step's N-th attempt (`Attempt.number`: counted
+   * from 1 across agents, so a step moved to another agent has attempts 1
+   * and 2 even though each agent numbered its own attempt 1). Omitted or 0:
+   * every attempt.
+   */
+  attempt?: number;
 }
 
 /** Launching, inspecting and cancelling runs. */
@@ -38,7 +45,9 @@ export class RunsApi {
    * registered workflow: `{ ref: 'deploy@3' }`, or a string that names no
    * file and reads NAME or NAME@VERSION (see `resolveWorkflow`). Rejects with
    * InvalidWorkflowError, InvalidParamsError, NoMatchingAgentError,
-   * PlanChangedError, WorkflowNotFoundError or RunSkippedError when it cannot start.
+   * PlanChangedError, WorkflowNotFoundError, RunSkippedError or
+   * UnavailableError (the control plane cannot write its data dir; no run
+   * was started) when it cannot start.
    */
   async launch(workflow: string | WorkflowDocument | WorkflowRef, params: Params = {}, options: LaunchOptions = {}): Promise<RunHandle> {
     const encoded = encodeParams(params);
@@ -96,8 +105,12 @@ export class RunsApi {
     return this.get(id);
   }
 
-  /** Log lines of a run (one step, or every step), past ones first. */
+  /** Log lines of a run (one step, or every step; every attempt, or one), past ones first. */
   logs(runId: string, stepId = '', options: LogsOptions = {}): AsyncIterableIterator<LogLine, undefined, undefined> {
-    return this.conn.stream(() => this.conn.runs.getLogs({ runId, stepId, follow: options.follow ?? false }), toLogLine);
+    const attempt = options.attempt ?? 0;
+    if (!Number.isInteger(attempt) || attempt < 0) {
+      throw new InvalidInputError(`attempt must be a whole number from 1, not ${attempt}`, { hint: 'attempts are numbered as `drover status RUN` lists them' });
+    }
+    return this.conn.stream(() => this.conn.runs.getLogs({ runId, stepId, follow: options.follow ?? false, attempt }), toLogLine);
   }
 }

@@ -29,6 +29,9 @@ export type TargetStrategy = 'one' | 'all';
 /** Which output stream of a step process a log line came from. */
 export type LogStream = 'stdout' | 'stderr';
 
+/** `failed` includes an attempt that was retried; `lost`: its agent restarted while it ran, or was declared lost and has not reported its end since. */
+export type AttemptStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'lost';
+
 /** A disk an agent reported. */
 export interface Disk {
   mount: string;
@@ -117,6 +120,34 @@ export interface Step {
   needs: string[];
   /** True for steps of the workflow's `finally` block. */
   isFinally: boolean;
+  /** Every attempt the control plane heard of, on any agent, oldest first (the last 20). */
+  attempts: Attempt[];
+}
+
+/** One attempt of a step on one agent. */
+export interface Attempt {
+  /** Its place in the step's history, from 1, across agents: what `logs(..., { attempt })` selects. */
+  number: number;
+  /** `run/step/attempt/agent`, as `LogLine.attemptId` names it. */
+  id: string;
+  agent: string;
+  /** The attempt number as its agent counts them (each agent counts from 1). */
+  agentAttempt: number;
+  status: AttemptStatus;
+  exitCode: number;
+  /** ms since epoch, 0 if unknown. */
+  startedAt: number;
+  /** ms since epoch, 0 while it runs (or is lost, until its agent reports its real end). */
+  endedAt: number;
+  message: string;
+  /**
+   * Its agent was declared lost (or stopped reporting) and the step failed
+   * or moved on: what it reports later is kept here but no longer decides
+   * the step.
+   */
+  superseded: boolean;
+  /** What became of it, e.g. "completed on edge-1 after the agent was declared lost". */
+  note: string;
 }
 
 /** A run of a workflow. */
@@ -143,6 +174,8 @@ export interface LogLine {
   runId: string;
   stepId: string;
   attemptId: string;
+  /** `Attempt.number` of the line's attempt in its step's history; 0 when the history no longer holds it. */
+  attempt: number;
   agent: string;
   stream: LogStream;
   /** The line, without its terminator. */

@@ -1,8 +1,8 @@
 /** Store records and live state -> API messages. */
-import type { AgentInfo, LogLine, RunInfo, StepInfo } from '../../proto/index.js';
+import type { AgentInfo, AttemptInfo, LogLine, RunInfo, StepInfo } from '../../proto/index.js';
 import { planIndex } from '../compiler/plan-index.js';
 import type { LiveAgent } from '../fleet.js';
-import type { LogRecord, RunRecord, StepRecord } from '../store/store.js';
+import type { AttemptRecord, LogRecord, RunRecord, StepRecord } from '../store/store.js';
 
 const upper = (s: string) => s.toUpperCase();
 
@@ -41,6 +41,23 @@ export function toStepInfo(run: RunRecord, s: StepRecord): StepInfo {
     isFinally: plan?.isFinally ?? false,
     parent: s.parent,
     kind: s.kind,
+    attempts: (s.attempts ?? []).map(toAttemptInfo),
+  };
+}
+
+export function toAttemptInfo(a: AttemptRecord): AttemptInfo {
+  return {
+    number: a.n,
+    attemptId: a.id,
+    agent: a.agent,
+    agentAttempt: a.attempt,
+    status: `ATTEMPT_STATUS_${upper(a.status)}` as AttemptInfo['status'],
+    exitCode: a.exitCode,
+    startedMs: a.startedMs,
+    endedMs: a.endedMs,
+    message: a.message,
+    superseded: !!a.superseded,
+    note: a.note,
   };
 }
 
@@ -60,7 +77,13 @@ export function toRunInfo(run: RunRecord): RunInfo {
   };
 }
 
-export function toLogLine(runId: string, r: LogRecord): LogLine {
+/** An attempt's place in its step's history (AttemptInfo.number); 0 when the history no longer holds it. */
+export function attemptNumber(step: StepRecord | undefined, attemptId: string): number {
+  return step?.attempts?.find((a) => a.id === attemptId)?.n ?? 0;
+}
+
+/** `step`: the line's step record, whose history numbers its attempt. */
+export function toLogLine(runId: string, r: LogRecord, step?: StepRecord): LogLine {
   return {
     runId,
     stepId: r.step,
@@ -69,5 +92,6 @@ export function toLogLine(runId: string, r: LogRecord): LogLine {
     text: r.text,
     atMs: r.t,
     agent: r.agent,
+    attempt: attemptNumber(step, r.attempt),
   };
 }

@@ -6,10 +6,13 @@ import type { WatchRunRequest__Output } from '../../proto/gen/drover/v1/WatchRun
 import type { RunChange } from '../events.js';
 import type { Runs } from '../runs.js';
 import { TERMINAL_RUN, type LogRecord, type Store } from '../store/store.js';
-import { toLogLine, toRunInfo, toStepInfo } from './convert.js';
+import { attemptNumber, toLogLine, toRunInfo, toStepInfo } from './convert.js';
 import { toServiceError, unary } from './grpc-errors.js';
 
 export function runService(runs: Runs, store: Store): RunServiceHandlers {
+  /** A log line's step record: its history numbers the line's attempt. */
+  const stepOf = (runId: string, stepId: string) => store.getRun(runId)?.steps[stepId];
+
   /**
    * Streams past records then live changes, with no gap and no repeat:
    * subscribe first and buffer live changes; Store.readLogs snapshots at call
@@ -18,7 +21,7 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
   const stream = <T>(
     call: grpc.ServerWritableStream<{ id?: string; runId?: string }, T>,
     runId: string,
-    opts: { logs: boolean; stepId?: string; follow: boolean; snapshot: boolean },
+    opts: { logs: boolean; stepId?: string; attempt?: number; follow: boolean; snapshot: boolean },
     render: (c: RunChange | { type: 'past'; log: LogRecord }) => T | undefined,
   ) => {
     let run;
@@ -33,7 +36,9 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     let closed = false;
     const write = (c: Parameters<typeof render>[0]) => {
       if (c.type === 'log' || c.type === 'past') {
-        if (!opts.logs || (opts.stepId && c.log.step !== opts.stepId)) return;
+        // A notice of an unreadable record that names no step (store/log-files.ts) is shown whatever the step asked for.
+        if (!opts.logs || (opts.stepId && c.log.step && c.log.step !== opts.stepId)) return;
+        if (opts.attempt && attemptNumber(stepOf(runId, c.log.step), c.log.attempt) !== opts.attempt) return;
       }
       const out = render(c);
       if (out !== undefined) call.write(out);
@@ -82,13 +87,13 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
       stream(call, call.request.id, { logs: call.request.includeLogs, follow: true, snapshot: true }, (c): RunEvent => {
         if (c.type === 'run') return { run: toRunInfo(c.run) };
         if (c.type === 'step') return { step: toStepInfo(c.run, c.step) };
-        return { log: toLogLine(call.request.id, c.log) };
+        return { log: toLogLine(call.request.id, c.log, stepOf(call.request.id, c.log.step)) };
       });
     },
     GetLogs(call: grpc.ServerWritableStream<GetLogsRequest__Output, LogLine>) {
-      const { runId, stepId, follow } = call.request;
-      stream(call, runId, { logs: true, stepId, follow, snapshot: false }, (c) =>
-        c.type === 'log' || c.type === 'past' ? toLogLine(runId, c.log) : undefined,
+      const { runId, stepId, follow, attempt } = call.request;
+      stream(call, runId, { logs: true, stepId, attempt, follow, snapshot: false }, (c) =>
+        c.type === 'log' || c.type === 'past' ? toLogLine(runId, c.log, stepOf(runId, c.log.step)) : undefined,
       );
     },
   };

@@ -6,6 +6,7 @@
  * random bits, so a slow hash would add nothing) and compared in constant time.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { requireWritable } from '../store-guard.js';
 import type { Role, Store, TokenRecord } from '../store/store.js';
 
 export const API_PREFIX = 'drover-api';
@@ -79,6 +80,8 @@ export class Tokens {
 
   /** Makes a token; the returned string is the only copy of its secret. */
   create(t: NewToken): { token: string; record: TokenRecord } {
+    // A token its holder could lose at the next restart is no token: none is made while the store cannot write.
+    requireWritable(this.store, 'no token was created');
     const id = randomBytes(6).toString('hex');
     const secret = randomBytes(32).toString('base64url');
     const ttl = t.ttlMs ?? (t.kind === 'enroll' ? DEFAULT_ENROLL_TTL_MS : 0);

@@ -5,23 +5,23 @@
  * write costs the size of the change, not the size of the state.
  *
  * A write that fails is cut off again (ftruncate to the last good length), so
- * the file only ever holds whole batches; a torn last line after a crash was
- * never acknowledged and is skipped when the log is read back.
+ * the file only ever holds whole batches; when the cut fails too, the next
+ * append cuts first and fails if it cannot, so a torn batch never runs into
+ * the next one. A torn last line after a crash was never acknowledged: it is
+ * cut when the file is opened for appending, and skipped when read back.
  */
-import { closeSync, fdatasync, fstatSync, ftruncateSync, openSync, readdirSync, readFileSync, rmSync, write } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { promisify } from 'node:util';
-
-const writeAsync = promisify(write);
-const datasync = promisify(fdatasync);
+import { nodeDisk, tornTailBytes, writeAll, type Disk } from './disk.js';
 
 export class ChangeLog {
   private fd = -1;
   private bytes = 0;
+  private cutDue = false;
 
   constructor(
     private readonly base: string,
     readonly generation: number,
+    private readonly disk: Disk = nodeDisk,
   ) {}
 
   static path(base: string, generation: number): string {
@@ -29,11 +29,11 @@ export class ChangeLog {
   }
 
   /** Generations of the change logs next to `base`, ascending. */
-  static generations(base: string): number[] {
+  static generations(base: string, disk: Disk = nodeDisk): number[] {
     const prefix = `${basename(base)}.`;
     let names: string[];
     try {
-      names = readdirSync(dirname(base));
+      names = disk.readdirSync(dirname(base));
     } catch {
       return [];
     }
@@ -43,36 +43,40 @@ export class ChangeLog {
       .sort((a, b) => a - b);
   }
 
-  /** Every whole line of a generation's log (none if it does not exist); a torn or garbled line is skipped. */
-  static read(base: string, generation: number): unknown[] {
+  /**
+   * Every whole line of a generation's log (none if it does not exist). A
+   * torn last line is skipped; `unreadable` counts garbled lines before it,
+   * which no crash explains (a disk fault, a hand edit).
+   */
+  static read(base: string, generation: number, disk: Disk = nodeDisk): { changes: unknown[]; unreadable: number } {
     let text: string;
     try {
-      text = readFileSync(ChangeLog.path(base, generation), 'utf8');
+      text = disk.readFileSync(ChangeLog.path(base, generation)).toString('utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { changes: [], unreadable: 0 };
       throw err;
     }
-    const out: unknown[] = [];
-    for (const line of text.split('\n')) {
-      if (!line) continue;
+    const changes: unknown[] = [];
+    let unreadable = 0;
+    const lines = text.split('\n');
+    lines.forEach((line, i) => {
+      if (!line) return;
       try {
-        out.push(JSON.parse(line));
+        changes.push(JSON.parse(line));
       } catch {
-        // A torn last line: its write never completed, so it was never acknowledged.
+        // The last line without its newline is a torn append: never acknowledged.
+        if (i < lines.length - 1) unreadable++;
       }
+    });
+    return { changes, unreadable };
+  }
+
+  static remove(base: string, generation: number, disk: Disk = nodeDisk) {
+    try {
+      disk.rmSync(ChangeLog.path(base, generation));
+    } catch {
+      // An old generation left behind is only replayed on top of a newer document: harmless.
     }
-    return out;
-  }
-
-  static remove(base: string, generation: number) {
-    rmSync(ChangeLog.path(base, generation), { force: true });
-  }
-
-  /** Opens (creating if needed) this generation's file for appending. */
-  open(): this {
-    this.fd = openSync(ChangeLog.path(this.base, this.generation), 'a', 0o600);
-    this.bytes = fstatSync(this.fd).size;
-    return this;
   }
 
   /** Bytes in the log: what a restart would replay. */
@@ -80,28 +84,53 @@ export class ChangeLog {
     return this.bytes;
   }
 
-  /** Appends lines and makes them durable; on failure the file is cut back to its last good length. */
+  /** Appends lines and makes them durable; on failure the file is cut back to its last good length. Opens the file on first use. */
   async append(text: string): Promise<void> {
     if (!text) return;
+    if (this.fd < 0) this.open();
+    if (this.cutDue) {
+      this.disk.ftruncateSync(this.fd, this.bytes);
+      this.cutDue = false;
+    }
     const data = Buffer.from(text);
     try {
-      let off = 0;
-      while (off < data.length) off += (await writeAsync(this.fd, data, off, data.length - off)).bytesWritten;
-      await datasync(this.fd);
+      await writeAll(this.disk, this.fd, data);
+      await this.disk.fdatasync(this.fd);
       this.bytes += data.length;
     } catch (err) {
       try {
-        ftruncateSync(this.fd, this.bytes);
+        this.disk.ftruncateSync(this.fd, this.bytes);
       } catch {
-        // The next append fails too, and says why.
+        this.cutDue = true;
       }
       throw err;
     }
   }
 
   close() {
-    if (this.fd >= 0) closeSync(this.fd);
+    if (this.fd >= 0) {
+      try {
+        this.disk.closeSync(this.fd);
+      } catch {
+        // Everything it holds was fdatasynced, or its write failed and was reported.
+      }
+    }
     this.fd = -1;
+  }
+
+  /** Opens (creating if needed) this generation's file for appending, cutting a torn tail off. */
+  private open() {
+    const fd = this.disk.openSync(ChangeLog.path(this.base, this.generation), 'a+', 0o600);
+    try {
+      const size = this.disk.sizeOf(fd);
+      const torn = tornTailBytes(this.disk, fd, size);
+      if (torn) this.disk.ftruncateSync(fd, size - torn);
+      this.bytes = size - torn;
+      this.fd = fd;
+    } catch (err) {
+      this.disk.closeSync(fd);
+      throw err;
+    }
   }
 }
 

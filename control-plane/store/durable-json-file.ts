@@ -3,17 +3,24 @@
  * write a temp file, fsync it, rename it over the old one, fsync the folder.
  * A reader therefore sees either the previous document or the new one, and
  * the generation before is kept as `<file>.bak` for recovery.
+ *
+ * A write that fails leaves the previous document in place: when the
+ * folder's fsync fails after the rename, the rename is undone from `.bak`,
+ * so a write reported failed is not found after a restart either.
  */
-import { link, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Adapter } from 'lowdb';
+import { nodeDisk, writeAll, type Disk } from './disk.js';
 import { StoreError } from './store.js';
 
 export class DurableJsonFile<T> implements Adapter<T> {
   /** Size of the document last read or written, in bytes. */
   bytes = 0;
 
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    private readonly disk: Disk = nodeDisk,
+  ) {}
 
   /**
    * Reads the document. A file that is not valid JSON (a disk fault, a hand
@@ -41,7 +48,7 @@ export class DurableJsonFile<T> implements Adapter<T> {
         );
       }
       const aside = `${this.path}.corrupt-${Date.now()}`;
-      await rename(this.path, aside);
+      await this.disk.rename(this.path, aside);
       this.bytes = Buffer.byteLength(backup!);
       this.recovered = `the state file ${this.path} was not valid JSON (${why}); it was moved to ${aside} and the previous generation (${this.path}.bak) was loaded instead.`;
       return data;
@@ -53,7 +60,7 @@ export class DurableJsonFile<T> implements Adapter<T> {
 
   private async readText(file: string): Promise<string | null> {
     try {
-      return await readFile(file, 'utf8');
+      return (await this.disk.readFile(file)).toString('utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw new StoreError(`cannot read the state file ${file}: ${(err as Error).message}`, { cause: err });
@@ -62,27 +69,41 @@ export class DurableJsonFile<T> implements Adapter<T> {
 
   /** Serialises `data` before it first awaits, so later changes to it do not leak into this write. */
   async write(data: T): Promise<void> {
-    const text = JSON.stringify(data);
+    const text = Buffer.from(JSON.stringify(data));
     const tmp = `${this.path}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
+    const fd = await this.disk.open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(text);
-      await fh.sync();
+      await writeAll(this.disk, fd, text);
+      await this.disk.fsync(fd);
     } finally {
-      await fh.close();
+      await this.disk.close(fd);
     }
     // Keep the generation being replaced as .bak (a hard link: no copy).
-    await rm(`${this.path}.bak`, { force: true });
-    await link(this.path, `${this.path}.bak`).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
-    await rename(tmp, this.path);
-    this.bytes = Buffer.byteLength(text);
-    const dir = await open(dirname(this.path), 'r');
+    await this.disk.rm(`${this.path}.bak`);
+    const hadPrevious = await this.disk.link(this.path, `${this.path}.bak`).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        return false;
+      },
+    );
+    await this.disk.rename(tmp, this.path);
     try {
-      await dir.sync();
+      await this.syncDir();
+    } catch (err) {
+      // Not known durable: put the previous document back (a no-op for a first write), so a restart does not load one reported failed.
+      if (hadPrevious) await this.disk.link(`${this.path}.bak`, tmp).then(() => this.disk.rename(tmp, this.path)).catch(() => undefined);
+      throw err;
+    }
+    this.bytes = text.length;
+  }
+
+  private async syncDir() {
+    const dir = await this.disk.open(dirname(this.path), 'r');
+    try {
+      await this.disk.fsync(dir);
     } finally {
-      await dir.close();
+      await this.disk.close(dir);
     }
   }
 }

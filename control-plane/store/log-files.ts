@@ -1,85 +1,266 @@
 /**
  * Run logs as one NDJSON file per run (`<dir>/<runId>.ndjson`), kept out of
  * the state document so a chatty step never makes state writes bigger.
- * Appends are synchronous writes to a cached descriptor (ordered, cheap);
- * `sync()` makes every append so far durable.
+ *
+ * A record is in memory until it is durable. `append` queues it and writes
+ * the file's queue at once (ordered, cheap); `sync()` writes what is still
+ * queued, fdatasyncs, and throws while any record is not durable, so the
+ * store's write fails and no agent message is acknowledged before its lines
+ * are on disk.
+ *
+ * Failing disks (ENOSPC, EIO, EPERM, EROFS, …) never tear a record into the
+ * next one: each file's good length is tracked, and after a failed or short
+ * write, or a failed fdatasync (whose pages the kernel may have dropped),
+ * the file is cut back to it and the records after it are queued again, in
+ * order; a cut that fails too is retried before the next write. A torn tail
+ * left by a crash is cut when the file is first opened for appending.
+ * Reading reports an unreadable record as a notice line, never skips it.
  */
-import { closeSync, fdatasync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { describeError, nodeDisk, tornTailBytes, type Disk } from './disk.js';
 import type { LogRecord } from './store.js';
 
-const datasync = promisify(fdatasync);
-
-/** Descriptors kept open at most; the least recently used is closed past this. */
+/** Descriptors kept open at most; the least recently used whole file is closed past this. */
 const MAX_OPEN_FILES = 256;
 
-export class LogFiles {
-  private fds = new Map<string, number>();
-  private dirty = new Set<number>();
+/**
+ * Bytes of records kept in memory waiting for the disk, past which
+ * `backlogFull` says so: the control plane then stops taking agents'
+ * messages (they wait in the agents' journals) instead of growing further.
+ */
+export const LOG_BACKLOG_MAX_BYTES = 64 * 1024 * 1024;
 
-  constructor(private readonly dir: string) {
-    mkdirSync(dir, { recursive: true });
+interface OpenLog {
+  fd: number;
+  /** Bytes known durable: fdatasynced, or found whole at open. */
+  durable: number;
+  /** Bytes of whole records written (durable + written). */
+  size: number;
+  /** Records written since the last fdatasync (they are between durable and size). */
+  written: Buffer[];
+  /** Records not written yet, in order. */
+  queued: Buffer[];
+  /** A failed cut left bytes past `size`: cut them before writing again. */
+  cutDue: boolean;
+}
+
+export interface LogFilesOptions {
+  disk?: Disk;
+  /** Told once per file and problem (an unreadable record, a torn tail cut). */
+  warn?: (fields: Record<string, unknown>, message: string) => void;
+}
+
+export class LogFiles {
+  private files = new Map<string, OpenLog>();
+  private readonly disk: Disk;
+  private readonly warn: NonNullable<LogFilesOptions['warn']>;
+  private warned = new Set<string>();
+  /** Bytes of records not yet durable, all files. */
+  private pending = 0;
+  /** The last write error while any record is not durable. */
+  private failure: unknown;
+
+  constructor(
+    private readonly dir: string,
+    opts: LogFilesOptions = {},
+  ) {
+    this.disk = opts.disk ?? nodeDisk;
+    this.warn = opts.warn ?? (() => undefined);
+    this.disk.mkdirSync(dir, 0o700);
   }
 
-  private path(runId: string) {
+  path(runId: string) {
     return join(this.dir, `${runId}.ndjson`);
   }
 
-  append(runId: string, record: LogRecord) {
-    let fd = this.fds.get(runId);
-    if (fd === undefined) {
-      if (this.fds.size >= MAX_OPEN_FILES) this.closeOne(this.fds.keys().next().value as string);
-      fd = openSync(this.path(runId), 'a', 0o600);
-    } else {
-      this.fds.delete(runId);
-    }
-    this.fds.set(runId, fd);
-    writeSync(fd, `${JSON.stringify(record)}\n`);
-    this.dirty.add(fd);
+  /** Bytes of log records waiting to be durable. */
+  get pendingBytes(): number {
+    return this.pending;
   }
 
+  get backlogFull(): boolean {
+    return this.pending > LOG_BACKLOG_MAX_BYTES;
+  }
+
+  /** Queues records and writes them now, in one write(2), if the disk lets it; never throws. */
+  append(runId: string, ...records: LogRecord[]) {
+    const data = Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    let f = this.files.get(runId);
+    if (f) this.files.delete(runId); // re-inserted below: the map's order is least recently used first
+    else f = { fd: -1, durable: 0, size: 0, written: [], queued: [], cutDue: false };
+    this.files.set(runId, f);
+    f.queued.push(data);
+    this.pending += data.length;
+    this.writeQueued(runId, f);
+    this.evict();
+  }
+
+  /**
+   * Every record of a run: what the file holds, then what waits in memory.
+   * An unreadable line becomes a stderr notice in its place, naming the byte
+   * offset and the file, and is logged once.
+   */
   read(runId: string): LogRecord[] {
-    let text: string;
+    const file = this.path(runId);
+    let data: Buffer;
     try {
-      text = readFileSync(this.path(runId), 'utf8');
+      data = this.disk.readFileSync(file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      data = Buffer.alloc(0);
     }
+    const f = this.files.get(runId);
+    // Bytes past the whole records written are a failed write not cut back yet, not a record.
+    if (f && f.fd >= 0) data = data.subarray(0, f.size);
     const out: LogRecord[] = [];
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      try {
-        out.push(JSON.parse(line) as LogRecord);
-      } catch {
-        // A torn last line from a crash mid-append: the agent still holds it
-        // unacknowledged and sends it again, so dropping it loses nothing.
+    let at = 0;
+    while (at < data.length) {
+      const nl = data.indexOf(10, at);
+      const end = nl < 0 ? data.length : nl;
+      if (end > at) {
+        const line = data.subarray(at, end).toString('utf8');
+        try {
+          out.push(JSON.parse(line) as LogRecord);
+        } catch {
+          out.push(this.notice(file, at, line, out[out.length - 1]));
+        }
       }
+      at = end + 1;
     }
+    // A queued buffer holds the records of one append: one or more lines.
+    for (const q of f?.queued ?? []) for (const line of q.toString('utf8').split('\n')) if (line) out.push(JSON.parse(line) as LogRecord);
     return out;
   }
 
+  /** Writes what is queued and makes every record so far durable; throws (the last error) while any is not. */
   async sync() {
-    const fds = [...this.dirty];
-    this.dirty.clear();
-    await Promise.all(fds.map((fd) => datasync(fd).catch(() => undefined)));
+    for (const [runId, f] of this.files) if (f.queued.length || f.cutDue) this.writeQueued(runId, f);
+    await Promise.all(
+      [...this.files.values()].filter((f) => f.written.length).map(async (f) => {
+        const size = f.size;
+        const count = f.written.length;
+        try {
+          await this.disk.fdatasync(f.fd);
+        } catch (err) {
+          // The kernel may have dropped those pages and will not say so twice: write them again.
+          this.failure = err;
+          f.queued.unshift(...f.written);
+          f.written = [];
+          f.size = f.durable;
+          this.cut(f);
+          return;
+        }
+        if (f.durable >= size) return;
+        f.durable = size;
+        for (const r of f.written.splice(0, count)) this.pending -= r.length;
+      }),
+    );
+    if ([...this.files.values()].some((f) => f.queued.length || f.cutDue)) throw this.failure ?? new Error('log records are waiting for the disk');
+    this.failure = undefined;
   }
 
+  /** Forgets a run's log (its run is deleted); a file that cannot be removed is logged and left. */
   remove(runId: string) {
     this.closeOne(runId);
-    rmSync(this.path(runId), { force: true });
-  }
-
-  private closeOne(runId: string) {
-    const fd = this.fds.get(runId);
-    if (fd === undefined) return;
-    this.fds.delete(runId);
-    this.dirty.delete(fd);
-    closeSync(fd);
+    try {
+      this.disk.rmSync(this.path(runId));
+    } catch (err) {
+      this.warn({ file: this.path(runId), ...describeError(err) }, 'a pruned run log could not be removed; it is left behind');
+    }
   }
 
   close() {
-    for (const runId of [...this.fds.keys()]) this.closeOne(runId);
+    for (const runId of [...this.files.keys()]) this.closeOne(runId);
+  }
+
+  private writeQueued(runId: string, f: OpenLog) {
+    try {
+      if (f.fd < 0) this.openForAppend(runId, f);
+      if (f.cutDue) this.cut(f, true);
+      if (!f.queued.length) return;
+      const data = f.queued.length === 1 ? f.queued[0] : Buffer.concat(f.queued);
+      const n = this.disk.writeSync(f.fd, data, 0, data.length);
+      if (n < data.length) {
+        // A short write (a full disk): cut the partial record off; everything waits for the next try.
+        this.failure = Object.assign(new Error(`ENOSPC: no space left on device, short write to ${this.path(runId)}`), { code: 'ENOSPC' });
+        this.cut(f);
+        return;
+      }
+      f.size += data.length;
+      f.written.push(...f.queued);
+      f.queued = [];
+    } catch (err) {
+      this.failure = err;
+      if (f.fd >= 0) this.cut(f);
+    }
+  }
+
+  /** Opens a run's file for appending; cuts a torn tail a crash left (its message was never acknowledged, and comes again). */
+  private openForAppend(runId: string, f: OpenLog) {
+    const fd = this.disk.openSync(this.path(runId), 'a+', 0o600);
+    try {
+      const size = this.disk.sizeOf(fd);
+      const torn = tornTailBytes(this.disk, fd, size);
+      if (torn) {
+        this.disk.ftruncateSync(fd, size - torn);
+        this.warn({ file: this.path(runId), bytes: torn, at: size - torn }, 'cut a torn last log record (a crash mid-append); its agent message was not acknowledged and comes again');
+      }
+      Object.assign(f, { fd, durable: size - torn, size: size - torn });
+    } catch (err) {
+      this.disk.closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** Cuts the file back to its whole records; when that fails too, the next write cuts first (`strict`: and throws). */
+  private cut(f: OpenLog, strict = false) {
+    try {
+      this.disk.ftruncateSync(f.fd, f.size);
+      f.cutDue = false;
+    } catch (err) {
+      f.cutDue = true;
+      this.failure = err;
+      if (strict) throw err;
+    }
+  }
+
+  private notice(file: string, at: number, line: string, before: LogRecord | undefined): LogRecord {
+    if (!this.warned.has(file)) {
+      this.warned.add(file);
+      this.warn({ file, at, bytes: line.length }, 'unreadable log record skipped; readers are shown a notice in its place');
+    }
+    // The step, when what is left of the record still names it, so `drover logs RUN STEP` shows the notice too.
+    const step = /"step":"((?:[^"\\]|\\.)*)"/.exec(line)?.[1] ?? '';
+    return {
+      t: before?.t ?? 0,
+      step,
+      attempt: '',
+      agent: '',
+      stream: 'stderr',
+      text: `[drover: 1 unreadable log record at byte ${at} of ${file} skipped]\n`,
+    };
+  }
+
+  /** Closes least recently used files past MAX_OPEN_FILES; only files whose records are all durable. */
+  private evict() {
+    if (this.files.size <= MAX_OPEN_FILES) return;
+    for (const [runId, f] of this.files) {
+      if (this.files.size <= MAX_OPEN_FILES) return;
+      if (!f.queued.length && !f.written.length && !f.cutDue) this.closeOne(runId);
+    }
+  }
+
+  private closeOne(runId: string) {
+    const f = this.files.get(runId);
+    if (!f) return;
+    this.files.delete(runId);
+    for (const r of [...f.written, ...f.queued]) this.pending -= r.length;
+    if (f.fd >= 0) {
+      try {
+        this.disk.closeSync(f.fd);
+      } catch {
+        // close(2) reports deferred write errors; this file's records were durable already, or its run is gone.
+      }
+    }
   }
 }

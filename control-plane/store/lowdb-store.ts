@@ -16,14 +16,20 @@
  * acknowledged agent message cost a serialisation of the whole state (every
  * agent, every kept run with its plan), which is what a fleet-scale fan-out
  * spent most of its time on (docs/performance.md).
+ *
+ * A write that fails (a full, read-only or failing disk) makes the store
+ * unhealthy: its flush waiters are told, nothing is lost from memory, and it
+ * tries again by itself, RETRY_MIN_MS doubling to RETRY_MAX_MS, until a
+ * write succeeds; flushes asked for meanwhile wait for those tries.
  */
-import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
+import type { Logger } from '../log.js';
 import { ChangeLog, changeLogFile } from './change-log.js';
+import { describeError, nodeDisk, type Disk } from './disk.js';
 import { DurableJsonFile } from './durable-json-file.js';
 import { LogFiles } from './log-files.js';
-import { TERMINAL_RUN, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type TokenRecord, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
+import { TERMINAL_RUN, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type StoreHealth, type TokenRecord, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
 
 interface Doc {
   version: 1;
@@ -70,10 +76,17 @@ export interface LowdbStoreOptions {
    * document and than this; a restart replays at most about this much.
    */
   compactMinBytes?: number;
+  /** The file system (tests inject failures). */
+  disk?: Disk;
+  /** Write failures, recoveries and unreadable records are logged here. */
+  log?: Logger;
 }
 
 /** Default of `compactMinBytes`. */
 const COMPACT_MIN_BYTES = 16 * 1024 * 1024;
+/** After a failed write the store tries again after this, doubling each time up to RETRY_MAX_MS. */
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 5_000;
 
 export class LowdbStore implements Store {
   private db: Low<Doc>;
@@ -89,6 +102,16 @@ export class LowdbStore implements Store {
   private readonly coalesceMs: number;
   private readonly maxRuns: number;
   private readonly compactMinBytes: number;
+  private readonly dataDir: string;
+  private readonly disk: Disk;
+  private readonly logger: Logger | undefined;
+  private state: StoreHealth = { healthy: true };
+  /** Wait before the next try of a failed write (0: healthy). */
+  private retryMs = 0;
+  private failedTries = 0;
+  private closing = false;
+  /** The generation of the document on disk: the logs it needs start there. */
+  private diskGen = 0;
 
   // What the next write carries.
   private dirtyAgents = new Set<string>();
@@ -105,17 +128,22 @@ export class LowdbStore implements Store {
   private deletedRuns = new Set<string>();
   /** Set after a failed write: the next write rewrites the document, which carries everything. */
   private snapshotDue = false;
+  /** A batch drained from the dirty sets missed the change log: until a document is written, those changes are only in memory. */
+  private unlogged = false;
 
   /** Runs newest first, kept sorted as runs come and go (undefined: sort again). */
   private sorted: RunRecord[] | undefined;
   private runCount = 0;
 
   constructor(opts: LowdbStoreOptions) {
-    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-    this.file = new DurableJsonFile<Doc>(join(opts.dataDir, 'state.json'));
+    this.dataDir = opts.dataDir;
+    this.disk = opts.disk ?? nodeDisk;
+    this.logger = opts.log;
+    this.disk.mkdirSync(opts.dataDir, 0o700);
+    this.file = new DurableJsonFile<Doc>(join(opts.dataDir, 'state.json'), this.disk);
     this.db = new Low<Doc>(this.file, { version: 1, agents: {}, runs: {}, workflows: {} });
     this.logBase = changeLogFile(opts.dataDir);
-    this.logs = new LogFiles(join(opts.dataDir, 'logs'));
+    this.logs = new LogFiles(join(opts.dataDir, 'logs'), { disk: this.disk, warn: (fields, msg) => this.logger?.warn(fields, msg) });
     this.coalesceMs = opts.coalesceMs ?? 10;
     this.maxRuns = opts.maxRuns ?? 1000;
     this.compactMinBytes = opts.compactMinBytes ?? COMPACT_MIN_BYTES;
@@ -123,8 +151,8 @@ export class LowdbStore implements Store {
 
   /** Loads the state; returns a description when it had to recover from the backup, else ''. */
   async open(): Promise<string> {
-    const fresh = !existsSync(this.file.path);
     await this.db.read();
+    const fresh = this.file.bytes === 0;
     const data = this.db.data;
     data.workflows ??= {};
     data.devices ??= {};
@@ -132,20 +160,35 @@ export class LowdbStore implements Store {
     data.credentials ??= {};
     data.secrets ??= {};
     const gen = data.changeGen ?? 0;
-    const gens = ChangeLog.generations(this.logBase).filter((g) => g >= gen);
+    this.diskGen = gen;
+    const gens = ChangeLog.generations(this.logBase, this.disk).filter((g) => g >= gen);
     let replayed = 0;
+    let unreadable = 0;
     for (const g of gens) {
-      for (const change of ChangeLog.read(this.logBase, g)) {
-        this.replay(change as Change);
-        replayed++;
-      }
+      const read = ChangeLog.read(this.logBase, g, this.disk);
+      for (const change of read.changes) this.replay(change as Change);
+      replayed += read.changes.length;
+      unreadable += read.unreadable;
     }
     this.runCount = Object.keys(data.runs).length;
-    this.log = new ChangeLog(this.logBase, Math.max(gen, ...gens)).open();
+    this.log = new ChangeLog(this.logBase, Math.max(gen, ...gens), this.disk);
     // Start from a whole document: a new data dir, or logs replayed (a crash, or a recovery).
+    // A disk that cannot take it now loses nothing (the logs it would replace stay): the next write tries again.
     if (fresh || replayed > 0 || this.file.recovered) await this.snapshot('');
-    if (!this.file.recovered) return '';
-    return `${this.file.recovered} ${replayed ? `${replayed} changes logged after it were replayed on top.` : 'Changes after that generation are lost unless agents resend them.'}`;
+    const notes: string[] = [];
+    if (this.file.recovered) {
+      notes.push(this.file.recovered, replayed ? `${replayed} changes logged after it were replayed on top.` : 'Changes after that generation are lost unless agents resend them.');
+    }
+    if (unreadable) notes.push(`${unreadable} unreadable line${unreadable === 1 ? '' : 's'} in the change logs (${this.logBase}.*) ${unreadable === 1 ? 'was' : 'were'} skipped; the state they changed may be older than it was.`);
+    return notes.join(' ');
+  }
+
+  health(): StoreHealth {
+    return this.state;
+  }
+
+  logBacklogFull(): boolean {
+    return this.logs.backlogFull;
   }
 
   getAgent(name: string) {
@@ -260,8 +303,8 @@ export class LowdbStore implements Store {
     this.touch();
     return true;
   }
-  appendLog(runId: string, record: LogRecord) {
-    this.logs.append(runId, record);
+  appendLog(runId: string, ...records: LogRecord[]) {
+    this.logs.append(runId, ...records);
     this.touch();
   }
   async readLogs(runId: string) {
@@ -273,23 +316,46 @@ export class LowdbStore implements Store {
     return seqs;
   }
 
+  /** While unhealthy, waits for the next scheduled try instead of starting one: the backoff holds however many wait. */
   flush(): Promise<void> {
     if (this.written >= this.changed) return Promise.resolve();
     const gen = this.changed;
     return new Promise((resolve, reject) => {
       this.waiters.push({ gen, resolve, reject });
+      if (!this.state.healthy) return;
       clearTimeout(this.timer);
       this.timer = undefined;
       void this.writeLoop();
     });
   }
 
+  /**
+   * Forgets a run whose creation was never confirmed (its write failed). A
+   * failed write may still have left part of it on disk (a batch whose cut
+   * failed, a document renamed before its folder's fsync failed), so the
+   * next write records the deletion.
+   */
+  discardRun(id: string) {
+    if (!this.db.data.runs[id]) return;
+    delete this.db.data.runs[id];
+    this.runCount--;
+    this.sorted = undefined;
+    this.dirtyRuns.delete(id);
+    this.deletedRuns.add(id);
+    this.touch();
+  }
+
+  /** One last write, then a whole document if it can; a disk that still fails gives up here (nothing unwritten was acknowledged). */
   async close() {
+    this.closing = true;
     clearTimeout(this.timer);
-    await this.flush();
+    this.timer = undefined;
     await this.writing;
+    if (this.written < this.changed) await this.writeLoop();
     // Leave a whole document behind: the next start replays nothing.
-    if (this.log && (this.log.size > 0 || this.snapshotDue)) await this.snapshot(this.drain()).catch(() => undefined);
+    if (this.log && this.state.healthy && (this.log.size > 0 || this.snapshotDue)) await this.snapshot(this.drain()).catch(() => undefined);
+    if (!this.state.healthy) this.logger?.error({ dir: this.dataDir, code: this.state.code }, 'closing with changes not written: the data dir still cannot be written; agents resend what was not acknowledged');
+    this.settle(() => true, (w) => w.reject(new Error('the store was closed before this change was written')));
     this.log?.close();
     this.logs.close();
   }
@@ -395,8 +461,8 @@ export class LowdbStore implements Store {
    */
   private async snapshot(batch: string) {
     const log = this.log!;
-    const previousGen = this.db.data.changeGen ?? 0;
-    const next = new ChangeLog(this.logBase, log.generation + 1).open();
+    const previousGen = this.diskGen;
+    const next = new ChangeLog(this.logBase, log.generation + 1, this.disk);
     this.db.data.changeGen = next.generation;
     // Serialised now, synchronously (DurableJsonFile.write stringifies before its first await).
     const doc = this.db.write();
@@ -407,17 +473,47 @@ export class LowdbStore implements Store {
     this.log = next;
     if (wrote.status === 'fulfilled') {
       this.snapshotDue = false;
+      this.unlogged = false;
+      this.diskGen = next.generation;
       // The document replaced is now state.json.bak; it needs its logs, older ones are done.
-      for (const g of ChangeLog.generations(this.logBase)) if (g < previousGen) ChangeLog.remove(this.logBase, g);
+      for (const g of ChangeLog.generations(this.logBase, this.disk)) if (g < previousGen) ChangeLog.remove(this.logBase, g, this.disk);
       return;
     }
     this.snapshotDue = true;
-    if (appended.status === 'rejected') throw wrote.reason;
+    if (appended.status === 'rejected') this.unlogged = true;
+    // Changes no log holds are only in memory: without the document this write did not make them durable.
+    if (this.unlogged) throw wrote.reason;
   }
 
   private touch() {
     this.changed++;
-    if (!this.timer && !this.writing) this.timer = setTimeout(() => void this.writeLoop(), this.coalesceMs);
+    if (!this.timer && !this.writing && !this.closing) this.timer = setTimeout(() => void this.writeLoop(), this.coalesceMs);
+  }
+
+  /** A write failed: unhealthy (said once per error code), and the next try is scheduled. */
+  private failed(err: unknown) {
+    const { code, message } = describeError(err);
+    this.failedTries++;
+    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs ? this.retryMs * 2 : RETRY_MIN_MS);
+    const was = this.state;
+    if (was.healthy || was.code !== code) {
+      this.state = { healthy: false, dir: this.dataDir, code, message, sinceMs: was.healthy ? Date.now() : was.sinceMs };
+      this.logger?.error(
+        { dir: this.dataDir, code, err: message, pendingLogBytes: this.logs.pendingBytes },
+        `cannot write the data dir ${this.dataDir} (${code}: ${message}); new runs are refused and agents' messages stay unacknowledged until a write succeeds; retrying by itself`,
+      );
+    } else this.logger?.debug({ dir: this.dataDir, code, tries: this.failedTries, retryInMs: this.retryMs }, 'state write failed again');
+    if (this.logs.backlogFull) {
+      this.logger?.error({ pendingLogBytes: this.logs.pendingBytes }, 'log records waiting for the disk passed their bound; agents are asked to keep new messages in their journals until writes succeed');
+    }
+  }
+
+  private recovered() {
+    if (this.state.healthy) return;
+    this.logger?.info({ dir: this.dataDir, code: this.state.code, tries: this.failedTries, downMs: Date.now() - this.state.sinceMs }, 'the data dir can be written again; taking new runs and acknowledging agents again');
+    this.state = { healthy: true };
+    this.retryMs = 0;
+    this.failedTries = 0;
   }
 
   private async writeLoop() {
@@ -439,13 +535,16 @@ export class LowdbStore implements Store {
             } catch (err) {
               // What the batch held is no longer marked dirty: the next write rewrites the document.
               this.snapshotDue = true;
+              this.unlogged = true;
               throw err;
             }
           }
           this.written = gen;
+          this.recovered();
           this.settle((w) => w.gen <= gen, (w) => w.resolve());
         } catch (err) {
           failed = true;
+          this.failed(err);
           this.settle(() => true, (w) => w.reject(err));
           break;
         }
@@ -457,14 +556,15 @@ export class LowdbStore implements Store {
       this.writing = undefined;
       // Changes made while the last write was finishing start the next one:
       // at once when someone waits for them (a flush that found this write
-      // busy), else after the coalescing delay. After a failure, the next put
-      // or flush retries.
-      if (!failed && this.written < this.changed) {
-        if (this.waiters.length) {
-          clearTimeout(this.timer);
-          void this.writeLoop();
-        } else this.timer ??= setTimeout(() => void this.writeLoop(), this.coalesceMs);
-      }
+      // busy), else after the coalescing delay. After a failure, after the
+      // retry delay, whoever waits.
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      if (this.closing || this.written >= this.changed) {
+        // nothing to do
+      } else if (failed) this.timer = setTimeout(() => void this.writeLoop(), this.retryMs);
+      else if (this.waiters.length) void this.writeLoop();
+      else this.timer = setTimeout(() => void this.writeLoop(), this.coalesceMs);
     }
   }
 

@@ -1,5 +1,5 @@
 /** A Store that keeps everything in memory: for tests and throwaway servers. */
-import type { AgentRecord, CredentialRecord, DeviceRecord, SecretRecord, TokenRecord, LogRecord, RunRecord, Store, WorkflowVersion } from './store.js';
+import type { AgentRecord, CredentialRecord, DeviceRecord, SecretRecord, TokenRecord, LogRecord, RunRecord, Store, StoreHealth, WorkflowVersion } from './store.js';
 
 export class MemoryStore implements Store {
   private agents = new Map<string, AgentRecord>();
@@ -84,9 +84,9 @@ export class MemoryStore implements Store {
   deleteSecret(name: string) {
     return this.secrets.delete(name);
   }
-  appendLog(runId: string, record: LogRecord) {
+  appendLog(runId: string, ...records: LogRecord[]) {
     const list = this.logs.get(runId) ?? [];
-    list.push(record);
+    list.push(...records);
     this.logs.set(runId, list);
   }
   async readLogs(runId: string) {
@@ -98,5 +98,15 @@ export class MemoryStore implements Store {
     return seqs;
   }
   async flush() {}
+  health(): StoreHealth {
+    return { healthy: true };
+  }
+  logBacklogFull() {
+    return false;
+  }
+  discardRun(id: string) {
+    this.runs.delete(id);
+    this.logs.delete(id);
+  }
   async close() {}
 }

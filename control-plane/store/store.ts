@@ -60,6 +60,36 @@ export interface StepRecord {
   peakRssBytes: number;
   outputs: Record<string, string>;
   message: string;
+  /** Every attempt the control plane heard of, oldest first (absent in records stored before it was kept). */
+  attempts?: AttemptRecord[];
+}
+
+export type AttemptStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'lost';
+
+/**
+ * One attempt of a step on one agent, as its events told it: the step's
+ * current attempt, an earlier one that failed and was retried, or one that
+ * was superseded (its agent was declared lost or stopped reporting, and the
+ * step failed or moved on) whose late results are kept here without deciding
+ * the step.
+ */
+export interface AttemptRecord {
+  /** Its place in the step's history, from 1, across agents (`drover logs --attempt N`); kept when older entries are dropped. */
+  n: number;
+  /** `run/step/attempt/agent`, as log records name it. */
+  id: string;
+  agent: string;
+  /** The attempt number as its agent counts (each agent counts its own from 1). */
+  attempt: number;
+  status: AttemptStatus;
+  exitCode: number;
+  startedMs: number;
+  endedMs: number;
+  message: string;
+  /** Why the step stopped following this attempt, e.g. "the agent was declared lost"; '' while it decides the step. */
+  superseded: string;
+  /** What became of it after that, e.g. "completed on edge-1 after the agent was declared lost". */
+  note: string;
 }
 
 export interface RunRecord {
@@ -195,6 +225,14 @@ export interface LogRecord {
   seq?: number;
 }
 
+/**
+ * Whether the store's last write succeeded. Unhealthy: the error of the
+ * last failed write (errno code and text), the directory, and since when;
+ * the store retries by itself and becomes healthy with the first write that
+ * succeeds.
+ */
+export type StoreHealth = { healthy: true } | { healthy: false; dir: string; code: string; message: string; sinceMs: number };
+
 export interface Store {
   /**
    * Loads state; throws StoreError naming the file and the fix when it
@@ -237,7 +275,8 @@ export interface Store {
   putSecret(secret: SecretRecord): void;
   /** Removes a secret; false when there was none of that name. */
   deleteSecret(name: string): boolean;
-  appendLog(runId: string, record: LogRecord): void;
+  /** Appends records of one agent message together: a crash stores all of them or none (the message's seq marks them stored). */
+  appendLog(runId: string, ...records: LogRecord[]): void;
   /**
    * Every log record of a run so far. The snapshot is taken when called,
    * before the promise yields, so a change subscriber registered just before
@@ -252,7 +291,23 @@ export interface Store {
    * stored; this tells the control plane to skip them.
    */
   storedLogSeqs(runId: string): Map<string, number>;
+  /**
+   * Resolves once everything put so far is on disk; rejects with the error
+   * of a write that failed (the store then retries by itself: ask again to
+   * wait for the next try).
+   */
   flush(): Promise<void>;
+  health(): StoreHealth;
+  /**
+   * True while log records waiting for the disk are past their bound: take
+   * no more agent messages (they wait in the agents' journals).
+   */
+  logBacklogFull(): boolean;
+  /**
+   * Forgets a run whose creation was never confirmed durable (its flush
+   * failed); its deletion is recorded by the next write.
+   */
+  discardRun(id: string): void;
   close(): Promise<void>;
 }
 

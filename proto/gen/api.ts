@@ -13,6 +13,7 @@ import type { AgentMessage as _drover_v1_AgentMessage, AgentMessage__Output as _
 import type { AgentServiceClient as _drover_v1_AgentServiceClient, AgentServiceDefinition as _drover_v1_AgentServiceDefinition } from './drover/v1/AgentService.js';
 import type { ApplyWorkflowRequest as _drover_v1_ApplyWorkflowRequest, ApplyWorkflowRequest__Output as _drover_v1_ApplyWorkflowRequest__Output } from './drover/v1/ApplyWorkflowRequest.js';
 import type { Assign as _drover_v1_Assign, Assign__Output as _drover_v1_Assign__Output } from './drover/v1/Assign.js';
+import type { AttemptInfo as _drover_v1_AttemptInfo, AttemptInfo__Output as _drover_v1_AttemptInfo__Output } from './drover/v1/AttemptInfo.js';
 import type { AuditProblem as _drover_v1_AuditProblem, AuditProblem__Output as _drover_v1_AuditProblem__Output } from './drover/v1/AuditProblem.js';
 import type { AuditRecord as _drover_v1_AuditRecord, AuditRecord__Output as _drover_v1_AuditRecord__Output } from './drover/v1/AuditRecord.js';
 import type { AuditServiceClient as _drover_v1_AuditServiceClient, AuditServiceDefinition as _drover_v1_AuditServiceDefinition } from './drover/v1/AuditService.js';
@@ -122,6 +123,8 @@ export interface ProtoGrpcType {
       AgentState: EnumTypeDefinition
       ApplyWorkflowRequest: MessageTypeDefinition<_drover_v1_ApplyWorkflowRequest, _drover_v1_ApplyWorkflowRequest__Output>
       Assign: MessageTypeDefinition<_drover_v1_Assign, _drover_v1_Assign__Output>
+      AttemptInfo: MessageTypeDefinition<_drover_v1_AttemptInfo, _drover_v1_AttemptInfo__Output>
+      AttemptStatus: EnumTypeDefinition
       AuditProblem: MessageTypeDefinition<_drover_v1_AuditProblem, _drover_v1_AuditProblem__Output>
       AuditRecord: MessageTypeDefinition<_drover_v1_AuditRecord, _drover_v1_AuditRecord__Output>
       AuditService: SubtypeConstructor<typeof grpc.Client, _drover_v1_AuditServiceClient> & { service: _drover_v1_AuditServiceDefinition }

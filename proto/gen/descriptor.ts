@@ -1544,6 +1544,69 @@ export const DESCRIPTOR = {
         "kind": {
          "type": "string",
          "id": 15
+        },
+        "attempts": {
+         "rule": "repeated",
+         "type": "AttemptInfo",
+         "id": 16
+        }
+       }
+      },
+      "AttemptStatus": {
+       "values": {
+        "ATTEMPT_STATUS_UNSPECIFIED": 0,
+        "ATTEMPT_STATUS_RUNNING": 1,
+        "ATTEMPT_STATUS_SUCCEEDED": 2,
+        "ATTEMPT_STATUS_FAILED": 3,
+        "ATTEMPT_STATUS_CANCELLED": 4,
+        "ATTEMPT_STATUS_LOST": 5
+       }
+      },
+      "AttemptInfo": {
+       "fields": {
+        "number": {
+         "type": "int32",
+         "id": 1
+        },
+        "attemptId": {
+         "type": "string",
+         "id": 2
+        },
+        "agent": {
+         "type": "string",
+         "id": 3
+        },
+        "agentAttempt": {
+         "type": "int32",
+         "id": 4
+        },
+        "status": {
+         "type": "AttemptStatus",
+         "id": 5
+        },
+        "exitCode": {
+         "type": "int32",
+         "id": 6
+        },
+        "startedMs": {
+         "type": "int64",
+         "id": 7
+        },
+        "endedMs": {
+         "type": "int64",
+         "id": 8
+        },
+        "message": {
+         "type": "string",
+         "id": 9
+        },
+        "superseded": {
+         "type": "bool",
+         "id": 10
+        },
+        "note": {
+         "type": "string",
+         "id": 11
         }
        }
       },
@@ -1717,6 +1780,10 @@ export const DESCRIPTOR = {
         "follow": {
          "type": "bool",
          "id": 3
+        },
+        "attempt": {
+         "type": "int32",
+         "id": 4
         }
        }
       },
@@ -1749,6 +1816,10 @@ export const DESCRIPTOR = {
         "agent": {
          "type": "string",
          "id": 7
+        },
+        "attempt": {
+         "type": "int32",
+         "id": 8
         }
        }
       },

@@ -9,8 +9,11 @@ import {
   RunFinishedError,
   RunNotFoundError,
   ServerUnreachableError,
+  UnavailableError,
 } from '../../sdk/index.js';
 import { formatError } from '../../sdk/cli/report.js';
+import { toServiceError } from '../../control-plane/api/grpc-errors.js';
+import { UnavailableError as ServerUnavailableError } from '../../control-plane/errors.js';
 
 function serviceError(code: status, details: string, detail?: object): ServiceError {
   const metadata = new Metadata();
@@ -56,6 +59,16 @@ describe('sdk errors', () => {
     expect(err.message).toContain('drover dev');
     expect(err.message).toContain('DROVER_ADDR');
     expect(err.message).toContain('--server');
+  });
+
+  it('errors - UNAVAILABLE from a control plane that cannot write its data dir is UnavailableError, not SERVER_UNREACHABLE', () => {
+    const sent = toServiceError(new ServerUnavailableError({ dir: '/var/lib/drover', code: 'ENOSPC', message: 'no space left on device' }, 'no run was started'));
+    expect(sent.code).toBe(status.UNAVAILABLE);
+    const err = fromGrpcError(Object.assign(new Error('14 UNAVAILABLE'), sent), '127.0.0.1:7400');
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect(err.code).toBe('UNAVAILABLE');
+    expect(err.message).toBe('the control plane cannot write its data dir /var/lib/drover (ENOSPC: no space left on device); no run was started');
+    expect(err.hint).toBe('free space or fix the disk; the control plane retries by itself and takes new runs again once a write succeeds');
   });
 
   it('errors - an unknown status or detail code becomes INTERNAL', () => {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { formatAgo, formatBytes, formatDuration, formatLabels } from '../../sdk/cli/format.js';
 import { fleetTable } from '../../sdk/cli/render/fleet.js';
-import { runsTable } from '../../sdk/cli/render/runs.js';
+import { attemptsTable, runsTable } from '../../sdk/cli/render/runs.js';
 import { renderTable } from '../../sdk/cli/table.js';
-import type { Agent, Run } from '../../sdk/index.js';
+import type { Agent, Attempt, Run, Step } from '../../sdk/index.js';
 
 const NOW = 1_700_000_000_000;
 
@@ -70,9 +70,35 @@ describe('sdk cli format', () => {
       params: {}, planHash: 'h', message: '',
       steps: (['succeeded', 'skipped', 'running'] as const).map((status, i) => ({
         id: `s${i}`, parent: '', kind: 'run' as const, agent: 'a', status, attempt: 1, exitCode: 0, startedAt: 0, endedAt: 0, cpuSeconds: 0,
-        peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false,
+        peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false, attempts: [],
       })),
     };
     expect(runsTable([run], NOW).split('\n')[1]).toMatch(/^r-1\s+onboard\s+running\s+2\/3\s+9s ago\s+9\.0s$/);
+  });
+
+  it('table - attempts of steps with more than one attempt or a superseded one, numbered as logs --attempt takes them', () => {
+    const at = (h: number, m: number, sec: number) => new Date(2024, 0, 1, h, m, sec).getTime();
+    const attempt = (over: Partial<Attempt>): Attempt => ({
+      number: 1, id: 'r/s/1/a', agent: 'edge-a', agentAttempt: 1, status: 'succeeded', exitCode: 0, startedAt: at(12, 0, 1), endedAt: at(12, 0, 9),
+      message: '', superseded: false, note: '', ...over,
+    });
+    const step = (id: string, attempts: Attempt[]): Step => ({
+      id, parent: '', kind: 'run', agent: 'edge-b', status: 'succeeded', attempt: 1, exitCode: 0, startedAt: 0, endedAt: 0, cpuSeconds: 0,
+      peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false, attempts,
+    });
+    const lines = attemptsTable([
+      step('single', [attempt({})]),
+      step('moved', [
+        attempt({ superseded: true, note: 'completed on edge-a after the agent was declared lost' }),
+        attempt({ number: 2, agent: 'edge-b', startedAt: at(12, 0, 4), endedAt: at(12, 0, 6) }),
+      ]),
+      step('lost-only', [attempt({ status: 'lost', endedAt: 0, superseded: true, note: 'the agent was declared lost; the step failed' })]),
+    ]).split('\n');
+    expect(lines[0]).toMatch(/^  STEP\s+#\s+AGENT\s+STATUS\s+EXIT\s+STARTED\s+ENDED\s+NOTE$/);
+    expect(lines[1]).toMatch(/^  moved\s+1\s+edge-a\s+succeeded\s+0\s+12:00:01\s+12:00:09\s+superseded: completed on edge-a after the agent was declared lost$/);
+    expect(lines[2]).toMatch(/^  moved\s+2\s+edge-b\s+succeeded\s+0\s+12:00:04\s+12:00:06\s+-$/);
+    expect(lines[3]).toMatch(/^  lost-only\s+1\s+edge-a\s+lost\s+-\s+12:00:01\s+-\s+superseded: the agent was declared lost; the step failed$/);
+    expect(lines.slice(4)).toEqual(['']);
+    expect(attemptsTable([step('single', [attempt({})])])).toBe('');
   });
 });

@@ -1,14 +1,18 @@
 import type { Command } from 'commander';
 import { examples } from '../help.js';
 import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../context.js';
-import { runHeader, stepMessages, stepsTable } from '../render/runs.js';
+import { attemptsTable, runHeader, stepMessages, stepsTable } from '../render/runs.js';
 
 /** `drover status RUN`: one run and its steps. */
 export function register(program: Command): void {
   program
     .command('status')
     .summary('show a run and its steps')
-    .description('Show a run: its status, params and plan hash, then every step with its agent, attempt, exit code and resource use.')
+    .description(
+      'Show a run: its status, params and plan hash, then every step with its agent, attempt, exit code and resource use. ' +
+        'Steps with more than one attempt, or with one that was superseded (its agent was declared lost and the step failed or moved on), ' +
+        'list every attempt: its number (for `drover logs --attempt N`), agent, status, times and what became of it.',
+    )
     .argument('<run>', 'run id')
     .addOption(outputOption())
     .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
@@ -23,6 +27,9 @@ export function register(program: Command): void {
       const run = await withClient(cmd, (client) => client.runs.get(id));
       if (opts.output === 'json') return printJson(run);
       const messages = stepMessages(run.steps);
-      process.stdout.write(runHeader(run) + '\n' + stepsTable(run.steps) + (messages ? `\nMessages:\n${messages}` : ''));
+      const attempts = attemptsTable(run.steps);
+      process.stdout.write(
+        runHeader(run) + '\n' + stepsTable(run.steps) + (attempts ? `\nAttempts:\n${attempts}` : '') + (messages ? `\nMessages:\n${messages}` : ''),
+      );
     });
 }

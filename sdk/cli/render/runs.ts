@@ -1,5 +1,5 @@
-import type { Run, Step } from '../../types.js';
-import { formatAgo, formatBytes, formatCpu, formatSpan } from '../format.js';
+import type { Attempt, Run, Step } from '../../types.js';
+import { formatAgo, formatBytes, formatClock, formatCpu, formatSpan } from '../format.js';
 import { renderTable } from '../table.js';
 
 const DONE: ReadonlySet<Step['status']> = new Set(['succeeded', 'failed', 'skipped', 'cancelled']);
@@ -39,6 +39,41 @@ export function stepsTable(steps: readonly Step[], nowMs: number = Date.now()): 
       formatBytes(s.peakRssBytes),
     ]),
   );
+}
+
+/** Whether `drover status` lists a step's attempts: it had more than one, or one that no longer decides it. */
+export function hasAttemptHistory(step: Step): boolean {
+  return step.attempts.length > 1 || step.attempts.some((a) => a.superseded);
+}
+
+/**
+ * The attempts table of `drover status`, for the steps with a history worth
+ * showing (hasAttemptHistory); '' when none has one. `#` is the number
+ * `drover logs --attempt` takes.
+ */
+export function attemptsTable(steps: readonly Step[]): string {
+  const rows = steps.filter(hasAttemptHistory).flatMap((s) =>
+    s.attempts.map((a) => [
+      s.id,
+      a.number,
+      a.agent,
+      a.status,
+      a.status === 'succeeded' || a.status === 'failed' ? a.exitCode : '-',
+      a.startedAt ? formatClock(a.startedAt) : '-',
+      a.endedAt ? formatClock(a.endedAt) : '-',
+      attemptNote(a) || '-',
+    ]),
+  );
+  if (rows.length === 0) return '';
+  return renderTable(['STEP', '#', 'AGENT', 'STATUS', 'EXIT', 'STARTED', 'ENDED', 'NOTE'], rows)
+    .split('\n')
+    .map((line) => (line ? `  ${line}` : line))
+    .join('\n');
+}
+
+function attemptNote(a: Attempt): string {
+  if (a.superseded) return `superseded: ${a.note}`;
+  return a.note || (a.status === 'succeeded' ? '' : a.message);
 }
 
 /** Messages of steps that failed, were skipped or cancelled, one per line. */

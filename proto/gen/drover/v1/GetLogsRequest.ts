@@ -6,10 +6,12 @@ export interface GetLogsRequest {
   'runId'?: (string);
   'stepId'?: (string);
   'follow'?: (boolean);
+  'attempt'?: (number);
 }
 
 export interface GetLogsRequest__Output {
   'runId': (string);
   'stepId': (string);
   'follow': (boolean);
+  'attempt': (number);
 }

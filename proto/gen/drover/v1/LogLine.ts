@@ -12,6 +12,7 @@ export interface LogLine {
   'text'?: (string);
   'atMs'?: (number | string | Long);
   'agent'?: (string);
+  'attempt'?: (number);
 }
 
 export interface LogLine__Output {
@@ -22,4 +23,5 @@ export interface LogLine__Output {
   'text': (string);
   'atMs': (number);
   'agent': (string);
+  'attempt': (number);
 }

@@ -2,6 +2,7 @@
 // Original file: proto/drover/v1/api.proto
 
 import type { StepStatus as _drover_v1_StepStatus, StepStatus__Output as _drover_v1_StepStatus__Output } from '../../drover/v1/StepStatus.js';
+import type { AttemptInfo as _drover_v1_AttemptInfo, AttemptInfo__Output as _drover_v1_AttemptInfo__Output } from '../../drover/v1/AttemptInfo.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface StepInfo {
@@ -20,6 +21,7 @@ export interface StepInfo {
   'isFinally'?: (boolean);
   'parent'?: (string);
   'kind'?: (string);
+  'attempts'?: (_drover_v1_AttemptInfo)[];
 }
 
 export interface StepInfo__Output {
@@ -38,4 +40,5 @@ export interface StepInfo__Output {
   'isFinally': (boolean);
   'parent': (string);
   'kind': (string);
+  'attempts': (_drover_v1_AttemptInfo__Output)[];
 }
