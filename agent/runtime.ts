@@ -31,7 +31,7 @@ import { ProcStats } from './executor/proc-stats.js';
 import type { DevicePool } from './executor/ssh/pool.js';
 import { runSsh } from './executor/ssh/step.js';
 import type { RunningShell, ShellResult } from './executor/shell.js';
-import { attachSupervised, attemptPaths, findSupervised, removeAttempt, startSupervised, type AttemptPaths, type Found } from './executor/supervise.js';
+import { attachSupervised, attemptPaths, findSupervised, removeAttempt, startSupervised, type AttemptPaths, type Found, type Supervised } from './executor/supervise.js';
 import type { Logger } from './log.js';
 import type { Body } from './journal.js';
 import type { AttemptEntry, Ledger } from './ledger.js';
@@ -254,17 +254,12 @@ export class Runtime {
     }
   }
 
-  /** Removes attempt directories left by a process killed before it removed them (their attempts had ended). */
+  /** Removes attempt directories (`<run>.<attempt>.<step>`) left by a process killed before it removed them (their attempts had ended). */
   private sweepAttempts(unended: Set<string>) {
-    for (const run of readdirSync(this.opts.attemptsDir)) {
-      const runDir = join(this.opts.attemptsDir, run);
-      let left = 0;
-      for (const name of readdirSync(runDir)) {
-        const cut = name.lastIndexOf('-');
-        if (unended.has(`${run}/${name.slice(0, cut)}/${name.slice(cut + 1)}/${this.opts.agentName}`)) left++;
-        else rmSync(join(runDir, name), { recursive: true, force: true });
-      }
-      if (!left) rmSync(runDir, { recursive: true, force: true });
+    for (const name of readdirSync(this.opts.attemptsDir)) {
+      const [run, attempt] = name.split('.', 2);
+      const step = name.slice(run.length + attempt.length + 2);
+      if (!unended.has(`${run}/${step}/${attempt}/${this.opts.agentName}`)) rmSync(join(this.opts.attemptsDir, name), { recursive: true, force: true });
     }
   }
 
@@ -394,10 +389,14 @@ export class Runtime {
   }
 
   /** Streams an attempt's output files into the journal. */
-  private follow(runId: string, stepId: string, attemptId: string, paths: AttemptPaths, from: Offsets, masker: Masker): AttemptOutput {
+  private follow(runId: string, stepId: string, attemptId: string, paths: AttemptPaths, from: Offsets, masker: Masker, open?: Supervised['files']): AttemptOutput {
     const streams = { stdout: 'LOG_STREAM_STDOUT', stderr: 'LOG_STREAM_STDERR' } as const;
-    return new AttemptOutput(paths, from, masker, (stream, data, offset) =>
-      this.opts.emit({ log: { runId, stepId, attemptId, stream: streams[stream], data, atMs: Date.now(), offset } }),
+    return new AttemptOutput(
+      paths,
+      from,
+      masker,
+      (stream, data, offset) => this.opts.emit({ log: { runId, stepId, attemptId, stream: streams[stream], data, atMs: Date.now(), offset } }),
+      open,
     ).follow();
   }
 
@@ -422,7 +421,8 @@ export class Runtime {
         mkdirSync(runDir, { recursive: true });
         slice.workDirMade = true;
       }
-      mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+      // Built-in steps run in this process: no files of their own.
+      if (supervised) mkdirSync(paths.dir, { mode: 0o700 });
       env = this.stepEnv(slice, plan, attemptId, paths.output);
     } catch (err) {
       this.finish(slice, step, 'failed', { message: `cannot prepare the step: ${(err as Error).message}` });
@@ -435,9 +435,10 @@ export class Runtime {
     try {
       if (supervised) {
         const what = (plan.kind || 'run') === 'run' ? { script: plan.run, argv: [] } : { argv: this.argv(slice, plan, paths) };
-        shell = startSupervised({ ...what, env, cwd: runDir, timeoutMs: plan.timeoutMs, graceMs: this.opts.graceMs, paths }, this.stats);
-        if (shell.pid) this.opts.ledger.spawned(attemptId, shell.pid, startedAtMs);
-        output = this.follow(slice.runId, plan.id, attemptId, paths, { stdout: 0, stderr: 0 }, step.masker);
+        const sup = startSupervised({ ...what, env, cwd: runDir, timeoutMs: plan.timeoutMs, graceMs: this.opts.graceMs, paths }, this.stats);
+        if (sup.pid) this.opts.ledger.spawned(attemptId, sup.pid, startedAtMs);
+        output = this.follow(slice.runId, plan.id, attemptId, paths, { stdout: 0, stderr: 0 }, step.masker, sup.files);
+        shell = sup;
       } else {
         const pipe = this.pipe(slice.runId, plan.id, attemptId, step.masker);
         shell = this.builtin(slice, plan, pipe.push);

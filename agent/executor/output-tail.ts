@@ -53,14 +53,15 @@ export class AttemptOutput {
     start: Offsets,
     private readonly masker: Masker,
     private readonly emit: (stream: Stream, data: Buffer, offset: number) => void,
+    /** The output files, already open for reading (the supervisor's own descriptors, opened with a+): this takes them over. */
+    open?: Record<Stream, number>,
   ) {
     this.pos = { ...start };
+    if (open) this.fds = { ...open };
   }
 
   /** Starts following the files. */
   follow(): this {
-    // Not O_APPEND (a positioned write would append) and not truncated (a kill right after would forget the offsets).
-    this.offsetsFd = openSync(this.paths.offsets, constants.O_RDWR | constants.O_CREAT, 0o600);
     try {
       this.watcher = watch(this.paths.dir, () => this.schedule());
       this.watcher.on('error', () => this.fallBack());
@@ -126,9 +127,12 @@ export class AttemptOutput {
   private read(stream: Stream, final: boolean, flushPartial = false) {
     const fd = this.fd(stream);
     if (fd < 0) return;
-    const buf = Buffer.allocUnsafe(READ_BYTES);
-    for (;;) {
-      const n = readSync(fd, buf, 0, READ_BYTES, this.pos[stream]);
+    // Most steps print little or nothing: no read and no buffer for a file that did not grow.
+    const end = this.fileEnd(fd);
+    while (this.pos[stream] < end) {
+      const want = Math.min(READ_BYTES, end - this.pos[stream]);
+      const buf = Buffer.allocUnsafe(want);
+      const n = readSync(fd, buf, 0, want, this.pos[stream]);
       if (n === 0) return;
       const data = buf.subarray(0, n);
       const more = n === READ_BYTES;
@@ -143,7 +147,6 @@ export class AttemptOutput {
       if (cut > 0) this.send(stream, data.subarray(0, cut));
       // What is held back waits for more output (which reads again) or the end of the step.
       if (cut < n && !more && !final) return flushPartial ? undefined : this.armPartial(stream);
-      if (!more && cut === n) return;
     }
   }
 
@@ -151,7 +154,9 @@ export class AttemptOutput {
     clearTimeout(this.partial[stream]?.timer);
     this.partial[stream] = undefined;
     this.pos[stream] += raw.length;
-    this.emit(stream, this.masker.empty ? Buffer.from(raw) : this.masker.bytes(raw), this.pos[stream]);
+    this.emit(stream, this.masker.empty ? raw : this.masker.bytes(raw), this.pos[stream]);
+    // Not O_APPEND (a positioned write would append) and not truncated (a kill right after would forget the offsets).
+    if (this.offsetsFd < 0) this.offsetsFd = openSync(this.paths.offsets, constants.O_RDWR | constants.O_CREAT, 0o600);
     const text = `${String(this.pos.stdout).padStart(20)} ${String(this.pos.stderr).padStart(20)}\n`;
     writeSync(this.offsetsFd, text, 0);
   }

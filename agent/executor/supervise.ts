@@ -9,10 +9,11 @@
  * with it. Nothing ties it to the agent: no pipe (a dead reader would
  * SIGPIPE the step), no controlling terminal, no parent it needs.
  *
- *   <attempts-dir>/<run>/<step>-<attempt>/stdout, stderr   the step's output
+ *   <attempts-dir>/<run>.<attempt>.<step>/stdout, stderr   the step's output
  *                                         /exit            its status, written at its end
  *                                         /offsets         output bytes already reported
  *                                         /output          $DROVER_OUTPUT
+ *                                         /script          a script step's body
  *
  * The wrapper's argv names its own `exit` file, which tells it apart from any
  * other process with a reused pid (/proc/<pid>/cmdline).
@@ -21,8 +22,7 @@
  * grace period, as before; what the group leaves behind at its end goes too.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { closeSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProcStats } from './proc-stats.js';
 import type { RunningShell, ShellResult } from './shell.js';
@@ -46,8 +46,9 @@ export interface AttemptPaths {
   output: string;
 }
 
+/** `<run>.<attempt>.<step>`: one directory level (each mkdir and rmdir counts on short steps); run ids hold no ".". */
 export function attemptPaths(attemptsDir: string, runId: string, stepId: string, attempt: number): AttemptPaths {
-  const dir = join(attemptsDir, runId, `${stepId}-${attempt}`);
+  const dir = join(attemptsDir, `${runId}.${attempt}.${stepId}`);
   return { dir, stdout: join(dir, 'stdout'), stderr: join(dir, 'stderr'), exit: join(dir, 'exit'), offsets: join(dir, 'offsets'), output: join(dir, 'output') };
 }
 
@@ -66,13 +67,19 @@ export interface SuperviseSpec {
 
 export interface Supervised extends RunningShell {
   pid: number;
+  /**
+   * The output files, open for reading, when this process started the step
+   * (the descriptors the step was given, opened with a+): hand them to an
+   * AttemptOutput, which closes them.
+   */
+  files?: { stdout: number; stderr: number };
 }
 
-/** Starts a step under the supervisor; its output goes to files (see OutputTail). */
+/** Starts a step under the supervisor, in `spec.paths.dir` (which exists); its output goes to files (see OutputTail). */
 export function startSupervised(spec: Omit<SuperviseSpec, 'startedAtMs'>, stats: ProcStats): Supervised {
-  mkdirSync(spec.paths.dir, { recursive: true, mode: 0o700 });
-  const out = openSync(spec.paths.stdout, 'a', 0o600);
-  const err = openSync(spec.paths.stderr, 'a', 0o600);
+  // a+: the step appends; this process reads through the same descriptors (no second open).
+  const out = openSync(spec.paths.stdout, 'a+', 0o600);
+  const err = openSync(spec.paths.stderr, 'a+', 0o600);
   const startedAtMs = Date.now();
   let child;
   try {
@@ -83,11 +90,14 @@ export function startSupervised(spec: Omit<SuperviseSpec, 'startedAtMs'>, stats:
       detached: true,
       stdio: ['ignore', out, err],
     });
-  } finally {
+  } catch (e) {
     closeSync(out);
     closeSync(err);
+    throw e;
   }
   if (!child.pid) {
+    closeSync(out);
+    closeSync(err);
     // Not started at all (a missing work dir, no /bin/sh): 'error' comes, 'exit' may not.
     const result = new Promise<ShellResult>((resolve) =>
       child.once('error', (e) => resolve(ended({ ...spec, startedAtMs }, 0, stats, -1, '', false, false, `could not start the step: ${e.message}`))),
@@ -97,7 +107,7 @@ export function startSupervised(spec: Omit<SuperviseSpec, 'startedAtMs'>, stats:
   const exited = new Promise<{ code: number; signal: string }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 + (SIGNAL_NUMBERS[signal] ?? 0) : -1), signal: signal ?? '' })),
   );
-  return supervise({ ...spec, startedAtMs }, child.pid, stats, exited);
+  return { ...supervise({ ...spec, startedAtMs }, child.pid, stats, exited), files: { stdout: out, stderr: err } };
 }
 
 /** What became of an attempt's supervisor while no agent watched it. */
@@ -245,9 +255,20 @@ function readExit(paths: AttemptPaths): number | undefined {
   }
 }
 
-/** An attempt's directory, once what it holds has been reported: off the step's critical path (a recursive rm costs about a millisecond). */
+/**
+ * An attempt's directory, once what it holds has been reported. Deferred
+ * past the next step's start (setImmediate), and the entries unlinked as
+ * listed: a recursive rm stats each one, and cost about a millisecond a step.
+ */
 export function removeAttempt(paths: AttemptPaths): void {
-  rm(paths.dir, { recursive: true, force: true }).catch(() => undefined);
+  setImmediate(() => {
+    try {
+      for (const name of readdirSync(paths.dir)) unlinkSync(join(paths.dir, name));
+      rmdirSync(paths.dir);
+    } catch {
+      // Gone already, or not ours to remove (the next sweep at start-up tries again).
+    }
+  });
 }
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };

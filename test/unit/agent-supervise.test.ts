@@ -4,7 +4,7 @@
  * watched it, is found again by a later watcher, and its output is reported
  * once, from the recorded offsets, masked.
  */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
@@ -18,7 +18,9 @@ const stats = new ProcStats();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function paths(): AttemptPaths {
-  return attemptPaths(mkdtempSync(join(tmpdir(), 'drover-sup-')), 'r-1', 'step', 1);
+  const p = attemptPaths(mkdtempSync(join(tmpdir(), 'drover-sup-')), 'r-1', 'step', 1);
+  mkdirSync(p.dir);
+  return p;
 }
 
 function start(p: AttemptPaths, script: string, timeoutMs = 0, graceMs = 200) {
