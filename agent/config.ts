@@ -145,7 +145,8 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
     ...parseLabels((env.DROVER_LABELS ?? '').split(',').filter(Boolean), 'DROVER_LABELS item'),
     ...parseLabels(flags.label ?? [], '--label'),
   };
-  const stateDir = flags.stateDir ?? env.DROVER_STATE_DIR ?? file.stateDir ?? join('.drover', 'agent', name);
+  // Absolute: steps run in other directories and are handed paths inside it (their exit file, $DROVER_OUTPUT).
+  const stateDir = resolve(flags.stateDir ?? env.DROVER_STATE_DIR ?? file.stateDir ?? join('.drover', 'agent', name));
   const logLevel = flags.logLevel ?? env.DROVER_LOG_LEVEL ?? file.logLevel ?? 'info';
   const graceMs = Number(flags.graceMs ?? file.graceMs ?? 5000);
   const token = (flags.token ?? env.DROVER_ENROLL_TOKEN ?? file.token ?? '').trim();

@@ -17,6 +17,16 @@
  *
  * Bound: past `maxBytes` on disk, new log chunks are dropped (counted in
  * `droppedLogBytes` and reported in heartbeats); step events are always kept.
+ *
+ * A failing disk (ENOSPC, EIO, EROFS, ...): a failed or short append is cut
+ * back to the last whole record, and it and every message after it wait in
+ * memory, in order, unsent (nothing is sent that is not on disk), while the
+ * append is retried (250 ms doubling to 5 s); once one succeeds they are
+ * written and sent, and `onWritable` is called. In memory, log chunks are
+ * bounded by PENDING_LOG_BYTES (past it they are dropped and counted, as past
+ * `maxBytes`); step events are always kept. push() tells whether the
+ * message is on disk: what is only in memory is lost if the agent dies, so
+ * callers that record progress elsewhere (the output offsets) wait for true.
  */
 import { closeSync, fdatasync, mkdirSync, openSync, readdirSync, readSync, statSync, ftruncateSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +45,10 @@ const WINDOW_MESSAGES = MAX_UNACKED_MESSAGES;
 const WINDOW_BYTES = 4 * 1024 * 1024;
 /** How often appended records are forced to the disk. */
 const SYNC_MS = 200;
+/** Log chunks kept in memory while the disk fails, at most. */
+const PENDING_LOG_BYTES = 8 * 1024 * 1024;
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 5000;
 const HEADER = 8;
 
 interface Segment {
@@ -71,6 +85,17 @@ export class Journal {
    * where a restarted agent resumes a still-running attempt's output.
    */
   readonly logOffsets = new Map<string, { stdout: number; stderr: number }>();
+  /** Messages not on disk yet because the disk failed, in seq order. */
+  private pending: { seq: number; payload: Uint8Array; log: boolean }[] = [];
+  private pendingLogBytes = 0;
+  /** The last append error while messages wait in memory. */
+  private failure: Error | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryMs = RETRY_FIRST_MS;
+  /** Called when appends succeed again after a failure (what waited is on disk and being sent). */
+  onWritable: (() => void) | undefined;
+  /** Called once when appends start failing, with the error. */
+  onFailing: ((err: Error) => void) | undefined;
 
   constructor(
     private readonly dir: string,
@@ -130,18 +155,84 @@ export class Journal {
     this.logOffsets.set(log.attemptId as string, o);
   }
 
-  /** Appends a message (journaled before it is sent) and sends it when a link is up. */
-  push(body: Body): void {
+  /** False while appends fail and messages wait in memory. */
+  get writable(): boolean {
+    return !this.failure;
+  }
+
+  /**
+   * Appends a message (journaled before it is sent) and sends it when a link
+   * is up. True when it is on disk; false when it waits in memory (the disk
+   * fails) or was dropped (a log chunk past a bound).
+   */
+  push(body: Body): boolean {
     const seq = this.nextSeq;
     const msg = { ...body, seq } as AgentMessage;
     const payload = encodeMessage('AgentMessage', msg);
-    if (body.log && this.diskBytes + payload.length > this.maxBytes) {
-      this.droppedLogBytes += (body.log.data as Uint8Array | undefined)?.length ?? 0;
-      return;
+    const dataBytes = (body.log?.data as Uint8Array | undefined)?.length ?? 0;
+    if (body.log && (this.diskBytes + payload.length > this.maxBytes || (this.failure && this.pendingLogBytes + payload.length > PENDING_LOG_BYTES))) {
+      this.droppedLogBytes += dataBytes;
+      return false;
     }
     this.nextSeq++;
-    this.append(seq, payload);
+    if (this.failure || !this.tryAppend(seq, payload)) {
+      this.pending.push({ seq, payload, log: !!body.log });
+      if (body.log) this.pendingLogBytes += payload.length;
+      return false;
+    }
     if (this.sender && this.sent === seq - 1 && this.windowOpen()) this.send(msg, payload.length);
+    return true;
+  }
+
+  /** Appends, or on failure cuts the segment back to its last whole record and starts retrying. */
+  private tryAppend(seq: number, payload: Uint8Array): boolean {
+    try {
+      this.append(seq, payload);
+      return true;
+    } catch (err) {
+      const seg = this.segments[this.segments.length - 1];
+      try {
+        if (seg && this.fd >= 0) ftruncateSync(this.fd, seg.bytes);
+      } catch {
+        // The retry cuts again before it writes (append starts at seg.bytes).
+      }
+      if (!this.failure) this.onFailing?.(err as Error);
+      this.failure = err as Error;
+      this.retryTimer ??= setTimeout(() => this.retry(), this.retryMs);
+      return false;
+    }
+  }
+
+  /** Writes what waits in memory, in order; sends it once it is all on disk. */
+  private retry() {
+    this.retryTimer = undefined;
+    while (this.pending.length) {
+      const p = this.pending[0];
+      if (!this.tryAppendRetry(p.seq, p.payload)) {
+        this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+        this.retryTimer = setTimeout(() => this.retry(), this.retryMs);
+        return;
+      }
+      this.pending.shift();
+      if (p.log) this.pendingLogBytes -= p.payload.length;
+    }
+    this.failure = undefined;
+    this.retryMs = RETRY_FIRST_MS;
+    this.pump();
+    this.onWritable?.();
+  }
+
+  private tryAppendRetry(seq: number, payload: Uint8Array): boolean {
+    const seg = this.segments[this.segments.length - 1];
+    try {
+      // A cut that failed before: the file may hold a torn record past seg.bytes.
+      if (seg && this.fd >= 0) ftruncateSync(this.fd, seg.bytes);
+      this.append(seq, payload);
+      return true;
+    } catch (err) {
+      this.failure = err as Error;
+      return false;
+    }
   }
 
   /** Called on each Welcome: drop what the control plane applied, resend the rest in order. */
@@ -188,6 +279,7 @@ export class Journal {
   close(): void {
     this.closeReader();
     clearTimeout(this.syncTimer);
+    clearTimeout(this.retryTimer);
     if (this.fd >= 0) {
       fdatasync(this.fd, () => undefined);
       closeSync(this.fd);
@@ -219,15 +311,21 @@ export class Journal {
     let seg = this.segments[this.segments.length - 1];
     const fullyAcked = seg && seg.lastSeq <= this.acked;
     if (!seg || seg.bytes >= SEGMENT_BYTES || (fullyAcked && seg.bytes >= ROTATE_ACKED_BYTES)) {
+      const path = join(this.dir, `${String(seq).padStart(20, '0')}.seg`);
+      // Opened before anything changes: an open that fails (a full disk) leaves the journal as it was.
+      const fd = openSync(path, 'a', 0o600);
       if (this.fd >= 0) closeSync(this.fd);
-      seg = { firstSeq: seq, lastSeq: seq - 1, path: join(this.dir, `${String(seq).padStart(20, '0')}.seg`), bytes: 0 };
+      this.fd = fd;
+      seg = { firstSeq: seq, lastSeq: seq - 1, path, bytes: 0 };
       this.segments.push(seg);
-      this.fd = openSync(seg.path, 'a', 0o600);
     }
     const header = Buffer.alloc(HEADER);
     header.writeUInt32LE(payload.length, 0);
     header.writeUInt32LE(crc32(payload), 4);
-    writeSync(this.fd, Buffer.concat([header, payload]));
+    const record = Buffer.concat([header, payload]);
+    const n = writeSync(this.fd, record);
+    // A short write is a full disk that has not said so yet.
+    if (n < record.length) throw Object.assign(new Error('ENOSPC: no space left on device, short write to the journal'), { code: 'ENOSPC' });
     seg.lastSeq = seq;
     seg.bytes += HEADER + payload.length;
     while (this.segments.length > 1 && this.segments[0].lastSeq <= this.acked) this.dropOldest();

@@ -13,13 +13,21 @@
  * A torn last line (a kill mid-write) is ignored: a start record is written
  * before the spawn, so a torn one means the process never started.
  * The file is compacted on open, keeping the newest MAX_ENTRIES attempts.
+ *
+ * A failing disk: a failed or short write is cut back to the last whole
+ * line. A start that cannot be written is refused (started() returns false:
+ * the attempt must not run unrecorded); a pid or an end that cannot be
+ * written is kept in memory and written, in order, before the next line and
+ * by a retry every RETRY_MS.
  */
-import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 
 /** Attempts remembered; older ones are forgotten at the next open. */
 const MAX_ENTRIES = 20_000;
+const RETRY_MS = 1000;
 
-export type EndStatus = 'succeeded' | 'failed' | 'skipped' | 'cancelled' | 'lost';
+/** 'retried': it failed and the step goes on with the next attempt. */
+export type EndStatus = 'succeeded' | 'failed' | 'skipped' | 'cancelled' | 'lost' | 'retried';
 
 export interface AttemptEntry {
   attemptId: string;
@@ -48,6 +56,11 @@ interface Line {
 export class Ledger {
   private entries = new Map<string, AttemptEntry>();
   private fd = -1;
+  /** Bytes of whole lines in the file. */
+  private size = 0;
+  /** Lines not written yet (the disk failed), in order. */
+  private unwritten: string[] = [];
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly file: string) {}
 
@@ -75,7 +88,11 @@ export class Ledger {
         this.entries.set(rec.a, { ...known, attemptId: rec.a, ...more });
       }
     }
-    const keep = [...this.entries.values()].slice(-MAX_ENTRIES);
+    // The newest ended ones, and every one still running, however old.
+    const all = [...this.entries.values()];
+    const ended = all.filter((e) => e.ended);
+    const drop = new Set(ended.slice(0, Math.max(0, all.length - MAX_ENTRIES)));
+    const keep = all.filter((e) => !drop.has(e));
     this.entries = new Map(keep.map((e) => [e.attemptId, e]));
     const tmp = `${this.file}.tmp`;
     try {
@@ -84,8 +101,13 @@ export class Ledger {
     } catch {
       // A full or read-only disk: the ledger as it is stays valid (compaction only saves space).
       rmSync(tmp, { force: true });
+      // But a torn last line must not run into the next one.
+      text = readFileSync(this.file, 'utf8');
     }
     this.fd = openSync(this.file, 'a', 0o600);
+    this.size = fstatSync(this.fd).size;
+    const whole = Buffer.byteLength(text.slice(0, text.lastIndexOf('\n') + 1));
+    if (this.size > whole) this.cut(whole);
     return keep.filter((e) => !e.ended);
   }
 
@@ -97,8 +119,12 @@ export class Ledger {
     return this.entries.get(attemptId);
   }
 
-  started(attemptId: string, how: { supervised?: boolean; masked?: boolean } = {}): void {
-    this.put({ attemptId, ...how });
+  /** Records a start before the attempt runs; false when the disk refused it (do not run the attempt now). */
+  started(attemptId: string, how: { supervised?: boolean; masked?: boolean } = {}): boolean {
+    const e = { attemptId, ...how };
+    if (!this.write(line(e), false)) return false;
+    this.entries.set(attemptId, e);
+    return true;
   }
 
   spawned(attemptId: string, pid: number, startedAtMs: number): void {
@@ -109,12 +135,78 @@ export class Ledger {
     this.put({ attemptId, ended: status, outputs });
   }
 
+  /** Lines waiting for the disk. */
+  get pendingLines(): number {
+    return this.unwritten.length;
+  }
+
   private put(e: AttemptEntry) {
     this.entries.set(e.attemptId, e);
-    writeSync(this.fd, line(e));
+    this.write(line(e), true);
+  }
+
+  /** Writes what waits, then `text`; on failure cuts back and keeps `text` for later when `keep`. */
+  private write(text: string, keep: boolean): boolean {
+    if (!this.flushUnwritten()) {
+      if (keep) this.unwritten.push(text);
+      return false;
+    }
+    if (this.append(text)) return true;
+    if (keep) {
+      this.unwritten.push(text);
+      this.retryTimer ??= setTimeout(() => this.retry(), RETRY_MS).unref();
+    }
+    return false;
+  }
+
+  private retry() {
+    this.retryTimer = undefined;
+    if (!this.flushUnwritten()) this.retryTimer = setTimeout(() => this.retry(), RETRY_MS).unref();
+  }
+
+  private flushUnwritten(): boolean {
+    while (this.unwritten.length) {
+      if (!this.append(this.unwritten[0])) {
+        this.retryTimer ??= setTimeout(() => this.retry(), RETRY_MS).unref();
+        return false;
+      }
+      this.unwritten.shift();
+    }
+    return true;
+  }
+
+  private append(text: string): boolean {
+    if (this.torn) this.cut(this.size);
+    // Torn bytes that cannot be cut: a line end first, so they stay a line of their own (skipped when read).
+    const data = Buffer.from(this.torn ? `\n${text}` : text);
+    try {
+      const n = writeSync(this.fd, data);
+      if (n < data.length) throw new Error('short write');
+      this.size = this.torn ? fstatSync(this.fd).size : this.size + n;
+      this.torn = false;
+      return true;
+    } catch {
+      this.cut(this.size);
+      return false;
+    }
+  }
+
+  /** Torn bytes past `size` that a failed cut left. */
+  private torn = false;
+
+  private cut(size: number) {
+    try {
+      ftruncateSync(this.fd, size);
+      this.size = size;
+      this.torn = false;
+    } catch {
+      this.torn = true;
+    }
   }
 
   close(): void {
+    clearTimeout(this.retryTimer);
+    this.flushUnwritten();
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
   }

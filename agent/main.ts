@@ -111,6 +111,13 @@ async function runAgent(cfg: AgentConfig) {
   if (recovered.discardedBytes) {
     log.warn({ ...recovered }, 'the journal had a torn or corrupt tail (the agent was killed mid-write or the disk was damaged); the intact records were kept and the rest discarded');
   }
+  // A full or failing disk: messages wait in memory, unsent, and the agent keeps going (agent/journal.ts).
+  let failingSince = 0;
+  journal.onFailing = (err) => {
+    failingSince = Date.now();
+    log.error({ err: err.message, dir: cfg.stateDir }, `cannot write the journal in ${cfg.stateDir} (${err.message}); messages wait in memory and nothing is sent until a write succeeds; retrying by itself`);
+  };
+  journal.onWritable = () => log.info({ dir: cfg.stateDir, failedMs: Date.now() - failingSince }, 'the journal can be written again; sending what waited');
   const ledger = new Ledger(join(cfg.stateDir, 'ledger.ndjson'));
   const lost = ledger.open();
   const facts = await collectFacts(VERSION);
@@ -172,7 +179,8 @@ async function runAgent(cfg: AgentConfig) {
   log.info({ server: link.address, labels: cfg.labels, stateDir: cfg.stateDir, version: VERSION }, 'agent starting');
   conn.start();
   const stop = (signal: string) => {
-    const running = runtime.running;
+    // Those found running after a restart and not sent again yet count too.
+    const running = runtime.runningAttempts().length;
     conn.stop();
     ssh.closeAll();
     if (!cfg.stopStepsOnExit || !running) {
@@ -184,7 +192,7 @@ async function runAgent(cfg: AgentConfig) {
     stopSteps(`the agent stopped (${signal})`);
     const waitUntil = Date.now() + cfg.graceMs + 1000;
     const poll = setInterval(() => {
-      if (runtime.running > 0 && Date.now() < waitUntil) return;
+      if (runtime.runningAttempts().length > 0 && Date.now() < waitUntil) return;
       clearInterval(poll);
       journal.close();
       process.exit(0);

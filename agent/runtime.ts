@@ -31,7 +31,7 @@ import { ProcStats } from './executor/proc-stats.js';
 import type { DevicePool } from './executor/ssh/pool.js';
 import { runSsh } from './executor/ssh/step.js';
 import type { RunningShell, ShellResult } from './executor/shell.js';
-import { attachSupervised, attemptPaths, findSupervised, removeAttempt, startSupervised, type AttemptPaths, type Found, type Supervised } from './executor/supervise.js';
+import { attachSupervised, attemptPaths, closeOutputs, findSupervised, openOutputs, removeAttempt, startSupervised, type AttemptPaths, type Found, type Supervised } from './executor/supervise.js';
 import type { Logger } from './log.js';
 import type { Body } from './journal.js';
 import type { AttemptEntry, Ledger } from './ledger.js';
@@ -87,6 +87,9 @@ interface Detached {
 
 /** Kinds run as a process under the supervisor. */
 const PROCESS_KINDS = new Set(['run', 'command', 'script']);
+/** Errors of a full or failing disk: an attempt that cannot start for one of these waits POSTPONE_MS and tries again. */
+const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS']);
+const POSTPONE_MS = 1000;
 
 export interface RuntimeOptions {
   agentName: string;
@@ -109,7 +112,8 @@ export interface RuntimeOptions {
   graceMs: number;
   /** SSH sessions to network devices, for ssh steps (absent: this agent runs none). */
   ssh?: DevicePool;
-  emit(body: Body): void;
+  /** Journals a message; false when it is not on disk (it waits in memory: the disk fails). */
+  emit(body: Body): boolean | void;
   log: Logger;
 }
 
@@ -237,13 +241,12 @@ export class Runtime {
       const paths = attemptPaths(this.opts.attemptsDir, runId, stepId, Number(attempt));
       const found = e.supervised ? findSupervised(paths, e.pid) : ({ state: 'gone' } as const);
       if (found.state !== 'gone') {
-        const a = readOffsets(paths);
-        const b = logOffsets.get(e.attemptId) ?? { stdout: 0, stderr: 0 };
-        const offsets = { stdout: Math.max(a.stdout, b.stdout), stderr: Math.max(a.stderr, b.stderr) };
-        this.detached.set(e.attemptId, { entry: e, found, paths, offsets });
+        this.detached.set(e.attemptId, { entry: e, found, paths, offsets: this.offsetsOf(e.attemptId, paths, logOffsets) });
         this.opts.log.info({ attemptId: e.attemptId, ...found }, found.state === 'running' ? 'attempt still running after the agent restarted; re-attaching when its step comes' : 'attempt ended while the agent was down; reporting its end when its step comes');
         continue;
       }
+      // Its last lines, unless it had secrets (masking them needs them, and they went with the last process).
+      if (e.supervised && !e.masked) this.drain(runId, stepId, e.attemptId, paths, this.offsetsOf(e.attemptId, paths, logOffsets));
       // What the attempt wrote to $DROVER_OUTPUT may hold a secret in clear, and is never read now.
       this.opts.ledger.ended(e.attemptId, 'lost', {});
       removeAttempt(paths);
@@ -254,11 +257,26 @@ export class Runtime {
     }
   }
 
+  /** Where an attempt's output was reported up to: the larger of its offsets file and what the journal holds. */
+  private offsetsOf(attemptId: string, paths: AttemptPaths, logOffsets: Map<string, Offsets>): Offsets {
+    const a = readOffsets(paths);
+    const b = logOffsets.get(attemptId) ?? { stdout: 0, stderr: 0 };
+    return { stdout: Math.max(a.stdout, b.stdout), stderr: Math.max(a.stderr, b.stderr) };
+  }
+
+  /** Reports what is left of an ended attempt's output, at once. */
+  private drain(runId: string, stepId: string, attemptId: string, paths: AttemptPaths, from: Offsets) {
+    const streams = { stdout: 'LOG_STREAM_STDOUT', stderr: 'LOG_STREAM_STDERR' } as const;
+    new AttemptOutput(paths, from, new Masker([]), (stream, data, offset) => this.opts.emit({ log: { runId, stepId, attemptId, stream: streams[stream], data, atMs: Date.now(), offset } }) !== false).finish();
+  }
+
   /** Removes attempt directories (`<run>.<attempt>.<step>`) left by a process killed before it removed them (their attempts had ended). */
   private sweepAttempts(unended: Set<string>) {
     for (const name of readdirSync(this.opts.attemptsDir)) {
-      const [run, attempt] = name.split('.', 2);
-      const step = name.slice(run.length + attempt.length + 2);
+      const m = /^([^.]+)\.(\d+)\.(.+)$/.exec(name);
+      // Not ours (lost+found, a hand-made file): left alone.
+      if (!m) continue;
+      const [, run, attempt, step] = m;
       if (!unended.has(`${run}/${step}/${attempt}/${this.opts.agentName}`)) rmSync(join(this.opts.attemptsDir, name), { recursive: true, force: true });
     }
   }
@@ -272,6 +290,16 @@ export class Runtime {
   private settleDetached(attemptId: string, d: Detached, reason: string) {
     this.detached.delete(attemptId);
     const [runId, stepId, attempt] = attemptId.split('/');
+    // Found again now: it may have ended (or its pid gone to another process) since the start.
+    const found = findSupervised(d.paths, d.found.state === 'running' ? d.found.pid : d.entry.pid);
+    if (found.state === 'gone') {
+      if (!d.entry.masked) this.drain(runId, stepId, attemptId, d.paths, d.offsets);
+      this.opts.ledger.ended(attemptId, 'lost', {});
+      removeAttempt(d.paths);
+      this.opts.emit({ stepEvent: { runId, stepId, attemptId, attempt: Number(attempt), phase: 'STEP_PHASE_LOST', message: LOST_MESSAGE, endedAtMs: Date.now() } });
+      return;
+    }
+    d = { ...d, found };
     const shell = attachSupervised(this.superviseSpec(d.paths, 0, d.entry.startedAtMs), d.found, this.stats);
     const output = d.entry.masked ? undefined : this.follow(runId, stepId, attemptId, d.paths, d.offsets, new Masker([]));
     shell.cancel();
@@ -363,6 +391,7 @@ export class Runtime {
     if (last === 0) return this.startAttempt(slice, step, 1);
     step.attempt = last;
     const entry = this.opts.ledger.get(this.attemptId(slice, step.plan.id, last))!;
+    if (entry.ended === 'retried') return this.startAttempt(slice, step, last + 1);
     if (entry.ended && entry.ended !== 'lost') {
       return this.finish(slice, step, entry.ended, { outputs: entry.outputs, message: 'result recovered from the agent ledger after a restart' }, false);
     }
@@ -374,9 +403,19 @@ export class Runtime {
   /** Continues an attempt a previous agent process started: its output from the recorded offsets, then its real end. */
   private reattach(slice: Slice, step: LocalStep, d: Detached) {
     this.detached.delete(d.entry.attemptId);
-    const shell = attachSupervised(this.superviseSpec(d.paths, step.plan.timeoutMs, d.entry.startedAtMs), d.found, this.stats);
+    // Found again now: it may have ended (or its pid gone to another process) since the start.
+    const found = findSupervised(d.paths, d.found.state === 'running' ? d.found.pid : d.entry.pid);
+    if (found.state === 'gone') {
+      this.opts.ledger.ended(d.entry.attemptId, 'lost', {});
+      removeAttempt(d.paths);
+      return this.retryOrFail(slice, step, d.entry.attemptId, {}, 0, LOST_MESSAGE);
+    }
+    const shell = attachSupervised(this.superviseSpec(d.paths, step.plan.timeoutMs, d.entry.startedAtMs), found, this.stats);
     step.shell = shell;
-    const output = this.follow(slice.runId, step.plan.id, d.entry.attemptId, d.paths, d.offsets, step.masker);
+    // It had secrets, and this Assign brought none (removed or unreadable since): its output cannot be masked, so it is not sent.
+    const withheld = d.entry.masked && step.masker.empty;
+    if (withheld) this.opts.log.warn({ attemptId: d.entry.attemptId }, "the attempt's output is not reported: it had secrets, and the step came back without them");
+    const output = withheld ? { finish: () => undefined } : this.follow(slice.runId, step.plan.id, d.entry.attemptId, d.paths, d.offsets, step.masker);
     this.opts.log.info({ attemptId: d.entry.attemptId, state: d.found.state }, 're-attached to an attempt started before the agent restarted');
     void shell.result.then((res) => {
       output.finish();
@@ -395,8 +434,9 @@ export class Runtime {
       paths,
       from,
       masker,
-      (stream, data, offset) => this.opts.emit({ log: { runId, stepId, attemptId, stream: streams[stream], data, atMs: Date.now(), offset } }),
+      (stream, data, offset) => this.opts.emit({ log: { runId, stepId, attemptId, stream: streams[stream], data, atMs: Date.now(), offset } }) !== false,
       open,
+      (message) => this.opts.log.warn({ attemptId }, message),
     ).follow();
   }
 
@@ -408,34 +448,46 @@ export class Runtime {
       return;
     }
     const supervised = PROCESS_KINDS.has(plan.kind || 'run');
-    this.opts.ledger.started(attemptId, { supervised, masked: !step.masker.empty });
-    step.attempt = attempt;
     step.retryTimer = undefined;
-
     const runDir = join(this.opts.workDir, slice.runId);
     const paths = attemptPaths(this.opts.attemptsDir, slice.runId, plan.id, attempt);
     let env: Record<string, string>;
+    // A process step's files (and a script step's script), made before the attempt is recorded: a full disk postpones it.
+    let files: ReturnType<typeof openOutputs> | undefined;
+    let what: { script?: string; argv: string[] } = { argv: [] };
     try {
       // Once per slice: it adds up on short steps.
       if (!slice.workDirMade) {
         mkdirSync(runDir, { recursive: true });
         slice.workDirMade = true;
       }
-      // Built-in steps run in this process: no files of their own.
-      if (supervised) mkdirSync(paths.dir, { mode: 0o700 });
       env = this.stepEnv(slice, plan, attemptId, paths.output);
+      // Built-in steps run in this process: no files of their own.
+      if (supervised) {
+        mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+        files = openOutputs(paths);
+        what = (plan.kind || 'run') === 'run' ? { script: plan.run, argv: [] } : { argv: this.argv(slice, plan, paths) };
+      }
     } catch (err) {
+      closeOutputs(files);
+      if (DISK_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) return this.postpone(slice, step, attempt, (err as Error).message);
+      step.attempt = attempt;
       this.finish(slice, step, 'failed', { message: `cannot prepare the step: ${(err as Error).message}` });
       return;
     }
+    // Recorded before it runs, or it does not run: an attempt never runs unrecorded (a restart would run it again).
+    if (!this.opts.ledger.started(attemptId, { supervised, masked: !step.masker.empty })) {
+      closeOutputs(files);
+      return this.postpone(slice, step, attempt, 'the attempt ledger cannot be written');
+    }
+    step.attempt = attempt;
     const startedAtMs = Date.now();
     this.event(slice, plan.id, attemptId, attempt, 'STEP_PHASE_STARTED', { startedAtMs });
     let shell: RunningShell;
     let output: { finish(): void };
     try {
-      if (supervised) {
-        const what = (plan.kind || 'run') === 'run' ? { script: plan.run, argv: [] } : { argv: this.argv(slice, plan, paths) };
-        const sup = startSupervised({ ...what, env, cwd: runDir, timeoutMs: plan.timeoutMs, graceMs: this.opts.graceMs, paths }, this.stats);
+      if (files) {
+        const sup = startSupervised({ ...what, env, cwd: runDir, timeoutMs: plan.timeoutMs, graceMs: this.opts.graceMs, paths }, this.stats, files);
         if (sup.pid) this.opts.ledger.spawned(attemptId, sup.pid, startedAtMs);
         output = this.follow(slice.runId, plan.id, attemptId, paths, { stdout: 0, stderr: 0 }, step.masker, sup.files);
         shell = sup;
@@ -453,6 +505,15 @@ export class Runtime {
       output.finish();
       this.attemptEnded(slice, step, attemptId, paths, res);
     });
+  }
+
+  /**
+   * The state dir's disk refused what starting an attempt needs (a full or
+   * failing disk): the step waits and tries again, as the same attempt.
+   */
+  private postpone(slice: Slice, step: LocalStep, attempt: number, why: string) {
+    this.opts.log.warn({ run: slice.runId, step: step.plan.id, attempt, why }, 'cannot start the step now: the state dir cannot be written; trying again in 1 s');
+    step.retryTimer = setTimeout(() => this.startAttempt(slice, step, attempt), POSTPONE_MS);
   }
 
   /** The argv of a command or script step; templates in `command` are resolved here. */
@@ -573,7 +634,8 @@ export class Runtime {
     const retryable =
       retry && step.attempt < retry.attempts && !slice.cancelled && (retry.retryOn.length === 0 || retry.retryOn.includes(exitCode) || message === LOST_MESSAGE);
     if (!retryable) return this.finish(slice, step, 'failed', { ...fields, message });
-    this.opts.ledger.ended(attemptId, 'failed', {});
+    // Not 'failed': an agent restarted before the next attempt starts must start it, not report the step failed.
+    this.opts.ledger.ended(attemptId, 'retried', {});
     this.removeAttempt(slice, step);
     const delay = backoffDelay(retry, step.attempt);
     this.event(slice, step.plan.id, attemptId, step.attempt, 'STEP_PHASE_RETRYING', {

@@ -44,17 +44,19 @@ export class AttemptOutput {
   private watcher: FSWatcher | undefined;
   private poller: NodeJS.Timeout | undefined;
   private scheduled = false;
-  /** Per stream: the file end seen when a partial line was left, and its flush timer. */
-  private partial: Record<Stream, { end: number; timer: NodeJS.Timeout } | undefined> = { stdout: undefined, stderr: undefined };
+  /** Per stream: the flush timer of a partial line. */
+  private partial: Record<Stream, { timer: NodeJS.Timeout } | undefined> = { stdout: undefined, stderr: undefined };
   private done = false;
 
   constructor(
     private readonly paths: AttemptPaths,
     start: Offsets,
     private readonly masker: Masker,
-    private readonly emit: (stream: Stream, data: Buffer, offset: number) => void,
+    /** True when the chunk is on disk (journaled): only then does the offsets file move past it. */
+    private readonly emit: (stream: Stream, data: Buffer, offset: number) => boolean,
     /** The output files, already open for reading (the supervisor's own descriptors, opened with a+): this takes them over. */
     open?: Record<Stream, number>,
+    private readonly warn?: (message: string) => void,
   ) {
     this.pos = { ...start };
     if (open) this.fds = { ...open };
@@ -129,19 +131,27 @@ export class AttemptOutput {
     if (fd < 0) return;
     // Most steps print little or nothing: no read and no buffer for a file that did not grow.
     const end = this.fileEnd(fd);
+    if (end < this.pos[stream] || (end > 0 && this.rewritten(stream, fd))) {
+      // The step truncated its own output: it opened /dev/stdout or /dev/stderr with ">" (">>" or ">&2" append).
+      this.warn?.(`the step truncated its ${stream} (it opened /dev/${stream} with ">"); its output is read again from its start`);
+      this.pos[stream] = 0;
+      this.last[stream] = Buffer.alloc(0);
+    }
+    // Past the longest masked form twice: a cut before a possible secret still leaves READ_BYTES to send.
+    const window = READ_BYTES + 2 * this.masker.holdBack;
     while (this.pos[stream] < end) {
-      const want = Math.min(READ_BYTES, end - this.pos[stream]);
+      const want = Math.min(window, end - this.pos[stream]);
       const buf = Buffer.allocUnsafe(want);
       const n = readSync(fd, buf, 0, want, this.pos[stream]);
       if (n === 0) return;
       const data = buf.subarray(0, n);
-      const more = n === READ_BYTES;
+      const more = n === window;
       let cut = final && !more ? n : data.lastIndexOf(0x0a) + 1;
       if (cut === 0 && (more || flushPartial)) {
         // A long line, or progress output that waited long enough: cut it, but never inside or just before
         // what may be a secret (its last holdBack bytes wait for the rest of the line).
         cut = this.masker.safeCut(data, Math.max(0, n - this.masker.holdBack));
-        // A full read must move on, even inside a secret longer than a read.
+        // Cannot happen with the window above; a full read must move on whatever.
         if (cut === 0 && more) cut = n;
       }
       if (cut > 0) this.send(stream, data.subarray(0, cut));
@@ -150,32 +160,42 @@ export class AttemptOutput {
     }
   }
 
+  /** The last bytes sent of each stream, to notice a file rewritten from its start (same size or larger). */
+  private last: Record<Stream, Buffer> = { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+
+  private rewritten(stream: Stream, fd: number): boolean {
+    const last = this.last[stream];
+    if (!last.length) return false;
+    const now = Buffer.alloc(last.length);
+    readSync(fd, now, 0, last.length, this.pos[stream] - last.length);
+    return !now.equals(last);
+  }
+
   private send(stream: Stream, raw: Buffer) {
+    const keep = Math.min(16, raw.length);
+    this.last[stream] = Buffer.concat([this.last[stream], raw.subarray(raw.length - keep)]).subarray(-16);
     clearTimeout(this.partial[stream]?.timer);
     this.partial[stream] = undefined;
     this.pos[stream] += raw.length;
-    this.emit(stream, this.masker.empty ? raw : this.masker.bytes(raw), this.pos[stream]);
+    // Not journaled (the disk fails; it waits in memory): if the agent dies now, the next one reads it again.
+    if (!this.emit(stream, this.masker.empty ? raw : this.masker.bytes(raw), this.pos[stream])) return;
     // Not O_APPEND (a positioned write would append) and not truncated (a kill right after would forget the offsets).
     if (this.offsetsFd < 0) this.offsetsFd = openSync(this.paths.offsets, constants.O_RDWR | constants.O_CREAT, 0o600);
     const text = `${String(this.pos.stdout).padStart(20)} ${String(this.pos.stderr).padStart(20)}\n`;
     writeSync(this.offsetsFd, text, 0);
   }
 
-  /** A partial line is left: send it if nothing more comes within PARTIAL_FLUSH_MS. */
+  /**
+   * A partial line is left: what there is of it goes PARTIAL_FLUSH_MS after
+   * it first appeared, growing or not (progress output streams, as from a pipe).
+   */
   private armPartial(stream: Stream) {
-    const fd = this.fds[stream];
-    const end = fd >= 0 ? this.fileEnd(fd) : 0;
-    const p = this.partial[stream];
-    if (p && p.end === end) return;
-    clearTimeout(p?.timer);
+    if (this.partial[stream]) return;
     const timer = setTimeout(() => {
-      if (this.done) return;
-      const now = this.fds[stream] >= 0 ? this.fileEnd(this.fds[stream]) : 0;
       this.partial[stream] = undefined;
-      // Output came meanwhile: an ordinary read handles it (and may complete the line).
-      this.read(stream, false, now === end);
+      if (!this.done) this.read(stream, false, true);
     }, PARTIAL_FLUSH_MS);
-    this.partial[stream] = { end, timer };
+    this.partial[stream] = { timer };
   }
 
   private fileEnd(fd: number): number {

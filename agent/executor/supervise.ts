@@ -30,10 +30,23 @@ import type { RunningShell, ShellResult } from './shell.js';
 /**
  * `$1` is the exit file. A run step's script (`$2`) runs in a subshell of
  * the supervisor (a fork, no second exec: a shell step costs what `sh -c`
- * did); other steps' argv follows. `$?` of a killed step is 128 + its signal.
+ * did); other steps' argv is exec'd in one (exec: a program, never a shell
+ * builtin of that name). `$?` of a killed step is 128 + its signal.
+ *
+ * The supervisor traps TERM, INT and HUP with a no-op: a cancel or timeout
+ * signals the whole group, and the step (whose subshell has the default
+ * dispositions again) gets the grace period while the supervisor stays to
+ * write its real status; an agent that dies meanwhile finds it, never a
+ * step running on with no one to report it. SIGKILL ends them all.
+ *
+ * The supervisor's own stderr is /dev/null (the step's is fd 3 until the
+ * step starts): what the shell says itself ("Terminated" for a step killed by
+ * a signal, a failed exit-file write) is not the step's output.
  */
-const WRAP_SCRIPT = '__drover_exit=$1; __drover_run=$2; shift 2; (eval "$__drover_run"); s=$?; echo "$s" > "$__drover_exit"; exit "$s"';
-const WRAP_ARGV = '__drover_exit=$1; shift; "$@"; s=$?; echo "$s" > "$__drover_exit"; exit "$s"';
+const HEAD = 'trap : TERM INT HUP; exec 3>&2 2>/dev/null; __drover_exit=$1;';
+const TAIL = 's=$?; echo "$s" > "$__drover_exit"; exit "$s"';
+const WRAP_SCRIPT = `${HEAD} __drover_run=$2; shift 2; (exec 3>&-; eval "$__drover_run") 2>&3; ${TAIL}`;
+const WRAP_ARGV = `${HEAD} shift; (exec "$@" 3>&-) 2>&3; ${TAIL}`;
 /** How often an attached (not our child) supervisor is checked for its end. */
 const POLL_MS = 100;
 
@@ -76,10 +89,8 @@ export interface Supervised extends RunningShell {
 }
 
 /** Starts a step under the supervisor, in `spec.paths.dir` (which exists); its output goes to files (see OutputTail). */
-export function startSupervised(spec: Omit<SuperviseSpec, 'startedAtMs'>, stats: ProcStats): Supervised {
-  // a+: the step appends; this process reads through the same descriptors (no second open).
-  const out = openSync(spec.paths.stdout, 'a+', 0o600);
-  const err = openSync(spec.paths.stderr, 'a+', 0o600);
+export function startSupervised(spec: Omit<SuperviseSpec, 'startedAtMs'>, stats: ProcStats, files = openOutputs(spec.paths)): Supervised {
+  const { stdout: out, stderr: err } = files;
   const startedAtMs = Date.now();
   let child;
   try {
@@ -108,6 +119,27 @@ export function startSupervised(spec: Omit<SuperviseSpec, 'startedAtMs'>, stats:
     child.once('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 + (SIGNAL_NUMBERS[signal] ?? 0) : -1), signal: signal ?? '' })),
   );
   return { ...supervise({ ...spec, startedAtMs }, child.pid, stats, exited), files: { stdout: out, stderr: err } };
+}
+
+/**
+ * Creates and opens an attempt's output files, a+: the step appends, this
+ * process reads through the same descriptors (no second open). Separate from
+ * the spawn so that a full disk is found before the attempt is recorded.
+ */
+export function openOutputs(paths: AttemptPaths): { stdout: number; stderr: number } {
+  const stdout = openSync(paths.stdout, 'a+', 0o600);
+  try {
+    return { stdout, stderr: openSync(paths.stderr, 'a+', 0o600) };
+  } catch (err) {
+    closeSync(stdout);
+    throw err;
+  }
+}
+
+export function closeOutputs(files: { stdout: number; stderr: number } | undefined): void {
+  if (!files) return;
+  closeSync(files.stdout);
+  closeSync(files.stderr);
 }
 
 /** What became of an attempt's supervisor while no agent watched it. */
@@ -142,10 +174,18 @@ export function attachSupervised(spec: SuperviseSpec, found: Exclude<Found, { st
     };
     check();
   });
-  return supervise(spec, pid, stats, exited);
+  // Not our child: its pid may be another process's by the time we signal it.
+  return supervise(spec, pid, stats, exited, () => isSupervisor(pid, spec.paths));
 }
 
-function supervise(spec: SuperviseSpec, pgid: number, stats: ProcStats, exited: Promise<{ code: number; signal: string }>): Supervised {
+function supervise(
+  spec: SuperviseSpec,
+  pgid: number,
+  stats: ProcStats,
+  exited: Promise<{ code: number; signal: string }>,
+  /** Still this attempt's supervisor (for one started by an earlier agent process); our own child needs no check. */
+  ours: () => boolean = () => true,
+): Supervised {
   // kill(-0) would signal the agent's own group.
   if (!(pgid > 0)) throw new Error(`bad process group ${pgid}`);
   stats.track(pgid);
@@ -155,6 +195,7 @@ function supervise(spec: SuperviseSpec, pgid: number, stats: ProcStats, exited: 
   let killTimer: NodeJS.Timeout | undefined;
   let killed = false;
   const signalGroup = (signal: NodeJS.Signals) => {
+    if (!ours()) return false;
     try {
       process.kill(-pgid, signal);
       return true;
@@ -218,11 +259,17 @@ function groupGone(pgid: number, stop: () => boolean): Promise<void> {
   });
 }
 
-/** The pid is a live (not zombie) supervisor of this attempt. */
-function isSupervisor(pid: number, paths: AttemptPaths): boolean {
+/**
+ * The pid is a live (not zombie) supervisor of this attempt: its argv names
+ * the attempt's exit file, and it leads its own session and group (its
+ * subshells share the argv but not that).
+ */
+export function isSupervisor(pid: number, paths: AttemptPaths): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return false;
+    // After "(comm) ": state ppid pgrp session ...
+    const [state, , pgrp, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (state === 'Z' || Number(pgrp) !== pid || Number(session) !== pid) return false;
     return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').includes(paths.exit);
   } catch {
     return false;

@@ -132,47 +132,45 @@ describe('fault - agent killed, steps survive', () => {
 
   it('fault - a step moved away while its agent was down is stopped when the agent returns; its lines and its end are kept under its attempt', async () => {
     const server = await startServer({ args: ['--heartbeat-interval-ms', '200', '--lost-after-ms', '1500'] });
-    const stateDir = tempDir('drover-moved-');
-    let a = startAgentCommand(server, 'moved-a', { pool: 'moved' }, stateDir);
-    startAgentCommand(server, 'moved-b', { pool: 'moved' });
+    const dirs = { 'moved-a': tempDir('drover-moved-a-'), 'moved-b': tempDir('drover-moved-b-') };
+    const agents = { 'moved-a': startAgentCommand(server, 'moved-a', { pool: 'moved' }, dirs['moved-a']), 'moved-b': startAgentCommand(server, 'moved-b', { pool: 'moved' }, dirs['moved-b']) };
     const client = new DroverClient(server.clientOptions);
     await connected(client, 'moved-a');
     await connected(client, 'moved-b');
     const dir = tempDir('drover-moved-wf-');
     const effects = join(dir, 'effects');
     const file = join(dir, 'moved.json');
-    // On moved-a it would run for 50 s: it still runs when moved-a comes back, long after moved-b (2 s) finished it.
-    const run = `n=8; [ "$DROVER_AGENT" = moved-a ] && n=200; echo "long START $DROVER_AGENT" >> "${effects}"; i=1; while [ $i -le $n ]; do echo "line $i on $DROVER_AGENT"; sleep 0.25; i=$((i+1)); done; echo "long END $DROVER_AGENT" >> "${effects}"`;
-    // Placed on moved-a (its label), then free to move to moved-b.
+    // The first attempt would run for 50 s: it still runs when its agent comes back, long after the second (2 s) finished.
+    const first = join(dir, 'first');
+    const run = `n=8; mkdir "${first}" 2>/dev/null && n=200; echo "long START $DROVER_AGENT" >> "${effects}"; i=1; while [ $i -le $n ]; do echo "line $i on $DROVER_AGENT"; sleep 0.25; i=$((i+1)); done; echo "long END $DROVER_AGENT" >> "${effects}"`;
     writeFileSync(file, JSON.stringify({ name: 'moved', onAgentLost: 'retry', steps: [{ id: 'long', target: { labels: { pool: 'moved' } }, run }] }));
     const handle = await client.runs.launch(file);
-    const first = await waitFor(async () => (await client.runs.get(handle.id)).steps[0].agent || undefined, 10_000, () => 'the step to be placed');
-    const victim = first === 'moved-a' ? a : undefined;
-    if (!victim) throw new Error(`the step went to ${first}; this case needs it on moved-a`);
+    const name = (await waitFor(async () => (await client.runs.get(handle.id)).steps[0].agent || undefined, 10_000, () => 'the step to be placed')) as 'moved-a' | 'moved-b';
+    const other = name === 'moved-a' ? 'moved-b' : 'moved-a';
     await waitFor(async () => (await storedLogs(server.dataDir, handle.id)).length >= 3 || undefined, 20_000, () => 'the step to print');
-    await kill(a);
-    // Lost, moved to moved-b, done there; only then does moved-a come back.
+    await kill(agents[name]);
+    // Lost, moved to the other agent, done there; only then does the first one come back.
     const done = await handle.wait();
     expect(done.status).toBe('succeeded');
-    expect(done.steps[0].agent).toBe('moved-b');
-    a = startAgentCommand(server, 'moved-a', { pool: 'moved' }, stateDir);
+    expect(done.steps[0].agent).toBe(other);
+    const a = startAgentCommand(server, name, { pool: 'moved' }, dirs[name]);
     const step = await waitFor(
       async () => {
         const s = (await client.runs.get(handle.id)).steps[0];
-        return s.attempts.find((x) => x.agent === 'moved-a' && x.status !== 'running' && x.status !== 'lost') ? s : undefined;
+        return s.attempts.find((x) => x.agent === name && x.status !== 'running' && x.status !== 'lost') ? s : undefined;
       },
       20_000,
-      () => `moved-a's attempt to be settled:\n${a.output().slice(-2000)}`,
+      () => `${name}'s attempt to be settled:\n${a.output().slice(-2000)}`,
     );
-    const onA = step.attempts.find((x) => x.agent === 'moved-a')!;
+    const onA = step.attempts.find((x) => x.agent === name)!;
     expect(onA.status).toBe('cancelled');
     expect(onA.superseded).toBe(true);
-    // moved-a's process was stopped: it started once and never ended; moved-b's ran once.
-    expect(lines(effects).sort()).toEqual(['long END moved-b', 'long START moved-a', 'long START moved-b']);
-    // Every line moved-a's attempt printed, before and after its agent was killed, is kept once, in order.
+    // The first attempt's process was stopped: it started once and never ended; the second ran once.
+    expect(lines(effects).sort()).toEqual([`long END ${other}`, `long START ${name}`, `long START ${other}`].sort());
+    // Every line the first attempt printed, before and after its agent was killed, is kept once, in order.
     const fromA = (await storedLogs(server.dataDir, handle.id)).filter((l) => l.attempt === onA.id).map((l) => l.text);
     expect(fromA.length).toBeGreaterThan(3);
-    expect(fromA).toEqual(Array.from({ length: fromA.length }, (_, i) => `line ${i + 1} on moved-a\n`));
+    expect(fromA).toEqual(Array.from({ length: fromA.length }, (_, i) => `line ${i + 1} on ${name}\n`));
     client.close();
   });
 });

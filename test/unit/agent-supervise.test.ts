@@ -29,7 +29,7 @@ function start(p: AttemptPaths, script: string, timeoutMs = 0, graceMs = 200) {
 
 function collect(p: AttemptPaths, from = { stdout: 0, stderr: 0 }, masker = new Masker([])) {
   const got: { stream: Stream; text: string; offset: number }[] = [];
-  const out = new AttemptOutput(p, from, masker, (stream, data, offset) => got.push({ stream, text: data.toString(), offset })).follow();
+  const out = new AttemptOutput(p, from, masker, (stream, data, offset) => got.push({ stream, text: data.toString(), offset }) > 0).follow();
   return { got, out, text: (s: Stream = 'stdout') => got.filter((g) => g.stream === s).map((g) => g.text).join('') };
 }
 
@@ -152,5 +152,58 @@ describe('agent - supervised process steps', () => {
         { attemptId: 'r/t/1/x', supervised: true },
       ]);
     }
+  });
+
+  it('output: a partial line that keeps growing (progress output) is sent as it grows', async () => {
+    const p = paths();
+    const sh = start(p, 'for i in 1 2 3 4 5 6 7 8; do printf .; sleep 0.1; done; echo');
+    const c = collect(p);
+    await sh.result;
+    c.out.finish();
+    expect(c.text()).toBe('........\n');
+    // Not one chunk at the end: pieces every PARTIAL_FLUSH_MS while it grew.
+    expect(c.got.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('output: a secret longer than a read is masked whole', async () => {
+    const p = paths();
+    const secret = Buffer.alloc(50_000, 'k').toString() + 'end';
+    const b64 = Buffer.from(secret).toString('base64');
+    const payload = join(mkdtempSync(join(tmpdir(), 'drover-payload-')), 'payload');
+    writeFileSync(payload, `token: ${b64}\n`);
+    const sh = start(p, `cat ${payload}`);
+    const c = collect(p, undefined, new Masker([secret]));
+    await sh.result;
+    c.out.finish();
+    expect(c.text()).toBe('token: ***\n');
+  });
+
+  it('output: a step that truncates its own stdout (> /dev/stdout) is read again from the start', async () => {
+    const p = paths();
+    const sh = start(p, 'echo line1; echo line2; sleep 0.3; echo again > /dev/stdout; echo line3');
+    const c = collect(p);
+    await sh.result;
+    c.out.finish();
+    expect(c.text()).toBe('line1\nline2\nagain\nline3\n');
+  });
+
+  it('a cancelled step that traps TERM keeps its supervisor, which writes the real status', async () => {
+    const p = paths();
+    const sh = start(p, 'trap "exit 7" TERM; sleep 10 & wait', 0, 2000);
+    await sleep(200);
+    sh.cancel();
+    const res = await sh.result;
+    expect(res.cancelled).toBe(true);
+    expect(res.exitCode).toBe(7);
+    expect(readFileSync(p.exit, 'utf8').trim()).toBe('7');
+  });
+
+  it('a command step runs the program, never a shell builtin of that name', async () => {
+    const p = paths();
+    const sh = startSupervised({ argv: ['echo', '-e', 'a\\tb'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: tmpdir(), timeoutMs: 0, graceMs: 200, paths: p }, stats);
+    const c = collect(p);
+    await sh.result;
+    c.out.finish();
+    expect(c.text()).toBe('a\tb\n');
   });
 });
