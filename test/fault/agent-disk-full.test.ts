@@ -15,38 +15,13 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { DroverClient } from '../../sdk/index.js';
 import { isAlive, startAgentCommand, startServer, tempDir, waitFor } from '../helpers/cluster.js';
-import { lines, storedLogs } from './fault-helpers.js';
+import { lines, mountTmpfs, storedLogs, whenMountable } from './fault-helpers.js';
 
 const LINES = 4000;
-const mounts: string[] = [];
-afterAll(() => {
-  for (const m of mounts) {
-    try {
-      execFileSync('umount', ['-l', m]);
-    } catch {
-      // already gone
-    }
-  }
-});
-
-function cannotMount(): string {
-  if (process.getuid?.() !== 0) return 'not root: mounting a small file system for the state dir needs root';
-  const probe = tempDir('drover-mount-probe-');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { stdio: 'pipe' });
-    execFileSync('umount', [probe]);
-    return '';
-  } catch (err) {
-    return `mount -t tmpfs failed: ${(err as Error).message.split('\n')[0]}`;
-  }
-}
-
-const problem = cannotMount();
-if (problem) process.stderr.write(`\nagent disk-full fault test ${process.env.CI === 'true' ? 'FAIL' : 'skipped'}: ${problem}\n`);
-const maybe = problem && process.env.CI !== 'true' ? it.skip : it;
+const { problem, maybe } = whenMountable('agent disk-full fault test');
 
 /** Fills every block and inode of the file system at `mnt`; returns what to remove to free it. */
 function fill(mnt: string): string[] {
@@ -67,9 +42,7 @@ function fill(mnt: string): string[] {
 describe('fault - the agent on a full disk', () => {
   maybe("fault - the agent's state dir fills up: the agent stays up, nothing runs twice or unrecorded, every line arrives once, it goes on by itself", async () => {
     if (problem) throw new Error(problem);
-    const mnt = tempDir('drover-agent-tmpfs-');
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,nr_inodes=4000', 'tmpfs', mnt]);
-    mounts.push(mnt);
+    const mnt = mountTmpfs('size=16m,nr_inodes=4000');
     const server = await startServer();
     const agent = startAgentCommand(server, 'full-disk', { pool: 'full' }, join(mnt, 'state'));
     const client = new DroverClient(server.clientOptions);

@@ -23,39 +23,16 @@ import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DroverClient, UnavailableError, type Run } from '../../sdk/index.js';
 import { cli, isAlive, startAgent, startServer, tempDir, waitFor, type ServerProc } from '../helpers/cluster.js';
-import { storedLogs } from './fault-helpers.js';
+import { mountTmpfs, storedLogs, unmountLater, whenMountable } from './fault-helpers.js';
 
 const LINES = 1500;
-const mounts: string[] = [];
 const images: string[] = [];
 
 afterAll(() => {
-  for (const m of mounts.reverse()) {
-    try {
-      execFileSync('umount', ['-l', m]);
-    } catch {
-      // already gone
-    }
-  }
   for (const img of images) rmSync(img, { force: true });
 });
 
-/** Why this machine cannot run these cases ('' when it can): root and a working mount. */
-function cannotMount(): string {
-  if (process.getuid?.() !== 0) return 'not root: mounting a small file system for the data dir needs root';
-  const probe = tempDir('drover-mount-probe-');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { stdio: 'pipe' });
-    execFileSync('umount', [probe]);
-    return '';
-  } catch (err) {
-    return `mount -t tmpfs failed: ${(err as Error).message.split('\n')[0]}`;
-  }
-}
-
-const problem = cannotMount();
-if (problem) process.stderr.write(`\ndisk-full fault tests ${process.env.CI === 'true' ? 'FAIL' : 'skipped'}: ${problem}\n`);
-const maybe = problem && process.env.CI !== 'true' ? it.skip : it;
+const { problem, maybe } = whenMountable('disk-full fault tests');
 
 function workflowFile(dir: string, name: string, lines: number): string {
   const file = join(dir, `${name}.json`);
@@ -103,9 +80,7 @@ async function expectRefusals(server: ServerProc, client: DroverClient, file: st
 describe('fault - disk faults on the control plane', () => {
   maybe('fault - a full disk (ENOSPC): no crash, no phantom run, no lost or doubled line; it resumes by itself when space is back', async () => {
     if (problem) throw new Error(problem);
-    const mnt = tempDir('drover-tmpfs-');
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
-    mounts.push(mnt);
+    const mnt = mountTmpfs('size=8m');
     const dataDir = join(mnt, 'data');
     const server = await startServer({ dataDir });
     startAgent(server, 'disk-a1', { pool: 'disk' });
@@ -151,7 +126,7 @@ describe('fault - disk faults on the control plane', () => {
     const mnt = tempDir('drover-ext4-mnt-');
     const mountImage = () => execFileSync('mount', ['-o', 'loop,errors=remount-ro', img, mnt]);
     mountImage();
-    mounts.push(mnt);
+    unmountLater(mnt);
     const dataDir = join(mnt, 'data');
     mkdirSync(dataDir);
     let server = await startServer({ dataDir });
