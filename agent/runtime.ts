@@ -90,6 +90,7 @@ const PROCESS_KINDS = new Set(['run', 'command', 'script']);
 /** Errors of a full or failing disk: an attempt that cannot start for one of these waits POSTPONE_MS and tries again. */
 const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS']);
 const POSTPONE_MS = 1000;
+const LOG_STREAM = { stdout: 'LOG_STREAM_STDOUT', stderr: 'LOG_STREAM_STDERR' } as const;
 
 export interface RuntimeOptions {
   agentName: string;
@@ -266,8 +267,7 @@ export class Runtime {
 
   /** Reports what is left of an ended attempt's output, at once. */
   private drain(runId: string, stepId: string, attemptId: string, paths: AttemptPaths, from: Offsets) {
-    const streams = { stdout: 'LOG_STREAM_STDOUT', stderr: 'LOG_STREAM_STDERR' } as const;
-    new AttemptOutput(paths, from, new Masker([]), (stream, data, offset) => this.opts.emit({ log: { runId, stepId, attemptId, stream: streams[stream], data, atMs: Date.now(), offset } }) !== false).finish();
+    this.output(runId, stepId, attemptId, paths, from, new Masker([])).finish();
   }
 
   /** Removes attempt directories (`<run>.<attempt>.<step>`) left by a process killed before it removed them (their attempts had ended). */
@@ -429,16 +429,16 @@ export class Runtime {
 
   /** Streams an attempt's output files into the journal. */
   private follow(runId: string, stepId: string, attemptId: string, paths: AttemptPaths, from: Offsets, masker: Masker, open?: Supervised['files']): AttemptOutput {
-    const streams = { stdout: 'LOG_STREAM_STDOUT', stderr: 'LOG_STREAM_STDERR' } as const;
-    return new AttemptOutput(
-      paths,
-      from,
-      masker,
-      (stream, data, offset) => this.opts.emit({ log: { runId, stepId, attemptId, stream: streams[stream], data, atMs: Date.now(), offset } }) !== false,
-      open,
-      (message) => this.opts.log.warn({ attemptId }, message),
-    ).follow();
+    return this.output(runId, stepId, attemptId, paths, from, masker, open).follow();
   }
+
+  /** An attempt's output files as LogChunks into the journal (the offsets move only past what is on disk). */
+  private output(runId: string, stepId: string, attemptId: string, paths: AttemptPaths, from: Offsets, masker: Masker, open?: Supervised['files']): AttemptOutput {
+    const emit = (stream: 'stdout' | 'stderr', data: Buffer, offset: number) =>
+      this.opts.emit({ log: { runId, stepId, attemptId, stream: LOG_STREAM[stream], data, atMs: Date.now(), offset } }) !== false;
+    return new AttemptOutput(paths, from, masker, emit, open, (message) => this.opts.log.warn({ attemptId }, message));
+  }
+
 
   private startAttempt(slice: Slice, step: LocalStep, attempt: number) {
     const { plan } = step;
