@@ -16,18 +16,34 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 /** Every regular file under `root`, recursively. */
 function filesUnder(root: string): string[] {
   const out: string[] = [];
-  for (const name of readdirSync(root)) {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return out;
+    throw err;
+  }
+  for (const name of names) {
     const p = join(root, name);
-    const st = statSync(p);
+    const st = statSync(p, { throwIfNoEntry: false });
+    // Gone between the listing and now (a temp file renamed, a finished attempt's directory removed).
+    if (!st) continue;
     if (st.isDirectory()) out.push(...filesUnder(p));
     else if (st.isFile()) out.push(p);
   }
   return out;
 }
 
-/** The files under the roots that hold `needle`. */
+/** The files under the roots that hold `needle` (a file renamed or removed meanwhile holds nothing any more: what it held is where it went). */
 function holders(roots: string[], needle: string): string[] {
-  return roots.flatMap(filesUnder).filter((f) => readFileSync(f).includes(needle));
+  return roots.flatMap(filesUnder).filter((f) => {
+    try {
+      return readFileSync(f).includes(needle);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  });
 }
 
 describe('secrets - stored secrets and secret params', () => {
