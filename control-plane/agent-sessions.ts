@@ -25,6 +25,7 @@ import type { AgentMessageOut, ServerMessage } from '../proto/index.js';
 import { checkMessage } from '../proto/limits.js';
 import { MAX_UNACKED_MESSAGES } from '../proto/link.js';
 import type { Fleet } from './fleet.js';
+import { LogIntake } from './log-intake.js';
 import { PeerLog, type Logger } from './log.js';
 import type { Runs } from './runs.js';
 import { AGENT_NAME as NAME, type Credentials } from './security/credentials.js';
@@ -68,6 +69,8 @@ export class AgentSessions implements AgentLinkHandler {
   private acked = new Map<string, { instanceId: string; seq: number }>();
   readonly stats: SessionStats = { applied: 0, duplicates: 0, refusedSeqs: 0, refusedMessages: 0 };
   private peerLog: PeerLog;
+  /** Log chunks: recognised when stored before a restart, cut into lines. */
+  private logs: LogIntake;
 
   constructor(
     private readonly fleet: Fleet,
@@ -86,6 +89,8 @@ export class AgentSessions implements AgentLinkHandler {
     },
   ) {
     this.peerLog = new PeerLog(log, opts.now);
+    this.logs = new LogIntake(store, (id) => runs.isActive(id));
+    runs.ended.subscribe((run) => this.logs.forget(run.id));
   }
 
   onMessage(conn: AgentConnection, msg: AgentMessageOut) {
@@ -137,8 +142,12 @@ export class AgentSessions implements AgentLinkHandler {
     if (bad) {
       // acknowledged below so that the agent's journal moves past it
     } else if (msg.body === 'stepEvent' && msg.stepEvent) this.runs.applyStepEvent(agent, msg.stepEvent);
-    else if (msg.body === 'log' && msg.log) this.runs.applyLog(agent, msg.log, msg.seq);
-    else this.peerLog.warn(agent, { agent, body: msg.body }, 'unexpected message ignored');
+    else if (msg.body === 'log' && msg.log) {
+      if (this.logs.duplicate(agent, msg.log, msg.seq)) {
+        this.stats.duplicates++;
+        this.peerLog.info(agent, { agent, run: msg.log.runId, seq: msg.seq }, 'log chunk already stored before a restart; skipped');
+      } else this.runs.applyLog(agent, msg.log, msg.seq, this.logs);
+    } else this.peerLog.warn(agent, { agent, body: msg.body }, 'unexpected message ignored');
     live.record.appliedSeq = msg.seq;
     live.record.lastSeenMs = live.heardMs = Date.now();
     this.store.putAgent(live.record);

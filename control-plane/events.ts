@@ -1,10 +1,7 @@
 /** In-process fan-out of state changes to API watchers (run views, fleet view). */
-import type { LogRecord, RunRecord, StepRecord } from './store/store.js';
+import type { RunChange } from './model/run.js';
 
-export type RunChange =
-  | { type: 'run'; run: RunRecord }
-  | { type: 'step'; run: RunRecord; step: StepRecord }
-  | { type: 'log'; run: RunRecord; log: LogRecord };
+export type { RunChange } from './model/run.js';
 
 export class Topic<T> {
   private listeners = new Set<(e: T) => void>();

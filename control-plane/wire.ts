@@ -1,8 +1,16 @@
-/** Conversions between domain values and protobuf message shapes (enum strings, field names). */
-import type { Assign, DepStatus, PlanStep, Release, StepPhase, StepSecret } from '../proto/index.js';
-import { planIndex } from './compiler/plan-index.js';
+/**
+ * The control plane's converters between its domain values and the agent
+ * protocol's messages, one per direction: what the run machine decides
+ * (control-plane/scheduler/) goes out as Assign/Release/Cancel; what agents
+ * send comes in as StepReport and log lines. Nothing else in the control
+ * plane sees proto enum strings; the mappings are checked against the proto
+ * types at compile time.
+ */
+import { checkExtends } from '../common/check-extends.js';
+import type { Assign, Cancel, DepStatus, LogChunkOut, PlanStep, Release, StepEventOut, StepSecret } from '../proto/index.js';
 import type { StepPlan } from './compiler/plan.js';
-import type { RunRecord, StepRecord, StepStatus } from './store/store.js';
+import type { LogRecord, RunRecord, StepPhase, StepRecord, StepReport, StepStatus } from './model/run.js';
+import type { AssignOrder } from './scheduler/run-machine.js';
 
 export function toWireStep(step: StepPlan, agent: string): PlanStep {
   return {
@@ -51,67 +59,55 @@ const DEP_STATUS: Record<StepStatus, DepStatus> = {
   cancelled: 'DEP_STATUS_CANCELLED',
 };
 
-/** Whether dependents of a failed step proceed (continueOnError on the step or its group). */
-export function tolerated(run: RunRecord, step: StepRecord): boolean {
-  if (step.status !== 'failed') return false;
-  const index = planIndex(run.plan);
-  const plan = index.step(step.id) ?? index.group(step.id);
-  return !!plan?.continueOnError;
+export function toRelease(run: RunRecord, step: StepRecord, tolerated: boolean): Release {
+  return { runId: run.id, stepId: step.id, status: DEP_STATUS[step.status], outputs: step.outputs, tolerated };
 }
 
-export function toRelease(run: RunRecord, step: StepRecord): Release {
-  return { runId: run.id, stepId: step.id, status: DEP_STATUS[step.status], outputs: step.outputs, tolerated: tolerated(run, step) };
-}
-
-/**
- * The slice of a run for one agent: its unfinished steps that are not held
- * back by a maxParallel limit, out of `placed` (the step records placed on
- * it). Needs that are not in the slice are remote; those already finished
- * ride along as releases.
- */
-export function toAssign(
-  run: RunRecord,
-  agent: string,
-  placed: Iterable<StepRecord>,
-  isTerminal: (s: StepRecord) => boolean,
-  secretsFor?: (step: StepPlan) => StepSecret[],
-): Assign | undefined {
-  const index = planIndex(run.plan);
-  const mine: StepPlan[] = [];
-  for (const rec of placed) if (rec.agent === agent && !rec.held && !isTerminal(rec)) mine.push(index.step(rec.id)!);
-  if (mine.length === 0) return undefined;
-  const inSlice = new Set(mine.map((s) => s.id));
-  const released = new Set<string>();
-  for (const s of mine) for (const n of s.needs) if (!inSlice.has(n) && isTerminal(run.steps[n])) released.add(n);
+/** An agent's slice of a run, with the secret values its steps use. */
+export function toAssign(order: AssignOrder, secretsFor?: (step: StepPlan) => StepSecret[]): Assign {
+  const { run, agent, steps } = order;
   return {
     runId: run.id,
     workflow: run.workflow,
-    steps: mine.map((s) => toWireStep(s, agent)),
+    steps: steps.map((s) => toWireStep(s, agent)),
     params: run.params,
     paramsJson: run.plan.paramsJson,
     runStartedMs: run.startedMs,
-    released: [...released].map((id) => toRelease(run, run.steps[id])),
-    secrets: secretsFor ? mine.flatMap(secretsFor) : [],
+    released: order.released.map((r) => toRelease(run, r.step, r.tolerated)),
+    secrets: secretsFor ? steps.flatMap(secretsFor) : [],
   };
 }
 
-/** The step status an agent-reported phase moves a step to (undefined: no change of status). */
-export function statusForPhase(phase: StepPhase): StepStatus | undefined {
-  switch (phase) {
-    case 'STEP_PHASE_STARTED':
-    case 'STEP_PHASE_RETRYING':
-    // An attempt lost in an agent restart: the agent retries it or reports the step failed.
-    case 'STEP_PHASE_LOST':
-      return 'running';
-    case 'STEP_PHASE_SUCCEEDED':
-      return 'succeeded';
-    case 'STEP_PHASE_FAILED':
-      return 'failed';
-    case 'STEP_PHASE_CANCELLED':
-      return 'cancelled';
-    case 'STEP_PHASE_SKIPPED':
-      return 'skipped';
-    default:
-      return undefined;
-  }
+/** A cancel of one step, or of the whole run on the agent when `stepId` is ''. */
+export function toCancel(runId: string, stepId: string, reason: string): Cancel {
+  return stepId ? { runId, stepId, reason } : { runId, reason };
+}
+
+type WirePhase = Exclude<StepEventOut['phase'], 'STEP_PHASE_UNSPECIFIED'>;
+const PHASE: Record<WirePhase, StepPhase> = {
+  STEP_PHASE_STARTED: 'started',
+  STEP_PHASE_RETRYING: 'retrying',
+  STEP_PHASE_LOST: 'lost',
+  STEP_PHASE_SUCCEEDED: 'succeeded',
+  STEP_PHASE_FAILED: 'failed',
+  STEP_PHASE_CANCELLED: 'cancelled',
+  STEP_PHASE_SKIPPED: 'skipped',
+};
+// Every domain phase has a wire phase (the Record above covers every wire phase).
+checkExtends<StepPhase, (typeof PHASE)[WirePhase]>();
+
+/** An agent's StepEvent as the run machine takes it; undefined for a phase that changes nothing. */
+export function fromStepEvent(ev: StepEventOut): StepReport | undefined {
+  const phase = PHASE[ev.phase as WirePhase];
+  if (!phase) return undefined;
+  const { runId, stepId, attempt, exitCode, startedAtMs, endedAtMs, cpuSeconds, peakRssBytes, outputs, message } = ev;
+  return { runId, stepId, attempt, phase, exitCode, startedAtMs, endedAtMs, cpuSeconds, peakRssBytes, outputs, message };
+}
+
+const STREAM: Record<Exclude<LogChunkOut['stream'], 'LOG_STREAM_UNSPECIFIED'>, LogRecord['stream']> = { LOG_STREAM_STDOUT: 'stdout', LOG_STREAM_STDERR: 'stderr' };
+checkExtends<LogRecord['stream'], (typeof STREAM)[keyof typeof STREAM]>();
+
+/** A LogChunk's stream (unset: stdout). */
+export function fromLogStream(stream: LogChunkOut['stream']): LogRecord['stream'] {
+  return STREAM[stream as keyof typeof STREAM] ?? 'stdout';
 }

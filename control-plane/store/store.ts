@@ -6,13 +6,10 @@
  * A change a put does not name (a step changed but not passed to putRun)
  * may not be written.
  */
-import type { RunPlan } from '../compiler/plan.js';
+import type { LogRecord, RunRecord, StepRecord } from '../model/run.js';
 
-export type RunStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
-
-export const TERMINAL_STEP: ReadonlySet<StepStatus> = new Set(['succeeded', 'failed', 'skipped', 'cancelled']);
-export const TERMINAL_RUN: ReadonlySet<RunStatus> = new Set(['succeeded', 'failed', 'cancelled']);
+export type { AttemptRecord, AttemptStatus, LogRecord, RunRecord, RunStatus, StepRecord, StepStatus } from '../model/run.js';
+export { TERMINAL_RUN, TERMINAL_STEP } from '../model/run.js';
 
 export interface AgentFacts {
   hostname: string;
@@ -38,78 +35,6 @@ export interface AgentRecord {
   /** The agent's state-dir identity; a new one restarts its sequence space. */
   instanceId: string;
   draining: boolean;
-}
-
-export interface StepRecord {
-  id: string;
-  /** For a fan-out or forEach instance: its declared step; '' otherwise. */
-  parent: string;
-  /** The step kind, or "group" for a fan-out/forEach parent (which runs nowhere itself). */
-  kind: string;
-  /** An instance waiting for a maxParallel slot: not yet sent to its agent. */
-  held: boolean;
-  agent: string;
-  /** Agents this step was taken away from (lost), which must not finish it. */
-  previousAgents: string[];
-  status: StepStatus;
-  attempt: number;
-  exitCode: number;
-  startedMs: number;
-  endedMs: number;
-  cpuSeconds: number;
-  peakRssBytes: number;
-  outputs: Record<string, string>;
-  message: string;
-  /** Every attempt the control plane heard of, oldest first (absent in records stored before it was kept). */
-  attempts?: AttemptRecord[];
-}
-
-export type AttemptStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'lost';
-
-/**
- * One attempt of a step on one agent, as its events told it: the step's
- * current attempt, an earlier one that failed and was retried, or one that
- * was superseded (its agent was declared lost or stopped reporting, and the
- * step failed or moved on) whose late results are kept here without deciding
- * the step.
- */
-export interface AttemptRecord {
-  /** Its place in the step's history, from 1, across agents (`drover logs --attempt N`); kept when older entries are dropped. */
-  n: number;
-  /** `run/step/attempt/agent`, as log records name it. */
-  id: string;
-  agent: string;
-  /** The attempt number as its agent counts (each agent counts its own from 1). */
-  attempt: number;
-  status: AttemptStatus;
-  exitCode: number;
-  startedMs: number;
-  endedMs: number;
-  message: string;
-  /** Why the step stopped following this attempt, e.g. "the agent was declared lost"; '' while it decides the step. */
-  superseded: string;
-  /** What became of it after that, e.g. "completed on edge-1 after the agent was declared lost". */
-  note: string;
-}
-
-export interface RunRecord {
-  id: string;
-  workflow: string;
-  status: RunStatus;
-  createdMs: number;
-  startedMs: number;
-  endedMs: number;
-  params: Record<string, string>;
-  message: string;
-  cancelRequested: boolean;
-  /** Set when the run's deadline passed: it ends failed, not cancelled. */
-  deadlineExceeded: boolean;
-  /** Registry version it was started from; 0 when run from a file. */
-  workflowVersion: number;
-  plan: RunPlan;
-  steps: Record<string, StepRecord>;
-  /** Values of params declared secret, sealed for this run; removed when it ends. */
-  sealedParams?: string;
 }
 
 /** One stored version of a workflow document in the registry. */
@@ -211,18 +136,6 @@ export interface SecretRecord {
   /** Token id of the last writer. */
   updatedBy: string;
   version: number;
-}
-
-export interface LogRecord {
-  /** time, ms */
-  t: number;
-  step: string;
-  attempt: string;
-  agent: string;
-  stream: 'stdout' | 'stderr';
-  text: string;
-  /** The agent message (LogChunk) this line came from: lets a resent chunk be recognised. */
-  seq?: number;
 }
 
 /**

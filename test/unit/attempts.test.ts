@@ -1,8 +1,9 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { toLogLine, toRunInfo } from '../../control-plane/api/convert.js';
-import { MAX_ATTEMPTS } from '../../control-plane/attempts.js';
+import { MAX_ATTEMPTS } from '../../control-plane/scheduler/attempts.js';
 import { Fleet } from '../../control-plane/fleet.js';
+import { LogIntake } from '../../control-plane/log-intake.js';
 import { Runs } from '../../control-plane/runs.js';
 import { MemoryStore } from '../../control-plane/store/memory-store.js';
 import type { RunRecord } from '../../control-plane/store/store.js';
@@ -22,6 +23,8 @@ function harness(onAgentLost: 'retry' | 'fail' | 'wait', retry = 0) {
     fleet.connect(conn, { name, labels: { pool: name === 'stranger' ? 'other' : 'edge' }, instanceId: name, bootId: name } as unknown as HelloOut);
   }
   const runs = new Runs(store, fleet, new Workflows(store, () => now), pino({ level: 'silent' }), () => now, 2_000);
+  const intake = new LogIntake(store, (id) => runs.isActive(id));
+  runs.ended.subscribe((r) => intake.forget(r.id));
   const seqs = new Map<string, number>();
   const nextSeq = (agent: string) => {
     seqs.set(agent, (seqs.get(agent) ?? 0) + 1);
@@ -55,7 +58,8 @@ function harness(onAgentLost: 'retry' | 'fail' | 'wait', retry = 0) {
     },
     log(agent: string, text: string, attempt = 1, seq = nextSeq(agent), attemptId = `${run.id}/work/${attempt}/${agent}`) {
       const chunk: LogChunkOut = { runId: run.id, stepId: 'work', attemptId, stream: 'LOG_STREAM_STDOUT', data: Buffer.from(text), atMs: now, offset: 0 };
-      runs.applyLog(agent, chunk, seq);
+      // As agent-sessions.ts does: a chunk stored before is dropped at the session layer.
+      if (!intake.duplicate(agent, chunk, seq)) runs.applyLog(agent, chunk, seq, intake);
       return seq;
     },
     async lines() {

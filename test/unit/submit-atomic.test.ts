@@ -149,7 +149,7 @@ describe('agent sessions - acks and a failing disk', () => {
     const disk = new FaultyDisk();
     const { store } = await cluster(dir, disk, false);
     const fleet = new Fleet(store, Date.now);
-    const fakeRuns = { agentConnected: () => undefined, applyStepEvent: () => undefined, applyLog: () => undefined } as unknown as Runs;
+    const fakeRuns = { agentConnected: () => undefined, applyStepEvent: () => undefined, applyLog: () => undefined, isActive: () => false, ended: { subscribe: () => () => undefined } } as unknown as Runs;
     const sessions = new AgentSessions(fleet, fakeRuns, store, silent, {
       heartbeatIntervalMs: 5000,
       signer: {} as ControlSigner,

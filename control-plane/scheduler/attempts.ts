@@ -7,8 +7,7 @@
  * history still shows what really happened (docs/reliability.md,
  * "Superseded attempts").
  */
-import type { StepEventOut } from '../proto/index.js';
-import type { AttemptRecord, AttemptStatus, StepRecord } from './store/store.js';
+import type { AttemptRecord, AttemptStatus, StepPhase, StepRecord, StepReport } from '../model/run.js';
 
 /**
  * Attempts kept per step; the oldest are dropped past it, so a step that
@@ -22,14 +21,14 @@ export const AGENT_LOST = 'the agent was declared lost';
 /** Why the step-deadline backstop superseded an attempt. */
 export const NO_RESULT = "the control plane stopped waiting for it past the step's timeout";
 
-const PHASE_STATUS: Partial<Record<StepEventOut['phase'], AttemptStatus>> = {
-  STEP_PHASE_STARTED: 'running',
+const PHASE_STATUS: Partial<Record<StepPhase, AttemptStatus>> = {
+  started: 'running',
   // This attempt failed; the agent starts the next one after its backoff.
-  STEP_PHASE_RETRYING: 'failed',
-  STEP_PHASE_LOST: 'lost',
-  STEP_PHASE_SUCCEEDED: 'succeeded',
-  STEP_PHASE_FAILED: 'failed',
-  STEP_PHASE_CANCELLED: 'cancelled',
+  retrying: 'failed',
+  lost: 'lost',
+  succeeded: 'succeeded',
+  failed: 'failed',
+  cancelled: 'cancelled',
 };
 
 const VERB: Record<AttemptStatus, string> = { running: 'started', succeeded: 'completed', failed: 'failed', cancelled: 'cancelled', lost: 'lost' };
@@ -51,7 +50,7 @@ export function isOwnAttempt(runId: string, stepId: string, agent: string, id: s
  * is new. Undefined for events of no attempt (a step skipped, or cancelled
  * before it started).
  */
-export function recordEvent(runId: string, step: StepRecord, agent: string, ev: StepEventOut, now: number): AttemptRecord | undefined {
+export function recordEvent(runId: string, step: StepRecord, agent: string, ev: StepReport, now: number): AttemptRecord | undefined {
   const status = PHASE_STATUS[ev.phase];
   if (!status || !ev.attempt) return undefined;
   const id = attemptId(runId, step.id, ev.attempt, agent);
@@ -78,7 +77,7 @@ export function recordEvent(runId: string, step: StepRecord, agent: string, ev: 
  * Records an event that does not decide its step: the attempt's agent no
  * longer has the step (superseded), or the step had already ended.
  */
-export function recordLate(runId: string, step: StepRecord, agent: string, ev: StepEventOut, now: number): AttemptRecord | undefined {
+export function recordLate(runId: string, step: StepRecord, agent: string, ev: StepReport, now: number): AttemptRecord | undefined {
   const a = recordEvent(runId, step, agent, ev, now);
   if (!a) return undefined;
   if (!a.superseded && step.previousAgents.includes(agent)) {

@@ -9,7 +9,7 @@
  * Pure bookkeeping: every change to a step record must go through
  * `change()`, which classifies the record before and after.
  */
-import { TERMINAL_STEP, type RunRecord, type StepRecord } from './store/store.js';
+import { TERMINAL_STEP, type RunRecord, type StepRecord } from '../model/run.js';
 
 interface Counts {
   size: number;
