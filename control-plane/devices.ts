@@ -8,7 +8,7 @@
 import { DEFAULT_NETWORK, NAME_PATTERN, NETWORK_PATTERN } from './compiler/schema.js';
 import { ApiError, NotFoundError } from './errors.js';
 import type { Fleet } from './fleet.js';
-import { proxiesFor } from './scheduler/placement.js';
+import { proxiesFor } from './model/target.js';
 import { flushOrUndo, requireWritable } from './store-guard.js';
 import type { DeviceRecord, Store } from './store/store.js';
 

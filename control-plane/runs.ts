@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { LogChunkOut, StepEventOut } from '../proto/index.js';
 import { compile } from './compiler/compile.js';
-import type { RunPlan } from './compiler/plan.js';
+import type { RunPlan } from './model/plan.js';
 import { ApiError, InvalidWorkflowError, NotFoundError } from './errors.js';
 import { RunTopics, Topic } from './events.js';
 import type { Fleet } from './fleet.js';

@@ -10,8 +10,8 @@
  * for an encrypted key), else to the proxy agent's own files.
  */
 import type { StepSecret } from '../proto/index.js';
-import type { StepPlan } from './compiler/plan.js';
 import { ApiError, NotFoundError } from './errors.js';
+import type { StepPlan } from './model/plan.js';
 import type { AuditLog } from './security/audit.js';
 import type { SecretBox } from './security/secret-box.js';
 import { flushOrUndo, requireWritable } from './store-guard.js';

@@ -1,7 +1,7 @@
 /** Store records and live state -> API messages. */
 import type { AgentInfo, AttemptInfo, LogLine, RunInfo, StepInfo } from '../../proto/index.js';
-import { planIndex } from '../compiler/plan-index.js';
 import type { LiveAgent } from '../fleet.js';
+import { planIndex } from '../model/plan-index.js';
 import type { AttemptRecord, LogRecord, RunRecord, StepRecord } from '../store/store.js';
 
 const upper = (s: string) => s.toUpperCase();

@@ -5,8 +5,8 @@ import type { WorkflowInfo, WorkflowServiceHandlers } from '../../proto/index.js
 import { compile } from '../compiler/compile.js';
 import type { Devices } from '../devices.js';
 import type { Fleet } from '../fleet.js';
+import { describeTarget, matches, proxiesFor } from '../model/target.js';
 import type { Compiled, Runs } from '../runs.js';
-import { describeTarget, matches, proxiesFor } from '../scheduler/placement.js';
 import type { WorkflowVersion } from '../store/store.js';
 import type { Workflows } from '../workflows.js';
 import { unary } from './grpc-errors.js';

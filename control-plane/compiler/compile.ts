@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { evaluate } from '@marcbachmann/cel-js';
 import type { z } from 'zod';
 import type { Problem } from '../errors.js';
-import { describeTarget, matches, proxiesFor, type FleetAgent, type FleetDevice } from '../scheduler/placement.js';
+import { describeTarget, matches, proxiesFor, type FleetAgent, type FleetDevice } from '../model/target.js';
 import { parseDuration } from '../../common/duration.js';
 import { compilePattern, MAX_PATTERN_INPUT, PatternError, type Pattern } from '../../common/pattern.js';
 import {
@@ -23,7 +23,7 @@ import {
   unwrap,
   type ParamType,
 } from './expressions.js';
-import type { GroupPlan, LabelExpression, RunPlan, SshPlan, StepKind, StepPlan, TargetPlan } from './plan.js';
+import type { GroupPlan, LabelExpression, RunPlan, SshPlan, StepKind, StepPlan, TargetPlan } from '../model/plan.js';
 import {
   DEFAULT_COMMAND_TIMEOUT_MS,
   DEFAULT_ERROR_PATTERN,

@@ -3,7 +3,7 @@
  * start, queue or be refused, and its initial record (fan-out instances past
  * maxParallel held back). Pure: the run id and the clock come in.
  */
-import type { RunPlan } from '../compiler/plan.js';
+import type { RunPlan } from '../model/plan.js';
 import type { RunRecord, StepRecord } from '../model/run.js';
 import { isTerminal } from './decisions.js';
 import { deviceKey, type Placement } from './placement.js';

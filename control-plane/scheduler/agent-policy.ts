@@ -5,11 +5,12 @@
  * (wait, retry elsewhere, or fail), and a step whose agent stopped
  * reporting fails once it is past its timeout plus a slack.
  */
-import { planIndex } from '../compiler/plan-index.js';
+import { planIndex } from '../model/plan-index.js';
 import type { RunRecord } from '../model/run.js';
 import { AGENT_LOST, NO_RESULT, supersede } from './attempts.js';
 import { formatMs, isTerminal, type Decisions } from './decisions.js';
-import { place, type FleetAgent } from './placement.js';
+import type { FleetAgent } from '../model/target.js';
+import { place } from './placement.js';
 
 /**
  * An agent (re)connected: give it every unfinished slice, repeat pending

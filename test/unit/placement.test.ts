@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../control-plane/compiler/compile.js';
-import { place, type FleetAgent } from '../../control-plane/scheduler/placement.js';
+import type { FleetAgent } from '../../control-plane/model/target.js';
+import { place } from '../../control-plane/scheduler/placement.js';
 
 const agent = (name: string, labels: Record<string, string>, extra: Partial<FleetAgent> = {}): FleetAgent => ({
   name,

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../control-plane/compiler/compile.js';
 import type { RunRecord, StepPhase, StepReport } from '../../control-plane/model/run.js';
-import { place, type FleetAgent } from '../../control-plane/scheduler/placement.js';
+import type { FleetAgent } from '../../control-plane/model/target.js';
+import { place } from '../../control-plane/scheduler/placement.js';
 import { admission, initialState, newRun, step, type Effect, type RunEvent, type RunsState } from '../../control-plane/scheduler/run-machine.js';
 
 const agent = (name: string, labels: Record<string, string> = { pool: 'edge' }): FleetAgent => ({ name, labels, state: 'connected', draining: false, runningSteps: 0, cpuPercent: 0 });

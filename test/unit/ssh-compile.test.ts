@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { compilePattern } from '../../common/pattern.js';
 import { compile } from '../../control-plane/compiler/compile.js';
 import { DEFAULT_ERROR_PATTERN, DEFAULT_PROMPT } from '../../control-plane/compiler/schema.js';
-import { deviceKey, place, type FleetAgent, type FleetDevice } from '../../control-plane/scheduler/placement.js';
+import type { FleetAgent, FleetDevice } from '../../control-plane/model/target.js';
+import { deviceKey, place } from '../../control-plane/scheduler/placement.js';
 
 const device = (name: string, labels: Record<string, string> = {}, extra: Partial<FleetDevice> = {}): FleetDevice => ({
   name,
