@@ -1,7 +1,8 @@
 /**
  * The workflow document's shape: the single source for validation (here) and
  * for the JSON Schema shipped to editors (scripts/gen-schema.ts). Rules that
- * span fields (exactly one step kind, graph, expressions) live in compile.ts.
+ * span fields live beside it: step-checks.ts (exactly one step kind), graph.ts,
+ * expression-checks.ts, ssh-rules.ts.
  */
 import { z } from 'zod';
 import { parseDuration } from '../../common/duration.js';
