@@ -20,7 +20,7 @@ export {
   type UninstallExtra,
 } from './install.js';
 export { parseInventory, readInventory, type InventoryHost } from './inventory.js';
-export { addKnownHost, checkHostKey, fingerprint, keysFor } from './known-hosts.js';
+export { addKnownHost, checkHostKey, fingerprint, keysFor } from '../../common/known-hosts.js';
 export { layoutFor, type Layout } from './layout.js';
 export { parseLabelArgs, resolveInstallOptions, type InstallOptions, type ResolvedInstallOptions } from './options.js';
 export { planInstall, planUninstall, type Action, type InstallPlan } from './plan.js';

@@ -8,9 +8,8 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { Transform } from 'node:stream';
 import { NodeSSH } from 'node-ssh';
-import type { ServerHostKeyAlgorithm } from 'ssh2';
+import { addKnownHost, checkHostKey, fingerprint, hostKeyAlgorithms, keysFor, keyTypeOf, readKnownHosts, type HostKeyCheck } from '../../common/known-hosts.js';
 import { InstallError } from '../errors.js';
-import { addKnownHost, checkHostKey, fingerprint, keysFor, keyTypeOf, readKnownHosts, type HostKeyCheck } from './known-hosts.js';
 import { formatTarget, type SshTarget } from './target.js';
 
 /** The result of one remote command. */
@@ -44,18 +43,6 @@ export interface ConnectOptions {
 
 /** Read as well as the user's file, as ssh(1) does; never written. */
 const GLOBAL_KNOWN_HOSTS = '/etc/ssh/ssh_known_hosts';
-
-/** ssh2 host key algorithm names for a known_hosts key type. */
-const HOST_KEY_ALGORITHMS: Record<string, ServerHostKeyAlgorithm[]> = {
-  'ssh-ed25519': ['ssh-ed25519'],
-  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
-  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
-  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
-};
-
-/** ssh2's host key algorithms, in its default order of preference. */
-const ALL_HOST_KEY_ALGORITHMS = Object.values(HOST_KEY_ALGORITHMS).flat();
 
 const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 
@@ -151,8 +138,7 @@ export class SshHost implements RemoteHost {
     const known = keysFor(knownText, opts.target.host, opts.target.port);
     let check: HostKeyCheck | undefined;
     let presented: Buffer | undefined;
-    // Prefer the key types known for this host, so a host with an RSA entry is not "changed" by an ed25519 offer.
-    const preferred = [...new Set(known.filter((k) => !k.revoked).flatMap((k) => HOST_KEY_ALGORITHMS[k.keyType] ?? []))];
+    const serverHostKey = hostKeyAlgorithms(known);
     const ssh = new NodeSSH();
     try {
       await ssh.connect({
@@ -162,7 +148,7 @@ export class SshHost implements RemoteHost {
         ...(auth.privateKey ? { privateKey: auth.privateKey.toString('utf8') } : {}),
         ...(auth.agent ? { agent: auth.agent } : {}),
         readyTimeout: opts.connectTimeoutMs,
-        ...(preferred.length > 0 ? { algorithms: { serverHostKey: [...preferred, ...ALL_HOST_KEY_ALGORITHMS.filter((a) => !preferred.includes(a))] } } : {}),
+        ...(serverHostKey.length ? { algorithms: { serverHostKey } } : {}),
         hostVerifier: (key: Buffer) => {
           presented = key;
           check = checkHostKey(known, key);

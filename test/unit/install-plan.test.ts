@@ -3,12 +3,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { checkHostKey, hostKeyAlgorithms, keysFor } from '../../common/known-hosts.js';
 import { InvalidInputError } from '../../sdk/errors.js';
 import type { ExistingInstall, HostFacts, Manifest } from '../../sdk/install/facts.js';
 import { existingProbe, parseExisting, parseFacts } from '../../sdk/install/facts.js';
 import { renderUnit } from '../../sdk/install/files.js';
 import { parseInventory } from '../../sdk/install/inventory.js';
-import { checkHostKey, keysFor } from '../../sdk/install/known-hosts.js';
 import { layoutDirs, layoutFor } from '../../sdk/install/layout.js';
 import { planInstall, planUninstall, type InstallInput } from '../../sdk/install/plan.js';
 import { quote } from '../../sdk/install/shell.js';
@@ -222,6 +222,12 @@ describe('install target and known_hosts', () => {
     expect(checkHostKey(keysFor(text, 'web-1', 22), other)).toEqual({ status: 'revoked' });
     const third = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from('key-3')]);
     expect(checkHostKey(keysFor(text, 'web-1', 22), third)).toEqual({ status: 'changed', knownTypes: ['ssh-ed25519'] });
+  });
+
+  it('known hosts - the algorithms of the key types known for a host are offered first; none known, ssh2 keeps its own order', () => {
+    const known = keysFor('10.0.0.5 ssh-rsa AAAA\n@revoked 10.0.0.5 ssh-ed25519 BBBB\n', '10.0.0.5', 22);
+    expect(hostKeyAlgorithms(known)).toEqual(['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa', 'ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521']);
+    expect(hostKeyAlgorithms([])).toEqual([]);
   });
 });
 

@@ -18,10 +18,10 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import { NodeSSH } from 'node-ssh';
-import type { ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
+import type { ClientChannel } from 'ssh2';
+import { addKnownHost, checkHostKey, fingerprint, hostEntryName, hostKeyAlgorithms, keysFor, keyTypeOf, readKnownHosts, type HostKeyCheck } from '../../../common/known-hosts.js';
 import type { Pattern } from '../../../common/pattern.js';
 import type { Credential } from './credentials.js';
-import { addKnownHost, checkHostKey, fingerprint, hostEntryName, keysFor, keyTypeOf, readKnownHosts, type HostKeyCheck } from './known-hosts.js';
 
 /** Where a device is, and how messages name it. */
 export interface DeviceAddress {
@@ -56,15 +56,6 @@ export class SshError extends Error {
 
 /** Read as well as the agent's own file, as ssh(1) does; never written. */
 const GLOBAL_KNOWN_HOSTS = '/etc/ssh/ssh_known_hosts';
-
-const HOST_KEY_ALGORITHMS: Record<string, ServerHostKeyAlgorithm[]> = {
-  'ssh-ed25519': ['ssh-ed25519'],
-  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
-  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
-  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
-};
-const ALL_HOST_KEY_ALGORITHMS = Object.values(HOST_KEY_ALGORITHMS).flat();
 
 /**
  * How long the prompt must stay the last thing received before a command
@@ -160,7 +151,7 @@ export class DeviceSession {
   static async connect(address: DeviceAddress, cred: Credential, policy: HostKeyPolicy, connectTimeoutMs: number): Promise<DeviceSession> {
     const { host, port, user } = address;
     const known = keysFor(`${readKnownHosts(policy.knownHosts)}\n${readKnownHosts(GLOBAL_KNOWN_HOSTS)}`, host, port);
-    const preferred = [...new Set(known.filter((k) => !k.revoked).flatMap((k) => HOST_KEY_ALGORITHMS[k.keyType] ?? []))];
+    const serverHostKey = hostKeyAlgorithms(known);
     let check: HostKeyCheck | undefined;
     let presented: Buffer | undefined;
     const ssh = new NodeSSH();
@@ -173,7 +164,7 @@ export class DeviceSession {
         keepaliveInterval: KEEPALIVE_INTERVAL_MS,
         keepaliveCountMax: KEEPALIVE_COUNT_MAX,
         ...(cred.kind === 'key' ? { privateKey: cred.privateKey, passphrase: cred.passphrase } : { password: cred.password, tryKeyboard: true }),
-        ...(preferred.length ? { algorithms: { serverHostKey: [...preferred, ...ALL_HOST_KEY_ALGORITHMS.filter((a) => !preferred.includes(a))] } } : {}),
+        ...(serverHostKey.length ? { algorithms: { serverHostKey } } : {}),
         hostVerifier: (key: Buffer) => {
           presented = key;
           check = checkHostKey(known, key);

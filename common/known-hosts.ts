@@ -1,16 +1,17 @@
 /**
- * OpenSSH known_hosts checking for the installer: the subset of sshd(8)'s
- * "SSH_KNOWN_HOSTS FILE FORMAT" that ssh(1) writes and reads: plain and
- * hashed (`|1|salt|hash`) host names, `[host]:port` for ports other than 22,
- * comma-separated patterns with `*`, `?` and `!`, and the `@revoked` marker
- * (`@cert-authority` lines are skipped: the installer does not do host
- * certificates). ssh2 hands us the raw key; this module says whether it is
- * known, unknown or changed, and writes the line `--accept-new-host-key` adds.
+ * OpenSSH known_hosts checking, for the installer (sdk/install) and for ssh
+ * steps (agent/executor/ssh): the subset of sshd(8)'s "SSH_KNOWN_HOSTS FILE
+ * FORMAT" that ssh(1) writes and reads: plain and hashed (`|1|salt|hash`)
+ * host names, `[host]:port` for ports other than 22, comma-separated
+ * patterns with `*`, `?` and `!`, and the `@revoked` marker (`@cert-authority`
+ * lines are skipped: neither side does host certificates). ssh2 hands over
+ * the raw key; this says whether it is known, unknown or changed, which key
+ * types to offer the host first, and writes the line an accepted new key adds.
  */
 import { createHash, createHmac } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SSH_PORT } from './target.js';
+import type { ServerHostKeyAlgorithm } from 'ssh2';
 
 /** One key line that applies to a host. */
 export interface KnownKey {
@@ -29,7 +30,7 @@ export type HostKeyCheck =
 
 /** The name a host has in known_hosts: `host`, or `[host]:port` off port 22. */
 export function hostEntryName(host: string, port: number): string {
-  return port === SSH_PORT ? host : `[${host}]:${port}`;
+  return port === 22 ? host : `[${host}]:${port}`;
 }
 
 function globMatch(pattern: string, name: string): boolean {
@@ -85,6 +86,28 @@ export function keyTypeOf(blob: Buffer): string {
 /** `SHA256:...`, as ssh-keygen -l prints a key's fingerprint. */
 export function fingerprint(blob: Buffer): string {
   return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** ssh2 host key algorithm names for a known_hosts key type. */
+const HOST_KEY_ALGORITHMS: Record<string, ServerHostKeyAlgorithm[]> = {
+  'ssh-ed25519': ['ssh-ed25519'],
+  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+};
+
+/** ssh2's host key algorithms, in its default order of preference. */
+const ALL_HOST_KEY_ALGORITHMS = Object.values(HOST_KEY_ALGORITHMS).flat();
+
+/**
+ * The host key algorithms to offer (ssh2's `algorithms.serverHostKey`): the
+ * types known for the host first, so a host with only an RSA entry is not
+ * "changed" by its ed25519 key; [] when none is known (ssh2's own order).
+ */
+export function hostKeyAlgorithms(known: KnownKey[]): ServerHostKeyAlgorithm[] {
+  const preferred = [...new Set(known.filter((k) => !k.revoked).flatMap((k) => HOST_KEY_ALGORITHMS[k.keyType] ?? []))];
+  return preferred.length ? [...preferred, ...ALL_HOST_KEY_ALGORITHMS.filter((a) => !preferred.includes(a))] : [];
 }
 
 /** Checks the key a host presented against the keys known for it. */
