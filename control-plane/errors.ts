@@ -2,35 +2,7 @@
  * Errors the control plane returns to API callers. Each has a stable `code`
  * (see docs/errors.md); the mapping to gRPC status lives in api/grpc-errors.ts.
  */
-export interface Problem {
-  path: string;
-  line: number;
-  column: number;
-  message: string;
-  severity: 'error' | 'warning';
-}
-
-export type ApiErrorCode =
-  | 'INVALID_WORKFLOW'
-  | 'INVALID_PARAMS'
-  | 'NO_MATCHING_AGENT'
-  | 'PLAN_CHANGED'
-  | 'RUN_NOT_FOUND'
-  | 'AGENT_NOT_FOUND'
-  | 'RUN_FINISHED'
-  | 'RUN_SKIPPED'
-  | 'WORKFLOW_NOT_FOUND'
-  | 'DEVICE_NOT_FOUND'
-  | 'DEVICE_EXISTS'
-  | 'INVALID_DEVICE'
-  | 'INVALID_INPUT'
-  | 'TOKEN_NOT_FOUND'
-  | 'UNAUTHENTICATED'
-  | 'PERMISSION_DENIED'
-  | 'INVALID_REQUEST'
-  | 'SECRET_NOT_FOUND'
-  | 'UNAVAILABLE'
-  | 'INTERNAL';
+import type { ApiErrorCode, Problem } from '../common/errors.js';
 
 export class ApiError extends Error {
   override name = 'ApiError';

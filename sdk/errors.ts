@@ -5,46 +5,14 @@
  * one place that turns them into these classes.
  */
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import type { ApiErrorCode, Problem } from '../common/errors.js';
 import { decodeMessage, type ErrorDetailOut } from '../proto/index.js';
 import { toProblem } from './convert.js';
 
-/** Every code the SDK can report. */
-export type ErrorCode =
-  | 'INVALID_WORKFLOW'
-  | 'INVALID_PARAMS'
-  | 'NO_MATCHING_AGENT'
-  | 'PLAN_CHANGED'
-  | 'RUN_NOT_FOUND'
-  | 'AGENT_NOT_FOUND'
-  | 'RUN_FINISHED'
-  | 'WORKFLOW_NOT_FOUND'
-  | 'RUN_SKIPPED'
-  | 'DEVICE_NOT_FOUND'
-  | 'DEVICE_EXISTS'
-  | 'INVALID_DEVICE'
-  | 'INTERNAL'
-  | 'SERVER_UNREACHABLE'
-  | 'FILE_NOT_FOUND'
-  | 'INVALID_INPUT'
-  | 'INSTALL_FAILED'
-  | 'UNAUTHENTICATED'
-  | 'PERMISSION_DENIED'
-  | 'TOKEN_NOT_FOUND'
-  | 'INVALID_REQUEST'
-  | 'SECRET_NOT_FOUND'
-  | 'UNAVAILABLE';
+/** Every code the SDK can report: the server's, and its own client-side ones. */
+export type ErrorCode = ApiErrorCode | 'SERVER_UNREACHABLE' | 'FILE_NOT_FOUND' | 'INSTALL_FAILED';
 
-/** A located complaint about a workflow document or its params. */
-export interface Problem {
-  /** Path in the document, e.g. `steps[2].needs[0]`. */
-  path: string;
-  /** 1-based; 0 when unknown. */
-  line: number;
-  /** 1-based; 0 when unknown. */
-  column: number;
-  message: string;
-  severity: 'error' | 'warning';
-}
+export type { Problem };
 
 /** Extra fields every DroverError may carry. */
 export interface DroverErrorOptions {

@@ -1,7 +1,8 @@
 /** The one place that turns control-plane errors into gRPC statuses. */
 import * as grpc from '@grpc/grpc-js';
+import type { ApiErrorCode } from '../../common/errors.js';
 import { encodeMessage } from '../../proto/index.js';
-import { ApiError, type ApiErrorCode } from '../errors.js';
+import { ApiError } from '../errors.js';
 
 const STATUS: Record<ApiErrorCode, grpc.status> = {
   INVALID_WORKFLOW: grpc.status.INVALID_ARGUMENT,

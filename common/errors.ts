@@ -1,0 +1,42 @@
+/**
+ * Error shapes both the control plane and the SDK use: the codes the API
+ * returns in an ErrorDetail (docs/errors.md) and the located Problem it
+ * reports about a workflow. Each part keeps its own error classes: the
+ * control plane's carry what the gRPC mapping needs; the SDK's are its public
+ * API and add client-side codes.
+ */
+
+/** Every code the control plane's API returns; the SDK adds its client-side codes to these. */
+export type ApiErrorCode =
+  | 'INVALID_WORKFLOW'
+  | 'INVALID_PARAMS'
+  | 'NO_MATCHING_AGENT'
+  | 'PLAN_CHANGED'
+  | 'RUN_NOT_FOUND'
+  | 'AGENT_NOT_FOUND'
+  | 'RUN_FINISHED'
+  | 'RUN_SKIPPED'
+  | 'WORKFLOW_NOT_FOUND'
+  | 'DEVICE_NOT_FOUND'
+  | 'DEVICE_EXISTS'
+  | 'INVALID_DEVICE'
+  | 'INVALID_INPUT'
+  | 'TOKEN_NOT_FOUND'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'INVALID_REQUEST'
+  | 'SECRET_NOT_FOUND'
+  | 'UNAVAILABLE'
+  | 'INTERNAL';
+
+/** A located complaint about a workflow document or its params. */
+export interface Problem {
+  /** Path in the document, e.g. `steps[2].needs[0]`. */
+  path: string;
+  /** 1-based; 0 when unknown. */
+  line: number;
+  /** 1-based; 0 when unknown. */
+  column: number;
+  message: string;
+  severity: 'error' | 'warning';
+}
