@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { NatsOptionsError, resolveNatsOptions, type NatsOptionInput, type NatsOptions } from '../proto/nats-options.js';
+import { ConfigError } from '../common/errors.js';
+import { resolveNatsOptions, type NatsOptionInput, type NatsOptions } from '../common/nats-options.js';
 import { EgressPolicy, EgressRuleError } from './executor/egress.js';
 import { CredentialError, parseCredentialFlags } from './executor/ssh/credentials.js';
 
@@ -62,11 +63,6 @@ export const SSH_DEFAULTS = {
   idleMs: 60_000,
 };
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  readonly code = 'BAD_CONFIG';
-}
-
 interface Flags extends NatsOptionInput {
   server?: string;
   name?: string;
@@ -121,13 +117,7 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
     }
   }
   const givenServer = flags.server ?? env.DROVER_SERVER ?? file.server;
-  let nats: NatsOptions | undefined;
-  try {
-    nats = resolveNatsOptions(file as NatsOptionInput, flags, env);
-  } catch (err) {
-    if (err instanceof NatsOptionsError) throw new ConfigError(err.message);
-    throw err;
-  }
+  let nats = resolveNatsOptions(file as NatsOptionInput, flags, env);
   // The link is chosen where it is set with the highest precedence (flags < env < file);
   // both at the same level is a mistake worth stopping for.
   const levels: [unknown, unknown, string][] = [

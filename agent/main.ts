@@ -6,8 +6,9 @@ import { jwtAuthenticator } from '@nats-io/nats-core';
 import { join } from 'node:path';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { Command } from 'commander';
-import { natsConnectHint, natsConnectionOptions } from '../proto/nats-options.js';
-import { ConfigError, resolveConfig, SSH_DEFAULTS, type AgentConfig } from './config.js';
+import { ConfigError } from '../common/errors.js';
+import { NATS_OPTION_HELP, natsConnectHint, natsConnectionOptions } from '../common/nats-options.js';
+import { resolveConfig, SSH_DEFAULTS, type AgentConfig } from './config.js';
 import { Connection } from './connection.js';
 import { ControlVerifier } from './control.js';
 import { enroll, IdentityError, loadIdentity, type Identity } from './identity.js';
@@ -226,15 +227,9 @@ const program = new Command(PROGRAM)
   .option('--ssh-idle-ms <ms>', `ssh steps: close a device session unused for this long (default: ${SSH_DEFAULTS.idleMs})`, (v) => Number(v))
   .option('--token <token>', 'enrollment token for the first start (env DROVER_ENROLL_TOKEN): the agent trades it for a certificate of its own and needs it no more (drover token create --enroll)')
   .option('--insecure', 'LOOPBACK ONLY, for debugging: plaintext link to a control plane on --insecure; no enrollment, control messages not verified')
-  .option('--nats <url>', 'link over NATS instead of gRPC: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md')
-  .option('--nats-user <user>', 'NATS user, with --nats-pass (env DROVER_NATS_USER)')
-  .option('--nats-pass <password>', 'NATS password (env DROVER_NATS_PASS)')
-  .option('--nats-token <token>', 'NATS authentication token (env DROVER_NATS_TOKEN)')
-  .option('--nats-creds <file>', 'NATS credentials file: user JWT and nkey seed (env DROVER_NATS_CREDS)')
-  .option('--nats-nkey-seed <file>', 'file holding a NATS nkey user seed (env DROVER_NATS_NKEY_SEED)')
-  .option('--nats-tls-ca <file>', 'PEM CA that signed the NATS server certificate (env DROVER_NATS_TLS_CA)')
-  .option('--nats-tls-cert <file>', 'PEM client certificate for NATS, with --nats-tls-key (env DROVER_NATS_TLS_CERT)')
-  .option('--nats-tls-key <file>', 'PEM private key of --nats-tls-cert (env DROVER_NATS_TLS_KEY)')
+  .option('--nats <url>', 'link over NATS instead of gRPC: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md');
+for (const [flags, text] of NATS_OPTION_HELP) program.option(flags, text);
+program
   .option('--config <file>', 'YAML file with server, name, labels (a mapping), stateDir, logLevel, graceMs, token, nats, natsUser, ... (camelCase of the flags); env and flags win')
   .version(VERSION, '--version', 'print the version and build commit')
   .addHelpText(

@@ -1,7 +1,8 @@
 /**
- * Error shapes both the control plane and the SDK use: the codes the API
- * returns in an ErrorDetail (docs/errors.md) and the located Problem it
- * reports about a workflow. Each part keeps its own error classes: the
+ * Errors more than one part uses: the codes the API returns in an
+ * ErrorDetail (docs/errors.md) and the located Problem it reports about a
+ * workflow (control plane and SDK), and the bad-option error of `drover
+ * server` and `drover agent`. Each part keeps its own API error classes: the
  * control plane's carry what the gRPC mapping needs; the SDK's are its public
  * API and add client-side codes.
  */
@@ -39,4 +40,10 @@ export interface Problem {
   column: number;
   message: string;
   severity: 'error' | 'warning';
+}
+
+/** An option of `drover server` or `drover agent` (flag, environment or config file) is not valid; the message names it and what to give. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly code = 'BAD_CONFIG';
 }

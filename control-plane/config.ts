@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { isIP } from 'node:net';
 import { parseDuration } from '../common/duration.js';
-import { NatsOptionsError, resolveNatsOptions, type NatsOptionInput, type NatsOptions } from '../proto/nats-options.js';
+import { ConfigError } from '../common/errors.js';
+import { resolveNatsOptions, type NatsOptionInput, type NatsOptions } from '../common/nats-options.js';
 
 export interface ServerConfig {
   /** host:port for gRPC (agents and API). */
@@ -62,11 +63,6 @@ const ENV: Record<string, keyof ServerConfig> = {
   DROVER_ADVERTISE: 'advertise',
 };
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  readonly code = 'BAD_CONFIG';
-}
-
 export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>> & NatsOptionInput & { config?: string }, env = process.env): ServerConfig {
   let file: Partial<ServerConfig> = {};
   if (flags.config) {
@@ -117,12 +113,7 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
   for (const k of ['heartbeatIntervalMs', 'maxRuns', 'disconnectAfterMs', 'lostAfterMs', 'stepDeadlineSlackMs'] as const) {
     if (!Number.isInteger(cfg[k]) || cfg[k] <= 0) throw new ConfigError(`${k} must be a positive integer, got ${merged[k]}`);
   }
-  try {
-    const nats = resolveNatsOptions(file as NatsOptionInput, flags, env);
-    if (nats) cfg.nats = nats;
-  } catch (err) {
-    if (err instanceof NatsOptionsError) throw new ConfigError(err.message);
-    throw err;
-  }
+  const nats = resolveNatsOptions(file as NatsOptionInput, flags, env);
+  if (nats) cfg.nats = nats;
   return cfg;
 }

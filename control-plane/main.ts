@@ -7,7 +7,6 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { droverV1 } from '../proto/index.js';
-import { natsConnectHint, natsConnectionOptions, type NatsOptions } from '../proto/nats-options.js';
 import { AgentSessions } from './agent-sessions.js';
 import { fleetService } from './api/fleet-api.js';
 import { runService } from './api/run-api.js';
@@ -28,7 +27,9 @@ import { Tokens } from './security/tokens.js';
 import { NatsAuth } from './security/nats-auth.js';
 import { writeSecretFile } from '../common/secret-file.js';
 import { DirLockedError, lockDir } from '../common/dir-lock.js';
-import { ConfigError, DEFAULTS, resolveConfig, type ServerConfig } from './config.js';
+import { ConfigError } from '../common/errors.js';
+import { NATS_OPTION_HELP, natsConnectHint, natsConnectionOptions, type NatsOptions } from '../common/nats-options.js';
+import { DEFAULTS, resolveConfig, type ServerConfig } from './config.js';
 import { Devices } from './devices.js';
 import { Fleet } from './fleet.js';
 import { createLogger, type Logger } from './log.js';
@@ -281,15 +282,9 @@ const program = new Command('drover server')
   .option('--agent-cert-ttl <duration>', 'lifetime of agent certificates; agents renew at two thirds of it (default: 30d)')
   .option('--enroll-approve', 'enrollments wait until an admin runs `drover agent approve NAME`')
   .option('--insecure', 'LOOPBACK ONLY, for debugging: plaintext gRPC, agents trusted by the name they send (API tokens are still checked)')
-  .option('--nats <url>', 'also serve agents over NATS: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md')
-  .option('--nats-user <user>', 'NATS user, with --nats-pass (env DROVER_NATS_USER)')
-  .option('--nats-pass <password>', 'NATS password (env DROVER_NATS_PASS)')
-  .option('--nats-token <token>', 'NATS authentication token (env DROVER_NATS_TOKEN)')
-  .option('--nats-creds <file>', 'NATS credentials file: user JWT and nkey seed (env DROVER_NATS_CREDS)')
-  .option('--nats-nkey-seed <file>', 'file holding a NATS nkey user seed (env DROVER_NATS_NKEY_SEED)')
-  .option('--nats-tls-ca <file>', 'PEM CA that signed the NATS server certificate (env DROVER_NATS_TLS_CA)')
-  .option('--nats-tls-cert <file>', 'PEM client certificate for NATS, with --nats-tls-key (env DROVER_NATS_TLS_CERT)')
-  .option('--nats-tls-key <file>', 'PEM private key of --nats-tls-cert (env DROVER_NATS_TLS_KEY)')
+  .option('--nats <url>', 'also serve agents over NATS: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md');
+for (const [flags, text] of NATS_OPTION_HELP) program.option(flags, text);
+program
   .option('--config <file>', 'YAML file with any of the options above (camelCase keys); flags and env win')
   .addHelpText(
     'after',

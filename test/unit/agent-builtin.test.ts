@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, resolveConfig } from '../../agent/config.js';
+import { resolveConfig } from '../../agent/config.js';
+import { ConfigError } from '../../common/errors.js';
 import { FileRootError, MAX_HTTP_BODY_BYTES, resolveInRoots, runFile, runHttp, type FileSpec, type HttpSpec } from '../../agent/executor/builtin.js';
 import { EgressDeniedError, EgressPolicy, EgressRuleError, normalizeAddress } from '../../agent/executor/egress.js';
 

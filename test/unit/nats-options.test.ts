@@ -2,9 +2,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError as AgentConfigError, resolveConfig as resolveAgentConfig } from '../../agent/config.js';
-import { ConfigError as ServerConfigError, resolveConfig as resolveServerConfig } from '../../control-plane/config.js';
-import { natsConnectionOptions, NatsOptionsError, resolveNatsOptions, type NatsOptionInput } from '../../proto/nats-options.js';
+import { resolveConfig as resolveAgentConfig } from '../../agent/config.js';
+import { ConfigError } from '../../common/errors.js';
+import { NATS_ENV, NATS_OPTION_FLAGS, NATS_OPTION_HELP, natsConnectionOptions, resolveNatsOptions, type NatsOptionInput } from '../../common/nats-options.js';
+import { resolveConfig as resolveServerConfig } from '../../control-plane/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'drover-nats-opts-'));
 const file = (name: string, text: string) => {
@@ -45,10 +46,15 @@ describe('nats options', () => {
   for (const [name, flags, message] of cases) {
     it(`nats options - refuses ${name}`, () => {
       const err = refusal(flags);
-      expect(err).toBeInstanceOf(NatsOptionsError);
+      expect(err).toBeInstanceOf(ConfigError);
       expect(err.message).toMatch(message);
     });
   }
+
+  it('nats options - --help lists every option after --nats, in order, each with its environment variable', () => {
+    const expected = Object.entries(NATS_ENV).filter(([, key]) => key !== 'nats').map(([env, key]) => [NATS_OPTION_FLAGS[key], env]);
+    expect(NATS_OPTION_HELP.map(([flags, text]) => [flags.split(' ')[0], /\(env (\w+)\)$/.exec(text)?.[1]])).toEqual(expected);
+  });
 
   it('nats options - connection options carry auth, TLS for tls:// URLs, and reconnect forever', () => {
     const base = { servers: ['tls://h:4222'], user: '', pass: '', token: '', credsFile: '', nkeySeedFile: '', tlsCa: '/ca.pem', tlsCert: '', tlsKey: '' };
@@ -68,7 +74,7 @@ describe('nats options - in the agent and server configs', () => {
     const both = resolveAgentConfig({ nats: 'nats://h:4222', server: 'cp:7400', name: 'web-1' }, {});
     expect(both.nats?.servers).toEqual(['nats://h:4222']);
     expect(both.server).toBe('cp:7400');
-    expect(() => resolveAgentConfig({ nats: 'nats://h:4222', server: 'cp', name: 'web-1' }, {})).toThrow(AgentConfigError);
+    expect(() => resolveAgentConfig({ nats: 'nats://h:4222', server: 'cp', name: 'web-1' }, {})).toThrow(ConfigError);
   });
 
   it('nats options - a flag beats the environment when choosing the agent link', () => {
@@ -87,7 +93,7 @@ describe('nats options - in the agent and server configs', () => {
     expect(cfg.listen).toBe('127.0.0.1:7400');
     expect(cfg.nats).toMatchObject({ servers: ['nats://h:4222'], token: 't' });
     expect(resolveServerConfig({}, {}).nats).toBeUndefined();
-    expect(() => resolveServerConfig({ natsCreds: '/x' }, {})).toThrow(ServerConfigError);
+    expect(() => resolveServerConfig({ natsCreds: '/x' }, {})).toThrow(ConfigError);
     expect(() => resolveServerConfig({ natsCreds: '/x' }, {})).toThrow(/^--nats-creds needs --nats nats:\/\/HOST:PORT \(or DROVER_NATS\)$/);
   });
 });

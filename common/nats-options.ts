@@ -1,12 +1,13 @@
 /**
  * How both ends reach NATS: the `--nats*` options of `drover server` and
- * `drover agent` (same names, same environment variables, same checks) and
+ * `drover agent` (same names, environment variables, checks and help) and
  * the nats.js connection options they turn into. Only each part's main.ts
  * connects; this file reads files and validates, it opens no socket.
  */
 import { readFileSync } from 'node:fs';
 import { credsAuthenticator, nkeyAuthenticator, type Authenticator } from '@nats-io/nats-core';
 import type { NodeConnectionOptions } from '@nats-io/transport-node';
+import { ConfigError } from './errors.js';
 
 /** The option keys as commander and the YAML config file spell them (camelCase of the flags). */
 export const NATS_OPTION_FLAGS = {
@@ -37,6 +38,22 @@ export const NATS_ENV: Record<string, NatsOptionKey> = {
   DROVER_NATS_TLS_KEY: 'natsTlsKey',
 };
 
+/**
+ * `--help` of the options after `--nats`, the same for `drover server` and
+ * `drover agent` (each says what `--nats` itself does there): the flag with
+ * its value's name, then the text.
+ */
+export const NATS_OPTION_HELP: readonly (readonly [flags: string, text: string])[] = [
+  ['--nats-user <user>', 'NATS user, with --nats-pass (env DROVER_NATS_USER)'],
+  ['--nats-pass <password>', 'NATS password (env DROVER_NATS_PASS)'],
+  ['--nats-token <token>', 'NATS authentication token (env DROVER_NATS_TOKEN)'],
+  ['--nats-creds <file>', 'NATS credentials file: user JWT and nkey seed (env DROVER_NATS_CREDS)'],
+  ['--nats-nkey-seed <file>', 'file holding a NATS nkey user seed (env DROVER_NATS_NKEY_SEED)'],
+  ['--nats-tls-ca <file>', 'PEM CA that signed the NATS server certificate (env DROVER_NATS_TLS_CA)'],
+  ['--nats-tls-cert <file>', 'PEM client certificate for NATS, with --nats-tls-key (env DROVER_NATS_TLS_CERT)'],
+  ['--nats-tls-key <file>', 'PEM private key of --nats-tls-cert (env DROVER_NATS_TLS_KEY)'],
+];
+
 /** A validated NATS link configuration; empty strings mean "not set". */
 export interface NatsOptions {
   /** nats:// or tls:// URLs; several for a cluster. */
@@ -55,12 +72,6 @@ export interface NatsOptions {
   tlsKey: string;
 }
 
-/** Thrown by resolveNatsOptions; each part wraps it in its own ConfigError. */
-export class NatsOptionsError extends Error {
-  override name = 'NatsOptionsError';
-  readonly code = 'BAD_CONFIG';
-}
-
 /**
  * Merges file < environment < flags and validates. Returns undefined when no
  * NATS URL is set (and then no other --nats-* option may be).
@@ -77,13 +88,13 @@ export function resolveNatsOptions(file: NatsOptionInput, flags: NatsOptionInput
   if (!raw.nats) {
     const stray = (Object.keys(NATS_OPTION_FLAGS) as NatsOptionKey[]).filter((k) => k !== 'nats' && raw[k]);
     if (stray.length) {
-      throw new NatsOptionsError(`${stray.map((k) => NATS_OPTION_FLAGS[k]).join(', ')} ${stray.length > 1 ? 'need' : 'needs'} --nats nats://HOST:PORT (or DROVER_NATS)`);
+      throw new ConfigError(`${stray.map((k) => NATS_OPTION_FLAGS[k]).join(', ')} ${stray.length > 1 ? 'need' : 'needs'} --nats nats://HOST:PORT (or DROVER_NATS)`);
     }
     return undefined;
   }
 
   const servers = raw.nats.split(',').map((s) => s.trim()).filter(Boolean);
-  if (!servers.length) throw new NatsOptionsError(`--nats "${raw.nats}" names no server: use nats://HOST:PORT`);
+  if (!servers.length) throw new ConfigError(`--nats "${raw.nats}" names no server: use nats://HOST:PORT`);
   for (const s of servers) {
     let url: URL | undefined;
     try {
@@ -92,10 +103,10 @@ export function resolveNatsOptions(file: NatsOptionInput, flags: NatsOptionInput
       // reported below
     }
     if (!url || !['nats:', 'tls:'].includes(url.protocol) || !url.hostname || url.pathname.replace(/^\/$/, '') || url.search) {
-      throw new NatsOptionsError(`--nats "${s}" is not a NATS server URL: use nats://HOST:PORT (tls://HOST:PORT for TLS); separate several with commas`);
+      throw new ConfigError(`--nats "${s}" is not a NATS server URL: use nats://HOST:PORT (tls://HOST:PORT for TLS); separate several with commas`);
     }
     if (url.username || url.password) {
-      throw new NatsOptionsError(`--nats "${url.protocol}//${url.host}": put credentials in --nats-user/--nats-pass or --nats-token, not in the URL (it ends up in logs)`);
+      throw new ConfigError(`--nats "${url.protocol}//${url.host}": put credentials in --nats-user/--nats-pass or --nats-token, not in the URL (it ends up in logs)`);
     }
   }
 
@@ -105,19 +116,19 @@ export function resolveNatsOptions(file: NatsOptionInput, flags: NatsOptionInput
     raw.natsCreds ? '--nats-creds' : '',
     raw.natsNkeySeed ? '--nats-nkey-seed' : '',
   ].filter(Boolean);
-  if (methods.length > 1) throw new NatsOptionsError(`choose one NATS authentication, not ${methods.join(' and ')}`);
+  if (methods.length > 1) throw new ConfigError(`choose one NATS authentication, not ${methods.join(' and ')}`);
   if (Boolean(raw.natsUser) !== Boolean(raw.natsPass)) {
-    throw new NatsOptionsError(raw.natsUser ? '--nats-user needs --nats-pass (or DROVER_NATS_PASS)' : '--nats-pass needs --nats-user (or DROVER_NATS_USER)');
+    throw new ConfigError(raw.natsUser ? '--nats-user needs --nats-pass (or DROVER_NATS_PASS)' : '--nats-pass needs --nats-user (or DROVER_NATS_USER)');
   }
   if (Boolean(raw.natsTlsCert) !== Boolean(raw.natsTlsKey)) {
-    throw new NatsOptionsError(raw.natsTlsCert ? '--nats-tls-cert needs --nats-tls-key (the client certificate\'s private key)' : '--nats-tls-key needs --nats-tls-cert');
+    throw new ConfigError(raw.natsTlsCert ? '--nats-tls-cert needs --nats-tls-key (the client certificate\'s private key)' : '--nats-tls-key needs --nats-tls-cert');
   }
   for (const k of ['natsCreds', 'natsNkeySeed', 'natsTlsCa', 'natsTlsCert', 'natsTlsKey'] as const) {
     if (!raw[k]) continue;
     try {
       readFileSync(raw[k]);
     } catch (err) {
-      throw new NatsOptionsError(`${NATS_OPTION_FLAGS[k]} ${raw[k]}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give the path of a readable file`);
+      throw new ConfigError(`${NATS_OPTION_FLAGS[k]} ${raw[k]}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give the path of a readable file`);
     }
   }
   return {
