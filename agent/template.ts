@@ -4,6 +4,7 @@
  * process only as environment variables, never as shell text.
  */
 import { evaluate } from '@marcbachmann/cel-js';
+import { TEMPLATE } from '../common/template.js';
 
 export interface ExprContext {
   params: Record<string, unknown>;
@@ -14,8 +15,6 @@ export interface ExprContext {
   agent: { name: string; labels: Record<string, string>; facts: Record<string, unknown> };
   item?: unknown;
 }
-
-const TEMPLATE = /\$\{\{([\s\S]*?)\}\}/g;
 
 export function renderTemplate(text: string, ctx: ExprContext): string {
   return text.replace(TEMPLATE, (_m, expr: string) => stringify(evaluate(expr.trim(), ctx as unknown as Record<string, unknown>)));

@@ -1,5 +1,6 @@
 /** Type checks of ${{ }} templates, conditions and forEach against the declared params, and the steps they refer to. */
-import { celEnvironment, checkExpression, stepRefs, TEMPLATE, type ParamType } from './expressions.js';
+import { TEMPLATE } from '../../common/template.js';
+import { celEnvironment, checkExpression, stepRefs, type ParamType } from './expressions.js';
 import type { Problems } from './problems.js';
 import { isObject } from './raw.js';
 import type { ParamDoc } from './schema.js';

@@ -5,8 +5,7 @@
  * and type-checks every expression against the declared params.
  */
 import { Environment } from '@marcbachmann/cel-js';
-
-export const TEMPLATE = /\$\{\{([\s\S]*?)\}\}/g;
+import { TEMPLATE } from '../../common/template.js';
 
 export function hasTemplate(text: string): boolean {
   return /\$\{\{/.test(text);

@@ -3,7 +3,8 @@
  * name (those are sent with the step, to its agent only).
  */
 import type { StepPlan } from '../model/plan.js';
-import { TEMPLATE, unwrap } from './expressions.js';
+import { TEMPLATE } from '../../common/template.js';
+import { unwrap } from './expressions.js';
 import type { Problems } from './problems.js';
 import { isObject, templateFields, type RawStep } from './raw.js';
 import type { PathSegment } from './source.js';

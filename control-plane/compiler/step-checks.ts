@@ -1,5 +1,6 @@
 import { expressionChecks } from './expression-checks.js';
-import { hasTemplate, stepRefs, TEMPLATE, unwrap, type ParamType } from './expressions.js';
+import { TEMPLATE } from '../../common/template.js';
+import { hasTemplate, stepRefs, unwrap, type ParamType } from './expressions.js';
 import type { Problems } from './problems.js';
 import { isObject, templateFields, type RawStep } from './raw.js';
 import { RESERVED_KINDS, STEP_KINDS } from './schema.js';
