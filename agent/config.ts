@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../common/errors.js';
+import { AGENT_NAME, LABEL_KEY, LABEL_VALUE } from '../common/names.js';
 import { resolveNatsOptions, type NatsOptionInput, type NatsOptions } from '../common/nats-options.js';
 import { EgressPolicy, EgressRuleError } from './executor/egress.js';
 import { CredentialError, parseCredentialFlags } from './executor/ssh/credentials.js';
@@ -87,14 +88,15 @@ interface Flags extends NatsOptionInput {
   config?: string;
 }
 
-const LABEL = /^([A-Za-z0-9][A-Za-z0-9._/-]{0,62})=([A-Za-z0-9._-]{0,63})$/;
-
 export function parseLabels(items: string[], source: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const item of items) {
-    const m = LABEL.exec(item);
-    if (!m) throw new ConfigError(`${source} "${item}" is not key=value (letters, digits, ".", "-", "_"; for example role=web)`);
-    out[m[1]] = m[2];
+    const eq = item.indexOf('=');
+    const [key, value] = [item.slice(0, eq), item.slice(eq + 1)];
+    if (eq < 0 || !LABEL_KEY.test(key) || !LABEL_VALUE.test(value)) {
+      throw new ConfigError(`${source} "${item}" is not key=value (letters, digits, ".", "-", "_"; for example role=web)`);
+    }
+    out[key] = value;
   }
   return out;
 }
@@ -160,7 +162,7 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
   if ((server || !nats) && !/^[^\s/]+:\d{1,5}$/.test(server)) {
     throw new ConfigError(`--server "${server}" is not host:port (for example 127.0.0.1:7400)`);
   }
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
+  if (!AGENT_NAME.test(name)) {
     throw new ConfigError(`--name "${name}" is not valid: use letters, digits, ".", "-", "_" (at most 63), starting with a letter or digit`);
   }
   if (nats && (name.endsWith('.') || name.includes('..'))) {

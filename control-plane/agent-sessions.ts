@@ -21,6 +21,7 @@
  * disk are past their bound, a link that brings a new message is closed:
  * the agent keeps it in its journal and resends it after reconnecting.
  */
+import { AGENT_NAME } from '../common/names.js';
 import type { AgentMessageOut, ServerMessage } from '../proto/index.js';
 import { checkMessage } from '../proto/limits.js';
 import { MAX_UNACKED_MESSAGES } from '../proto/link.js';
@@ -28,7 +29,7 @@ import type { Fleet } from './fleet.js';
 import { LogIntake } from './log-intake.js';
 import { PeerLog, type Logger } from './log.js';
 import type { Runs } from './runs.js';
-import { AGENT_NAME as NAME, type Credentials } from './security/credentials.js';
+import type { Credentials } from './security/credentials.js';
 import type { AuditLog } from './security/audit.js';
 import { isControl, type ControlSigner } from './security/signer.js';
 import type { CredentialRecord, Store } from './store/store.js';
@@ -165,7 +166,7 @@ export class AgentSessions implements AgentLinkHandler {
 
   private hello(conn: AgentConnection, msg: AgentMessageOut) {
     const hello = msg.hello!;
-    if (!NAME.test(hello.name)) {
+    if (!AGENT_NAME.test(hello.name)) {
       conn.send({ reject: { code: 'BAD_NAME', message: `agent name "${hello.name}" is not valid: use letters, digits, ".", "-", "_" (max 63)` } });
       return conn.close();
     }

@@ -5,6 +5,7 @@
  * for the device's network. Only a credential *reference* is stored: the
  * secret stays on the proxy agents.
  */
+import { LABEL_KEY, LABEL_VALUE } from '../common/names.js';
 import { DEFAULT_NETWORK, NAME_PATTERN, NETWORK_PATTERN } from './compiler/schema.js';
 import { ApiError, NotFoundError } from './errors.js';
 import type { Fleet } from './fleet.js';
@@ -30,8 +31,6 @@ export interface DeviceSpec {
 /** Most sessions a device may be given at once on one proxy agent. */
 export const MAX_SESSIONS_LIMIT = 16;
 
-const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
-const LABEL_VALUE = /^[A-Za-z0-9._-]{0,63}$/;
 /** A host name or an IPv4/IPv6 address, without spaces or a user part. */
 const HOST = /^[A-Za-z0-9._:%[\]-]{1,253}$/;
 

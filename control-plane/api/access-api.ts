@@ -1,9 +1,10 @@
 /** AccessService (tokens, agent credentials) and AgentService.Enroll. */
 import type * as grpc from '@grpc/grpc-js';
+import { AGENT_NAME, LABEL_KEY, LABEL_VALUE } from '../../common/names.js';
 import type { AccessServiceHandlers, AgentCredential, EnrollRequestOut, EnrollResponse, TokenInfo } from '../../proto/index.js';
 import { ApiError, NotFoundError } from '../errors.js';
 import { PeerLog, type Logger } from '../log.js';
-import { EnrollError, AGENT_NAME, type Credentials, type CredentialState } from '../security/credentials.js';
+import { EnrollError, type Credentials, type CredentialState } from '../security/credentials.js';
 import type { FailureThrottle } from '../security/access.js';
 import { peerAddress } from '../security/access.js';
 import type { Pki } from '../security/pki.js';
@@ -12,8 +13,6 @@ import { DEFAULT_ENROLL_TTL_MS, ROLES, type Tokens } from '../security/tokens.js
 import type { CredentialRecord, Role, TokenRecord } from '../store/store.js';
 import { toServiceError, unary } from './grpc-errors.js';
 
-const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
-const LABEL_VALUE = /^[A-Za-z0-9._-]{0,63}$/;
 /** Longest lifetime an enrollment token may be given: it is meant to be short-lived. */
 const MAX_ENROLL_TTL_MS = 30 * 86_400_000;
 

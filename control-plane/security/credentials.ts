@@ -7,12 +7,10 @@
  * enrollment token could otherwise take over an existing agent. Reinstalling
  * a host under its old name is `drover agent revoke NAME` first.
  */
+import { AGENT_NAME } from '../../common/names.js';
 import type { CredentialRecord, Store } from '../store/store.js';
 import { CertificateError, csrFingerprint, type AgentCertificate, type Pki } from './pki.js';
 import { globToRegExp, TokenError, type Tokens } from './tokens.js';
-
-/** Agent names as the link accepts them. */
-export const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 /** Enrollment refused; the message says why and what to do. */
 export class EnrollError extends Error {

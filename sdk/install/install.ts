@@ -5,12 +5,13 @@
  * back so the host ends fully installed or as it was.
  */
 import { randomBytes } from 'node:crypto';
+import { AGENT_NAME } from '../../common/names.js';
 import { DroverClient } from '../client.js';
 import { AgentNotFoundError, DroverError, InstallError, ServerUnreachableError, type InstallFailure } from '../errors.js';
 import type { Agent } from '../types.js';
 import { binaryInfo, findBinary } from './binary.js';
 import { existingProbe, factsProbe, parseExisting, parseFacts, type AgentFileConfig, type ExistingInstall, type HostFacts } from './facts.js';
-import { AGENT_NAME, type ResolvedInstallOptions } from './options.js';
+import type { ResolvedInstallOptions } from './options.js';
 import { planInstall, planUninstall, remote, type Action, type InstallPlan } from './plan.js';
 import { quote } from './shell.js';
 import { SshHost, type ConnectOptions, type RemoteHost } from './ssh.js';

@@ -19,8 +19,9 @@ import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { AGENT_NAME, LABEL_KEY, LABEL_VALUE } from '../../common/names.js';
 import { FileNotFoundError, InvalidInputError, type Problem } from '../errors.js';
-import { AGENT_NAME, expandPath } from './options.js';
+import { expandPath } from './options.js';
 import { SSH_PORT, type SshTarget } from './target.js';
 
 /** One host of an inventory, defaults applied. */
@@ -33,7 +34,7 @@ export interface InventoryHost {
   labels?: Record<string, string>;
 }
 
-const labels = z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/, 'label keys use letters, digits, ".", "-", "_", "/"'), z.union([z.string(), z.number(), z.boolean()]).transform(String).pipe(z.string().regex(/^[A-Za-z0-9._-]{0,63}$/, 'label values use letters, digits, ".", "-", "_"')));
+const labels = z.record(z.string().regex(LABEL_KEY, 'label keys use letters, digits, ".", "-", "_", "/"'), z.union([z.string(), z.number(), z.boolean()]).transform(String).pipe(z.string().regex(LABEL_VALUE, 'label values use letters, digits, ".", "-", "_"')));
 const common = {
   user: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a user name').optional(),
   port: z.number().int().min(1).max(65535).optional(),

@@ -4,6 +4,7 @@
  */
 import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
+import { AGENT_NAME, LABEL_KEY, LABEL_VALUE } from '../../common/names.js';
 import { InvalidInputError } from '../errors.js';
 import { layoutFor, SERVICE_NAME, type Layout } from './layout.js';
 import type { SshTarget } from './target.js';
@@ -70,10 +71,6 @@ export interface ResolvedInstallOptions {
   connectTimeoutMs: number;
 }
 
-/** Agent names, as the control plane accepts them. */
-export const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
-const LABEL_VALUE = /^[A-Za-z0-9._-]{0,63}$/;
 const ADDRESS = /^[^\s/]+:\d{1,5}$/;
 const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 
