@@ -14,11 +14,19 @@
  * the file is cut back to it and the records after it are queued again, in
  * order; a cut that fails too is retried before the next write. A torn tail
  * left by a crash is cut when the file is first opened for appending.
- * Reading reports an unreadable record as a notice line, never skips it.
+ *
+ * Reading is by pages from a position (log-page.ts), through an offset
+ * index per run kept in memory (log-index.ts), never a whole-file read.
+ * A record's position is its byte offset: a record waiting in memory has
+ * the one it will have in the file, so positions hold across failed writes
+ * and their retries. Reading reports an unreadable record as a notice line,
+ * never skips it.
  */
 import { join } from 'node:path';
 import { describeError, nodeDisk, tornTailBytes, type Disk } from './disk.js';
-import type { LogRecord } from './store.js';
+import { LogIndex } from './log-index.js';
+import { fileExtent, readPage } from './log-page.js';
+import type { LogPage, LogRead, LogRecord } from './store.js';
 
 /** Descriptors kept open at most; the least recently used whole file is closed past this. */
 const MAX_OPEN_FILES = 256;
@@ -52,6 +60,8 @@ export interface LogFilesOptions {
 
 export class LogFiles {
   private files = new Map<string, OpenLog>();
+  /** Per run, kept while the run is (files come and go with MAX_OPEN_FILES). */
+  private indexes = new Map<string, LogIndex>();
   private readonly disk: Disk;
   private readonly warn: NonNullable<LogFilesOptions['warn']>;
   private warned = new Set<string>();
@@ -84,7 +94,8 @@ export class LogFiles {
 
   /** Queues records and writes them now, in one write(2), if the disk lets it; never throws. */
   append(runId: string, ...records: LogRecord[]) {
-    const data = Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    const lines = records.map((r) => `${JSON.stringify(r)}\n`);
+    const data = Buffer.from(lines.join(''));
     let f = this.files.get(runId);
     if (f) this.files.delete(runId); // re-inserted below: the map's order is least recently used first
     else f = { fd: -1, durable: 0, size: 0, written: [], queued: [], cutDue: false };
@@ -92,44 +103,65 @@ export class LogFiles {
     f.queued.push(data);
     this.pending += data.length;
     this.writeQueued(runId, f);
+    // Indexed when written; records that wait for the disk are indexed by the next read that passes them.
+    if (!f.queued.length) {
+      let at = f.size - data.length;
+      const index = this.indexOf(runId);
+      for (const [i, r] of records.entries()) {
+        const bytes = Buffer.byteLength(lines[i]);
+        index.add(at, bytes, r);
+        at += bytes;
+      }
+    }
     this.evict();
   }
 
   /**
-   * Every record of a run: what the file holds, then what waits in memory.
-   * An unreadable line becomes a stderr notice in its place, naming the byte
+   * Records of a run from a position, in order, filtered while read, at most
+   * a page (log-page.ts): what the file holds, then what waits in memory. An
+   * unreadable line becomes a stderr notice in its place, naming the byte
    * offset and the file, and is logged once.
    */
-  read(runId: string): LogRecord[] {
-    const file = this.path(runId);
-    let data: Buffer;
+  page(runId: string, read: LogRead = {}): LogPage {
+    const f = this.files.get(runId);
+    const queued = f?.queued ?? [];
+    const notice = (at: number, line: string, before: LogRecord | undefined) => this.notice(this.path(runId), at, line, before);
+    // Bytes past the whole records written are a failed write not cut back yet, not a record.
+    if (f && f.fd >= 0) return readPage({ disk: this.disk, fd: f.fd, whole: f.size, torn: 0, queued, notice }, this.indexOf(runId), read);
+    let fd: number;
     try {
-      data = this.disk.readFileSync(file);
+      fd = this.disk.openSync(this.path(runId), 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      data = Buffer.alloc(0);
+      return readPage({ disk: this.disk, fd: -1, whole: 0, torn: 0, queued, notice }, this.indexOf(runId), read);
     }
-    const f = this.files.get(runId);
-    // Bytes past the whole records written are a failed write not cut back yet, not a record.
-    if (f && f.fd >= 0) data = data.subarray(0, f.size);
+    try {
+      return readPage({ disk: this.disk, fd, ...fileExtent(this.disk, fd), queued, notice }, this.indexOf(runId), read);
+    } finally {
+      this.disk.closeSync(fd);
+    }
+  }
+
+  /** Every record of a run, page by page. */
+  read(runId: string): LogRecord[] {
     const out: LogRecord[] = [];
-    let at = 0;
-    while (at < data.length) {
-      const nl = data.indexOf(10, at);
-      const end = nl < 0 ? data.length : nl;
-      if (end > at) {
-        const line = data.subarray(at, end).toString('utf8');
-        try {
-          out.push(JSON.parse(line) as LogRecord);
-        } catch {
-          out.push(this.notice(file, at, line, out[out.length - 1]));
-        }
-      }
-      at = end + 1;
+    for (let from = 0; ; ) {
+      const page = this.page(runId, { from });
+      out.push(...page.records);
+      if (page.next >= page.size) return out;
+      from = page.next;
     }
-    // A queued buffer holds the records of one append: one or more lines.
-    for (const q of f?.queued ?? []) for (const line of q.toString('utf8').split('\n')) if (line) out.push(JSON.parse(line) as LogRecord);
-    return out;
+  }
+
+  /** Per agent, the highest message seq in a run's log; the first call after a restart completes the index, reading the file once a page at a time. */
+  seqs(runId: string): Map<string, number> {
+    const index = this.indexOf(runId);
+    for (let from = index.end; ; ) {
+      const page = this.page(runId, { from, limit: Infinity });
+      if (page.next >= page.size) break;
+      from = page.next;
+    }
+    return new Map(index.seqs);
   }
 
   /** Writes what is queued and makes every record so far durable; throws (the last error) while any is not. */
@@ -162,6 +194,7 @@ export class LogFiles {
   /** Forgets a run's log (its run is deleted); a file that cannot be removed is logged and left. */
   remove(runId: string) {
     this.closeOne(runId);
+    this.indexes.delete(runId);
     try {
       this.disk.rmSync(this.path(runId));
     } catch (err) {
@@ -171,6 +204,13 @@ export class LogFiles {
 
   close() {
     for (const runId of [...this.files.keys()]) this.closeOne(runId);
+    this.indexes.clear();
+  }
+
+  private indexOf(runId: string): LogIndex {
+    let index = this.indexes.get(runId);
+    if (!index) this.indexes.set(runId, (index = new LogIndex()));
+    return index;
   }
 
   private writeQueued(runId: string, f: OpenLog) {

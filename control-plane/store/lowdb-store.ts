@@ -29,7 +29,7 @@ import { ChangeLog, changeLogFile } from './change-log.js';
 import { describeError, nodeDisk, type Disk } from './disk.js';
 import { DurableJsonFile } from './durable-json-file.js';
 import { LogFiles } from './log-files.js';
-import { TERMINAL_RUN, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type StoreHealth, type TokenRecord, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
+import { TERMINAL_RUN, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type StoreHealth, type TokenRecord, type LogRead, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
 
 interface Doc {
   version: 1;
@@ -307,13 +307,14 @@ export class LowdbStore implements Store {
     this.logs.append(runId, ...records);
     this.touch();
   }
+  readLogPage(runId: string, read?: LogRead) {
+    return this.logs.page(runId, read);
+  }
   async readLogs(runId: string) {
     return this.logs.read(runId);
   }
   storedLogSeqs(runId: string) {
-    const seqs = new Map<string, number>();
-    for (const r of this.logs.read(runId)) if (r.seq && r.seq > (seqs.get(r.agent) ?? 0)) seqs.set(r.agent, r.seq);
-    return seqs;
+    return this.logs.seqs(runId);
   }
 
   /** While unhealthy, waits for the next scheduled try instead of starting one: the backoff holds however many wait. */

@@ -1,5 +1,5 @@
 /** A Store that keeps everything in memory: for tests and throwaway servers. */
-import type { AgentRecord, CredentialRecord, DeviceRecord, SecretRecord, TokenRecord, LogRecord, RunRecord, Store, StoreHealth, WorkflowVersion } from './store.js';
+import { LOG_PAGE_RECORDS, logMatches, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type TokenRecord, type LogPage, type LogRead, type LogRecord, type RunRecord, type Store, type StoreHealth, type WorkflowVersion } from './store.js';
 
 export class MemoryStore implements Store {
   private agents = new Map<string, AgentRecord>();
@@ -88,6 +88,15 @@ export class MemoryStore implements Store {
     const list = this.logs.get(runId) ?? [];
     list.push(...records);
     this.logs.set(runId, list);
+  }
+  /** Positions are indexes in the run's list. */
+  readLogPage(runId: string, read: LogRead = {}): LogPage {
+    const all = this.logs.get(runId) ?? [];
+    const limit = Math.max(1, read.limit ?? LOG_PAGE_RECORDS);
+    const records: LogRecord[] = [];
+    let next = read.from ?? 0;
+    for (; next < all.length && records.length < limit; next++) if (logMatches(all[next], read.filter ?? {})) records.push(all[next]);
+    return { records, next, size: all.length };
   }
   async readLogs(runId: string) {
     return [...(this.logs.get(runId) ?? [])];

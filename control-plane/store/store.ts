@@ -138,6 +138,52 @@ export interface SecretRecord {
   version: number;
 }
 
+/** Which of a run's log records a read returns; every field left out matches all. */
+export interface LogFilter {
+  /** That step's records, and notices of unreadable records that name no step (they are shown whatever step was asked for). */
+  step?: string;
+  /** Records of these attempts (`run/step/attempt/agent` ids). */
+  attempts?: ReadonlySet<string>;
+  stream?: LogRecord['stream'];
+  /** Records at or after this time, ms. */
+  since?: number;
+}
+
+/** Whether a log record passes a filter. */
+export function logMatches(r: LogRecord, f: LogFilter): boolean {
+  return (
+    (f.step === undefined || r.step === f.step || r.step === '') &&
+    (f.attempts === undefined || f.attempts.has(r.attempt)) &&
+    (f.stream === undefined || r.stream === f.stream) &&
+    (f.since === undefined || r.t >= f.since)
+  );
+}
+
+/** Where a page of a run's log starts, how many records it holds at most, and which. */
+export interface LogRead {
+  /** 0 (the start), or the `next` of an earlier page of the same run. */
+  from?: number;
+  /** Default (and what the API uses): LOG_PAGE_RECORDS. */
+  limit?: number;
+  filter?: LogFilter;
+}
+
+/** Records a log page holds at most by default: with the bytes a page may read (store/log-files.ts), what one read holds in memory. */
+export const LOG_PAGE_RECORDS = 1000;
+
+/**
+ * Consecutive records of a run's log, oldest first. Positions are opaque
+ * numbers that only grow (a byte offset in the lowdb store's file, an index
+ * in the memory store).
+ */
+export interface LogPage {
+  records: LogRecord[];
+  /** Where the next page starts. */
+  next: number;
+  /** The log's end when the page was read: `next` at `size` means nothing more is stored yet. */
+  size: number;
+}
+
 /**
  * Whether the store's last write succeeded. Unhealthy: the error of the
  * last failed write (errno code and text), the directory, and since when;
@@ -191,17 +237,25 @@ export interface Store {
   /** Appends records of one agent message together: a crash stores all of them or none (the message's seq marks them stored). */
   appendLog(runId: string, ...records: LogRecord[]): void;
   /**
-   * Every log record of a run so far. The snapshot is taken when called,
-   * before the promise yields, so a change subscriber registered just before
-   * sees each later record exactly once.
+   * One page of a run's log from a position, the filter applied while
+   * reading: at most `limit` records, and a bounded number of bytes read
+   * (fewer records when the filter drops most), so a long log is served
+   * page by page and never read whole. Records waiting for the disk are
+   * included. Synchronous on purpose: every record appended after it returns
+   * is at or after its `next`, so a reader that switches to live changes in
+   * the same tick as a page that reached `size` misses none and repeats none.
    */
+  readLogPage(runId: string, read?: LogRead): LogPage;
+  /** Every log record of a run so far, read page by page (tests and tools; the API sends pages). */
   readLogs(runId: string): Promise<LogRecord[]>;
   /**
    * Per agent, the highest message seq whose lines are in the run's log,
-   * read from what is stored (synchronously). Log lines are appended at once
-   * while the agent's applied seq is persisted with the next state write, so
-   * after a crash between the two the agent resends chunks that are already
-   * stored; this tells the control plane to skip them.
+   * read from what is stored (synchronously; the first call for a run after
+   * a restart reads its file once, in bounded chunks). Log lines are
+   * appended at once while the agent's applied seq is persisted with the
+   * next state write, so after a crash between the two the agent resends
+   * chunks that are already stored; this tells the control plane to skip
+   * them. The map returned is the caller's.
    */
   storedLogSeqs(runId: string): Map<string, number>;
   /**
