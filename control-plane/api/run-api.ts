@@ -5,7 +5,7 @@ import type { GetLogsRequest__Output } from '../../proto/gen/drover/v1/GetLogsRe
 import type { WatchRunRequest__Output } from '../../proto/gen/drover/v1/WatchRunRequest.js';
 import type { RunChange } from '../events.js';
 import type { Runs } from '../runs.js';
-import { TERMINAL_RUN, type LogRecord, type Store } from '../store/store.js';
+import { TERMINAL_RUN, type LogRecord, type RunRecord, type Store } from '../store/store.js';
 import { attemptNumber, toLogLine, toRunInfo, toStepInfo } from './convert.js';
 import { toServiceError, unary } from './grpc-errors.js';
 
@@ -14,9 +14,13 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
   const stepOf = (runId: string, stepId: string) => store.getRun(runId)?.steps[stepId];
 
   /**
-   * Streams past records then live changes, with no gap and no repeat:
-   * subscribe first and buffer live changes; Store.readLogs snapshots at call
-   * time, so everything buffered after that call is new.
+   * Streams past records then live changes, with no gap and no repeat. Past
+   * records are read a page at a time (Store.readLogPage), waiting for the
+   * client to take each. Meanwhile a live line is dropped (it is stored, and
+   * a later page reads it) and any other change is held: it is sent once the
+   * pages have caught up, after every line stored before it. The stream goes
+   * live in the same tick as it reads a page that reached the end of the
+   * log, so every line stored after that arrives live, once.
    */
   const stream = <T>(
     call: grpc.ServerWritableStream<{ id?: string; runId?: string }, T>,
@@ -24,18 +28,18 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     opts: { logs: boolean; stepId?: string; attempt?: number; follow: boolean; snapshot: boolean },
     render: (c: RunChange | { type: 'past'; log: LogRecord }) => T | undefined,
   ) => {
-    let run;
+    let run: RunRecord;
     try {
       run = runs.get(runId);
     } catch (err) {
       // 'error', not destroy(): grpc-js sends the status from its error handler; a destroyed stream never sends one (the caller hung until its deadline).
       return void call.emit('error', Object.assign(new Error((err as Error).message), toServiceError(err)));
     }
-    const buffered: RunChange[] = [];
+    const held: RunChange[] = [];
     let live = false;
     let closed = false;
     const write = (c: Parameters<typeof render>[0]) => {
-      if (c.type === 'log' || c.type === 'past') {
+      if (c.type === 'log') {
         // A notice of an unreadable record that names no step (store/log-files.ts) is shown whatever the step asked for.
         if (!opts.logs || (opts.stepId && c.log.step && c.log.step !== opts.stepId)) return;
         if (opts.attempt && attemptNumber(stepOf(runId, c.log.step), c.log.attempt) !== opts.attempt) return;
@@ -51,7 +55,7 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     };
     const off = opts.follow
       ? runs.topics.subscribe(runId, (c) => {
-          if (!live) return void buffered.push(c);
+          if (!live) return void (c.type !== 'log' && held.push(c));
           write(c);
           if (c.type === 'run' && TERMINAL_RUN.has(c.run.status)) finish();
         })
@@ -62,10 +66,19 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     });
     void (async () => {
       if (opts.snapshot) write({ type: 'run', run });
-      const past = opts.logs ? await store.readLogs(runId) : [];
-      for (const log of past) write({ type: 'past', log });
+      // Without follow: the records there were when asked (and the rest of the last page).
+      let until = Infinity;
+      for (let from = 0; opts.logs && !closed; ) {
+        const page = store.readLogPage(runId, { from, filter: { step: opts.stepId || undefined, attempts: opts.attempt ? attemptIds(run, opts.stepId, opts.attempt) : undefined } });
+        for (const log of page.records) write({ type: 'past', log });
+        if (!opts.follow) until = Math.min(until, page.size);
+        if (page.next >= Math.min(until, page.size)) break;
+        from = page.next;
+        await taken(call);
+      }
+      if (closed) return;
       live = true;
-      for (const c of buffered) write(c);
+      for (const c of held) write(c);
       if (!opts.follow || TERMINAL_RUN.has(run.status)) finish();
     })().catch((err: unknown) => call.emit('error', Object.assign(new Error((err as Error).message), toServiceError(err))));
   };
@@ -97,4 +110,22 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
       );
     },
   };
+}
+
+/** The ids of each step's `n`-th attempt (`drover logs --attempt N`), of one step or all. */
+function attemptIds(run: RunRecord, stepId: string | undefined, n: number): Set<string> {
+  const steps = stepId ? [run.steps[stepId]].filter(Boolean) : Object.values(run.steps);
+  return new Set(steps.flatMap((s) => (s.attempts ?? []).filter((a) => a.n === n).map((a) => a.id)));
+}
+
+/** Resolves once the client has taken what was written (at once when it has), or is gone; after a turn of the event loop either way. */
+function taken(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    if (!call.writableNeedDrain) return void setImmediate(resolve);
+    const done = () => {
+      for (const e of ['drain', 'cancelled', 'close']) call.off(e, done);
+      resolve();
+    };
+    for (const e of ['drain', 'cancelled', 'close']) call.once(e, done);
+  });
 }
