@@ -1,8 +1,9 @@
-/** Store records and live state -> API messages. */
+/** The API's edge: store records and live state -> API messages, and request enums -> domain values. Nothing else in api/ converts. */
 import type { AgentInfo, AttemptInfo, LogLine, RunInfo, StepInfo } from '../../proto/index.js';
+import type { ListRunsRequest__Output } from '../../proto/gen/drover/v1/ListRunsRequest.js';
 import type { LiveAgent } from '../fleet.js';
 import { planIndex } from '../model/plan-index.js';
-import type { AttemptRecord, LogRecord, RunRecord, StepRecord } from '../store/store.js';
+import type { AttemptRecord, LogRecord, RunRecord, RunStatus, StepRecord } from '../store/store.js';
 
 const upper = (s: string) => s.toUpperCase();
 
@@ -94,4 +95,9 @@ export function toLogLine(runId: string, r: LogRecord, step?: StepRecord): LogLi
     agent: r.agent,
     attempt: attemptNumber(step, r.attempt),
   };
+}
+
+/** A ListRuns status filter; '' for any. */
+export function fromRunStatus(status: ListRunsRequest__Output['status']): RunStatus | '' {
+  return status === 'RUN_STATUS_UNSPECIFIED' ? '' : (status.slice('RUN_STATUS_'.length).toLowerCase() as RunStatus);
 }

@@ -6,7 +6,7 @@ import type { WatchRunRequest__Output } from '../../proto/gen/drover/v1/WatchRun
 import type { RunChange } from '../events.js';
 import type { Runs } from '../runs.js';
 import { TERMINAL_RUN, type LogRecord, type RunRecord, type Store } from '../store/store.js';
-import { attemptNumber, toLogLine, toRunInfo, toStepInfo } from './convert.js';
+import { attemptNumber, fromRunStatus, toLogLine, toRunInfo, toStepInfo } from './convert.js';
 import { toServiceError, unary } from './grpc-errors.js';
 
 export function runService(runs: Runs, store: Store): RunServiceHandlers {
@@ -92,7 +92,7 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     GetRun: unary((req) => toRunInfo(runs.get(req.id))),
     ListRuns: unary((req) => ({
       runs: runs
-        .list({ limit: req.limit, workflow: req.workflow, status: req.status === 'RUN_STATUS_UNSPECIFIED' ? '' : req.status.replace('RUN_STATUS_', '').toLowerCase() })
+        .list({ limit: req.limit, workflow: req.workflow, status: fromRunStatus(req.status) })
         .map(toRunInfo),
     })),
     CancelRun: unary((req) => runs.cancel(req.id, req.reason).then(toRunInfo)),
