@@ -10,7 +10,7 @@ const upper = (s: string) => s.toUpperCase();
 export function toAgentInfo(a: LiveAgent): AgentInfo {
   return {
     name: a.record.name,
-    state: `AGENT_STATE_${upper(a.state)}` as AgentInfo['state'],
+    state: toAgentState(a.state),
     labels: a.record.labels,
     facts: a.record.facts,
     lastHeartbeat: a.heartbeat ?? null,
@@ -21,6 +21,11 @@ export function toAgentInfo(a: LiveAgent): AgentInfo {
     transport: a.conn?.transport ?? '',
     peer: a.conn?.peer ?? '',
   };
+}
+
+/** An agent's state as AgentInfo and the plan preview's matches carry it. */
+export function toAgentState(state: LiveAgent['state']): AgentInfo['state'] {
+  return `AGENT_STATE_${upper(state)}` as AgentInfo['state'];
 }
 
 export function toStepInfo(run: RunRecord, s: StepRecord): StepInfo {

@@ -9,6 +9,7 @@ import type { Compiled, Runs } from '../runs.js';
 import { previewWaves } from '../scheduler/preview.js';
 import type { WorkflowVersion } from '../store/store.js';
 import type { Workflows } from '../workflows.js';
+import { toAgentState } from './convert.js';
 import { unary } from './grpc-errors.js';
 
 export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet, devices?: Devices): WorkflowServiceHandlers {
@@ -43,7 +44,7 @@ export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet, 
 function planPreview({ plan, placement, version, problems }: Compiled, fleet: Fleet): PlanPreview {
   const waves = previewWaves(plan, placement, fleet.snapshot()).map((w) => ({
     ...w,
-    steps: w.steps.map((s) => ({ ...s, matches: s.matches.map((m) => ({ ...m, state: `AGENT_STATE_${m.state.toUpperCase()}` as AgentMatch['state'] })) })),
+    steps: w.steps.map((s) => ({ ...s, matches: s.matches.map((m) => ({ ...m, state: toAgentState(m.state) })) })),
   }));
   return { workflow: plan.workflow, version, hash: plan.hash, waves, problems: [...problems, ...placement.problems], params: plan.params };
 }
