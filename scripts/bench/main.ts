@@ -9,6 +9,7 @@
  *   npm run bench -- --quick           # reduced sizes and windows: under a minute
  *   npm run bench -- --profile         # also write control-plane CPU profiles (node --cpu-prof)
  *   npm run bench -- --only 3,4        # some figures only
+ *   npm run bench -- --only 8          # reading a 200,000-line log back (`--quick --only 8`: 20,000 lines)
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -18,6 +19,7 @@ import { startFootprint } from './figures/footprint.js';
 import { signingFigure } from './figures/signing.js';
 import { quietIpServerNameWarning } from '../../common/tls.js';
 import { fleetFigures } from './figures/fleet.js';
+import { logsFigure } from './figures/logs.js';
 import { startStepsCluster, stepFigures, throughputFigure } from './figures/steps.js';
 import { ENTRY, killAll, ROOT, workDir } from './procs.js';
 import { gitCommit, machine, table, writeResults, type Results } from './report.js';
@@ -43,10 +45,12 @@ const FIGURES = {
   agentFootprint: 5,
   throughput: 6,
   signing: 7,
+  logs: 8,
 } as const;
 type FigureKey = keyof typeof FIGURES;
 
-const only = new Set((args.only ?? '1,2,3,4,5,6,7').split(',').map((s) => Number(s.trim())));
+// --quick leaves figure 8 out unless asked for: quick runs stay under a minute (test/integration/bench-quick.test.ts lists their figures).
+const only = new Set((args.only ?? (args.quick ? '1,2,3,4,5,6,7' : '1,2,3,4,5,6,7,8')).split(',').map((s) => Number(s.trim())));
 const wanted = (k: FigureKey) => only.has(FIGURES[k]);
 
 for (const f of [ENTRY.server, ENTRY.agent]) {
@@ -70,7 +74,7 @@ const figures: Partial<Record<FigureKey, FigureResult>> = {};
 
 try {
   ctx.progress(`drover bench (${args.quick ? 'quick' : 'full'}) in ${dir}${profileDir ? `; CPU profiles in ${profileDir}` : ''}`);
-  if (wanted('stepOverhead') || wanted('crossAgentHop') || wanted('throughput') || wanted('agentFootprint')) {
+  if (wanted('stepOverhead') || wanted('crossAgentHop') || wanted('throughput') || wanted('agentFootprint') || wanted('logs')) {
     const cl = await startStepsCluster(ctx);
     try {
       // The idle agent is measured in the background: it does nothing while the others work.
@@ -81,6 +85,7 @@ try {
         if (wanted('crossAgentHop')) figures.crossAgentHop = hop;
       }
       if (wanted('throughput')) figures.throughput = await throughputFigure(ctx, cl);
+      if (wanted('logs')) figures.logs = await logsFigure(ctx, cl);
       if (footprint) figures.agentFootprint = await footprint.measure();
     } finally {
       await cl.stop();
