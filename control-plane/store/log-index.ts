@@ -28,6 +28,7 @@ interface Block {
   tMax: number;
 }
 
+/** One run's index (the header says what it holds). */
 export class LogIndex {
   /** Bytes covered, from 0. */
   end = 0;

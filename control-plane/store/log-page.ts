@@ -25,6 +25,7 @@ const CHUNK_BYTES = 64 * 1024;
 /** Bytes of a torn record read to find the step it names. */
 const TORN_PEEK_BYTES = 4096;
 
+/** What a page is read from: one run's file and its records not yet written. */
 export interface PageSource {
   disk: Disk;
   /** Open for reading; -1: there is no file. */
@@ -46,6 +47,7 @@ export function fileExtent(disk: Disk, fd: number): { whole: number; torn: numbe
   return { whole: size - torn, torn };
 }
 
+/** A page from `read.from`; the index grows by the records read at its end. */
 export function readPage(src: PageSource, index: LogIndex, read: LogRead): LogPage {
   const filter = read.filter ?? {};
   const limit = Math.max(1, read.limit ?? LOG_PAGE_RECORDS);
