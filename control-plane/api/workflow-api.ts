@@ -1,5 +1,4 @@
 /** WorkflowService: validate documents, preview plans, and the versioned registry. */
-import type { AgentMatch } from '../../proto/gen/drover/v1/AgentMatch.js';
 import type { PlanPreview } from '../../proto/gen/drover/v1/PlanPreview.js';
 import type { WorkflowInfo, WorkflowServiceHandlers } from '../../proto/index.js';
 import { compile } from '../compiler/compile.js';
