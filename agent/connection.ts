@@ -13,6 +13,7 @@ import type { Logger } from './log.js';
 import type { Journal } from './journal.js';
 import type { Runtime } from './runtime.js';
 import type { Usage } from './telemetry.js';
+import { assignIn, cancelIn, releaseIn } from './wire.js';
 
 /**
  * Reconnect delays are drawn uniformly from [0, ceiling] ("full jitter"); the
@@ -132,11 +133,13 @@ export class Connection {
       case 'ack':
         return o.journal.ack(m.ack!.seq);
       case 'assign':
-        return o.runtime.assign(m.assign!);
-      case 'release':
-        return o.runtime.release(m.release!);
+        return o.runtime.assign(assignIn(m.assign!));
+      case 'release': {
+        const r = releaseIn(m.release!);
+        return r ? o.runtime.release(r) : o.log.debug({ run: m.release!.runId, step: m.release!.stepId }, 'release without a status ignored');
+      }
       case 'cancel':
-        return o.runtime.cancel(m.cancel!);
+        return o.runtime.cancel(cancelIn(m.cancel!));
       case 'drain':
         return o.log.info({ draining: m.drain!.enabled }, m.drain!.enabled ? 'draining: no new work will be placed here; running steps finish' : 'drain ended');
       case 'reject':

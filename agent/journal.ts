@@ -33,6 +33,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { decodeMessage, encodeMessage, type AgentMessage } from '../proto/index.js';
 import { MAX_UNACKED_MESSAGES } from '../proto/link.js';
+import { streamIn } from './wire.js';
 
 export type Body = Omit<AgentMessage, 'seq'>;
 
@@ -150,7 +151,7 @@ export class Journal {
     const log = msg.log;
     if (!log?.offset) return;
     const o = this.logOffsets.get(log.attemptId as string) ?? { stdout: 0, stderr: 0 };
-    const stream = log.stream === 'LOG_STREAM_STDERR' || log.stream === 2 ? 'stderr' : 'stdout';
+    const stream = streamIn(log.stream);
     o[stream] = Math.max(o[stream], Number(log.offset));
     this.logOffsets.set(log.attemptId as string, o);
   }

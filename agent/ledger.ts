@@ -21,13 +21,11 @@
  * by a retry every RETRY_MS.
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import type { EndStatus } from './slice/types.js';
 
 /** Attempts remembered; older ones are forgotten at the next open. */
 const MAX_ENTRIES = 20_000;
 const RETRY_MS = 1000;
-
-/** 'retried': it failed and the step goes on with the next attempt. */
-export type EndStatus = 'succeeded' | 'failed' | 'skipped' | 'cancelled' | 'lost' | 'retried';
 
 export interface AttemptEntry {
   attemptId: string;

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { OutputError, parseOutputs } from '../../agent/executor/outputs.js';
-import { backoffDelay } from '../../agent/runtime.js';
 
 describe('agent outputs', () => {
   it('agent outputs - reads key=value and heredoc values', () => {
@@ -11,17 +10,6 @@ describe('agent outputs', () => {
     expect(() => parseOutputs('x<<END\nabc\n')).toThrow(OutputError);
     expect(() => parseOutputs('x<<END\nabc\n')).toThrow(/no closing END line/);
     expect(() => parseOutputs('garbage\n')).toThrow(/use key=value or key<<DELIM/);
-  });
-});
-
-describe('agent retry backoff', () => {
-  const retry = { attempts: 5, backoff: 'BACKOFF_EXPONENTIAL' as const, initialMs: 100, maxMs: 350, jitter: 0, retryOn: [] };
-  it('agent retry backoff - doubles from initial and stops at max', () => {
-    expect([1, 2, 3, 4].map((n) => backoffDelay(retry, n))).toEqual([100, 200, 350, 350]);
-  });
-  it('agent retry backoff - fixed backoff with jitter stays within the fraction', () => {
-    const d = backoffDelay({ ...retry, backoff: 'BACKOFF_FIXED', jitter: 0.5 }, 3, () => 1);
-    expect(d).toBe(150);
   });
 });
 
