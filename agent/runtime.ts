@@ -11,7 +11,7 @@
  *
  * Process steps (run, command, script) run under a supervisor
  * (executor/supervise.ts) and do not depend on this process: after a restart
- * the agent finds them again (recover), and when the control plane sends the
+ * the agent finds them again (detached.ts), and when the control plane sends the
  * step again it re-attaches to the attempt, streams its output from where the
  * last process stopped and reports its real end. Built-in steps (sleep, http,
  * file, ssh) run inside the agent and end with it: they are reported lost.
@@ -20,37 +20,30 @@
  * memory only, and are masked (executor/mask.ts) in everything a step
  * produces before it reaches the journal, the ledger or the link.
  */
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DetachedAttempts } from './detached.js';
 import { runFile, runHttp, runSleep } from './executor/builtin.js';
 import type { EgressPolicy } from './executor/egress.js';
 import { LineSplitter } from './executor/lines.js';
 import { Masker } from './executor/mask.js';
 import { readOutputs } from './executor/outputs.js';
-import { AttemptOutput, readOffsets, type Offsets } from './executor/output-tail.js';
+import { AttemptOutput, type Offsets } from './executor/output-tail.js';
 import { ProcStats } from './executor/proc-stats.js';
 import type { DevicePool } from './executor/ssh/pool.js';
 import { runSsh } from './executor/ssh/step.js';
 import type { RunningShell, ShellResult } from './executor/shell.js';
-import { attachSupervised, attemptPaths, closeOutputs, findSupervised, openOutputs, removeAttempt, startSupervised, type AttemptPaths, type Found, type Supervised } from './executor/supervise.js';
+import { attemptPaths, closeOutputs, openOutputs, removeAttempt, startSupervised, type AttemptPaths, type Supervised } from './executor/supervise.js';
 import type { Logger } from './log.js';
 import type { Body } from './journal.js';
 import type { AttemptEntry, Ledger } from './ledger.js';
-import { LOST_MESSAGE, newSlicesState, runningAttempts, sliceStep, type Effect, type Outcome, type SliceEvent, type SliceInputs, type SlicesState, type StepState } from './slice/machine.js';
-import type { Assignment, Cancel, DoneStatus, Release, Stream } from './slice/types.js';
+import { newSlicesState, runningAttempts, sliceStep, type Effect, type Outcome, type SliceEvent, type SliceInputs, type SliceState, type SlicesState, type StepState } from './slice/machine.js';
+import type { Assignment, Cancel, Release, Stream } from './slice/types.js';
 import { renderTemplate } from './template.js';
 import { logChunkOut, stepEventOut } from './wire.js';
 
 type StartEffect = Extract<Effect, { type: 'start' }>;
-
-/** An attempt an earlier agent process started whose supervisor still ran (or had ended) at this one's start. */
-interface Detached {
-  entry: AttemptEntry;
-  found: Exclude<Found, { state: 'gone' }>;
-  paths: AttemptPaths;
-  /** Where its output is to be read from: what was reported already. */
-  offsets: Offsets;
-}
+type ReattachEffect = Extract<Effect, { type: 'reattach' }>;
 
 /** Kinds run as a process under the supervisor. */
 const PROCESS_KINDS = new Set(['run', 'command', 'script']);
@@ -93,9 +86,9 @@ export class Runtime {
   /** Each step's masker, made from its secrets when first needed. */
   private readonly maskers = new WeakMap<StepState, Masker>();
   /** Slices whose run work dir exists (made once per slice: it adds up on short steps). */
-  private readonly workDirs = new WeakSet<object>();
+  private readonly workDirs = new WeakSet<SliceState>();
   /** Attempts found still running (or ended unseen) after a restart, until their step is sent again or cancelled. */
-  private detached = new Map<string, Detached>();
+  private readonly detached: DetachedAttempts;
   /** This process's environment minus DROVER_* settings, the base of every step's environment. */
   private baseEnv: Record<string, string> | undefined;
   private readonly ledgerView = (attemptId: string) => this.opts.ledger.get(attemptId);
@@ -105,6 +98,8 @@ export class Runtime {
     mkdirSync(opts.workDir, { recursive: true });
     mkdirSync(opts.attemptsDir, { recursive: true, mode: 0o700 });
     this.state = newSlicesState({ name: opts.agentName, labels: opts.labels, facts: opts.facts });
+    const output = this.output.bind(this);
+    this.detached = new DetachedAttempts({ ...opts, stats: this.stats, output });
   }
 
   get running(): number {
@@ -113,7 +108,7 @@ export class Runtime {
 
   /** Attempt ids currently executing (for Hello), those found after a restart included. */
   runningAttempts(): string[] {
-    return [...this.detached.keys(), ...runningAttempts(this.state)];
+    return [...this.detached.ids(), ...runningAttempts(this.state)];
   }
 
   assign(a: Assignment) {
@@ -125,10 +120,7 @@ export class Runtime {
   }
 
   cancel(c: Cancel) {
-    for (const [id, d] of this.detached) {
-      const [runId, stepId] = id.split('/');
-      if (runId === c.runId && (!c.stepId || stepId === c.stepId)) this.settleDetached(id, d, c.reason);
-    }
+    this.detached.settle(c.runId, c.stepId, c.reason);
     this.dispatch({ type: 'cancel', cancel: c });
   }
 
@@ -143,7 +135,7 @@ export class Runtime {
       case 'start':
         return this.start(e);
       case 'reattach':
-        return this.reattach(e.runId, e.stepId, e.attempt, this.detached.get(e.attemptId)!, e.spec.timeoutMs);
+        return this.reattach(e);
       case 'stop':
         return this.executing.get(e.attemptId)?.cancel();
       case 'setTimer': {
@@ -195,102 +187,17 @@ export class Runtime {
     return m;
   }
 
-  /**
-   * After a restart: what became of each attempt that was running when the
-   * last agent process stopped. A supervised process that still runs, or
-   * ended with a status while no agent watched, waits for its step to be sent
-   * again (the machine then has it re-attached); anything else is really gone
-   * and reported lost (the retry policy applies when the step is sent again).
-   * `logOffsets`: the output offsets the journal holds (Journal.logOffsets).
-   */
+  /** After a restart: what became of each attempt the last agent process left running (detached.ts). */
   recover(entries: AttemptEntry[], logOffsets: Map<string, Offsets>) {
-    this.sweepAttempts(new Set(entries.map((e) => e.attemptId)));
-    for (const e of entries) {
-      const [runId, stepId, attempt] = e.attemptId.split('/');
-      const paths = attemptPaths(this.opts.attemptsDir, runId, stepId, Number(attempt));
-      const found = e.supervised ? findSupervised(paths, e.pid) : ({ state: 'gone' } as const);
-      if (found.state !== 'gone') {
-        this.detached.set(e.attemptId, { entry: e, found, paths, offsets: this.offsetsOf(e.attemptId, paths, logOffsets) });
-        this.opts.log.info({ attemptId: e.attemptId, ...found }, found.state === 'running' ? 'attempt still running after the agent restarted; re-attaching when its step comes' : 'attempt ended while the agent was down; reporting its end when its step comes');
-        continue;
-      }
-      // Its last lines, unless it had secrets (masking them needs them, and they went with the last process).
-      if (e.supervised && !e.masked) this.drain(runId, stepId, e.attemptId, paths, this.offsetsOf(e.attemptId, paths, logOffsets));
-      // What the attempt wrote to $DROVER_OUTPUT may hold a secret in clear, and is never read now.
-      this.opts.ledger.ended(e.attemptId, 'lost', {});
-      removeAttempt(paths);
-      this.opts.log.warn({ attemptId: e.attemptId }, 'attempt was running when the agent stopped and is gone without an exit status; reporting it lost');
-      this.opts.emit(stepEventOut(runId, stepId, e.attemptId, Number(attempt), 'lost', { message: LOST_MESSAGE, endedAtMs: Date.now() }));
-    }
-  }
-
-  /** Where an attempt's output was reported up to: the larger of its offsets file and what the journal holds. */
-  private offsetsOf(attemptId: string, paths: AttemptPaths, logOffsets: Map<string, Offsets>): Offsets {
-    const a = readOffsets(paths);
-    const b = logOffsets.get(attemptId) ?? { stdout: 0, stderr: 0 };
-    return { stdout: Math.max(a.stdout, b.stdout), stderr: Math.max(a.stderr, b.stderr) };
-  }
-
-  /** Reports what is left of an ended attempt's output, at once. */
-  private drain(runId: string, stepId: string, attemptId: string, paths: AttemptPaths, from: Offsets) {
-    this.output(runId, stepId, attemptId, paths, from, new Masker([])).finish();
-  }
-
-  /** Removes attempt directories (`<run>.<attempt>.<step>`) left by a process killed before it removed them (their attempts had ended). */
-  private sweepAttempts(unended: Set<string>) {
-    for (const name of readdirSync(this.opts.attemptsDir)) {
-      const m = /^([^.]+)\.(\d+)\.(.+)$/.exec(name);
-      // Not ours (lost+found, a hand-made file): left alone.
-      if (!m) continue;
-      const [, run, attempt, step] = m;
-      if (!unended.has(`${run}/${step}/${attempt}/${this.opts.agentName}`)) rmSync(join(this.opts.attemptsDir, name), { recursive: true, force: true });
-    }
-  }
-
-  /**
-   * A detached attempt whose step is not ours any more (the control plane
-   * cancelled it or moved it away while this agent was down): stop it if it
-   * still runs, report its output (unless it had secrets: those went with the
-   * previous process, and masking needs them) and its real end.
-   */
-  private settleDetached(attemptId: string, d: Detached, reason: string) {
-    this.detached.delete(attemptId);
-    const [runId, stepId, attempt] = attemptId.split('/');
-    // Found again now: it may have ended (or its pid gone to another process) since the start.
-    const found = findSupervised(d.paths, d.found.state === 'running' ? d.found.pid : d.entry.pid);
-    if (found.state === 'gone') {
-      if (!d.entry.masked) this.drain(runId, stepId, attemptId, d.paths, d.offsets);
-      this.opts.ledger.ended(attemptId, 'lost', {});
-      removeAttempt(d.paths);
-      this.opts.emit(stepEventOut(runId, stepId, attemptId, Number(attempt), 'lost', { message: LOST_MESSAGE, endedAtMs: Date.now() }));
-      return;
-    }
-    d = { ...d, found };
-    const shell = attachSupervised(this.superviseSpec(d.paths, 0, d.entry.startedAtMs), d.found, this.stats);
-    const output = d.entry.masked ? undefined : this.follow(runId, stepId, attemptId, d.paths, d.offsets, new Masker([]));
-    shell.cancel();
-    void shell.result.then((res) => {
-      output?.finish();
-      const status: DoneStatus = res.cancelled && d.found.state === 'running' ? 'cancelled' : res.exitCode === 0 ? 'succeeded' : 'failed';
-      this.opts.ledger.ended(attemptId, status, {});
-      removeAttempt(d.paths);
-      const message = status === 'cancelled' ? `stopped: ${reason}` : `${status === 'succeeded' ? 'succeeded' : `exited with code ${res.exitCode}`} while the agent was down; ${reason}`;
-      this.opts.emit(stepEventOut(runId, stepId, attemptId, Number(attempt), status, { message, exitCode: res.exitCode, startedAtMs: res.startedAtMs, endedAtMs: res.endedAtMs }));
-    });
+    this.detached.recover(entries, logOffsets);
   }
 
   /** Continues an attempt a previous agent process started: its output from the recorded offsets, then its real end. */
-  private reattach(runId: string, stepId: string, attempt: number, d: Detached, timeoutMs: number) {
-    const attemptId = d.entry.attemptId;
-    this.detached.delete(attemptId);
-    // Found again now: it may have ended (or its pid gone to another process) since the start.
-    const found = findSupervised(d.paths, d.found.state === 'running' ? d.found.pid : d.entry.pid);
-    if (found.state === 'gone') {
-      this.opts.ledger.ended(attemptId, 'lost', {});
-      removeAttempt(d.paths);
-      return this.dispatch({ type: 'ended', runId, stepId, attempt, outcome: { kind: 'lost' }, report: {} });
-    }
-    const shell = attachSupervised(this.superviseSpec(d.paths, timeoutMs, d.entry.startedAtMs), found, this.stats);
+  private reattach(e: ReattachEffect) {
+    const { runId, stepId, attempt, attemptId } = e;
+    const taken = this.detached.take(attemptId, e.spec.timeoutMs);
+    if (!taken) return this.dispatch({ type: 'ended', runId, stepId, attempt, outcome: { kind: 'lost' }, report: {} });
+    const { d, shell } = taken;
     this.executing.set(attemptId, shell);
     const masker = this.masker(this.stepOf(runId, stepId)!);
     // It had secrets, and this Assign brought none (removed or unreadable since): its output cannot be masked, so it is not sent.
@@ -302,10 +209,6 @@ export class Runtime {
       output.finish();
       this.attemptEnded(runId, stepId, attempt, attemptId, d.paths, res, masker);
     });
-  }
-
-  private superviseSpec(paths: AttemptPaths, timeoutMs: number, startedAtMs = Date.now()) {
-    return { argv: [], env: {}, cwd: paths.dir, timeoutMs, graceMs: this.opts.graceMs, startedAtMs, paths };
   }
 
   /** Streams an attempt's output files into the journal. */
