@@ -66,8 +66,8 @@ export interface SliceState {
   params: Record<string, unknown>;
   startedMs: number;
   steps: Map<string, StepState>;
-  /** Steps whose needs are not all resolved yet, in plan order. */
-  waiting: Set<StepState>;
+  /** Steps by each need they have: who may go on when that need is resolved. */
+  dependents: Map<string, StepState[]>;
   /** Steps not done. */
   left: number;
   remote: Map<string, Dep>;
@@ -179,16 +179,16 @@ export function exprContext(agent: AgentInfo, slice: SliceState, step: StepState
 
 /** Applies one event; see the file header. */
 export function sliceStep(state: SlicesState, event: SliceEvent, inputs: SliceInputs): { state: SlicesState; effects: Effect[] } {
-  const m = new Step(state, inputs);
+  const m = new Transition(state, inputs);
   m.apply(event);
   return { state, effects: m.out };
 }
 
 /** One event's handling: the effects it decides, in order. */
-class Step {
+class Transition {
   readonly out: Effect[] = [];
-  /** A step finished or a need was released: waiting steps may go on. */
-  private dirty = false;
+  /** Waiting steps to look at: one of their needs was resolved (or they are new). */
+  private readonly candidates: StepState[] = [];
 
   constructor(
     private readonly state: SlicesState,
@@ -218,7 +218,7 @@ class Step {
         else if (!step.live) this.startAttempt(slice, step, ev.attempt);
       }
     }
-    if (this.dirty) this.pump(slice);
+    this.pump(slice);
   }
 
   private assigned(a: Assignment) {
@@ -230,7 +230,7 @@ class Step {
         params: a.params,
         startedMs: a.startedMs,
         steps: new Map(),
-        waiting: new Set(),
+        dependents: new Map(),
         left: 0,
         remote: new Map(),
         cancelled: false,
@@ -244,7 +244,12 @@ class Step {
       if (slice.steps.has(s.spec.id)) continue;
       const step: StepState = { ...s, state: 'waiting', attempt: 0, live: false };
       slice.steps.set(s.spec.id, step);
-      slice.waiting.add(step);
+      for (const n of s.spec.needs) {
+        const list = slice.dependents.get(n);
+        if (list) list.push(step);
+        else slice.dependents.set(n, [step]);
+      }
+      this.candidates.push(step);
       slice.left++;
     }
     for (const r of a.released) this.release(slice, r);
@@ -254,7 +259,7 @@ class Step {
   private release(slice: SliceState, r: Release) {
     if (slice.steps.has(r.stepId)) return;
     slice.remote.set(r.stepId, { status: r.status, outputs: r.outputs, tolerated: r.tolerated });
-    this.dirty = true;
+    this.resolved(slice, r.stepId);
   }
 
   private cancel(slice: SliceState, c: Cancel) {
@@ -265,7 +270,6 @@ class Step {
       return;
     }
     if (slice.cancelled) return;
-    this.dirty = true;
     slice.cancelled = true;
     slice.cancelReason = c.reason;
     this.log('info', { run: slice.runId, reason: c.reason }, 'cancelling run');
@@ -279,19 +283,24 @@ class Step {
     this.finish(slice, step, 'cancelled', { message: reason });
   }
 
-  /** Starts, skips or cancels every waiting step whose needs are all resolved; then sees whether the slice is done. */
+  /**
+   * Starts, skips or cancels each candidate whose needs are all resolved
+   * (what that ends queues its own dependents); then sees whether the slice
+   * is done. Only candidates are looked at: a step waits because a need is
+   * unresolved, so nothing else can have become ready.
+   */
   private pump(slice: SliceState) {
-    for (let progressed = true; progressed; ) {
-      progressed = false;
-      for (const step of slice.waiting) {
-        if (step.spec.needs.some((n) => !this.dep(slice, n))) continue;
-        slice.waiting.delete(step);
-        this.resolve(slice, step);
-        // A step done now may be what another waiting step needs.
-        if (step.state === 'done') progressed = true;
-      }
+    for (let i = 0; i < this.candidates.length; i++) {
+      const step = this.candidates[i];
+      if (step.state === 'waiting' && step.spec.needs.every((n) => this.dep(slice, n))) this.resolve(slice, step);
     }
+    this.candidates.length = 0;
     this.completed(slice);
+  }
+
+  /** A need is resolved: its waiting dependents become candidates. */
+  private resolved(slice: SliceState, need: string) {
+    for (const d of slice.dependents.get(need) ?? []) if (d.state === 'waiting') this.candidates.push(d);
   }
 
   private dep(slice: SliceState, id: string): Dep | undefined {
@@ -414,14 +423,13 @@ class Step {
 
   /** `record`: false for a result read back from the ledger (it is there already). */
   private finish(slice: SliceState, step: StepState, status: DoneStatus, fields: EventFields, record = true) {
-    this.dirty = true;
     if (step.state === 'running') this.state.running--;
-    slice.waiting.delete(step);
     step.state = 'done';
     step.live = false;
     slice.left--;
     const outputs = { ...fields.outputs };
     step.result = { status, outputs, tolerated: status === 'failed' && step.spec.continueOnError };
+    this.resolved(slice, step.spec.id);
     const { attempt } = step;
     if (attempt) {
       // The ledger first: if the agent dies before the event is journaled, the
