@@ -8,12 +8,12 @@
  * time (Temporal's checkExtends): a value added to a proto enum, or one
  * removed, breaks the build here until the mapping says what it means.
  */
+import { checkExtends } from '../common/check-extends.js';
+import { celValue } from '../common/template.js';
 import type { AssignOut, CancelOut, DepStatus, LogStream, PlanStepOut, ReleaseOut, RetryPolicyOut, StepPhase } from '../proto/index.js';
 import type { Body } from './journal.js';
 import type { Assignment, Backoff, Cancel, DoneStatus, EventFields, Phase, Release, RetryPolicy, StepSpec, Stream } from './slice/types.js';
 
-/** Compiles only when B extends A. With `satisfies` for the other way round, a mapping covers its proto enum exactly. */
-function checkExtends<_A, _B extends _A>(): void {}
 
 /** An enum's named values, without the proto3 zero value. */
 type Named<E> = Exclude<Extract<E, string>, `${string}_UNSPECIFIED`>;
@@ -27,10 +27,10 @@ const PHASE_OUT = {
   skipped: 'STEP_PHASE_SKIPPED',
   retrying: 'STEP_PHASE_RETRYING',
 } as const satisfies Record<Phase, Named<StepPhase>>;
-checkExtends<(typeof PHASE_OUT)[Phase], Named<StepPhase>>();
+checkExtends<Named<StepPhase>, (typeof PHASE_OUT)[Phase]>();
 
 const STREAM_OUT = { stdout: 'LOG_STREAM_STDOUT', stderr: 'LOG_STREAM_STDERR' } as const satisfies Record<Stream, Named<LogStream>>;
-checkExtends<(typeof STREAM_OUT)[Stream], Named<LogStream>>();
+checkExtends<Named<LogStream>, (typeof STREAM_OUT)[Stream]>();
 
 const DEP_STATUS_IN = {
   DEP_STATUS_SUCCEEDED: 'succeeded',
@@ -38,19 +38,11 @@ const DEP_STATUS_IN = {
   DEP_STATUS_SKIPPED: 'skipped',
   DEP_STATUS_CANCELLED: 'cancelled',
 } as const satisfies Record<Named<DepStatus>, DoneStatus>;
-checkExtends<(typeof DEP_STATUS_IN)[Named<DepStatus>], DoneStatus>();
+checkExtends<DoneStatus, (typeof DEP_STATUS_IN)[Named<DepStatus>]>();
 
 /** BACKOFF_UNSPECIFIED is fixed too. */
 const BACKOFF_IN = { BACKOFF_FIXED: 'fixed', BACKOFF_EXPONENTIAL: 'exponential' } as const satisfies Record<Named<RetryPolicyOut['backoff']>, Backoff>;
-checkExtends<(typeof BACKOFF_IN)[Named<RetryPolicyOut['backoff']>], Backoff>();
-
-/** JSON values as CEL sees them: whole numbers become ints (BigInt), like the compiler's type check. */
-export function celValue(v: unknown): unknown {
-  if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
-  if (Array.isArray(v)) return v.map(celValue);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, celValue(x)]));
-  return v;
-}
+checkExtends<Backoff, (typeof BACKOFF_IN)[Named<RetryPolicyOut['backoff']>]>();
 
 /** A Release, or undefined when its status names no end (the zero value, or one this agent does not know). */
 export function releaseIn(r: ReleaseOut): Release | undefined {
