@@ -5,7 +5,10 @@
  *
  * Fail fast: before the first call, and after any SERVER_UNREACHABLE, the
  * channel must become READY within `connectTimeoutMs`; a refused connection
- * (TRANSIENT_FAILURE) fails at once instead of waiting for the deadline.
+ * (TRANSIENT_FAILURE, and nothing answers at the address) fails at once
+ * instead of waiting for the deadline. When a server does answer, a failed
+ * connection was transient (a busy server, a link that dropped): the client
+ * waits for the next one up to the deadline rather than fail a call.
  */
 import * as grpc from '@grpc/grpc-js';
 import { droverV1, type AccessServiceClient, type AuditServiceClient, type DeviceServiceClient, type SecretServiceClient, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
@@ -90,14 +93,18 @@ export class Connection {
       const check = (): void => {
         const state = this.channel.getConnectivityState(true);
         if (state === grpc.connectivityState.READY) return resolve();
-        if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) {
-          // Something answers but the handshake failed? Say what, instead of "nobody is there".
-          return void diagnoseTls(this.address, this.security).then((tlsError) => reject(tlsError ?? serverUnreachable(this.address)));
+        const watch = () =>
+          this.channel.watchConnectivityState(state, deadline, (err) => {
+            if (err) reject(serverUnreachable(this.address, err));
+            else check();
+          });
+        if (state === grpc.connectivityState.SHUTDOWN) return reject(serverUnreachable(this.address));
+        if (state === grpc.connectivityState.TRANSIENT_FAILURE) {
+          // Something answers but the handshake failed? Say what, instead of "nobody is there". A server that
+          // answers had a connection fail once (grpc-js tries again after a backoff): wait for it until the deadline.
+          return void diagnoseTls(this.address, this.security).then((found) => (found === 'answers' ? watch() : reject(found === 'silent' ? serverUnreachable(this.address) : found)));
         }
-        this.channel.watchConnectivityState(state, deadline, (err) => {
-          if (err) reject(serverUnreachable(this.address, err));
-          else check();
-        });
+        watch();
       };
       check();
     });

@@ -1,5 +1,7 @@
-import { createServer } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { connect, createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { droverV1 } from '../../proto/index.js';
 import { DroverClient, FileNotFoundError, resolveClientOptions, ServerUnreachableError } from '../../sdk/index.js';
 
 async function closedPort(): Promise<number> {
@@ -45,6 +47,36 @@ describe('sdk client', () => {
       expect(streamErr).toBeInstanceOf(ServerUnreachableError);
     } finally {
       client.close();
+    }
+  });
+
+  it('client - a server that answers but drops a first connection is waited for, not reported unreachable', async () => {
+    const server = new grpc.Server();
+    server.addService(droverV1().FleetService.service, { ListAgents: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { agents: [] }) });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    // In front of it: the first connection is closed at once, later ones are passed through.
+    let seen = 0;
+    const open = new Set<Socket>();
+    const proxy = createServer((sock) => {
+      open.add(sock);
+      if (++seen === 1) return void sock.destroy();
+      const up = connect(port, '127.0.0.1');
+      open.add(up);
+      sock.pipe(up).pipe(sock);
+      sock.on('error', () => up.destroy());
+      up.on('error', () => sock.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const client = new DroverClient({ address, insecure: true, connectTimeoutMs: 10_000 });
+    try {
+      expect(await client.fleet.list()).toEqual([]);
+      expect(seen).toBeGreaterThanOrEqual(2);
+    } finally {
+      client.close();
+      for (const s of open) s.destroy();
+      proxy.close();
+      server.forceShutdown();
     }
   });
 
