@@ -147,7 +147,7 @@ export class AgentSessions implements AgentLinkHandler {
       if (this.logs.duplicate(agent, msg.log, msg.seq)) {
         this.stats.duplicates++;
         this.peerLog.info(agent, { agent, run: msg.log.runId, seq: msg.seq }, 'log chunk already stored before a restart; skipped');
-      } else this.runs.applyLog(agent, msg.log, msg.seq, this.logs);
+      } else this.runs.applyLog(agent, this.logs.lines(msg.log, msg.seq));
     } else this.peerLog.warn(agent, { agent, body: msg.body }, 'unexpected message ignored');
     live.record.appliedSeq = msg.seq;
     live.record.lastSeenMs = live.heardMs = Date.now();

@@ -7,18 +7,17 @@
  * by wire.ts), deadline timers, notifications to watchers and log lines.
  */
 import { randomBytes } from 'node:crypto';
-import type { LogChunkOut, StepEventOut } from '../proto/index.js';
+import type { StepEventOut } from '../proto/index.js';
 import { compile } from './compiler/compile.js';
 import type { RunPlan } from './model/plan.js';
 import { ApiError, InvalidWorkflowError, NotFoundError } from './errors.js';
 import { RunTopics, Topic } from './events.js';
 import type { Fleet } from './fleet.js';
-import type { LogIntake } from './log-intake.js';
 import { PeerLog, type Logger } from './log.js';
 import { TERMINAL_RUN, type RunRecord } from './model/run.js';
 import { silentFor } from './scheduler/agent-policy.js';
 import { place, type Placement } from './scheduler/placement.js';
-import { admission, deviceAffinity, initialState, newRun, step, type Effect, type RunEvent, type RunsState } from './scheduler/run-machine.js';
+import { admission, deviceAffinity, initialState, newRun, step, type Effect, type LogLines, type RunEvent, type RunsState } from './scheduler/run-machine.js';
 import type { RunSecrets } from './secrets.js';
 import type { Store } from './store/store.js';
 import { flushOrUndo, requireWritable } from './store-guard.js';
@@ -188,9 +187,9 @@ export class Runs {
     if (report) this.handle({ type: 'report', agent, run: this.store.getRun(report.runId), report });
   }
 
-  /** Stores a chunk's lines (`logs` cuts them; agent-sessions.ts drops chunks stored before). */
-  applyLog(agent: string, chunk: LogChunkOut, seq: number, logs: LogIntake) {
-    this.handle({ type: 'log', agent, run: this.store.getRun(chunk.runId), log: logs.lines(chunk, seq) });
+  /** Stores a chunk's lines (cut, and chunks stored before dropped, by the session layer: log-intake.ts). */
+  applyLog(agent: string, log: LogLines) {
+    this.handle({ type: 'log', agent, run: this.store.getRun(log.runId), log });
   }
 
   async cancel(id: string, reason: string): Promise<RunRecord> {

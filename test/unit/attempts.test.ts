@@ -59,7 +59,7 @@ function harness(onAgentLost: 'retry' | 'fail' | 'wait', retry = 0) {
     log(agent: string, text: string, attempt = 1, seq = nextSeq(agent), attemptId = `${run.id}/work/${attempt}/${agent}`) {
       const chunk: LogChunkOut = { runId: run.id, stepId: 'work', attemptId, stream: 'LOG_STREAM_STDOUT', data: Buffer.from(text), atMs: now, offset: 0 };
       // As agent-sessions.ts does: a chunk stored before is dropped at the session layer.
-      if (!intake.duplicate(agent, chunk, seq)) runs.applyLog(agent, chunk, seq, intake);
+      if (!intake.duplicate(agent, chunk, seq)) runs.applyLog(agent, intake.lines(chunk, seq));
       return seq;
     },
     async lines() {
