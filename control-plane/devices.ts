@@ -9,24 +9,12 @@ import { LABEL_KEY, LABEL_VALUE } from '../common/names.js';
 import { DEFAULT_NETWORK, NAME_PATTERN, NETWORK_PATTERN } from './compiler/schema.js';
 import { ApiError, NotFoundError } from './errors.js';
 import type { Fleet } from './fleet.js';
-import { proxiesFor } from './model/target.js';
+import { proxiesFor, type FleetDevice } from './model/target.js';
 import { flushOrUndo, requireWritable } from './store-guard.js';
 import type { DeviceRecord, Store } from './store/store.js';
 
-/** What `drover device add` gives; empty or zero fields take their defaults. */
-export interface DeviceSpec {
-  name: string;
-  host: string;
-  /** 0: 22. */
-  port: number;
-  user: string;
-  credential: string;
-  /** '': "default". */
-  network: string;
-  labels: Record<string, string>;
-  /** 0: 1. */
-  maxSessions: number;
-}
+/** What `drover device add` gives; empty or zero fields take their defaults (port 22, network "default", maxSessions 1). */
+export type DeviceSpec = FleetDevice;
 
 /** Most sessions a device may be given at once on one proxy agent. */
 export const MAX_SESSIONS_LIMIT = 16;

@@ -20,8 +20,9 @@ export interface FleetDevice {
   host: string;
   port: number;
   user: string;
-  /** A credential reference, resolved by the proxy agent. */
+  /** A credential reference, resolved by the proxy agent (no secret is stored). */
   credential: string;
+  /** Agents labelled proxy=<network> reach it. */
   network: string;
   labels: Record<string, string>;
   /** Sessions at once on the proxy agent. */

@@ -7,6 +7,7 @@
  * may not be written.
  */
 import type { LogRecord, RunRecord, StepRecord } from '../model/run.js';
+import type { FleetDevice } from '../model/target.js';
 
 export type { AttemptRecord, AttemptStatus, LogRecord, RunRecord, RunStatus, StepRecord, StepStatus } from '../model/run.js';
 export { TERMINAL_RUN, TERMINAL_STEP } from '../model/run.js';
@@ -53,17 +54,7 @@ export interface WorkflowVersion {
  * A registered network device (`drover device add`). `credential` is a
  * reference the proxy agents resolve locally; no secret is stored.
  */
-export interface DeviceRecord {
-  name: string;
-  host: string;
-  port: number;
-  user: string;
-  credential: string;
-  /** Agents labelled proxy=<network> reach it. */
-  network: string;
-  labels: Record<string, string>;
-  /** Sessions at once on a proxy agent. */
-  maxSessions: number;
+export interface DeviceRecord extends FleetDevice {
   createdMs: number;
   updatedMs: number;
 }
