@@ -20,21 +20,10 @@ import {
 } from '../../agent/slice/machine.js';
 import type { AssignedStep, AttemptReport, Release, RetryPolicy, StepSpec } from '../../agent/slice/types.js';
 import { assignIn, cancelIn, logChunkOut, releaseIn, stepEventOut, streamIn } from '../../agent/wire.js';
+import { rng } from '../helpers/fuzz.js';
 
 const AGENT = 'a1';
 const RUN = 'r1';
-
-/** mulberry32: a small seeded generator, so jitter is the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function spec(id: string, over: Partial<StepSpec> = {}): StepSpec {
   return {
@@ -77,7 +66,7 @@ function harness(seed = 1) {
   const state = newSlicesState({ name: AGENT, labels: { role: 'web' }, facts: { os: 'linux' } });
   const ledger = new Map<string, PriorAttempt>();
   const detached = new Set<string>();
-  const random = seeded(seed);
+  const random = rng(seed);
   const h = {
     state,
     ledger,
@@ -309,7 +298,7 @@ describe('agent slice - retry', () => {
 
   it('agent slice - jitter adds at most its fraction of the delay, drawn from the random source', () => {
     const p = retry({ backoff: 'exponential', initialMs: 1000, maxMs: 4000, jitter: 0.5 });
-    const random = seeded(7);
+    const random = rng(7);
     for (let attempt = 1; attempt <= 5; attempt++) {
       const base = Math.min(1000 * 2 ** (attempt - 1), 4000);
       for (let i = 0; i < 50; i++) {

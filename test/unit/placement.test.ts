@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../control-plane/compiler/compile.js';
-import type { FleetAgent } from '../../control-plane/model/target.js';
 import { place } from '../../control-plane/scheduler/placement.js';
+import { fleetAgent } from '../helpers/fleet-agent.js';
 
-const agent = (name: string, labels: Record<string, string>, extra: Partial<FleetAgent> = {}): FleetAgent => ({
-  name,
-  labels,
-  state: 'connected',
-  draining: false,
-  runningSteps: 0,
-  cpuPercent: 0,
-  ...extra,
-});
+const agent = fleetAgent;
 
 const plan = (source: string) => compile({ source, params: {} }).plan!;
 

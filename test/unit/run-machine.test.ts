@@ -3,9 +3,10 @@ import { compile } from '../../control-plane/compiler/compile.js';
 import type { RunRecord, StepPhase, StepReport } from '../../control-plane/model/run.js';
 import type { FleetAgent } from '../../control-plane/model/target.js';
 import { place } from '../../control-plane/scheduler/placement.js';
+import { fleetAgent } from '../helpers/fleet-agent.js';
 import { admission, initialState, newRun, step, type Effect, type RunEvent, type RunsState } from '../../control-plane/scheduler/run-machine.js';
 
-const agent = (name: string, labels: Record<string, string> = { pool: 'edge' }): FleetAgent => ({ name, labels, state: 'connected', draining: false, runningSteps: 0, cpuPercent: 0 });
+const agent = (name: string) => fleetAgent(name, { pool: 'edge' });
 const EDGE = [agent('edge-a'), agent('edge-b'), agent('edge-c')];
 
 /**

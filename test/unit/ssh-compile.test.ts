@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { compilePattern } from '../../common/pattern.js';
 import { compile } from '../../control-plane/compiler/compile.js';
 import { DEFAULT_ERROR_PATTERN, DEFAULT_PROMPT } from '../../control-plane/compiler/schema.js';
-import type { FleetAgent, FleetDevice } from '../../control-plane/model/target.js';
+import type { FleetDevice } from '../../control-plane/model/target.js';
 import { deviceKey, place } from '../../control-plane/scheduler/placement.js';
+import { fleetAgent } from '../helpers/fleet-agent.js';
 
 const device = (name: string, labels: Record<string, string> = {}, extra: Partial<FleetDevice> = {}): FleetDevice => ({
   name,
@@ -17,15 +18,7 @@ const device = (name: string, labels: Record<string, string> = {}, extra: Partia
   ...extra,
 });
 
-const agent = (name: string, labels: Record<string, string>, extra: Partial<FleetAgent> = {}): FleetAgent => ({
-  name,
-  labels,
-  state: 'connected',
-  draining: false,
-  runningSteps: 0,
-  cpuPercent: 0,
-  ...extra,
-});
+const agent = fleetAgent;
 
 const INVENTORY = [
   device('core-1', { role: 'core', site: 'ams' }, { host: '10.0.0.1', port: 2222, maxSessions: 2 }),
