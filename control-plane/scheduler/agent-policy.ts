@@ -45,7 +45,7 @@ export function agentConnected(d: Decisions, agent: string, attempts: { id: stri
 export function agentLost(d: Decisions, agent: string, cause: string, fleetNow: FleetAgent[]) {
   for (const run of [...d.state.active.values()]) {
     if (run.status !== 'running') continue;
-    const stranded = [...d.progressOf(run).stepsOf(agent)].filter((s) => !isTerminal(s));
+    const stranded = d.unfinishedOn(run, agent);
     if (stranded.length === 0) continue;
     const policy = run.plan.onAgentLost;
     d.log('warn', { agent, run: run.id, steps: stranded.length, policy }, 'agent lost with unfinished steps');

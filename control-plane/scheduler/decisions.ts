@@ -94,8 +94,8 @@ export class Decisions {
     const units = Object.values(run.steps).filter((s) => s.kind !== 'group');
     // Held instances and queued runs never reached an agent: they end here.
     for (const s of units) if (!isTerminal(s) && (s.held || run.status === 'pending')) this.finishStep(run, s, 'cancelled', run.message);
-    for (const agent of agentsOf(run)) {
-      if (units.every((s) => s.agent !== agent || isTerminal(s))) continue;
+    for (const agent of this.progressOf(run).agents()) {
+      if (!this.unfinishedOn(run, agent).length) continue;
       // An unreachable agent's steps end (see undelivered); it gets the cancel again when it returns.
       this.sendCancel(agent, run.id, '', run.message, true);
     }
@@ -107,11 +107,14 @@ export class Decisions {
   undelivered(runId: string, agent: string) {
     const run = this.state.active.get(runId);
     if (!run || run.status !== 'running') return;
-    for (const s of Object.values(run.steps)) {
-      if (s.kind !== 'group' && s.agent === agent && !isTerminal(s)) this.finishStep(run, s, 'cancelled', `cancelled while agent ${agent} was unreachable`);
-    }
+    for (const s of this.unfinishedOn(run, agent)) this.finishStep(run, s, 'cancelled', `cancelled while agent ${agent} was unreachable`);
     this.persist(run);
     this.checkFinished(run);
+  }
+
+  /** The run's unfinished units placed on `agent` (a copy: finishing them changes the index). */
+  unfinishedOn(run: RunRecord, agent: string): StepRecord[] {
+    return [...this.progressOf(run).stepsOf(agent)].filter((s) => !isTerminal(s));
   }
 
   finishStep(run: RunRecord, step: StepRecord, status: StepStatus, message: string) {
@@ -232,10 +235,6 @@ function countBy(values: string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const v of values) out[v] = (out[v] ?? 0) + 1;
   return out;
-}
-
-export function agentsOf(run: RunRecord): string[] {
-  return [...new Set(Object.values(run.steps).filter((s) => s.agent).map((s) => s.agent))].sort();
 }
 
 /** A declared duration as written: "2h", "5m", "30s". */
