@@ -17,9 +17,11 @@ export class Topic<T> {
   }
 }
 
-/** One topic per run id, created on first subscription. */
+/** One topic per run id, created on first subscription, and one for every run's changes but its log lines. */
 export class RunTopics {
   private topics = new Map<string, Topic<RunChange>>();
+  /** Run and step changes of every run, a new run's first (the runs list, `drover runs --watch`, the dashboard). */
+  readonly all = new Topic<Exclude<RunChange, { type: 'log' }>>();
   subscribe(runId: string, fn: (e: RunChange) => void): () => void {
     let t = this.topics.get(runId);
     if (!t) this.topics.set(runId, (t = new Topic()));
@@ -31,5 +33,6 @@ export class RunTopics {
   }
   publish(e: RunChange) {
     this.topics.get(e.run.id)?.publish(e);
+    if (e.type !== 'log') this.all.publish(e);
   }
 }

@@ -121,6 +121,7 @@ export function step(state: RunsState, event: RunEvent, now: number): { state: R
       if (!run) break;
       state.submitting.delete(run.id);
       state.active.set(run.id, run);
+      d.effects.push({ type: 'notify', change: { type: 'run', run } });
       d.log('info', { run: run.id, workflow: run.workflow, steps: run.plan.steps.length, queued: run.status === 'pending' }, 'run submitted');
       // A run queued behind one that ended (or was never written) while this one was being written starts now.
       if (run.status === 'pending') d.startQueued(run.workflow);
