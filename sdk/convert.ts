@@ -158,6 +158,7 @@ export function toStep(s: StepInfoOut): Step {
     needs: [...s.needs],
     isFinally: s.isFinally,
     attempts: s.attempts.map(toAttempt),
+    waiting: s.waiting,
   };
 }
 
@@ -192,6 +193,7 @@ export function toRun(r: RunInfoOut): Run {
     planHash: r.planHash,
     message: r.message,
     steps: r.steps.map(toStep),
+    stepCounts: { total: 0, pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, ...r.stepCounts },
   };
 }
 

@@ -122,6 +122,8 @@ export interface Step {
   isFinally: boolean;
   /** Every attempt the control plane heard of, on any agent, oldest first (the last 20). */
   attempts: Attempt[];
+  /** Why a pending or running step is not moving, in words ("waiting for agent assets-1, disconnected 40 s ago; lost after 60 s"); '' otherwise. */
+  waiting: string;
 }
 
 /** One attempt of a step on one agent. */
@@ -167,6 +169,19 @@ export interface Run {
   planHash: string;
   message: string;
   steps: Step[];
+  /** Its steps by status: fan-out and forEach instances one by one, their group entries not at all. */
+  stepCounts: StepCounts;
+}
+
+/** How many of a run's steps are in each status. */
+export interface StepCounts {
+  total: number;
+  pending: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  cancelled: number;
 }
 
 /** One line a step printed. */

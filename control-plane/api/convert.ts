@@ -1,5 +1,5 @@
 /** The API's edge: store records and live state -> API messages, and request enums -> domain values. Nothing else in api/ converts. */
-import type { AgentInfo, AttemptInfo, LogLine, RunInfo, StepInfo } from '../../proto/index.js';
+import type { AgentInfo, AttemptInfo, LogLine, RunInfo, StepCounts, StepInfo } from '../../proto/index.js';
 import type { ListRunsRequest__Output } from '../../proto/gen/drover/v1/ListRunsRequest.js';
 import type { LiveAgent } from '../fleet.js';
 import { planIndex } from '../model/plan-index.js';
@@ -48,6 +48,7 @@ export function toStepInfo(run: RunRecord, s: StepRecord): StepInfo {
     parent: s.parent,
     kind: s.kind,
     attempts: (s.attempts ?? []).map(toAttemptInfo),
+    waiting: '',
   };
 }
 
@@ -80,7 +81,19 @@ export function toRunInfo(run: RunRecord): RunInfo {
     planHash: run.plan.hash,
     message: run.message,
     workflowVersion: run.workflowVersion,
+    stepCounts: stepCounts(run),
   };
+}
+
+/** A run's steps by status (RunInfo.stepCounts): instances one by one, group entries not at all. */
+export function stepCounts(run: RunRecord): Required<StepCounts> {
+  const c: Required<StepCounts> = { total: 0, pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 };
+  for (const s of Object.values(run.steps)) {
+    if (s.kind === 'group') continue;
+    c.total++;
+    c[s.status]++;
+  }
+  return c;
 }
 
 /** An attempt's place in its step's history (AttemptInfo.number); 0 when the history no longer holds it. */

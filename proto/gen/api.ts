@@ -86,6 +86,7 @@ import type { SetSecretRequest as _drover_v1_SetSecretRequest, SetSecretRequest_
 import type { SignedControl as _drover_v1_SignedControl, SignedControl__Output as _drover_v1_SignedControl__Output } from './drover/v1/SignedControl.js';
 import type { SshCommand as _drover_v1_SshCommand, SshCommand__Output as _drover_v1_SshCommand__Output } from './drover/v1/SshCommand.js';
 import type { SshSpec as _drover_v1_SshSpec, SshSpec__Output as _drover_v1_SshSpec__Output } from './drover/v1/SshSpec.js';
+import type { StepCounts as _drover_v1_StepCounts, StepCounts__Output as _drover_v1_StepCounts__Output } from './drover/v1/StepCounts.js';
 import type { StepEvent as _drover_v1_StepEvent, StepEvent__Output as _drover_v1_StepEvent__Output } from './drover/v1/StepEvent.js';
 import type { StepInfo as _drover_v1_StepInfo, StepInfo__Output as _drover_v1_StepInfo__Output } from './drover/v1/StepInfo.js';
 import type { StepSecret as _drover_v1_StepSecret, StepSecret__Output as _drover_v1_StepSecret__Output } from './drover/v1/StepSecret.js';
@@ -202,6 +203,7 @@ export interface ProtoGrpcType {
       SignedControl: MessageTypeDefinition<_drover_v1_SignedControl, _drover_v1_SignedControl__Output>
       SshCommand: MessageTypeDefinition<_drover_v1_SshCommand, _drover_v1_SshCommand__Output>
       SshSpec: MessageTypeDefinition<_drover_v1_SshSpec, _drover_v1_SshSpec__Output>
+      StepCounts: MessageTypeDefinition<_drover_v1_StepCounts, _drover_v1_StepCounts__Output>
       StepEvent: MessageTypeDefinition<_drover_v1_StepEvent, _drover_v1_StepEvent__Output>
       StepInfo: MessageTypeDefinition<_drover_v1_StepInfo, _drover_v1_StepInfo__Output>
       StepPhase: EnumTypeDefinition

@@ -1549,6 +1549,10 @@ export const DESCRIPTOR = {
          "rule": "repeated",
          "type": "AttemptInfo",
          "id": 16
+        },
+        "waiting": {
+         "type": "string",
+         "id": 17
         }
        }
       },
@@ -1657,6 +1661,42 @@ export const DESCRIPTOR = {
         "workflowVersion": {
          "type": "int32",
          "id": 11
+        },
+        "stepCounts": {
+         "type": "StepCounts",
+         "id": 12
+        }
+       }
+      },
+      "StepCounts": {
+       "fields": {
+        "total": {
+         "type": "int32",
+         "id": 1
+        },
+        "pending": {
+         "type": "int32",
+         "id": 2
+        },
+        "running": {
+         "type": "int32",
+         "id": 3
+        },
+        "succeeded": {
+         "type": "int32",
+         "id": 4
+        },
+        "failed": {
+         "type": "int32",
+         "id": 5
+        },
+        "skipped": {
+         "type": "int32",
+         "id": 6
+        },
+        "cancelled": {
+         "type": "int32",
+         "id": 7
         }
        }
       },

@@ -3,6 +3,7 @@
 
 import type { RunStatus as _drover_v1_RunStatus, RunStatus__Output as _drover_v1_RunStatus__Output } from '../../drover/v1/RunStatus.js';
 import type { StepInfo as _drover_v1_StepInfo, StepInfo__Output as _drover_v1_StepInfo__Output } from '../../drover/v1/StepInfo.js';
+import type { StepCounts as _drover_v1_StepCounts, StepCounts__Output as _drover_v1_StepCounts__Output } from '../../drover/v1/StepCounts.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface RunInfo {
@@ -17,6 +18,7 @@ export interface RunInfo {
   'planHash'?: (string);
   'message'?: (string);
   'workflowVersion'?: (number);
+  'stepCounts'?: (_drover_v1_StepCounts | null);
 }
 
 export interface RunInfo__Output {
@@ -31,4 +33,5 @@ export interface RunInfo__Output {
   'planHash': (string);
   'message': (string);
   'workflowVersion': (number);
+  'stepCounts': (_drover_v1_StepCounts__Output | null);
 }

@@ -22,6 +22,7 @@ export interface StepInfo {
   'parent'?: (string);
   'kind'?: (string);
   'attempts'?: (_drover_v1_AttemptInfo)[];
+  'waiting'?: (string);
 }
 
 export interface StepInfo__Output {
@@ -41,4 +42,5 @@ export interface StepInfo__Output {
   'parent': (string);
   'kind': (string);
   'attempts': (_drover_v1_AttemptInfo__Output)[];
+  'waiting': (string);
 }
