@@ -9,6 +9,7 @@ NEEDED=(
   sudo:/usr/bin/sudo
   nats-server:nats-server
   e2fsprogs:/usr/sbin/mkfs.ext4
+  chromium:/usr/bin/chromium
 )
 
 missing=()
