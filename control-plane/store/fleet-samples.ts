@@ -155,6 +155,11 @@ export class FleetSampleFile {
     return this.window.range(fromMs, toMs);
   }
 
+  /** Resolves once a rewrite in progress is done (tests, and close). */
+  async idle() {
+    await this.rewriting;
+  }
+
   async close() {
     await this.rewriting;
     this.writePending();
