@@ -113,7 +113,7 @@ describe('stats - the four metrics from a real control plane', () => {
     const at = lines[1].indexOf('COMPLETED');
     for (const l of lines.slice(2)) expect(l.slice(at)).toMatch(/^(\d|-)/);
     const bad = await cli(['stats', '--since', 'yesterday', '--server', server.address], server.env);
-    expect(bad.code).not.toBe(0);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("option '--since <duration>' argument 'yesterday' is invalid. expected a duration from 1s to 366d, such as 24h, 30m or 7d (drover stats --since 24h)");
     const yaml = await cli(['stats', '-o', 'yaml', '--server', server.address], server.env);
     expect(yaml.stdout).toMatch(/^from: "?\d{4}-\d\d-\d\dT/);
