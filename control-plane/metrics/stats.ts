@@ -53,14 +53,16 @@ export function computeStats(input: StatsInput): Stats {
   const active = mine.filter((r) => r.status === 'pending' || r.status === 'running');
   const names = [...new Set([...ended, ...active].map((r) => r.workflow))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const slice = { fromMs, widthMs: windowMs / buckets, buckets };
+  // Each run's steps are read once, whichever rows it counts in.
+  const figures = ended.map(runFigures);
   return {
     fromMs,
     toMs: nowMs,
-    overall: summarise('', ended, active.length, input.samples, slice),
+    overall: summarise('', figures, active.length, input.samples, slice),
     workflows: names.map((name) =>
       summarise(
         name,
-        ended.filter((r) => r.workflow === name),
+        figures.filter((f) => f.run.workflow === name),
         active.filter((r) => r.workflow === name).length,
         input.samples,
         slice,
@@ -119,7 +121,30 @@ interface Slices {
   buckets: number;
 }
 
-function summarise(workflow: string, ended: readonly RunRecord[], activeCount: number, samples: readonly FleetSample[], slice: Slices): WorkflowStats {
+/** What one ended run adds to a row. */
+interface RunFigures {
+  run: RunRecord;
+  attempts: number;
+  attemptsFailed: number;
+  cpuSeconds: number;
+  peakRssBytes: number;
+}
+
+function runFigures(run: RunRecord): RunFigures {
+  const f: RunFigures = { run, attempts: 0, attemptsFailed: 0, cpuSeconds: 0, peakRssBytes: 0 };
+  for (const id in run.steps) {
+    const step = run.steps[id];
+    const a = stepAttempts(step);
+    f.attempts += a.attempts;
+    f.attemptsFailed += a.failed;
+    f.cpuSeconds += step.cpuSeconds;
+    if (step.peakRssBytes > f.peakRssBytes) f.peakRssBytes = step.peakRssBytes;
+  }
+  return f;
+}
+
+function summarise(workflow: string, figures: readonly RunFigures[], activeCount: number, samples: readonly FleetSample[], slice: Slices): WorkflowStats {
+  const ended = figures.map((f) => f.run);
   const count = (status: RunRecord['status']) => ended.filter((r) => r.status === status).length;
   const succeeded = count('succeeded');
   const failed = count('failed');
@@ -128,14 +153,11 @@ function summarise(workflow: string, ended: readonly RunRecord[], activeCount: n
   let attemptsFailed = 0;
   let cpuSeconds = 0;
   let peakRssBytes = 0;
-  for (const run of ended) {
-    for (const step of Object.values(run.steps)) {
-      const a = stepAttempts(step);
-      attempts += a.attempts;
-      attemptsFailed += a.failed;
-      cpuSeconds += step.cpuSeconds;
-      peakRssBytes = Math.max(peakRssBytes, step.peakRssBytes);
-    }
+  for (const f of figures) {
+    attempts += f.attempts;
+    attemptsFailed += f.attemptsFailed;
+    cpuSeconds += f.cpuSeconds;
+    peakRssBytes = Math.max(peakRssBytes, f.peakRssBytes);
   }
   const fleet = fleetWhileRunning(ended, samples);
   return {
