@@ -186,6 +186,8 @@ async function serve(cfg: ServerConfig) {
   });
   // The fleet's utilisation history (drover stats), durable in the data dir.
   setInterval(() => store.appendFleetSample(fleetSample(fleet.list(), now())), cfg.fleetSampleIntervalMs).unref();
+  /** The four metrics, for the gRPC API and anything else in this process that shows them. */
+  const stats = new StatsService(store, now);
   // Certificates that expired on a live link (the agent did not renew), once a second.
   setInterval(() => sessions.sweepExpired(), 1000).unref();
 
@@ -228,7 +230,7 @@ async function serve(cfg: ServerConfig) {
   server.addService(v1.DeviceService.service, deviceService(devices));
   server.addService(v1.SecretService.service, secretService(secrets));
   server.addService(v1.AuditService.service, auditService(audit));
-  server.addService(v1.StatsService.service, statsService(new StatsService(store, now)));
+  server.addService(v1.StatsService.service, statsService(stats));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(cfg.listen, cfg.insecure ? grpc.ServerCredentials.createInsecure() : tlsCredentials(pki), (err, p) => (err ? reject(err) : resolve(p))),
   ).catch((err: Error) => {
