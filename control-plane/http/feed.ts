@@ -92,7 +92,7 @@ export class FeedConnection {
       ws.close(CLOSE_TOO_SLOW, 'too slow: reconnect for a fresh snapshot');
       setTimeout(() => ws.terminate(), 1000).unref();
       this.close();
-    });
+    }, (err) => d.log.error({ err, peer }, 'a dashboard feed change could not be sent'));
     this.authTimer = setTimeout(() => {
       this.error('UNAUTHENTICATED', `no auth message within ${AUTH_TIMEOUT_MS / 1000} s`, "send {type:'auth', token} first");
       ws.close(CLOSE_UNAUTHENTICATED, 'unauthenticated');
@@ -273,12 +273,19 @@ export class FeedConnection {
     }
     if (windowMs !== undefined && (typeof windowMs !== 'number' || !Number.isInteger(windowMs) || windowMs < 0)) throw new BadRequest('windowMs must be a whole number of milliseconds');
     const get = () => ({ type: 'stats', stats: stats.get({ windowMs: (windowMs as number | undefined) ?? 0 }) });
-    let last = 0;
+    // Computed before subscribing: a window the service refuses is an error now, never in a timer later.
+    const first = get();
+    let last = this.d.now();
     let timer: NodeJS.Timeout | undefined;
     const push = () => {
       timer = undefined;
       last = this.d.now();
-      this.out.send(get());
+      try {
+        this.out.send(get());
+      } catch (err) {
+        this.d.log.error({ err, peer: this.peer }, 'stats for the dashboard failed');
+        this.error(err instanceof ApiError ? err.code : 'INTERNAL', (err as Error).message);
+      }
     };
     const off = this.d.runs.ended.subscribe(() => {
       if (timer) return;
@@ -288,7 +295,7 @@ export class FeedConnection {
       off();
       clearTimeout(timer);
     });
-    push();
+    this.out.send(first);
   }
 
   /** Cancels a run for an operator token, recorded in the audit trail as RunService/CancelRun is. */

@@ -18,16 +18,23 @@ export type Render = () => object | undefined;
 export class Outbox {
   private pending = new Map<string, Render>();
   private timer: NodeJS.Timeout | undefined;
+  private dropped = false;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly onSlow: (buffered: number) => void,
+    /** A render that threw: logged by the owner; the other changes of the batch still go out. */
+    private readonly onError: (err: unknown) => void,
   ) {}
 
   /** Sends now, in order with earlier direct sends (not with queued ones). */
   send(msg: object): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (this.ws.bufferedAmount > MAX_BUFFERED_BYTES) return this.onSlow(this.ws.bufferedAmount);
+    if (this.dropped || this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.dropped = true;
+      this.close();
+      return this.onSlow(this.ws.bufferedAmount);
+    }
     this.ws.send(JSON.stringify(msg));
   }
 
@@ -47,8 +54,12 @@ export class Outbox {
     const batch = [...this.pending.values()];
     this.pending.clear();
     for (const render of batch) {
-      const msg = render();
-      if (msg) this.send(msg);
+      try {
+        const msg = render();
+        if (msg) this.send(msg);
+      } catch (err) {
+        this.onError(err);
+      }
     }
   }
 

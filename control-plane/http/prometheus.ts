@@ -72,16 +72,19 @@ export class DroverMetrics {
   /** Starts following runs and steps, and computes the gauges from `s` on each scrape. */
   watch(s: MetricSources): void {
     this.src = s;
+    // These run inside the run machine's effects: a metric must never break a run, so nothing thrown leaves them.
     s.runs.topics.all.subscribe((c) => {
-      if (c.type === 'step') this.step(c.run, c.step);
+      if (c.type === 'step') guard(() => this.step(c.run, c.step));
     });
-    s.runs.ended.subscribe((run) => {
-      if (!TERMINAL_RUN.has(run.status)) return;
-      for (const step of Object.values(run.steps)) this.step(run, step);
-      this.counted.delete(run.id);
-      this.runsTotal.inc({ workflow: run.workflow, status: run.status });
-      if (run.endedMs && run.createdMs) this.runDuration.observe({ workflow: run.workflow }, Math.max(0, run.endedMs - run.createdMs) / 1000);
-    });
+    s.runs.ended.subscribe((run) =>
+      guard(() => {
+        if (!TERMINAL_RUN.has(run.status)) return;
+        for (const step of Object.values(run.steps)) this.step(run, step);
+        this.counted.delete(run.id);
+        this.runsTotal.inc({ workflow: run.workflow, status: run.status });
+        if (run.endedMs && run.createdMs) this.runDuration.observe({ workflow: run.workflow }, Math.max(0, run.endedMs - run.createdMs) / 1000);
+      }),
+    );
   }
 
   private active() {
@@ -135,5 +138,14 @@ export class DroverMetrics {
   /** The exposition text and its content type. */
   async scrape(): Promise<{ text: string; contentType: string }> {
     return { text: await this.registry.metrics(), contentType: this.registry.contentType };
+  }
+}
+
+/** Runs `fn`; a metric that cannot be counted is skipped (prom-client throws only on a label mistake, a bug). */
+function guard(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // skipped: see above
   }
 }

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import parsePrometheusTextFormat, { type PromFamily } from 'parse-prometheus-text-format';
 import WebSocket from 'ws';
 import { waitFor, type ServerProc } from './cluster.js';
@@ -113,6 +114,15 @@ export class FeedClient {
 
   async closedWith(timeoutMs = 15_000): Promise<{ code: number; reason: string }> {
     return waitFor(() => this.closed, timeoutMs, () => `the feed to close; got ${JSON.stringify(this.messages).slice(-2000)}`);
+  }
+
+  /** Stops reading from the socket (a stalled reader); `resume` reads again. Uses ws's socket, which it does not expose otherwise. */
+  pause(): void {
+    (this.ws as unknown as { _socket: Socket })._socket.pause();
+  }
+
+  resume(): void {
+    (this.ws as unknown as { _socket: Socket })._socket.resume();
   }
 
   close(): void {

@@ -41,6 +41,16 @@ steps:
 `,
 );
 
+const CHATTY = workflow(
+  'feed-chatty',
+  `name: feed-chatty
+steps:
+  - id: talk
+    target: { labels: { role: w } }
+    run: for i in $(seq 1 2500); do printf '%01000d\\n' "$i"; done
+`,
+);
+
 const ofType = (type: string) => (m: FeedMessage) => m.type === type;
 
 describe('http - the WebSocket feed', () => {
@@ -180,17 +190,32 @@ describe('http - the WebSocket feed', () => {
     expect(records[1].detail).toEqual({ id: handle.id });
   });
 
-  it('http - feed: errors name RUN_NOT_FOUND, an unknown topic and stats (UNAVAILABLE), and the connection stays', async () => {
+  it('http - feed: errors name RUN_NOT_FOUND, an unknown topic and a bad stats window, and the connection stays', async () => {
     const c = await authed(viewer);
     await c.send({ type: 'subscribe', topic: 'run', id: 'r-nope' });
     expect(await c.next(ofType('error'), 'not found')).toMatchObject({ code: 'RUN_NOT_FOUND', message: 'no run with id "r-nope"' });
     await c.send({ type: 'subscribe', topic: 'weather' });
     expect(await c.next((m) => m.type === 'error' && m.code === 'BAD_REQUEST', 'bad topic')).toMatchObject({ message: '"topic" must be one of fleet, runs, run, logs, stats' });
-    await c.send({ type: 'subscribe', topic: 'stats' });
-    expect(await c.next((m) => m.type === 'error' && m.code === 'UNAVAILABLE', 'stats')).toMatchObject({ code: 'UNAVAILABLE' });
+    await c.send({ type: 'subscribe', topic: 'stats', windowMs: 'a day' });
+    expect(await c.next((m) => m.type === 'error' && m.message === 'windowMs must be a whole number of milliseconds', 'bad window')).toMatchObject({ code: 'BAD_REQUEST' });
+    await c.send({ type: 'subscribe', topic: 'stats', windowMs: 400 * 86_400_000 });
+    expect(await c.next((m) => m.type === 'error' && m.code === 'INVALID_REQUEST', 'window too long')).toMatchObject({ message: expect.stringContaining('366 days') });
     await c.send({ type: 'subscribe', topic: 'runs' });
     await c.next(ofType('runs'), 'still served');
     expect(c.closed).toBeUndefined();
+  });
+
+  it('http - feed: stats on subscribe and again after a run ends, the same figures as the gRPC API', async () => {
+    const c = await authed(viewer);
+    await c.send({ type: 'subscribe', topic: 'stats', windowMs: 3_600_000 });
+    const first = await c.next(ofType('stats'), 'the stats');
+    const before = (first.stats as { overall: { runsEnded: number } }).overall.runsEnded;
+    expect((first.stats as { toMs: number; fromMs: number }).toMs - (first.stats as { fromMs: number }).fromMs).toBe(3_600_000);
+    await (await admin.runs.launch(TWO_STEPS)).wait();
+    const again = await c.next((m) => m.type === 'stats' && (m.stats as { overall: { runsEnded: number } }).overall.runsEnded === before + 1, 'stats after the run ended', 15_000);
+    const api = await admin.stats.get({ since: 3_600_000 });
+    const feedTwo = (again.stats as { workflows: { workflow: string; runsSucceeded: number }[] }).workflows.find((w) => w.workflow === 'feed-two');
+    expect(feedTwo?.runsSucceeded).toBe(api.workflows.find((w) => w.workflow === 'feed-two')?.runsSucceeded);
   });
 
   it('http - feed: garbage, oversized and flooding clients get errors or are closed, and the server serves on', async () => {
@@ -223,6 +248,23 @@ describe('http - the WebSocket feed', () => {
     const after = await authed(viewer);
     await after.send({ type: 'subscribe', topic: 'fleet' });
     expect(((await after.next(ofType('fleet'), 'the fleet after the abuse')).agents as unknown[]).length).toBe(2);
+  });
+
+  it('http - feed: a client that stops reading is dropped once 4 MiB wait for it, and the server serves on', async () => {
+    const run = await (await admin.runs.launch(CHATTY)).wait();
+    expect(run.status).toBe('succeeded');
+    const slow = await authed(viewer);
+    slow.pause();
+    // Each answer is the last 2000 stored lines, about 2.3 MB of JSON.
+    for (let i = 0; i < 12; i++) await slow.send({ type: 'subscribe', topic: 'logs', run: run.id, step: '' });
+    await waitFor(() => server.output().includes('dashboard client too slow'), 20_000, () => 'the server to drop the slow client');
+    slow.resume();
+    expect([4408, 1006]).toContain((await slow.closedWith()).code);
+    const after = await authed(viewer);
+    await after.send({ type: 'subscribe', topic: 'logs', run: run.id, step: 'talk' });
+    const lines = (await after.next(ofType('logs'), 'the logs after the slow client')).lines as { text: string }[];
+    expect(lines.length).toBe(2000);
+    expect(lines[1999].text).toBe(`${'2500'.padStart(1000, '0')}\n`);
   });
 
   it('http - feed: a client that never authenticates is closed with 4401 after 10 s', async () => {
