@@ -45,7 +45,7 @@ export function register(program: Command): void {
 async function dev(opts: DevOptions): Promise<void> {
   const params = parseParamArgs(opts.param ?? []);
   await assertPortFree(opts.port, '127.0.0.1');
-  await assertPortFree(opts.port + 1, '127.0.0.1');
+  await assertPortFree(opts.port + 1, '127.0.0.1', "the dashboard's, --port + 1");
   let ready = false;
   let sandbox: Sandbox | undefined;
   const supervisor = new Supervisor((child) => {
