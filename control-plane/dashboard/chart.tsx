@@ -2,8 +2,8 @@
 import { duration } from './format.js';
 import type { StatsBucket } from './messages.js';
 
-const W = 260;
-const H = 64;
+const W = 570;
+const H = 56;
 
 export function TrendChart({ trend }: { trend: StatsBucket[] }) {
   if (!trend.length) return <svg class="trend" width={W} height={H} />;

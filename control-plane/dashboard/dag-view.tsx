@@ -40,7 +40,14 @@ function nodeSubtitle(n: DagNode, now: number): string {
 
 export function DagView({ dag, selected, onSelect, now }: { dag: Dag; selected: string; onSelect: (id: string) => void; now: number }) {
   return (
-    <svg class="dag" width={dag.width} height={dag.height} viewBox={`0 0 ${dag.width} ${dag.height}`} role="img" aria-label="run graph">
+    <svg
+      class="dag"
+      viewBox={`0 0 ${dag.width} ${dag.height}`}
+      style={{ maxWidth: `${dag.width}px`, maxHeight: `${dag.height}px` }}
+      preserveAspectRatio="xMidYMid meet"
+      role="img"
+      aria-label="run graph"
+    >
       <defs>
         <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
           <path d="M0,0 L10,5 L0,10 z" class="dag-arrow" />
@@ -64,7 +71,7 @@ export function DagView({ dag, selected, onSelect, now }: { dag: Dag; selected: 
           <rect width={NODE_W} height={NODE_H} rx="8" />
           <rect class="dag-stripe" width="5" height={NODE_H} rx="2" />
           <text x="14" y="22" class="dag-title">
-            {n.id.length > 19 ? `${n.id.slice(0, 18)}…` : n.id}
+            {n.id.length > 18 ? `${n.id.slice(0, 17)}…` : n.id}
           </text>
           {n.instances.length > 0 && (
             <text x={NODE_W - 10} y="22" class="dag-count" text-anchor="end">

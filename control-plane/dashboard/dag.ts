@@ -8,7 +8,7 @@ import dagre from '@dagrejs/dagre';
 import type { StepInfo } from './messages.js';
 import { stepTone, type Tone } from './states.js';
 
-export const NODE_W = 176;
+export const NODE_W = 164;
 export const NODE_H = 56;
 
 export interface DagNode {
@@ -56,7 +56,7 @@ export function buildDag(steps: StepInfo[]): Dag {
   const ids = new Set(top.map((s) => s.id));
 
   const g = new dagre.graphlib.Graph();
-  g.setGraph({ rankdir: 'LR', nodesep: 18, ranksep: 56, marginx: 12, marginy: 12 });
+  g.setGraph({ rankdir: 'LR', nodesep: 16, ranksep: 44, marginx: 12, marginy: 12 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const s of top) g.setNode(s.id, { width: NODE_W, height: NODE_H });
 

@@ -11,12 +11,13 @@ const WINDOWS: [string, number][] = [
   ['7 d', 7 * 86_400_000],
 ];
 
-function Figure({ label, value, sub, tone }: { label: string; value: string; sub: string; tone?: string }) {
+function Figure({ label, value, sub, tone }: { label: string; value: string; sub: [string, string]; tone?: string }) {
   return (
     <div class="figure">
       <span class="figure-label">{label}</span>
       <span class={`figure-value num${tone ? ` tone-text-${tone}` : ''}`}>{value}</span>
-      <span class="figure-sub num muted">{sub}</span>
+      <span class="figure-sub num muted">{sub[0]}</span>
+      <span class="figure-sub num muted">{sub[1]}</span>
     </div>
   );
 }
@@ -35,23 +36,27 @@ function WorkflowTile({ w, title }: { w: WorkflowStats; title: string }) {
         <Figure
           label="completion"
           value={none ? '–' : percent(w.completionRate)}
-          sub={`${w.runsSucceeded} ok · ${w.runsFailed} failed · ${w.runsCancelled} cancelled`}
+          sub={[`${w.runsSucceeded} ok · ${w.runsFailed} failed`, `${w.runsCancelled} cancelled`]}
           tone={none ? undefined : w.completionRate >= 0.95 ? 'succeeded' : w.completionRate < 0.8 ? 'failed' : 'waiting'}
         />
-        <Figure label="cycle time p50" value={none ? '–' : duration(w.cycleP50Ms)} sub={none ? 'p95 – · max –' : `p95 ${duration(w.cycleP95Ms)} · max ${duration(w.cycleMaxMs)}`} />
+        <Figure label="cycle time p50" value={none ? '–' : duration(w.cycleP50Ms)} sub={[`p95 ${none ? '–' : duration(w.cycleP95Ms)}`, `max ${none ? '–' : duration(w.cycleMaxMs)}`]} />
         <Figure
           label="error rate"
           value={w.attempts ? percent(w.attemptErrorRate) : '–'}
-          sub={`${w.attemptsFailed}/${w.attempts} attempts · runs ${none ? '–' : percent(w.runErrorRate)}`}
+          sub={[`${w.attemptsFailed} of ${w.attempts} attempts`, `runs failed ${none ? '–' : percent(w.runErrorRate)}`]}
           tone={w.attemptsFailed ? 'failed' : undefined}
         />
         <Figure
-          label="resources"
+          label="CPU time"
           value={cpu(w.cpuSeconds)}
-          sub={`peak ${bytes(w.peakRssBytes)} · fleet ${w.fleetCpuPercent.toFixed(0)}% cpu ${w.fleetMemoryPercent.toFixed(0)}% mem`}
+          sub={[`peak mem ${bytes(w.peakRssBytes)}`, `fleet ${w.fleetCpuPercent.toFixed(0)}% CPU · ${w.fleetMemoryPercent.toFixed(0)}% mem`]}
         />
       </div>
       <TrendChart trend={w.trend} />
+      <div class="trend-legend muted">
+        <span>runs ended per slice: <span class="tone-text-succeeded">succeeded</span> · <span class="tone-text-failed">failed</span></span>
+        <span>line: cycle time p50</span>
+      </div>
     </article>
   );
 }

@@ -114,12 +114,12 @@ export function RunPage({ id }: { id: string }) {
           <div class="steps-box">
             <table class="grid steps">
               <colgroup>
-                <col style="width:190px" />
+                <col style="width:168px" />
+                <col style="width:112px" />
                 <col style="width:96px" />
-                <col style="width:110px" />
-                <col style="width:80px" />
+                <col style="width:96px" />
                 <col style="width:70px" />
-                <col style="width:80px" />
+                <col style="width:92px" />
                 <col />
               </colgroup>
               <thead>
@@ -129,7 +129,7 @@ export function RunPage({ id }: { id: string }) {
                   <th>agent</th>
                   <th class="right">duration</th>
                   <th class="right">CPU</th>
-                  <th class="right">peak mem</th>
+                  <th class="right">memory</th>
                   <th>waiting / message</th>
                 </tr>
               </thead>

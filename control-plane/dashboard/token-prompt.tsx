@@ -15,8 +15,8 @@ export function TokenPrompt({ error, onToken }: { error: string; onToken: (t: st
         <h1>drover</h1>
         <p>Paste an API token to open the dashboard. A viewer token is enough to look; operator or admin can also cancel runs.</p>
         <p class="muted">
-          Make one with <code>drover token create --role viewer</code>, or open the link <code>drover dev</code> prints (it carries
-          <code>#token=</code>).
+          Make one with <code>drover token create --role viewer</code>, or open the link that <code>drover dev</code> prints (it carries
+          the token after <code>#token=</code>).
         </p>
         <input
           type="password"
