@@ -1,0 +1,183 @@
+/**
+ * The dashboard end to end in a real browser: a real control plane with its
+ * HTTP port, two real agents, Debian's chromium driven by playwright-core.
+ * Runs are launched with the SDK; the page must follow them over its one
+ * WebSocket (never reloaded), show logs, hide Cancel from a viewer, and let
+ * an operator cancel. Screenshots land in test-artifacts/dashboard/.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DroverClient } from '../../sdk/index.js';
+import { startAgent, startServer, tempDir, waitFor, type ServerProc } from '../helpers/cluster.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = resolve(import.meta.dirname, '../..');
+const ARTIFACTS = join(ROOT, 'test-artifacts/dashboard');
+const BUILT = join(ROOT, 'dist/control-plane/dashboard/index.html');
+/** Without the background-networking flags chromium keeps dialling Google's hosts, which this closed network refuses. */
+const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+/** How long the page may take to show what the server pushed (2 cores shared with other work). */
+const SEEN_MS = 20_000;
+
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium && process.env.CI !== 'true') process.stderr.write(`dashboard tests skipped: ${CHROMIUM} is missing (install it with scripts/setup-test-deps.sh)\n`);
+
+let server: ServerProc;
+let admin: DroverClient;
+let browser: Browser;
+let url: string;
+let viewerToken: string;
+let operatorToken: string;
+const dir = tempDir('drover-dashboard-');
+
+function workflow(name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+async function openPage(token: string): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => process.stderr.write(`dashboard page error: ${e.message}\n`));
+  await page.goto(`${url}#token=${encodeURIComponent(token)}`);
+  return page;
+}
+
+const shot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+
+describe.skipIf(!haveChromium && process.env.CI !== 'true')('dashboard - in a real browser', () => {
+  beforeAll(async () => {
+    if (!haveChromium) throw new Error(`${CHROMIUM} is missing: CI must install chromium (scripts/setup-test-deps.sh); the dashboard test never skips under CI=true`);
+    if (!existsSync(BUILT)) throw new Error(`${BUILT} is missing: run \`npm run build\` first (it builds the dashboard)`);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    server = await startServer({ args: ['--http', '127.0.0.1:0', '--http-plain'] });
+    url = await waitFor(() => /dashboard on (http:\/\/\S+?)\/?(\s|$)/.exec(server.output())?.[1], 15_000, () => `dashboard address:\n${server.output()}`);
+    url = `${url}/`;
+    startAgent(server, 'dash-a', { tier: 'edge', role: 'directory' });
+    startAgent(server, 'dash-b', { tier: 'edge', role: 'assets' });
+    admin = new DroverClient(server.clientOptions);
+    await waitFor(async () => (await admin.fleet.list()).filter((a) => a.state === 'connected').length === 2, 20_000, () => 'two agents to connect');
+    viewerToken = (await admin.access.createToken('viewer', { description: 'dashboard test viewer' })).token;
+    operatorToken = (await admin.access.createToken('operator', { description: 'dashboard test operator' })).token;
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, `--user-data-dir=${tempDir('drover-chromium-')}`] });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('dashboard - a viewer sees both agents, follows a run with a fan-out to green without a reload, and reads a step\'s logs', async () => {
+    const page = await openPage(viewerToken);
+    await expect.poll(() => page.locator('[data-testid=agent][data-state=connected]').count(), { timeout: SEEN_MS }).toBe(2);
+    expect(await page.locator('[data-testid=agent]').evaluateAll((els) => els.map((e) => e.getAttribute('data-agent')))).toEqual(['dash-a', 'dash-b']);
+    expect(await page.locator('[data-testid=whoami]').textContent()).toMatch(/viewer/);
+    await page.fill('input[type=search]', 'role=assets');
+    await expect.poll(() => page.locator('[data-testid=agent]').evaluateAll((els) => els.map((e) => e.getAttribute('data-agent'))), { timeout: SEEN_MS }).toEqual(['dash-b']);
+    await page.fill('input[type=search]', '');
+    await shot(page, 'fleet');
+    await page.evaluate(() => Object.assign(window, { notReloaded: true }));
+
+    await page.click('a[href="#/runs"]');
+    const file = workflow(
+      'demo.yaml',
+      `name: dash-demo
+params:
+  ticket: { type: string, default: OPS-1 }
+steps:
+  - id: prepare
+    target: { agent: dash-a }
+    run: |
+      echo "preparing the fleet"
+      sleep 4
+  - id: fan
+    needs: [prepare]
+    target: { labels: { tier: edge }, strategy: all }
+    run: |
+      echo "hello from $DROVER_AGENT"
+      echo "a warning on stderr" >&2
+  - id: report
+    needs: [fan]
+    target: { agent: dash-b }
+    run: echo "report done"
+`,
+    );
+    const handle = await admin.runs.launch(file, { ticket: 'OPS-42' });
+    const row = page.locator(`[data-testid=run-row][data-run="${handle.id}"]`);
+    await row.waitFor({ timeout: SEEN_MS });
+    expect(await row.textContent()).toContain('ticket=OPS-42');
+    await row.click();
+
+    const node = (step: string) => page.locator(`[data-testid=dag-node][data-step="${step}"]`);
+    await node('report').waitFor({ timeout: SEEN_MS });
+    expect(await page.locator('[data-testid=dag-node]').evaluateAll((els) => els.map((e) => e.getAttribute('data-step')).sort())).toEqual(['fan', 'prepare', 'report']);
+    expect(await node('report').getAttribute('data-tone')).toBe('pending');
+    expect(await node('fan').textContent()).toContain('×2');
+    await expect
+      .poll(() => page.locator('[data-testid=dag-node]').evaluateAll((els) => els.map((e) => e.getAttribute('data-tone'))), { timeout: 60_000 })
+      .toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(await page.locator('[data-testid=run-status]').textContent()).toBe('succeeded');
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    expect(await page.locator('[data-testid=step-counts]').first().textContent()).toBe('4/4');
+
+    await node('prepare').click();
+    await expect.poll(() => page.locator('[data-testid=logs]').textContent(), { timeout: SEEN_MS }).toContain('preparing the fleet');
+    await node('fan').click();
+    await expect.poll(() => page.locator('[data-testid=logs] [data-stream=stdout]').allTextContents(), { timeout: SEEN_MS }).toEqual(
+      expect.arrayContaining([expect.stringContaining('hello from dash-a'), expect.stringContaining('hello from dash-b')]),
+    );
+    expect(await page.locator('[data-testid=logs] [data-stream=stderr]').allTextContents()).toEqual([
+      expect.stringContaining('a warning on stderr'),
+      expect.stringContaining('a warning on stderr'),
+    ]);
+    expect(await page.locator('[data-testid=cancel]').count()).toBe(0);
+    await shot(page, 'run');
+    await page.context().close();
+  });
+
+  it('dashboard - a viewer sees no Cancel button; an operator cancels a long run from the page', async () => {
+    const file = workflow(
+      'long.yaml',
+      `name: dash-long
+steps:
+  - id: wait
+    target: { agent: dash-a }
+    run: |
+      echo "waiting a long time"
+      sleep 120
+`,
+    );
+    const handle = await admin.runs.launch(file);
+    await waitFor(async () => (await admin.runs.get(handle.id)).status === 'running', 20_000, () => 'the long run to start');
+
+    const viewer = await openPage(viewerToken);
+    await viewer.evaluate((id) => (location.hash = `#/runs/${id}`), handle.id);
+    await expect.poll(() => viewer.locator('[data-testid=run-status]').textContent(), { timeout: SEEN_MS }).toBe('running');
+    expect(await viewer.locator('[data-testid=cancel]').count()).toBe(0);
+    await viewer.context().close();
+
+    const operator = await openPage(operatorToken);
+    await operator.locator('[data-testid=whoami]').filter({ hasText: 'operator' }).waitFor({ timeout: SEEN_MS });
+    await operator.evaluate((id) => (location.hash = `#/runs/${id}`), handle.id);
+    const cancel = operator.locator('[data-testid=cancel]');
+    await cancel.waitFor({ timeout: SEEN_MS });
+    let asked = '';
+    operator.once('dialog', (d) => {
+      asked = d.message();
+      void d.accept();
+    });
+    await cancel.click();
+    await expect.poll(() => operator.locator('[data-testid=run-status]').textContent(), { timeout: SEEN_MS }).toBe('cancelled');
+    expect(asked).toContain(`Cancel run ${handle.id}`);
+    expect(await cancel.count()).toBe(0);
+    expect((await admin.runs.get(handle.id)).status).toBe('cancelled');
+    await shot(operator, 'cancelled');
+
+    await operator.click('a[href="#/metrics"]');
+    await operator.locator('[data-testid=workflow-stats][data-workflow=dash-long]').waitFor({ timeout: SEEN_MS });
+    await shot(operator, 'metrics');
+    await operator.context().close();
+  });
+});
