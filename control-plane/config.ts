@@ -39,6 +39,10 @@ export interface ServerConfig {
   stepDeadlineSlackMs: number;
   /** When set, NATS agents are served too (--nats and the --nats-* options; docs/nats.md). */
   nats?: NatsOptions;
+  /** host:port of the HTTP port (dashboard, /metrics, /healthz, the /ws feed); '' = off. */
+  http: string;
+  /** Plain HTTP instead of HTTPS with the server certificate: loopback only. */
+  httpPlain: boolean;
 }
 
 export const DEFAULTS: ServerConfig = {
@@ -54,6 +58,8 @@ export const DEFAULTS: ServerConfig = {
   disconnectAfterMs: 0,
   lostAfterMs: 60_000,
   stepDeadlineSlackMs: 60_000,
+  http: '',
+  httpPlain: false,
 };
 
 const ENV: Record<string, keyof ServerConfig> = {
@@ -61,6 +67,7 @@ const ENV: Record<string, keyof ServerConfig> = {
   DROVER_DATA_DIR: 'dataDir',
   DROVER_LOG_LEVEL: 'logLevel',
   DROVER_ADVERTISE: 'advertise',
+  DROVER_HTTP: 'http',
 };
 
 export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>> & NatsOptionInput & { config?: string }, env = process.env): ServerConfig {
@@ -91,8 +98,10 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
     disconnectAfterMs: Number(merged.disconnectAfterMs) || 3 * Number(merged.heartbeatIntervalMs),
     lostAfterMs: Number(merged.lostAfterMs),
     stepDeadlineSlackMs: Number(merged.stepDeadlineSlackMs),
+    http: String(merged.http ?? ''),
+    httpPlain: merged.httpPlain === true || merged.httpPlain === 'true',
   };
-  if (!/^[^:\s]+:\d{1,5}$/.test(cfg.listen) && !/^\[[0-9a-f:]+\]:\d{1,5}$/i.test(cfg.listen)) {
+  if (!isHostPort(cfg.listen)) {
     throw new ConfigError(`--listen "${cfg.listen}" is not host:port (for example 127.0.0.1:7400 or 0.0.0.0:7400)`);
   }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(cfg.logLevel)) {
@@ -101,10 +110,19 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
   if (!Number.isFinite(cfg.agentCertTtlMs) || cfg.agentCertTtlMs < 3000) {
     throw new ConfigError(`--agent-cert-ttl "${merged.agentCertTtl}" is not a duration of at least 3s (for example 30d or 12h)`);
   }
-  const host = cfg.listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  if (cfg.insecure && !(host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.')))) {
+  const host = hostOf(cfg.listen);
+  if (cfg.insecure && !isLoopback(host)) {
     throw new ConfigError(
       `--insecure is refused on ${cfg.listen}: without TLS anyone on the network could run commands on every agent. Listen on 127.0.0.1 for an insecure local test, or drop --insecure (TLS is set up by itself)`,
+    );
+  }
+  if (cfg.http && !isHostPort(cfg.http)) {
+    throw new ConfigError(`--http "${cfg.http}" is not host:port (for example 127.0.0.1:7401 or 0.0.0.0:7401)`);
+  }
+  if (cfg.httpPlain && !cfg.http) throw new ConfigError('--http-plain needs --http HOST:PORT (the HTTP port is off without it)');
+  if (cfg.httpPlain && !isLoopback(hostOf(cfg.http))) {
+    throw new ConfigError(
+      `--http-plain is refused on ${cfg.http}: without TLS, tokens sent to the dashboard and /metrics could be read on the network. Use --http 127.0.0.1:PORT for plain HTTP, or drop --http-plain (HTTPS with the server certificate)`,
     );
   }
   if (cfg.lostAfterMs < cfg.disconnectAfterMs) {
@@ -116,4 +134,16 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
   const nats = resolveNatsOptions(file as NatsOptionInput, flags, env);
   if (nats) cfg.nats = nats;
   return cfg;
+}
+
+const isHostPort = (a: string) => /^[^:\s]+:\d{1,5}$/.test(a) || /^\[[0-9a-f:]+\]:\d{1,5}$/i.test(a);
+
+/** The host part of host:port, without IPv6 brackets. */
+export function hostOf(address: string): string {
+  return address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+}
+
+/** Whether a host is this machine only (where --insecure and --http-plain are allowed). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }

@@ -29,7 +29,7 @@ import { writeSecretFile } from '../common/secret-file.js';
 import { DirLockedError, lockDir } from '../common/dir-lock.js';
 import { ConfigError } from '../common/errors.js';
 import { NATS_OPTION_HELP, natsConnectHint, natsConnectionOptions, type NatsOptions } from '../common/nats-options.js';
-import { DEFAULTS, resolveConfig, type ServerConfig } from './config.js';
+import { DEFAULTS, hostOf, resolveConfig, type ServerConfig } from './config.js';
 import { Devices } from './devices.js';
 import { Fleet } from './fleet.js';
 import { createLogger, type Logger } from './log.js';
@@ -39,6 +39,10 @@ import { StoreError, type CredentialRecord } from './store/store.js';
 import { Workflows } from './workflows.js';
 import { grpcAgentService } from './transport/grpc-agent-link.js';
 import { NatsAgentLink } from './transport/nats-agent-link.js';
+import { HttpAuth } from './http/auth.js';
+import { AgentHistory } from './http/history.js';
+import { DroverMetrics } from './http/prometheus.js';
+import { startHttp, type HttpPort } from './http/server.js';
 
 /**
  * The NATS connection for the agent link: fails at start with the reason
@@ -118,8 +122,8 @@ async function printNatsConfig(argv: string[]) {
 
 /** The CA, server certificate, signing key and first admin token, as the first start makes them. */
 async function initSecurity(cfg: ServerConfig, store: LowdbStore, now: () => number) {
-  const host = cfg.listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  const pki = await Pki.open({ dataDir: cfg.dataDir, hosts: [host, hostname(), ...cfg.advertise], now });
+  const hosts = [hostOf(cfg.listen), ...(cfg.http ? [hostOf(cfg.http)] : []), hostname(), ...cfg.advertise];
+  const pki = await Pki.open({ dataDir: cfg.dataDir, hosts: [...new Set(hosts)], now });
   const tokens = new Tokens(store, pki.caHash, now);
   const adminTokenFile = await bootstrapAdminToken(cfg.dataDir, tokens, store);
   return { pki, tokens, adminTokenFile };
@@ -149,11 +153,13 @@ async function serve(cfg: ServerConfig) {
   // One control plane per data dir: two writers on one store lose data.
   lockDir(cfg.dataDir, 'drover server');
   const log = createLogger(cfg.logLevel);
-  const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns, log: log.child({ component: 'store' }) });
+  const metrics = new DroverMetrics();
+  const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns, log: log.child({ component: 'store' }), onWrite: (s) => metrics.storeWrite(s) });
   const recovered = await store.open();
   if (recovered) log.error({ dataDir: cfg.dataDir }, recovered);
   const now = () => Date.now();
   const fleet = new Fleet(store, now);
+  const history = new AgentHistory(fleet);
   const workflows = new Workflows(store, now);
   const devices = new Devices(store, fleet, now);
   const runs = new Runs(store, fleet, workflows, log.child({ component: 'runs' }), now, cfg.lostAfterMs, cfg.stepDeadlineSlackMs);
@@ -183,6 +189,7 @@ async function serve(cfg: ServerConfig) {
   });
   // Certificates that expired on a live link (the agent did not renew), once a second.
   setInterval(() => sessions.sweepExpired(), 1000).unref();
+  metrics.watch({ fleet, runs, store, sessions });
 
   const v1 = droverV1();
   const server = new grpc.Server({
@@ -244,12 +251,25 @@ async function serve(cfg: ServerConfig) {
     log.warn({ address }, 'INSECURE: --insecure serves plaintext gRPC and trusts agents by the name they give; never use it beyond this machine');
     process.stderr.write(`WARNING: drover server --insecure: no TLS, agents are not authenticated. For local debugging only.\n`);
   }
+  let http: HttpPort | undefined;
+  if (cfg.http) {
+    http = await startHttp({
+      listen: cfg.http,
+      tls: cfg.httpPlain ? undefined : { cert: pki.serverCertPem + pki.caPem, key: pki.serverKeyPem },
+      auth: new HttpAuth({ tokens, throttle, audit, adminTokenFile, now }),
+      metrics,
+      feed: { fleet, runs, store, devices, history, audit, log: log.child({ component: 'dashboard' }), now },
+      log: log.child({ component: 'http' }),
+    });
+    log.info({ url: http.url, tls: !cfg.httpPlain }, 'HTTP port listening (dashboard, /metrics, /healthz)');
+  }
   log.info({ address, dataDir: cfg.dataDir, agents: fleet.list().length, runs: store.listRuns().length, tls: !cfg.insecure }, 'control plane listening');
   // One plain line on stdout so scripts and `drover dev` can find the address.
   process.stdout.write(`drover server listening on ${address}\n`);
   process.stdout.write(`drover server CA certificate: ${join(cfg.dataDir, 'ca.pem')} (clients: --ca or DROVER_CA)\n`);
   process.stdout.write(`drover server admin token: ${adminTokenFile} (clients: --token or DROVER_TOKEN)\n`);
   if (nats) process.stdout.write(`drover server serving NATS agents via nats://${nats.nc.getServer()}\n`);
+  if (http) process.stdout.write(`drover server dashboard on ${http.url}\n`);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -257,6 +277,7 @@ async function serve(cfg: ServerConfig) {
     stopping = true;
     log.info({ signal }, 'shutting down');
     server.tryShutdown(() => undefined);
+    void http?.close();
     setTimeout(() => server.forceShutdown(), 2000).unref();
     nats?.link.stop();
     const natsDrained = nats ? Promise.race([nats.nc.drain(), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined) : Promise.resolve();
@@ -282,6 +303,8 @@ const program = new Command('drover server')
   .option('--agent-cert-ttl <duration>', 'lifetime of agent certificates; agents renew at two thirds of it (default: 30d)')
   .option('--enroll-approve', 'enrollments wait until an admin runs `drover agent approve NAME`')
   .option('--insecure', 'LOOPBACK ONLY, for debugging: plaintext gRPC, agents trusted by the name they send (API tokens are still checked)')
+  .option('--http <host:port>', 'also serve the dashboard, /metrics and /healthz on this address, over HTTPS with the server certificate (env DROVER_HTTP; off by default); see docs/security.md')
+  .option('--http-plain', 'LOOPBACK ONLY: serve --http as plain HTTP instead of HTTPS')
   .option('--nats <url>', 'also serve agents over NATS: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md');
 for (const [flags, text] of NATS_OPTION_HELP) program.option(flags, text);
 program

@@ -1,9 +1,9 @@
 /** The API's edge: store records and live state -> API messages, and request enums -> domain values. Nothing else in api/ converts. */
-import type { AgentInfo, AttemptInfo, LogLine, RunInfo, StepCounts, StepInfo } from '../../proto/index.js';
+import type { AgentInfo, AttemptInfo, DeviceInfo, LogLine, RunInfo, StepCounts, StepInfo } from '../../proto/index.js';
 import type { ListRunsRequest__Output } from '../../proto/gen/drover/v1/ListRunsRequest.js';
 import type { LiveAgent } from '../fleet.js';
 import { planIndex } from '../model/plan-index.js';
-import type { AttemptRecord, LogRecord, RunRecord, RunStatus, StepRecord } from '../store/store.js';
+import type { AttemptRecord, DeviceRecord, LogRecord, RunRecord, RunStatus, StepRecord } from '../store/store.js';
 
 const upper = (s: string) => s.toUpperCase();
 
@@ -69,6 +69,11 @@ export function toAttemptInfo(a: AttemptRecord): AttemptInfo {
 }
 
 export function toRunInfo(run: RunRecord): RunInfo {
+  return { ...toRunSummary(run), steps: planIndex(run.plan).order.map((id) => toStepInfo(run, run.steps[id])) };
+}
+
+/** A run without its steps (the dashboard's runs feed); stepCounts says how they stand. */
+export function toRunSummary(run: RunRecord): RunInfo {
   return {
     id: run.id,
     workflow: run.workflow,
@@ -77,7 +82,7 @@ export function toRunInfo(run: RunRecord): RunInfo {
     startedMs: run.startedMs,
     endedMs: run.endedMs,
     params: run.params,
-    steps: planIndex(run.plan).order.map((id) => toStepInfo(run, run.steps[id])),
+    steps: [],
     planHash: run.plan.hash,
     message: run.message,
     workflowVersion: run.workflowVersion,
@@ -112,6 +117,23 @@ export function toLogLine(runId: string, r: LogRecord, step?: StepRecord): LogLi
     atMs: r.t,
     agent: r.agent,
     attempt: attemptNumber(step, r.attempt),
+  };
+}
+
+/** `proxies`: the agents that reach the device's network (Devices.proxies). */
+export function toDeviceInfo(d: DeviceRecord, proxies: string[]): DeviceInfo {
+  return {
+    name: d.name,
+    host: d.host,
+    port: d.port,
+    user: d.user,
+    credential: d.credential,
+    network: d.network,
+    labels: d.labels,
+    maxSessions: d.maxSessions,
+    createdMs: d.createdMs,
+    updatedMs: d.updatedMs,
+    proxies,
   };
 }
 

@@ -3,22 +3,11 @@ import type { DeviceInfo, DeviceServiceHandlers } from '../../proto/index.js';
 import { ApiError } from '../errors.js';
 import type { Devices } from '../devices.js';
 import type { DeviceRecord } from '../store/store.js';
+import { toDeviceInfo } from './convert.js';
 import { unary } from './grpc-errors.js';
 
 export function deviceService(devices: Devices): DeviceServiceHandlers {
-  const info = (d: DeviceRecord): DeviceInfo => ({
-    name: d.name,
-    host: d.host,
-    port: d.port,
-    user: d.user,
-    credential: d.credential,
-    network: d.network,
-    labels: d.labels,
-    maxSessions: d.maxSessions,
-    createdMs: d.createdMs,
-    updatedMs: d.updatedMs,
-    proxies: devices.proxies(d.network),
-  });
+  const info = (d: DeviceRecord): DeviceInfo => toDeviceInfo(d, devices.proxies(d.network));
   return {
     AddDevice: unary(async (req) => {
       const d = req.device;

@@ -80,6 +80,8 @@ export interface LowdbStoreOptions {
   disk?: Disk;
   /** Write failures, recoveries and unreadable records are logged here. */
   log?: Logger;
+  /** Told how long each durable write took (a batch: log files synced, change log or document written), in seconds. */
+  onWrite?: (seconds: number) => void;
 }
 
 /** Default of `compactMinBytes`. */
@@ -105,6 +107,7 @@ export class LowdbStore implements Store {
   private readonly dataDir: string;
   private readonly disk: Disk;
   private readonly logger: Logger | undefined;
+  private readonly onWrite: ((seconds: number) => void) | undefined;
   private state: StoreHealth = { healthy: true };
   /** Wait before the next try of a failed write (0: healthy). */
   private retryMs = 0;
@@ -139,6 +142,7 @@ export class LowdbStore implements Store {
     this.dataDir = opts.dataDir;
     this.disk = opts.disk ?? nodeDisk;
     this.logger = opts.log;
+    this.onWrite = opts.onWrite;
     this.disk.mkdirSync(opts.dataDir, 0o700);
     this.file = new DurableJsonFile<Doc>(join(opts.dataDir, 'state.json'), this.disk);
     this.db = new Low<Doc>(this.file, { version: 1, agents: {}, runs: {}, workflows: {} });
@@ -524,6 +528,7 @@ export class LowdbStore implements Store {
     this.writing = (async () => {
       while (this.written < this.changed) {
         const gen = this.changed;
+        const started = performance.now();
         try {
           this.prune();
           await this.logs.sync();
@@ -541,6 +546,7 @@ export class LowdbStore implements Store {
             }
           }
           this.written = gen;
+          this.onWrite?.((performance.now() - started) / 1000);
           this.recovered();
           this.settle((w) => w.gen <= gen, (w) => w.resolve());
         } catch (err) {

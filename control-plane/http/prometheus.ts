@@ -1,0 +1,139 @@
+/**
+ * The control plane's Prometheus metrics (docs/metrics.md, "Prometheus"), in
+ * a Registry of its own. Counters and histograms follow run and step changes
+ * as they happen (so they start at zero with each process, as Prometheus
+ * expects); fleet gauges are computed from the live fleet on each scrape.
+ * A step is counted once, with the first final status it reaches; an
+ * attempt once, with the first final status its history gives it.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Fleet } from '../fleet.js';
+import type { Runs } from '../runs.js';
+import { TERMINAL_RUN, TERMINAL_STEP, type RunRecord, type StepRecord, type Store } from '../store/store.js';
+
+/** Run durations (submit to end), seconds: from a quick script to a long rollout. */
+const RUN_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];
+/** Step durations (start to end), seconds. */
+const STEP_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+/** Durable store writes (fsync included), seconds. */
+const WRITE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/** Runs whose counted steps are remembered at once (an entry is dropped when its run ends; this bounds a leak). */
+const MAX_TRACKED_RUNS = 10_000;
+
+export interface MetricSources {
+  fleet: Fleet;
+  runs: Runs;
+  store: Store;
+  /** The agent sessions' counters: `duplicates` is every resent message recognised and not applied again. */
+  sessions: { stats: { duplicates: number } };
+}
+
+export class DroverMetrics {
+  readonly registry = new Registry();
+  private readonly r = [this.registry];
+  private src: MetricSources | undefined;
+
+  readonly runsTotal = new Counter({ name: 'drover_runs_total', help: 'Runs ended, by workflow and final status.', labelNames: ['workflow', 'status'], registers: this.r });
+  readonly runsActive = new Gauge({ name: 'drover_runs_active', help: 'Runs pending or running now, by workflow.', labelNames: ['workflow'], registers: this.r, collect: () => this.active() });
+  readonly runDuration = new Histogram({ name: 'drover_run_duration_seconds', help: 'Run duration from submit to end.', labelNames: ['workflow'], buckets: RUN_BUCKETS, registers: this.r });
+  readonly stepsTotal = new Counter({ name: 'drover_steps_total', help: 'Steps (fan-out instances one by one) that reached a final status, by workflow and status.', labelNames: ['workflow', 'status'], registers: this.r });
+  readonly attemptsTotal = new Counter({ name: 'drover_step_attempts_total', help: 'Step attempts that ended, by workflow and status (succeeded, failed, cancelled, lost).', labelNames: ['workflow', 'status'], registers: this.r });
+  readonly stepDuration = new Histogram({ name: 'drover_step_duration_seconds', help: 'Duration of steps that ran, from start to end.', labelNames: ['workflow'], buckets: STEP_BUCKETS, registers: this.r });
+  // The fleet gauges are computed together, by the first of them a scrape collects.
+  readonly agents = new Gauge({ name: 'drover_agents', help: "Agents known, by state and transport ('none' without a link).", labelNames: ['state', 'transport'], registers: this.r, collect: () => this.fleetGauges() });
+  readonly agentCpu = new Gauge({ name: 'drover_agent_cpu_percent', help: 'CPU use of each connected agent, percent, from its last heartbeat.', labelNames: ['agent'], registers: this.r });
+  readonly agentMemory = new Gauge({ name: 'drover_agent_memory_percent', help: 'Memory use of each connected agent, percent, from its last heartbeat.', labelNames: ['agent'], registers: this.r });
+  readonly fleetCpu = new Gauge({ name: 'drover_fleet_cpu_percent', help: 'Mean CPU use over connected agents, percent (0 with none).', registers: this.r });
+  readonly fleetMemory = new Gauge({ name: 'drover_fleet_memory_percent', help: 'Mean memory use over connected agents, percent (0 with none).', registers: this.r });
+  readonly connections = new Gauge({ name: 'drover_agent_connections', help: 'Agent links open now, by transport.', labelNames: ['transport'], registers: this.r });
+  readonly replays = new Counter({
+    name: 'drover_journal_replays_total',
+    help: 'Agent messages resent from a journal (after a reconnect or restart), recognised and not applied again.',
+    registers: this.r,
+    collect: () => {
+      this.replays.reset();
+      this.replays.inc(this.src?.sessions.stats.duplicates ?? 0);
+    },
+  });
+  readonly storeWrites = new Histogram({ name: 'drover_store_write_seconds', help: 'Durable writes of the store (a batch of changes, synced), seconds.', buckets: WRITE_BUCKETS, registers: this.r });
+
+  /** Per run: the steps and attempts counted already. */
+  private counted = new Map<string, { steps: Set<string>; attempts: Set<string> }>();
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** A durable store write took `seconds` (the store's onWrite hook). */
+  storeWrite(seconds: number): void {
+    this.storeWrites.observe(seconds);
+  }
+
+  /** Starts following runs and steps, and computes the gauges from `s` on each scrape. */
+  watch(s: MetricSources): void {
+    this.src = s;
+    s.runs.topics.all.subscribe((c) => {
+      if (c.type === 'step') this.step(c.run, c.step);
+    });
+    s.runs.ended.subscribe((run) => {
+      if (!TERMINAL_RUN.has(run.status)) return;
+      for (const step of Object.values(run.steps)) this.step(run, step);
+      this.counted.delete(run.id);
+      this.runsTotal.inc({ workflow: run.workflow, status: run.status });
+      if (run.endedMs && run.createdMs) this.runDuration.observe({ workflow: run.workflow }, Math.max(0, run.endedMs - run.createdMs) / 1000);
+    });
+  }
+
+  private active() {
+    this.runsActive.reset();
+    for (const r of this.src?.store.listRuns() ?? []) if (!TERMINAL_RUN.has(r.status)) this.runsActive.inc({ workflow: r.workflow });
+  }
+
+  private fleetGauges() {
+    const { agents, agentCpu, agentMemory, fleetCpu, fleetMemory, connections } = this;
+    for (const g of [agents, agentCpu, agentMemory, connections]) g.reset();
+    for (const t of ['grpc', 'nats']) connections.set({ transport: t }, 0);
+    let cpu = 0;
+    let mem = 0;
+    let n = 0;
+    for (const a of this.src?.fleet.list() ?? []) {
+      const link = a.state === 'connected' ? a.conn : undefined;
+      agents.inc({ state: a.state, transport: link?.transport ?? 'none' });
+      if (!link) continue;
+      connections.inc({ transport: link.transport });
+      if (!a.heartbeat) continue;
+      agentCpu.set({ agent: a.record.name }, a.heartbeat.cpuPercent);
+      agentMemory.set({ agent: a.record.name }, a.heartbeat.memoryPercent);
+      cpu += a.heartbeat.cpuPercent;
+      mem += a.heartbeat.memoryPercent;
+      n++;
+    }
+    fleetCpu.set(n ? cpu / n : 0);
+    fleetMemory.set(n ? mem / n : 0);
+  }
+
+  private step(run: RunRecord, step: StepRecord) {
+    if (step.kind === 'group') return;
+    let c = this.counted.get(run.id);
+    if (!c) {
+      c = { steps: new Set(), attempts: new Set() };
+      this.counted.set(run.id, c);
+      if (this.counted.size > MAX_TRACKED_RUNS) this.counted.delete(this.counted.keys().next().value!);
+    }
+    const workflow = run.workflow;
+    for (const a of step.attempts ?? []) {
+      if (a.status === 'running' || c.attempts.has(a.id)) continue;
+      c.attempts.add(a.id);
+      this.attemptsTotal.inc({ workflow, status: a.status });
+    }
+    if (!TERMINAL_STEP.has(step.status) || c.steps.has(step.id)) return;
+    c.steps.add(step.id);
+    this.stepsTotal.inc({ workflow, status: step.status });
+    if (step.startedMs && step.endedMs) this.stepDuration.observe({ workflow }, Math.max(0, step.endedMs - step.startedMs) / 1000);
+  }
+
+  /** The exposition text and its content type. */
+  async scrape(): Promise<{ text: string; contentType: string }> {
+    return { text: await this.registry.metrics(), contentType: this.registry.contentType };
+  }
+}
