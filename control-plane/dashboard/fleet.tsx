@@ -27,6 +27,8 @@ function Labels({ labels }: { labels: Record<string, string> }) {
 function AgentTile({ agent, samples, now }: { agent: AgentInfo; samples: Sample[]; now: number }) {
   const st = agentState(agent);
   const hb = agent.lastHeartbeat;
+  const f = agent.facts;
+  const facts = f ? `${f.cpuCount} cpu · ${hb?.memoryTotalBytes ? `${bytes(hb.memoryUsedBytes)} of ` : ''}${bytes(f.memoryBytes)} · ${f.os} ${f.arch}` : '';
   return (
     <article class={`tile agent tone-${st.tone}`} data-testid="agent" data-agent={agent.name} data-state={st.word}>
       <div class="tile-head">
@@ -47,9 +49,8 @@ function AgentTile({ agent, samples, now }: { agent: AgentInfo; samples: Sample[
       </div>
       <Sparkline samples={samples} pick={(s) => s.cpu} label="CPU" />
       <Sparkline samples={samples} pick={(s) => s.mem} label="mem" />
-      <div class="agent-facts muted">
-        {agent.facts ? `${agent.facts.os} ${agent.facts.arch} · ${agent.facts.cpuCount} cpu · ${bytes(agent.facts.memoryBytes)}` : '–'}
-        {hb && hb.memoryTotalBytes ? ` · ${bytes(hb.memoryUsedBytes)} used` : ''}
+      <div class="agent-facts muted" title={facts}>
+        {facts || '–'}
       </div>
       <Labels labels={agent.labels} />
     </article>

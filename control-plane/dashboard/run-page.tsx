@@ -130,7 +130,7 @@ export function RunPage({ id }: { id: string }) {
                   <th class="right">duration</th>
                   <th class="right">CPU</th>
                   <th class="right">memory</th>
-                  <th>waiting / message</th>
+                  <th>note</th>
                 </tr>
               </thead>
               <tbody>

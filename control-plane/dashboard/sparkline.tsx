@@ -18,6 +18,7 @@ export function Sparkline({ samples, pick, label }: { samples: Sample[]; pick: (
         <line x1="0" y1={H - 0.5} x2={W} y2={H - 0.5} class="spark-base" />
         {pts.length > 1 && <polygon class="spark-area" points={`0,${H} ${pts.join(' ')} ${W},${H}`} />}
         {pts.length > 1 && <polyline class="spark-line" points={pts.join(' ')} />}
+        {pts.length === 1 && <circle class="spark-dot" cx={W - 2} cy={pts[0].split(',')[1]} r="2" />}
       </svg>
       <span class="spark-value num">{Number.isFinite(last) ? `${last.toFixed(0)}%` : '–'}</span>
     </div>
