@@ -23,9 +23,9 @@ export function register(program: Command): void {
     .command('dev')
     .summary('run a local control plane and three agents')
     .description(
-      'Start a control plane and three agents on this machine as child processes, wait until all are connected and print where everything is. Agents: dir-1 (role=directory,site=hq), assets-1 (role=assets,site=hq), apps-1 (role=apps,cloud=aws,site=eu). Each process logs to <dir>/logs/<name>.log. With --launch, run a workflow and follow it. Ctrl-C stops everything.',
+      'Start a control plane and three agents on this machine as child processes, wait until all are connected and print where everything is, the dashboard URL included (plain HTTP on 127.0.0.1, the port after --port). Agents: dir-1 (role=directory,site=hq), assets-1 (role=assets,site=hq), apps-1 (role=apps,cloud=aws,site=eu). Each process logs to <dir>/logs/<name>.log. With --launch, run a workflow and follow it. Ctrl-C stops everything.',
     )
-    .option('--port <port>', 'control plane port on 127.0.0.1', positiveInt, 7400)
+    .option('--port <port>', 'control plane port on 127.0.0.1; the dashboard is on the next one', positiveInt, 7400)
     .option('--dir <dir>', 'where state and logs go', '.drover/dev')
     .option('--launch <file>', 'launch this workflow once the fleet is up, and follow it')
     .option('-p, --param <key=value>', 'parameter for --launch (repeatable)', collectParam)
@@ -45,6 +45,7 @@ export function register(program: Command): void {
 async function dev(opts: DevOptions): Promise<void> {
   const params = parseParamArgs(opts.param ?? []);
   await assertPortFree(opts.port, '127.0.0.1');
+  await assertPortFree(opts.port + 1, '127.0.0.1');
   let ready = false;
   let sandbox: Sandbox | undefined;
   const supervisor = new Supervisor((child) => {
@@ -99,6 +100,7 @@ function banner(s: Sandbox): string {
   return (
     `\ndrover dev is up\n\n` +
     `control plane  ${s.address} (TLS)\n` +
+    `dashboard:     ${s.dashboard}\n` +
     `data dir       ${s.dir}\n` +
     `agents         ${s.agents.map((c) => c.name).join(', ')} (each enrolled with a certificate of its own)\n` +
     `admin token    ${s.tokenFile}\n` +

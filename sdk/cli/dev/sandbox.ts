@@ -37,6 +37,8 @@ export interface Sandbox {
   caFile: string;
   /** Options for a client with the admin token. */
   client: ClientOptions;
+  /** The dashboard's URL (plain HTTP on 127.0.0.1, port + 1), with the admin token in the fragment, which the browser keeps to itself. */
+  dashboard: string;
 }
 
 /** The admin token and CA of the sandbox's control plane, once it has written them and answers. */
@@ -76,7 +78,8 @@ export async function startSandbox(supervisor: Supervisor, port: number, dirOpti
   const dataDir = join(dir, 'server');
   mkdirSync(logs, { recursive: true });
   mkdirSync(dataDir, { recursive: true });
-  const server = supervisor.start('server', serverScript, ['--listen', address, '--data-dir', dataDir], join(logs, 'server.log'));
+  const http = `127.0.0.1:${port + 1}`;
+  const server = supervisor.start('server', serverScript, ['--listen', address, '--data-dir', dataDir, '--http', http, '--http-plain'], join(logs, 'server.log'));
   const client = await serverReady(server, address, dataDir, Date.now() + READY_TIMEOUT_MS);
   const admin = new DroverClient(client);
   let enrollToken: string;
@@ -95,7 +98,8 @@ export async function startSandbox(supervisor: Supervisor, port: number, dirOpti
     // Agents that enrolled on an earlier `drover dev` keep their certificate; the token is for new ones.
     return supervisor.start(name, agentScript, args, join(logs, `${name}.log`), { DROVER_ENROLL_TOKEN: enrollToken });
   });
-  return { address, dir, server, agents, tokenFile: join(dataDir, 'admin.token'), caFile: join(dataDir, 'ca.pem'), client };
+  const dashboard = `http://${http}/#token=${encodeURIComponent(client.token ?? '')}`;
+  return { address, dir, server, agents, tokenFile: join(dataDir, 'admin.token'), caFile: join(dataDir, 'ca.pem'), client, dashboard };
 }
 
 function failure(child: Child, what: string): InternalError {
