@@ -62,7 +62,8 @@ describe.skipIf(!haveChromium && process.env.CI !== 'true')('dashboard - in a re
     await waitFor(async () => (await admin.fleet.list()).filter((a) => a.state === 'connected').length === 2, 20_000, () => 'two agents to connect');
     viewerToken = (await admin.access.createToken('viewer', { description: 'dashboard test viewer' })).token;
     operatorToken = (await admin.access.createToken('operator', { description: 'dashboard test operator' })).token;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, `--user-data-dir=${tempDir('drover-chromium-')}`] });
+    // playwright gives every launch a fresh, empty temporary profile (its own --user-data-dir).
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   });
 
   afterAll(async () => {
@@ -174,10 +175,21 @@ steps:
     expect(await cancel.count()).toBe(0);
     expect((await admin.runs.get(handle.id)).status).toBe('cancelled');
     await shot(operator, 'cancelled');
-
-    await operator.click('a[href="#/metrics"]');
-    await operator.locator('[data-testid=workflow-stats][data-workflow=dash-long]').waitFor({ timeout: SEEN_MS });
-    await shot(operator, 'metrics');
     await operator.context().close();
+  });
+
+  it('dashboard - the metrics page shows the four metrics of each workflow that ran, with a trend', async () => {
+    const page = await openPage(viewerToken);
+    await page.locator('[data-testid=whoami]').filter({ hasText: 'viewer' }).waitFor({ timeout: SEEN_MS });
+    await page.click('a[href="#/metrics"]');
+    const demo = page.locator('[data-testid=workflow-stats][data-workflow=dash-demo]');
+    await demo.waitFor({ timeout: SEEN_MS });
+    const text = await demo.textContent();
+    expect(text).toContain('1 ended');
+    expect(text).toMatch(/completion\s*100%/i);
+    expect(await page.locator('[data-testid=workflow-stats][data-workflow=dash-long]').textContent()).toMatch(/0 ok · 0 failed1 cancelled/);
+    expect(await demo.locator('svg.trend rect').count()).toBeGreaterThan(0);
+    await shot(page, 'metrics');
+    await page.context().close();
   });
 });
