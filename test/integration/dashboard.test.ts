@@ -187,7 +187,7 @@ steps:
     const text = await demo.textContent();
     expect(text).toContain('1 ended');
     expect(text).toMatch(/completion\s*100%/i);
-    expect(await page.locator('[data-testid=workflow-stats][data-workflow=dash-long]').textContent()).toMatch(/0 ok · 0 failed1 cancelled/);
+    expect(await page.locator('[data-testid=workflow-stats][data-workflow=dash-long]').textContent()).toMatch(/0 ok · 0 failed\s*1 cancelled/);
     expect(await demo.locator('svg.trend rect').count()).toBeGreaterThan(0);
     await shot(page, 'metrics');
     await page.context().close();
