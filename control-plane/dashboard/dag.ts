@@ -51,8 +51,15 @@ function groupTone(group: StepInfo, instances: StepInfo[], summary: Partial<Reco
 export function buildDag(steps: StepInfo[]): Dag {
   const top = steps.filter((s) => !s.parent);
   const byParent = new Map<string, StepInfo[]>();
-  for (const s of steps) if (s.parent) byParent.set(s.parent, [...(byParent.get(s.parent) ?? []), s]);
-  const owner = (id: string): string => steps.find((s) => s.id === id)?.parent || id;
+  const parentOf = new Map<string, string>();
+  for (const s of steps) {
+    if (!s.parent) continue;
+    parentOf.set(s.id, s.parent);
+    const list = byParent.get(s.parent);
+    if (list) list.push(s);
+    else byParent.set(s.parent, [s]);
+  }
+  const owner = (id: string): string => parentOf.get(id) || id;
   const ids = new Set(top.map((s) => s.id));
 
   const g = new dagre.graphlib.Graph();

@@ -73,7 +73,7 @@ function Dashboard({ token, onRefused }: { token: string; onRefused: (why: strin
           </button>
         </div>
       )}
-      <main>{link === 'connecting' && !state.role ? <p class="empty">Connecting to the control plane…</p> : page}</main>
+      <main class={link === 'reconnecting' ? 'stale' : ''}>{link === 'connecting' && !state.role ? <p class="empty">Connecting to the control plane…</p> : page}</main>
     </App.Provider>
   );
 }

@@ -192,4 +192,20 @@ steps:
     await shot(page, 'metrics');
     await page.context().close();
   });
+
+  it('dashboard - when the control plane goes away the page shows a reconnecting banner, and comes back by itself when it returns', async () => {
+    const page = await openPage(viewerToken);
+    await expect.poll(() => page.locator('[data-testid=agent]').count(), { timeout: SEEN_MS }).toBe(2);
+    await page.evaluate(() => Object.assign(window, { notReloaded: true }));
+    const port = new URL(url).port;
+    await server.stop();
+    await page.locator('[data-testid=reconnecting]').waitFor({ timeout: SEEN_MS });
+    expect(await page.locator('[data-testid=reconnecting]').textContent()).toContain('reconnecting');
+    await shot(page, 'reconnecting');
+    server = await startServer({ dataDir: server.dataDir, args: ['--http', `127.0.0.1:${port}`, '--http-plain'] });
+    await page.locator('[data-testid=reconnecting]').waitFor({ state: 'detached', timeout: SEEN_MS });
+    await expect.poll(() => page.locator('[data-testid=agent]').count(), { timeout: SEEN_MS }).toBe(2);
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    await page.context().close();
+  });
 });
