@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { parseDuration } from '../common/duration.js';
 import { ConfigError } from '../common/errors.js';
 import { resolveNatsOptions, type NatsOptionInput, type NatsOptions } from '../common/nats-options.js';
+import { FLEET_SAMPLE_INTERVAL_MS } from './metrics/fleet-sampler.js';
 
 export interface ServerConfig {
   /** host:port for gRPC (agents and API). */
@@ -37,6 +38,8 @@ export interface ServerConfig {
   lostAfterMs: number;
   /** A step still running this long past its timeout is failed by the control plane. */
   stepDeadlineSlackMs: number;
+  /** How often a fleet sample is stored for `drover stats` (FLEET_SAMPLE_INTERVAL_MS). */
+  fleetSampleIntervalMs: number;
   /** When set, NATS agents are served too (--nats and the --nats-* options; docs/nats.md). */
   nats?: NatsOptions;
   /** host:port of the HTTP port (dashboard, /metrics, /healthz, the /ws feed); '' = off. */
@@ -60,6 +63,7 @@ export const DEFAULTS: ServerConfig = {
   stepDeadlineSlackMs: 60_000,
   http: '',
   httpPlain: false,
+  fleetSampleIntervalMs: FLEET_SAMPLE_INTERVAL_MS,
 };
 
 const ENV: Record<string, keyof ServerConfig> = {
@@ -100,6 +104,7 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
     stepDeadlineSlackMs: Number(merged.stepDeadlineSlackMs),
     http: String(merged.http ?? ''),
     httpPlain: merged.httpPlain === true || merged.httpPlain === 'true',
+    fleetSampleIntervalMs: Number(merged.fleetSampleIntervalMs),
   };
   if (!isHostPort(cfg.listen)) {
     throw new ConfigError(`--listen "${cfg.listen}" is not host:port (for example 127.0.0.1:7400 or 0.0.0.0:7400)`);
@@ -128,7 +133,7 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
   if (cfg.lostAfterMs < cfg.disconnectAfterMs) {
     throw new ConfigError(`--lost-after-ms (${cfg.lostAfterMs}) must not be shorter than --disconnect-after-ms (${cfg.disconnectAfterMs})`);
   }
-  for (const k of ['heartbeatIntervalMs', 'maxRuns', 'disconnectAfterMs', 'lostAfterMs', 'stepDeadlineSlackMs'] as const) {
+  for (const k of ['heartbeatIntervalMs', 'maxRuns', 'disconnectAfterMs', 'lostAfterMs', 'stepDeadlineSlackMs', 'fleetSampleIntervalMs'] as const) {
     if (!Number.isInteger(cfg[k]) || cfg[k] <= 0) throw new ConfigError(`${k} must be a positive integer, got ${merged[k]}`);
   }
   const nats = resolveNatsOptions(file as NatsOptionInput, flags, env);

@@ -14,6 +14,9 @@ import { deviceService } from './api/device-api.js';
 import { workflowService } from './api/workflow-api.js';
 import { accessService, enrollHandler } from './api/access-api.js';
 import { auditService } from './api/audit-api.js';
+import { statsService } from './api/stats-api.js';
+import { fleetSample } from './metrics/fleet-sampler.js';
+import { StatsService } from './metrics/stats.js';
 import { secretService } from './api/secret-api.js';
 import { AuditLog } from './security/audit.js';
 import { SecretBox, SecretKeyError } from './security/secret-box.js';
@@ -187,6 +190,8 @@ async function serve(cfg: ServerConfig) {
     natsJwt,
     audit,
   });
+  // The fleet's utilisation history (drover stats), durable in the data dir.
+  setInterval(() => store.appendFleetSample(fleetSample(fleet.list(), now())), cfg.fleetSampleIntervalMs).unref();
   // Certificates that expired on a live link (the agent did not renew), once a second.
   setInterval(() => sessions.sweepExpired(), 1000).unref();
   metrics.watch({ fleet, runs, store, sessions });
@@ -230,6 +235,8 @@ async function serve(cfg: ServerConfig) {
   server.addService(v1.DeviceService.service, deviceService(devices));
   server.addService(v1.SecretService.service, secretService(secrets));
   server.addService(v1.AuditService.service, auditService(audit));
+  const stats = new StatsService(store, now);
+  server.addService(v1.StatsService.service, statsService(stats));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(cfg.listen, cfg.insecure ? grpc.ServerCredentials.createInsecure() : tlsCredentials(pki), (err, p) => (err ? reject(err) : resolve(p))),
   ).catch((err: Error) => {
@@ -258,7 +265,7 @@ async function serve(cfg: ServerConfig) {
       tls: cfg.httpPlain ? undefined : { cert: pki.serverCertPem + pki.caPem, key: pki.serverKeyPem },
       auth: new HttpAuth({ tokens, throttle, audit, adminTokenFile, now }),
       metrics,
-      feed: { fleet, runs, store, devices, history, audit, log: log.child({ component: 'dashboard' }), now },
+      feed: { fleet, runs, store, devices, history, audit, stats, log: log.child({ component: 'dashboard' }), now },
       log: log.child({ component: 'http' }),
     });
     log.info({ url: http.url, tls: !cfg.httpPlain }, 'HTTP port listening (dashboard, /metrics, /healthz)');
@@ -298,6 +305,7 @@ const program = new Command('drover server')
   .option('--max-runs <n>', `finished runs kept with their logs (default: ${DEFAULTS.maxRuns})`, (v) => Number(v))
   .option('--disconnect-after-ms <ms>', 'mark a silent agent disconnected after this (default: 3 heartbeat intervals)', (v) => Number(v))
   .option('--lost-after-ms <ms>', `mark a disconnected agent lost after this; its steps follow the workflow's onAgentLost (default: ${DEFAULTS.lostAfterMs})`, (v) => Number(v))
+  .option('--fleet-sample-interval-ms <ms>', `how often a sample of the fleet's CPU and memory is stored for drover stats (default: ${DEFAULTS.fleetSampleIntervalMs})`, (v) => Number(v))
   .option('--step-deadline-slack-ms <ms>', `fail a step still running this long past its timeout (its agent stopped reporting) (default: ${DEFAULTS.stepDeadlineSlackMs})`, (v) => Number(v))
   .option('--advertise <hosts>', 'extra host names or addresses, comma-separated, that clients use to reach this server: the server certificate names them (env DROVER_ADVERTISE)')
   .option('--agent-cert-ttl <duration>', 'lifetime of agent certificates; agents renew at two thirds of it (default: 30d)')

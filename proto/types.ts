@@ -56,3 +56,8 @@ export type { SecretInfo, SecretInfo__Output as SecretInfoOut } from './gen/drov
 export type { AuditServiceClient, AuditServiceHandlers } from './gen/drover/v1/AuditService.js';
 export type { AuditRecord, AuditRecord__Output as AuditRecordOut } from './gen/drover/v1/AuditRecord.js';
 export type { VerifyAuditResponse, VerifyAuditResponse__Output as VerifyAuditResponseOut } from './gen/drover/v1/VerifyAuditResponse.js';
+export type { StatsServiceClient, StatsServiceHandlers } from './gen/drover/v1/StatsService.js';
+export type { GetStatsRequest, GetStatsRequest__Output as GetStatsRequestOut } from './gen/drover/v1/GetStatsRequest.js';
+export type { Stats, Stats__Output as StatsOut } from './gen/drover/v1/Stats.js';
+export type { WorkflowStats, WorkflowStats__Output as WorkflowStatsOut } from './gen/drover/v1/WorkflowStats.js';
+export type { StatsBucket, StatsBucket__Output as StatsBucketOut } from './gen/drover/v1/StatsBucket.js';

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { AccessApi } from './access.js';
 import { AuditApi } from './audit.js';
 import { SecretsApi } from './secrets.js';
+import { StatsApi } from './stats.js';
 import { Connection, DEFAULT_ADDRESS, DEFAULT_CONNECT_TIMEOUT_MS } from './connection.js';
 import { FileNotFoundError, InvalidInputError } from './errors.js';
 import { DevicesApi } from './devices.js';
@@ -91,6 +92,8 @@ export class DroverClient {
   readonly secrets: SecretsApi;
   /** The audit log: read it, verify its hash chain (admin role). */
   readonly audit: AuditApi;
+  /** The four orchestration metrics over a window (docs/metrics.md), viewer role. */
+  readonly stats: StatsApi;
   private readonly conn: Connection;
 
   constructor(options: ClientOptions = {}) {
@@ -104,6 +107,7 @@ export class DroverClient {
     this.access = new AccessApi(this.conn);
     this.secrets = new SecretsApi(this.conn);
     this.audit = new AuditApi(this.conn);
+    this.stats = new StatsApi(this.conn);
   }
 
   /** Log lines of a run, or of one step when `stepId` is given. */

@@ -11,7 +11,7 @@
  * waits for the next one up to the deadline rather than fail a call.
  */
 import * as grpc from '@grpc/grpc-js';
-import { droverV1, type AccessServiceClient, type AuditServiceClient, type DeviceServiceClient, type SecretServiceClient, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
+import { droverV1, type AccessServiceClient, type AuditServiceClient, type DeviceServiceClient, type SecretServiceClient, type StatsServiceClient, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
 import { CallStream } from './call-stream.js';
 import { fromGrpcError, serverUnreachable } from './errors.js';
 import { diagnoseTls } from './tls.js';
@@ -48,6 +48,7 @@ export class Connection {
   readonly access: AccessServiceClient;
   readonly secrets: SecretServiceClient;
   readonly audit: AuditServiceClient;
+  readonly stats: StatsServiceClient;
   private readonly channel: grpc.Channel;
   private ready: Promise<void> | undefined;
 
@@ -76,6 +77,7 @@ export class Connection {
     this.access = new v1.AccessService(address, creds, opts);
     this.secrets = new v1.SecretService(address, creds, opts);
     this.audit = new v1.AuditService(address, creds, opts);
+    this.stats = new v1.StatsService(address, creds, opts);
   }
 
   /** Resolves once the channel is READY; rejects with SERVER_UNREACHABLE. */

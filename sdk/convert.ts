@@ -14,6 +14,8 @@ import type {
   RunEventOut,
   RunInfoOut,
   RunStatus as WireRunStatus,
+  StatsOut,
+  WorkflowStatsOut,
   StepInfoOut,
   ValidateWorkflowResponseOut,
   WorkflowInfoOut,
@@ -35,10 +37,12 @@ import type {
   Run,
   RunEvent,
   RunStatus,
+  Stats,
   Step,
   StepKind,
   StepStatus,
   TargetStrategy,
+  WorkflowStats,
   WorkflowValidation,
 } from './types.js';
 
@@ -288,3 +292,18 @@ export function toRegisteredWorkflow(w: WorkflowInfoOut): RegisteredWorkflow {
     changed: w.changed,
   };
 }
+
+/** Converts a Stats message: the window's bounds and each bucket's start as ms since epoch. */
+export function toStats(s: StatsOut): Stats {
+  return { from: s.fromMs, to: s.toMs, overall: toWorkflowStats(s.overall), workflows: s.workflows.map(toWorkflowStats) };
+}
+
+function toWorkflowStats(w: WorkflowStatsOut | null): WorkflowStats {
+  const { trend, ...figures } = w ?? EMPTY_WORKFLOW_STATS;
+  return { ...figures, trend: trend.map((b) => ({ start: b.startMs, ended: b.ended, succeeded: b.succeeded, failed: b.failed, cycleP50Ms: b.cycleP50Ms })) };
+}
+
+const EMPTY_WORKFLOW_STATS: WorkflowStatsOut = {
+  workflow: '', runsEnded: 0, runsSucceeded: 0, runsFailed: 0, runsCancelled: 0, runsActive: 0, completionRate: 0, cycleP50Ms: 0, cycleP95Ms: 0, cycleMaxMs: 0,
+  attempts: 0, attemptsFailed: 0, attemptErrorRate: 0, runErrorRate: 0, cpuSeconds: 0, peakRssBytes: 0, fleetCpuPercent: 0, fleetMemoryPercent: 0, trend: [],
+};

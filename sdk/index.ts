@@ -8,6 +8,7 @@ export { WorkflowsApi } from './workflows.js';
 export { AccessApi, type AgentCredential, type CreateEnrollTokenOptions, type CreateTokenOptions, type Role, type TokenInfo } from './access.js';
 export { SecretsApi, type SecretInfo } from './secrets.js';
 export { AuditApi, type AuditRecord, type AuditVerification, type ListAuditOptions } from './audit.js';
+export { StatsApi, type GetStatsOptions } from './stats.js';
 export { DevicesApi, type AddDeviceOptions, type ListDevicesOptions } from './devices.js';
 export { formatWorkflowRef, parseWorkflowRef, type ParsedWorkflowRef } from './source.js';
 export * from './builder.js';

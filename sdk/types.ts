@@ -337,6 +337,64 @@ export interface DeviceSpec {
   maxSessions?: number;
 }
 
+/**
+ * The four orchestration metrics of one workflow (or of every workflow, in
+ * `Stats.overall`, where `workflow` is '') over a window. Definitions:
+ * docs/metrics.md. Rates are 0..1; 0 when there is nothing to divide.
+ */
+export interface WorkflowStats {
+  workflow: string;
+  /** Runs that ended (succeeded, failed or cancelled) in the window. */
+  runsEnded: number;
+  runsSucceeded: number;
+  runsFailed: number;
+  runsCancelled: number;
+  /** Runs pending or running now. */
+  runsActive: number;
+  /** runsSucceeded / runsEnded. */
+  completionRate: number;
+  /** Submit to end of the runs that ended, nearest-rank percentiles, ms. */
+  cycleP50Ms: number;
+  cycleP95Ms: number;
+  cycleMaxMs: number;
+  /** Step attempts of those runs, and how many failed or were lost. */
+  attempts: number;
+  attemptsFailed: number;
+  /** attemptsFailed / attempts. */
+  attemptErrorRate: number;
+  /** runsFailed / runsEnded. */
+  runErrorRate: number;
+  /** Sum over those runs' steps. */
+  cpuSeconds: number;
+  /** Max over those runs' steps. */
+  peakRssBytes: number;
+  /** Mean fleet CPU and memory % over the stored samples taken while those runs ran. */
+  fleetCpuPercent: number;
+  fleetMemoryPercent: number;
+  /** Equal slices of the window, oldest first. */
+  trend: StatsBucket[];
+}
+
+/** One slice of a window: the runs that ended in it. */
+export interface StatsBucket {
+  /** Start of the slice, ms since epoch. */
+  start: number;
+  ended: number;
+  succeeded: number;
+  failed: number;
+  /** Median cycle time of those runs, ms (0: none). */
+  cycleP50Ms: number;
+}
+
+/** What `stats.get` returns: the window [from, to] (ms since epoch), every workflow together, and each one by name. */
+export interface Stats {
+  from: number;
+  to: number;
+  overall: WorkflowStats;
+  /** Workflows with a run ended in the window or active now, by name. */
+  workflows: WorkflowStats[];
+}
+
 /** True once a run can change no more. */
 export function isTerminal(status: RunStatus): boolean {
   return status === 'succeeded' || status === 'failed' || status === 'cancelled';

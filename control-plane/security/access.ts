@@ -60,6 +60,7 @@ export const RPC_RULES: Record<string, Rule> = {
   '/drover.v1.SecretService/DeleteSecret': 'admin',
   '/drover.v1.AuditService/ListAudit': 'admin',
   '/drover.v1.AuditService/VerifyAudit': 'admin',
+  '/drover.v1.StatsService/GetStats': 'viewer',
 };
 
 /**

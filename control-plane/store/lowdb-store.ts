@@ -29,6 +29,7 @@ import { ChangeLog, changeLogFile } from './change-log.js';
 import { describeError, nodeDisk, type Disk } from './disk.js';
 import { DurableJsonFile } from './durable-json-file.js';
 import { LogFiles } from './log-files.js';
+import { FleetSampleFile, type FleetSample } from './fleet-samples.js';
 import { TERMINAL_RUN, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type StoreHealth, type TokenRecord, type LogRead, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
 
 interface Doc {
@@ -96,6 +97,8 @@ export class LowdbStore implements Store {
   private readonly logBase: string;
   private log: ChangeLog | undefined;
   private logs: LogFiles;
+  /** The fleet sample history, in its own file: not state, so never in the document or its change log. */
+  private samples: FleetSampleFile;
   private changed = 0;
   private written = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -148,6 +151,7 @@ export class LowdbStore implements Store {
     this.db = new Low<Doc>(this.file, { version: 1, agents: {}, runs: {}, workflows: {} });
     this.logBase = changeLogFile(opts.dataDir);
     this.logs = new LogFiles(join(opts.dataDir, 'logs'), { disk: this.disk, warn: (fields, msg) => this.logger?.warn(fields, msg) });
+    this.samples = new FleetSampleFile(join(opts.dataDir, 'fleet-samples.ndjson'), { disk: this.disk, warn: (fields, msg) => this.logger?.warn(fields, msg) });
     this.coalesceMs = opts.coalesceMs ?? 10;
     this.maxRuns = opts.maxRuns ?? 1000;
     this.compactMinBytes = opts.compactMinBytes ?? COMPACT_MIN_BYTES;
@@ -156,6 +160,7 @@ export class LowdbStore implements Store {
   /** Loads the state; returns a description when it had to recover from the backup, else ''. */
   async open(): Promise<string> {
     await this.db.read();
+    this.samples.open();
     const fresh = this.file.bytes === 0;
     const data = this.db.data;
     data.workflows ??= {};
@@ -320,6 +325,12 @@ export class LowdbStore implements Store {
   storedLogSeqs(runId: string) {
     return this.logs.seqs(runId);
   }
+  appendFleetSample(sample: FleetSample) {
+    this.samples.append(sample);
+  }
+  fleetSamples(fromMs: number, toMs: number) {
+    return this.samples.range(fromMs, toMs);
+  }
 
   /** While unhealthy, waits for the next scheduled try instead of starting one: the backoff holds however many wait. */
   flush(): Promise<void> {
@@ -363,6 +374,7 @@ export class LowdbStore implements Store {
     this.settle(() => true, (w) => w.reject(new Error('the store was closed before this change was written')));
     this.log?.close();
     this.logs.close();
+    await this.samples.close();
   }
 
   private insertSorted(run: RunRecord, replaced: RunRecord | undefined) {

@@ -1,4 +1,5 @@
 /** A Store that keeps everything in memory: for tests and throwaway servers. */
+import { SampleWindow, type FleetSample } from './fleet-samples.js';
 import { LOG_PAGE_RECORDS, logMatches, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type TokenRecord, type LogPage, type LogRead, type LogRecord, type RunRecord, type Store, type StoreHealth, type WorkflowVersion } from './store.js';
 
 export class MemoryStore implements Store {
@@ -10,6 +11,7 @@ export class MemoryStore implements Store {
   private tokens = new Map<string, TokenRecord>();
   private credentials = new Map<string, CredentialRecord>();
   private secrets = new Map<string, SecretRecord>();
+  private samples = new SampleWindow();
 
   async open() {}
   getAgent(name: string) {
@@ -105,6 +107,12 @@ export class MemoryStore implements Store {
     const seqs = new Map<string, number>();
     for (const r of (this.logs.get(runId) ?? [])) if (r.seq && r.seq > (seqs.get(r.agent) ?? 0)) seqs.set(r.agent, r.seq);
     return seqs;
+  }
+  appendFleetSample(sample: FleetSample) {
+    this.samples.add(sample);
+  }
+  fleetSamples(fromMs: number, toMs: number) {
+    return this.samples.range(fromMs, toMs);
   }
   async flush() {}
   health(): StoreHealth {

@@ -8,9 +8,12 @@
  */
 import type { LogRecord, RunRecord, StepRecord } from '../model/run.js';
 import type { FleetDevice } from '../model/target.js';
+import type { FleetSample } from './fleet-samples.js';
 
 export type { AttemptRecord, AttemptStatus, LogRecord, RunRecord, RunStatus, StepRecord, StepStatus } from '../model/run.js';
 export { TERMINAL_RUN, TERMINAL_STEP } from '../model/run.js';
+export type { FleetSample } from './fleet-samples.js';
+export { FLEET_SAMPLE_RETENTION_MS } from './fleet-samples.js';
 
 export interface AgentFacts {
   hostname: string;
@@ -249,6 +252,14 @@ export interface Store {
    * them. The map returned is the caller's.
    */
   storedLogSeqs(runId: string): Map<string, number>;
+  /**
+   * Records one sample of the fleet (kept FLEET_SAMPLE_RETENTION_MS before
+   * the newest). Never throws: a disk that refuses it is logged and the
+   * sample waits in memory for the next one. Not part of flush().
+   */
+  appendFleetSample(sample: FleetSample): void;
+  /** Stored fleet samples with fromMs <= t <= toMs, oldest first. */
+  fleetSamples(fromMs: number, toMs: number): FleetSample[];
   /**
    * Resolves once everything put so far is on disk; rejects with the error
    * of a write that failed (the store then retries by itself: ask again to

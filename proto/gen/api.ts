@@ -38,6 +38,7 @@ import type { GetAgentRequest as _drover_v1_GetAgentRequest, GetAgentRequest__Ou
 import type { GetDeviceRequest as _drover_v1_GetDeviceRequest, GetDeviceRequest__Output as _drover_v1_GetDeviceRequest__Output } from './drover/v1/GetDeviceRequest.js';
 import type { GetLogsRequest as _drover_v1_GetLogsRequest, GetLogsRequest__Output as _drover_v1_GetLogsRequest__Output } from './drover/v1/GetLogsRequest.js';
 import type { GetRunRequest as _drover_v1_GetRunRequest, GetRunRequest__Output as _drover_v1_GetRunRequest__Output } from './drover/v1/GetRunRequest.js';
+import type { GetStatsRequest as _drover_v1_GetStatsRequest, GetStatsRequest__Output as _drover_v1_GetStatsRequest__Output } from './drover/v1/GetStatsRequest.js';
 import type { GetWorkflowRequest as _drover_v1_GetWorkflowRequest, GetWorkflowRequest__Output as _drover_v1_GetWorkflowRequest__Output } from './drover/v1/GetWorkflowRequest.js';
 import type { Heartbeat as _drover_v1_Heartbeat, Heartbeat__Output as _drover_v1_Heartbeat__Output } from './drover/v1/Heartbeat.js';
 import type { Hello as _drover_v1_Hello, Hello__Output as _drover_v1_Hello__Output } from './drover/v1/Hello.js';
@@ -86,6 +87,9 @@ import type { SetSecretRequest as _drover_v1_SetSecretRequest, SetSecretRequest_
 import type { SignedControl as _drover_v1_SignedControl, SignedControl__Output as _drover_v1_SignedControl__Output } from './drover/v1/SignedControl.js';
 import type { SshCommand as _drover_v1_SshCommand, SshCommand__Output as _drover_v1_SshCommand__Output } from './drover/v1/SshCommand.js';
 import type { SshSpec as _drover_v1_SshSpec, SshSpec__Output as _drover_v1_SshSpec__Output } from './drover/v1/SshSpec.js';
+import type { Stats as _drover_v1_Stats, Stats__Output as _drover_v1_Stats__Output } from './drover/v1/Stats.js';
+import type { StatsBucket as _drover_v1_StatsBucket, StatsBucket__Output as _drover_v1_StatsBucket__Output } from './drover/v1/StatsBucket.js';
+import type { StatsServiceClient as _drover_v1_StatsServiceClient, StatsServiceDefinition as _drover_v1_StatsServiceDefinition } from './drover/v1/StatsService.js';
 import type { StepCounts as _drover_v1_StepCounts, StepCounts__Output as _drover_v1_StepCounts__Output } from './drover/v1/StepCounts.js';
 import type { StepEvent as _drover_v1_StepEvent, StepEvent__Output as _drover_v1_StepEvent__Output } from './drover/v1/StepEvent.js';
 import type { StepInfo as _drover_v1_StepInfo, StepInfo__Output as _drover_v1_StepInfo__Output } from './drover/v1/StepInfo.js';
@@ -104,6 +108,7 @@ import type { WhoAmIRequest as _drover_v1_WhoAmIRequest, WhoAmIRequest__Output a
 import type { WhoAmIResponse as _drover_v1_WhoAmIResponse, WhoAmIResponse__Output as _drover_v1_WhoAmIResponse__Output } from './drover/v1/WhoAmIResponse.js';
 import type { WorkflowInfo as _drover_v1_WorkflowInfo, WorkflowInfo__Output as _drover_v1_WorkflowInfo__Output } from './drover/v1/WorkflowInfo.js';
 import type { WorkflowServiceClient as _drover_v1_WorkflowServiceClient, WorkflowServiceDefinition as _drover_v1_WorkflowServiceDefinition } from './drover/v1/WorkflowService.js';
+import type { WorkflowStats as _drover_v1_WorkflowStats, WorkflowStats__Output as _drover_v1_WorkflowStats__Output } from './drover/v1/WorkflowStats.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -153,6 +158,7 @@ export interface ProtoGrpcType {
       GetDeviceRequest: MessageTypeDefinition<_drover_v1_GetDeviceRequest, _drover_v1_GetDeviceRequest__Output>
       GetLogsRequest: MessageTypeDefinition<_drover_v1_GetLogsRequest, _drover_v1_GetLogsRequest__Output>
       GetRunRequest: MessageTypeDefinition<_drover_v1_GetRunRequest, _drover_v1_GetRunRequest__Output>
+      GetStatsRequest: MessageTypeDefinition<_drover_v1_GetStatsRequest, _drover_v1_GetStatsRequest__Output>
       GetWorkflowRequest: MessageTypeDefinition<_drover_v1_GetWorkflowRequest, _drover_v1_GetWorkflowRequest__Output>
       Heartbeat: MessageTypeDefinition<_drover_v1_Heartbeat, _drover_v1_Heartbeat__Output>
       Hello: MessageTypeDefinition<_drover_v1_Hello, _drover_v1_Hello__Output>
@@ -203,6 +209,9 @@ export interface ProtoGrpcType {
       SignedControl: MessageTypeDefinition<_drover_v1_SignedControl, _drover_v1_SignedControl__Output>
       SshCommand: MessageTypeDefinition<_drover_v1_SshCommand, _drover_v1_SshCommand__Output>
       SshSpec: MessageTypeDefinition<_drover_v1_SshSpec, _drover_v1_SshSpec__Output>
+      Stats: MessageTypeDefinition<_drover_v1_Stats, _drover_v1_Stats__Output>
+      StatsBucket: MessageTypeDefinition<_drover_v1_StatsBucket, _drover_v1_StatsBucket__Output>
+      StatsService: SubtypeConstructor<typeof grpc.Client, _drover_v1_StatsServiceClient> & { service: _drover_v1_StatsServiceDefinition }
       StepCounts: MessageTypeDefinition<_drover_v1_StepCounts, _drover_v1_StepCounts__Output>
       StepEvent: MessageTypeDefinition<_drover_v1_StepEvent, _drover_v1_StepEvent__Output>
       StepInfo: MessageTypeDefinition<_drover_v1_StepInfo, _drover_v1_StepInfo__Output>
@@ -224,6 +233,7 @@ export interface ProtoGrpcType {
       WhoAmIResponse: MessageTypeDefinition<_drover_v1_WhoAmIResponse, _drover_v1_WhoAmIResponse__Output>
       WorkflowInfo: MessageTypeDefinition<_drover_v1_WorkflowInfo, _drover_v1_WorkflowInfo__Output>
       WorkflowService: SubtypeConstructor<typeof grpc.Client, _drover_v1_WorkflowServiceClient> & { service: _drover_v1_WorkflowServiceDefinition }
+      WorkflowStats: MessageTypeDefinition<_drover_v1_WorkflowStats, _drover_v1_WorkflowStats__Output>
     }
   }
 }

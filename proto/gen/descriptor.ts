@@ -1144,6 +1144,14 @@ export const DESCRIPTOR = {
         }
        }
       },
+      "StatsService": {
+       "methods": {
+        "GetStats": {
+         "requestType": "GetStatsRequest",
+         "responseType": "Stats"
+        }
+       }
+      },
       "AuditService": {
        "methods": {
         "ListAudit": {
@@ -2404,6 +2412,148 @@ export const DESCRIPTOR = {
         "file": {
          "type": "string",
          "id": 4
+        }
+       }
+      },
+      "GetStatsRequest": {
+       "fields": {
+        "workflow": {
+         "type": "string",
+         "id": 1
+        },
+        "windowMs": {
+         "type": "int64",
+         "id": 2
+        },
+        "buckets": {
+         "type": "int32",
+         "id": 3
+        }
+       }
+      },
+      "Stats": {
+       "fields": {
+        "fromMs": {
+         "type": "int64",
+         "id": 1
+        },
+        "toMs": {
+         "type": "int64",
+         "id": 2
+        },
+        "overall": {
+         "type": "WorkflowStats",
+         "id": 3
+        },
+        "workflows": {
+         "rule": "repeated",
+         "type": "WorkflowStats",
+         "id": 4
+        }
+       }
+      },
+      "WorkflowStats": {
+       "fields": {
+        "workflow": {
+         "type": "string",
+         "id": 1
+        },
+        "runsEnded": {
+         "type": "int32",
+         "id": 2
+        },
+        "runsSucceeded": {
+         "type": "int32",
+         "id": 3
+        },
+        "runsFailed": {
+         "type": "int32",
+         "id": 4
+        },
+        "runsCancelled": {
+         "type": "int32",
+         "id": 5
+        },
+        "runsActive": {
+         "type": "int32",
+         "id": 6
+        },
+        "completionRate": {
+         "type": "double",
+         "id": 7
+        },
+        "cycleP50Ms": {
+         "type": "int64",
+         "id": 8
+        },
+        "cycleP95Ms": {
+         "type": "int64",
+         "id": 9
+        },
+        "cycleMaxMs": {
+         "type": "int64",
+         "id": 10
+        },
+        "attempts": {
+         "type": "int32",
+         "id": 11
+        },
+        "attemptsFailed": {
+         "type": "int32",
+         "id": 12
+        },
+        "attemptErrorRate": {
+         "type": "double",
+         "id": 13
+        },
+        "runErrorRate": {
+         "type": "double",
+         "id": 14
+        },
+        "cpuSeconds": {
+         "type": "double",
+         "id": 15
+        },
+        "peakRssBytes": {
+         "type": "int64",
+         "id": 16
+        },
+        "fleetCpuPercent": {
+         "type": "double",
+         "id": 17
+        },
+        "fleetMemoryPercent": {
+         "type": "double",
+         "id": 18
+        },
+        "trend": {
+         "rule": "repeated",
+         "type": "StatsBucket",
+         "id": 19
+        }
+       }
+      },
+      "StatsBucket": {
+       "fields": {
+        "startMs": {
+         "type": "int64",
+         "id": 1
+        },
+        "ended": {
+         "type": "int32",
+         "id": 2
+        },
+        "succeeded": {
+         "type": "int32",
+         "id": 3
+        },
+        "failed": {
+         "type": "int32",
+         "id": 4
+        },
+        "cycleP50Ms": {
+         "type": "int64",
+         "id": 5
         }
        }
       }

@@ -15,6 +15,7 @@ import * as run from './commands/run.js';
 import * as runs from './commands/runs.js';
 import * as server from './commands/server.js';
 import * as status from './commands/status.js';
+import * as stats from './commands/stats.js';
 import * as plan from './commands/plan.js';
 import * as validate from './commands/validate.js';
 import * as workflowApply from './commands/workflow/apply.js';
@@ -85,7 +86,7 @@ const secret = group(
   examples('printf %s "$DB_PASSWORD" | drover secret set DB_PASSWORD', 'drover secret list', 'drover secret rm DB_PASSWORD'),
 );
 
-const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, workflow, token, secret, audit, whoami];
+const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, stats, workflow, token, secret, audit, whoami];
 
 /** The package version from package.json: two levels up from sdk/cli/ in the source tree, three from dist/sdk/cli/. */
 function version(): string {
