@@ -4,7 +4,7 @@
  * message objects exactly as the gRPC API builds them (camelCase, int64 as
  * numbers, enums as strings), so their types come from proto/, type-only.
  */
-import type { AgentInfoOut, DeviceInfoOut, LogLineOut, RunInfoOut, StepInfoOut } from '../../proto/types.js';
+import type { AgentInfoOut, DeviceInfoOut, LogLineOut, RunInfoOut, StatsBucketOut, StatsOut, StepInfoOut, WorkflowStatsOut } from '../../proto/types.js';
 
 export type AgentInfo = AgentInfoOut;
 export type DeviceInfo = DeviceInfoOut;
@@ -22,44 +22,10 @@ export interface Sample {
   mem: number;
 }
 
-/** One slice of a Stats window (StatsService.GetStats). */
-export interface StatsBucket {
-  startMs: number;
-  ended: number;
-  succeeded: number;
-  failed: number;
-  cycleP50Ms: number;
-}
-
-/** The four metrics of one workflow ('' in `overall`) over the window. */
-export interface WorkflowStats {
-  workflow: string;
-  runsEnded: number;
-  runsSucceeded: number;
-  runsFailed: number;
-  runsCancelled: number;
-  runsActive: number;
-  completionRate: number;
-  cycleP50Ms: number;
-  cycleP95Ms: number;
-  cycleMaxMs: number;
-  attempts: number;
-  attemptsFailed: number;
-  attemptErrorRate: number;
-  runErrorRate: number;
-  cpuSeconds: number;
-  peakRssBytes: number;
-  fleetCpuPercent: number;
-  fleetMemoryPercent: number;
-  trend: StatsBucket[];
-}
-
-export interface Stats {
-  fromMs: number;
-  toMs: number;
-  overall: WorkflowStats | null;
-  workflows: WorkflowStats[];
-}
+/** The four metrics (StatsService.GetStats): a window, `overall`, and one entry per workflow with its trend. */
+export type Stats = StatsOut;
+export type WorkflowStats = WorkflowStatsOut;
+export type StatsBucket = StatsBucketOut;
 
 /** A topic the page subscribes to, as sent. */
 export type Subscription =
