@@ -2,7 +2,7 @@
 import { useState } from 'preact/hooks';
 import { TrendChart } from './chart.js';
 import { useApp, useSubscription } from './context.js';
-import { bytes, cpu, duration, percent } from './format.js';
+import { bytes, duration, percent } from './format.js';
 import type { WorkflowStats } from './messages.js';
 
 const WINDOWS: [string, number][] = [
@@ -48,13 +48,16 @@ function WorkflowTile({ w, title }: { w: WorkflowStats; title: string }) {
         />
         <Figure
           label="CPU time"
-          value={cpu(w.cpuSeconds)}
+          value={`${w.cpuSeconds.toFixed(w.cpuSeconds < 100 ? 2 : 0)} s`}
           sub={[`peak mem ${bytes(w.peakRssBytes)}`, `fleet ${w.fleetCpuPercent.toFixed(0)}% CPU · ${w.fleetMemoryPercent.toFixed(0)}% mem`]}
         />
       </div>
       <TrendChart trend={w.trend} />
       <div class="trend-legend muted">
-        <span>runs ended per slice: <span class="tone-text-succeeded">succeeded</span> · <span class="tone-text-failed">failed</span></span>
+        <span>
+          runs ended per slice: <span class="tone-text-succeeded">succeeded</span> · <span class="tone-text-failed">failed</span> ·{' '}
+          <span class="tone-text-cancelled">cancelled</span>
+        </span>
         <span>line: cycle time p50</span>
       </div>
     </article>

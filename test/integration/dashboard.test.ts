@@ -109,6 +109,7 @@ steps:
     const row = page.locator(`[data-testid=run-row][data-run="${handle.id}"]`);
     await row.waitFor({ timeout: SEEN_MS });
     expect(await row.textContent()).toContain('ticket=OPS-42');
+    await shot(page, 'runs');
     await row.click();
 
     const node = (step: string) => page.locator(`[data-testid=dag-node][data-step="${step}"]`);
@@ -116,6 +117,7 @@ steps:
     expect(await page.locator('[data-testid=dag-node]').evaluateAll((els) => els.map((e) => e.getAttribute('data-step')).sort())).toEqual(['fan', 'prepare', 'report']);
     expect(await node('report').getAttribute('data-tone')).toBe('pending');
     expect(await node('fan').textContent()).toContain('×2');
+    await shot(page, 'run-live');
     await expect
       .poll(() => page.locator('[data-testid=dag-node]').evaluateAll((els) => els.map((e) => e.getAttribute('data-tone'))), { timeout: 60_000 })
       .toEqual(['succeeded', 'succeeded', 'succeeded']);
