@@ -3,7 +3,7 @@ import { useApp, useSubscription } from './context.js';
 import { ago, duration, paramsSummary } from './format.js';
 import type { RunInfo } from './messages.js';
 import { href, useNow } from './route.js';
-import { runEnded, runTone, runWord } from './states.js';
+import { runTone, runWord } from './states.js';
 
 const SUB = { type: 'subscribe', topic: 'runs' } as const;
 
@@ -48,8 +48,8 @@ export function RunsPage() {
         <table class="grid runs">
           <colgroup>
             <col style="width:112px" />
-            <col style="width:120px" />
-            <col style="width:200px" />
+            <col style="width:214px" />
+            <col style="width:190px" />
             <col />
             <col style="width:110px" />
             <col style="width:100px" />
@@ -72,8 +72,8 @@ export function RunsPage() {
                 <td>
                   <span class={`pill tone-${runTone(r)}`}>{runWord(r)}</span>
                 </td>
-                <td class="mono">
-                  <a href={href({ page: 'run', id: r.id })}>{r.id.slice(0, 12)}</a>
+                <td class="mono ellipsis" title={r.id}>
+                  <a href={href({ page: 'run', id: r.id })}>{r.id}</a>
                 </td>
                 <td class="strong ellipsis" title={r.workflow}>
                   {r.workflow}
@@ -84,7 +84,7 @@ export function RunsPage() {
                 <td class="num" title={new Date(r.createdMs).toISOString()}>
                   {ago(r.startedMs || r.createdMs, now)}
                 </td>
-                <td class="num right">{runEnded(r) || r.startedMs ? duration(runDuration(r, now)) : '–'}</td>
+                <td class="num right">{runWord(r) === 'pending' ? '–' : duration(runDuration(r, now))}</td>
                 <td>
                   <StepBar run={r} />
                 </td>
