@@ -56,7 +56,7 @@ describe.skipIf(!haveChromium && process.env.CI !== 'true')('dashboard - in a re
     server = await startServer({ args: ['--http', '127.0.0.1:0', '--http-plain'] });
     url = await waitFor(() => /dashboard on (http:\/\/\S+?)\/?(\s|$)/.exec(server.output())?.[1], 15_000, () => `dashboard address:\n${server.output()}`);
     url = `${url}/`;
-    startAgent(server, 'dash-a', { tier: 'edge', role: 'directory' });
+    startAgent(server, 'dash-a', { tier: 'edge', role: 'directory', proxy: 'lab' });
     startAgent(server, 'dash-b', { tier: 'edge', role: 'assets' });
     admin = new DroverClient(server.clientOptions);
     await waitFor(async () => (await admin.fleet.list()).filter((a) => a.state === 'connected').length === 2, 20_000, () => 'two agents to connect');
@@ -71,10 +71,12 @@ describe.skipIf(!haveChromium && process.env.CI !== 'true')('dashboard - in a re
   });
 
   it('dashboard - a viewer sees both agents, follows a run with a fan-out to green without a reload, and reads a step\'s logs', async () => {
+    await admin.devices.add({ name: 'sw-1', host: '10.0.0.9', user: 'admin', credential: 'sw', network: 'lab', labels: { kind: 'switch' } });
     const page = await openPage(viewerToken);
     await expect.poll(() => page.locator('[data-testid=agent][data-state=connected]').count(), { timeout: SEEN_MS }).toBe(2);
     expect(await page.locator('[data-testid=agent]').evaluateAll((els) => els.map((e) => e.getAttribute('data-agent')))).toEqual(['dash-a', 'dash-b']);
     expect(await page.locator('[data-testid=whoami]').textContent()).toMatch(/viewer/);
+    expect(await page.locator('[data-testid=device]').allTextContents()).toEqual([expect.stringMatching(/^sw-1\s*10\.0\.0\.9:22.*lab.*kind=switch.*dash-a$/)]);
     await page.fill('input[type=search]', 'role=assets');
     await expect.poll(() => page.locator('[data-testid=agent]').evaluateAll((els) => els.map((e) => e.getAttribute('data-agent'))), { timeout: SEEN_MS }).toEqual(['dash-b']);
     await page.fill('input[type=search]', '');
