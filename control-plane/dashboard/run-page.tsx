@@ -13,6 +13,10 @@ import { href, useNow } from './route.js';
 import { StepBar, runDuration } from './runs.js';
 import { runEnded, runTone, runWord, stepTone, stepWord } from './states.js';
 
+/** The graph's box: as tall as the laid-out graph (a run's graph keeps its shape while it runs), within these bounds; wider graphs scale down. */
+const DAG_MIN_H = 110;
+const DAG_MAX_H = 300;
+
 function StepRow({ s, selected, onSelect, now }: { s: StepInfo; selected: boolean; onSelect: () => void; now: number }) {
   const tone = stepTone(s);
   const ran = s.startedMs > 0;
@@ -108,7 +112,7 @@ export function RunPage({ id }: { id: string }) {
       {run.message && <p class={`run-message tone-text-${runTone(run)}`}>{run.message}</p>}
       <div class="run-body">
         <div class="run-left">
-          <div class="dag-box">
+          <div class="dag-box" style={{ height: `${Math.min(DAG_MAX_H, Math.max(DAG_MIN_H, dag.height + 10))}px` }}>
             {steps.length ? <DagView dag={dag} selected={sel ? (sel.parent || sel.id) : ''} onSelect={setSelected} now={now} /> : <p class="empty">No steps.</p>}
           </div>
           <div class="steps-box">
