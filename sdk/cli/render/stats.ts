@@ -13,7 +13,7 @@ function rate(n: number, d: number): string {
 /** Runs ended per slice as bars, scaled to the busiest slice of the row; "·" for an empty slice. */
 export function sparkline(counts: readonly number[]): string {
   const max = Math.max(0, ...counts);
-  return counts.map((c) => (c === 0 ? '·' : BARS[Math.min(BARS.length - 1, Math.ceil((c / max) * BARS.length) - 1)])).join('');
+  return counts.map((c) => (c === 0 ? '·' : BARS[Math.round((c / max) * (BARS.length - 1))])).join('');
 }
 
 /** "7d", "24h", "90m", "30s" as `--since` spells it: the largest whole unit, days only from two of them. */
