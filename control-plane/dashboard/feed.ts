@@ -8,7 +8,7 @@ import type { ClientMessage, ServerMessage, Subscription, Topic } from './messag
 
 /** First reconnect delay; each failed attempt doubles it up to RETRY_MAX_MS. */
 const RETRY_MIN_MS = 500;
-const RETRY_MAX_MS = 10_000;
+const RETRY_MAX_MS = 5_000;
 /** Close code the server uses for a missing or refused token. */
 const CLOSE_UNAUTHENTICATED = 4401;
 

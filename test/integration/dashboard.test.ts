@@ -89,12 +89,14 @@ describe.skipIf(!haveChromium && process.env.CI !== 'true')('dashboard - in a re
       `name: dash-demo
 params:
   ticket: { type: string, default: OPS-1 }
+  go: { type: string }
 steps:
   - id: prepare
     target: { agent: dash-a }
+    env: { GO: "\${{ params.go }}" }
     run: |
       echo "preparing the fleet"
-      sleep 4
+      for i in $(seq 600); do [ -f "$GO" ] && break; sleep 0.1; done
   - id: fan
     needs: [prepare]
     target: { labels: { tier: edge }, strategy: all }
@@ -107,19 +109,24 @@ steps:
     run: echo "report done"
 `,
     );
-    const handle = await admin.runs.launch(file, { ticket: 'OPS-42' });
+    // prepare holds until the page has shown the run in flight: no race with a slow browser.
+    const go = join(dir, 'go');
+    const handle = await admin.runs.launch(file, { ticket: 'OPS-42', go });
     const row = page.locator(`[data-testid=run-row][data-run="${handle.id}"]`);
     await row.waitFor({ timeout: SEEN_MS });
     expect(await row.textContent()).toContain('ticket=OPS-42');
+    expect(await row.textContent()).toContain(handle.id);
     await shot(page, 'runs');
     await row.click();
 
     const node = (step: string) => page.locator(`[data-testid=dag-node][data-step="${step}"]`);
     await node('report').waitFor({ timeout: SEEN_MS });
     expect(await page.locator('[data-testid=dag-node]').evaluateAll((els) => els.map((e) => e.getAttribute('data-step')).sort())).toEqual(['fan', 'prepare', 'report']);
+    await expect.poll(() => node('prepare').getAttribute('data-tone'), { timeout: SEEN_MS }).toBe('running');
     expect(await node('report').getAttribute('data-tone')).toBe('pending');
     expect(await node('fan').textContent()).toContain('×2');
     await shot(page, 'run-live');
+    writeFileSync(go, '');
     await expect
       .poll(() => page.locator('[data-testid=dag-node]').evaluateAll((els) => els.map((e) => e.getAttribute('data-tone'))), { timeout: 60_000 })
       .toEqual(['succeeded', 'succeeded', 'succeeded']);
@@ -207,7 +214,8 @@ steps:
     expect(await page.locator('[data-testid=reconnecting]').textContent()).toContain('reconnecting');
     await shot(page, 'reconnecting');
     server = await startServer({ dataDir: server.dataDir, args: ['--http', `127.0.0.1:${port}`, '--http-plain'] });
-    await page.locator('[data-testid=reconnecting]').waitFor({ state: 'detached', timeout: SEEN_MS });
+    // the page retries at most 5 s apart: a restart on a loaded machine plus one wait.
+    await page.locator('[data-testid=reconnecting]').waitFor({ state: 'detached', timeout: 30_000 });
     await expect.poll(() => page.locator('[data-testid=agent]').count(), { timeout: SEEN_MS }).toBe(2);
     expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
     await page.context().close();
