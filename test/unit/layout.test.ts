@@ -19,12 +19,37 @@ const imports = (dir: string): [string, string][] =>
       return importedFiles.filter((i) => i.fileName.startsWith('.')).map((i): [string, string] => [file, relative('.', join(file, '..', i.fileName))]);
     });
 
+/** The browser dashboard: its own folder, type-only proto/ imports, and only the npm packages it bundles. */
+const DASHBOARD = 'control-plane/dashboard';
+const DASHBOARD_PACKAGES = /^(preact(\/hooks|\/jsx-runtime)?|@dagrejs\/dagre)$/;
+
 describe('layout', () => {
   it('layout - compiler/ and scheduler/ do not import each other; model/ imports neither', () => {
     const violations: string[] = [];
     for (const [dir, forbidden] of Object.entries(FORBIDDEN)) {
       for (const [file, target] of imports(dir)) {
         if (forbidden.some((f) => target.startsWith(`${f}/`))) violations.push(`${file} imports ${target}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it('layout - the dashboard imports nothing from control-plane/ server code, agent/ or sdk/, and proto/ for types only', () => {
+    const violations: string[] = [];
+    const files = readdirSync(DASHBOARD, { recursive: true, encoding: 'utf8' }).filter((f) => /\.tsx?$/.test(f));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) {
+      const file = join(DASHBOARD, f);
+      const src = readFileSync(file, 'utf8');
+      for (const { fileName } of ts.preProcessFile(src, true, true).importedFiles) {
+        if (!fileName.startsWith('.')) {
+          if (!DASHBOARD_PACKAGES.test(fileName)) violations.push(`${file} imports package ${fileName}`);
+          continue;
+        }
+        const target = relative('.', join(file, '..', fileName));
+        if (target.startsWith(`${DASHBOARD}/`)) continue;
+        if (!target.startsWith('proto/')) violations.push(`${file} imports ${target}`);
+        else if (!new RegExp(`import type [^;]+ from '${fileName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}'`).test(src)) violations.push(`${file} imports ${target} for more than types`);
       }
     }
     expect(violations).toEqual([]);
