@@ -84,6 +84,7 @@ export const FIELD_LIMITS: Record<string, FieldLimit> = {
   'ApplyWorkflowRequest.source': SOURCE,
   'SetSecretRequest.value': { maxBytes: 64 * 1024 },
   'ListRunsRequest.limit': { max: 10_000 },
+  'WatchRunsRequest.limit': { max: 10_000 },
   'ListAuditRequest.limit': { max: 100_000 },
 };
 

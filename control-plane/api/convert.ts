@@ -69,6 +69,11 @@ export function toAttemptInfo(a: AttemptRecord): AttemptInfo {
 }
 
 export function toRunInfo(run: RunRecord): RunInfo {
+  return { ...toRunSummary(run), steps: planIndex(run.plan).order.map((id) => toStepInfo(run, run.steps[id])) };
+}
+
+/** A run for a runs list (WatchRuns): everything but its steps, whose counts `stepCounts` carries. */
+export function toRunSummary(run: RunRecord): RunInfo {
   return {
     id: run.id,
     workflow: run.workflow,
@@ -77,7 +82,7 @@ export function toRunInfo(run: RunRecord): RunInfo {
     startedMs: run.startedMs,
     endedMs: run.endedMs,
     params: run.params,
-    steps: planIndex(run.plan).order.map((id) => toStepInfo(run, run.steps[id])),
+    steps: [],
     planHash: run.plan.hash,
     message: run.message,
     workflowVersion: run.workflowVersion,
