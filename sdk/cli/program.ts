@@ -5,6 +5,7 @@ import { caOption, serverOption, tokenOption } from './context.js';
 import { examples } from './help.js';
 import * as agent from './commands/agent.js';
 import * as cancel from './commands/cancel.js';
+import * as completion from './commands/completion.js';
 import * as dev from './commands/dev.js';
 import * as deviceAdd from './commands/device/add.js';
 import * as deviceList from './commands/device/list.js';
@@ -85,7 +86,7 @@ const secret = group(
   examples('printf %s "$DB_PASSWORD" | drover secret set DB_PASSWORD', 'drover secret list', 'drover secret rm DB_PASSWORD'),
 );
 
-const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, workflow, token, secret, audit, whoami];
+const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, workflow, token, secret, audit, whoami, completion];
 
 /** The package version from package.json: two levels up from sdk/cli/ in the source tree, three from dist/sdk/cli/. */
 function version(): string {
