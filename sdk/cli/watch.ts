@@ -34,6 +34,11 @@ export class Screen {
     this.timer ??= setTimeout(() => this.draw(), COALESCE_MS);
   }
 
+  /** Draws now. */
+  now(): void {
+    this.draw();
+  }
+
   /** Draws what is pending now and stops redrawing; the last frame stays on screen. */
   close(): void {
     if (this.timer) this.draw();
@@ -55,12 +60,18 @@ export class Screen {
 /**
  * Feeds every item of `source` to `apply` and redraws `render()` after each
  * burst, until the stream ends or Ctrl-C (which ends the stream, so the
- * command finishes normally: exit code 0, client closed).
+ * command finishes normally: exit code 0, client closed). With `initial`
+ * (a list read just before), the first table is drawn at once, even an empty
+ * one: a watch stream whose snapshot is empty sends nothing until a change.
  */
-export async function watch<T>(source: AsyncIterableIterator<T, undefined, undefined>, apply: (item: T) => void, render: () => string): Promise<void> {
+export async function watch<T>(source: AsyncIterableIterator<T, undefined, undefined>, apply: (item: T) => void, render: () => string, initial?: readonly T[]): Promise<void> {
   const screen = new Screen(render);
   const stop = () => void source.return?.();
   process.once('SIGINT', stop);
+  if (initial) {
+    for (const item of initial) apply(item);
+    screen.now();
+  }
   try {
     for await (const item of source) {
       apply(item);

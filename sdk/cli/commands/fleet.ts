@@ -42,7 +42,8 @@ export function register(program: Command): void {
         }
         const agents = new Map<string, Agent>();
         const sorted = () => [...agents.values()].filter(matches).sort((a, b) => a.name.localeCompare(b.name));
-        await watch(client.fleet.watch(), (a) => agents.set(a.name, a), () => captureList(cmd, sorted(), (view) => fleetTable(sorted(), view)));
+        const initial = await client.fleet.list();
+        await watch(client.fleet.watch(), (a) => agents.set(a.name, a), () => captureList(cmd, sorted(), (view) => fleetTable(sorted(), view)), initial);
       });
     });
 }

@@ -48,10 +48,16 @@ export function register(program: Command): void {
           if (opts.status && r.status !== opts.status) runs.delete(r.id);
           else runs.set(r.id, r);
         };
-        await watch(client.runs.watch(filter), apply, () => {
-          const shown = newest();
-          return captureList(cmd, shown, (view) => runsTable(shown, view));
-        });
+        const initial = await client.runs.list(filter);
+        await watch(
+          client.runs.watch(filter),
+          apply,
+          () => {
+            const shown = newest();
+            return captureList(cmd, shown, (view) => runsTable(shown, view));
+          },
+          initial,
+        );
       });
     });
 }
