@@ -67,7 +67,8 @@ export class Screen {
 export async function watch<T>(source: AsyncIterableIterator<T, undefined, undefined>, apply: (item: T) => void, render: () => string, initial?: readonly T[]): Promise<void> {
   const screen = new Screen(render);
   const stop = () => void source.return?.();
-  process.once('SIGINT', stop);
+  // `on`, not `once`: log-update's signal-exit re-raises SIGINT (exit 130) when it finds no other listener left.
+  process.on('SIGINT', stop);
   if (initial) {
     for (const item of initial) apply(item);
     screen.now();

@@ -59,7 +59,7 @@ export function register(program: Command): void {
         }
         let run: Run | undefined;
         let interrupted = false;
-        process.once('SIGINT', () => (interrupted = true));
+        process.on('SIGINT', () => (interrupted = true));
         await watch(client.runs.watch(id), (e) => (run = applyEvent(run, e)), () => (run ? captureList(cmd, run, (view) => statusView(run!, view)) : ''));
         if (!interrupted && run) process.exitCode = run.status === 'succeeded' ? EXIT.ok : EXIT.failure;
       });
