@@ -14,6 +14,7 @@ export type ApiErrorCode =
   | 'NO_MATCHING_AGENT'
   | 'PLAN_CHANGED'
   | 'RUN_NOT_FOUND'
+  | 'AMBIGUOUS_RUN_ID'
   | 'AGENT_NOT_FOUND'
   | 'RUN_FINISHED'
   | 'RUN_SKIPPED'

@@ -73,10 +73,26 @@ export class Runs {
     this.handle({ type: 'resume', runs: this.store.listRuns() });
   }
 
+  /**
+   * A run by its id or a unique prefix of it (at least MIN_RUN_ID_PREFIX
+   * characters), as GetRun, WatchRun, CancelRun and GetLogs take it.
+   * Throws RUN_NOT_FOUND, or AMBIGUOUS_RUN_ID naming some of the candidates.
+   */
   get(id: string): RunRecord {
-    const run = this.store.getRun(id);
+    const run = this.store.getRun(id) ?? this.byPrefix(id);
     if (!run) throw new NotFoundError('RUN_NOT_FOUND', `no run with id "${id}"`, 'list runs with `drover runs`');
     return run;
+  }
+
+  private byPrefix(prefix: string): RunRecord | undefined {
+    if (prefix.length < MIN_RUN_ID_PREFIX) {
+      throw new ApiError('INVALID_INPUT', `run id "${prefix}" is too short: give the whole id or at least ${MIN_RUN_ID_PREFIX} characters of it`, 'list runs with `drover runs`');
+    }
+    const matches = this.store.listRuns().filter((r) => r.id.startsWith(prefix));
+    if (matches.length <= 1) return matches[0];
+    const shown = matches.slice(0, AMBIGUOUS_SHOWN).map((r) => r.id);
+    const more = matches.length > shown.length ? ` and ${matches.length - shown.length} more` : '';
+    throw new ApiError('AMBIGUOUS_RUN_ID', `run id prefix "${prefix}" matches ${matches.length} runs: ${shown.join(', ')}${more}`, 'give more characters of the id');
   }
 
   list(filter: { limit?: number; workflow?: string; status?: string }): RunRecord[] {
@@ -195,13 +211,13 @@ export class Runs {
   async cancel(id: string, reason: string): Promise<RunRecord> {
     const run = this.get(id);
     if (TERMINAL_RUN.has(run.status)) {
-      throw new ApiError('RUN_FINISHED', `run ${id} already ${run.status}; there is nothing to cancel`);
+      throw new ApiError('RUN_FINISHED', `run ${run.id} already ${run.status}; there is nothing to cancel`);
     }
-    this.handle({ type: 'cancel', runId: id, reason });
+    this.handle({ type: 'cancel', runId: run.id, reason });
     // Not refused on a failing disk (cancelling a step that fills it is how one gets out): the agents have the
     // cancel and report their steps cancelled, unacknowledged until the store writes again; so does the record.
     await this.store.flush().catch((err: unknown) => {
-      this.log.warn({ run: id, err: (err as Error).message }, 'run cancelled, but not on disk yet: the store writes it once the data dir can be written');
+      this.log.warn({ run: run.id, err: (err as Error).message }, 'run cancelled, but not on disk yet: the store writes it once the data dir can be written');
     });
     return run;
   }
@@ -273,6 +289,12 @@ export class Runs {
  * bytes: with two, runs started in the same second collided often enough to
  * matter at tens of runs a second (the benchmark's throughput figure found it).
  */
+/** Shorter run id prefixes are refused: they would match nearly every run (ids start `r-YYMMDD`). */
+export const MIN_RUN_ID_PREFIX = 4;
+
+/** How many candidates an AMBIGUOUS_RUN_ID message names. */
+const AMBIGUOUS_SHOWN = 5;
+
 export function newRunId(now: number): string {
   const d = new Date(now).toISOString();
   return `r-${d.slice(2, 4)}${d.slice(5, 7)}${d.slice(8, 10)}-${d.slice(11, 13)}${d.slice(14, 16)}${d.slice(17, 19)}-${randomBytes(4).toString('hex')}`;

@@ -84,6 +84,7 @@ export const FIELD_LIMITS: Record<string, FieldLimit> = {
   'ApplyWorkflowRequest.source': SOURCE,
   'SetSecretRequest.value': { maxBytes: 64 * 1024 },
   'ListRunsRequest.limit': { max: 10_000 },
+  'WatchRunsRequest.limit': { max: 10_000 },
   'ListAuditRequest.limit': { max: 100_000 },
   /** 366 days and one trend point a minute over a day (control-plane/metrics/stats.ts checks the same for in-process callers). */
   'GetStatsRequest.windowMs': { max: 366 * 86_400_000 },

@@ -82,6 +82,15 @@ export class RunNotFoundError extends DroverError {
   }
 }
 
+/** A run id prefix matches more than one run; the message names up to five of them. */
+export class AmbiguousRunIdError extends DroverError {
+  override readonly name = 'AmbiguousRunIdError';
+  declare readonly code: 'AMBIGUOUS_RUN_ID';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('AMBIGUOUS_RUN_ID', message, options);
+  }
+}
+
 /** No agent has that name. */
 export class AgentNotFoundError extends DroverError {
   override readonly name = 'AgentNotFoundError';
@@ -284,6 +293,7 @@ const BY_CODE = {
   NO_MATCHING_AGENT: NoMatchingAgentError,
   PLAN_CHANGED: PlanChangedError,
   RUN_NOT_FOUND: RunNotFoundError,
+  AMBIGUOUS_RUN_ID: AmbiguousRunIdError,
   AGENT_NOT_FOUND: AgentNotFoundError,
   RUN_FINISHED: RunFinishedError,
   WORKFLOW_NOT_FOUND: WorkflowNotFoundError,

@@ -62,21 +62,14 @@ export class RunsApi {
     return new RunHandle(this, toRun(info));
   }
 
-  /** One run with its steps; rejects with RunNotFoundError. */
+  /** One run with its steps, by id or a unique prefix of it (at least 4 characters); rejects with RunNotFoundError or AmbiguousRunIdError. */
   async get(id: string): Promise<Run> {
     return toRun(await this.conn.unary<RunInfoOut>((cb) => this.conn.runs.getRun({ id }, cb)));
   }
 
   /** Recent runs, newest first. */
   async list(options: ListRunsOptions = {}): Promise<Run[]> {
-    if (options.status !== undefined && !RUN_STATUS_VALUES.includes(options.status)) {
-      throw new InvalidInputError(`unknown run status "${options.status}"`, { hint: `use one of ${RUN_STATUS_VALUES.join(', ')}` });
-    }
-    const request = {
-      limit: options.limit ?? 0,
-      workflow: options.workflow ?? '',
-      status: options.status ? runStatusToWire(options.status) : ('RUN_STATUS_UNSPECIFIED' as const),
-    };
+    const request = listRequest(options);
     const res = await this.conn.unary<{ runs: RunInfoOut[] }>((cb) => this.conn.runs.listRuns(request, cb));
     return res.runs.map(toRun);
   }
@@ -86,9 +79,26 @@ export class RunsApi {
     return toRun(await this.conn.unary<RunInfoOut>((cb) => this.conn.runs.cancelRun({ id, reason }, cb)));
   }
 
-  /** A snapshot of the run, then every change until it ends. */
-  watch(id: string, options: RunEventsOptions = {}): AsyncIterableIterator<RunEvent, undefined, undefined> {
-    return this.conn.stream(() => this.conn.runs.watchRun({ id, includeLogs: options.logs ?? false }), toRunEvent);
+  /**
+   * With a run id (or a unique prefix of one): a snapshot of the run, then
+   * every change until it ends.
+   *
+   * With a filter (or nothing): the runs list, live, until the loop is left.
+   * First each run matching the filter now (newest first, at most `limit`,
+   * default 50), then a run each time it changes, in its latest state:
+   * without its steps (`steps` is empty; `stepCounts` has their counts), and
+   * batched by the server, so a run changing many times a second arrives a
+   * few times a second. A run that stops matching `status` arrives once more
+   * with its new status, so a view can drop it.
+   */
+  watch(id: string, options?: RunEventsOptions): AsyncIterableIterator<RunEvent, undefined, undefined>;
+  watch(filter?: ListRunsOptions): AsyncIterableIterator<Run, undefined, undefined>;
+  watch(target: string | ListRunsOptions = {}, options: RunEventsOptions = {}): AsyncIterableIterator<RunEvent, undefined, undefined> | AsyncIterableIterator<Run, undefined, undefined> {
+    if (typeof target === 'string') {
+      return this.conn.stream(() => this.conn.runs.watchRun({ id: target, includeLogs: options.logs ?? false }), toRunEvent);
+    }
+    const request = { ...listRequest(target) };
+    return this.conn.stream(() => this.conn.runs.watchRuns(request), toRun);
   }
 
   /** Resolves with the final run once it is terminal. */
@@ -113,4 +123,16 @@ export class RunsApi {
     }
     return this.conn.stream(() => this.conn.runs.getLogs({ runId, stepId, follow: options.follow ?? false, attempt }), toLogLine);
   }
+}
+
+/** The wire form of a runs filter (ListRuns, WatchRuns); throws InvalidInputError on an unknown status. */
+function listRequest(options: ListRunsOptions) {
+  if (options.status !== undefined && !RUN_STATUS_VALUES.includes(options.status)) {
+    throw new InvalidInputError(`unknown run status "${options.status}"`, { hint: `use one of ${RUN_STATUS_VALUES.join(', ')}` });
+  }
+  return {
+    limit: options.limit ?? 0,
+    workflow: options.workflow ?? '',
+    status: options.status ? runStatusToWire(options.status) : ('RUN_STATUS_UNSPECIFIED' as const),
+  };
 }

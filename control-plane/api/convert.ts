@@ -72,7 +72,7 @@ export function toRunInfo(run: RunRecord): RunInfo {
   return { ...toRunSummary(run), steps: planIndex(run.plan).order.map((id) => toStepInfo(run, run.steps[id])) };
 }
 
-/** A run without its steps (the dashboard's runs feed); stepCounts says how they stand. */
+/** A run without its steps (runs lists: WatchRuns, the dashboard's runs feed); `stepCounts` says how they stand. */
 export function toRunSummary(run: RunRecord): RunInfo {
   return {
     id: run.id,

@@ -8,6 +8,7 @@ import type { Runs } from '../runs.js';
 import { TERMINAL_RUN, type LogRecord, type RunRecord, type Store } from '../store/store.js';
 import { attemptNumber, fromRunStatus, toLogLine, toRunInfo, toStepInfo } from './convert.js';
 import { toServiceError, unary } from './grpc-errors.js';
+import { watchRuns } from './watch-runs.js';
 
 export function runService(runs: Runs, store: Store): RunServiceHandlers {
   /** A log line's step record: its history numbers the line's attempt. */
@@ -26,11 +27,13 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     call: grpc.ServerWritableStream<{ id?: string; runId?: string }, T>,
     runId: string,
     opts: { logs: boolean; stepId?: string; attempt?: number; follow: boolean; snapshot: boolean },
-    render: (c: RunChange | { type: 'past'; log: LogRecord }) => T | undefined,
+    render: (c: RunChange | { type: 'past'; run: RunRecord; log: LogRecord }) => T | undefined,
   ) => {
     let run: RunRecord;
     try {
       run = runs.get(runId);
+      // The caller may have given a unique prefix: from here on, the whole id.
+      runId = run.id;
     } catch (err) {
       // 'error', not destroy(): grpc-js sends the status from its error handler; a destroyed stream never sends one (the caller hung until its deadline).
       return void call.emit('error', Object.assign(new Error((err as Error).message), toServiceError(err)));
@@ -70,7 +73,7 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
       let until = Infinity;
       for (let from = 0; opts.logs && !closed; ) {
         const page = store.readLogPage(runId, { from, filter: { step: opts.stepId || undefined, attempts: opts.attempt ? attemptIds(run, opts.stepId, opts.attempt) : undefined } });
-        for (const log of page.records) write({ type: 'past', log });
+        for (const log of page.records) write({ type: 'past', run, log });
         if (!opts.follow) until = Math.min(until, page.size);
         if (page.next >= Math.min(until, page.size)) break;
         from = page.next;
@@ -100,15 +103,16 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
       stream(call, call.request.id, { logs: call.request.includeLogs, follow: true, snapshot: true }, (c): RunEvent => {
         if (c.type === 'run') return { run: toRunInfo(c.run) };
         if (c.type === 'step') return { step: toStepInfo(c.run, c.step) };
-        return { log: toLogLine(call.request.id, c.log, stepOf(call.request.id, c.log.step)) };
+        return { log: toLogLine(c.run.id, c.log, stepOf(c.run.id, c.log.step)) };
       });
     },
     GetLogs(call: grpc.ServerWritableStream<GetLogsRequest__Output, LogLine>) {
       const { runId, stepId, follow, attempt } = call.request;
       stream(call, runId, { logs: true, stepId, attempt, follow, snapshot: false }, (c) =>
-        c.type === 'log' || c.type === 'past' ? toLogLine(runId, c.log, stepOf(runId, c.log.step)) : undefined,
+        c.type === 'log' || c.type === 'past' ? toLogLine(c.run.id, c.log, stepOf(c.run.id, c.log.step)) : undefined,
       );
     },
+    WatchRuns: watchRuns(runs),
   };
 }
 

@@ -39,6 +39,7 @@ export const RPC_RULES: Record<string, Rule> = {
   '/drover.v1.RunService/WatchRun': 'viewer',
   '/drover.v1.RunService/CancelRun': 'operator',
   '/drover.v1.RunService/GetLogs': 'viewer',
+  '/drover.v1.RunService/WatchRuns': 'viewer',
   '/drover.v1.WorkflowService/ValidateWorkflow': 'viewer',
   '/drover.v1.WorkflowService/PlanRun': 'viewer',
   '/drover.v1.WorkflowService/ApplyWorkflow': 'admin',

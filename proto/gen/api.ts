@@ -103,6 +103,7 @@ import type { VerifyAuditRequest as _drover_v1_VerifyAuditRequest, VerifyAuditRe
 import type { VerifyAuditResponse as _drover_v1_VerifyAuditResponse, VerifyAuditResponse__Output as _drover_v1_VerifyAuditResponse__Output } from './drover/v1/VerifyAuditResponse.js';
 import type { WatchAgentsRequest as _drover_v1_WatchAgentsRequest, WatchAgentsRequest__Output as _drover_v1_WatchAgentsRequest__Output } from './drover/v1/WatchAgentsRequest.js';
 import type { WatchRunRequest as _drover_v1_WatchRunRequest, WatchRunRequest__Output as _drover_v1_WatchRunRequest__Output } from './drover/v1/WatchRunRequest.js';
+import type { WatchRunsRequest as _drover_v1_WatchRunsRequest, WatchRunsRequest__Output as _drover_v1_WatchRunsRequest__Output } from './drover/v1/WatchRunsRequest.js';
 import type { Welcome as _drover_v1_Welcome, Welcome__Output as _drover_v1_Welcome__Output } from './drover/v1/Welcome.js';
 import type { WhoAmIRequest as _drover_v1_WhoAmIRequest, WhoAmIRequest__Output as _drover_v1_WhoAmIRequest__Output } from './drover/v1/WhoAmIRequest.js';
 import type { WhoAmIResponse as _drover_v1_WhoAmIResponse, WhoAmIResponse__Output as _drover_v1_WhoAmIResponse__Output } from './drover/v1/WhoAmIResponse.js';
@@ -228,6 +229,7 @@ export interface ProtoGrpcType {
       VerifyAuditResponse: MessageTypeDefinition<_drover_v1_VerifyAuditResponse, _drover_v1_VerifyAuditResponse__Output>
       WatchAgentsRequest: MessageTypeDefinition<_drover_v1_WatchAgentsRequest, _drover_v1_WatchAgentsRequest__Output>
       WatchRunRequest: MessageTypeDefinition<_drover_v1_WatchRunRequest, _drover_v1_WatchRunRequest__Output>
+      WatchRunsRequest: MessageTypeDefinition<_drover_v1_WatchRunsRequest, _drover_v1_WatchRunsRequest__Output>
       Welcome: MessageTypeDefinition<_drover_v1_Welcome, _drover_v1_Welcome__Output>
       WhoAmIRequest: MessageTypeDefinition<_drover_v1_WhoAmIRequest, _drover_v1_WhoAmIRequest__Output>
       WhoAmIResponse: MessageTypeDefinition<_drover_v1_WhoAmIResponse, _drover_v1_WhoAmIResponse__Output>

@@ -1049,6 +1049,11 @@ export const DESCRIPTOR = {
          "requestType": "GetLogsRequest",
          "responseType": "LogLine",
          "responseStream": true
+        },
+        "WatchRuns": {
+         "requestType": "WatchRunsRequest",
+         "responseType": "RunInfo",
+         "responseStream": true
         }
        }
       },
@@ -1753,6 +1758,22 @@ export const DESCRIPTOR = {
         },
         "status": {
          "type": "RunStatus",
+         "id": 3
+        }
+       }
+      },
+      "WatchRunsRequest": {
+       "fields": {
+        "workflow": {
+         "type": "string",
+         "id": 1
+        },
+        "status": {
+         "type": "RunStatus",
+         "id": 2
+        },
+        "limit": {
+         "type": "int32",
          "id": 3
         }
        }

@@ -5,13 +5,11 @@
  * order of preference.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { DroverClient, type ClientOptions } from '../client.js';
 import { DEFAULT_ADDRESS } from '../connection.js';
-import { InvalidInputError } from '../errors.js';
+import { loadConfig } from './config.js';
 
 /** `--server ADDR`, accepted both before the command and after it. */
 export function serverOption(): Option {
@@ -33,31 +31,6 @@ export function outputOption(): Option {
   return new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table');
 }
 
-/** The CLI config file: $DROVER_CONFIG, else ~/.config/drover/config.yaml. */
-export function configFile(env = process.env): string {
-  return env.DROVER_CONFIG || join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'drover', 'config.yaml');
-}
-
-interface FileConfig {
-  server?: string;
-  token?: string;
-  ca?: string;
-}
-
-function readConfig(file: string, required: boolean): FileConfig {
-  if (!existsSync(file)) {
-    if (required) throw new InvalidInputError(`the config file ${file} (DROVER_CONFIG) does not exist`, { hint: 'create it (keys: server, token, ca) or unset DROVER_CONFIG' });
-    return {};
-  }
-  try {
-    const doc = (parseYaml(readFileSync(file, 'utf8')) ?? {}) as FileConfig;
-    if (typeof doc !== 'object') throw new Error('not a mapping');
-    return doc;
-  } catch (err) {
-    throw new InvalidInputError(`cannot read the config file ${file}: ${(err as Error).message}`, { hint: 'it is YAML with the keys server, token and ca' });
-  }
-}
-
 /** The first value of a global or command option, from this command up. */
 function flag(cmd: Command, key: 'server' | 'token' | 'ca' | 'insecure'): unknown {
   for (let c: Command | null = cmd; c; c = c.parent) {
@@ -69,14 +42,14 @@ function flag(cmd: Command, key: 'server' | 'token' | 'ca' | 'insecure'): unknow
 
 /** Everything a client needs, resolved for `cmd`. */
 export function clientOptions(cmd: Command, env = process.env): ClientOptions {
-  const file = readConfig(configFile(env), !!env.DROVER_CONFIG);
+  const file = loadConfig(env);
   const dev = join('.drover', 'dev', 'server');
   const devToken = join(dev, 'admin.token');
   const devCa = join(dev, 'ca.pem');
   const token = (flag(cmd, 'token') as string) || env.DROVER_TOKEN || file.token || (existsSync(devToken) ? readFileSync(devToken, 'utf8').trim() : '');
   const ca = (flag(cmd, 'ca') as string) || env.DROVER_CA || file.ca || (existsSync(devCa) ? devCa : undefined);
   return {
-    address: (flag(cmd, 'server') as string) || env.DROVER_ADDR || file.server || DEFAULT_ADDRESS,
+    address: (flag(cmd, 'server') as string) || env.DROVER_ADDR || file.address || DEFAULT_ADDRESS,
     token,
     ca,
     insecure: !!flag(cmd, 'insecure'),

@@ -5,6 +5,7 @@ import { caOption, serverOption, tokenOption } from './context.js';
 import { examples } from './help.js';
 import * as agent from './commands/agent.js';
 import * as cancel from './commands/cancel.js';
+import * as completion from './commands/completion.js';
 import * as dev from './commands/dev.js';
 import * as deviceAdd from './commands/device/add.js';
 import * as deviceList from './commands/device/list.js';
@@ -86,7 +87,7 @@ const secret = group(
   examples('printf %s "$DB_PASSWORD" | drover secret set DB_PASSWORD', 'drover secret list', 'drover secret rm DB_PASSWORD'),
 );
 
-const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, stats, workflow, token, secret, audit, whoami];
+const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, stats, workflow, token, secret, audit, whoami, completion];
 
 /** The package version from package.json: two levels up from sdk/cli/ in the source tree, three from dist/sdk/cli/. */
 function version(): string {
@@ -118,7 +119,9 @@ export function buildProgram(): Command {
         '  DROVER_ADDR    control plane address used when --server is not given\n' +
         '  DROVER_TOKEN   API token used when --token is not given\n' +
         '  DROVER_CA      CA certificate file used when --ca is not given\n' +
-        '  DROVER_CONFIG  config file (YAML: server, token, ca); default ~/.config/drover/config.yaml\n\n' +
+        '  DROVER_OUTPUT  default -o of listings: table, wide, json or yaml\n' +
+        '  DROVER_CONFIG  config file (YAML: address, token or tokenFile, ca, output); default $XDG_CONFIG_HOME/drover/config.yaml or ~/.config/drover/config.yaml\n' +
+        '  NO_COLOR       never colour the output (any value); FORCE_COLOR=1 colours it even when stdout is not a terminal\n\n' +
         'Examples:\n' +
         '  drover dev                                          # local control plane + 3 agents\n' +
         '  drover fleet\n' +
@@ -126,7 +129,9 @@ export function buildProgram(): Command {
         '  drover plan examples/onboarding.yaml -p username=alice\n' +
         '  drover run examples/onboarding.yaml -p username=alice --follow\n' +
         '  drover workflow apply examples/onboarding.yaml && drover run onboard-employee -p username=bob\n' +
-        '  drover status <run-id>',
+        '  drover runs --watch                                 # live, until Ctrl-C\n' +
+        '  drover status <run-id prefix> --watch\n' +
+        '  source <(drover completion bash)',
     );
   for (const command of COMMANDS) command.register(program);
   return program;

@@ -79,7 +79,14 @@ let agents: Record<string, AgentProc>;
 async function json<T>(args: string[], on: ServerProc = server, env: Record<string, string> = {}): Promise<T> {
   const res = await cli([...args, '-o', 'json'], { ...on.env, ...env });
   if (res.code !== 0) throw new Error(`drover ${args.join(' ')} exited ${res.code}: ${res.stderr}`);
-  return JSON.parse(res.stdout) as T;
+  // Tokens and secrets carry Dates in the SDK, printed as ISO-8601 before and now.
+  return (args[0] === 'token' || args[0] === 'secret' ? JSON.parse(res.stdout) : JSON.parse(res.stdout, msTimes)) as T;
+}
+
+/** `-o json` prints times as ISO-8601 (null for never); the snapshots hold the SDK's ms numbers of runs, agents, devices and workflows. */
+function msTimes(key: string, value: unknown): unknown {
+  if (!['createdAt', 'startedAt', 'endedAt', 'lastSeen', 'connectedSince', 'at'].includes(key)) return value;
+  return value === null ? 0 : typeof value === 'string' ? Date.parse(value) : value;
 }
 
 async function logs(id: string): Promise<{ stdout: string; stderr: string }> {

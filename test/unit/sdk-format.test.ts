@@ -1,3 +1,4 @@
+import { plainView } from '../../sdk/cli/output.js';
 import { describe, expect, it } from 'vitest';
 import { formatAgo, formatBytes, formatDuration, formatLabels } from '../../sdk/cli/format.js';
 import { fleetTable } from '../../sdk/cli/render/fleet.js';
@@ -58,13 +59,13 @@ describe('sdk cli format', () => {
         journalBytes: 0, journalUnacked: 0, journalDroppedLogBytes: 0, rejectedControlMessages: 0,
       },
     };
-    const lines = fleetTable([agent, { ...agent, name: 'apps-1', state: 'lost', transport: '', heartbeat: undefined, labels: {} }], NOW).split('\n');
+    const lines = fleetTable([agent, { ...agent, name: "apps-1", state: "lost", transport: "", heartbeat: undefined, labels: {} }], plainView(NOW)).split('\n');
     expect(lines[0]).toMatch(/^NAME\s+STATE\s+TRANSPORT\s+LABELS\s+CPU%\s+MEM%\s+DISK%\s+RUNNING\s+LAST-SEEN$/);
     expect(lines[1]).toMatch(/^dir-1\s+connected\s+grpc\s+role=directory,site=hq\s+12%\s+41%\s+71%\s+1\s+2s ago$/);
     expect(lines[2]).toMatch(/^apps-1\s+lost\s+-\s+-\s+-\s+-\s+-\s+1\s+2s ago$/);
   });
 
-  it('table - runs rows count finished steps', () => {
+  it('table - runs rows count succeeded steps of all, from the run\'s step counts', () => {
     const run: Run = {
       id: 'r-1', workflow: 'onboard', workflowVersion: 0, status: 'running', createdAt: NOW - 10_000, startedAt: NOW - 9_000, endedAt: 0,
       params: {}, planHash: 'h', message: '', stepCounts: { total: 3, pending: 0, running: 1, succeeded: 1, failed: 0, skipped: 1, cancelled: 0 },
@@ -73,7 +74,7 @@ describe('sdk cli format', () => {
         peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false, attempts: [], waiting: '',
       })),
     };
-    expect(runsTable([run], NOW).split('\n')[1]).toMatch(/^r-1\s+onboard\s+running\s+2\/3\s+9s ago\s+9\.0s$/);
+    expect(runsTable([run], plainView(NOW)).split('\n')[1]).toMatch(/^r-1\s+onboard\s+running\s+1\/3\s+-\s+9s ago\s+9\.0s$/);
   });
 
   it('table - attempts of steps with more than one attempt or a superseded one, numbered as logs --attempt takes them', () => {

@@ -1,3 +1,4 @@
+import { plainView } from '../../sdk/cli/output.js';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -221,10 +222,10 @@ describe('sdk validate and registry output', () => {
 
   it('registry - list table, show header and apply lines', () => {
     const w = { name: 'deploy', version: 3, versions: 4, hash: 'h', createdAt: NOW - 120_000, description: 'Roll out\nmore text', source: '', changed: true };
-    const lines = workflowsTable([w], NOW).split('\n');
+    const lines = workflowsTable([w], plainView(NOW)).split('\n');
     expect(lines[0]).toMatch(/^NAME\s+LATEST\s+VERSIONS\s+UPDATED\s+DESCRIPTION$/);
     expect(lines[1]).toMatch(/^deploy\s+3\s+4\s+2m ago\s+Roll out$/);
-    expect(workflowsTable([], NOW)).toBe('no workflows registered; store one with: drover workflow apply FILE\n');
+    expect(workflowsTable([], plainView(NOW))).toBe('no workflows registered; store one with: drover workflow apply FILE\n');
     expect(workflowHeader(w, NOW)).toContain('Version:      3 (latest is 4)\n');
     expect(workflowHeader({ ...w, version: 4 }, NOW)).toContain('Version:      4 (latest)\n');
     expect(applyLine(w)).toBe('deploy: version 3 stored\n');

@@ -7,6 +7,7 @@ import { FileNotFoundError } from '../../errors.js';
 import { caOption, outputOption, printJson, serverOption, tokenOption, withClient } from '../context.js';
 import { formatClock } from '../format.js';
 import { examples } from '../help.js';
+import { listOutputOption, printList } from '../output.js';
 import { durationMs, positiveInt } from '../options.js';
 import { renderTable } from '../table.js';
 
@@ -15,7 +16,6 @@ interface ListFlags {
   actor?: string;
   action?: string;
   limit?: number;
-  output: string;
 }
 
 /** Verifies a log file on this machine: its chain, and its tail against `audit.head` beside it. */
@@ -45,7 +45,7 @@ export function register(program: Command): void {
     .option('--actor <id>', 'only records of this token id or agent name')
     .option('--action <prefix>', 'only actions starting with this, e.g. RunService/ or secret.')
     .option('--limit <n>', 'the most recent n records (default 1000)', positiveInt)
-    .addOption(outputOption())
+    .addOption(listOutputOption())
     .addOption(serverOption())
     .addOption(tokenOption())
     .addOption(caOption())
@@ -54,21 +54,21 @@ export function register(program: Command): void {
       const records = await withClient(cmd, (client) =>
         client.audit.list({ since: flags.since ? new Date(Date.now() - flags.since) : undefined, actor: flags.actor, action: flags.action, limit: flags.limit }),
       );
-      if (flags.output === 'json') return printJson(records);
-      if (!records.length) return void process.stdout.write('no audit records match\n');
-      process.stdout.write(
-        renderTable(
-          ['SEQ', 'TIME', 'ACTOR', 'ACTION', 'TARGET', 'FROM', 'RESULT'],
-          records.map((r) => [
-            r.seq,
-            `${r.time.toISOString().slice(0, 10)} ${formatClock(r.time.getTime())}`,
-            r.actor ? `${r.actorKind}:${r.actor}` : r.actorKind,
-            r.action,
-            [r.target, ...Object.entries(r.detail).map(([k, v]) => `${k}=${v}`)].filter(Boolean).join(' ') || '-',
-            r.from || '-',
-            r.result,
-          ]),
-        ),
+      printList(cmd, records, () =>
+        records.length
+          ? renderTable(
+              ['SEQ', 'TIME', 'ACTOR', 'ACTION', 'TARGET', 'FROM', 'RESULT'],
+              records.map((r) => [
+                r.seq,
+                `${r.time.toISOString().slice(0, 10)} ${formatClock(r.time.getTime())}`,
+                r.actor ? `${r.actorKind}:${r.actor}` : r.actorKind,
+                r.action,
+                [r.target, ...Object.entries(r.detail).map(([k, v]) => `${k}=${v}`)].filter(Boolean).join(' ') || '-',
+                r.from || '-',
+                r.result,
+              ]),
+            )
+          : 'no audit records match\n',
       );
     });
   audit

@@ -1,7 +1,29 @@
 import type { Command } from 'commander';
 import { examples } from '../help.js';
-import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../context.js';
+import type { Run, RunEvent } from '../../types.js';
+import { caOption, serverOption, tokenOption, withClient } from '../context.js';
+import { captureList, listOutputOption, type View } from '../output.js';
+import { EXIT } from '../report.js';
 import { attemptsTable, runHeader, stepMessages, stepsTable } from '../render/runs.js';
+import { watch } from '../watch.js';
+
+/** The whole `drover status` view of a run. */
+function statusView(run: Run, view: View): string {
+  const messages = stepMessages(run.steps);
+  const attempts = attemptsTable(run.steps, view);
+  return runHeader(run, view) + '\n' + stepsTable(run.steps, view) + (attempts ? `\nAttempts:\n${attempts}` : '') + (messages ? `\nMessages:\n${messages}` : '');
+}
+
+/** A run with one event applied. */
+function applyEvent(run: Run | undefined, e: RunEvent): Run | undefined {
+  if (e.type === 'run') return e.run;
+  if (e.type === 'step' && run) {
+    const i = run.steps.findIndex((s) => s.id === e.step.id);
+    const steps = i < 0 ? [...run.steps, e.step] : run.steps.map((s, j) => (j === i ? e.step : s));
+    return { ...run, steps };
+  }
+  return run;
+}
 
 /** `drover status RUN`: one run and its steps. */
 export function register(program: Command): void {
@@ -11,25 +33,35 @@ export function register(program: Command): void {
     .description(
       'Show a run: its status, params and plan hash, then every step with its agent, attempt, exit code and resource use. ' +
         'Steps with more than one attempt, or with one that was superseded (its agent was declared lost and the step failed or moved on), ' +
-        'list every attempt: its number (for `drover logs --attempt N`), agent, status, times and what became of it.',
+        'list every attempt: its number (for `drover logs --attempt N`), agent, status, times and what became of it. ' +
+        'RUN is the run id or a unique prefix of it (at least 4 characters). ' +
+        'With --watch, the view stays on screen and changes with the run until it ends; the command then exits 0 if it succeeded, 1 otherwise (Ctrl-C stops watching, exit 0).',
     )
-    .argument('<run>', 'run id')
-    .addOption(outputOption())
+    .argument('<run>', 'run id, or a unique prefix of it')
+    .option('-w, --watch', 'keep the view up to date until the run ends')
+    .addOption(listOutputOption())
     .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
       'after',
       examples(
-        'drover status r-7f3a2c',
-        'drover status r-7f3a2c -o json',
+        'drover status r-261201-101500-7f3a2c1d',
+        'drover status r-261201-1015          # a unique prefix is enough',
+        'drover status r-261201-1015 --watch  # until the run ends; exits with its outcome',
+        'drover status r-261201-1015 -o wide  # adds each step\'s needs',
+        'drover status r-261201-1015 -o yaml',
       ),
     )
-    .action(async (id: string, opts: { output: string }, cmd: Command) => {
-      const run = await withClient(cmd, (client) => client.runs.get(id));
-      if (opts.output === 'json') return printJson(run);
-      const messages = stepMessages(run.steps);
-      const attempts = attemptsTable(run.steps);
-      process.stdout.write(
-        runHeader(run) + '\n' + stepsTable(run.steps) + (attempts ? `\nAttempts:\n${attempts}` : '') + (messages ? `\nMessages:\n${messages}` : ''),
-      );
+    .action(async (id: string, opts: { watch?: boolean }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        if (!opts.watch) {
+          const run = await client.runs.get(id);
+          return void process.stdout.write(captureList(cmd, run, (view) => statusView(run, view)));
+        }
+        let run: Run | undefined;
+        let interrupted = false;
+        process.on('SIGINT', () => (interrupted = true));
+        await watch(client.runs.watch(id), (e) => (run = applyEvent(run, e)), () => (run ? captureList(cmd, run, (view) => statusView(run!, view)) : ''));
+        if (!interrupted && run) process.exitCode = run.status === 'succeeded' ? EXIT.ok : EXIT.failure;
+      });
     });
 }

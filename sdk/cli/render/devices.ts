@@ -1,12 +1,13 @@
 import type { Device } from '../../types.js';
-import { formatLabels } from '../format.js';
+import { formatAgo, formatLabels } from '../format.js';
+import { plainView, type View } from '../output.js';
 import { renderTable } from '../table.js';
 
-/** The `drover device list` table. */
-export function devicesTable(devices: readonly Device[]): string {
+/** The `drover device list` table; wide adds when each device was registered. */
+export function devicesTable(devices: readonly Device[], view: View = plainView()): string {
   if (devices.length === 0) return 'no devices registered; add one with: drover device add NAME --host HOST --user USER --credential REF\n';
   return renderTable(
-    ['NAME', 'ADDRESS', 'USER', 'CREDENTIAL', 'NETWORK', 'SESSIONS', 'LABELS', 'PROXIES'],
+    ['NAME', 'ADDRESS', 'USER', 'CREDENTIAL', 'NETWORK', 'SESSIONS', 'LABELS', 'PROXIES', ...(view.wide ? ['REGISTERED'] : [])],
     devices.map((d) => [
       d.name,
       `${d.host}:${d.port}`,
@@ -16,6 +17,7 @@ export function devicesTable(devices: readonly Device[]): string {
       d.maxSessions,
       formatLabels(d.labels),
       d.proxies.length ? d.proxies.join(',') : `none (start an agent with --label proxy=${d.network})`,
+      ...(view.wide ? [formatAgo(d.createdAt, view.now)] : []),
     ]),
   );
 }

@@ -1,43 +1,81 @@
 import type { Attempt, Run, Step } from '../../types.js';
 import { formatAgo, formatBytes, formatClock, formatCpu, formatSpan } from '../format.js';
+import { paintState } from '../colour.js';
+import { plainView, type View } from '../output.js';
 import { renderTable } from '../table.js';
-
-const DONE: ReadonlySet<Step['status']> = new Set(['succeeded', 'failed', 'skipped', 'cancelled']);
 
 /** "deploy" for a run from a file, "deploy version 3" for one from the registry. */
 export function workflowLabel(run: Run): string {
   return run.workflowVersion ? `${run.workflow} version ${run.workflowVersion}` : run.workflow;
 }
 
-/** "n/m" steps that have finished, whatever their outcome. */
+/** "n/m": steps that succeeded of all steps (fan-out instances one by one), from the run's step counts. */
 export function stepProgress(run: Run): string {
-  return `${run.steps.filter((s) => DONE.has(s.status)).length}/${run.steps.length}`;
+  return `${run.stepCounts.succeeded}/${run.stepCounts.total}`;
 }
 
-/** The `drover runs` table. */
-export function runsTable(runs: readonly Run[], nowMs: number = Date.now()): string {
+/** The PARAMS column is cut to this many characters (`-o json` has every param whole). */
+export const PARAMS_WIDTH = 40;
+
+/**
+ * What a run was for, in a column: "role=sales username=bob", sorted by key,
+ * cut with "…". Secret params arrive from the control plane as "(secret)"
+ * (their values never leave it), and show so.
+ */
+export function paramsSummary(params: Record<string, string>, width = PARAMS_WIDTH): string {
+  const text = Object.keys(params)
+    .sort()
+    .map((k) => `${k}=${params[k].replace(/\s+/g, ' ')}`)
+    .join(' ');
+  if (!text) return '-';
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text;
+}
+
+/** The `drover runs` table; wide adds the workflow version, plan hash and creation time. */
+export function runsTable(runs: readonly Run[], view: View = plainView()): string {
   if (runs.length === 0) return 'no runs\n';
+  const head = ['ID', 'WORKFLOW', 'STATUS', 'STEPS', 'PARAMS', 'STARTED', 'DURATION'];
+  if (view.wide) head.push('VERSION', 'PLAN-HASH', 'CREATED');
   return renderTable(
-    ['ID', 'WORKFLOW', 'STATUS', 'STEPS', 'STARTED', 'DURATION'],
-    runs.map((r) => [r.id, r.workflow, r.status, stepProgress(r), formatAgo(r.startedAt || r.createdAt, nowMs), formatSpan(r.startedAt, r.endedAt, nowMs)]),
+    head,
+    runs.map((r) => {
+      const row = [
+        r.id,
+        r.workflow,
+        paintState(r.status, view.colour),
+        stepProgress(r),
+        view.wide ? paramsSummary(r.params, Infinity) : paramsSummary(r.params),
+        formatAgo(r.startedAt || r.createdAt, view.now),
+        formatSpan(r.startedAt, r.endedAt, view.now),
+      ];
+      if (view.wide) row.push(r.workflowVersion ? String(r.workflowVersion) : '-', r.planHash || '-', new Date(r.createdAt).toISOString());
+      return row;
+    }),
   );
 }
 
-/** The steps table of `drover status` and of the summary after `run --follow`. */
-export function stepsTable(steps: readonly Step[], nowMs: number = Date.now()): string {
+/** The steps table of `drover status` and of the summary after `run --follow`; wide adds each step's needs. */
+export function stepsTable(steps: readonly Step[], view: View | number = plainView()): string {
+  const v = typeof view === 'number' ? plainView(view) : view;
   if (steps.length === 0) return 'no steps\n';
+  const head = ['STEP', 'AGENT', 'STATUS', 'ATTEMPT', 'EXIT', 'DURATION', 'CPU', 'PEAK-RSS'];
+  if (v.wide) head.push('NEEDS');
   return renderTable(
-    ['STEP', 'AGENT', 'STATUS', 'ATTEMPT', 'EXIT', 'DURATION', 'CPU', 'PEAK-RSS'],
-    steps.map((s) => [
-      s.isFinally ? `${s.id} (finally)` : s.id,
-      s.agent || '-',
-      s.status,
-      s.attempt || '-',
-      s.status === 'succeeded' || s.status === 'failed' ? s.exitCode : '-',
-      formatSpan(s.startedAt, s.endedAt, nowMs),
-      formatCpu(s.cpuSeconds),
-      formatBytes(s.peakRssBytes),
-    ]),
+    head,
+    steps.map((s) => {
+      const row: (string | number)[] = [
+        s.isFinally ? `${s.id} (finally)` : s.id,
+        s.agent || '-',
+        paintState(s.status, v.colour),
+        s.attempt || '-',
+        s.status === 'succeeded' || s.status === 'failed' ? s.exitCode : '-',
+        formatSpan(s.startedAt, s.endedAt, v.now),
+        formatCpu(s.cpuSeconds),
+        formatBytes(s.peakRssBytes),
+      ];
+      if (v.wide) row.push(s.needs.length ? s.needs.join(',') : '-');
+      return row;
+    }),
   );
 }
 
@@ -51,13 +89,13 @@ export function hasAttemptHistory(step: Step): boolean {
  * showing (hasAttemptHistory); '' when none has one. `#` is the number
  * `drover logs --attempt` takes.
  */
-export function attemptsTable(steps: readonly Step[]): string {
+export function attemptsTable(steps: readonly Step[], view: View = plainView()): string {
   const rows = steps.filter(hasAttemptHistory).flatMap((s) =>
     s.attempts.map((a) => [
       s.id,
       a.number,
       a.agent,
-      a.status,
+      paintState(a.status, view.colour),
       a.status === 'succeeded' || a.status === 'failed' ? a.exitCode : '-',
       a.startedAt ? formatClock(a.startedAt) : '-',
       a.endedAt ? formatClock(a.endedAt) : '-',
@@ -85,12 +123,13 @@ export function stepMessages(steps: readonly Step[]): string {
 }
 
 /** The header of `drover status`: id, workflow, status, times, params, plan hash. */
-export function runHeader(run: Run, nowMs: number = Date.now()): string {
+export function runHeader(run: Run, view: View | number = plainView()): string {
+  const { now: nowMs, colour } = typeof view === 'number' ? plainView(view) : view;
   const params = Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(' ');
   const lines = [
     `Run:       ${run.id}`,
     `Workflow:  ${workflowLabel(run)}`,
-    `Status:    ${run.status}${run.message ? ` (${run.message})` : ''}`,
+    `Status:    ${paintState(run.status, colour)}${run.message ? ` (${run.message})` : ''}`,
     `Created:   ${new Date(run.createdAt).toISOString()} (${formatAgo(run.createdAt, nowMs)})`,
     `Duration:  ${formatSpan(run.startedAt, run.endedAt, nowMs)}`,
     `Params:    ${params || '-'}`,

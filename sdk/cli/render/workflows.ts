@@ -1,5 +1,6 @@
 import type { RegisteredWorkflow } from '../../types.js';
 import { formatAgo } from '../format.js';
+import { plainView, type View } from '../output.js';
 import { renderTable } from '../table.js';
 
 /** Descriptions longer than this are cut in the `workflow list` table (`-o json` has them whole). */
@@ -11,12 +12,18 @@ function shortDescription(text: string): string {
   return line.length > DESCRIPTION_WIDTH ? `${line.slice(0, DESCRIPTION_WIDTH - 1)}…` : line;
 }
 
-/** The `drover workflow list` table. */
-export function workflowsTable(workflows: readonly RegisteredWorkflow[], nowMs: number = Date.now()): string {
+/** The `drover workflow list` table; wide adds the latest version's content hash. */
+export function workflowsTable(workflows: readonly RegisteredWorkflow[], view: View = plainView()): string {
   if (workflows.length === 0) return 'no workflows registered; store one with: drover workflow apply FILE\n';
+  const head = ['NAME', 'LATEST', 'VERSIONS', 'UPDATED', 'DESCRIPTION'];
+  if (view.wide) head.splice(4, 0, 'HASH');
   return renderTable(
-    ['NAME', 'LATEST', 'VERSIONS', 'UPDATED', 'DESCRIPTION'],
-    workflows.map((w) => [w.name, w.version, w.versions, formatAgo(w.createdAt, nowMs), shortDescription(w.description)]),
+    head,
+    workflows.map((w) => {
+      const row: (string | number)[] = [w.name, w.version, w.versions, formatAgo(w.createdAt, view.now), shortDescription(w.description)];
+      if (view.wide) row.splice(4, 0, w.hash || '-');
+      return row;
+    }),
   );
 }
 

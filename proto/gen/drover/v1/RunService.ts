@@ -13,6 +13,7 @@ import type { RunEvent as _drover_v1_RunEvent, RunEvent__Output as _drover_v1_Ru
 import type { RunInfo as _drover_v1_RunInfo, RunInfo__Output as _drover_v1_RunInfo__Output } from '../../drover/v1/RunInfo.js';
 import type { SubmitRunRequest as _drover_v1_SubmitRunRequest, SubmitRunRequest__Output as _drover_v1_SubmitRunRequest__Output } from '../../drover/v1/SubmitRunRequest.js';
 import type { WatchRunRequest as _drover_v1_WatchRunRequest, WatchRunRequest__Output as _drover_v1_WatchRunRequest__Output } from '../../drover/v1/WatchRunRequest.js';
+import type { WatchRunsRequest as _drover_v1_WatchRunsRequest, WatchRunsRequest__Output as _drover_v1_WatchRunsRequest__Output } from '../../drover/v1/WatchRunsRequest.js';
 
 export interface RunServiceClient extends grpc.Client {
   CancelRun(argument: _drover_v1_CancelRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
@@ -61,6 +62,11 @@ export interface RunServiceClient extends grpc.Client {
   watchRun(argument: _drover_v1_WatchRunRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_drover_v1_RunEvent__Output>;
   watchRun(argument: _drover_v1_WatchRunRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_drover_v1_RunEvent__Output>;
   
+  WatchRuns(argument: _drover_v1_WatchRunsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_drover_v1_RunInfo__Output>;
+  WatchRuns(argument: _drover_v1_WatchRunsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_drover_v1_RunInfo__Output>;
+  watchRuns(argument: _drover_v1_WatchRunsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_drover_v1_RunInfo__Output>;
+  watchRuns(argument: _drover_v1_WatchRunsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_drover_v1_RunInfo__Output>;
+  
 }
 
 export interface RunServiceHandlers extends grpc.UntypedServiceImplementation {
@@ -76,6 +82,8 @@ export interface RunServiceHandlers extends grpc.UntypedServiceImplementation {
   
   WatchRun: grpc.handleServerStreamingCall<_drover_v1_WatchRunRequest__Output, _drover_v1_RunEvent>;
   
+  WatchRuns: grpc.handleServerStreamingCall<_drover_v1_WatchRunsRequest__Output, _drover_v1_RunInfo>;
+  
 }
 
 export interface RunServiceDefinition extends grpc.ServiceDefinition {
@@ -85,4 +93,5 @@ export interface RunServiceDefinition extends grpc.ServiceDefinition {
   ListRuns: MethodDefinition<_drover_v1_ListRunsRequest, _drover_v1_ListRunsResponse, _drover_v1_ListRunsRequest__Output, _drover_v1_ListRunsResponse__Output>
   SubmitRun: MethodDefinition<_drover_v1_SubmitRunRequest, _drover_v1_RunInfo, _drover_v1_SubmitRunRequest__Output, _drover_v1_RunInfo__Output>
   WatchRun: MethodDefinition<_drover_v1_WatchRunRequest, _drover_v1_RunEvent, _drover_v1_WatchRunRequest__Output, _drover_v1_RunEvent__Output>
+  WatchRuns: MethodDefinition<_drover_v1_WatchRunsRequest, _drover_v1_RunInfo, _drover_v1_WatchRunsRequest__Output, _drover_v1_RunInfo__Output>
 }

@@ -1,11 +1,12 @@
 /** `drover agent approve|revoke|list-credentials`: agent identities. */
-import type { Command } from 'commander';
+import type { Command, Option } from 'commander';
 import { caOption, outputOption, printJson, serverOption, tokenOption, withClient } from '../../context.js';
 import { examples } from '../../help.js';
+import { listOutputOption, printList } from '../../output.js';
 import { credentialsTable } from '../../render/access.js';
 
-function withApi(cmd: Command): Command {
-  return cmd.addOption(outputOption()).addOption(serverOption()).addOption(tokenOption()).addOption(caOption()).helpOption('-h, --help', 'display help for command');
+function withApi(cmd: Command, output: Option = outputOption()): Command {
+  return cmd.addOption(output).addOption(serverOption()).addOption(tokenOption()).addOption(caOption()).helpOption('-h, --help', 'display help for command');
 }
 
 export function register(agent: Command): void {
@@ -44,11 +45,11 @@ export function register(agent: Command): void {
       .command('list-credentials')
       .summary('agent certificates and enrollments waiting for approval')
       .description('Every agent certificate the control plane issued (active, expired, revoked) and every enrollment waiting for `drover agent approve`.'),
+    listOutputOption(),
   )
-    .addHelpText('after', examples('drover agent list-credentials', 'drover agent list-credentials -o json'))
-    .action(async (opts: { output: string }, cmd: Command) => {
+    .addHelpText('after', examples('drover agent list-credentials', 'drover agent list-credentials -o wide   # adds whole serials, requested and issued times', 'drover agent list-credentials -o json'))
+    .action(async (_opts: unknown, cmd: Command) => {
       const creds = await withClient(cmd, (client) => client.access.listAgentCredentials());
-      if (opts.output === 'json') return printJson(creds);
-      process.stdout.write(credentialsTable(creds));
+      printList(cmd, creds, (view) => credentialsTable(creds, view));
     });
 }

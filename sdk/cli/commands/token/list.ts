@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { caOption, outputOption, printJson, serverOption, tokenOption, withClient } from '../../context.js';
+import { caOption, serverOption, tokenOption, withClient } from '../../context.js';
 import { examples } from '../../help.js';
+import { listOutputOption, printList } from '../../output.js';
 import { tokensTable } from '../../render/access.js';
 
 /** `drover token list`: every token, without its secret. */
@@ -10,14 +11,13 @@ export function register(group: Command): void {
     .alias('ls')
     .summary('list API and enrollment tokens')
     .description('List every token: id, kind, role, whether it is valid, when it expires, enrollments used. Secrets are never shown again. Needs the admin role.')
-    .addOption(outputOption())
+    .addOption(listOutputOption())
     .addOption(serverOption())
     .addOption(tokenOption())
     .addOption(caOption())
-    .addHelpText('after', examples('drover token list', 'drover token list -o json'))
-    .action(async (opts: { output: string }, cmd: Command) => {
+    .addHelpText('after', examples('drover token list', 'drover token list -o wide    # adds when each was created', 'drover token list -o json'))
+    .action(async (_opts: unknown, cmd: Command) => {
       const tokens = await withClient(cmd, (client) => client.access.listTokens());
-      if (opts.output === 'json') return printJson(tokens);
-      process.stdout.write(tokensTable(tokens));
+      printList(cmd, tokens, (view) => tokensTable(tokens, view));
     });
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../../context.js';
+import { caOption, serverOption, tokenOption, withClient } from '../../context.js';
 import { examples } from '../../help.js';
+import { listOutputOption, printList } from '../../output.js';
 import { workflowsTable } from '../../render/workflows.js';
 
 /** `drover workflow list`: registered workflows. */
@@ -10,12 +11,11 @@ export function register(group: Command): void {
     .alias('ls')
     .summary('list registered workflows')
     .description('List every registered workflow by name: its latest version, how many versions exist, when the latest was stored, and its description.')
-    .addOption(outputOption())
+    .addOption(listOutputOption())
     .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
-    .addHelpText('after', examples('drover workflow list', 'drover workflow list -o json'))
-    .action(async (opts: { output: string }, cmd: Command) => {
+    .addHelpText('after', examples('drover workflow list', 'drover workflow list -o wide    # adds each latest version\'s hash', 'drover workflow list -o json'))
+    .action(async (_opts: unknown, cmd: Command) => {
       const workflows = await withClient(cmd, (client) => client.workflows.list());
-      if (opts.output === 'json') printJson(workflows);
-      else process.stdout.write(workflowsTable(workflows));
+      printList(cmd, workflows, (view) => workflowsTable(workflows, view));
     });
 }
