@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { Command, Help } from 'commander';
 import { caOption, serverOption, tokenOption } from './server-options.js';
 import { examples } from './help.js';
+
 /** What a command module exports: it adds its command (and any subcommands) to a parent. */
 interface Registrar {
   register(parent: Command): void;
@@ -150,8 +151,9 @@ function invokedCommand(program: Command, args: readonly string[], known: readon
 /** Lists the commands from their summaries, for help and "did you mean" only: none of them can run. */
 function addSummaries(program: Command, summaries: readonly CommandSummary[]): void {
   const terms = new Map(summaries.map((c) => [c.name, c.term]));
+  const help = new Help();
   for (const c of summaries) program.command(c.name).aliases(c.aliases).summary(c.summary);
-  program.configureHelp({ ...program.configureHelp(), subcommandTerm: (cmd) => terms.get(cmd.name()) ?? cmd.name() });
+  program.configureHelp({ ...program.configureHelp(), subcommandTerm: (cmd) => terms.get(cmd.name()) ?? help.subcommandTerm(cmd) });
 }
 
 /** The package version from package.json: two levels up from sdk/cli/ in the source tree, three from dist/sdk/cli/. */
