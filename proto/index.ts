@@ -4,7 +4,6 @@
  * for transports that carry raw bytes, and the generated message types.
  */
 import * as grpc from '@grpc/grpc-js';
-import { fromJSON } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import type { ProtoGrpcType } from './gen/api.js';
 import { DESCRIPTOR } from './gen/descriptor.js';
@@ -13,14 +12,49 @@ import { LOADER_OPTIONS } from './options.js';
 export { LOADER_OPTIONS } from './options.js';
 export type * from './types.js';
 
-let contract: ProtoGrpcType['drover']['v1'] | undefined;
+type V1 = ProtoGrpcType['drover']['v1'];
+/** The gRPC services of drover.v1, each a client constructor with its `service` definition. */
+export type DroverServices = { [K in keyof V1 as V1[K] extends { service: unknown } ? K : never]: V1[K] };
 
-/** The drover.v1 gRPC package (service constructors and definitions). */
-export function droverV1(): ProtoGrpcType['drover']['v1'] {
+let contract: DroverServices | undefined;
+
+/**
+ * A service's gRPC definition straight from the contract Root: what
+ * @grpc/proto-loader's package definition holds for it (the same paths,
+ * stream flags, serializers and LOADER_OPTIONS conversion,
+ * test/unit/proto-services.test.ts), without the descriptor objects it also
+ * builds for every message of every method. Only gRPC reflection reads
+ * those, and encoding them for the whole contract was most of a CLI
+ * command's start-up (docs/performance.md).
+ */
+function serviceDefinition(service: protobuf.Service): grpc.ServiceDefinition {
+  const serialize = (t: protobuf.Type) => (value: object) => t.encode(t.fromObject(value)).finish() as Buffer;
+  const deserialize = (t: protobuf.Type) => (bytes: Buffer) => t.toObject(t.decode(bytes), LOADER_OPTIONS);
+  const def: Record<string, grpc.MethodDefinition<object, object>> = {};
+  for (const m of service.methodsArray) {
+    const req = m.resolvedRequestType!;
+    const res = m.resolvedResponseType!;
+    def[m.name] = {
+      path: `/${service.fullName.slice(1)}/${m.name}`,
+      requestStream: !!m.requestStream,
+      responseStream: !!m.responseStream,
+      requestSerialize: serialize(req),
+      requestDeserialize: deserialize(req),
+      responseSerialize: serialize(res),
+      responseDeserialize: deserialize(res),
+      originalName: m.name[0].toLowerCase() + m.name.slice(1),
+    };
+  }
+  return def;
+}
+
+/** The drover.v1 gRPC services (client constructors and their definitions). */
+export function droverV1(): DroverServices {
   if (!contract) {
-    // The descriptor is plain JSON; proto-loader's typing wants a mutable INamespace.
-    const def = fromJSON(DESCRIPTOR as unknown as protobuf.INamespace, LOADER_OPTIONS);
-    contract = (grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType).drover.v1;
+    const v1 = contractRoot().lookup('drover.v1') as protobuf.Namespace;
+    const services: Record<string, grpc.ServiceClientConstructor> = {};
+    for (const obj of v1.nestedArray) if (obj instanceof protobuf.Service) services[obj.name] = grpc.makeGenericClientConstructor(serviceDefinition(obj), obj.name);
+    contract = services as unknown as DroverServices;
   }
   return contract;
 }

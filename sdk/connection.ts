@@ -13,12 +13,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { droverV1, type AccessServiceClient, type AuditServiceClient, type DeviceServiceClient, type SecretServiceClient, type StatsServiceClient, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
 import { CallStream } from './call-stream.js';
-import { fromGrpcError, serverUnreachable } from './errors.js';
+import { serverUnreachable } from './errors.js';
+import { fromGrpcError } from './grpc-errors.js';
 import { diagnoseTls } from './tls.js';
 import { checkControlPlaneIdentity } from '../common/tls.js';
 
-/** Port the control plane listens on unless told otherwise. */
-export const DEFAULT_ADDRESS = '127.0.0.1:7400';
+export { DEFAULT_ADDRESS } from './defaults.js';
 
 /**
  * How long the first call waits for a connection. Long enough for a server on

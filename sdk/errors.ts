@@ -1,13 +1,12 @@
 /**
  * Errors the SDK throws. Every error is a DroverError with a stable `code`
  * (see docs/errors.md); server errors arrive as a gRPC status plus an encoded
- * ErrorDetail in the `drover-error-bin` trailer, and `fromGrpcError` is the
- * one place that turns them into these classes.
+ * ErrorDetail in the `drover-error-bin` trailer, and `fromGrpcError`
+ * (grpc-errors.ts) is the one place that turns them into these classes.
+ * This file loads no gRPC or protobuf code: every CLI command imports it,
+ * including those that never dial (`drover --help`, docs/performance.md).
  */
-import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import type { ApiErrorCode, Problem } from '../common/errors.js';
-import { decodeMessage, type ErrorDetailOut } from '../proto/index.js';
-import { toProblem } from './convert.js';
 
 /** Every code the SDK can report: the server's, and its own client-side ones. */
 export type ErrorCode = ApiErrorCode | 'SERVER_UNREACHABLE' | 'FILE_NOT_FOUND' | 'INSTALL_FAILED';
@@ -314,6 +313,11 @@ const BY_CODE = {
   UNAVAILABLE: UnavailableError,
 } as const satisfies Record<ErrorCode, new (message: string, options?: DroverErrorOptions) => DroverError>;
 
+/** The DroverError subclass for a wire code, or undefined for a code this SDK does not know (a newer server's). */
+export function errorClassFor(code: string): (new (message: string, options?: DroverErrorOptions) => DroverError) | undefined {
+  return Object.hasOwn(BY_CODE, code) ? BY_CODE[code as ErrorCode] : undefined;
+}
+
 /** Trailing metadata key holding an encoded drover.v1.ErrorDetail. */
 export const ERROR_DETAIL_KEY = 'drover-error-bin';
 
@@ -323,55 +327,4 @@ export function serverUnreachable(address: string, cause?: unknown): ServerUnrea
     `no drover control plane answered at ${address}; start one with \`drover server\` (or \`drover dev\` for a local fleet), or select another address with DROVER_ADDR or --server`,
     { hint: '`drover dev` starts a control plane and three agents on this machine', cause },
   );
-}
-
-function readDetail(metadata: Metadata | undefined): ErrorDetailOut | undefined {
-  const raw = metadata?.get(ERROR_DETAIL_KEY)[0];
-  if (raw === undefined || typeof raw === 'string') return undefined;
-  try {
-    return decodeMessage<ErrorDetailOut>('ErrorDetail', raw);
-  } catch {
-    return undefined;
-  }
-}
-
-function isServiceError(err: unknown): err is ServiceError {
-  return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number';
-}
-
-/**
- * Maps a failed gRPC call to a DroverError. The server's ErrorDetail wins when
- * present; otherwise the status code decides. `address` names the server in
- * SERVER_UNREACHABLE messages.
- */
-export function fromGrpcError(err: unknown, address: string): DroverError {
-  if (err instanceof DroverError) return err;
-  if (!isServiceError(err)) {
-    return new InternalError(err instanceof Error ? err.message : String(err), { cause: err });
-  }
-  const detail = readDetail(err.metadata);
-  if (detail && detail.code in BY_CODE) {
-    const cls = BY_CODE[detail.code as ErrorCode];
-    return new cls(detail.message || err.details, {
-      hint: detail.hint,
-      problems: detail.problems.map(toProblem),
-      cause: err,
-    });
-  }
-  switch (err.code) {
-    case GrpcStatus.UNAVAILABLE:
-    case GrpcStatus.DEADLINE_EXCEEDED:
-      return serverUnreachable(address, err);
-    case GrpcStatus.UNAUTHENTICATED:
-      return new UnauthenticatedError(err.details, { hint: 'pass --token or set DROVER_TOKEN', cause: err });
-    case GrpcStatus.PERMISSION_DENIED:
-      return new PermissionDeniedError(err.details, { hint: 'use a token with a role that allows this call', cause: err });
-    case GrpcStatus.UNIMPLEMENTED:
-      return new InternalError(`the server at ${address} does not implement this call: ${err.details}`, {
-        hint: 'the server and the SDK may be different drover versions',
-        cause: err,
-      });
-    default:
-      return new InternalError(detail?.message || err.details || err.message, { hint: detail?.hint, cause: err });
-  }
 }

@@ -14,4 +14,5 @@ export { formatWorkflowRef, parseWorkflowRef, type ParsedWorkflowRef } from './s
 export * from './builder.js';
 export { encodeParams, parseParamArgs } from './params.js';
 export * from './errors.js';
+export { fromGrpcError } from './grpc-errors.js';
 export * from './types.js';

@@ -10,6 +10,7 @@
  *   npm run bench -- --profile         # also write control-plane CPU profiles (node --cpu-prof)
  *   npm run bench -- --only 3,4        # some figures only
  *   npm run bench -- --only 8          # reading a 200,000-line log back (`--quick --only 8`: 20,000 lines)
+ *   npm run bench -- --only 9          # CLI start-up against node -e 0 (`--cli PATH` times another build's CLI)
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -20,6 +21,7 @@ import { signingFigure } from './figures/signing.js';
 import { quietIpServerNameWarning } from '../../common/tls.js';
 import { fleetFigures } from './figures/fleet.js';
 import { logsFigure } from './figures/logs.js';
+import { cliFigure, defaultCli } from './figures/cli.js';
 import { startStepsCluster, stepFigures, throughputFigure } from './figures/steps.js';
 import { ENTRY, killAll, ROOT, workDir } from './procs.js';
 import { gitCommit, machine, table, writeResults, type Results } from './report.js';
@@ -34,6 +36,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'bench/results.json') },
     'keep-dir': { type: 'boolean', default: false },
+    cli: { type: 'string' },
   },
 });
 
@@ -46,11 +49,12 @@ const FIGURES = {
   throughput: 6,
   signing: 7,
   logs: 8,
+  cliStartup: 9,
 } as const;
 type FigureKey = keyof typeof FIGURES;
 
 // --quick leaves figure 8 out unless asked for: quick runs stay under a minute (test/integration/bench-quick.test.ts lists their figures).
-const only = new Set((args.only ?? (args.quick ? '1,2,3,4,5,6,7' : '1,2,3,4,5,6,7,8')).split(',').map((s) => Number(s.trim())));
+const only = new Set((args.only ?? (args.quick ? '1,2,3,4,5,6,7,9' : '1,2,3,4,5,6,7,8,9')).split(',').map((s) => Number(s.trim())));
 const wanted = (k: FigureKey) => only.has(FIGURES[k]);
 
 for (const f of [ENTRY.server, ENTRY.agent]) {
@@ -100,6 +104,7 @@ try {
     const fan = figures.fanOut?.rows.find((r) => r.id === 'fanOut.nats.10000.completeMs')?.value;
     figures.signing = await signingFigure(ctx, fan);
   }
+  if (wanted('cliStartup')) figures.cliStartup = await cliFigure(ctx, resolve(args.cli ?? defaultCli(ROOT)));
 } catch (err) {
   process.stderr.write(`\nbench failed: ${(err as Error).stack ?? err}\nprocess logs are in ${dir}\n`);
   killAll();

@@ -7,24 +7,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { DroverClient, type ClientOptions } from '../client.js';
-import { DEFAULT_ADDRESS } from '../connection.js';
+import type { ClientOptions, DroverClient } from '../client.js';
+import { DEFAULT_ADDRESS } from '../defaults.js';
 import { loadConfig } from './config.js';
 
-/** `--server ADDR`, accepted both before the command and after it. */
-export function serverOption(): Option {
-  return new Option('--server <addr>', `control plane address (default: $DROVER_ADDR or ${DEFAULT_ADDRESS})`);
-}
-
-/** `--token TOKEN`. */
-export function tokenOption(): Option {
-  return new Option('--token <token>', 'API token (default: $DROVER_TOKEN, the config file, or ./.drover/dev/server/admin.token)');
-}
-
-/** `--ca FILE`. */
-export function caOption(): Option {
-  return new Option('--ca <file>', "CA certificate the control plane's certificate is checked against (default: $DROVER_CA, the config file, or ./.drover/dev/server/ca.pem)");
-}
+export { caOption, serverOption, tokenOption } from './server-options.js';
 
 /** `-o, --output table|json`. */
 export function outputOption(): Option {
@@ -56,8 +43,13 @@ export function clientOptions(cmd: Command, env = process.env): ClientOptions {
   };
 }
 
-/** Runs `fn` with a client for the command's server, closing it afterwards. */
+/**
+ * Runs `fn` with a client for the command's server, closing it afterwards.
+ * The client (gRPC, protobuf) is loaded here, on first use, so that commands
+ * which never dial start without it (docs/performance.md).
+ */
 export async function withClient<T>(cmd: Command, fn: (client: DroverClient) => Promise<T>): Promise<T> {
+  const { DroverClient } = await import('../client.js');
   const client = new DroverClient(clientOptions(cmd));
   try {
     return await fn(client);

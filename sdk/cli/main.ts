@@ -13,7 +13,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 try {
-  await buildProgram().parseAsync(process.argv);
+  await (await buildProgram()).parseAsync(process.argv);
 } catch (err) {
   // Commander has already printed its own usage errors and help.
   if (!(err instanceof CommanderError)) process.stderr.write(formatError(err));

@@ -1,42 +1,39 @@
-/** The `drover` command tree: global options and the one place commands are registered. */
+/**
+ * The `drover` command tree: global options and the one place commands are
+ * registered. Each command's module is loaded only when that command runs
+ * (docs/performance.md): `drover fleet` loads fleet's code and nothing of
+ * `agent install`'s SSH or `dev`'s supervisor, and `drover --help` or
+ * `--version` loads no command at all when the bundle carries the command
+ * list (scripts/build-cli.ts).
+ */
 import { createRequire } from 'node:module';
-import { Command } from 'commander';
-import { caOption, serverOption, tokenOption } from './context.js';
+import { Command, Help } from 'commander';
+import { caOption, serverOption, tokenOption } from './server-options.js';
 import { examples } from './help.js';
-import * as agent from './commands/agent.js';
-import * as cancel from './commands/cancel.js';
-import * as completion from './commands/completion.js';
-import * as dev from './commands/dev.js';
-import * as deviceAdd from './commands/device/add.js';
-import * as deviceList from './commands/device/list.js';
-import * as deviceRemove from './commands/device/remove.js';
-import * as fleet from './commands/fleet.js';
-import * as logs from './commands/logs.js';
-import * as run from './commands/run.js';
-import * as runs from './commands/runs.js';
-import * as server from './commands/server.js';
-import * as status from './commands/status.js';
-import * as stats from './commands/stats.js';
-import * as plan from './commands/plan.js';
-import * as validate from './commands/validate.js';
-import * as workflowApply from './commands/workflow/apply.js';
-import * as workflowList from './commands/workflow/list.js';
-import * as workflowShow from './commands/workflow/show.js';
-import * as tokenCreate from './commands/token/create.js';
-import * as whoami from './commands/whoami.js';
-import * as tokenList from './commands/token/list.js';
-import * as tokenRevoke from './commands/token/revoke.js';
-import * as secretSet from './commands/secret/set.js';
-import * as secretList from './commands/secret/list.js';
-import * as secretRm from './commands/secret/rm.js';
-import * as audit from './commands/audit.js';
 
-/** A command that only groups subcommands (`drover workflow apply|list|show`). */
-function group(name: string, summary: string, description: string, verbs: readonly { register(group: Command): void }[], help: string) {
+/** What a command module exports: it adds its command (and any subcommands) to a parent. */
+interface Registrar {
+  register(parent: Command): void;
+}
+
+/** A top-level command: its name, and how to load the module(s) that register it. */
+interface CommandEntry {
+  name: string;
+  load(): Promise<Registrar>;
+}
+
+/** A command that only groups subcommands (`drover workflow apply|list|show`), its verbs loaded with it. */
+function group(name: string, summary: string, description: string, verbs: () => Promise<readonly Registrar[]>, help: string): CommandEntry {
   return {
-    register(program: Command): void {
-      const cmd = program.command(name).summary(summary).description(description).addOption(serverOption()).addOption(tokenOption()).addOption(caOption()).addHelpText('after', help);
-      for (const verb of verbs) verb.register(cmd);
+    name,
+    async load() {
+      const loaded = await verbs();
+      return {
+        register(program: Command): void {
+          const cmd = program.command(name).summary(summary).description(description).addOption(serverOption()).addOption(tokenOption()).addOption(caOption()).addHelpText('after', help);
+          for (const verb of loaded) verb.register(cmd);
+        },
+      };
     },
   };
 }
@@ -45,7 +42,7 @@ const workflow = group(
   'workflow',
   'the workflow registry: apply, list, show',
   'Store workflows in the control plane under their name, with a new version each time the content changes; `drover run NAME` runs the latest, `drover run NAME@VERSION` a given one.',
-  [workflowApply, workflowList, workflowShow],
+  () => Promise.all([import('./commands/workflow/apply.js'), import('./commands/workflow/list.js'), import('./commands/workflow/show.js')]),
   examples(
     'drover workflow apply examples/onboarding.yaml     # onboard-employee: version 1 stored',
     'drover workflow list',
@@ -58,7 +55,7 @@ const device = group(
   'device',
   'the device inventory for ssh steps: add, list, remove',
   'Register network devices (switches, routers, appliances) that run no agent. ssh steps drive them through a proxy agent for their network (an agent labelled proxy=<network>); credentials are referred to by name and stay on the proxy agents. See docs/devices.md.',
-  [deviceAdd, deviceList, deviceRemove],
+  () => Promise.all([import('./commands/device/add.js'), import('./commands/device/list.js'), import('./commands/device/remove.js')]),
   examples(
     'drover device add core-1 --host 10.0.0.2 --user admin --credential lab-admin --network lab --label role=core',
     'drover device list',
@@ -70,7 +67,7 @@ const token = group(
   'token',
   'API and enrollment tokens: create, list, revoke',
   'Tokens are how people, scripts and new agents prove themselves to the control plane. API tokens carry a role (viewer, operator, admin); enrollment tokens let an agent enroll once. Only a hash of each is stored. See docs/security.md.',
-  [tokenCreate, tokenList, tokenRevoke],
+  () => Promise.all([import('./commands/token/create.js'), import('./commands/token/list.js'), import('./commands/token/revoke.js')]),
   examples(
     'drover token create --role viewer --description dashboards',
     'drover token create --enroll --ttl 1h --uses 1',
@@ -83,11 +80,83 @@ const secret = group(
   'secret',
   'named secrets for steps: set, list, rm',
   'Secrets are stored encrypted by the control plane and sent only to the agent that runs a step using them, with that step; they never appear in plans, state, logs or outputs (masked). A step names them in `secrets: [NAME]` (an environment variable of that name) or `${{ secrets.NAME }}`; an ssh device credential of the same name uses it. See docs/security.md.',
-  [secretSet, secretList, secretRm],
+  () => Promise.all([import('./commands/secret/set.js'), import('./commands/secret/list.js'), import('./commands/secret/rm.js')]),
   examples('printf %s "$DB_PASSWORD" | drover secret set DB_PASSWORD', 'drover secret list', 'drover secret rm DB_PASSWORD'),
 );
 
-const COMMANDS = [dev, server, agent, fleet, device, validate, plan, run, runs, status, logs, cancel, stats, workflow, token, secret, audit, whoami, completion];
+/** Every top-level command, in the order `drover --help` lists them. */
+const COMMANDS: readonly CommandEntry[] = [
+  { name: 'dev', load: () => import('./commands/dev.js') },
+  { name: 'server', load: () => import('./commands/server.js') },
+  { name: 'agent', load: () => import('./commands/agent.js') },
+  { name: 'fleet', load: () => import('./commands/fleet.js') },
+  device,
+  { name: 'validate', load: () => import('./commands/validate.js') },
+  { name: 'plan', load: () => import('./commands/plan.js') },
+  { name: 'run', load: () => import('./commands/run.js') },
+  { name: 'runs', load: () => import('./commands/runs.js') },
+  { name: 'status', load: () => import('./commands/status.js') },
+  { name: 'logs', load: () => import('./commands/logs.js') },
+  { name: 'cancel', load: () => import('./commands/cancel.js') },
+  { name: 'stats', load: () => import('./commands/stats.js') },
+  workflow,
+  token,
+  secret,
+  { name: 'audit', load: () => import('./commands/audit.js') },
+  { name: 'whoami', load: () => import('./commands/whoami.js') },
+  { name: 'completion', load: () => import('./commands/completion.js') },
+];
+
+/** A top-level command as `drover --help` lists it, without its module. */
+export interface CommandSummary {
+  name: string;
+  aliases: string[];
+  /** The help's left column, e.g. `validate [options] <files...>`. */
+  term: string;
+  summary: string;
+}
+
+/** Defined by the CLI bundle (scripts/build-cli.ts): `describeCommands` of the whole program, taken at build time. */
+declare const DROVER_CLI_COMMANDS: CommandSummary[] | undefined;
+
+/** The summaries of a fully registered program's commands, as its help shows them. */
+export function describeCommands(program: Command): CommandSummary[] {
+  const help = new Help();
+  return program.commands.map((c) => ({ name: c.name(), aliases: c.aliases(), term: help.subcommandTerm(c), summary: help.subcommandDescription(c) }));
+}
+
+/**
+ * The command `args` (process.argv without node and the script) run, if it
+ * is a known one: the first operand after the global options, or what
+ * `help` is asked about.
+ */
+function invokedCommand(program: Command, args: readonly string[], known: readonly CommandSummary[] | undefined): CommandEntry | undefined {
+  let name: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') {
+      name = args[i + 1];
+      break;
+    }
+    if (!arg.startsWith('-')) {
+      name = arg === 'help' ? args[i + 1] : arg;
+      break;
+    }
+    const option = program.options.find((o) => o.long === arg || o.short === arg);
+    if (option?.required || option?.optional) i++;
+  }
+  if (name === undefined) return undefined;
+  const canonical = known?.find((c) => c.aliases.includes(name))?.name ?? name;
+  return COMMANDS.find((c) => c.name === canonical);
+}
+
+/** Lists the commands from their summaries, for help and "did you mean" only: none of them can run. */
+function addSummaries(program: Command, summaries: readonly CommandSummary[]): void {
+  const terms = new Map(summaries.map((c) => [c.name, c.term]));
+  const help = new Help();
+  for (const c of summaries) program.command(c.name).aliases(c.aliases).summary(c.summary);
+  program.configureHelp({ ...program.configureHelp(), subcommandTerm: (cmd) => terms.get(cmd.name()) ?? help.subcommandTerm(cmd) });
+}
 
 /** The package version from package.json: two levels up from sdk/cli/ in the source tree, three from dist/sdk/cli/. */
 function version(): string {
@@ -103,8 +172,14 @@ function version(): string {
   return '0.0.0';
 }
 
-/** Builds the program. Commander errors are thrown (exitOverride), not exited on. */
-export function buildProgram(): Command {
+/**
+ * Builds the program for `args` (process.argv without node and the script):
+ * the command they run is loaded and registered; when they run none (help,
+ * version, a typo), every command is listed from the bundle's summaries, or
+ * loaded when there are none (run from the sources). Commander errors are
+ * thrown (exitOverride), not exited on.
+ */
+export async function buildProgram(args: readonly string[] = process.argv.slice(2)): Promise<Command> {
   const program = new Command('drover')
     .description('Drover: run workflows across a fleet of edge agents.')
     .version(version(), '-V, --version', 'print the drover version')
@@ -133,6 +208,12 @@ export function buildProgram(): Command {
         '  drover status <run-id prefix> --watch\n' +
         '  source <(drover completion bash)',
     );
-  for (const command of COMMANDS) command.register(program);
+  const summaries = typeof DROVER_CLI_COMMANDS === 'undefined' ? undefined : DROVER_CLI_COMMANDS;
+  const invoked = invokedCommand(program, args, summaries);
+  // A completion script is generated from the whole command tree.
+  if (invoked?.name === 'completion') for (const command of await Promise.all(COMMANDS.map((c) => c.load()))) command.register(program);
+  else if (invoked) (await invoked.load()).register(program);
+  else if (summaries) addSummaries(program, summaries);
+  else for (const command of await Promise.all(COMMANDS.map((c) => c.load()))) command.register(program);
   return program;
 }

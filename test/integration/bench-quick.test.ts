@@ -13,7 +13,7 @@ import type { Results } from '../../scripts/bench/report.js';
 import { tempDir } from '../helpers/cluster.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const FIGURES = ['stepOverhead', 'crossAgentHop', 'fanOut', 'idleFleet', 'agentFootprint', 'throughput', 'signing'];
+const FIGURES = ['stepOverhead', 'crossAgentHop', 'fanOut', 'idleFleet', 'agentFootprint', 'throughput', 'signing', 'cliStartup'];
 
 describe('bench', () => {
   it('bench - the quick benchmark measures every figure against its baseline and writes the results file', async () => {
