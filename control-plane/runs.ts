@@ -17,6 +17,7 @@ import { PeerLog, type Logger } from './log.js';
 import { TERMINAL_RUN, type RunRecord } from './model/run.js';
 import { silentFor } from './scheduler/agent-policy.js';
 import { place, type Placement } from './scheduler/placement.js';
+import type { WaitingView } from './scheduler/waiting.js';
 import { admission, deviceAffinity, initialState, newRun, step, type Effect, type LogLines, type RunEvent, type RunsState } from './scheduler/run-machine.js';
 import type { RunSecrets } from './secrets.js';
 import type { Store } from './store/store.js';
@@ -77,6 +78,26 @@ export class Runs {
     const run = this.store.getRun(id);
     if (!run) throw new NotFoundError('RUN_NOT_FOUND', `no run with id "${id}"`, 'list runs with `drover runs`');
     return run;
+  }
+
+  /** The fleet and queue now, for the waiting reasons the API puts on unfinished steps (scheduler/waiting.ts). */
+  waitingView(): WaitingView {
+    return {
+      now: this.now(),
+      lostAfterMs: this.state.config.lostAfterMs,
+      agent: (name) => {
+        const a = this.fleet.get(name);
+        return a && { state: a.state, draining: a.record.draining, heardMs: a.heardMs };
+      },
+      blockerOf: (run) =>
+        [...this.state.active.values()].find((r) => r.workflow === run.workflow && r.id !== run.id && r.status === 'running') ??
+        [...this.state.active.values()].find((r) => r.workflow === run.workflow && r.id !== run.id && r.createdMs < run.createdMs),
+    };
+  }
+
+  /** Calls `fn` with an agent's name whenever its live state changes (a step's waiting reason may change with it). */
+  onAgentChange(fn: (agent: string) => void): () => void {
+    return this.fleet.changes.subscribe((a) => fn(a.record.name));
   }
 
   list(filter: { limit?: number; workflow?: string; status?: string }): RunRecord[] {

@@ -5,7 +5,8 @@ import type { GetLogsRequest__Output } from '../../proto/gen/drover/v1/GetLogsRe
 import type { WatchRunRequest__Output } from '../../proto/gen/drover/v1/WatchRunRequest.js';
 import type { RunChange } from '../events.js';
 import type { Runs } from '../runs.js';
-import { TERMINAL_RUN, type LogRecord, type RunRecord, type Store } from '../store/store.js';
+import { waitingReason } from '../scheduler/waiting.js';
+import { TERMINAL_RUN, TERMINAL_STEP, type LogRecord, type RunRecord, type StepRecord, type Store } from '../store/store.js';
 import { attemptNumber, fromRunStatus, toLogLine, toRunInfo, toStepInfo } from './convert.js';
 import { toServiceError, unary } from './grpc-errors.js';
 
@@ -87,20 +88,44 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     SubmitRun: unary((req) =>
       runs
         .submit({ source: req.source, filename: req.filename, workflowRef: req.workflowRef, params: req.params, expectPlanHash: req.expectPlanHash })
-        .then(toRunInfo),
+        .then((run) => toRunInfo(run, runs.waitingView())),
     ),
-    GetRun: unary((req) => toRunInfo(runs.get(req.id))),
-    ListRuns: unary((req) => ({
-      runs: runs
-        .list({ limit: req.limit, workflow: req.workflow, status: fromRunStatus(req.status) })
-        .map(toRunInfo),
-    })),
-    CancelRun: unary((req) => runs.cancel(req.id, req.reason).then(toRunInfo)),
+    GetRun: unary((req) => toRunInfo(runs.get(req.id), runs.waitingView())),
+    ListRuns: unary((req) => {
+      const view = runs.waitingView();
+      return {
+        runs: runs.list({ limit: req.limit, workflow: req.workflow, status: fromRunStatus(req.status) }).map((run) => toRunInfo(run, view)),
+      };
+    }),
+    CancelRun: unary((req) => runs.cancel(req.id, req.reason).then((run) => toRunInfo(run, runs.waitingView()))),
     WatchRun(call: grpc.ServerWritableStream<WatchRunRequest__Output, RunEvent>) {
-      stream(call, call.request.id, { logs: call.request.includeLogs, follow: true, snapshot: true }, (c): RunEvent => {
-        if (c.type === 'run') return { run: toRunInfo(c.run) };
-        if (c.type === 'step') return { step: toStepInfo(c.run, c.step) };
-        return { log: toLogLine(call.request.id, c.log, stepOf(call.request.id, c.log.step)) };
+      const id = call.request.id;
+      // The waiting reason each step was last sent with: an agent's change re-sends the steps whose reason it changed.
+      const sent = new Map<string, string>();
+      const stepInfo = (run: RunRecord, step: StepRecord, view = runs.waitingView()) => {
+        const info = toStepInfo(run, step, view);
+        sent.set(step.id, info.waiting ?? '');
+        return info;
+      };
+      const off = runs.onAgentChange((agent) => {
+        const run = store.getRun(id);
+        if (call.writableEnded || call.destroyed || !run || TERMINAL_RUN.has(run.status)) return;
+        const view = runs.waitingView();
+        for (const step of Object.values(run.steps)) {
+          if (step.agent !== agent || TERMINAL_STEP.has(step.status) || !sent.has(step.id)) continue;
+          if (waitingReason(run, step, view) !== sent.get(step.id)) call.write({ step: stepInfo(run, step, view) });
+        }
+      });
+      for (const e of ['close', 'cancelled', 'finish', 'error']) call.once(e, off);
+      stream(call, id, { logs: call.request.includeLogs, follow: true, snapshot: true }, (c): RunEvent => {
+        if (c.type === 'run') {
+          const view = runs.waitingView();
+          const info = toRunInfo(c.run, view);
+          for (const s of info.steps ?? []) sent.set(s.id ?? '', s.waiting ?? '');
+          return { run: info };
+        }
+        if (c.type === 'step') return { step: stepInfo(c.run, c.step) };
+        return { log: toLogLine(id, c.log, stepOf(id, c.log.step)) };
       });
     },
     GetLogs(call: grpc.ServerWritableStream<GetLogsRequest__Output, LogLine>) {
