@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { examples } from '../help.js';
 import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../context.js';
 import { attemptsTable, runHeader, stepMessages, stepsTable } from '../render/runs.js';
+import { waitingLines } from '../render/step-cells.js';
 
 /** `drover status RUN`: one run and its steps. */
 export function register(program: Command): void {
@@ -9,7 +10,7 @@ export function register(program: Command): void {
     .command('status')
     .summary('show a run and its steps')
     .description(
-      'Show a run: its status, params and plan hash, then every step with its agent, attempt, exit code and resource use. ' +
+      'Show a run: its status, params and plan hash, then every step with its agent (a fan-out or forEach step: how many instances on how many agents), attempt, exit code (none for a step that never ran) and resource use, and why each unfinished step waits (its needs, its agent disconnected or draining, a maxParallel slot, the run queued behind another). ' +
         'Steps with more than one attempt, or with one that was superseded (its agent was declared lost and the step failed or moved on), ' +
         'list every attempt: its number (for `drover logs --attempt N`), agent, status, times and what became of it.',
     )
@@ -28,8 +29,9 @@ export function register(program: Command): void {
       if (opts.output === 'json') return printJson(run);
       const messages = stepMessages(run.steps);
       const attempts = attemptsTable(run.steps);
+      const waiting = waitingLines(run.steps);
       process.stdout.write(
-        runHeader(run) + '\n' + stepsTable(run.steps) + (attempts ? `\nAttempts:\n${attempts}` : '') + (messages ? `\nMessages:\n${messages}` : ''),
+        runHeader(run) + '\n' + stepsTable(run.steps) + (waiting ? `\nWaiting:\n${waiting}` : '') + (attempts ? `\nAttempts:\n${attempts}` : '') + (messages ? `\nMessages:\n${messages}` : ''),
       );
     });
 }

@@ -1,6 +1,7 @@
 import type { Attempt, Run, Step } from '../../types.js';
 import { formatAgo, formatBytes, formatClock, formatCpu, formatSpan } from '../format.js';
 import { renderTable } from '../table.js';
+import { agentCell, exitCell } from './step-cells.js';
 
 const DONE: ReadonlySet<Step['status']> = new Set(['succeeded', 'failed', 'skipped', 'cancelled']);
 
@@ -30,10 +31,10 @@ export function stepsTable(steps: readonly Step[], nowMs: number = Date.now()): 
     ['STEP', 'AGENT', 'STATUS', 'ATTEMPT', 'EXIT', 'DURATION', 'CPU', 'PEAK-RSS'],
     steps.map((s) => [
       s.isFinally ? `${s.id} (finally)` : s.id,
-      s.agent || '-',
+      agentCell(s, steps),
       s.status,
       s.attempt || '-',
-      s.status === 'succeeded' || s.status === 'failed' ? s.exitCode : '-',
+      exitCell(s),
       formatSpan(s.startedAt, s.endedAt, nowMs),
       formatCpu(s.cpuSeconds),
       formatBytes(s.peakRssBytes),
