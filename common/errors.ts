@@ -14,6 +14,7 @@ export type ApiErrorCode =
   | 'NO_MATCHING_AGENT'
   | 'PLAN_CHANGED'
   | 'RUN_NOT_FOUND'
+  | 'STEP_NOT_FOUND'
   | 'AGENT_NOT_FOUND'
   | 'RUN_FINISHED'
   | 'RUN_SKIPPED'

@@ -10,6 +10,7 @@ const STATUS: Record<ApiErrorCode, grpc.status> = {
   NO_MATCHING_AGENT: grpc.status.FAILED_PRECONDITION,
   PLAN_CHANGED: grpc.status.FAILED_PRECONDITION,
   RUN_NOT_FOUND: grpc.status.NOT_FOUND,
+  STEP_NOT_FOUND: grpc.status.NOT_FOUND,
   AGENT_NOT_FOUND: grpc.status.NOT_FOUND,
   RUN_FINISHED: grpc.status.FAILED_PRECONDITION,
   RUN_SKIPPED: grpc.status.FAILED_PRECONDITION,

@@ -5,6 +5,8 @@ import type { GetLogsRequest__Output } from '../../proto/gen/drover/v1/GetLogsRe
 import type { WatchRunRequest__Output } from '../../proto/gen/drover/v1/WatchRunRequest.js';
 import type { RunChange } from '../events.js';
 import type { Runs } from '../runs.js';
+import { didYouMean } from '../compiler/suggest.js';
+import { NotFoundError } from '../errors.js';
 import { waitingReason } from '../scheduler/waiting.js';
 import { TERMINAL_RUN, TERMINAL_STEP, type LogRecord, type RunRecord, type StepRecord, type Store } from '../store/store.js';
 import { attemptNumber, fromRunStatus, toLogLine, toRunInfo, toStepInfo } from './convert.js';
@@ -32,6 +34,7 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     let run: RunRecord;
     try {
       run = runs.get(runId);
+      if (opts.stepId && !run.steps[opts.stepId]) throw unknownStep(run, opts.stepId);
     } catch (err) {
       // 'error', not destroy(): grpc-js sends the status from its error handler; a destroyed stream never sends one (the caller hung until its deadline).
       return void call.emit('error', Object.assign(new Error((err as Error).message), toServiceError(err)));
@@ -135,6 +138,14 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
       );
     },
   };
+}
+
+/** STEP_NOT_FOUND for a step id `run` does not have, with the closest one and the run's declared steps. */
+function unknownStep(run: RunRecord, stepId: string): NotFoundError {
+  const ids = Object.keys(run.steps);
+  const declared = ids.filter((id) => !run.steps[id].parent);
+  const shown = declared.length > 20 ? `${declared.slice(0, 20).join(', ')}, … (${declared.length - 20} more)` : declared.join(', ');
+  return new NotFoundError('STEP_NOT_FOUND', `run ${run.id} has no step "${stepId}"${didYouMean(stepId, ids)}`, `its steps: ${shown || 'none'}; \`drover status ${run.id}\` lists them with fan-out instances`);
 }
 
 /** The ids of each step's `n`-th attempt (`drover logs --attempt N`), of one step or all. */
