@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { StepEventOut } from '../proto/index.js';
 import { compile } from './compiler/compile.js';
 import type { RunPlan } from './model/plan.js';
-import { ApiError, InvalidWorkflowError, NotFoundError } from './errors.js';
+import { ApiError, InvalidParamsError, InvalidWorkflowError, NotFoundError } from './errors.js';
 import { RunTopics, Topic } from './events.js';
 import type { Fleet } from './fleet.js';
 import { PeerLog, type Logger } from './log.js';
@@ -123,8 +123,8 @@ export class Runs {
       version = v.version;
     }
     const fleet = this.fleet.snapshot();
-    const { plan, problems, secretParams = {} } = compile({ source, params: req.params, fleet, devices: this.store.listDevices(), secrets: this.secrets?.names() ?? [] });
-    if (!plan) throw new InvalidWorkflowError(filename || 'workflow', problems);
+    const { plan, problems, secretParams = {}, invalidParams } = compile({ source, params: req.params, fleet, devices: this.store.listDevices(), secrets: this.secrets?.names() ?? [] });
+    if (!plan) throw invalidParams ? new InvalidParamsError(filename || 'workflow', problems) : new InvalidWorkflowError(filename || 'workflow', problems);
     return { plan, placement: place(plan.steps, fleet, deviceAffinity(this.state)), version, problems, secretParams };
   }
 
