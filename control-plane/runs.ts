@@ -39,6 +39,8 @@ export interface Compiled {
   placement: Placement;
   version: number;
   problems: InvalidWorkflowError['problems'];
+  /** Why a run of this plan would be refused now (NO_MATCHING_AGENT): steps no usable agent can take. */
+  blockers: InvalidWorkflowError['problems'];
   /** Values of secret params (never part of the plan). */
   secretParams: Record<string, string>;
 }
@@ -125,11 +127,18 @@ export class Runs {
     const fleet = this.fleet.snapshot();
     const { plan, problems, secretParams = {}, invalidParams } = compile({ source, params: req.params, fleet, devices: this.store.listDevices(), secrets: this.secrets?.names() ?? [] });
     if (!plan) throw invalidParams ? new InvalidParamsError(filename || 'workflow', problems) : new InvalidWorkflowError(filename || 'workflow', problems);
-    return { plan, placement: place(plan.steps, fleet, deviceAffinity(this.state)), version, problems, secretParams };
+    const placement = place(plan.steps, fleet, deviceAffinity(this.state));
+    const blockers = [
+      ...placement.problems,
+      ...plan.groups
+        .filter((g) => g.over === 'agents' && g.instances.length === 0)
+        .map((g) => ({ path: `step "${g.id}".target`, line: 0, column: 0, severity: 'error' as const, message: 'the fan-out matches no agent that is not draining' })),
+    ];
+    return { plan, placement, version, problems, blockers, secretParams };
   }
 
   async submit(req: SubmitRequest): Promise<RunRecord> {
-    const { plan, placement, version, secretParams } = this.compile(req);
+    const { plan, placement, version, secretParams, blockers: unplaced } = this.compile(req);
     if (req.expectPlanHash && req.expectPlanHash !== plan.hash) {
       throw new ApiError(
         'PLAN_CHANGED',
@@ -137,12 +146,6 @@ export class Runs {
         'preview it again with `drover plan` and run with the new hash',
       );
     }
-    const unplaced = [
-      ...placement.problems,
-      ...plan.groups
-        .filter((g) => g.over === 'agents' && g.instances.length === 0)
-        .map((g) => ({ path: `step "${g.id}".target`, line: 0, column: 0, severity: 'error' as const, message: 'the fan-out matches no agent that is not draining' })),
-    ];
     if (unplaced.length) {
       throw new ApiError(
         'NO_MATCHING_AGENT',

@@ -145,6 +145,14 @@ describe('sdk plan preview', () => {
     expect(p.warnings).toEqual([{ path: 'steps[2].target', line: 14, column: 5, message: 'no agent has ever matched role=db', severity: 'warning' }]);
   });
 
+  it('plan - a plan a run of which would be refused now lists the reasons and offers no hash', () => {
+    const blocker = { path: 'step "ship".target', line: 0, column: 0, message: 'every agent matching role=web is draining', severity: 'error' as const };
+    const preview: PlanPreview = { ...toPlanPreview(WIRE_PREVIEW), blockers: [blocker] };
+    const text = planText(preview, { workflowArg: 'deploy.yaml', runCommand: 'drover run deploy.yaml --plan-hash abc' });
+    expect(text).toMatch(/\nCannot start now:\n  .*every agent matching role=web is draining\n$/);
+    expect(text).not.toMatch(/Plan hash|--plan-hash/);
+  });
+
   it('plan - text shows waves, targets, matches with state, placement or instances, conditions, finally, warnings and the run command', () => {
     const preview: PlanPreview = toPlanPreview(WIRE_PREVIEW);
     const runCommand = shellCommand(['drover', 'run', 'deploy.yaml', '-p', 'version=v1.2', '-p', 'note=two words', '--plan-hash', preview.hash]);
