@@ -149,7 +149,7 @@ describe('sdk plan preview', () => {
     const blocker = { path: 'step "ship".target', line: 0, column: 0, message: 'every agent matching role=web is draining', severity: 'error' as const };
     const preview: PlanPreview = { ...toPlanPreview(WIRE_PREVIEW), blockers: [blocker] };
     const text = planText(preview, { workflowArg: 'deploy.yaml', runCommand: 'drover run deploy.yaml --plan-hash abc' });
-    expect(text).toMatch(/\nCannot start now:\n  .*every agent matching role=web is draining\n$/);
+    expect(text).toMatch(/\nCannot start now:\n  deploy.yaml: error: every agent matching role=web is draining  \(at step "ship".target\)\n$/);
     expect(text).not.toMatch(/Plan hash|--plan-hash/);
   });
 
