@@ -284,3 +284,17 @@ steps:
     expect(badDefault.invalidParams).toBe(false);
   });
 });
+
+describe('compiler - the env rewrite of an expression in shell text quotes the variable', () => {
+  const suggestion = (run: string) => {
+    const res = compile({ source: `name: x\nparams: { username: {} }\nsteps:\n  - id: a\n    run: ${JSON.stringify(run)}\n`, params: { username: 'u' } });
+    return /env instead: run: (.*)  env: \{/.exec(res.problems[0].message)?.[1];
+  };
+  it('compiler - inside double quotes, outside quotes, inside single quotes, and before a name character', () => {
+    expect(suggestion('echo "hello ${{ params.username }}"')).toBe('echo "hello $USERNAME"');
+    expect(suggestion('echo hello ${{ params.username }}')).toBe('echo hello "$USERNAME"');
+    expect(suggestion('echo "${{ params.username }}"')).toBe('echo "$USERNAME"');
+    expect(suggestion("echo 'hello ${{ params.username }}'")).toBe(`echo 'hello '"$USERNAME"`);
+    expect(suggestion('echo "${{ params.username }}_x" \\" ${{ params.username }}')).toBe('echo "${USERNAME}_x" \\" "$USERNAME"');
+  });
+});
