@@ -21,6 +21,7 @@ import { resolveWorkflow } from '../../sdk/source.js';
 import { planText } from '../../sdk/cli/render/plan.js';
 import { formatProblemLine, validationText } from '../../sdk/cli/render/problems.js';
 import { applyLine, workflowHeader, workflowsTable } from '../../sdk/cli/render/workflows.js';
+import { cli } from '../../sdk/cli/invocation.js';
 import { shellCommand } from '../../sdk/cli/shell.js';
 
 const NOW = 1_700_000_000_000;
@@ -232,7 +233,7 @@ describe('sdk validate and registry output', () => {
     const lines = workflowsTable([w], NOW).split('\n');
     expect(lines[0]).toMatch(/^NAME\s+LATEST\s+VERSIONS\s+UPDATED\s+DESCRIPTION$/);
     expect(lines[1]).toMatch(/^deploy\s+3\s+4\s+2m ago\s+Roll out$/);
-    expect(workflowsTable([], NOW)).toBe('no workflows registered; store one with: drover workflow apply FILE\n');
+    expect(workflowsTable([], NOW)).toBe(`no workflows registered; store one with: ${cli()} workflow apply FILE\n`);
     expect(workflowHeader(w, NOW)).toContain('Version:      3 (latest is 4)\n');
     expect(workflowHeader({ ...w, version: 4 }, NOW)).toContain('Version:      4 (latest)\n');
     expect(applyLine(w)).toBe('deploy: version 3 stored\n');

@@ -4,6 +4,7 @@ import { parseParamArgs } from '../../params.js';
 import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../context.js';
 import { examples } from '../help.js';
 import { collectParam } from '../options.js';
+import { cli } from '../invocation.js';
 import { planText } from '../render/plan.js';
 import { shellCommand } from '../shell.js';
 
@@ -32,7 +33,7 @@ export function register(program: Command): void {
       const preview = await withClient(cmd, (client) => client.workflows.plan(workflow, params));
       if (opts.output === 'json') printJson(preview);
       else {
-        const words = ['drover', 'run', workflow, ...(opts.param ?? []).flatMap((p) => ['-p', p]), '--plan-hash', preview.hash];
+        const words = [...cli().split(' '), 'run', workflow, ...(opts.param ?? []).flatMap((p) => ['-p', p]), '--plan-hash', preview.hash];
         process.stdout.write(planText(preview, { workflowArg: workflow, runCommand: shellCommand(words) }));
       }
       if (preview.blockers.length) {

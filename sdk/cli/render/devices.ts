@@ -1,10 +1,11 @@
 import type { Device } from '../../types.js';
 import { formatLabels } from '../format.js';
+import { cli } from '../invocation.js';
 import { renderTable } from '../table.js';
 
 /** The `drover device list` table. */
 export function devicesTable(devices: readonly Device[]): string {
-  if (devices.length === 0) return 'no devices registered; add one with: drover device add NAME --host HOST --user USER --credential REF\n';
+  if (devices.length === 0) return `no devices registered; add one with: ${cli()} device add NAME --host HOST --user USER --credential REF\n`;
   return renderTable(
     ['NAME', 'ADDRESS', 'USER', 'CREDENTIAL', 'NETWORK', 'SESSIONS', 'LABELS', 'PROXIES'],
     devices.map((d) => [

@@ -1,5 +1,6 @@
 import type { RegisteredWorkflow } from '../../types.js';
 import { formatAgo } from '../format.js';
+import { cli } from '../invocation.js';
 import { renderTable } from '../table.js';
 
 /** Descriptions longer than this are cut in the `workflow list` table (`-o json` has them whole). */
@@ -13,7 +14,7 @@ function shortDescription(text: string): string {
 
 /** The `drover workflow list` table. */
 export function workflowsTable(workflows: readonly RegisteredWorkflow[], nowMs: number = Date.now()): string {
-  if (workflows.length === 0) return 'no workflows registered; store one with: drover workflow apply FILE\n';
+  if (workflows.length === 0) return `no workflows registered; store one with: ${cli()} workflow apply FILE\n`;
   return renderTable(
     ['NAME', 'LATEST', 'VERSIONS', 'UPDATED', 'DESCRIPTION'],
     workflows.map((w) => [w.name, w.version, w.versions, formatAgo(w.createdAt, nowMs), shortDescription(w.description)]),
@@ -29,7 +30,7 @@ export function workflowHeader(w: RegisteredWorkflow, nowMs: number = Date.now()
     `Stored:       ${w.createdAt ? `${new Date(w.createdAt).toISOString()} (${formatAgo(w.createdAt, nowMs)})` : '-'}`,
     `Hash:         ${w.hash || '-'}`,
     `Description:  ${w.description.trim() || '-'}`,
-    `Preview:      drover plan ${w.name}@${w.version}`,
+    `Preview:      ${cli()} plan ${w.name}@${w.version}`,
   ];
   return lines.join('\n') + '\n';
 }
