@@ -31,17 +31,19 @@ describe('sdk cli follow', () => {
     expect(err).toEqual(['create-account | warn\n']);
   });
 
-  it('follow - a pending step says why it waits, once per reason, and a running one whose agent went away says so', () => {
+  it('follow - a pending step says why it waits, once per reason, leaving out the ordinary course (needs, an agent about to start it), and a running one whose agent went away says so', () => {
     const out: string[] = [];
     const printer = new FollowPrinter({ out: (t) => out.push(t), err: () => {} }, () => T0);
     const waiting = 'waiting for agent assets-1, disconnected 40 s ago; lost after 60 s (in 20 s)';
     printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting: 'waiting for needs: create-account' }) });
-    printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting: 'waiting for needs: create-account' }) });
+    printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting: 'waiting for agent assets-1 to start it' }) });
+    printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting: 'waiting for a maxParallel slot (2 of 2 running)' }) });
+    printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting: 'waiting for a maxParallel slot (2 of 2 running)' }) });
     printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting }) });
     printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0 }) });
     printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', status: 'running', startedAt: T0, waiting }) });
     expect(out).toEqual([
-      '[12:00:01] provision  waiting    for needs: create-account\n',
+      '[12:00:01] provision  waiting    for a maxParallel slot (2 of 2 running)\n',
       '[12:00:01] provision  waiting    for agent assets-1, disconnected 40 s ago; lost after 60 s (in 20 s)\n',
       `[12:00:01] provision  running    on assets-1; ${waiting}\n`,
     ]);
