@@ -37,7 +37,7 @@ export function register(program: Command): void {
         process.stdout.write(planText(preview, { workflowArg: workflow, runCommand: shellCommand(words) }));
       }
       if (preview.blockers.length) {
-        throw new NoMatchingAgentError(`a run of ${preview.workflow} would be refused now: ${preview.blockers.map((b) => b.message).join('; ')}`, {
+        throw new NoMatchingAgentError(`a run of ${preview.workflow} would be refused now: ${[...new Set(preview.blockers.map((b) => b.message))].join('; ')}`, {
           hint: 'undrain an agent (`drover agent drain NAME --undo`) or start one with matching --label flags, then plan again',
         });
       }
