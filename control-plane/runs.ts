@@ -97,9 +97,12 @@ export class Runs {
     };
   }
 
-  /** Calls `fn` with an agent's name whenever its live state changes (a step's waiting reason may change with it). */
-  onAgentChange(fn: (agent: string) => void): () => void {
-    return this.fleet.changes.subscribe((a) => fn(a.record.name));
+  /**
+   * Calls `fn` with an agent's name and its state ("connected", "disconnected/draining", ...) whenever
+   * anything of it changes, heartbeats included (a step's waiting reason may change with its state).
+   */
+  onAgentChange(fn: (agent: string, state: string) => void): () => void {
+    return this.fleet.changes.subscribe((a) => fn(a.record.name, `${a.state}${a.record.draining ? '/draining' : ''}`));
   }
 
   list(filter: { limit?: number; workflow?: string; status?: string }): RunRecord[] {

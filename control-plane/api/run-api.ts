@@ -6,6 +6,7 @@ import type { WatchRunRequest__Output } from '../../proto/gen/drover/v1/WatchRun
 import type { RunChange } from '../events.js';
 import type { Runs } from '../runs.js';
 import { didYouMean } from '../compiler/suggest.js';
+import { planIndex } from '../model/plan-index.js';
 import { NotFoundError } from '../errors.js';
 import { waitingReason } from '../scheduler/waiting.js';
 import { TERMINAL_RUN, TERMINAL_STEP, type LogRecord, type RunRecord, type StepRecord, type Store } from '../store/store.js';
@@ -103,27 +104,43 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     CancelRun: unary((req) => runs.cancel(req.id, req.reason).then((run) => toRunInfo(run, runs.waitingView()))),
     WatchRun(call: grpc.ServerWritableStream<WatchRunRequest__Output, RunEvent>) {
       const id = call.request.id;
-      // The waiting reason each step was last sent with: an agent's change re-sends the steps whose reason it changed.
+      // The waiting reason each step was last sent with. A reason can change without its step changing (an
+      // agent went away, a need finished): those steps are sent again, once the snapshot has named them.
       const sent = new Map<string, string>();
       const stepInfo = (run: RunRecord, step: StepRecord, view = runs.waitingView()) => {
         const info = toStepInfo(run, step, view);
         sent.set(step.id, info.waiting ?? '');
         return info;
       };
-      const off = runs.onAgentChange((agent) => {
+      const resend = (steps: Iterable<StepRecord>) => {
         const run = store.getRun(id);
         if (call.writableEnded || call.destroyed || !run || TERMINAL_RUN.has(run.status)) return;
         const view = runs.waitingView();
-        for (const step of Object.values(run.steps)) {
-          if (step.agent !== agent || TERMINAL_STEP.has(step.status) || !sent.has(step.id)) continue;
+        for (const step of steps) {
+          if (TERMINAL_STEP.has(step.status) || !sent.has(step.id)) continue;
           if (waitingReason(run, step, view) !== sent.get(step.id)) call.write({ step: stepInfo(run, step, view) });
         }
+      };
+      const agentStates = new Map<string, string>();
+      const offAgents = runs.onAgentChange((agent, state) => {
+        if (agentStates.get(agent) === state) return;
+        agentStates.set(agent, state);
+        const run = store.getRun(id);
+        if (run) resend(Object.values(run.steps).filter((s) => s.agent === agent));
       });
-      for (const e of ['close', 'cancelled', 'finish', 'error']) call.once(e, off);
+      const offSteps = runs.topics.subscribe(id, (c) => {
+        if (c.type !== 'step') return;
+        const index = planIndex(c.run.plan);
+        const next = [...index.dependents(c.step.id), ...(c.step.parent ? index.dependents(c.step.parent) : []), ...c.run.plan.steps.filter((s) => s.isFinally)];
+        resend(new Set(next.map((s) => c.run.steps[s.id]).filter(Boolean)));
+      });
+      for (const e of ['close', 'cancelled', 'finish', 'error']) {
+        call.once(e, offAgents);
+        call.once(e, offSteps);
+      }
       stream(call, id, { logs: call.request.includeLogs, follow: true, snapshot: true }, (c): RunEvent => {
         if (c.type === 'run') {
-          const view = runs.waitingView();
-          const info = toRunInfo(c.run, view);
+          const info = toRunInfo(c.run, runs.waitingView());
           for (const s of info.steps ?? []) sent.set(s.id ?? '', s.waiting ?? '');
           return { run: info };
         }
