@@ -128,15 +128,10 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
         const run = store.getRun(id);
         if (run) resend(Object.values(run.steps).filter((s) => s.agent === agent));
       });
-      const offSteps = runs.topics.subscribe(id, (c) => {
-        if (c.type !== 'step') return;
-        const index = planIndex(c.run.plan);
-        const next = [...index.dependents(c.step.id), ...(c.step.parent ? index.dependents(c.step.parent) : []), ...c.run.plan.steps.filter((s) => s.isFinally)];
-        resend(new Set(next.map((s) => c.run.steps[s.id]).filter(Boolean)));
-      });
+      let over = false;
       for (const e of ['close', 'cancelled', 'finish', 'error']) {
         call.once(e, offAgents);
-        call.once(e, offSteps);
+        call.once(e, () => (over = true));
       }
       stream(call, id, { logs: call.request.includeLogs, follow: true, snapshot: true }, (c): RunEvent => {
         if (c.type === 'run') {
@@ -147,6 +142,16 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
         if (c.type === 'step') return { step: stepInfo(c.run, c.step) };
         return { log: toLogLine(id, c.log, stepOf(id, c.log.step)) };
       });
+      // Subscribed after the stream's own: a step's change goes out before the new reasons of what follows it.
+      const offSteps = runs.topics.subscribe(id, (c) => {
+        if (c.type !== 'step') return;
+        const index = planIndex(c.run.plan);
+        const next = [...index.dependents(c.step.id), ...(c.step.parent ? index.dependents(c.step.parent) : []), ...c.run.plan.steps.filter((s) => s.isFinally)];
+        resend(new Set(next.map((s) => c.run.steps[s.id]).filter(Boolean)));
+      });
+      // An unknown run ends the call inside stream(), before this subscription existed.
+      if (over) offSteps();
+      else for (const e of ['close', 'cancelled', 'finish', 'error']) call.once(e, offSteps);
     },
     GetLogs(call: grpc.ServerWritableStream<GetLogsRequest__Output, LogLine>) {
       const { runId, stepId, follow, attempt } = call.request;
