@@ -15,6 +15,7 @@ export type ApiErrorCode =
   | 'PLAN_CHANGED'
   | 'RUN_NOT_FOUND'
   | 'AMBIGUOUS_RUN_ID'
+  | 'STEP_NOT_FOUND'
   | 'AGENT_NOT_FOUND'
   | 'RUN_FINISHED'
   | 'RUN_SKIPPED'

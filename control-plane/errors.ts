@@ -31,6 +31,20 @@ export class InvalidWorkflowError extends ApiError {
   }
 }
 
+/** The document compiles but the params given do not fit it; `problems` name each param. */
+export class InvalidParamsError extends ApiError {
+  override name = 'InvalidParamsError';
+  constructor(file: string, problems: Problem[]) {
+    const errors = problems.filter((p) => p.severity === 'error');
+    super(
+      'INVALID_PARAMS',
+      `${file}: ${errors.length} problem${errors.length === 1 ? '' : 's'} with the params`,
+      'fix the -p values listed and submit again; nothing was started',
+      problems,
+    );
+  }
+}
+
 export class NotFoundError extends ApiError {
   override name = 'NotFoundError';
 }

@@ -10,13 +10,14 @@ import { randomBytes } from 'node:crypto';
 import type { StepEventOut } from '../proto/index.js';
 import { compile } from './compiler/compile.js';
 import type { RunPlan } from './model/plan.js';
-import { ApiError, InvalidWorkflowError, NotFoundError } from './errors.js';
+import { ApiError, InvalidParamsError, InvalidWorkflowError, NotFoundError } from './errors.js';
 import { RunTopics, Topic } from './events.js';
 import type { Fleet } from './fleet.js';
 import { PeerLog, type Logger } from './log.js';
 import { TERMINAL_RUN, type RunRecord } from './model/run.js';
 import { silentFor } from './scheduler/agent-policy.js';
 import { place, type Placement } from './scheduler/placement.js';
+import type { WaitingView } from './scheduler/waiting.js';
 import { admission, deviceAffinity, initialState, newRun, step, type Effect, type LogLines, type RunEvent, type RunsState } from './scheduler/run-machine.js';
 import type { RunSecrets } from './secrets.js';
 import type { Store } from './store/store.js';
@@ -38,6 +39,8 @@ export interface Compiled {
   placement: Placement;
   version: number;
   problems: InvalidWorkflowError['problems'];
+  /** Why a run of this plan would be refused now (NO_MATCHING_AGENT): steps no usable agent can take. */
+  blockers: InvalidWorkflowError['problems'];
   /** Values of secret params (never part of the plan). */
   secretParams: Record<string, string>;
 }
@@ -95,6 +98,29 @@ export class Runs {
     throw new ApiError('AMBIGUOUS_RUN_ID', `run id prefix "${prefix}" matches ${matches.length} runs: ${shown.join(', ')}${more}`, 'give more characters of the id');
   }
 
+  /** The fleet and queue now, for the waiting reasons the API puts on unfinished steps (scheduler/waiting.ts). */
+  waitingView(): WaitingView {
+    return {
+      now: this.now(),
+      lostAfterMs: this.state.config.lostAfterMs,
+      agent: (name) => {
+        const a = this.fleet.get(name);
+        return a && { state: a.state, draining: a.record.draining, heardMs: a.heardMs };
+      },
+      blockerOf: (run) =>
+        [...this.state.active.values()].find((r) => r.workflow === run.workflow && r.id !== run.id && r.status === 'running') ??
+        [...this.state.active.values()].find((r) => r.workflow === run.workflow && r.id !== run.id && r.createdMs < run.createdMs),
+    };
+  }
+
+  /**
+   * Calls `fn` with an agent's name and its state ("connected", "disconnected/draining", ...) whenever
+   * anything of it changes, heartbeats included (a step's waiting reason may change with its state).
+   */
+  onAgentChange(fn: (agent: string, state: string) => void): () => void {
+    return this.fleet.changes.subscribe((a) => fn(a.record.name, `${a.state}${a.record.draining ? '/draining' : ''}`));
+  }
+
   list(filter: { limit?: number; workflow?: string; status?: string }): RunRecord[] {
     let runs = this.store.listRuns();
     if (filter.workflow) runs = runs.filter((r) => r.workflow === filter.workflow);
@@ -118,13 +144,20 @@ export class Runs {
       version = v.version;
     }
     const fleet = this.fleet.snapshot();
-    const { plan, problems, secretParams = {} } = compile({ source, params: req.params, fleet, devices: this.store.listDevices(), secrets: this.secrets?.names() ?? [] });
-    if (!plan) throw new InvalidWorkflowError(filename || 'workflow', problems);
-    return { plan, placement: place(plan.steps, fleet, deviceAffinity(this.state)), version, problems, secretParams };
+    const { plan, problems, secretParams = {}, invalidParams } = compile({ source, params: req.params, fleet, devices: this.store.listDevices(), secrets: this.secrets?.names() ?? [] });
+    if (!plan) throw invalidParams ? new InvalidParamsError(filename || 'workflow', problems) : new InvalidWorkflowError(filename || 'workflow', problems);
+    const placement = place(plan.steps, fleet, deviceAffinity(this.state));
+    const blockers = [
+      ...placement.problems,
+      ...plan.groups
+        .filter((g) => g.over === 'agents' && g.instances.length === 0)
+        .map((g) => ({ path: `step "${g.id}".target`, line: 0, column: 0, severity: 'error' as const, message: 'the fan-out matches no agent that is not draining' })),
+    ];
+    return { plan, placement, version, problems, blockers, secretParams };
   }
 
   async submit(req: SubmitRequest): Promise<RunRecord> {
-    const { plan, placement, version, secretParams } = this.compile(req);
+    const { plan, placement, version, secretParams, blockers: unplaced } = this.compile(req);
     if (req.expectPlanHash && req.expectPlanHash !== plan.hash) {
       throw new ApiError(
         'PLAN_CHANGED',
@@ -132,12 +165,6 @@ export class Runs {
         'preview it again with `drover plan` and run with the new hash',
       );
     }
-    const unplaced = [
-      ...placement.problems,
-      ...plan.groups
-        .filter((g) => g.over === 'agents' && g.instances.length === 0)
-        .map((g) => ({ path: `step "${g.id}".target`, line: 0, column: 0, severity: 'error' as const, message: 'the fan-out matches no agent that is not draining' })),
-    ];
     if (unplaced.length) {
       throw new ApiError(
         'NO_MATCHING_AGENT',

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { checkAddress } from './address.js';
 import { AccessApi } from './access.js';
 import { AuditApi } from './audit.js';
 import { SecretsApi } from './secrets.js';
@@ -57,7 +58,7 @@ function readCa(ca: string, source: string): string {
 export function resolveClientOptions(options: ClientOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedClientOptions {
   const ca = options.ca || env.DROVER_CA;
   return {
-    address: options.address || env.DROVER_ADDR || DEFAULT_ADDRESS,
+    address: checkAddress(options.address || env.DROVER_ADDR || DEFAULT_ADDRESS),
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     token: (options.token || env.DROVER_TOKEN || '').trim(),
     caPem: ca ? readCa(ca, options.ca ? 'the ca option' : 'DROVER_CA') : undefined,

@@ -276,6 +276,7 @@ export function toPlanPreview(p: PlanPreviewOut): PlanPreview {
       ),
     })),
     warnings: p.problems.map(toProblem).filter((x) => x.severity === 'warning'),
+    blockers: p.problems.map(toProblem).filter((x) => x.severity === 'error'),
   };
 }
 

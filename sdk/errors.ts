@@ -90,6 +90,15 @@ export class AmbiguousRunIdError extends DroverError {
   }
 }
 
+/** The run has no step with that id (`logs(run, step)`); the hint lists its steps. */
+export class StepNotFoundError extends DroverError {
+  override readonly name = 'StepNotFoundError';
+  declare readonly code: 'STEP_NOT_FOUND';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('STEP_NOT_FOUND', message, options);
+  }
+}
+
 /** No agent has that name. */
 export class AgentNotFoundError extends DroverError {
   override readonly name = 'AgentNotFoundError';
@@ -293,6 +302,7 @@ const BY_CODE = {
   PLAN_CHANGED: PlanChangedError,
   RUN_NOT_FOUND: RunNotFoundError,
   AMBIGUOUS_RUN_ID: AmbiguousRunIdError,
+  STEP_NOT_FOUND: StepNotFoundError,
   AGENT_NOT_FOUND: AgentNotFoundError,
   RUN_FINISHED: RunFinishedError,
   WORKFLOW_NOT_FOUND: WorkflowNotFoundError,

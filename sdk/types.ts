@@ -271,6 +271,12 @@ export interface PlanPreview {
   waves: PlanWave[];
   /** Problems with severity `warning` (a plan with errors rejects with InvalidWorkflowError instead). */
   warnings: Problem[];
+  /**
+   * Why a run of this plan would be refused now with NoMatchingAgentError:
+   * a step whose every matching agent is draining, or that no agent matches.
+   * Empty when it can start; the hash is then worth passing on.
+   */
+  blockers: Problem[];
 }
 
 /** The result of `workflows.validate`. */

@@ -3,6 +3,7 @@ import type { AgentInfo, AttemptInfo, DeviceInfo, LogLine, RunInfo, StepCounts, 
 import type { ListRunsRequest__Output } from '../../proto/gen/drover/v1/ListRunsRequest.js';
 import type { LiveAgent } from '../fleet.js';
 import { planIndex } from '../model/plan-index.js';
+import { waitingReason, type WaitingView } from '../scheduler/waiting.js';
 import type { AttemptRecord, DeviceRecord, LogRecord, RunRecord, RunStatus, StepRecord } from '../store/store.js';
 
 const upper = (s: string) => s.toUpperCase();
@@ -28,7 +29,8 @@ export function toAgentState(state: LiveAgent['state']): AgentInfo['state'] {
   return `AGENT_STATE_${upper(state)}` as AgentInfo['state'];
 }
 
-export function toStepInfo(run: RunRecord, s: StepRecord): StepInfo {
+/** `view`: the fleet and queue now, for the step's waiting reason ('' without one). */
+export function toStepInfo(run: RunRecord, s: StepRecord, view?: WaitingView): StepInfo {
   const index = planIndex(run.plan);
   const plan = index.step(s.id) ?? index.group(s.id);
   return {
@@ -48,7 +50,7 @@ export function toStepInfo(run: RunRecord, s: StepRecord): StepInfo {
     parent: s.parent,
     kind: s.kind,
     attempts: (s.attempts ?? []).map(toAttemptInfo),
-    waiting: '',
+    waiting: view ? waitingReason(run, s, view) : '',
   };
 }
 
@@ -68,8 +70,9 @@ export function toAttemptInfo(a: AttemptRecord): AttemptInfo {
   };
 }
 
-export function toRunInfo(run: RunRecord): RunInfo {
-  return { ...toRunSummary(run), steps: planIndex(run.plan).order.map((id) => toStepInfo(run, run.steps[id])) };
+/** `view`: as for toStepInfo. */
+export function toRunInfo(run: RunRecord, view?: WaitingView): RunInfo {
+  return { ...toRunSummary(run), steps: planIndex(run.plan).order.map((id) => toStepInfo(run, run.steps[id], view)) };
 }
 
 /** A run without its steps (runs lists: WatchRuns, the dashboard's runs feed); `stepCounts` says how they stand. */

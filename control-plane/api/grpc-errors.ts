@@ -11,6 +11,7 @@ const STATUS: Record<ApiErrorCode, grpc.status> = {
   PLAN_CHANGED: grpc.status.FAILED_PRECONDITION,
   RUN_NOT_FOUND: grpc.status.NOT_FOUND,
   AMBIGUOUS_RUN_ID: grpc.status.INVALID_ARGUMENT,
+  STEP_NOT_FOUND: grpc.status.NOT_FOUND,
   AGENT_NOT_FOUND: grpc.status.NOT_FOUND,
   RUN_FINISHED: grpc.status.FAILED_PRECONDITION,
   RUN_SKIPPED: grpc.status.FAILED_PRECONDITION,

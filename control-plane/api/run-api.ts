@@ -5,7 +5,11 @@ import type { GetLogsRequest__Output } from '../../proto/gen/drover/v1/GetLogsRe
 import type { WatchRunRequest__Output } from '../../proto/gen/drover/v1/WatchRunRequest.js';
 import type { RunChange } from '../events.js';
 import type { Runs } from '../runs.js';
-import { TERMINAL_RUN, type LogRecord, type RunRecord, type Store } from '../store/store.js';
+import { didYouMean } from '../compiler/suggest.js';
+import { planIndex } from '../model/plan-index.js';
+import { NotFoundError } from '../errors.js';
+import { waitingReason } from '../scheduler/waiting.js';
+import { TERMINAL_RUN, TERMINAL_STEP, type LogRecord, type RunRecord, type StepRecord, type Store } from '../store/store.js';
 import { attemptNumber, fromRunStatus, toLogLine, toRunInfo, toStepInfo } from './convert.js';
 import { toServiceError, unary } from './grpc-errors.js';
 import { watchRuns } from './watch-runs.js';
@@ -34,6 +38,7 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
       run = runs.get(runId);
       // The caller may have given a unique prefix: from here on, the whole id.
       runId = run.id;
+      if (opts.stepId && !run.steps[opts.stepId]) throw unknownStep(run, opts.stepId);
     } catch (err) {
       // 'error', not destroy(): grpc-js sends the status from its error handler; a destroyed stream never sends one (the caller hung until its deadline).
       return void call.emit('error', Object.assign(new Error((err as Error).message), toServiceError(err)));
@@ -90,21 +95,72 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     SubmitRun: unary((req) =>
       runs
         .submit({ source: req.source, filename: req.filename, workflowRef: req.workflowRef, params: req.params, expectPlanHash: req.expectPlanHash })
-        .then(toRunInfo),
+        .then((run) => toRunInfo(run, runs.waitingView())),
     ),
-    GetRun: unary((req) => toRunInfo(runs.get(req.id))),
-    ListRuns: unary((req) => ({
-      runs: runs
-        .list({ limit: req.limit, workflow: req.workflow, status: fromRunStatus(req.status) })
-        .map(toRunInfo),
-    })),
-    CancelRun: unary((req) => runs.cancel(req.id, req.reason).then(toRunInfo)),
+    GetRun: unary((req) => toRunInfo(runs.get(req.id), runs.waitingView())),
+    ListRuns: unary((req) => {
+      const view = runs.waitingView();
+      return {
+        runs: runs.list({ limit: req.limit, workflow: req.workflow, status: fromRunStatus(req.status) }).map((run) => toRunInfo(run, view)),
+      };
+    }),
+    CancelRun: unary((req) => runs.cancel(req.id, req.reason).then((run) => toRunInfo(run, runs.waitingView()))),
     WatchRun(call: grpc.ServerWritableStream<WatchRunRequest__Output, RunEvent>) {
-      stream(call, call.request.id, { logs: call.request.includeLogs, follow: true, snapshot: true }, (c): RunEvent => {
-        if (c.type === 'run') return { run: toRunInfo(c.run) };
-        if (c.type === 'step') return { step: toStepInfo(c.run, c.step) };
-        return { log: toLogLine(c.run.id, c.log, stepOf(c.run.id, c.log.step)) };
+      // The caller may have given a unique prefix: from here on, the whole id (an unknown one: stream() reports it).
+      let id = call.request.id;
+      try {
+        id = runs.get(id).id;
+      } catch {
+        // reported below
+      }
+      // The waiting reason each step was last sent with. A reason can change without its step changing (an
+      // agent went away, a need finished): those steps are sent again, once the snapshot has named them.
+      const sent = new Map<string, string>();
+      const stepInfo = (run: RunRecord, step: StepRecord, view = runs.waitingView()) => {
+        const info = toStepInfo(run, step, view);
+        sent.set(step.id, info.waiting ?? '');
+        return info;
+      };
+      const resend = (steps: Iterable<StepRecord>) => {
+        const run = store.getRun(id);
+        if (call.writableEnded || call.destroyed || !run || TERMINAL_RUN.has(run.status)) return;
+        const view = runs.waitingView();
+        for (const step of steps) {
+          if (TERMINAL_STEP.has(step.status) || !sent.has(step.id)) continue;
+          if (waitingReason(run, step, view) !== sent.get(step.id)) call.write({ step: stepInfo(run, step, view) });
+        }
+      };
+      const agentStates = new Map<string, string>();
+      const offAgents = runs.onAgentChange((agent, state) => {
+        if (agentStates.get(agent) === state) return;
+        agentStates.set(agent, state);
+        const run = store.getRun(id);
+        if (run) resend(Object.values(run.steps).filter((s) => s.agent === agent));
       });
+      let over = false;
+      for (const e of ['close', 'cancelled', 'finish', 'error']) {
+        call.once(e, offAgents);
+        call.once(e, () => (over = true));
+      }
+      stream(call, id, { logs: call.request.includeLogs, follow: true, snapshot: true }, (c): RunEvent => {
+        if (c.type === 'run') {
+          const info = toRunInfo(c.run, runs.waitingView());
+          for (const s of info.steps ?? []) sent.set(s.id ?? '', s.waiting ?? '');
+          return { run: info };
+        }
+        if (c.type === 'step') return { step: stepInfo(c.run, c.step) };
+        return { log: toLogLine(id, c.log, stepOf(id, c.log.step)) };
+      });
+      // Subscribed after the stream's own: a step's change goes out before the new reasons of what follows it.
+      const offSteps = runs.topics.subscribe(id, (c) => {
+        if (c.type !== 'step') return;
+        const index = planIndex(c.run.plan);
+        const next = [...index.dependents(c.step.id), ...(c.step.parent ? index.dependents(c.step.parent) : []), ...c.run.plan.steps.filter((s) => s.isFinally)];
+        resend(new Set(next.map((s) => c.run.steps[s.id]).filter(Boolean)));
+      });
+      // An unknown run ends the call inside stream(), before this subscription existed.
+      if (over) offSteps();
+      else for (const e of ['close', 'cancelled', 'finish', 'error']) call.once(e, offSteps);
     },
     GetLogs(call: grpc.ServerWritableStream<GetLogsRequest__Output, LogLine>) {
       const { runId, stepId, follow, attempt } = call.request;
@@ -114,6 +170,14 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     },
     WatchRuns: watchRuns(runs),
   };
+}
+
+/** STEP_NOT_FOUND for a step id `run` does not have, with the closest one and the run's declared steps. */
+function unknownStep(run: RunRecord, stepId: string): NotFoundError {
+  const ids = Object.keys(run.steps);
+  const declared = ids.filter((id) => !run.steps[id].parent);
+  const shown = declared.length > 20 ? `${declared.slice(0, 20).join(', ')}, … (${declared.length - 20} more)` : declared.join(', ');
+  return new NotFoundError('STEP_NOT_FOUND', `run ${run.id} has no step "${stepId}"${didYouMean(stepId, ids)}`, `its steps: ${shown || 'none'}; \`drover status ${run.id}\` lists them with fan-out instances`);
 }
 
 /** The ids of each step's `n`-th attempt (`drover logs --attempt N`), of one step or all. */

@@ -40,10 +40,10 @@ export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet, 
 }
 
 /** The wire form of a plan preview: the waves now (see scheduler/preview.ts) and every problem. */
-function planPreview({ plan, placement, version, problems }: Compiled, fleet: Fleet): PlanPreview {
+function planPreview({ plan, placement, version, problems, blockers }: Compiled, fleet: Fleet): PlanPreview {
   const waves = previewWaves(plan, placement, fleet.snapshot()).map((w) => ({
     ...w,
     steps: w.steps.map((s) => ({ ...s, matches: s.matches.map((m) => ({ ...m, state: toAgentState(m.state) })) })),
   }));
-  return { workflow: plan.workflow, version, hash: plan.hash, waves, problems: [...problems, ...placement.problems], params: plan.params };
+  return { workflow: plan.workflow, version, hash: plan.hash, waves, problems: [...problems, ...blockers], params: plan.params };
 }

@@ -51,6 +51,8 @@ export interface CompileResult {
   problems: Problem[];
   /** Values of params declared `secret: true`, kept out of the plan (the run seals them). */
   secretParams?: Record<string, string>;
+  /** True when there are errors and every one is about the given params, not the document (INVALID_PARAMS). */
+  invalidParams?: boolean;
 }
 
 export function compile(input: CompileInput): CompileResult {
@@ -77,7 +79,7 @@ export function compile(input: CompileInput): CompileResult {
   const secretNames = new Set(Object.entries(decl).filter(([, p]) => isObject(p) && p.secret === true).map(([n]) => n));
   checkSteps(raw, steps, paramTypes(decl, typed), problems);
   checkSecrets(raw, steps, secretNames, mode === 'run' ? input.secrets : undefined, problems);
-  if (!parsed.success || problems.hasErrors) return { workflow, problems: problems.list };
+  if (!parsed.success || problems.hasErrors) return { workflow, problems: problems.list, invalidParams: parsed.success && problems.onlyParamValueErrors };
   if (mode === 'validate') {
     if (input.devices) checkDeviceRefs(parsed.data, input.devices, input.fleet, problems);
     return { workflow, description: parsed.data.description, problems: problems.list };

@@ -9,7 +9,7 @@ export function bindParams(decl: Record<string, ParamDoc>, given: Record<string,
   const out: Record<string, unknown> = {};
   const names = Object.keys(decl);
   for (const name of Object.keys(given)) {
-    if (!(name in decl)) problems.add(['params'], `unknown param "${name}"${didYouMean(name, names)}; this workflow takes: ${names.join(', ') || 'no params'}`);
+    if (!(name in decl)) problems.addParamValue(['params'], `unknown param "${name}"${didYouMean(name, names)}; this workflow takes: ${names.join(', ') || 'no params'}`);
   }
   for (const [name, p] of Object.entries(decl)) {
     if (!isObject(p)) continue;
@@ -18,10 +18,12 @@ export function bindParams(decl: Record<string, ParamDoc>, given: Record<string,
     // Checked whether or not a value is given: a bad pattern is the document's error.
     const pattern = typeof p.pattern === 'string' && p.pattern !== '' ? checkedPattern(p.pattern, `param "${name}" pattern`, [...path, 'pattern'], problems) : undefined;
     let text = given[name];
+    // A default that does not fit its own declaration is the document's error, not the caller's.
+    const report = (at: typeof path, message: string) => (name in given ? problems.addParamValue(at, message) : problems.add(at, message));
     if (text === undefined && p.default !== undefined) text = Array.isArray(p.default) ? JSON.stringify(p.default) : String(p.default);
     if (text === undefined) {
       if (p.required !== false && mode === 'run') {
-        problems.add(path, `missing param "${name}" (${type}${p.description ? `: ${p.description}` : ''}); pass it with -p ${name}=VALUE`);
+        problems.addParamValue(path, `missing param "${name}" (${type}${p.description ? `: ${p.description}` : ''}); pass it with -p ${name}=VALUE`);
       }
       continue;
     }
@@ -33,15 +35,15 @@ export function bindParams(decl: Record<string, ParamDoc>, given: Record<string,
     const shown = secret ? '(the secret value)' : `"${text}"`;
     const typed = typedValue(type, text);
     if ('error' in typed) {
-      problems.add(path, `param "${name}" ${typed.error}`);
+      report(path, `param "${name}" ${typed.error}`);
       continue;
     }
-    if (p.enum && !p.enum.map(String).includes(text)) problems.add(path, `param "${name}" must be one of ${p.enum.join(', ')}, got ${shown}`);
+    if (p.enum && !p.enum.map(String).includes(text)) report(path, `param "${name}" must be one of ${p.enum.join(', ')}, got ${shown}`);
     if (pattern && type === 'string') {
       if (text.length > MAX_PATTERN_INPUT) {
-        problems.add(path, `param "${name}" is ${text.length} characters long; a value checked against a pattern may have at most ${MAX_PATTERN_INPUT}`);
+        report(path, `param "${name}" is ${text.length} characters long; a value checked against a pattern may have at most ${MAX_PATTERN_INPUT}`);
       } else if (!pattern.test(text)) {
-        problems.add(path, `param "${name}" must match /${p.pattern}/, got ${shown}`);
+        report(path, `param "${name}" must match /${p.pattern}/, got ${shown}`);
       }
     }
     out[name] = typed.value;

@@ -57,10 +57,45 @@ export function checkSteps(raw: Record<string, unknown>, steps: RawStep[], types
 function shellRewrite(text: string): string {
   const found = [...text.matchAll(TEMPLATE)];
   const names = found.map((m) => envNameFor(m[1]));
-  // Inside double quotes the variable needs none of its own.
-  const rewrite = found.reduce((t, m, i) => t.replace(`"${m[0]}"`, `"$${names[i]}"`).replace(m[0], `"$${names[i]}"`), text.trim());
+  const rewrite = quotedRewrite(text.trim(), names);
   const env = [...new Set(found.map((m, i) => `${names[i]}: "${m[0]}"`))].join(', ');
   return `an expression may not be pasted into shell text (it would be run as code); pass it through env instead: run: ${rewrite}  env: { ${env} }`;
+}
+
+/**
+ * `text` with each ${{ }} replaced by its variable, quoted as the shell
+ * needs where it stands: `$NAME` inside double quotes (they already quote
+ * it), `"$NAME"` outside quotes, and `'"$NAME"'` inside single quotes (which
+ * would keep it from expanding); `${NAME}` when a name character follows.
+ */
+export function quotedRewrite(text: string, names: readonly string[]): string {
+  let out = '';
+  let quote: '' | "'" | '"' = '';
+  let n = 0;
+  const at = new RegExp(TEMPLATE.source, 'y');
+  for (let i = 0; i < text.length; ) {
+    at.lastIndex = i;
+    const hit = at.exec(text);
+    if (hit) {
+      const name = names[n++] ?? 'VALUE';
+      const next = text[i + hit[0].length] ?? '';
+      const v = /[A-Za-z0-9_]/.test(next) ? `\${${name}}` : `$${name}`;
+      out += quote === '"' ? v : quote === "'" ? `'"${v}"'` : `"${v}"`;
+      i += hit[0].length;
+      continue;
+    }
+    const c = text[i];
+    if (c === '\\' && quote !== "'") {
+      out += text.slice(i, i + 2);
+      i += 2;
+      continue;
+    }
+    if (c === '"' || c === "'") quote = quote === c ? '' : quote || c;
+    out += c;
+    i++;
+  }
+  // A single-quoted string that now ends or starts right at the variable leaves an empty '' behind.
+  return out.replace(/''(?=")|(?<=")''/g, '');
 }
 
 function envNameFor(expr: string): string {

@@ -215,16 +215,17 @@ export class FeedConnection {
     this.out.send({ type: 'runs', runs: this.d.runs.list({ limit: RUNS_LISTED }).map(toRunSummary) });
   }
 
-  private subscribeRun(id: string) {
-    const run = this.d.runs.get(id);
+  private subscribeRun(asked: string) {
+    const run = this.d.runs.get(asked);
+    const id = run.id; // the caller may have given a unique prefix
     this.replace(
       'run',
       this.d.runs.topics.subscribe(id, (c) => {
-        if (c.type === 'run') this.out.queue('run:detail', () => ({ type: 'runDetail', run: toRunInfo(c.run) }));
-        else if (c.type === 'step') this.out.queue(`run:step:${c.step.id}`, () => ({ type: 'step', runId: id, step: toStepInfo(c.run, c.step) }));
+        if (c.type === 'run') this.out.queue('run:detail', () => ({ type: 'runDetail', run: toRunInfo(c.run, this.d.runs.waitingView()) }));
+        else if (c.type === 'step') this.out.queue(`run:step:${c.step.id}`, () => ({ type: 'step', runId: id, step: toStepInfo(c.run, c.step, this.d.runs.waitingView()) }));
       }),
     );
-    this.out.send({ type: 'runDetail', run: toRunInfo(run) });
+    this.out.send({ type: 'runDetail', run: toRunInfo(run, this.d.runs.waitingView()) });
   }
 
   /**
@@ -232,9 +233,9 @@ export class FeedConnection {
    * read to its end and the run's topic subscribed in the same tick, and a
    * line is published only once it is stored.
    */
-  private subscribeLogs(runId: string, step: string) {
+  private subscribeLogs(asked: string, step: string) {
     const { runs, store } = this.d;
-    runs.get(runId);
+    const runId = runs.get(asked).id; // the caller may have given a unique prefix
     this.unsubscribe('logs');
     const past: LogRecord[] = [];
     for (let from = 0; ; ) {

@@ -1,5 +1,6 @@
 import { CommanderError } from 'commander';
 import { DroverError, type Problem } from '../errors.js';
+import { withCliCommand } from './invocation.js';
 
 /** Process exit codes of the CLI. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
@@ -7,14 +8,15 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
 function formatProblem(p: Problem): string {
   const where = p.line ? ` (${p.line}:${p.column})` : '';
   const severity = p.severity === 'warning' ? 'warning: ' : '';
-  return `  ${p.path || '<document>'}${where}: ${severity}${p.message}`;
+  return `  ${p.path || '<document>'}${where}: ${severity}${withCliCommand(p.message)}`;
 }
 
 /** The text printed to stderr for an error: message, hint, then one line per problem. */
 export function formatError(err: unknown): string {
   if (err instanceof DroverError) {
-    const lines = [`error: ${err.message}`];
-    if (err.hint) lines.push(`hint: ${err.hint}`);
+    // Messages and hints from the server and the SDK name `drover …`; they are shown as this user can type it.
+    const lines = [`error: ${withCliCommand(err.message)}`];
+    if (err.hint) lines.push(`hint: ${withCliCommand(err.hint)}`);
     for (const p of err.problems) lines.push(formatProblem(p));
     return lines.join('\n') + '\n';
   }

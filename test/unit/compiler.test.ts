@@ -257,3 +257,44 @@ describe('compiler - expansion', () => {
     expect(res.problems).toEqual([expect.objectContaining({ severity: 'warning', message: 'no agent in the fleet matches role=db now' })]);
   });
 });
+
+describe('compiler - param errors are told apart from document errors', () => {
+  const doc = `name: p
+params:
+  username: { type: string, pattern: "^[a-z]+$" }
+  count: { type: number, default: 2 }
+steps:
+  - { id: a, run: "true" }
+`;
+  it('compiler - a missing, unknown or ill-typed param value is an invalid-params result with paths', () => {
+    const cases: Record<string, string>[] = [{}, { username: 'Bob' }, { username: 'bob', nope: '1' }, { username: 'bob', count: 'x' }];
+    for (const params of cases) {
+      const res = compile({ source: doc, params });
+      expect(res.plan).toBeUndefined();
+      expect(res.invalidParams).toBe(true);
+      expect(res.problems.every((p) => p.path.startsWith('params'))).toBe(true);
+    }
+  });
+
+  it('compiler - a document error, or a default that does not fit its own type, is not an invalid-params result', () => {
+    const broken = compile({ source: doc.replace('run: "true"', 'needs: [zz], run: "true"'), params: { username: 'Bob' } });
+    expect(broken.invalidParams).toBe(false);
+    const badDefault = compile({ source: doc.replace('default: 2', 'default: two'), params: { username: 'bob' } });
+    expect(badDefault.problems[0].message).toMatch(/param "count" must be a number/);
+    expect(badDefault.invalidParams).toBe(false);
+  });
+});
+
+describe('compiler - the env rewrite of an expression in shell text quotes the variable', () => {
+  const suggestion = (run: string) => {
+    const res = compile({ source: `name: x\nparams: { username: {} }\nsteps:\n  - id: a\n    run: ${JSON.stringify(run)}\n`, params: { username: 'u' } });
+    return /env instead: run: (.*)  env: \{/.exec(res.problems[0].message)?.[1];
+  };
+  it('compiler - inside double quotes, outside quotes, inside single quotes, and before a name character', () => {
+    expect(suggestion('echo "hello ${{ params.username }}"')).toBe('echo "hello $USERNAME"');
+    expect(suggestion('echo hello ${{ params.username }}')).toBe('echo hello "$USERNAME"');
+    expect(suggestion('echo "${{ params.username }}"')).toBe('echo "$USERNAME"');
+    expect(suggestion("echo 'hello ${{ params.username }}'")).toBe(`echo 'hello '"$USERNAME"`);
+    expect(suggestion('echo "${{ params.username }}_x" \\" ${{ params.username }}')).toBe('echo "${USERNAME}_x" \\" "$USERNAME"');
+  });
+});

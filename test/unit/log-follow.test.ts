@@ -50,7 +50,8 @@ async function setup(steps: StepRecord[]) {
   const r = run(steps);
   store.putRun(r);
   const topics = new RunTopics();
-  const runs = { get: () => r, topics } as unknown as Runs;
+  const waitingView = () => ({ now: Date.now(), lostAfterMs: 60_000, agent: () => undefined, blockerOf: () => undefined });
+  const runs = { get: () => r, topics, waitingView, onAgentChange: () => () => undefined } as unknown as Runs;
   /** What Runs.applyLog does with a chunk: store its lines, then publish each. */
   const applyLog = (...logs: LogRecord[]) => {
     store.appendLog(r.id, ...logs);

@@ -22,6 +22,7 @@ import { resolveWorkflow } from '../../sdk/source.js';
 import { planText } from '../../sdk/cli/render/plan.js';
 import { formatProblemLine, validationText } from '../../sdk/cli/render/problems.js';
 import { applyLine, workflowHeader, workflowsTable } from '../../sdk/cli/render/workflows.js';
+import { cli } from '../../sdk/cli/invocation.js';
 import { shellCommand } from '../../sdk/cli/shell.js';
 
 const NOW = 1_700_000_000_000;
@@ -146,6 +147,14 @@ describe('sdk plan preview', () => {
     expect(p.warnings).toEqual([{ path: 'steps[2].target', line: 14, column: 5, message: 'no agent has ever matched role=db', severity: 'warning' }]);
   });
 
+  it('plan - a plan a run of which would be refused now lists the reasons and offers no hash', () => {
+    const blocker = { path: 'step "ship".target', line: 0, column: 0, message: 'every agent matching role=web is draining', severity: 'error' as const };
+    const preview: PlanPreview = { ...toPlanPreview(WIRE_PREVIEW), blockers: [blocker] };
+    const text = planText(preview, { workflowArg: 'deploy.yaml', runCommand: 'drover run deploy.yaml --plan-hash abc' });
+    expect(text).toMatch(/\nCannot start now:\n  deploy.yaml: error: every agent matching role=web is draining  \(at step "ship".target\)\n$/);
+    expect(text).not.toMatch(/Plan hash|--plan-hash/);
+  });
+
   it('plan - text shows waves, targets, matches with state, placement or instances, conditions, finally, warnings and the run command', () => {
     const preview: PlanPreview = toPlanPreview(WIRE_PREVIEW);
     const runCommand = shellCommand(['drover', 'run', 'deploy.yaml', '-p', 'version=v1.2', '-p', 'note=two words', '--plan-hash', preview.hash]);
@@ -225,7 +234,7 @@ describe('sdk validate and registry output', () => {
     const lines = workflowsTable([w], plainView(NOW)).split('\n');
     expect(lines[0]).toMatch(/^NAME\s+LATEST\s+VERSIONS\s+UPDATED\s+DESCRIPTION$/);
     expect(lines[1]).toMatch(/^deploy\s+3\s+4\s+2m ago\s+Roll out$/);
-    expect(workflowsTable([], plainView(NOW))).toBe('no workflows registered; store one with: drover workflow apply FILE\n');
+    expect(workflowsTable([], plainView(NOW))).toBe(`no workflows registered; store one with: ${cli()} workflow apply FILE\n`);
     expect(workflowHeader(w, NOW)).toContain('Version:      3 (latest is 4)\n');
     expect(workflowHeader({ ...w, version: 4 }, NOW)).toContain('Version:      4 (latest)\n');
     expect(applyLine(w)).toBe('deploy: version 3 stored\n');

@@ -8,6 +8,7 @@ import { startSandbox, waitForSandbox, type Sandbox } from '../dev/sandbox.js';
 import { describeExit, logTail, Supervisor } from '../dev/supervisor.js';
 import { fleetTable } from '../render/fleet.js';
 import { followRun } from '../render/follow.js';
+import { cli } from '../invocation.js';
 import { EXIT, formatError } from '../report.js';
 
 interface DevOptions {
@@ -108,9 +109,9 @@ function banner(s: Sandbox): string {
     `logs:\n${logs}\n` +
     `in another terminal (in this directory the CLI finds the token and CA by itself):\n` +
     `  export DROVER_ADDR=${s.address} DROVER_CA=${s.caFile} DROVER_TOKEN=$(cat ${s.tokenFile})\n` +
-    `  drover fleet\n` +
-    `  drover run examples/onboarding.yaml -p username=alice --follow\n` +
-    `  drover runs\n\n` +
+    `  ${cli()} fleet\n` +
+    `  ${cli()} run examples/onboarding.yaml -p username=alice --follow\n` +
+    `  ${cli()} runs\n\n` +
     `Ctrl-C stops everything\n`
   );
 }

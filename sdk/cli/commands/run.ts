@@ -3,6 +3,7 @@ import { examples } from '../help.js';
 import { parseParamArgs, readParamFiles } from '../../params.js';
 import { outputOption, printJson, caOption, serverOption, tokenOption, withClient } from '../context.js';
 import { collect, collectParam } from '../options.js';
+import { cli } from '../invocation.js';
 import { followRun } from '../render/follow.js';
 import { workflowLabel } from '../render/runs.js';
 import { EXIT } from '../report.js';
@@ -47,11 +48,11 @@ export function register(program: Command): void {
         const handle = await client.runs.launch(workflow, params, { expectPlanHash: opts.planHash });
         if (!opts.follow) {
           if (opts.output === 'json') return printJson(handle.run);
-          process.stdout.write(`run ${handle.id} started (${workflowLabel(handle.run)})\nsee its progress with: drover status ${handle.id}\n`);
+          process.stdout.write(`run ${handle.id} started (${workflowLabel(handle.run)})\nsee its progress with: ${cli()} status ${handle.id}\n`);
           return;
         }
         process.once('SIGINT', () => {
-          process.stderr.write(`\ndetached; run ${handle.id} goes on. reattach with: drover logs ${handle.id} --follow\n`);
+          process.stderr.write(`\ndetached; run ${handle.id} goes on. reattach with: ${cli()} logs ${handle.id} --follow\n`);
           process.exit(EXIT.interrupted);
         });
         if (opts.output !== 'json') process.stdout.write(`run ${handle.id} started (${workflowLabel(handle.run)})\n`);

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import { readableLogLine } from './log-line.js';
 
 /** How long a child gets between SIGTERM and SIGKILL. */
 export const STOP_GRACE_MS = 5000;
@@ -84,7 +85,7 @@ export function logTail(file: string, lines = 20): string {
     return `  (no log at ${file})\n`;
   }
   const tail = text.trimEnd().split('\n').slice(-lines);
-  return tail.length && tail[0] ? tail.map((l) => `  | ${l}\n`).join('') : `  (${file} is empty)\n`;
+  return tail.length && tail[0] ? tail.map((l) => `  | ${readableLogLine(l)}\n`).join('') : `  (${file} is empty)\n`;
 }
 
 /** "exited with code 1" / "was killed by SIGKILL". */

@@ -1,11 +1,12 @@
 import type { Device } from '../../types.js';
 import { formatAgo, formatLabels } from '../format.js';
+import { cli } from '../invocation.js';
 import { plainView, type View } from '../output.js';
 import { renderTable } from '../table.js';
 
 /** The `drover device list` table; wide adds when each device was registered. */
 export function devicesTable(devices: readonly Device[], view: View = plainView()): string {
-  if (devices.length === 0) return 'no devices registered; add one with: drover device add NAME --host HOST --user USER --credential REF\n';
+  if (devices.length === 0) return `no devices registered; add one with: ${cli()} device add NAME --host HOST --user USER --credential REF\n`;
   return renderTable(
     ['NAME', 'ADDRESS', 'USER', 'CREDENTIAL', 'NETWORK', 'SESSIONS', 'LABELS', 'PROXIES', ...(view.wide ? ['REGISTERED'] : [])],
     devices.map((d) => [

@@ -7,6 +7,7 @@ import type { DroverClient } from '../../client.js';
 import type { LogLine, Run, RunEvent, Step } from '../../types.js';
 import { formatClock, formatDuration, formatSpan } from '../format.js';
 import { stepMessages, stepsTable } from './runs.js';
+import { agentCell, hasExitCode } from './step-cells.js';
 
 /** Where follow output goes; stderr log lines go to `err`. */
 export interface FollowOutput {
@@ -25,6 +26,8 @@ const STATUS_WIDTH = 'succeeded'.length;
 /** Turns run events into progress and log lines. Pure apart from `output`. */
 export class FollowPrinter {
   private readonly seen = new Map<string, string>();
+  /** The run's steps as last heard, for a group's instances. */
+  private readonly steps = new Map<string, Step>();
   private idWidth = 0;
 
   constructor(
@@ -35,7 +38,10 @@ export class FollowPrinter {
   /** Renders one event. */
   handle(event: RunEvent): void {
     if (event.type === 'run') {
-      for (const step of event.run.steps) this.idWidth = Math.max(this.idWidth, step.id.length);
+      for (const step of event.run.steps) {
+        this.idWidth = Math.max(this.idWidth, step.id.length);
+        this.steps.set(step.id, step);
+      }
       for (const step of event.run.steps) this.step(step);
     } else if (event.type === 'step') {
       this.step(event.step);
@@ -45,15 +51,17 @@ export class FollowPrinter {
   }
 
   private step(step: Step): void {
-    if (step.status === 'pending') return;
+    this.steps.set(step.id, step);
+    if (step.status === 'pending' && !worthTelling(step.waiting)) return;
     const key = `${step.id}\0${step.agent}`;
-    const state = `${step.status}/${step.attempt}`;
+    const state = `${step.status}/${step.attempt}/${step.waiting}`;
     if (this.seen.get(key) === state) return;
     this.seen.set(key, state);
     this.idWidth = Math.max(this.idWidth, step.id.length);
-    const at = (step.status === 'running' ? step.startedAt : step.endedAt) || this.now();
-    const head = `[${formatClock(at)}] ${step.id.padEnd(this.idWidth)}  ${step.status.padEnd(STATUS_WIDTH)}  `;
-    this.output.out(head + describe(step) + '\n');
+    const waiting = step.status === 'pending';
+    const at = waiting ? this.now() : (step.status === 'running' ? step.startedAt : step.endedAt) || this.now();
+    const head = `[${formatClock(at)}] ${step.id.padEnd(this.idWidth)}  ${(waiting ? 'waiting' : step.status).padEnd(STATUS_WIDTH)}  `;
+    this.output.out(head + describe(step, [...this.steps.values()]) + '\n');
   }
 
   private log(line: LogLine): void {
@@ -63,16 +71,33 @@ export class FollowPrinter {
   }
 }
 
-function describe(step: Step): string {
+/**
+ * Whether a pending step's reason is news while following: a step that waits
+ * for its needs, or for an agent that is up to start it, is the ordinary
+ * course of a run (`drover status` lists those too); an agent that went
+ * away or drains, a queue or a maxParallel slot is what a user waits on.
+ */
+function worthTelling(waiting: string): boolean {
+  if (!waiting) return false;
+  return !/^waiting for (needs:|the other steps)/.test(waiting) && !/^waiting for agent \S+ to start it$/.test(waiting);
+}
+
+/** What follows a step's status: where it runs, how it ended, or why it waits. */
+function describe(step: Step, steps: readonly Step[]): string {
   const retry = step.attempt > 1 ? ` (attempt ${step.attempt})` : '';
   const took = step.startedAt && step.endedAt ? ` in ${formatDuration(step.endedAt - step.startedAt)}` : '';
   const why = step.message ? `: ${step.message}` : '';
+  const where = agentCell(step, steps);
   switch (step.status) {
+    case 'pending':
+      return step.waiting.replace(/^waiting /, '');
     case 'running':
-      return `on ${step.agent || '?'}${retry}`;
+      return `${step.kind === 'group' ? where : `on ${where}`}${retry}${step.waiting ? `; ${step.waiting}` : ''}`;
     case 'succeeded':
-    case 'failed':
-      return `exit ${step.exitCode}${took}${retry}${why}`;
+    case 'failed': {
+      const end = step.kind === 'group' ? where.replace(/^on /, '') : hasExitCode(step) ? `exit ${step.exitCode}` : 'never ran';
+      return `${end}${took}${retry}${why}`;
+    }
     default:
       return why.slice(2);
   }

@@ -59,7 +59,8 @@ function detailLines(s: PreviewStep): [string, string][] {
  * The text of `drover plan`: a title, the params, each wave with its steps
  * (kind, target and strategy, matching agents now, where it runs or what it
  * fans out to, its condition, `finally`), warnings, the plan hash and the
- * command that starts exactly this plan.
+ * command that starts exactly this plan; or, when a run would be refused
+ * now (`blockers`), the reasons instead of a hash.
  */
 export function planText(p: PlanPreview, ctx: PlanTextContext): string {
   const out: string[] = [];
@@ -84,6 +85,12 @@ export function planText(p: PlanPreview, ctx: PlanTextContext): string {
   if (p.warnings.length) {
     out.push('', 'Warnings:');
     for (const w of p.warnings) out.push(`  ${formatProblemLine(ctx.workflowArg, w)}`);
+  }
+  if (p.blockers.length) {
+    // No hash to offer: a run of this plan would be refused now.
+    out.push('', 'Cannot start now:');
+    for (const b of p.blockers) out.push(`  ${formatProblemLine(ctx.workflowArg, b)}`);
+    return out.join('\n') + '\n';
   }
   out.push('', `Plan hash: ${p.hash}`, 'Start exactly this plan (refused if it has changed by then):', `  ${ctx.runCommand}`);
   return out.join('\n') + '\n';

@@ -3,6 +3,7 @@ import { formatAgo, formatBytes, formatClock, formatCpu, formatSpan } from '../f
 import { paintState } from '../colour.js';
 import { plainView, type View } from '../output.js';
 import { renderTable } from '../table.js';
+import { agentCell, exitCell } from './step-cells.js';
 
 /** "deploy" for a run from a file, "deploy version 3" for one from the registry. */
 export function workflowLabel(run: Run): string {
@@ -65,10 +66,10 @@ export function stepsTable(steps: readonly Step[], view: View | number = plainVi
     steps.map((s) => {
       const row: (string | number)[] = [
         s.isFinally ? `${s.id} (finally)` : s.id,
-        s.agent || '-',
+        agentCell(s, steps),
         paintState(s.status, v.colour),
         s.attempt || '-',
-        s.status === 'succeeded' || s.status === 'failed' ? s.exitCode : '-',
+        exitCell(s),
         formatSpan(s.startedAt, s.endedAt, v.now),
         formatCpu(s.cpuSeconds),
         formatBytes(s.peakRssBytes),

@@ -1,6 +1,7 @@
 import type { RegisteredWorkflow } from '../../types.js';
 import { formatAgo } from '../format.js';
 import { plainView, type View } from '../output.js';
+import { cli } from '../invocation.js';
 import { renderTable } from '../table.js';
 
 /** Descriptions longer than this are cut in the `workflow list` table (`-o json` has them whole). */
@@ -14,7 +15,7 @@ function shortDescription(text: string): string {
 
 /** The `drover workflow list` table; wide adds the latest version's content hash. */
 export function workflowsTable(workflows: readonly RegisteredWorkflow[], view: View = plainView()): string {
-  if (workflows.length === 0) return 'no workflows registered; store one with: drover workflow apply FILE\n';
+  if (workflows.length === 0) return `no workflows registered; store one with: ${cli()} workflow apply FILE\n`;
   const head = ['NAME', 'LATEST', 'VERSIONS', 'UPDATED', 'DESCRIPTION'];
   if (view.wide) head.splice(4, 0, 'HASH');
   return renderTable(
@@ -36,7 +37,7 @@ export function workflowHeader(w: RegisteredWorkflow, nowMs: number = Date.now()
     `Stored:       ${w.createdAt ? `${new Date(w.createdAt).toISOString()} (${formatAgo(w.createdAt, nowMs)})` : '-'}`,
     `Hash:         ${w.hash || '-'}`,
     `Description:  ${w.description.trim() || '-'}`,
-    `Preview:      drover plan ${w.name}@${w.version}`,
+    `Preview:      ${cli()} plan ${w.name}@${w.version}`,
   ];
   return lines.join('\n') + '\n';
 }
