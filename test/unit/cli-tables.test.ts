@@ -83,7 +83,7 @@ describe('cli tables', () => {
   it('tables - runs: steps succeeded of total, params summarised, secrets never shown', () => {
     expect(runsTable(RUNS, view())).toMatchInlineSnapshot(`
       "ID                         WORKFLOW           STATUS      STEPS   PARAMS                                     STARTED   DURATION
-      r-261201-115930-7f3a2c1d   onboard-employee   running     5/12    api_token=(secret) role=sales username=…   1m ago    1m00s
+      r-261201-115930-7f3a2c1d   onboard-employee   running     5/12    role=sales username=bob api_token=(secr…   1m ago    1m00s
       r-261201-115800-0b1c2d3e   onboard-employee   failed      2/4     role=engineer site=headquarters usernam…   1m ago    8.0s
       r-261201-115700-aa00bb11   deploy             succeeded   4/4     -                                          1m ago    8.0s
       "
@@ -93,7 +93,7 @@ describe('cli tables', () => {
   it('tables - runs wide adds workflow version, plan hash and creation time', () => {
     expect(runsTable(RUNS, view({ wide: true }))).toMatchInlineSnapshot(`
       "ID                         WORKFLOW           STATUS      STEPS   PARAMS                                                                 STARTED   DURATION   VERSION   PLAN-HASH   CREATED
-      r-261201-115930-7f3a2c1d   onboard-employee   running     5/12    api_token=(secret) role=sales username=bob                             1m ago    1m00s      2         3f9c2a1b    2026-12-01T11:58:59.000Z
+      r-261201-115930-7f3a2c1d   onboard-employee   running     5/12    role=sales username=bob api_token=(secret)                             1m ago    1m00s      2         3f9c2a1b    2026-12-01T11:58:59.000Z
       r-261201-115800-0b1c2d3e   onboard-employee   failed      2/4     role=engineer site=headquarters username=carol-with-a-very-long-name   1m ago    8.0s       2         3f9c2a1b    2026-12-01T11:58:59.000Z
       r-261201-115700-aa00bb11   deploy             succeeded   4/4     -                                                                      1m ago    8.0s       -         3f9c2a1b    2026-12-01T11:58:59.000Z
       "
@@ -132,7 +132,7 @@ describe('cli tables', () => {
     const coloured = runsTable(RUNS, view({ colour: true }));
     expect(coloured).toMatchInlineSnapshot(`
       "ID                         WORKFLOW           STATUS      STEPS   PARAMS                                     STARTED   DURATION
-      r-261201-115930-7f3a2c1d   onboard-employee   [34mrunning[39m     5/12    api_token=(secret) role=sales username=…   1m ago    1m00s
+      r-261201-115930-7f3a2c1d   onboard-employee   [34mrunning[39m     5/12    role=sales username=bob api_token=(secr…   1m ago    1m00s
       r-261201-115800-0b1c2d3e   onboard-employee   [31mfailed[39m      2/4     role=engineer site=headquarters usernam…   1m ago    8.0s
       r-261201-115700-aa00bb11   deploy             [32msucceeded[39m   4/4     -                                          1m ago    8.0s
       "
@@ -179,6 +179,7 @@ describe('cli tables', () => {
 
   it('params - sorted k=v, cut with …, empty as -', () => {
     expect(paramsSummary({ b: '2', a: '1' })).toBe('a=1 b=2');
+    expect(paramsSummary({ evidence_dir: '/tmp/drover-evidence', username: 'bob', role: 'sales' })).toBe('role=sales username=bob evidence_dir=/t…');
     expect(paramsSummary({ a: 'x'.repeat(50) })).toBe(`a=${'x'.repeat(37)}…`);
     expect(paramsSummary({})).toBe('-');
   });

@@ -19,14 +19,16 @@ export function stepProgress(run: Run): string {
 export const PARAMS_WIDTH = 40;
 
 /**
- * What a run was for, in a column: "role=sales username=bob", sorted by key,
- * cut with "…". Secret params arrive from the control plane as "(secret)"
- * (their values never leave it), and show so.
+ * What a run was for, in a column: "role=sales username=bob", the shortest
+ * first (so that more of them fit; long values such as paths and defaults
+ * tend to say the least), then by key, cut with "…". Secret params arrive
+ * from the control plane as "(secret)" (their values never leave it), and
+ * show so.
  */
 export function paramsSummary(params: Record<string, string>, width = PARAMS_WIDTH): string {
   const text = Object.keys(params)
-    .sort()
     .map((k) => `${k}=${params[k].replace(/\s+/g, ' ')}`)
+    .sort((a, b) => a.length - b.length || a.localeCompare(b))
     .join(' ');
   if (!text) return '-';
   return text.length > width ? `${text.slice(0, width - 1)}…` : text;
