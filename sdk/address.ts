@@ -20,6 +20,6 @@ export function checkAddress(address: string): string {
   const suggestion = `${m ? m[1] : '127.0.0.1'}:${valid ? port : DEFAULT_PORT}`;
   const why = url ? `it takes HOST:PORT without a scheme (drover speaks gRPC, not ${url[1]}://)` : m && port === undefined ? 'it needs the port' : 'it takes HOST:PORT';
   throw new InvalidInputError(`"${address}" is not a control plane address: ${why}; use ${suggestion}`, {
-    hint: `--server, DROVER_ADDR and the config file's "server" take HOST:PORT, e.g. --server ${suggestion}`,
+    hint: `--server, DROVER_ADDR and the config file's "address" take HOST:PORT, e.g. --server ${suggestion}`,
   });
 }

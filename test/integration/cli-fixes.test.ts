@@ -108,7 +108,7 @@ describe('cli fixes - errors a new user ran into', () => {
     expect(url.code).toBe(1);
     expect(url.stderr).toBe(
       `error: "http://${server.address}" is not a control plane address: it takes HOST:PORT without a scheme (drover speaks gRPC, not http://); use ${server.address}\n` +
-        `hint: --server, DROVER_ADDR and the config file's "server" take HOST:PORT, e.g. --server ${server.address}\n`,
+        `hint: --server, DROVER_ADDR and the config file's "address" take HOST:PORT, e.g. --server ${server.address}\n`,
     );
     const bare = await cli(['fleet', '--server', '127.0.0.1'], server.env, 10_000);
     expect(bare.stderr).toMatch(/^error: "127\.0\.0\.1" is not a control plane address: it needs the port; use 127\.0\.0\.1:7400\n/);

@@ -20,7 +20,7 @@ describe('sdk address - HOST:PORT or a refusal naming the form', () => {
     const err = refusal('http://127.0.0.1:7400');
     expect(err).toBeInstanceOf(InvalidInputError);
     expect(err.message).toBe('"http://127.0.0.1:7400" is not a control plane address: it takes HOST:PORT without a scheme (drover speaks gRPC, not http://); use 127.0.0.1:7400');
-    expect(err.hint).toBe('--server, DROVER_ADDR and the config file\'s "server" take HOST:PORT, e.g. --server 127.0.0.1:7400');
+    expect(err.hint).toBe('--server, DROVER_ADDR and the config file\'s "address" take HOST:PORT, e.g. --server 127.0.0.1:7400');
     expect(refusal('https://cp.example.com/').message).toMatch(/use cp\.example\.com:7400$/);
   });
 
