@@ -3,7 +3,7 @@
  * for integration tests, and stops every one of them after the test file.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll } from 'vitest';
@@ -24,6 +24,13 @@ afterAll(async () => {
 
 export function tempDir(prefix = 'drover-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Writes a workflow document to `dir`/`name` and returns its path. */
+export function workflowFile(dir: string, name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
 }
 
 export interface Proc {

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DroverClient } from '../../sdk/index.js';
-import { startAgent, startServer, tempDir, waitFor, type ServerProc } from '../helpers/cluster.js';
+import { startAgent, startServer, tempDir, workflowFile, waitFor, type ServerProc } from '../helpers/cluster.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -32,11 +32,7 @@ let viewerToken: string;
 let operatorToken: string;
 const dir = tempDir('drover-dashboard-');
 
-function workflow(name: string, text: string): string {
-  const file = join(dir, name);
-  writeFileSync(file, text);
-  return file;
-}
+const workflow = (name: string, text: string) => workflowFile(dir, name, text);
 
 async function openPage(token: string): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });

@@ -3,20 +3,15 @@
  * `drover server` (HTTPS, checked with its CA) and agents: auth, the fleet,
  * live run and step changes, logs, cancel by role, and clients that misbehave.
  */
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DroverClient } from '../../sdk/index.js';
-import { startAgent, startServer, tempDir, waitFor, type ServerProc } from '../helpers/cluster.js';
+import { startAgent, startServer, tempDir, workflowFile, waitFor, type ServerProc } from '../helpers/cluster.js';
 import { dashboardUrl, FeedClient, get, type FeedMessage } from '../helpers/http-port.js';
 
 const dir = tempDir('drover-feed-');
 
-function workflow(name: string, text: string): string {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, text);
-  return file;
-}
+const workflow = (name: string, text: string) => workflowFile(dir, `${name}.yaml`, text);
 
 const TWO_STEPS = workflow(
   'feed-two',

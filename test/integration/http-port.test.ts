@@ -4,21 +4,16 @@
  * runs made here, the static files without traversal, and the flags' refusals.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DroverClient, type Run } from '../../sdk/index.js';
-import { ENTRY, startAgent, startServer, tempDir, waitFor, type ServerProc } from '../helpers/cluster.js';
+import { ENTRY, startAgent, startServer, tempDir, workflowFile, waitFor, type ServerProc } from '../helpers/cluster.js';
 import { dashboardUrl, get, sample, scrape } from '../helpers/http-port.js';
 
 const dir = tempDir('drover-http-');
 
-function workflow(name: string, text: string): string {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, text);
-  return file;
-}
+const workflow = (name: string, text: string) => workflowFile(dir, `${name}.yaml`, text);
 
 const OK = workflow(
   'metrics-ok',

@@ -2,7 +2,7 @@
  * Identity and access against real processes and real TLS (docs/security.md):
  * what an attacker on 127.0.0.1 tries, and what the operator does about it.
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect as natsConnect, headers as natsHeaders, jwtAuthenticator } from '@nats-io/transport-node';
@@ -12,18 +12,14 @@ import { DESCRIPTOR } from '../../proto/gen/descriptor.js';
 import { downSubject, NATS_HEADER, upSubject } from '../../proto/nats.js';
 import { RPC_RULES } from '../../control-plane/security/access.js';
 import { DroverClient, PermissionDeniedError, UnauthenticatedError } from '../../sdk/index.js';
-import { ENTRY, cli, startAgent, startNatsAgent, startServer, tempDir, waitFor, type ServerProc } from '../helpers/cluster.js';
+import { ENTRY, cli, startAgent, startNatsAgent, startServer, tempDir, workflowFile, waitFor, type ServerProc } from '../helpers/cluster.js';
 import { startNatsServer } from '../helpers/nats.js';
 import { rawAgent } from '../helpers/raw-agent.js';
 import { spawn, spawnSync } from 'node:child_process';
 
 const dir = tempDir('drover-security-');
 
-function workflow(name: string, text: string): string {
-  const file = join(dir, name);
-  writeFileSync(file, text);
-  return file;
-}
+const workflow = (name: string, text: string) => workflowFile(dir, name, text);
 
 /** Every method of every service: [path, service, method, server-streaming]. */
 function methods(): [string, string, string, boolean][] {

@@ -3,7 +3,7 @@
  * control-plane, agent and nats-server processes: every behaviour of the
  * agent link end to end (DESIGN.md §5; docs/protocol.md, docs/nats.md).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect as natsConnect, headers as natsHeaders } from '@nats-io/transport-node';
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeMessage, droverV1, encodeMessage, type ServerMessageOut } from '../../proto/index.js';
 import { downSubject, MAX_AGENT_MESSAGE_BYTES, NATS_HEADER, upSubject } from '../../proto/nats.js';
 import { DroverClient, type Agent, type Run } from '../../sdk/index.js';
-import { startAgent, startNatsAgent, startServer, tempDir, waitFor, type AgentProc, type ServerProc, isAlive } from '../helpers/cluster.js';
+import { startAgent, startNatsAgent, startServer, tempDir, workflowFile, waitFor, type AgentProc, type ServerProc, isAlive } from '../helpers/cluster.js';
 import { startNatsServer, type NatsServer } from '../helpers/nats.js';
 import { rawAgent } from '../helpers/raw-agent.js';
 
@@ -21,11 +21,7 @@ type Transport = 'grpc' | 'nats';
 const HEARTBEAT_MS = 500;
 const dir = tempDir('drover-conformance-');
 
-function workflow(name: string, text: string): string {
-  const file = join(dir, name);
-  writeFileSync(file, text);
-  return file;
-}
+const workflow = (name: string, text: string) => workflowFile(dir, name, text);
 
 async function finalRun(client: DroverClient, id: string, timeoutMs = 30_000): Promise<Run> {
   return waitFor(
