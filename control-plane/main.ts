@@ -196,7 +196,7 @@ async function serve(cfg: ServerConfig) {
   const stats = new StatsService(store, now);
   // Certificates that expired on a live link (the agent did not renew), once a second.
   setInterval(() => sessions.sweepExpired(), 1000).unref();
-  metrics.watch({ fleet, runs, store, sessions });
+  metrics.watch({ fleet, runs, store, sessions, stats });
 
   const v1 = droverV1();
   const server = new grpc.Server({

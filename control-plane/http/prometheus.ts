@@ -5,9 +5,14 @@
  * expects); fleet gauges are computed from the live fleet on each scrape.
  * A step is counted once, with the first final status it reaches; an
  * attempt once, with the first final status its history gives it.
+ * The four orchestration metrics themselves (`drover_stats_*`) come from the
+ * same StatsService as `drover stats` and the dashboard, over its default
+ * 24 h window, computed from stored history on each scrape: the same numbers
+ * in all three places, and a restart does not reset them.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Fleet } from '../fleet.js';
+import type { StatsService, WorkflowStats } from '../metrics/stats.js';
 import type { Runs } from '../runs.js';
 import { TERMINAL_RUN, TERMINAL_STEP, type RunRecord, type StepRecord, type Store } from '../store/store.js';
 
@@ -26,7 +31,21 @@ export interface MetricSources {
   store: Store;
   /** The agent sessions' counters: `duplicates` is every resent message recognised and not applied again. */
   sessions: { stats: { duplicates: number } };
+  /** The four metrics over the last 24 h (absent: no drover_stats_* series). */
+  stats?: StatsService;
 }
+
+/** The drover_stats_* gauges: name, help, and the WorkflowStats field (seconds and ratios as Prometheus wants them). */
+const STATS_GAUGES: readonly [string, string, (w: WorkflowStats) => number][] = [
+  ['drover_stats_runs_ended', 'Runs that ended in the last 24 h.', (w) => w.runsEnded],
+  ['drover_stats_completion_ratio', 'Runs succeeded / runs ended, last 24 h (0 when none ended).', (w) => w.completionRate],
+  ['drover_stats_run_error_ratio', 'Runs failed / runs ended, last 24 h.', (w) => w.runErrorRate],
+  ['drover_stats_attempt_error_ratio', 'Failed or lost step attempts / attempts, of the runs that ended in the last 24 h.', (w) => w.attemptErrorRate],
+  ['drover_stats_cpu_seconds', "CPU-seconds of the steps of the runs that ended in the last 24 h.", (w) => w.cpuSeconds],
+  ['drover_stats_peak_memory_bytes', 'Peak memory of any step of the runs that ended in the last 24 h.', (w) => w.peakRssBytes],
+  ['drover_stats_fleet_cpu_percent', "The fleet's mean CPU use while those runs ran, percent.", (w) => w.fleetCpuPercent],
+  ['drover_stats_fleet_memory_percent', "The fleet's mean memory use while those runs ran, percent.", (w) => w.fleetMemoryPercent],
+];
 
 export class DroverMetrics {
   readonly registry = new Registry();
@@ -55,6 +74,14 @@ export class DroverMetrics {
       this.replays.inc(this.src?.sessions.stats.duplicates ?? 0);
     },
   });
+  readonly cycleTime = new Gauge({
+    name: 'drover_stats_cycle_seconds',
+    help: 'Cycle time (submit to end) of the runs that ended in the last 24 h: quantile 0.5, 0.95 (nearest rank) and 1 (max). The series without a workflow label is every workflow.',
+    labelNames: ['workflow', 'quantile'],
+    registers: this.r,
+    collect: () => guard(() => this.statsGauges()),
+  });
+  private readonly statsGauges_ = STATS_GAUGES.map(([name, help]) => new Gauge({ name, help, labelNames: ['workflow'], registers: this.r }));
   readonly storeWrites = new Histogram({ name: 'drover_store_write_seconds', help: 'Durable writes of the store (a batch of changes, synced), seconds.', buckets: WRITE_BUCKETS, registers: this.r });
 
   /** Per run: the steps and attempts counted already. */
@@ -85,6 +112,20 @@ export class DroverMetrics {
         if (run.endedMs && run.createdMs) this.runDuration.observe({ workflow: run.workflow }, Math.max(0, run.endedMs - run.createdMs) / 1000);
       }),
     );
+  }
+
+  /** The four metrics from the stats service; the overall row has no workflow label. */
+  private statsGauges() {
+    const { cycleTime, statsGauges_: gauges } = this;
+    for (const g of [cycleTime, ...gauges]) g.reset();
+    const stats = this.src?.stats?.get();
+    if (!stats) return;
+    for (const w of [stats.overall, ...stats.workflows]) {
+      const labels = w.workflow ? { workflow: w.workflow } : {};
+      STATS_GAUGES.forEach(([, , value], i) => gauges[i].set(labels, value(w)));
+      const q: [string, number][] = [['0.5', w.cycleP50Ms], ['0.95', w.cycleP95Ms], ['1', w.cycleMaxMs]];
+      for (const [quantile, ms] of q) cycleTime.set({ ...labels, quantile }, ms / 1000);
+    }
   }
 
   private active() {

@@ -128,6 +128,20 @@ describe('http - the HTTP port', () => {
     expect(m.types.get('nodejs_eventloop_lag_seconds')).toBe('gauge');
     expect(sample(m, 'nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
     expect(sample(m, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+
+    // The four metrics themselves, from the same StatsService as `drover stats`: 2 of the 3 runs succeeded.
+    const stats = await admin.stats.get();
+    const ok = stats.workflows.find((w) => w.workflow === 'metrics-ok')!;
+    expect(sample(m, 'drover_stats_runs_ended', { workflow: 'metrics-ok' })).toBe(2);
+    expect(sample(m, 'drover_stats_completion_ratio', { workflow: 'metrics-ok' })).toBe(1);
+    expect(sample(m, 'drover_stats_completion_ratio', { workflow: 'metrics-fail' })).toBe(0);
+    expect(sample(m, 'drover_stats_run_error_ratio', { workflow: 'metrics-fail' })).toBe(1);
+    expect(sample(m, 'drover_stats_attempt_error_ratio', { workflow: 'metrics-ok' })).toBe(ok.attemptErrorRate);
+    expect(sample(m, 'drover_stats_cycle_seconds', { workflow: 'metrics-ok', quantile: '1' })).toBeCloseTo(ok.cycleMaxMs / 1000, 6);
+    expect(sample(m, 'drover_stats_cycle_seconds', { workflow: 'metrics-ok', quantile: '0.5' })).toBeCloseTo(ok.cycleP50Ms / 1000, 6);
+    const overall = m.families.find((f) => f.name === 'drover_stats_completion_ratio')!.metrics.find((x) => !x.labels?.workflow);
+    expect(Number(overall!.value)).toBeCloseTo(2 / 3, 6);
+    expect(stats.overall.completionRate).toBeCloseTo(2 / 3, 6);
   });
 
   it('http - the dashboard path answers a page, and traversal out of the dashboard folder is refused in every spelling', async () => {
