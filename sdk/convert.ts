@@ -163,6 +163,7 @@ export function toStep(s: StepInfoOut): Step {
     isFinally: s.isFinally,
     attempts: s.attempts.map(toAttempt),
     waiting: s.waiting,
+    blocked: s.blocked,
   };
 }
 

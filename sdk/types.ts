@@ -124,6 +124,8 @@ export interface Step {
   attempts: Attempt[];
   /** Why a pending or running step is not moving, in words ("waiting for agent assets-1, disconnected 40 s ago; lost after 60 s"); '' otherwise. */
   waiting: string;
+  /** The wait is a hold-up (its agent gone, lost or draining, a queue, a maxParallel slot, no agent), not the ordinary wait for needs or for an agent that is up to start it. */
+  blocked: boolean;
 }
 
 /** One attempt of a step on one agent. */

@@ -3,7 +3,7 @@ import type { AgentInfo, AttemptInfo, DeviceInfo, LogLine, RunInfo, StepCounts, 
 import type { ListRunsRequest__Output } from '../../proto/gen/drover/v1/ListRunsRequest.js';
 import type { LiveAgent } from '../fleet.js';
 import { planIndex } from '../model/plan-index.js';
-import { waitingReason, type WaitingView } from '../scheduler/waiting.js';
+import { waitOf, type WaitingView } from '../scheduler/waiting.js';
 import type { AttemptRecord, DeviceRecord, LogRecord, RunRecord, RunStatus, StepRecord } from '../store/store.js';
 
 const upper = (s: string) => s.toUpperCase();
@@ -33,6 +33,7 @@ export function toAgentState(state: LiveAgent['state']): AgentInfo['state'] {
 export function toStepInfo(run: RunRecord, s: StepRecord, view?: WaitingView): StepInfo {
   const index = planIndex(run.plan);
   const plan = index.step(s.id) ?? index.group(s.id);
+  const wait = view ? waitOf(run, s, view) : undefined;
   return {
     id: s.id,
     agent: s.agent,
@@ -50,7 +51,8 @@ export function toStepInfo(run: RunRecord, s: StepRecord, view?: WaitingView): S
     parent: s.parent,
     kind: s.kind,
     attempts: (s.attempts ?? []).map(toAttemptInfo),
-    waiting: view ? waitingReason(run, s, view) : '',
+    waiting: wait?.reason ?? '',
+    blocked: wait?.blocked ?? false,
   };
 }
 

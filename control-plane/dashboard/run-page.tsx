@@ -34,7 +34,7 @@ function StepRow({ s, selected, onSelect, now }: { s: StepInfo; selected: boolea
       <td class="num right">{ran ? duration((s.endedMs || now) - s.startedMs) : '–'}</td>
       <td class="num right">{cpu(s.cpuSeconds)}</td>
       <td class="num right">{bytes(s.peakRssBytes)}</td>
-      <td class={`ellipsis${s.waiting ? ' tone-text-waiting' : tone === 'failed' ? ' tone-text-failed' : ' muted'}`} title={note}>
+      <td class={`ellipsis${s.blocked ? ' tone-text-waiting' : tone === 'failed' ? ' tone-text-failed' : ' muted'}`} title={note}>
         {note || (ran && s.kind !== 'group' && s.endedMs ? `exit ${s.exitCode}` : '')}
       </td>
     </tr>

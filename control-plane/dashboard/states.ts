@@ -25,7 +25,8 @@ export const runTone = (r: RunInfo): Tone => TONE[runWord(r)] ?? 'pending';
 
 export function stepTone(s: StepInfo): Tone {
   const w = stepWord(s);
-  if (s.waiting && (w === 'pending' || w === 'running')) return 'waiting';
+  // Amber only for a hold-up; waiting for needs is the ordinary grey pending.
+  if (s.blocked && (w === 'pending' || w === 'running')) return 'waiting';
   return TONE[w] ?? 'pending';
 }
 

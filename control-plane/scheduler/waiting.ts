@@ -28,47 +28,67 @@ export function roughDuration(ms: number): string {
   return `${Math.floor(s / 3600)} h`;
 }
 
+/**
+ * Why a step waits, and whether that is a hold-up (its agent is gone, lost,
+ * unknown or draining; its run is queued; it waits for a maxParallel slot or
+ * for any agent at all) rather than the ordinary wait for its needs, for the
+ * other steps (finally), or for an agent that is up to start it.
+ */
+export interface Wait {
+  reason: string;
+  blocked: boolean;
+}
+
 /** Why `step` of `run` waits; '' for a step that is finished or moving. */
 export function waitingReason(run: RunRecord, step: StepRecord, view: WaitingView): string {
-  if (TERMINAL_STEP.has(step.status) || (run.status !== 'pending' && run.status !== 'running')) return '';
+  return waitOf(run, step, view).reason;
+}
+
+const NONE: Wait = { reason: '', blocked: false };
+const blocked = (reason: string): Wait => ({ reason, blocked: true });
+const ordinary = (reason: string): Wait => ({ reason, blocked: false });
+
+/** Why `step` of `run` waits, and whether it is held up (Wait). */
+export function waitOf(run: RunRecord, step: StepRecord, view: WaitingView): Wait {
+  if (TERMINAL_STEP.has(step.status) || (run.status !== 'pending' && run.status !== 'running')) return NONE;
   if (run.status === 'pending') {
     const blocker = view.blockerOf(run);
-    return blocker ? `queued behind run ${blocker.id} (concurrency: queue)` : 'queued (concurrency: queue)';
+    return blocked(blocker ? `queued behind run ${blocker.id} (concurrency: queue)` : 'queued (concurrency: queue)');
   }
-  if (step.status === 'running') return step.kind === 'group' ? '' : agentSilence(run, step.agent, view, 'to report');
+  if (step.status === 'running') return step.kind === 'group' ? NONE : agentSilence(run, step.agent, view, 'to report');
   const index = planIndex(run.plan);
   const plan = index.step(step.id) ?? index.group(step.id);
   if (plan?.isFinally) {
     const open = Object.values(run.steps).filter((s) => !s.parent && !TERMINAL_STEP.has(s.status) && !(index.step(s.id) ?? index.group(s.id))?.isFinally);
-    if (open.length) return `waiting for the other steps to end (finally): ${names(open.map((s) => s.id))}`;
+    if (open.length) return ordinary(`waiting for the other steps to end (finally): ${names(open.map((s) => s.id))}`);
   }
   const needs = (plan?.needs ?? []).filter((n) => run.steps[n] && !TERMINAL_STEP.has(run.steps[n].status));
-  if (needs.length) return `waiting for needs: ${names(needs)}`;
-  if (step.kind === 'group') return '';
+  if (needs.length) return ordinary(`waiting for needs: ${names(needs)}`);
+  if (step.kind === 'group') return NONE;
   if (step.held) {
     const group = index.group(step.parent);
     const active = (group?.instances ?? []).filter((id) => !run.steps[id].held && !TERMINAL_STEP.has(run.steps[id].status)).length;
-    return `waiting for a maxParallel slot (${active} of ${group?.maxParallel ?? '?'} running)`;
+    return blocked(`waiting for a maxParallel slot (${active} of ${group?.maxParallel ?? '?'} running)`);
   }
   if (!step.agent) {
     const target = index.step(step.id)?.target;
-    return `waiting for an agent${target ? ` matching ${describeTarget(target)}` : ''}`;
+    return blocked(`waiting for an agent${target ? ` matching ${describeTarget(target)}` : ''}`);
   }
   return agentSilence(run, step.agent, view, 'to start it');
 }
 
 /** Why a step placed on `name` waits for it: the agent's state, or that it is up and has yet to act. */
-function agentSilence(run: RunRecord, name: string, view: WaitingView, act: 'to report' | 'to start it'): string {
+function agentSilence(run: RunRecord, name: string, view: WaitingView, act: 'to report' | 'to start it'): Wait {
   const agent = view.agent(name);
-  if (!agent) return `waiting for agent ${name}, which this control plane does not know`;
+  if (!agent) return blocked(`waiting for agent ${name}, which this control plane does not know`);
   const ago = roughDuration(view.now - agent.heardMs);
   if (agent.state === 'disconnected') {
     const left = Math.max(0, agent.heardMs + view.lostAfterMs - view.now);
-    return `waiting for agent ${name}, disconnected ${ago} ago; lost after ${roughDuration(view.lostAfterMs)}${left > 0 ? ` (in ${roughDuration(left)})` : ''}`;
+    return blocked(`waiting for agent ${name}, disconnected ${ago} ago; lost after ${roughDuration(view.lostAfterMs)}${left > 0 ? ` (in ${roughDuration(left)})` : ''}`);
   }
-  if (agent.state === 'lost') return `waiting for agent ${name}, lost (silent for ${ago}); onAgentLost: ${run.plan.onAgentLost}`;
-  if (act === 'to report') return '';
-  return agent.draining ? `waiting for agent ${name} (draining) ${act}` : `waiting for agent ${name} ${act}`;
+  if (agent.state === 'lost') return blocked(`waiting for agent ${name}, lost (silent for ${ago}); onAgentLost: ${run.plan.onAgentLost}`);
+  if (act === 'to report') return NONE;
+  return agent.draining ? blocked(`waiting for agent ${name} (draining) ${act}`) : ordinary(`waiting for agent ${name} ${act}`);
 }
 
 /** "a, b, c" or "a, b, c and 4 more". */

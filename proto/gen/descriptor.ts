@@ -1566,6 +1566,10 @@ export const DESCRIPTOR = {
         "waiting": {
          "type": "string",
          "id": 17
+        },
+        "blocked": {
+         "type": "bool",
+         "id": 18
         }
        }
       },

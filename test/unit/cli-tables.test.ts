@@ -31,7 +31,7 @@ const AGENTS: Agent[] = [
 const counts = (over: Partial<StepCounts>): StepCounts => ({ total: 0, pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, ...over });
 const step = (id: string, over: Partial<Step> = {}): Step => ({
   id, parent: '', kind: 'run', agent: 'dir-1', status: 'succeeded', attempt: 1, exitCode: 0, startedAt: NOW - 60_000, endedAt: NOW - 58_800,
-  cpuSeconds: 0.12, peakRssBytes: 12 * 1024 * 1024, outputs: {}, message: '', needs: [], isFinally: false, attempts: [], waiting: '', ...over,
+  cpuSeconds: 0.12, peakRssBytes: 12 * 1024 * 1024, outputs: {}, message: '', needs: [], isFinally: false, attempts: [], waiting: '', blocked: false, ...over,
 });
 const run = (id: string, over: Partial<Run> = {}): Run => ({
   id, workflow: 'onboard-employee', workflowVersion: 2, status: 'succeeded', createdAt: NOW - 61_000, startedAt: NOW - 60_000, endedAt: NOW - 52_000,

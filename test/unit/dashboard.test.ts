@@ -23,6 +23,7 @@ const step = (id: string, status: string, extra: Partial<StepInfo> = {}): StepIn
   kind: 'script',
   attempts: [],
   waiting: '',
+  blocked: false,
   ...extra,
 });
 
@@ -48,7 +49,7 @@ describe('dashboard', () => {
       step('fan', 'RUNNING', { kind: 'group', needs: ['a'] }),
       step('fan[x]', 'SUCCEEDED', { parent: 'fan', needs: ['a'] }),
       step('fan[y]', 'RUNNING', { parent: 'fan', needs: ['a'] }),
-      step('fan[z]', 'PENDING', { parent: 'fan', needs: ['a'], waiting: 'waiting for agent z' }),
+      step('fan[z]', 'PENDING', { parent: 'fan', needs: ['a'], waiting: 'waiting for agent z, disconnected 40 s ago; lost after 60 s', blocked: true }),
       step('b', 'PENDING', { needs: ['fan[x]', 'fan'] }),
       step('tidy', 'PENDING', { isFinally: true }),
     ]);

@@ -9,7 +9,7 @@ const T0 = new Date(2024, 0, 1, 12, 0, 1).getTime();
 function step(over: Partial<Step>): Step {
   return {
     id: 'create-account', parent: '', kind: 'run', agent: 'dir-1', status: 'pending', attempt: 1, exitCode: 0, startedAt: 0, endedAt: 0,
-    cpuSeconds: 0, peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false, attempts: [], waiting: '', ...over,
+    cpuSeconds: 0, peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false, attempts: [], waiting: '', blocked: false, ...over,
   };
 }
 
@@ -37,11 +37,11 @@ describe('sdk cli follow', () => {
     const waiting = 'waiting for agent assets-1, disconnected 40 s ago; lost after 60 s (in 20 s)';
     printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting: 'waiting for needs: create-account' }) });
     printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting: 'waiting for agent assets-1 to start it' }) });
-    printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting: 'waiting for a maxParallel slot (2 of 2 running)' }) });
-    printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting: 'waiting for a maxParallel slot (2 of 2 running)' }) });
-    printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting }) });
+    printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting: 'waiting for a maxParallel slot (2 of 2 running)', blocked: true }) });
+    printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting: 'waiting for a maxParallel slot (2 of 2 running)', blocked: true }) });
+    printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0, waiting, blocked: true }) });
     printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', attempt: 0 }) });
-    printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', status: 'running', startedAt: T0, waiting }) });
+    printer.handle({ type: 'step', step: step({ id: 'provision', agent: 'assets-1', status: 'running', startedAt: T0, waiting, blocked: true }) });
     expect(out).toEqual([
       '[12:00:01] provision  waiting    for a maxParallel slot (2 of 2 running)\n',
       '[12:00:01] provision  waiting    for agent assets-1, disconnected 40 s ago; lost after 60 s (in 20 s)\n',

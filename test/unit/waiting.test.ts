@@ -4,7 +4,7 @@ import type { RunRecord } from '../../control-plane/model/run.js';
 import type { FleetAgent } from '../../control-plane/model/target.js';
 import { place } from '../../control-plane/scheduler/placement.js';
 import { newRun } from '../../control-plane/scheduler/run-machine.js';
-import { roughDuration, waitingReason, type WaitingView } from '../../control-plane/scheduler/waiting.js';
+import { roughDuration, waitingReason, waitOf, type WaitingView } from '../../control-plane/scheduler/waiting.js';
 import { fleetAgent } from '../helpers/fleet-agent.js';
 
 const NOW = 10_000_000;
@@ -58,6 +58,16 @@ describe('waiting - why an unfinished step does not move', () => {
     expect(waitingReason(run, s, view({ 'dir-1': { state: 'connected', draining: true, heardMs: NOW } }))).toBe('waiting for agent dir-1 (draining) to start it');
     expect(waitingReason(run, s, view({ 'dir-1': undefined }))).toBe('waiting for agent dir-1, which this control plane does not know');
     expect(waitingReason(run, s, view())).toBe('waiting for agent dir-1 to start it');
+  });
+
+  it('waiting - a hold-up is blocked; needs and an agent that is up to start the step are the ordinary course', () => {
+    const run = runOf(TWO);
+    const s = run.steps['create-account'];
+    expect(waitOf(run, run.steps['provision-laptop'], view()).blocked).toBe(false);
+    expect(waitOf(run, s, view()).blocked).toBe(false);
+    expect(waitOf(run, s, view({ 'dir-1': { state: 'connected', draining: true, heardMs: NOW } })).blocked).toBe(true);
+    expect(waitOf(run, s, view({ 'dir-1': { state: 'disconnected', draining: false, heardMs: NOW - 40_000 } })).blocked).toBe(true);
+    expect(waitOf(run, s, view({ 'dir-1': undefined })).blocked).toBe(true);
   });
 
   it('waiting - a held fan-out instance waits for a maxParallel slot, counting the running ones', () => {

@@ -52,7 +52,9 @@ export class FollowPrinter {
 
   private step(step: Step): void {
     this.steps.set(step.id, step);
-    if (step.status === 'pending' && !worthTelling(step.waiting)) return;
+    // Waiting for needs, or for an agent that is up to start it, is the ordinary course of a run (`drover status`
+    // lists those too); a hold-up (an agent gone or draining, a queue, a maxParallel slot) is what a user waits on.
+    if (step.status === 'pending' && !(step.waiting && step.blocked)) return;
     const key = `${step.id}\0${step.agent}`;
     const state = `${step.status}/${step.attempt}/${step.waiting}`;
     if (this.seen.get(key) === state) return;
@@ -69,17 +71,6 @@ export class FollowPrinter {
     if (line.stream === 'stderr') this.output.err(prefixed);
     else this.output.out(prefixed);
   }
-}
-
-/**
- * Whether a pending step's reason is news while following: a step that waits
- * for its needs, or for an agent that is up to start it, is the ordinary
- * course of a run (`drover status` lists those too); an agent that went
- * away or drains, a queue or a maxParallel slot is what a user waits on.
- */
-function worthTelling(waiting: string): boolean {
-  if (!waiting) return false;
-  return !/^waiting for (needs:|the other steps)/.test(waiting) && !/^waiting for agent \S+ to start it$/.test(waiting);
 }
 
 /** What follows a step's status: where it runs, how it ended, or why it waits. */

@@ -23,6 +23,7 @@ export interface StepInfo {
   'kind'?: (string);
   'attempts'?: (_drover_v1_AttemptInfo)[];
   'waiting'?: (string);
+  'blocked'?: (boolean);
 }
 
 export interface StepInfo__Output {
@@ -43,4 +44,5 @@ export interface StepInfo__Output {
   'kind': (string);
   'attempts': (_drover_v1_AttemptInfo__Output)[];
   'waiting': (string);
+  'blocked': (boolean);
 }
