@@ -3,6 +3,14 @@ import type { RunChange } from './model/run.js';
 
 export type { RunChange } from './model/run.js';
 
+/** Where a listener's exception goes (main.ts logs it); unset, the first one is thrown after every listener had the change. */
+let onListenerError: ((err: unknown) => void) | undefined;
+
+/** Sets where a listener's exception goes: a watcher that fails (a closed stream, a bug) must not cost the others their change, nor the run machine its effects. */
+export function setListenerErrorHandler(fn: ((err: unknown) => void) | undefined): void {
+  onListenerError = fn;
+}
+
 export class Topic<T> {
   private listeners = new Set<(e: T) => void>();
   subscribe(fn: (e: T) => void): () => void {
@@ -10,7 +18,16 @@ export class Topic<T> {
     return () => this.listeners.delete(fn);
   }
   publish(e: T) {
-    for (const fn of this.listeners) fn(e);
+    let failed: { err: unknown } | undefined;
+    for (const fn of this.listeners) {
+      try {
+        fn(e);
+      } catch (err) {
+        if (onListenerError) onListenerError(err);
+        else failed ??= { err };
+      }
+    }
+    if (failed) throw failed.err;
   }
   get size() {
     return this.listeners.size;

@@ -36,6 +36,7 @@ import { DEFAULTS, hostOf, resolveConfig, type ServerConfig } from './config.js'
 import { Devices } from './devices.js';
 import { Fleet } from './fleet.js';
 import { createLogger, type Logger } from './log.js';
+import { setListenerErrorHandler } from './events.js';
 import { Runs } from './runs.js';
 import { LowdbStore } from './store/lowdb-store.js';
 import { StoreError, type CredentialRecord } from './store/store.js';
@@ -156,6 +157,7 @@ async function serve(cfg: ServerConfig) {
   // One control plane per data dir: two writers on one store lose data.
   lockDir(cfg.dataDir, 'drover server');
   const log = createLogger(cfg.logLevel);
+  setListenerErrorHandler((err) => log.error({ err }, 'a watcher of changes failed; the other watchers and the run went on'));
   const metrics = new DroverMetrics();
   const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns, log: log.child({ component: 'store' }), onWrite: (s) => metrics.storeWrite(s) });
   const recovered = await store.open();
