@@ -23,6 +23,10 @@ import type { HttpAuth } from './auth.js';
 import type { AgentHistory } from './history.js';
 import { Outbox } from './outbox.js';
 
+/** A connection's token is checked again this often (and on each subscribe): a revoked or expired one loses its feed. */
+const RECHECK_MS = 10_000;
+/** Log lines waiting to be sent to one client; past it the oldest are dropped and the client is told how many. */
+const MAX_PENDING_LOG_LINES = 10_000;
 /** The first message must be `auth` within this. */
 export const AUTH_TIMEOUT_MS = 10_000;
 /** Close code for a client that did not authenticate (or whose token was refused). */
@@ -74,6 +78,7 @@ export class FeedConnection {
   private token = '';
   private record: TokenRecord | undefined;
   private authTimer: NodeJS.Timeout | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private closed = false;
@@ -131,6 +136,7 @@ export class FeedConnection {
       case 'auth':
         throw new BadRequest('already authenticated; open a new connection for another token');
       case 'subscribe':
+        if (!(await this.stillAllowed())) return;
         return this.subscribe(topic(msg), msg);
       case 'unsubscribe':
         return this.unsubscribe(topic(msg));
@@ -151,7 +157,20 @@ export class FeedConnection {
     clearTimeout(this.authTimer);
     this.token = token;
     this.record = verdict.record;
+    this.recheckTimer = setInterval(() => void this.stillAllowed(), RECHECK_MS);
+    this.recheckTimer.unref();
     this.out.send({ type: 'hello', name: verdict.record.description || `token ${verdict.record.id}`, role: verdict.record.role as Role });
+  }
+
+  /** Whether the connection's token still allows a viewer; a refused one (revoked, expired) closes the connection with 4401. */
+  private async stillAllowed(): Promise<boolean> {
+    const verdict = await this.d.auth.check(this.token, 'viewer', this.peer, 'HTTP/ws');
+    if (this.closed) return false;
+    if (verdict.ok) return true;
+    this.error(verdict.code, verdict.message, verdict.hint);
+    this.ws.close(CLOSE_UNAUTHENTICATED, 'unauthenticated');
+    this.close();
+    return false;
   }
 
   private subscribe(t: Topic, msg: Record<string, unknown>) {
@@ -260,6 +279,10 @@ export class FeedConnection {
         // A notice that names no step (an unreadable record) is shown whatever step was asked for.
         if (c.type !== 'log' || (step && c.log.step && c.log.step !== step)) return;
         this.logLines.push(c.log);
+        if (this.logLines.length > MAX_PENDING_LOG_LINES) {
+          const dropped = this.logLines.splice(0, this.logLines.length - MAX_PENDING_LOG_LINES).length;
+          this.logLines.unshift({ ...c.log, step: '', stream: 'stderr', text: `[drover: ${dropped} log lines skipped: this page could not keep up]` });
+        }
         this.out.queue('logs:live', render);
       }),
     );
@@ -300,8 +323,14 @@ export class FeedConnection {
   }
 
   /** Cancels a run for an operator token, recorded in the audit trail as RunService/CancelRun is. */
-  private async cancel(runId: string, reason: string) {
+  private async cancel(asked: string, reason: string) {
     const action = 'RunService/CancelRun';
+    let runId = asked; // the whole id when a unique prefix was given, for the audit trail
+    try {
+      runId = this.d.runs.get(asked).id;
+    } catch {
+      // Runs.cancel below refuses it with the reason
+    }
     const verdict = await this.d.auth.check(this.token, 'operator', this.peer, action, runId);
     if (!verdict.ok) return this.error(verdict.code, verdict.message, verdict.hint);
     const actor = { kind: 'token' as const, id: verdict.record.id };
@@ -323,6 +352,7 @@ export class FeedConnection {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.authTimer);
+    clearInterval(this.recheckTimer);
     for (const off of this.subs.values()) off();
     this.subs.clear();
     this.out.close();

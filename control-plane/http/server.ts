@@ -18,6 +18,8 @@ import { DASHBOARD_DIR, serveStatic } from './static.js';
 
 /** Feed clients at once; past it an upgrade is answered 503. */
 const MAX_CLIENTS = 256;
+/** Feed clients from one peer address at once, so that one peer cannot take every place (a dashboard needs one per tab). */
+const MAX_CLIENTS_PER_PEER = 32;
 /** The socket's own message limit: a longer frame closes the connection (1009). Shorter ones over the feed's limit get an error. */
 export const WS_MAX_PAYLOAD = 256 * 1024;
 /** A feed client that answers no ping for this long is dropped (a laptop that went to sleep). */
@@ -68,16 +70,26 @@ export async function startHttp(o: HttpOptions): Promise<HttpPort> {
   const server: Server = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, handler) : createHttpServer(handler);
   const wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD });
   const alive = new WeakSet<WebSocket>();
+  /** Open and opening feed sockets per peer address. */
+  const perPeer = new Map<string, number>();
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // A peer that resets during the handshake must not become an unhandled 'error'.
     socket.on('error', () => socket.destroy());
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path !== '/ws') return void socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
-    if (wss.clients.size >= MAX_CLIENTS) return void socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+    const peer = peerOf(req);
+    const fromPeer = perPeer.get(peer) ?? 0;
+    if (wss.clients.size >= MAX_CLIENTS || fromPeer >= MAX_CLIENTS_PER_PEER) return void socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+    perPeer.set(peer, fromPeer + 1);
+    socket.once('close', () => {
+      const n = (perPeer.get(peer) ?? 1) - 1;
+      if (n > 0) perPeer.set(peer, n);
+      else perPeer.delete(peer);
+    });
     wss.handleUpgrade(req, socket, head, (ws) => {
       alive.add(ws);
       ws.on('pong', () => alive.add(ws));
-      new FeedConnection(ws, peerOf(req), deps);
+      new FeedConnection(ws, peer, deps);
     });
   });
   const pinger = setInterval(() => {

@@ -97,6 +97,18 @@ describe('http - the WebSocket feed', () => {
     expect(skip.messages.some((m) => m.type === 'fleet')).toBe(false);
   });
 
+  it('http - feed: a token revoked while its feed is open loses the feed (close 4401) and gets nothing more', async () => {
+    const { token, info } = await admin.access.createToken('viewer', { description: 'soon revoked' });
+    const c = await authed(token);
+    await c.send({ type: 'subscribe', topic: 'fleet' });
+    await c.next(ofType('fleet'), 'the fleet snapshot');
+    await admin.access.revokeToken(info.id);
+    await c.send({ type: 'subscribe', topic: 'runs' });
+    expect(await c.next(ofType('error'), 'the refusal')).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect((await c.closedWith()).code).toBe(4401);
+    expect(c.messages.some((m) => m.type === 'runs')).toBe(false);
+  });
+
   it('http - feed: hello names the role, and the fleet snapshot lists the agents, then live changes with sparkline samples', async () => {
     const c = open();
     await c.send({ type: 'auth', token: viewer });
