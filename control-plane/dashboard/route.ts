@@ -6,10 +6,19 @@ export type Route = { page: 'fleet' } | { page: 'runs' } | { page: 'run'; id: st
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#\/?/, '');
   const [head, ...rest] = path.split('/');
-  if (head === 'runs' && rest[0]) return { page: 'run', id: decodeURIComponent(rest[0]) };
+  if (head === 'runs' && rest[0]) return { page: 'run', id: decoded(rest[0]) };
   if (head === 'runs') return { page: 'runs' };
   if (head === 'metrics') return { page: 'metrics' };
   return { page: 'fleet' };
+}
+
+/** A route segment decoded; a malformed escape (#/runs/%E0) is taken as it stands. */
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 export const href = (r: Route): string => (r.page === 'run' ? `#/runs/${encodeURIComponent(r.id)}` : `#/${r.page}`);

@@ -46,13 +46,15 @@ export function RunPage({ id }: { id: string }) {
   const now = useNow();
   const [selected, setSelected] = useState('');
   useSubscription({ type: 'subscribe', topic: 'run', id });
-  const detail = state.detail && state.detail.run.id === id ? state.detail : null;
+  // The address may hold a unique prefix of the id: the feed answers with the whole one.
+  const detail = state.detail && state.detail.run.id.startsWith(id) ? state.detail : null;
+  const runId = detail?.run.id ?? id;
   const steps = useMemo(() => (detail ? [...detail.steps.values()] : []), [detail?.steps]);
   const dag = useMemo(() => buildDag(steps), [steps]);
   const ordered = useMemo(() => graphOrder(steps), [steps]);
   const sel = detail?.steps.get(selected);
   const isGroup = !!sel && (sel.kind === 'group' || steps.some((s) => s.parent === sel.id));
-  useSubscription(sel ? { type: 'subscribe', topic: 'logs', run: id, step: isGroup ? '' : sel.id } : null);
+  useSubscription(sel ? { type: 'subscribe', topic: 'logs', run: runId, step: isGroup ? '' : sel.id } : null);
 
   if (!detail) {
     return (
@@ -65,7 +67,7 @@ export function RunPage({ id }: { id: string }) {
   }
   const run = detail.run;
   const canCancel = (state.role === 'operator' || state.role === 'admin') && !runEnded(run);
-  const logs = state.logs && state.logs.run === id && sel && state.logs.step === (isGroup ? '' : sel.id) ? state.logs.lines : [];
+  const logs = state.logs && state.logs.run === runId && sel && state.logs.step === (isGroup ? '' : sel.id) ? state.logs.lines : [];
   const shownLogs = isGroup ? logs.filter((l) => detail.steps.get(l.stepId)?.parent === sel!.id) : logs;
 
   return (
