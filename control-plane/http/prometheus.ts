@@ -12,6 +12,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Fleet } from '../fleet.js';
+import { fleetSample } from '../metrics/fleet-sampler.js';
 import type { StatsService, WorkflowStats } from '../metrics/stats.js';
 import type { Runs } from '../runs.js';
 import { TERMINAL_RUN, TERMINAL_STEP, type RunRecord, type StepRecord, type Store } from '../store/store.js';
@@ -137,10 +138,8 @@ export class DroverMetrics {
     const { agents, agentCpu, agentMemory, fleetCpu, fleetMemory, connections } = this;
     for (const g of [agents, agentCpu, agentMemory, connections]) g.reset();
     for (const t of ['grpc', 'nats']) connections.set({ transport: t }, 0);
-    let cpu = 0;
-    let mem = 0;
-    let n = 0;
-    for (const a of this.src?.fleet.list() ?? []) {
+    const all = this.src?.fleet.list() ?? [];
+    for (const a of all) {
       const link = a.state === 'connected' ? a.conn : undefined;
       agents.inc({ state: a.state, transport: link?.transport ?? 'none' });
       if (!link) continue;
@@ -148,12 +147,11 @@ export class DroverMetrics {
       if (!a.heartbeat) continue;
       agentCpu.set({ agent: a.record.name }, a.heartbeat.cpuPercent);
       agentMemory.set({ agent: a.record.name }, a.heartbeat.memoryPercent);
-      cpu += a.heartbeat.cpuPercent;
-      mem += a.heartbeat.memoryPercent;
-      n++;
     }
-    fleetCpu.set(n ? cpu / n : 0);
-    fleetMemory.set(n ? mem / n : 0);
+    // The same mean as the stored fleet samples (drover stats).
+    const sample = fleetSample(all, 0);
+    fleetCpu.set(sample.cpuPercent);
+    fleetMemory.set(sample.memoryPercent);
   }
 
   private step(run: RunRecord, step: StepRecord) {
