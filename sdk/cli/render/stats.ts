@@ -5,9 +5,9 @@ import { renderTable } from '../table.js';
 
 const BARS = '▁▂▃▄▅▆▇█';
 
-/** "85.0% (17/20)"; "-" when there is nothing to divide. */
-function rate(n: number, d: number): string {
-  return d ? `${((n / d) * 100).toFixed(1)}% (${n}/${d})` : '-';
+/** The server's rate with what it divides, "85.0% (17/20)"; "-" when there was nothing to divide. */
+function rate(value: number, n: number, d: number): string {
+  return d ? `${(value * 100).toFixed(1)}% (${n}/${d})` : '-';
 }
 
 /** Runs ended per slice as bars, scaled to the busiest slice of the row; "·" for an empty slice. */
@@ -30,10 +30,10 @@ function row(name: string, w: WorkflowStats): (string | number)[] {
     name,
     ended,
     w.runsActive,
-    rate(w.runsSucceeded, ended),
-    rate(w.runsFailed, ended),
+    rate(w.completionRate, w.runsSucceeded, ended),
+    rate(w.runErrorRate, w.runsFailed, ended),
     w.runsCancelled,
-    rate(w.attemptsFailed, w.attempts),
+    rate(w.attemptErrorRate, w.attemptsFailed, w.attempts),
     ended ? formatDuration(w.cycleP50Ms) : '-',
     ended ? formatDuration(w.cycleP95Ms) : '-',
     ended ? formatDuration(w.cycleMaxMs) : '-',
