@@ -22,20 +22,27 @@ export function watchRuns(runs: Runs): grpc.handleServerStreamingCall<WatchRunsR
     const shown = new Set<string>();
     const pending = new Map<string, RunRecord>();
     let timer: NodeJS.Timeout | undefined;
+    /** The watcher stopped reading (a paused pager): changes wait in `pending`, one per run, until it drains. */
+    let full = false;
 
     const send = (run: RunRecord) => {
       if (workflow && run.workflow !== workflow) return;
       if (status && run.status !== status) {
         if (!shown.delete(run.id)) return;
       } else if (status) shown.add(run.id);
-      call.write(toRunSummary(run));
+      if (!call.write(toRunSummary(run))) full = true;
     };
     const flush = () => {
       timer = undefined;
+      if (full) return;
       const batch = [...pending.values()];
       pending.clear();
       for (const run of batch) send(run);
     };
+    call.on('drain', () => {
+      full = false;
+      if (pending.size) timer ??= setTimeout(flush, WATCH_RUNS_BATCH_MS);
+    });
     for (const run of runs.list({ limit, workflow, status })) send(run);
     const off = runs.topics.all.subscribe((c) => {
       pending.set(c.run.id, c.run);
