@@ -6,7 +6,7 @@
  * snapshot a watch stream starts with, a big fan-out) draws once. Ctrl-C ends
  * the watch with exit code 0.
  */
-import { createLogUpdate } from 'log-update';
+import type { createLogUpdate } from 'log-update';
 
 /** A burst of messages within this long draws one table. */
 export const COALESCE_MS = 100;
@@ -21,11 +21,17 @@ export class Screen {
   private timer: NodeJS.Timeout | undefined;
   private readonly tick: NodeJS.Timeout | undefined;
 
-  constructor(
+  /** A screen on `stream`; log-update (and its ANSI width tables) is loaded only for a terminal, so a command that never watches never loads it. */
+  static async open(render: () => string, stream: NodeJS.WriteStream = process.stdout): Promise<Screen> {
+    return new Screen(render, stream, stream.isTTY ? (await import('log-update')).createLogUpdate(stream) : undefined);
+  }
+
+  private constructor(
     private readonly render: () => string,
-    private readonly stream: NodeJS.WriteStream = process.stdout,
+    private readonly stream: NodeJS.WriteStream,
+    live: ReturnType<typeof createLogUpdate> | undefined,
   ) {
-    this.live = stream.isTTY ? createLogUpdate(stream) : undefined;
+    this.live = live;
     if (this.live) this.tick = setInterval(() => this.draw(), TICK_MS).unref();
   }
 
@@ -65,7 +71,7 @@ export class Screen {
  * one: a watch stream whose snapshot is empty sends nothing until a change.
  */
 export async function watch<T>(source: AsyncIterableIterator<T, undefined, undefined>, apply: (item: T) => void, render: () => string, initial?: readonly T[]): Promise<void> {
-  const screen = new Screen(render);
+  const screen = await Screen.open(render);
   const stop = () => void source.return?.();
   // `on`, not `once`: log-update's signal-exit re-raises SIGINT (exit 130) when it finds no other listener left.
   process.on('SIGINT', stop);
