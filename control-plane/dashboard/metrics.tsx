@@ -83,11 +83,7 @@ export function MetricsPage() {
           ))}
         </span>
       </div>
-      {!stats && state.notice?.code === 'UNAVAILABLE' ? (
-        <p class="empty" data-testid="stats-unavailable">
-          This control plane does not serve metrics yet: {state.notice.message}.
-        </p>
-      ) : !stats ? (
+      {!stats ? (
         <p class="empty">Loading metrics…</p>
       ) : stats.workflows.length === 0 ? (
         <p class="empty">No runs in this window: launch one with <code>drover run WORKFLOW.yaml</code> and its metrics appear here when it ends.</p>

@@ -48,7 +48,7 @@ const STATS_EVERY_MS = 2000;
 /** Longest id, step or reason accepted in a message. */
 const MAX_FIELD = 1024;
 
-/** The stats service (control-plane/metrics/stats.ts), when this build has it. */
+/** The stats service (control-plane/metrics/stats.ts). */
 export interface StatsSource {
   get(req: { workflow?: string; windowMs?: number; buckets?: number }): object;
 }
@@ -61,7 +61,7 @@ export interface FeedDeps {
   history: AgentHistory;
   auth: HttpAuth;
   audit?: AuditLog;
-  stats?: StatsSource;
+  stats: StatsSource;
   log: Logger;
   now: () => number;
 }
@@ -291,10 +291,6 @@ export class FeedConnection {
 
   private subscribeStats(windowMs: unknown) {
     const stats = this.d.stats;
-    if (!stats) {
-      this.unsubscribe('stats');
-      return this.error('UNAVAILABLE', 'the stats topic is not served by this control plane yet', 'use /metrics, or update drover');
-    }
     if (windowMs !== undefined && (typeof windowMs !== 'number' || !Number.isInteger(windowMs) || windowMs < 0)) throw new BadRequest('windowMs must be a whole number of milliseconds');
     const get = () => ({ type: 'stats', stats: stats.get({ windowMs: (windowMs as number | undefined) ?? 0 }) });
     // Computed before subscribing: a window the service refuses is an error now, never in a timer later.

@@ -32,8 +32,8 @@ export interface MetricSources {
   store: Store;
   /** The agent sessions' counters: `duplicates` is every resent message recognised and not applied again. */
   sessions: { stats: { duplicates: number } };
-  /** The four metrics over the last 24 h (absent: no drover_stats_* series). */
-  stats?: StatsService;
+  /** The four metrics over the last 24 h (the drover_stats_* series). */
+  stats: StatsService;
 }
 
 /** The drover_stats_* gauges: name, help, and the WorkflowStats field (seconds and ratios as Prometheus wants them). */
@@ -119,7 +119,7 @@ export class DroverMetrics {
   private statsGauges() {
     const { cycleTime, statsGauges_: gauges } = this;
     for (const g of [cycleTime, ...gauges]) g.reset();
-    const stats = this.src?.stats?.get();
+    const stats = this.src?.stats.get();
     if (!stats) return;
     for (const w of [stats.overall, ...stats.workflows]) {
       const labels = w.workflow ? { workflow: w.workflow } : {};
