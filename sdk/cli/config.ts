@@ -3,12 +3,13 @@
  * `$XDG_CONFIG_HOME/drover/config.yaml` (`~/.config/drover/config.yaml`).
  * It supplies what a flag or the environment does not: flags > environment >
  * this file > defaults (context.ts applies the order). A file that is not
- * valid is refused with its path, the line and the key, never half-used.
+ * valid is refused with its path, the line and the key, never half-used
+ * (config-file.ts parses it, and loads the YAML parser only when there is a
+ * file: most machines have none, and a command starts faster without it).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { LineCounter, parseDocument, isMap, isScalar, type Pair } from 'yaml';
+import { join } from 'node:path';
 import { InvalidInputError } from '../errors.js';
 
 /** What the file may hold, resolved (paths made absolute, `tokenFile` read). */
@@ -27,8 +28,8 @@ export interface CliConfig {
 export const OUTPUT_FORMATS = ['table', 'wide', 'json', 'yaml'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
-const KEYS = ['address', 'server', 'token', 'tokenFile', 'ca', 'output'] as const;
-type Key = (typeof KEYS)[number];
+/** The keys a config file may hold (`server` is an older name for `address`). */
+export const CONFIG_KEYS = ['address', 'server', 'token', 'tokenFile', 'ca', 'output'] as const;
 
 /** The config file's path for this environment. */
 export function configFile(env: NodeJS.ProcessEnv = process.env): string {
@@ -37,66 +38,30 @@ export function configFile(env: NodeJS.ProcessEnv = process.env): string {
 
 const cache = new Map<string, CliConfig>();
 
-/** The config file of `env`, read once per process; {} when there is none (an error when DROVER_CONFIG names a missing one). */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
+/**
+ * Reads the config file of `env`, once per process; {} when there is none
+ * (an error when DROVER_CONFIG names a missing one). program.ts reads it
+ * before every command's action, so that loadConfig can answer at once.
+ */
+export async function readConfig(env: NodeJS.ProcessEnv = process.env): Promise<CliConfig> {
   const file = configFile(env);
   let config = cache.get(file);
   if (!config) {
     if (!existsSync(file)) {
       if (env.DROVER_CONFIG) throw new InvalidInputError(`the config file ${file} (DROVER_CONFIG) does not exist`, { hint: 'create it (keys: address, token or tokenFile, ca, output) or unset DROVER_CONFIG' });
       config = {};
-    } else config = parseConfig(readFileSync(file, 'utf8'), file);
+    } else {
+      const { parseConfig } = await import('./config-file.js');
+      config = parseConfig(readFileSync(file, 'utf8'), file);
+    }
     cache.set(file, config);
   }
   return config;
 }
 
-/** Parses and checks a config file's text; `file` names it in errors and anchors relative paths. */
-export function parseConfig(text: string, file: string): CliConfig {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const fail = (offset: number | undefined, what: string): never => {
-    const line = offset === undefined ? 0 : lines.linePos(offset).line;
-    throw new InvalidInputError(`config file ${file}${line ? ` line ${line}` : ''}: ${what}`, {
-      hint: `it is YAML with the keys ${KEYS.filter((k) => k !== 'server').join(', ')}; see "Config file" in the README`,
-    });
-  };
-  if (doc.errors.length) fail(doc.errors[0].pos[0], doc.errors[0].message.split('\n')[0]);
-  if (doc.contents === null) return {};
-  if (!isMap(doc.contents)) fail(doc.contents.range?.[0], 'expected a mapping of keys to values');
-  const out: CliConfig = {};
-  const base = dirname(resolve(file));
-  const path = (p: string) => (isAbsolute(p) ? p : resolve(base, p.replace(/^~(?=\/)/, homedir())));
-  for (const pair of (doc.contents as { items: Pair[] }).items) {
-    const keyNode = pair.key;
-    const key = isScalar(keyNode) ? String(keyNode.value) : '';
-    const at = isScalar(keyNode) ? keyNode.range?.[0] : undefined;
-    if (!(KEYS as readonly string[]).includes(key)) fail(at, `unknown key "${key}"`);
-    const value = isScalar(pair.value) ? pair.value.value : undefined;
-    if (typeof value !== 'string' || !value) fail(at, `key "${key}" must be a non-empty string`);
-    const v = value as string;
-    switch (key as Key) {
-      case 'address':
-      case 'server':
-        out.address = v;
-        break;
-      case 'token':
-        out.token = v;
-        break;
-      case 'tokenFile': {
-        const f = path(v);
-        if (!existsSync(f)) fail(at, `key "tokenFile": ${f} does not exist`);
-        out.token = readFileSync(f, 'utf8').trim();
-        break;
-      }
-      case 'ca':
-        out.ca = path(v);
-        break;
-      case 'output':
-        if (!(OUTPUT_FORMATS as readonly string[]).includes(v)) fail(at, `key "output": "${v}" is not one of ${OUTPUT_FORMATS.join(', ')}`);
-        out.output = v as OutputFormat;
-        break;
-    }
-  }
-  return out;
+/** The config file of `env` as readConfig read it. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
+  const config = cache.get(configFile(env));
+  if (!config) throw new Error(`internal error: the config file ${configFile(env)} is used before readConfig() read it`);
+  return config;
 }

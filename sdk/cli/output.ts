@@ -2,10 +2,11 @@
  * `-o table|wide|json|yaml` of listings: which format a command prints in
  * (flag > DROVER_OUTPUT > the config file's `output` > table), and printing
  * a value in it. Tables get a View (wide or not, colour or not, the clock);
- * json and yaml get the raw values with times as ISO-8601 strings.
+ * json and yaml get the raw values with times as ISO-8601 strings. The YAML
+ * writer is loaded (prepareOutput, before the command's action) only when
+ * the command prints YAML.
  */
 import { Option, type Command } from 'commander';
-import { stringify as toYaml } from 'yaml';
 import { InvalidInputError } from '../errors.js';
 import { useColour } from './colour.js';
 import { loadConfig, OUTPUT_FORMATS, type OutputFormat } from './config.js';
@@ -63,10 +64,34 @@ export function machineValue(value: unknown, key = ''): unknown {
   return value;
 }
 
-/** `value` in a machine format. */
+let yaml: typeof import('yaml') | undefined;
+
+/** Loads the YAML writer when `cmd` will print YAML (a format that is not valid is left for the command to report). */
+export async function prepareOutput(cmd: Command, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  if (!cmd.options.some((o) => o.attributeName() === 'output')) return;
+  let format: string;
+  try {
+    format = outputFormat(cmd, env);
+  } catch {
+    return;
+  }
+  if (format === 'yaml') await loadYaml();
+}
+
+/** `value` in a machine format (for yaml, after prepareOutput or loadYaml). */
 export function formatMachine(format: 'json' | 'yaml', value: unknown): string {
   const plain = machineValue(value);
-  return format === 'json' ? JSON.stringify(plain, null, 2) + '\n' : toYaml(plain, { lineWidth: 0 });
+  if (format === 'json') return JSON.stringify(plain, null, 2) + '\n';
+  if (!yaml) throw new Error('internal error: YAML output before prepareOutput() loaded the YAML writer');
+  return yaml.stringify(plain, { lineWidth: 0 });
+}
+
+/** The YAML package, loaded on first use (prepareOutput does it for commands). */
+export async function loadYaml(): Promise<typeof import('yaml')> {
+  // A CommonJS package: the CLI bundle's import() gives its exports as `default` only.
+  const loaded = await import('yaml');
+  yaml ??= (loaded.default ?? loaded) as typeof loaded;
+  return yaml;
 }
 
 /** `value` in `cmd`'s format: `table(view)` for table and wide. */

@@ -10,6 +10,8 @@ import { createRequire } from 'node:module';
 import { Command, Help } from 'commander';
 import { caOption, serverOption, tokenOption } from './server-options.js';
 import { examples } from './help.js';
+import { readConfig } from './config.js';
+import { prepareOutput } from './output.js';
 
 /** What a command module exports: it adds its command (and any subcommands) to a parent. */
 interface Registrar {
@@ -208,6 +210,11 @@ export async function buildProgram(args: readonly string[] = process.argv.slice(
         '  drover status <run-id prefix> --watch\n' +
         '  source <(drover completion bash)',
     );
+  // What every action may read synchronously: the config file, and the YAML writer for -o yaml.
+  program.hook('preAction', async (_program, action) => {
+    await readConfig();
+    await prepareOutput(action);
+  });
   const summaries = typeof DROVER_CLI_COMMANDS === 'undefined' ? undefined : DROVER_CLI_COMMANDS;
   const invoked = invokedCommand(program, args, summaries);
   // A completion script is generated from the whole command tree.

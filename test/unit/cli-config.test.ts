@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { configFile, parseConfig } from '../../sdk/cli/config.js';
+import { configFile } from '../../sdk/cli/config.js';
+import { parseConfig } from '../../sdk/cli/config-file.js';
 import { InvalidInputError } from '../../sdk/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'drover-config-'));

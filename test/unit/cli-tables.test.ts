@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { paintState, stripColour, useColour } from '../../sdk/cli/colour.js';
-import { formatMachine, plainView, type View } from '../../sdk/cli/output.js';
+import { formatMachine, loadYaml, plainView, type View } from '../../sdk/cli/output.js';
 import { fleetTable } from '../../sdk/cli/render/fleet.js';
 import { paramsSummary, runHeader, runsTable, stepsTable } from '../../sdk/cli/render/runs.js';
 import { workflowsTable } from '../../sdk/cli/render/workflows.js';
@@ -165,7 +165,8 @@ describe('cli tables', () => {
     expect(useColour('table', { FORCE_COLOR: '0' }, pipe)).toBe(false);
   });
 
-  it('output - json and yaml: raw values, times as ISO-8601 (null for never), no escape codes', () => {
+  it('output - json and yaml: raw values, times as ISO-8601 (null for never), no escape codes', async () => {
+    await loadYaml();
     const json = JSON.parse(formatMachine('json', RUNS[0])) as Record<string, unknown>;
     expect(json.createdAt).toBe('2026-12-01T11:58:59.000Z');
     expect(json.endedAt).toBeNull();

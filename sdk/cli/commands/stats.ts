@@ -1,8 +1,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { stringify as toYaml } from 'yaml';
 import { parseDuration } from '../../../common/duration.js';
 import { caOption, printJson, serverOption, tokenOption, withClient } from '../context.js';
 import { examples } from '../help.js';
+import { loadYaml } from '../output.js';
 import { statsDocument, statsTable } from '../render/stats.js';
 
 /** `--since`: a duration of at least a second, up to 366 days (what the control plane accepts). */
@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .action(async (opts: { workflow?: string; since?: number; output: string }, cmd: Command) => {
       const stats = await withClient(cmd, (client) => client.stats.get({ workflow: opts.workflow, since: opts.since }));
       if (opts.output === 'json') printJson(statsDocument(stats));
-      else if (opts.output === 'yaml') process.stdout.write(toYaml(statsDocument(stats)));
+      else if (opts.output === 'yaml') process.stdout.write((await loadYaml()).stringify(statsDocument(stats)));
       else process.stdout.write(statsTable(stats));
     });
 }
