@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { formatAgo, formatBytes, formatDuration, formatLabels } from '../../sdk/cli/format.js';
 import { fleetTable } from '../../sdk/cli/render/fleet.js';
 import { attemptsTable, runsTable } from '../../sdk/cli/render/runs.js';
-import { renderTable } from '../../sdk/cli/table.js';
+import { displayWidth, renderTable } from '../../sdk/cli/table.js';
 import type { Agent, Attempt, Run, Step } from '../../sdk/index.js';
 
 const NOW = 1_700_000_000_000;
@@ -39,6 +39,17 @@ describe('sdk cli format', () => {
   it('table - aligns columns without borders or trailing spaces', () => {
     expect(renderTable(['NAME', 'STATE'], [['dir-1', 'connected'], ['assets-long', 'lost']])).toBe(
       'NAME          STATE\ndir-1         connected\nassets-long   lost\n',
+    );
+  });
+
+  it('table - colour codes take no columns, East Asian wide characters two, combining marks none', () => {
+    const red = (s: string) => `\x1b[31m${s}\x1b[39m`;
+    expect(displayWidth(red('failed'))).toBe(6);
+    expect(displayWidth('山田')).toBe(4);
+    expect(displayWidth('Jürgen')).toBe(6);
+    expect(displayWidth('Ju\u0308rgen')).toBe(6);
+    expect(renderTable(['USER', 'STATE'], [['山田', red('failed')], ['bob', 'ok'], ['x']])).toBe(
+      `USER   STATE\n山田   ${red('failed')}\nbob    ok\nx\n`,
     );
   });
 
