@@ -19,6 +19,10 @@
  *   node_modules, loaded by `drover agent install` only.
  * - CommonJS dependencies call `require`: every chunk gets one from
  *   createRequire.
+ * - client.cjs: the SDK client (sdk/client.ts with gRPC and protobufjs) once
+ *   more, as one CommonJS file, which sdk/cli/load-client.ts runs with a V8
+ *   code cache. It takes sdk/errors.ts from the CLI (required as
+ *   SHARED_ERRORS), so both see the same error classes.
  *
  * The control plane and the agent are not in it: `drover server`, `drover
  * agent` and `drover dev` load or spawn dist/control-plane/main.js and
@@ -26,14 +30,15 @@
  */
 import { rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { build, type Metafile } from 'esbuild';
+import { build, type Metafile, type Plugin } from 'esbuild';
 import { buildProgram, describeCommands } from '../sdk/cli/program.js';
+import { SHARED_ERRORS } from '../sdk/cli/load-client.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const OUT = join(ROOT, 'dist/sdk/cli');
 const EXTERNAL = ['node-ssh', 'ssh2', 'cpu-features'];
 /** Packages `drover --version` and `drover --help` must not load. */
-const HEAVY = ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'yaml', 'zod', '@marcbachmann/cel-js', 'node-ssh', 'ssh2', 'log-update', 'cli-table3'];
+const HEAVY = ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'yaml', 'zod', '@marcbachmann/cel-js', 'node-ssh', 'ssh2', 'log-update'];
 
 function packageOf(input: string): string | undefined {
   return /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input)?.[1];
@@ -84,6 +89,40 @@ function checkStartup(meta: Metafile, entry: string): void {
   );
 }
 
+/** The client bundle requires sdk/errors.ts by SHARED_ERRORS instead of holding a copy of it. */
+const sharedErrors: Plugin = {
+  name: 'drover-shared-errors',
+  setup(b) {
+    const errors = join(ROOT, 'sdk/errors.js');
+    b.onResolve({ filter: /errors\.js$/ }, (args) => (resolve(args.resolveDir, args.path) === errors ? { path: SHARED_ERRORS, external: true } : undefined));
+  },
+};
+
+/** dist/sdk/cli/client.cjs (see the header). */
+async function buildClient(): Promise<number> {
+  const result = await build({
+    absWorkingDir: ROOT,
+    entryPoints: ['sdk/client.ts'],
+    outfile: join(OUT, 'client.cjs'),
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    external: EXTERNAL,
+    minifyWhitespace: true,
+    minifySyntax: true,
+    keepNames: true,
+    legalComments: 'none',
+    metafile: true,
+    logLevel: 'silent',
+    plugins: [sharedErrors],
+  });
+  for (const w of result.warnings) process.stderr.write(`esbuild warning (client.cjs): ${w.text}${w.location ? ` (${w.location.file}:${w.location.line})` : ''}\n`);
+  const inputs = Object.keys(result.metafile.inputs);
+  if (inputs.some((i) => i === 'sdk/errors.ts')) throw new Error('client.cjs holds its own copy of sdk/errors.ts: the CLI would not recognise its errors (instanceof DroverError)');
+  return Object.values(result.metafile.outputs)[0].bytes;
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const commands = describeCommands(await buildProgram([]));
@@ -115,8 +154,9 @@ async function main(): Promise<void> {
   const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
   const total = outputs.reduce((n, [, o]) => n + o.bytes, 0);
   const mainBytes = outputs.find(([f]) => f.endsWith('/main.js'))![1].bytes;
+  const clientBytes = await buildClient();
   process.stdout.write(
-    `built ${relative(ROOT, OUT)}/main.js (${kib(mainBytes)}; ${outputs.length - 1} chunks, ${kib(total)} in all; ${startup} modules at start-up) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+    `built ${relative(ROOT, OUT)}/main.js (${kib(mainBytes)}; ${outputs.length - 1} chunks, ${kib(total)} in all; ${startup} modules at start-up) and client.cjs (${kib(clientBytes)}) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
   );
 }
 

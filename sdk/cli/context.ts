@@ -10,6 +10,7 @@ import { Option, type Command } from 'commander';
 import type { ClientOptions, DroverClient } from '../client.js';
 import { DEFAULT_ADDRESS } from '../defaults.js';
 import { loadConfig } from './config.js';
+import { loadClient } from './load-client.js';
 
 export { caOption, serverOption, tokenOption } from './server-options.js';
 
@@ -45,11 +46,12 @@ export function clientOptions(cmd: Command, env = process.env): ClientOptions {
 
 /**
  * Runs `fn` with a client for the command's server, closing it afterwards.
- * The client (gRPC, protobuf) is loaded here, on first use, so that commands
- * which never dial start without it (docs/performance.md).
+ * The client (gRPC, protobuf) is loaded here, on first use and with a code
+ * cache (load-client.ts), so that commands which never dial start without
+ * it (docs/performance.md).
  */
 export async function withClient<T>(cmd: Command, fn: (client: DroverClient) => Promise<T>): Promise<T> {
-  const { DroverClient } = await import('../client.js');
+  const { DroverClient } = await loadClient();
   const client = new DroverClient(clientOptions(cmd));
   try {
     return await fn(client);
