@@ -32,6 +32,10 @@ export interface SubmitRequest {
   workflowRef?: string;
   params: Record<string, string>;
   expectPlanHash?: string;
+  /** What starts it (RunRecord.trigger); default "api". */
+  trigger?: string;
+  /** A repeated key (same workflow, within the retention window) starts nothing and answers the first run. */
+  idempotencyKey?: string;
 }
 
 export interface Compiled {

@@ -92,6 +92,9 @@ export function toRunSummary(run: RunRecord): RunInfo {
     message: run.message,
     workflowVersion: run.workflowVersion,
     stepCounts: stepCounts(run),
+    idempotencyKey: run.idempotencyKey ?? '',
+    trigger: run.trigger ?? 'api',
+    rerunOf: run.rerunOf ?? '',
   };
 }
 

@@ -10,7 +10,7 @@
  * then devices and build-plan (with step-plan) make the plan and its hash.
  */
 import type { Problem } from '../../common/errors.js';
-import type { RunPlan } from '../model/plan.js';
+import type { RunPlan, TriggerPlan } from '../model/plan.js';
 import type { FleetAgent, FleetDevice } from '../model/target.js';
 import { buildPlan } from './build-plan.js';
 import { checkDeviceRefs } from './devices.js';
@@ -24,6 +24,7 @@ import { reportSchemaIssues } from './schema-issues.js';
 import { checkSecrets } from './secrets.js';
 import { parseSource } from './source.js';
 import { checkSteps } from './step-checks.js';
+import { checkTriggers, compileTriggers } from './triggers.js';
 
 export interface CompileInput {
   source: string;
@@ -47,6 +48,8 @@ export interface CompileResult {
   workflow: string;
   /** Its description, when it has one. */
   description?: string;
+  /** Its triggers, compiled, when there is no error (they act once it is registered). */
+  triggers?: TriggerPlan[];
   /** Errors and warnings; a plan exists only when there is no error. */
   problems: Problem[];
   /** Values of params declared `secret: true`, kept out of the plan (the run seals them). */
@@ -79,15 +82,16 @@ export function compile(input: CompileInput): CompileResult {
   const secretNames = new Set(Object.entries(decl).filter(([, p]) => isObject(p) && p.secret === true).map(([n]) => n));
   checkSteps(raw, steps, paramTypes(decl, typed), problems);
   checkSecrets(raw, steps, secretNames, mode === 'run' ? input.secrets : undefined, problems);
+  checkTriggers(raw, Object.keys(decl), problems);
   if (!parsed.success || problems.hasErrors) return { workflow, problems: problems.list, invalidParams: parsed.success && problems.onlyParamValueErrors };
   if (mode === 'validate') {
     if (input.devices) checkDeviceRefs(parsed.data, input.devices, input.fleet, problems);
-    return { workflow, description: parsed.data.description, problems: problems.list };
+    return { workflow, description: parsed.data.description, problems: problems.list, triggers: compileTriggers(workflow, parsed.data.triggers) };
   }
 
   const secretParams: Record<string, string> = {};
   for (const n of secretNames) if (typeof typed[n] === 'string') secretParams[n] = typed[n] as string;
   const plan = buildPlan(parsed.data, typed, secretNames, input.fleet, input.devices ?? [], mode, problems);
   if (problems.hasErrors) return { workflow, problems: problems.list };
-  return { workflow, description: parsed.data.description, plan, problems: problems.list, secretParams };
+  return { workflow, description: parsed.data.description, plan, problems: problems.list, secretParams, triggers: compileTriggers(workflow, parsed.data.triggers) };
 }

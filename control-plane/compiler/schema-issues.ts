@@ -31,10 +31,11 @@ function knownKeysFor(path: PathSegment[]): string[] {
   const last = path[path.length - 1];
   const parent = path[path.length - 2];
   if (path.length === 0) return KNOWN_KEYS.workflow;
-  if (typeof last === 'string' && last in KNOWN_KEYS && last !== 'workflow' && last !== 'step') return KNOWN_KEYS[last as keyof typeof KNOWN_KEYS];
+  if (typeof last === 'string' && last in KNOWN_KEYS && last !== 'workflow' && last !== 'step' && last !== 'trigger') return KNOWN_KEYS[last as keyof typeof KNOWN_KEYS];
   if (parent === 'params') return KNOWN_KEYS.param;
   if (parent === 'matchExpressions') return KNOWN_KEYS.matchExpressions;
   if (parent === 'commands') return KNOWN_KEYS.commands;
   if ((parent === 'steps' || parent === 'finally') && typeof last === 'number') return KNOWN_KEYS.step;
+  if (parent === 'triggers' && typeof last === 'number') return KNOWN_KEYS.trigger;
   return [];
 }

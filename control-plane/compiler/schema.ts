@@ -182,6 +182,43 @@ export const stepSchema = z.strictObject({
   continueOnError: z.boolean().optional().describe('A failure of this step does not fail the run.'),
 });
 
+/** Trigger names: webhook paths (/hooks/<name>) and schedule names. */
+export const TRIGGER_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const triggerName = z.string().regex(TRIGGER_NAME, 'trigger names use lower-case letters, digits, ".", "-" and "_" (at most 63)');
+const celMapping = z
+  .record(z.string(), z.string().min(1))
+  .describe('Param name -> CEL expression over the event (`body`: the JSON body; webhooks also `headers`, lower-case names), e.g. username: body.user.login.');
+
+export const webhookTriggerSchema = z.strictObject({
+  name: triggerName.describe("The hook's name: it is served at POST /hooks/<name> on the control plane's HTTP port. Unique across registered workflows."),
+  secret: z
+    .string()
+    .regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$/, 'secret names use letters, digits, ".", "-" and "_"')
+    .describe('The stored secret (drover secret set NAME) whose value signs requests: X-Drover-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">.'),
+  params: celMapping.optional(),
+  idempotencyKey: z.string().min(1).optional().describe("A CEL expression giving the delivery's idempotency key, e.g. body.event_id: a repeated key starts nothing."),
+  tolerance: duration.optional().describe("How far a signature's t may be from the control plane's clock (default 5m)."),
+});
+
+export const natsTriggerSchema = z.strictObject({
+  subject: z.string().min(1).describe('The NATS subject to subscribe to; may use the wildcards * and >. Needs a control plane started with --nats.'),
+  params: celMapping.optional(),
+  idempotencyKey: z.string().min(1).optional().describe("A CEL expression giving the message's idempotency key: a repeated key starts nothing."),
+});
+
+export const triggerSchema = z.strictObject({
+  name: triggerName.optional().describe("Schedules: the name `drover schedule pause|resume` takes (default: the workflow's name, then NAME-2, NAME-3 ... for more schedules)."),
+  cron: z.string().min(1).optional().describe('A schedule: a cron expression with 5 fields (minute hour day month weekday), or 6 with seconds first.'),
+  timezone: z.string().min(1).optional().describe('Schedules: the IANA time zone the cron expression is read in (default UTC), e.g. Europe/Berlin.'),
+  catchup: z
+    .enum(['none', 'latest', 'all'])
+    .optional()
+    .describe('Schedules: fires missed while the control plane was down: none (default), latest (one run), all (one run per missed fire, at most 100).'),
+  params: z.record(z.string(), z.union([scalar, z.array(scalar)])).optional().describe('Schedules: the params of each run it starts.'),
+  webhook: webhookTriggerSchema.optional().describe('Start a run for each signed POST /hooks/<name>.'),
+  nats: natsTriggerSchema.optional().describe('Start a run for each message on a NATS subject (JSON body).'),
+});
+
 export const workflowSchema = z.strictObject({
   $schema: z.string().optional().describe('The JSON Schema this document follows (for editors); ignored by Drover.'),
   name: z
@@ -194,6 +231,10 @@ export const workflowSchema = z.strictObject({
   deadline: duration.optional().describe('The whole run must finish within this; past it, running steps are killed and the run fails.'),
   concurrency: z.enum(['allow', 'queue', 'skip']).optional().describe('What a new run does while one is active: allow (default), queue, or skip.'),
   onAgentLost: z.enum(['wait', 'retry', 'fail']).optional().describe('Steps on an agent that is lost: wait for it, retry elsewhere, or fail.'),
+  triggers: z
+    .array(triggerSchema)
+    .optional()
+    .describe('What starts runs of the workflow once it is registered (drover workflow apply): cron schedules, signed webhooks, NATS subjects.'),
   steps: z.array(stepSchema).min(1, 'a workflow needs at least one step').describe('The steps, run in the order their `needs` allow.'),
   finally: z.array(stepSchema).optional().describe('Steps that run after all the others, whatever happened (cleanup, notification).'),
 });
@@ -201,6 +242,7 @@ export const workflowSchema = z.strictObject({
 export type WorkflowDoc = z.infer<typeof workflowSchema>;
 export type StepDoc = z.infer<typeof stepSchema>;
 export type ParamDoc = z.infer<typeof paramSchema>;
+export type TriggerDoc = z.infer<typeof triggerSchema>;
 
 /** Field names per object kind, for did-you-mean suggestions on unknown keys. */
 export const KNOWN_KEYS = {
@@ -215,4 +257,7 @@ export const KNOWN_KEYS = {
   ssh: Object.keys(sshSchema.shape),
   commands: Object.keys(sshCommandSchema.shape),
   matchExpressions: Object.keys(labelExpressionSchema.shape),
+  trigger: Object.keys(triggerSchema.shape),
+  webhook: Object.keys(webhookTriggerSchema.shape),
+  nats: Object.keys(natsTriggerSchema.shape),
 };

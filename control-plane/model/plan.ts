@@ -107,3 +107,43 @@ export interface RunPlan {
   steps: StepPlan[];
   groups: GroupPlan[];
 }
+
+/**
+ * A trigger of a registered workflow, compiled (compiler/triggers.ts). CEL
+ * mappings are checked expressions over the event: `body` (the JSON body)
+ * and, for webhooks, `headers` (lower-case names); for NATS, `subject`.
+ */
+export type TriggerPlan = WebhookTrigger | CronTrigger | NatsTrigger;
+
+export interface WebhookTrigger {
+  kind: 'webhook';
+  /** Served at POST /hooks/<name>. */
+  name: string;
+  /** The stored secret whose value signs requests. */
+  secret: string;
+  /** Param name -> CEL expression. */
+  params: Record<string, string>;
+  /** CEL expression; '' for none. */
+  idempotencyKey: string;
+  toleranceMs: number;
+}
+
+export interface CronTrigger {
+  kind: 'cron';
+  /** Its `name`, else the workflow's name (then NAME-2, NAME-3, ... for further schedules). */
+  name: string;
+  cron: string;
+  /** IANA zone; 'UTC' when none was given. */
+  timezone: string;
+  catchup: 'none' | 'latest' | 'all';
+  /** The params of each run, as strings (the wire form SubmitRun takes). */
+  params: Record<string, string>;
+}
+
+export interface NatsTrigger {
+  kind: 'nats';
+  /** `nats:<subject>` names it in a run's trigger. */
+  subject: string;
+  params: Record<string, string>;
+  idempotencyKey: string;
+}

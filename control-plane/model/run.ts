@@ -81,6 +81,12 @@ export interface RunRecord {
   steps: Record<string, StepRecord>;
   /** Values of params declared secret, sealed for this run; removed when it ends. */
   sealedParams?: string;
+  /** What started it: "api" (also when absent: runs stored before triggers), "webhook:NAME", "schedule:NAME", "nats:SUBJECT", "rerun". */
+  trigger?: string;
+  /** The idempotency key it was started with; absent for none. */
+  idempotencyKey?: string;
+  /** The run this one re-ran; absent when it is not a re-run. */
+  rerunOf?: string;
 }
 
 export interface LogRecord {

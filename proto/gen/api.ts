@@ -12,6 +12,7 @@ import type { AgentMatch as _drover_v1_AgentMatch, AgentMatch__Output as _drover
 import type { AgentMessage as _drover_v1_AgentMessage, AgentMessage__Output as _drover_v1_AgentMessage__Output } from './drover/v1/AgentMessage.js';
 import type { AgentServiceClient as _drover_v1_AgentServiceClient, AgentServiceDefinition as _drover_v1_AgentServiceDefinition } from './drover/v1/AgentService.js';
 import type { ApplyWorkflowRequest as _drover_v1_ApplyWorkflowRequest, ApplyWorkflowRequest__Output as _drover_v1_ApplyWorkflowRequest__Output } from './drover/v1/ApplyWorkflowRequest.js';
+import type { ApprovalInfo as _drover_v1_ApprovalInfo, ApprovalInfo__Output as _drover_v1_ApprovalInfo__Output } from './drover/v1/ApprovalInfo.js';
 import type { Assign as _drover_v1_Assign, Assign__Output as _drover_v1_Assign__Output } from './drover/v1/Assign.js';
 import type { AttemptInfo as _drover_v1_AttemptInfo, AttemptInfo__Output as _drover_v1_AttemptInfo__Output } from './drover/v1/AttemptInfo.js';
 import type { AuditProblem as _drover_v1_AuditProblem, AuditProblem__Output as _drover_v1_AuditProblem__Output } from './drover/v1/AuditProblem.js';
@@ -22,6 +23,7 @@ import type { CancelRunRequest as _drover_v1_CancelRunRequest, CancelRunRequest_
 import type { ControlEnvelope as _drover_v1_ControlEnvelope, ControlEnvelope__Output as _drover_v1_ControlEnvelope__Output } from './drover/v1/ControlEnvelope.js';
 import type { CreateTokenRequest as _drover_v1_CreateTokenRequest, CreateTokenRequest__Output as _drover_v1_CreateTokenRequest__Output } from './drover/v1/CreateTokenRequest.js';
 import type { CreateTokenResponse as _drover_v1_CreateTokenResponse, CreateTokenResponse__Output as _drover_v1_CreateTokenResponse__Output } from './drover/v1/CreateTokenResponse.js';
+import type { DecideApprovalRequest as _drover_v1_DecideApprovalRequest, DecideApprovalRequest__Output as _drover_v1_DecideApprovalRequest__Output } from './drover/v1/DecideApprovalRequest.js';
 import type { DeleteSecretRequest as _drover_v1_DeleteSecretRequest, DeleteSecretRequest__Output as _drover_v1_DeleteSecretRequest__Output } from './drover/v1/DeleteSecretRequest.js';
 import type { DeviceInfo as _drover_v1_DeviceInfo, DeviceInfo__Output as _drover_v1_DeviceInfo__Output } from './drover/v1/DeviceInfo.js';
 import type { DeviceServiceClient as _drover_v1_DeviceServiceClient, DeviceServiceDefinition as _drover_v1_DeviceServiceDefinition } from './drover/v1/DeviceService.js';
@@ -54,6 +56,8 @@ import type { ListDevicesRequest as _drover_v1_ListDevicesRequest, ListDevicesRe
 import type { ListDevicesResponse as _drover_v1_ListDevicesResponse, ListDevicesResponse__Output as _drover_v1_ListDevicesResponse__Output } from './drover/v1/ListDevicesResponse.js';
 import type { ListRunsRequest as _drover_v1_ListRunsRequest, ListRunsRequest__Output as _drover_v1_ListRunsRequest__Output } from './drover/v1/ListRunsRequest.js';
 import type { ListRunsResponse as _drover_v1_ListRunsResponse, ListRunsResponse__Output as _drover_v1_ListRunsResponse__Output } from './drover/v1/ListRunsResponse.js';
+import type { ListSchedulesRequest as _drover_v1_ListSchedulesRequest, ListSchedulesRequest__Output as _drover_v1_ListSchedulesRequest__Output } from './drover/v1/ListSchedulesRequest.js';
+import type { ListSchedulesResponse as _drover_v1_ListSchedulesResponse, ListSchedulesResponse__Output as _drover_v1_ListSchedulesResponse__Output } from './drover/v1/ListSchedulesResponse.js';
 import type { ListSecretsRequest as _drover_v1_ListSecretsRequest, ListSecretsRequest__Output as _drover_v1_ListSecretsRequest__Output } from './drover/v1/ListSecretsRequest.js';
 import type { ListSecretsResponse as _drover_v1_ListSecretsResponse, ListSecretsResponse__Output as _drover_v1_ListSecretsResponse__Output } from './drover/v1/ListSecretsResponse.js';
 import type { ListTokensRequest as _drover_v1_ListTokensRequest, ListTokensRequest__Output as _drover_v1_ListTokensRequest__Output } from './drover/v1/ListTokensRequest.js';
@@ -74,11 +78,14 @@ import type { Release as _drover_v1_Release, Release__Output as _drover_v1_Relea
 import type { RemoveDeviceRequest as _drover_v1_RemoveDeviceRequest, RemoveDeviceRequest__Output as _drover_v1_RemoveDeviceRequest__Output } from './drover/v1/RemoveDeviceRequest.js';
 import type { RenewRequest as _drover_v1_RenewRequest, RenewRequest__Output as _drover_v1_RenewRequest__Output } from './drover/v1/RenewRequest.js';
 import type { Renewed as _drover_v1_Renewed, Renewed__Output as _drover_v1_Renewed__Output } from './drover/v1/Renewed.js';
+import type { RerunRunRequest as _drover_v1_RerunRunRequest, RerunRunRequest__Output as _drover_v1_RerunRunRequest__Output } from './drover/v1/RerunRunRequest.js';
 import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _drover_v1_RetryPolicy__Output } from './drover/v1/RetryPolicy.js';
 import type { RevokeTokenRequest as _drover_v1_RevokeTokenRequest, RevokeTokenRequest__Output as _drover_v1_RevokeTokenRequest__Output } from './drover/v1/RevokeTokenRequest.js';
 import type { RunEvent as _drover_v1_RunEvent, RunEvent__Output as _drover_v1_RunEvent__Output } from './drover/v1/RunEvent.js';
 import type { RunInfo as _drover_v1_RunInfo, RunInfo__Output as _drover_v1_RunInfo__Output } from './drover/v1/RunInfo.js';
 import type { RunServiceClient as _drover_v1_RunServiceClient, RunServiceDefinition as _drover_v1_RunServiceDefinition } from './drover/v1/RunService.js';
+import type { ScheduleInfo as _drover_v1_ScheduleInfo, ScheduleInfo__Output as _drover_v1_ScheduleInfo__Output } from './drover/v1/ScheduleInfo.js';
+import type { ScheduleRequest as _drover_v1_ScheduleRequest, ScheduleRequest__Output as _drover_v1_ScheduleRequest__Output } from './drover/v1/ScheduleRequest.js';
 import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from './drover/v1/ScriptSpec.js';
 import type { SecretInfo as _drover_v1_SecretInfo, SecretInfo__Output as _drover_v1_SecretInfo__Output } from './drover/v1/SecretInfo.js';
 import type { SecretServiceClient as _drover_v1_SecretServiceClient, SecretServiceDefinition as _drover_v1_SecretServiceDefinition } from './drover/v1/SecretService.js';
@@ -97,6 +104,7 @@ import type { StepSecret as _drover_v1_StepSecret, StepSecret__Output as _drover
 import type { SubmitRunRequest as _drover_v1_SubmitRunRequest, SubmitRunRequest__Output as _drover_v1_SubmitRunRequest__Output } from './drover/v1/SubmitRunRequest.js';
 import type { Target as _drover_v1_Target, Target__Output as _drover_v1_Target__Output } from './drover/v1/Target.js';
 import type { TokenInfo as _drover_v1_TokenInfo, TokenInfo__Output as _drover_v1_TokenInfo__Output } from './drover/v1/TokenInfo.js';
+import type { TriggerServiceClient as _drover_v1_TriggerServiceClient, TriggerServiceDefinition as _drover_v1_TriggerServiceDefinition } from './drover/v1/TriggerService.js';
 import type { ValidateWorkflowRequest as _drover_v1_ValidateWorkflowRequest, ValidateWorkflowRequest__Output as _drover_v1_ValidateWorkflowRequest__Output } from './drover/v1/ValidateWorkflowRequest.js';
 import type { ValidateWorkflowResponse as _drover_v1_ValidateWorkflowResponse, ValidateWorkflowResponse__Output as _drover_v1_ValidateWorkflowResponse__Output } from './drover/v1/ValidateWorkflowResponse.js';
 import type { VerifyAuditRequest as _drover_v1_VerifyAuditRequest, VerifyAuditRequest__Output as _drover_v1_VerifyAuditRequest__Output } from './drover/v1/VerifyAuditRequest.js';
@@ -129,6 +137,7 @@ export interface ProtoGrpcType {
       AgentService: SubtypeConstructor<typeof grpc.Client, _drover_v1_AgentServiceClient> & { service: _drover_v1_AgentServiceDefinition }
       AgentState: EnumTypeDefinition
       ApplyWorkflowRequest: MessageTypeDefinition<_drover_v1_ApplyWorkflowRequest, _drover_v1_ApplyWorkflowRequest__Output>
+      ApprovalInfo: MessageTypeDefinition<_drover_v1_ApprovalInfo, _drover_v1_ApprovalInfo__Output>
       Assign: MessageTypeDefinition<_drover_v1_Assign, _drover_v1_Assign__Output>
       AttemptInfo: MessageTypeDefinition<_drover_v1_AttemptInfo, _drover_v1_AttemptInfo__Output>
       AttemptStatus: EnumTypeDefinition
@@ -141,6 +150,7 @@ export interface ProtoGrpcType {
       ControlEnvelope: MessageTypeDefinition<_drover_v1_ControlEnvelope, _drover_v1_ControlEnvelope__Output>
       CreateTokenRequest: MessageTypeDefinition<_drover_v1_CreateTokenRequest, _drover_v1_CreateTokenRequest__Output>
       CreateTokenResponse: MessageTypeDefinition<_drover_v1_CreateTokenResponse, _drover_v1_CreateTokenResponse__Output>
+      DecideApprovalRequest: MessageTypeDefinition<_drover_v1_DecideApprovalRequest, _drover_v1_DecideApprovalRequest__Output>
       DeleteSecretRequest: MessageTypeDefinition<_drover_v1_DeleteSecretRequest, _drover_v1_DeleteSecretRequest__Output>
       DepStatus: EnumTypeDefinition
       DeviceInfo: MessageTypeDefinition<_drover_v1_DeviceInfo, _drover_v1_DeviceInfo__Output>
@@ -175,6 +185,8 @@ export interface ProtoGrpcType {
       ListDevicesResponse: MessageTypeDefinition<_drover_v1_ListDevicesResponse, _drover_v1_ListDevicesResponse__Output>
       ListRunsRequest: MessageTypeDefinition<_drover_v1_ListRunsRequest, _drover_v1_ListRunsRequest__Output>
       ListRunsResponse: MessageTypeDefinition<_drover_v1_ListRunsResponse, _drover_v1_ListRunsResponse__Output>
+      ListSchedulesRequest: MessageTypeDefinition<_drover_v1_ListSchedulesRequest, _drover_v1_ListSchedulesRequest__Output>
+      ListSchedulesResponse: MessageTypeDefinition<_drover_v1_ListSchedulesResponse, _drover_v1_ListSchedulesResponse__Output>
       ListSecretsRequest: MessageTypeDefinition<_drover_v1_ListSecretsRequest, _drover_v1_ListSecretsRequest__Output>
       ListSecretsResponse: MessageTypeDefinition<_drover_v1_ListSecretsResponse, _drover_v1_ListSecretsResponse__Output>
       ListTokensRequest: MessageTypeDefinition<_drover_v1_ListTokensRequest, _drover_v1_ListTokensRequest__Output>
@@ -196,12 +208,15 @@ export interface ProtoGrpcType {
       RemoveDeviceRequest: MessageTypeDefinition<_drover_v1_RemoveDeviceRequest, _drover_v1_RemoveDeviceRequest__Output>
       RenewRequest: MessageTypeDefinition<_drover_v1_RenewRequest, _drover_v1_RenewRequest__Output>
       Renewed: MessageTypeDefinition<_drover_v1_Renewed, _drover_v1_Renewed__Output>
+      RerunRunRequest: MessageTypeDefinition<_drover_v1_RerunRunRequest, _drover_v1_RerunRunRequest__Output>
       RetryPolicy: MessageTypeDefinition<_drover_v1_RetryPolicy, _drover_v1_RetryPolicy__Output>
       RevokeTokenRequest: MessageTypeDefinition<_drover_v1_RevokeTokenRequest, _drover_v1_RevokeTokenRequest__Output>
       RunEvent: MessageTypeDefinition<_drover_v1_RunEvent, _drover_v1_RunEvent__Output>
       RunInfo: MessageTypeDefinition<_drover_v1_RunInfo, _drover_v1_RunInfo__Output>
       RunService: SubtypeConstructor<typeof grpc.Client, _drover_v1_RunServiceClient> & { service: _drover_v1_RunServiceDefinition }
       RunStatus: EnumTypeDefinition
+      ScheduleInfo: MessageTypeDefinition<_drover_v1_ScheduleInfo, _drover_v1_ScheduleInfo__Output>
+      ScheduleRequest: MessageTypeDefinition<_drover_v1_ScheduleRequest, _drover_v1_ScheduleRequest__Output>
       ScriptSpec: MessageTypeDefinition<_drover_v1_ScriptSpec, _drover_v1_ScriptSpec__Output>
       SecretInfo: MessageTypeDefinition<_drover_v1_SecretInfo, _drover_v1_SecretInfo__Output>
       SecretService: SubtypeConstructor<typeof grpc.Client, _drover_v1_SecretServiceClient> & { service: _drover_v1_SecretServiceDefinition }
@@ -223,6 +238,7 @@ export interface ProtoGrpcType {
       SubmitRunRequest: MessageTypeDefinition<_drover_v1_SubmitRunRequest, _drover_v1_SubmitRunRequest__Output>
       Target: MessageTypeDefinition<_drover_v1_Target, _drover_v1_Target__Output>
       TokenInfo: MessageTypeDefinition<_drover_v1_TokenInfo, _drover_v1_TokenInfo__Output>
+      TriggerService: SubtypeConstructor<typeof grpc.Client, _drover_v1_TriggerServiceClient> & { service: _drover_v1_TriggerServiceDefinition }
       ValidateWorkflowRequest: MessageTypeDefinition<_drover_v1_ValidateWorkflowRequest, _drover_v1_ValidateWorkflowRequest__Output>
       ValidateWorkflowResponse: MessageTypeDefinition<_drover_v1_ValidateWorkflowResponse, _drover_v1_ValidateWorkflowResponse__Output>
       VerifyAuditRequest: MessageTypeDefinition<_drover_v1_VerifyAuditRequest, _drover_v1_VerifyAuditRequest__Output>

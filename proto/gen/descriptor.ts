@@ -1054,6 +1054,30 @@ export const DESCRIPTOR = {
          "requestType": "WatchRunsRequest",
          "responseType": "RunInfo",
          "responseStream": true
+        },
+        "DecideApproval": {
+         "requestType": "DecideApprovalRequest",
+         "responseType": "RunInfo"
+        },
+        "RerunRun": {
+         "requestType": "RerunRunRequest",
+         "responseType": "RunInfo"
+        }
+       }
+      },
+      "TriggerService": {
+       "methods": {
+        "ListSchedules": {
+         "requestType": "ListSchedulesRequest",
+         "responseType": "ListSchedulesResponse"
+        },
+        "PauseSchedule": {
+         "requestType": "ScheduleRequest",
+         "responseType": "ScheduleInfo"
+        },
+        "ResumeSchedule": {
+         "requestType": "ScheduleRequest",
+         "responseType": "ScheduleInfo"
         }
        }
       },
@@ -1570,6 +1594,51 @@ export const DESCRIPTOR = {
         "blocked": {
          "type": "bool",
          "id": 18
+        },
+        "approval": {
+         "type": "ApprovalInfo",
+         "id": 19
+        },
+        "reusedFrom": {
+         "type": "string",
+         "id": 20
+        }
+       }
+      },
+      "ApprovalInfo": {
+       "fields": {
+        "message": {
+         "type": "string",
+         "id": 1
+        },
+        "approvers": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 2
+        },
+        "deadlineMs": {
+         "type": "int64",
+         "id": 3
+        },
+        "onTimeout": {
+         "type": "string",
+         "id": 4
+        },
+        "decision": {
+         "type": "string",
+         "id": 5
+        },
+        "decidedBy": {
+         "type": "string",
+         "id": 6
+        },
+        "reason": {
+         "type": "string",
+         "id": 7
+        },
+        "decidedMs": {
+         "type": "int64",
+         "id": 8
         }
        }
       },
@@ -1682,6 +1751,22 @@ export const DESCRIPTOR = {
         "stepCounts": {
          "type": "StepCounts",
          "id": 12
+        },
+        "idempotencyKey": {
+         "type": "string",
+         "id": 13
+        },
+        "trigger": {
+         "type": "string",
+         "id": 14
+        },
+        "deduplicated": {
+         "type": "bool",
+         "id": 15
+        },
+        "rerunOf": {
+         "type": "string",
+         "id": 16
         }
        }
       },
@@ -1739,6 +1824,10 @@ export const DESCRIPTOR = {
         "workflowRef": {
          "type": "string",
          "id": 5
+        },
+        "idempotencyKey": {
+         "type": "string",
+         "id": 6
         }
        }
       },
@@ -1837,6 +1926,124 @@ export const DESCRIPTOR = {
         "reason": {
          "type": "string",
          "id": 2
+        }
+       }
+      },
+      "DecideApprovalRequest": {
+       "fields": {
+        "runId": {
+         "type": "string",
+         "id": 1
+        },
+        "stepId": {
+         "type": "string",
+         "id": 2
+        },
+        "approve": {
+         "type": "bool",
+         "id": 3
+        },
+        "reason": {
+         "type": "string",
+         "id": 4
+        }
+       }
+      },
+      "RerunRunRequest": {
+       "fields": {
+        "id": {
+         "type": "string",
+         "id": 1
+        },
+        "fromStep": {
+         "type": "string",
+         "id": 2
+        },
+        "failedOnly": {
+         "type": "bool",
+         "id": 3
+        },
+        "idempotencyKey": {
+         "type": "string",
+         "id": 4
+        }
+       }
+      },
+      "ListSchedulesRequest": {
+       "fields": {
+        "workflow": {
+         "type": "string",
+         "id": 1
+        }
+       }
+      },
+      "ListSchedulesResponse": {
+       "fields": {
+        "schedules": {
+         "rule": "repeated",
+         "type": "ScheduleInfo",
+         "id": 1
+        }
+       }
+      },
+      "ScheduleRequest": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        }
+       }
+      },
+      "ScheduleInfo": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "workflow": {
+         "type": "string",
+         "id": 2
+        },
+        "workflowVersion": {
+         "type": "int32",
+         "id": 3
+        },
+        "cron": {
+         "type": "string",
+         "id": 4
+        },
+        "timezone": {
+         "type": "string",
+         "id": 5
+        },
+        "catchup": {
+         "type": "string",
+         "id": 6
+        },
+        "paused": {
+         "type": "bool",
+         "id": 7
+        },
+        "nextFireMs": {
+         "type": "int64",
+         "id": 8
+        },
+        "lastFireMs": {
+         "type": "int64",
+         "id": 9
+        },
+        "lastRunId": {
+         "type": "string",
+         "id": 10
+        },
+        "lastMessage": {
+         "type": "string",
+         "id": 11
+        },
+        "params": {
+         "keyType": "string",
+         "type": "string",
+         "id": 12
         }
        }
       },

@@ -24,6 +24,8 @@ const step = (id: string, status: string, extra: Partial<StepInfo> = {}): StepIn
   attempts: [],
   waiting: '',
   blocked: false,
+  approval: null,
+  reusedFrom: '',
   ...extra,
 });
 
@@ -40,6 +42,10 @@ const run = (id: string, status = 'RUNNING', steps: StepInfo[] = []): RunInfo =>
   message: '',
   workflowVersion: 1,
   stepCounts: null,
+  idempotencyKey: '',
+  trigger: 'api',
+  deduplicated: false,
+  rerunOf: '',
 });
 
 describe('dashboard', () => {

@@ -19,6 +19,10 @@ export interface RunInfo {
   'message'?: (string);
   'workflowVersion'?: (number);
   'stepCounts'?: (_drover_v1_StepCounts | null);
+  'idempotencyKey'?: (string);
+  'trigger'?: (string);
+  'deduplicated'?: (boolean);
+  'rerunOf'?: (string);
 }
 
 export interface RunInfo__Output {
@@ -34,4 +38,8 @@ export interface RunInfo__Output {
   'message': (string);
   'workflowVersion': (number);
   'stepCounts': (_drover_v1_StepCounts__Output | null);
+  'idempotencyKey': (string);
+  'trigger': (string);
+  'deduplicated': (boolean);
+  'rerunOf': (string);
 }

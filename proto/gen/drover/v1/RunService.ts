@@ -4,11 +4,13 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { CancelRunRequest as _drover_v1_CancelRunRequest, CancelRunRequest__Output as _drover_v1_CancelRunRequest__Output } from '../../drover/v1/CancelRunRequest.js';
+import type { DecideApprovalRequest as _drover_v1_DecideApprovalRequest, DecideApprovalRequest__Output as _drover_v1_DecideApprovalRequest__Output } from '../../drover/v1/DecideApprovalRequest.js';
 import type { GetLogsRequest as _drover_v1_GetLogsRequest, GetLogsRequest__Output as _drover_v1_GetLogsRequest__Output } from '../../drover/v1/GetLogsRequest.js';
 import type { GetRunRequest as _drover_v1_GetRunRequest, GetRunRequest__Output as _drover_v1_GetRunRequest__Output } from '../../drover/v1/GetRunRequest.js';
 import type { ListRunsRequest as _drover_v1_ListRunsRequest, ListRunsRequest__Output as _drover_v1_ListRunsRequest__Output } from '../../drover/v1/ListRunsRequest.js';
 import type { ListRunsResponse as _drover_v1_ListRunsResponse, ListRunsResponse__Output as _drover_v1_ListRunsResponse__Output } from '../../drover/v1/ListRunsResponse.js';
 import type { LogLine as _drover_v1_LogLine, LogLine__Output as _drover_v1_LogLine__Output } from '../../drover/v1/LogLine.js';
+import type { RerunRunRequest as _drover_v1_RerunRunRequest, RerunRunRequest__Output as _drover_v1_RerunRunRequest__Output } from '../../drover/v1/RerunRunRequest.js';
 import type { RunEvent as _drover_v1_RunEvent, RunEvent__Output as _drover_v1_RunEvent__Output } from '../../drover/v1/RunEvent.js';
 import type { RunInfo as _drover_v1_RunInfo, RunInfo__Output as _drover_v1_RunInfo__Output } from '../../drover/v1/RunInfo.js';
 import type { SubmitRunRequest as _drover_v1_SubmitRunRequest, SubmitRunRequest__Output as _drover_v1_SubmitRunRequest__Output } from '../../drover/v1/SubmitRunRequest.js';
@@ -24,6 +26,15 @@ export interface RunServiceClient extends grpc.Client {
   cancelRun(argument: _drover_v1_CancelRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
   cancelRun(argument: _drover_v1_CancelRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
   cancelRun(argument: _drover_v1_CancelRunRequest, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  
+  DecideApproval(argument: _drover_v1_DecideApprovalRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  DecideApproval(argument: _drover_v1_DecideApprovalRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  DecideApproval(argument: _drover_v1_DecideApprovalRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  DecideApproval(argument: _drover_v1_DecideApprovalRequest, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  decideApproval(argument: _drover_v1_DecideApprovalRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  decideApproval(argument: _drover_v1_DecideApprovalRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  decideApproval(argument: _drover_v1_DecideApprovalRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  decideApproval(argument: _drover_v1_DecideApprovalRequest, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
   
   GetLogs(argument: _drover_v1_GetLogsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_drover_v1_LogLine__Output>;
   GetLogs(argument: _drover_v1_GetLogsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_drover_v1_LogLine__Output>;
@@ -47,6 +58,15 @@ export interface RunServiceClient extends grpc.Client {
   listRuns(argument: _drover_v1_ListRunsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_drover_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
   listRuns(argument: _drover_v1_ListRunsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
   listRuns(argument: _drover_v1_ListRunsRequest, callback: grpc.requestCallback<_drover_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
+  
+  RerunRun(argument: _drover_v1_RerunRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  RerunRun(argument: _drover_v1_RerunRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  RerunRun(argument: _drover_v1_RerunRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  RerunRun(argument: _drover_v1_RerunRunRequest, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  rerunRun(argument: _drover_v1_RerunRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  rerunRun(argument: _drover_v1_RerunRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  rerunRun(argument: _drover_v1_RerunRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
+  rerunRun(argument: _drover_v1_RerunRunRequest, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
   
   SubmitRun(argument: _drover_v1_SubmitRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
   SubmitRun(argument: _drover_v1_SubmitRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_drover_v1_RunInfo__Output>): grpc.ClientUnaryCall;
@@ -72,11 +92,15 @@ export interface RunServiceClient extends grpc.Client {
 export interface RunServiceHandlers extends grpc.UntypedServiceImplementation {
   CancelRun: grpc.handleUnaryCall<_drover_v1_CancelRunRequest__Output, _drover_v1_RunInfo>;
   
+  DecideApproval: grpc.handleUnaryCall<_drover_v1_DecideApprovalRequest__Output, _drover_v1_RunInfo>;
+  
   GetLogs: grpc.handleServerStreamingCall<_drover_v1_GetLogsRequest__Output, _drover_v1_LogLine>;
   
   GetRun: grpc.handleUnaryCall<_drover_v1_GetRunRequest__Output, _drover_v1_RunInfo>;
   
   ListRuns: grpc.handleUnaryCall<_drover_v1_ListRunsRequest__Output, _drover_v1_ListRunsResponse>;
+  
+  RerunRun: grpc.handleUnaryCall<_drover_v1_RerunRunRequest__Output, _drover_v1_RunInfo>;
   
   SubmitRun: grpc.handleUnaryCall<_drover_v1_SubmitRunRequest__Output, _drover_v1_RunInfo>;
   
@@ -88,9 +112,11 @@ export interface RunServiceHandlers extends grpc.UntypedServiceImplementation {
 
 export interface RunServiceDefinition extends grpc.ServiceDefinition {
   CancelRun: MethodDefinition<_drover_v1_CancelRunRequest, _drover_v1_RunInfo, _drover_v1_CancelRunRequest__Output, _drover_v1_RunInfo__Output>
+  DecideApproval: MethodDefinition<_drover_v1_DecideApprovalRequest, _drover_v1_RunInfo, _drover_v1_DecideApprovalRequest__Output, _drover_v1_RunInfo__Output>
   GetLogs: MethodDefinition<_drover_v1_GetLogsRequest, _drover_v1_LogLine, _drover_v1_GetLogsRequest__Output, _drover_v1_LogLine__Output>
   GetRun: MethodDefinition<_drover_v1_GetRunRequest, _drover_v1_RunInfo, _drover_v1_GetRunRequest__Output, _drover_v1_RunInfo__Output>
   ListRuns: MethodDefinition<_drover_v1_ListRunsRequest, _drover_v1_ListRunsResponse, _drover_v1_ListRunsRequest__Output, _drover_v1_ListRunsResponse__Output>
+  RerunRun: MethodDefinition<_drover_v1_RerunRunRequest, _drover_v1_RunInfo, _drover_v1_RerunRunRequest__Output, _drover_v1_RunInfo__Output>
   SubmitRun: MethodDefinition<_drover_v1_SubmitRunRequest, _drover_v1_RunInfo, _drover_v1_SubmitRunRequest__Output, _drover_v1_RunInfo__Output>
   WatchRun: MethodDefinition<_drover_v1_WatchRunRequest, _drover_v1_RunEvent, _drover_v1_WatchRunRequest__Output, _drover_v1_RunEvent__Output>
   WatchRuns: MethodDefinition<_drover_v1_WatchRunsRequest, _drover_v1_RunInfo, _drover_v1_WatchRunsRequest__Output, _drover_v1_RunInfo__Output>

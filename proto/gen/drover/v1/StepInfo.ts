@@ -3,6 +3,7 @@
 
 import type { StepStatus as _drover_v1_StepStatus, StepStatus__Output as _drover_v1_StepStatus__Output } from '../../drover/v1/StepStatus.js';
 import type { AttemptInfo as _drover_v1_AttemptInfo, AttemptInfo__Output as _drover_v1_AttemptInfo__Output } from '../../drover/v1/AttemptInfo.js';
+import type { ApprovalInfo as _drover_v1_ApprovalInfo, ApprovalInfo__Output as _drover_v1_ApprovalInfo__Output } from '../../drover/v1/ApprovalInfo.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface StepInfo {
@@ -24,6 +25,8 @@ export interface StepInfo {
   'attempts'?: (_drover_v1_AttemptInfo)[];
   'waiting'?: (string);
   'blocked'?: (boolean);
+  'approval'?: (_drover_v1_ApprovalInfo | null);
+  'reusedFrom'?: (string);
 }
 
 export interface StepInfo__Output {
@@ -45,4 +48,6 @@ export interface StepInfo__Output {
   'attempts': (_drover_v1_AttemptInfo__Output)[];
   'waiting': (string);
   'blocked': (boolean);
+  'approval': (_drover_v1_ApprovalInfo__Output | null);
+  'reusedFrom': (string);
 }

@@ -8,6 +8,7 @@ export interface SubmitRunRequest {
   'params'?: ({[key: string]: string});
   'expectPlanHash'?: (string);
   'workflowRef'?: (string);
+  'idempotencyKey'?: (string);
 }
 
 export interface SubmitRunRequest__Output {
@@ -16,4 +17,5 @@ export interface SubmitRunRequest__Output {
   'params': ({[key: string]: string});
   'expectPlanHash': (string);
   'workflowRef': (string);
+  'idempotencyKey': (string);
 }
