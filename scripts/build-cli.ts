@@ -30,7 +30,7 @@
  */
 import { rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { build, type Metafile, type Plugin } from 'esbuild';
+import { build, type BuildOptions, type Message, type Metafile, type Plugin } from 'esbuild';
 import { buildProgram, describeCommands } from '../sdk/cli/program.js';
 import { SHARED_ERRORS } from '../sdk/cli/load-client.js';
 
@@ -89,6 +89,25 @@ function checkStartup(meta: Metafile, entry: string): void {
   );
 }
 
+/** What the CLI bundle and client.cjs are both built with. */
+const COMMON = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  external: EXTERNAL,
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: true,
+  legalComments: 'none',
+  metafile: true,
+  logLevel: 'silent',
+} satisfies BuildOptions;
+
+function printWarnings(warnings: readonly Message[], what: string): void {
+  for (const w of warnings) process.stderr.write(`esbuild warning${what}: ${w.text}${w.location ? ` (${w.location.file}:${w.location.line})` : ''}\n`);
+}
+
 /** The client bundle requires sdk/errors.ts by SHARED_ERRORS instead of holding a copy of it. */
 const sharedErrors: Plugin = {
   name: 'drover-shared-errors',
@@ -101,23 +120,13 @@ const sharedErrors: Plugin = {
 /** dist/sdk/cli/client.cjs (see the header). */
 async function buildClient(): Promise<number> {
   const result = await build({
-    absWorkingDir: ROOT,
     entryPoints: ['sdk/client.ts'],
     outfile: join(OUT, 'client.cjs'),
-    bundle: true,
+    ...COMMON,
     format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    external: EXTERNAL,
-    minifyWhitespace: true,
-    minifySyntax: true,
-    keepNames: true,
-    legalComments: 'none',
-    metafile: true,
-    logLevel: 'silent',
     plugins: [sharedErrors],
   });
-  for (const w of result.warnings) process.stderr.write(`esbuild warning (client.cjs): ${w.text}${w.location ? ` (${w.location.file}:${w.location.line})` : ''}\n`);
+  printWarnings(result.warnings, ' (client.cjs)');
   const inputs = Object.keys(result.metafile.inputs);
   if (inputs.some((i) => i === 'sdk/errors.ts')) throw new Error('client.cjs holds its own copy of sdk/errors.ts: the CLI would not recognise its errors (instanceof DroverError)');
   return Object.values(result.metafile.outputs)[0].bytes;
@@ -129,25 +138,15 @@ async function main(): Promise<void> {
   rmSync(OUT, { recursive: true, force: true });
   const entry = 'sdk/cli/main.ts';
   const result = await build({
-    absWorkingDir: ROOT,
     entryPoints: [entry],
     outdir: OUT,
-    bundle: true,
+    ...COMMON,
     splitting: true,
     format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    external: EXTERNAL,
-    minifyWhitespace: true,
-    minifySyntax: true,
-    keepNames: true,
-    legalComments: 'none',
-    metafile: true,
-    logLevel: 'silent',
     define: { DROVER_CLI_COMMANDS: JSON.stringify(commands) },
     banner: { js: "import { createRequire as __droverCreateRequire } from 'node:module'; const require = __droverCreateRequire(import.meta.url);" },
   });
-  for (const w of result.warnings) process.stderr.write(`esbuild warning: ${w.text}${w.location ? ` (${w.location.file}:${w.location.line})` : ''}\n`);
+  printWarnings(result.warnings, '');
   checkStartup(result.metafile, entry);
   const outputs = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith('.js'));
   const startup = [...startupInputs(result.metafile)].length;
