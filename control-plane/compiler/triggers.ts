@@ -11,6 +11,7 @@ import { Environment } from '@marcbachmann/cel-js';
 import { Cron } from 'croner';
 import { parseDuration } from '../../common/duration.js';
 import type { TriggerPlan } from '../model/plan.js';
+import { checkExpression } from './expressions.js';
 import type { Problems } from './problems.js';
 import { isObject } from './raw.js';
 import type { TriggerDoc } from './schema.js';
@@ -42,16 +43,6 @@ export function cronProblem(cron: string, timezone?: string): string | undefined
 function mappingEnvironment(kind: 'webhook' | 'nats'): Environment {
   const env = new Environment({ unlistedVariablesAreDyn: false }).registerVariable('body', 'dyn');
   return kind === 'webhook' ? env.registerVariable('headers', 'map') : env.registerVariable('subject', 'string');
-}
-
-/** The reason a mapping expression does not compile, or undefined. */
-function celProblem(env: Environment, expr: string): string | undefined {
-  try {
-    const res = env.check(expr) as { valid: boolean; error?: Error };
-    return res.valid ? undefined : (res.error?.message ?? 'invalid expression').split('\n')[0];
-  } catch (err) {
-    return (err as Error).message.split('\n')[0];
-  }
 }
 
 /** Checks `raw.triggers` as far as its shape allows (the schema reports the shape itself). */
@@ -90,13 +81,13 @@ export function checkTriggers(raw: Record<string, unknown>, declaredParams: stri
       for (const [p, expr] of Object.entries(body.params)) {
         if (!declaredParams.includes(p)) problems.add(['triggers', i, kind, 'params', p], unknownParam(p, declaredParams));
         else if (typeof expr === 'string') {
-          const why = celProblem(env, expr);
+          const why = checkExpression(env, expr).error;
           if (why) problems.add(['triggers', i, kind, 'params', p], `not a CEL expression: ${why}`);
         }
       }
     }
     if (typeof body.idempotencyKey === 'string') {
-      const why = celProblem(env, body.idempotencyKey);
+      const why = checkExpression(env, body.idempotencyKey).error;
       if (why) problems.add(['triggers', i, kind, 'idempotencyKey'], `not a CEL expression: ${why}`);
     }
     if (kind === 'webhook' && typeof body.name === 'string') seen(body.name, i, ['triggers', i, 'webhook', 'name']);
