@@ -38,6 +38,7 @@ import { Fleet } from './fleet.js';
 import { createLogger, type Logger } from './log.js';
 import { setListenerErrorHandler } from './events.js';
 import { Runs } from './runs.js';
+import { LaunchKeys } from './launch-keys.js';
 import { LowdbStore } from './store/lowdb-store.js';
 import { StoreError, type CredentialRecord } from './store/store.js';
 import { Workflows } from './workflows.js';
@@ -172,6 +173,7 @@ async function serve(cfg: ServerConfig) {
   const secretKey = SecretBox.load(cfg.dataDir);
   const secrets = new Secrets(store, secretKey.box, audit, now);
   runs.secrets = secrets;
+  runs.keys = new LaunchKeys(store, now, cfg.idempotencyRetentionMs);
   runs.resume();
   // Liveness and the step-deadline backstop, once a second.
   setInterval(() => {
@@ -312,6 +314,7 @@ const program = new Command('drover server')
   .option('--step-deadline-slack-ms <ms>', `fail a step still running this long past its timeout (its agent stopped reporting) (default: ${DEFAULTS.stepDeadlineSlackMs})`, (v) => Number(v))
   .option('--advertise <hosts>', 'extra host names or addresses, comma-separated, that clients use to reach this server: the server certificate names them (env DROVER_ADVERTISE)')
   .option('--agent-cert-ttl <duration>', 'lifetime of agent certificates; agents renew at two thirds of it (default: 30d)')
+  .option('--idempotency-retention <duration>', 'how long a launch\'s idempotency key (and a webhook delivery\'s) is remembered: a repeat within it starts nothing (default: 24h)')
   .option('--enroll-approve', 'enrollments wait until an admin runs `drover agent approve NAME`')
   .option('--insecure', 'LOOPBACK ONLY, for debugging: plaintext gRPC, agents trusted by the name they send (API tokens are still checked)')
   .option('--http <host:port>', 'also serve the dashboard, /metrics and /healthz on this address, over HTTPS with the server certificate (env DROVER_HTTP; off by default); see docs/security.md')
