@@ -48,6 +48,8 @@ import { HttpAuth } from './http/auth.js';
 import { AgentHistory } from './http/history.js';
 import { DroverMetrics } from './http/prometheus.js';
 import { startHttp, type HttpPort } from './http/server.js';
+import { Webhooks } from './triggers/webhooks.js';
+import { triggerWarnings } from './triggers/warnings.js';
 
 /**
  * The NATS connection for the agent link: fails at start with the reason
@@ -237,7 +239,8 @@ async function serve(cfg: ServerConfig) {
   );
   server.addService(v1.FleetService.service, fleetService(fleet));
   server.addService(v1.RunService.service, runService(runs, store));
-  server.addService(v1.WorkflowService.service, workflowService(runs, workflows, fleet, devices));
+  const triggerEnv = { workflows, secrets, http: Boolean(cfg.http), nats: Boolean(cfg.nats) };
+  server.addService(v1.WorkflowService.service, workflowService(runs, workflows, fleet, devices, (name) => triggerWarnings(triggerEnv, name)));
   server.addService(v1.DeviceService.service, deviceService(devices));
   server.addService(v1.SecretService.service, secretService(secrets));
   server.addService(v1.AuditService.service, auditService(audit));
@@ -272,9 +275,11 @@ async function serve(cfg: ServerConfig) {
       metrics,
       feed: { fleet, runs, store, devices, history, audit, stats, log: log.child({ component: 'dashboard' }), now },
       log: log.child({ component: 'http' }),
+      hooks: new Webhooks({ workflows, runs, store, secrets, audit, log: log.child({ component: 'webhooks' }), now }),
     });
-    log.info({ url: http.url, tls: !cfg.httpPlain }, 'HTTP port listening (dashboard, /metrics, /healthz)');
+    log.info({ url: http.url, tls: !cfg.httpPlain }, 'HTTP port listening (dashboard, /metrics, /healthz, /hooks/<name>)');
   }
+  for (const w of workflows.triggers()) for (const warning of triggerWarnings(triggerEnv, w.workflow)) log.warn({ workflow: w.workflow }, warning);
   log.info({ address, dataDir: cfg.dataDir, agents: fleet.list().length, runs: store.listRuns().length, tls: !cfg.insecure }, 'control plane listening');
   // One plain line on stdout so scripts and `drover dev` can find the address.
   process.stdout.write(`drover server listening on ${address}\n`);

@@ -295,6 +295,7 @@ export function toRegisteredWorkflow(w: WorkflowInfoOut): RegisteredWorkflow {
     description: w.description,
     source: w.source,
     changed: w.changed,
+    warnings: [...(w.warnings ?? [])],
   };
 }
 
