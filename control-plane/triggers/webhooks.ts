@@ -213,6 +213,7 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
+      req.off('close', onClose);
       if (err) {
         req.pause();
         reject(err);
@@ -225,9 +226,14 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     };
     const onEnd = () => finish();
     const onError = (err: Error) => finish(new HookError(400, 'BAD_REQUEST', `the request could not be read: ${err.message}`));
+    // A sender that goes away mid-body gives its place back at once, not at the timeout.
+    const onClose = () => {
+      if (!req.complete) finish(new HookError(400, 'BAD_REQUEST', 'the sender closed the connection before the body was complete'));
+    };
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
+    req.on('close', onClose);
   });
 }
 
