@@ -295,7 +295,7 @@ export function toRegisteredWorkflow(w: WorkflowInfoOut): RegisteredWorkflow {
     description: w.description,
     source: w.source,
     changed: w.changed,
-    warnings: [...(w.warnings ?? [])],
+    ...(w.warnings?.length ? { warnings: [...w.warnings] } : {}),
   };
 }
 

@@ -316,8 +316,8 @@ export interface RegisteredWorkflow {
   source: string;
   /** Only meaningful for `workflows.apply`: false when the content equalled the latest version. */
   changed: boolean;
-  /** Only from `workflows.apply`: what its triggers need that the control plane lacks (a webhook's secret not stored, NATS triggers without NATS). */
-  warnings: string[];
+  /** Only from `workflows.apply`, and only when there are some: what its triggers need that the control plane lacks (a webhook's secret not stored, NATS triggers without NATS). */
+  warnings?: string[];
 }
 
 /** A registered network device (the inventory behind ssh steps). */

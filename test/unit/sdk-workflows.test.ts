@@ -230,7 +230,7 @@ describe('sdk validate and registry output', () => {
   });
 
   it('registry - list table, show header and apply lines', () => {
-    const w = { name: 'deploy', version: 3, versions: 4, hash: 'h', createdAt: NOW - 120_000, description: 'Roll out\nmore text', source: '', changed: true, warnings: [] };
+    const w = { name: 'deploy', version: 3, versions: 4, hash: 'h', createdAt: NOW - 120_000, description: 'Roll out\nmore text', source: '', changed: true };
     const lines = workflowsTable([w], plainView(NOW)).split('\n');
     expect(lines[0]).toMatch(/^NAME\s+LATEST\s+VERSIONS\s+UPDATED\s+DESCRIPTION$/);
     expect(lines[1]).toMatch(/^deploy\s+3\s+4\s+2m ago\s+Roll out$/);
