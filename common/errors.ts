@@ -29,6 +29,7 @@ export type ApiErrorCode =
   | 'PERMISSION_DENIED'
   | 'INVALID_REQUEST'
   | 'SECRET_NOT_FOUND'
+  | 'IDEMPOTENCY_KEY_REUSED'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 

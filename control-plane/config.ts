@@ -9,6 +9,7 @@ import { parseDuration } from '../common/duration.js';
 import { ConfigError } from '../common/errors.js';
 import { resolveNatsOptions, type NatsOptionInput, type NatsOptions } from '../common/nats-options.js';
 import { FLEET_SAMPLE_INTERVAL_MS } from './metrics/fleet-sampler.js';
+import { DEFAULT_IDEMPOTENCY_RETENTION_MS } from './launch-keys.js';
 
 export interface ServerConfig {
   /** host:port for gRPC (agents and API). */
@@ -46,6 +47,8 @@ export interface ServerConfig {
   http: string;
   /** Plain HTTP instead of HTTPS with the server certificate: loopback only. */
   httpPlain: boolean;
+  /** How long a launch's idempotency key is remembered (--idempotency-retention, default 24h). */
+  idempotencyRetentionMs: number;
 }
 
 export const DEFAULTS: ServerConfig = {
@@ -64,6 +67,7 @@ export const DEFAULTS: ServerConfig = {
   http: '',
   httpPlain: false,
   fleetSampleIntervalMs: FLEET_SAMPLE_INTERVAL_MS,
+  idempotencyRetentionMs: DEFAULT_IDEMPOTENCY_RETENTION_MS,
 };
 
 const ENV: Record<string, keyof ServerConfig> = {
@@ -105,12 +109,16 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
     http: String(merged.http ?? ''),
     httpPlain: merged.httpPlain === true || merged.httpPlain === 'true',
     fleetSampleIntervalMs: Number(merged.fleetSampleIntervalMs),
+    idempotencyRetentionMs: merged.idempotencyRetention !== undefined ? (parseDuration(String(merged.idempotencyRetention)) ?? NaN) : Number(merged.idempotencyRetentionMs),
   };
   if (!isHostPort(cfg.listen)) {
     throw new ConfigError(`--listen "${cfg.listen}" is not host:port (for example 127.0.0.1:7400 or 0.0.0.0:7400)`);
   }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(cfg.logLevel)) {
     throw new ConfigError(`--log-level "${cfg.logLevel}" is not one of fatal, error, warn, info, debug, trace, silent`);
+  }
+  if (!Number.isFinite(cfg.idempotencyRetentionMs) || cfg.idempotencyRetentionMs < 1000) {
+    throw new ConfigError(`--idempotency-retention "${merged.idempotencyRetention}" is not a duration of at least 1s (for example 24h or 7d)`);
   }
   if (!Number.isFinite(cfg.agentCertTtlMs) || cfg.agentCertTtlMs < 3000) {
     throw new ConfigError(`--agent-cert-ttl "${merged.agentCertTtl}" is not a duration of at least 3s (for example 30d or 12h)`);

@@ -38,6 +38,7 @@ import { Fleet } from './fleet.js';
 import { createLogger, type Logger } from './log.js';
 import { setListenerErrorHandler } from './events.js';
 import { Runs } from './runs.js';
+import { LaunchKeys } from './launch-keys.js';
 import { LowdbStore } from './store/lowdb-store.js';
 import { StoreError, type CredentialRecord } from './store/store.js';
 import { Workflows } from './workflows.js';
@@ -47,6 +48,8 @@ import { HttpAuth } from './http/auth.js';
 import { AgentHistory } from './http/history.js';
 import { DroverMetrics } from './http/prometheus.js';
 import { startHttp, type HttpPort } from './http/server.js';
+import { Webhooks } from './triggers/webhooks.js';
+import { triggerWarnings } from './triggers/warnings.js';
 
 /**
  * The NATS connection for the agent link: fails at start with the reason
@@ -172,6 +175,7 @@ async function serve(cfg: ServerConfig) {
   const secretKey = SecretBox.load(cfg.dataDir);
   const secrets = new Secrets(store, secretKey.box, audit, now);
   runs.secrets = secrets;
+  runs.keys = new LaunchKeys(store, now, cfg.idempotencyRetentionMs);
   runs.resume();
   // Liveness and the step-deadline backstop, once a second.
   setInterval(() => {
@@ -235,7 +239,8 @@ async function serve(cfg: ServerConfig) {
   );
   server.addService(v1.FleetService.service, fleetService(fleet));
   server.addService(v1.RunService.service, runService(runs, store));
-  server.addService(v1.WorkflowService.service, workflowService(runs, workflows, fleet, devices));
+  const triggerEnv = { workflows, secrets, http: Boolean(cfg.http), nats: Boolean(cfg.nats) };
+  server.addService(v1.WorkflowService.service, workflowService(runs, workflows, fleet, devices, (name) => triggerWarnings(triggerEnv, name)));
   server.addService(v1.DeviceService.service, deviceService(devices));
   server.addService(v1.SecretService.service, secretService(secrets));
   server.addService(v1.AuditService.service, auditService(audit));
@@ -270,9 +275,11 @@ async function serve(cfg: ServerConfig) {
       metrics,
       feed: { fleet, runs, store, devices, history, audit, stats, log: log.child({ component: 'dashboard' }), now },
       log: log.child({ component: 'http' }),
+      hooks: new Webhooks({ workflows, runs, store, secrets, audit, log: log.child({ component: 'webhooks' }), now }),
     });
-    log.info({ url: http.url, tls: !cfg.httpPlain }, 'HTTP port listening (dashboard, /metrics, /healthz)');
+    log.info({ url: http.url, tls: !cfg.httpPlain }, 'HTTP port listening (dashboard, /metrics, /healthz, /hooks/<name>)');
   }
+  for (const w of workflows.triggers()) for (const warning of triggerWarnings(triggerEnv, w.workflow)) log.warn({ workflow: w.workflow }, warning);
   log.info({ address, dataDir: cfg.dataDir, agents: fleet.list().length, runs: store.listRuns().length, tls: !cfg.insecure }, 'control plane listening');
   // One plain line on stdout so scripts and `drover dev` can find the address.
   process.stdout.write(`drover server listening on ${address}\n`);
@@ -312,6 +319,7 @@ const program = new Command('drover server')
   .option('--step-deadline-slack-ms <ms>', `fail a step still running this long past its timeout (its agent stopped reporting) (default: ${DEFAULTS.stepDeadlineSlackMs})`, (v) => Number(v))
   .option('--advertise <hosts>', 'extra host names or addresses, comma-separated, that clients use to reach this server: the server certificate names them (env DROVER_ADVERTISE)')
   .option('--agent-cert-ttl <duration>', 'lifetime of agent certificates; agents renew at two thirds of it (default: 30d)')
+  .option('--idempotency-retention <duration>', 'how long a launch\'s idempotency key (and a webhook delivery\'s) is remembered: a repeat within it starts nothing (default: 24h)')
   .option('--enroll-approve', 'enrollments wait until an admin runs `drover agent approve NAME`')
   .option('--insecure', 'LOOPBACK ONLY, for debugging: plaintext gRPC, agents trusted by the name they send (API tokens are still checked)')
   .option('--http <host:port>', 'also serve the dashboard, /metrics and /healthz on this address, over HTTPS with the server certificate (env DROVER_HTTP; off by default); see docs/security.md')

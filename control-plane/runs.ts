@@ -24,6 +24,7 @@ import type { Store } from './store/store.js';
 import { flushOrUndo, requireWritable } from './store-guard.js';
 import { fromStepEvent, toAssign, toCancel, toRelease } from './wire.js';
 import type { Workflows } from './workflows.js';
+import { checkIdempotencyKey, LaunchKeys, type Launched } from './launch-keys.js';
 
 export interface SubmitRequest {
   /** The document, or empty when `workflowRef` names a registered one. */
@@ -55,6 +56,8 @@ export class Runs {
   readonly ended = new Topic<RunRecord>();
   /** Stored secrets and secret params (absent: runs may use neither). */
   secrets: RunSecrets | undefined;
+  /** Idempotency keys of launches (main.ts replaces it to set --idempotency-retention). */
+  keys: LaunchKeys;
   private state: RunsState;
   private deadlines = new Map<string, NodeJS.Timeout>();
   /** Lines an agent's messages cause, limited per agent. */
@@ -73,10 +76,12 @@ export class Runs {
   ) {
     this.peerLog = new PeerLog(log, now);
     this.state = initialState({ lostAfterMs, stepDeadlineSlackMs });
+    this.keys = new LaunchKeys(store, now);
   }
 
   /** After a restart: re-arm deadlines and start queued runs whose turn it is. */
   resume() {
+    this.keys.restore(this.store.listRuns());
     this.handle({ type: 'resume', runs: this.store.listRuns() });
   }
 
@@ -160,8 +165,30 @@ export class Runs {
     return { plan, placement, version, problems, blockers, secretParams };
   }
 
+  /**
+   * Starts a run, or, for an idempotency key seen before (same workflow,
+   * within the retention window), answers the run it started (launch-keys.ts).
+   * Throws INVALID_INPUT for a malformed key and IDEMPOTENCY_KEY_REUSED for
+   * the same key with other params, besides what a submit throws.
+   */
+  async launch(req: SubmitRequest): Promise<Launched> {
+    const key = req.idempotencyKey ?? '';
+    if (key) checkIdempotencyKey(key);
+    const compiled = this.compile(req);
+    if (key) return this.keys.once(compiled.plan.workflow, key, compiled.plan, () => this.start(req, compiled, key));
+    const run = await this.start(req, compiled, '');
+    return { runId: run.id, workflow: run.workflow, run, deduplicated: false };
+  }
+
+  /** launch(), answering the run itself; a repeated key whose first run was pruned since is RUN_NOT_FOUND. */
   async submit(req: SubmitRequest): Promise<RunRecord> {
-    const { plan, placement, version, secretParams, blockers: unplaced } = this.compile(req);
+    const l = await this.launch(req);
+    if (l.run) return l.run;
+    throw new NotFoundError('RUN_NOT_FOUND', `idempotency key "${req.idempotencyKey}" started run ${l.runId} of ${l.workflow}, which is no longer kept; nothing was started`);
+  }
+
+  private async start(req: SubmitRequest, compiled: Compiled, key: string): Promise<RunRecord> {
+    const { plan, placement, version, secretParams, blockers: unplaced } = compiled;
     if (req.expectPlanHash && req.expectPlanHash !== plan.hash) {
       throw new ApiError(
         'PLAN_CHANGED',
@@ -187,6 +214,8 @@ export class Runs {
       );
     }
     const run = newRun(this.uniqueRunId(), plan, placement, version, admit.decision === 'queue', this.now());
+    run.trigger = req.trigger ?? 'api';
+    if (key) run.idempotencyKey = key;
     if (Object.keys(secretParams).length) {
       if (!this.secrets) throw new ApiError('INVALID_PARAMS', 'this control plane has no secret key, so it cannot take secret params');
       run.sealedParams = this.secrets.sealParams(run.id, secretParams);
@@ -194,8 +223,13 @@ export class Runs {
     requireWritable(this.store, 'no run was started');
     // Active (seen by agent events, reconnects and sweeps, so dispatched) only once it is durable.
     this.handle({ type: 'submitting', run });
+    // Put after the run: the store writes it after the run too, so a torn write never keeps a key without its run.
+    if (key) this.keys.record(run, key);
     try {
-      await flushOrUndo(this.store, 'no run was started', () => this.store.discardRun(run.id));
+      await flushOrUndo(this.store, 'no run was started', () => {
+        this.store.discardRun(run.id);
+        if (key) this.store.deleteLaunchKey(run.workflow, key);
+      });
     } catch (err) {
       this.handle({ type: 'submitFailed', runId: run.id });
       this.log.warn({ run: run.id, workflow: run.workflow, err: (err as Error).message }, 'run not started: its record could not be written');

@@ -67,6 +67,22 @@ export class Secrets implements RunSecrets {
     return info(rec);
   }
 
+  /**
+   * A stored secret's value, for checking webhook signatures on the control
+   * plane itself (the value leaves nothing; each delivery it admits is
+   * audited, so its reads are not). Undefined when none is stored or it
+   * cannot be opened.
+   */
+  value(name: string): string | undefined {
+    const rec = this.store.getSecret(name);
+    if (!rec) return undefined;
+    try {
+      return this.box.open(rec.sealed, context(name));
+    } catch {
+      return undefined;
+    }
+  }
+
   list(): SecretInfo[] {
     return this.store.listSecrets().map(info);
   }

@@ -199,6 +199,9 @@ export function toRun(r: RunInfoOut): Run {
     message: r.message,
     steps: r.steps.map(toStep),
     stepCounts: { total: 0, pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, ...r.stepCounts },
+    trigger: r.trigger || 'api',
+    idempotencyKey: r.idempotencyKey,
+    deduplicated: r.deduplicated,
   };
 }
 
@@ -292,6 +295,7 @@ export function toRegisteredWorkflow(w: WorkflowInfoOut): RegisteredWorkflow {
     description: w.description,
     source: w.source,
     changed: w.changed,
+    ...(w.warnings?.length ? { warnings: [...w.warnings] } : {}),
   };
 }
 

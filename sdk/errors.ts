@@ -217,6 +217,19 @@ export class SecretNotFoundError extends DroverError {
 }
 
 /**
+ * A launch's idempotency key already started a run of the workflow with
+ * other params (within the retention window): nothing was started. A retry
+ * sends the same params; a new request needs a new key.
+ */
+export class IdempotencyKeyReusedError extends DroverError {
+  override readonly name = 'IdempotencyKeyReusedError';
+  declare readonly code: 'IDEMPOTENCY_KEY_REUSED';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('IDEMPOTENCY_KEY_REUSED', message, options);
+  }
+}
+
+/**
  * The control plane cannot write its data dir (full, read-only or failing
  * disk): it refused a change and made none (a run launched now was not
  * started). It retries by itself; try again once the disk is fixed.
@@ -320,6 +333,7 @@ const BY_CODE = {
   TOKEN_NOT_FOUND: TokenNotFoundError,
   INVALID_REQUEST: InvalidRequestError,
   SECRET_NOT_FOUND: SecretNotFoundError,
+  IDEMPOTENCY_KEY_REUSED: IdempotencyKeyReusedError,
   UNAVAILABLE: UnavailableError,
 } as const satisfies Record<ErrorCode, new (message: string, options?: DroverErrorOptions) => DroverError>;
 

@@ -20,6 +20,11 @@ export class RunHandle {
     return this.run.id;
   }
 
+  /** True when the launch's idempotency key had started this run before: nothing new was started. */
+  get deduplicated(): boolean {
+    return this.run.deduplicated;
+  }
+
   /** Resolves with the final run once it is succeeded, failed or cancelled. */
   async wait(): Promise<Run> {
     return this.api.wait(this.id);

@@ -11,6 +11,14 @@ import { type LogLine, type Params, type Run, type RunEvent, type RunStatus, typ
 export interface LaunchOptions {
   /** Refuse to start (PlanChangedError) unless the compiled plan has this hash. */
   expectPlanHash?: string;
+  /**
+   * Launch at most once per key: a repeat with the same key (same workflow,
+   * within the control plane's retention window, 24 h by default) starts
+   * nothing and answers the first run, with `RunHandle.deduplicated` true.
+   * The same key with other params rejects with IdempotencyKeyReusedError.
+   * 1-200 printable ASCII characters, e.g. a UUID or an event id.
+   */
+  idempotencyKey?: string;
 }
 
 /** Filters for `runs.list`. */
@@ -45,7 +53,8 @@ export class RunsApi {
    * registered workflow: `{ ref: 'deploy@3' }`, or a string that names no
    * file and reads NAME or NAME@VERSION (see `resolveWorkflow`). Rejects with
    * InvalidWorkflowError, InvalidParamsError, NoMatchingAgentError,
-   * PlanChangedError, WorkflowNotFoundError, RunSkippedError or
+   * PlanChangedError, WorkflowNotFoundError, RunSkippedError,
+   * IdempotencyKeyReusedError, InvalidInputError (a malformed key) or
    * UnavailableError (the control plane cannot write its data dir; no run
    * was started) when it cannot start.
    */
@@ -56,6 +65,7 @@ export class RunsApi {
         ...(resolved.kind === 'ref' ? { workflowRef: resolved.ref } : { source: resolved.source, filename: resolved.filename }),
         params: encoded,
         expectPlanHash: options.expectPlanHash ?? '',
+        idempotencyKey: options.idempotencyKey ?? '',
       };
       return this.conn.unary<RunInfoOut>((cb) => this.conn.runs.submitRun(request, cb));
     });

@@ -173,6 +173,15 @@ export interface Run {
   steps: Step[];
   /** Its steps by status: fan-out and forEach instances one by one, their group entries not at all. */
   stepCounts: StepCounts;
+  /** What started it: "api", "webhook:NAME", "schedule:NAME", "nats:SUBJECT" or "rerun". */
+  trigger: string;
+  /** The idempotency key it was launched with ('' for none). */
+  idempotencyKey: string;
+  /**
+   * Only in the answer to a launch: true when the idempotency key had
+   * started this run before, so nothing new was started.
+   */
+  deduplicated: boolean;
 }
 
 /** How many of a run's steps are in each status. */
@@ -307,6 +316,8 @@ export interface RegisteredWorkflow {
   source: string;
   /** Only meaningful for `workflows.apply`: false when the content equalled the latest version. */
   changed: boolean;
+  /** Only from `workflows.apply`, and only when there are some: what its triggers need that the control plane lacks (a webhook's secret not stored, NATS triggers without NATS). */
+  warnings?: string[];
 }
 
 /** A registered network device (the inventory behind ssh steps). */

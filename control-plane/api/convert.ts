@@ -2,6 +2,7 @@
 import type { AgentInfo, AttemptInfo, DeviceInfo, LogLine, RunInfo, StepCounts, StepInfo } from '../../proto/index.js';
 import type { ListRunsRequest__Output } from '../../proto/gen/drover/v1/ListRunsRequest.js';
 import type { LiveAgent } from '../fleet.js';
+import type { Launched } from '../launch-keys.js';
 import { planIndex } from '../model/plan-index.js';
 import { waitOf, type WaitingView } from '../scheduler/waiting.js';
 import type { AttemptRecord, DeviceRecord, LogRecord, RunRecord, RunStatus, StepRecord } from '../store/store.js';
@@ -75,6 +76,15 @@ export function toAttemptInfo(a: AttemptRecord): AttemptInfo {
 /** `view`: as for toStepInfo. */
 export function toRunInfo(run: RunRecord, view?: WaitingView): RunInfo {
   return { ...toRunSummary(run), steps: planIndex(run.plan).order.map((id) => toStepInfo(run, run.steps[id], view)) };
+}
+
+/**
+ * A launch's answer: the run with `deduplicated` when the key had started it
+ * before; a first run pruned since is its id and workflow, and a message.
+ */
+export function launchedInfo(l: Launched, view?: WaitingView): RunInfo {
+  if (l.run) return { ...toRunInfo(l.run, view), deduplicated: l.deduplicated };
+  return { id: l.runId, workflow: l.workflow, deduplicated: true, message: `run ${l.runId} was started by this idempotency key earlier and is no longer kept` };
 }
 
 /** A run without its steps (runs lists: WatchRuns, the dashboard's runs feed); `stepCounts` says how they stand. */

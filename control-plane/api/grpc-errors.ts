@@ -25,6 +25,7 @@ const STATUS: Record<ApiErrorCode, grpc.status> = {
   PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
   INVALID_REQUEST: grpc.status.INVALID_ARGUMENT,
   SECRET_NOT_FOUND: grpc.status.NOT_FOUND,
+  IDEMPOTENCY_KEY_REUSED: grpc.status.ALREADY_EXISTS,
   UNAVAILABLE: grpc.status.UNAVAILABLE,
   INTERNAL: grpc.status.INTERNAL,
 };

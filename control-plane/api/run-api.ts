@@ -10,7 +10,7 @@ import { planIndex } from '../model/plan-index.js';
 import { NotFoundError } from '../errors.js';
 import { waitingReason } from '../scheduler/waiting.js';
 import { TERMINAL_RUN, TERMINAL_STEP, type LogRecord, type RunRecord, type StepRecord, type Store } from '../store/store.js';
-import { attemptNumber, fromRunStatus, toLogLine, toRunInfo, toStepInfo } from './convert.js';
+import { attemptNumber, fromRunStatus, launchedInfo, toLogLine, toRunInfo, toStepInfo } from './convert.js';
 import { toServiceError, unary } from './grpc-errors.js';
 import { watchRuns } from './watch-runs.js';
 
@@ -92,11 +92,10 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
   };
 
   return {
-    SubmitRun: unary((req) =>
-      runs
-        .submit({ source: req.source, filename: req.filename, workflowRef: req.workflowRef, params: req.params, expectPlanHash: req.expectPlanHash })
-        .then((run) => toRunInfo(run, runs.waitingView())),
-    ),
+    SubmitRun: unary(async (req) => {
+      const l = await runs.launch({ source: req.source, filename: req.filename, workflowRef: req.workflowRef, params: req.params, expectPlanHash: req.expectPlanHash, idempotencyKey: req.idempotencyKey });
+      return launchedInfo(l, runs.waitingView());
+    }),
     GetRun: unary((req) => toRunInfo(runs.get(req.id), runs.waitingView())),
     ListRuns: unary((req) => {
       const view = runs.waitingView();

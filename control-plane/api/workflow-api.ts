@@ -11,7 +11,11 @@ import type { Workflows } from '../workflows.js';
 import { toAgentState } from './convert.js';
 import { unary } from './grpc-errors.js';
 
-export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet, devices?: Devices): WorkflowServiceHandlers {
+/**
+ * `triggerWarnings`: what a registered workflow's triggers need that this
+ * control plane lacks, told to whoever applies it (triggers/warnings.ts).
+ */
+export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet, devices?: Devices, triggerWarnings?: (workflow: string) => string[]): WorkflowServiceHandlers {
   const info = (v: WorkflowVersion, extra: Partial<WorkflowInfo> = {}): WorkflowInfo => ({
     name: v.name,
     version: v.version,
@@ -29,7 +33,7 @@ export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet, 
     PlanRun: unary((req) => planPreview(runs.compile({ source: req.source, filename: req.filename, params: req.params, workflowRef: req.workflowRef }), fleet)),
     ApplyWorkflow: unary(async (req) => {
       const { version, changed } = await workflows.apply(req.source, req.filename);
-      return info(version, { changed });
+      return info(version, { changed, warnings: triggerWarnings?.(version.name) ?? [] });
     }),
     ListWorkflows: unary(() => ({ workflows: workflows.list().map(({ latest }) => info(latest)) })),
     GetWorkflow: unary((req) => {

@@ -1,7 +1,8 @@
 /**
  * The control plane's HTTP port (`--http HOST:PORT`): `/healthz`, `/metrics`
- * (Prometheus text for a viewer token), the dashboard's static files and its
- * WebSocket feed at `/ws`. HTTPS with the server's own certificate unless
+ * (Prometheus text for a viewer token), the dashboard's static files, its
+ * WebSocket feed at `/ws`, and webhooks at `POST /hooks/<name>`
+ * (triggers/webhooks.ts: signed, not token-authenticated). HTTPS with the server's own certificate unless
  * `--http-plain` (loopback only, checked by config.ts). What needs which
  * role: docs/security.md.
  */
@@ -15,6 +16,7 @@ import { bearer, type HttpAuth } from './auth.js';
 import { FeedConnection, type FeedDeps } from './feed.js';
 import type { DroverMetrics } from './prometheus.js';
 import { DASHBOARD_DIR, serveStatic } from './static.js';
+import type { Webhooks } from '../triggers/webhooks.js';
 
 /** Feed clients at once; past it an upgrade is answered 503. */
 const MAX_CLIENTS = 256;
@@ -22,6 +24,11 @@ const MAX_CLIENTS = 256;
 const MAX_CLIENTS_PER_PEER = 32;
 /** The socket's own message limit: a longer frame closes the connection (1009). Shorter ones over the feed's limit get an error. */
 export const WS_MAX_PAYLOAD = 256 * 1024;
+/** Request headers are at most this big (Node's default, said here because webhooks are open to the network): past it, 431. */
+const MAX_HEADER_BYTES = 16 * 1024;
+/** A request whose headers have not all arrived by then is dropped (408). */
+const HEADERS_TIMEOUT_MS = 10_000;
+
 /** A feed client that answers no ping for this long is dropped (a laptop that went to sleep). */
 const PING_MS = 30_000;
 
@@ -36,6 +43,8 @@ export interface HttpOptions {
   log: Logger;
   /** The dashboard's files (default: beside this module in dist). */
   dashboardDir?: string;
+  /** Serves POST /hooks/<name> (absent: 404). */
+  hooks?: Webhooks;
 }
 
 export interface HttpPort {
@@ -67,7 +76,9 @@ export async function startHttp(o: HttpOptions): Promise<HttpPort> {
       res.end('internal error\n');
     });
   };
-  const server: Server = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, handler) : createHttpServer(handler);
+  const limits = { maxHeaderSize: MAX_HEADER_BYTES };
+  const server: Server = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key, ...limits }, handler) : createHttpServer(limits, handler);
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
   const wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD });
   const alive = new WeakSet<WebSocket>();
   /** Open and opening feed sockets per peer address. */
@@ -132,6 +143,11 @@ export async function startHttp(o: HttpOptions): Promise<HttpPort> {
 
 async function route(o: HttpOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://x').pathname;
+  if (path.startsWith('/hooks/')) {
+    if (o.hooks) return o.hooks.handle(req, res, path.slice('/hooks/'.length), peerOf(req));
+    res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' });
+    return void res.end(`${JSON.stringify({ error: { code: 'WEBHOOK_NOT_FOUND', message: 'this control plane serves no webhooks', hint: '' } })}\n`);
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
     return void res.end('only GET and HEAD are served here\n');

@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline';
 import { GENESIS, hashLine, recordLine, verifyChain, type ChainHead, type ChainProblem, type ChainRecord } from '../../common/audit-chain.js';
 import type { Logger } from '../log.js';
 
-export type ActorKind = 'token' | 'agent' | 'enroll-token' | 'anonymous' | 'system';
+export type ActorKind = 'token' | 'agent' | 'enroll-token' | 'anonymous' | 'system' | 'webhook' | 'nats';
 
 export interface AuditEvent {
   actor: { kind: ActorKind; id: string };

@@ -30,7 +30,7 @@ import { describeError, nodeDisk, type Disk } from './disk.js';
 import { DurableJsonFile } from './durable-json-file.js';
 import { LogFiles } from './log-files.js';
 import { FleetSampleFile, type FleetSample } from './fleet-samples.js';
-import { TERMINAL_RUN, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type StoreHealth, type TokenRecord, type LogRead, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
+import { launchKeyId, TERMINAL_RUN, type AgentRecord, type LaunchKeyRecord, type SeenSignatureRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type StoreHealth, type TokenRecord, type LogRead, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
 
 interface Doc {
   version: 1;
@@ -44,6 +44,10 @@ interface Doc {
   credentials?: Record<string, CredentialRecord>;
   /** Sealed secrets (absent before they existed). */
   secrets?: Record<string, SecretRecord>;
+  /** Idempotency keys of launches, by launchKeyId (absent before they existed). */
+  launchKeys?: Record<string, LaunchKeyRecord>;
+  /** Webhook signatures accepted, remembered until their tolerance ends (absent before they existed). */
+  signatures?: Record<string, SeenSignatureRecord>;
   /** Change logs of this generation and later complete the document (absent: 0). */
   changeGen?: number;
 }
@@ -64,7 +68,11 @@ type Change =
   | ['deleteCredential', string]
   | ['secret', SecretRecord]
   | ['deleteSecret', string]
-  | ['deleteRun', string];
+  | ['deleteRun', string]
+  | ['launchKey', LaunchKeyRecord]
+  | ['deleteLaunchKey', string]
+  | ['signature', SeenSignatureRecord]
+  | ['deleteSignature', string];
 
 export interface LowdbStoreOptions {
   dataDir: string;
@@ -132,6 +140,9 @@ export class LowdbStore implements Store {
   /** Secrets put (a record) or deleted (null) since the last write. */
   private dirtySecrets = new Map<string, SecretRecord | null>();
   private deletedRuns = new Set<string>();
+  /** Launch keys and seen signatures put (a record) or deleted (null) since the last write. */
+  private dirtyLaunchKeys = new Map<string, LaunchKeyRecord | null>();
+  private dirtySignatures = new Map<string, SeenSignatureRecord | null>();
   /** Set after a failed write: the next write rewrites the document, which carries everything. */
   private snapshotDue = false;
   /** A batch drained from the dirty sets missed the change log: until a document is written, those changes are only in memory. */
@@ -168,6 +179,8 @@ export class LowdbStore implements Store {
     data.tokens ??= {};
     data.credentials ??= {};
     data.secrets ??= {};
+    data.launchKeys ??= {};
+    data.signatures ??= {};
     const gen = data.changeGen ?? 0;
     this.diskGen = gen;
     const gens = ChangeLog.generations(this.logBase, this.disk).filter((g) => g >= gen);
@@ -312,6 +325,52 @@ export class LowdbStore implements Store {
     this.touch();
     return true;
   }
+  getLaunchKey(workflow: string, key: string) {
+    return this.db.data.launchKeys?.[launchKeyId(workflow, key)];
+  }
+  putLaunchKey(rec: LaunchKeyRecord) {
+    const id = launchKeyId(rec.workflow, rec.key);
+    (this.db.data.launchKeys ??= {})[id] = rec;
+    this.dirtyLaunchKeys.set(id, rec);
+    this.touch();
+  }
+  deleteLaunchKey(workflow: string, key: string) {
+    const id = launchKeyId(workflow, key);
+    if (!this.db.data.launchKeys?.[id]) return;
+    delete this.db.data.launchKeys[id];
+    this.dirtyLaunchKeys.set(id, null);
+    this.touch();
+  }
+  getSeenSignature(id: string) {
+    return this.db.data.signatures?.[id];
+  }
+  putSeenSignature(rec: SeenSignatureRecord) {
+    (this.db.data.signatures ??= {})[rec.id] = rec;
+    this.dirtySignatures.set(rec.id, rec);
+    this.touch();
+  }
+  deleteSeenSignature(id: string) {
+    if (!this.db.data.signatures?.[id]) return;
+    delete this.db.data.signatures[id];
+    this.dirtySignatures.set(id, null);
+    this.touch();
+  }
+  pruneExpired(nowMs: number) {
+    let n = 0;
+    for (const [table, dirty] of [
+      [this.db.data.launchKeys ?? {}, this.dirtyLaunchKeys],
+      [this.db.data.signatures ?? {}, this.dirtySignatures],
+    ] as [Record<string, { expiresMs: number }>, Map<string, unknown>][]) {
+      for (const [id, r] of Object.entries(table)) {
+        if (r.expiresMs > nowMs) continue;
+        delete table[id];
+        dirty.set(id, null);
+        n++;
+      }
+    }
+    if (n) this.touch();
+    return n;
+  }
   appendLog(runId: string, ...records: LogRecord[]) {
     this.logs.append(runId, ...records);
     this.touch();
@@ -433,6 +492,18 @@ export class LowdbStore implements Store {
       case 'deleteSecret':
         if (data.secrets) delete data.secrets[c[1]];
         break;
+      case 'launchKey':
+        (data.launchKeys ??= {})[launchKeyId(c[1].workflow, c[1].key)] = c[1];
+        break;
+      case 'deleteLaunchKey':
+        if (data.launchKeys) delete data.launchKeys[c[1]];
+        break;
+      case 'signature':
+        (data.signatures ??= {})[c[1].id] = c[1];
+        break;
+      case 'deleteSignature':
+        if (data.signatures) delete data.signatures[c[1]];
+        break;
     }
   }
 
@@ -459,6 +530,9 @@ export class LowdbStore implements Store {
       for (const stepId of what) if (steps[stepId]) line(['step', id, steps[stepId]]);
     }
     for (const id of this.deletedRuns) line(['deleteRun', id]);
+    // After the runs: a write torn by a crash that kept a key kept its run too (Runs.resume re-makes a key a torn write lost).
+    for (const [id, k] of this.dirtyLaunchKeys) line(k ? ['launchKey', k] : ['deleteLaunchKey', id]);
+    for (const [id, x] of this.dirtySignatures) line(x ? ['signature', x] : ['deleteSignature', id]);
     this.dirtyAgents.clear();
     this.dirtyRuns.clear();
     this.newVersions = [];
@@ -467,6 +541,8 @@ export class LowdbStore implements Store {
     this.dirtyCredentials.clear();
     this.dirtySecrets.clear();
     this.deletedRuns.clear();
+    this.dirtyLaunchKeys.clear();
+    this.dirtySignatures.clear();
     return lines.length ? `${lines.join('\n')}\n` : '';
   }
 

@@ -1,6 +1,6 @@
 /** A Store that keeps everything in memory: for tests and throwaway servers. */
 import { SampleWindow, type FleetSample } from './fleet-samples.js';
-import { LOG_PAGE_RECORDS, logMatches, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type TokenRecord, type LogPage, type LogRead, type LogRecord, type RunRecord, type Store, type StoreHealth, type WorkflowVersion } from './store.js';
+import { launchKeyId, LOG_PAGE_RECORDS, logMatches, type AgentRecord, type CredentialRecord, type LaunchKeyRecord, type SeenSignatureRecord, type DeviceRecord, type SecretRecord, type TokenRecord, type LogPage, type LogRead, type LogRecord, type RunRecord, type Store, type StoreHealth, type WorkflowVersion } from './store.js';
 
 export class MemoryStore implements Store {
   private agents = new Map<string, AgentRecord>();
@@ -12,6 +12,8 @@ export class MemoryStore implements Store {
   private credentials = new Map<string, CredentialRecord>();
   private secrets = new Map<string, SecretRecord>();
   private samples = new SampleWindow();
+  private launchKeys = new Map<string, LaunchKeyRecord>();
+  private signatures = new Map<string, SeenSignatureRecord>();
 
   async open() {}
   getAgent(name: string) {
@@ -85,6 +87,31 @@ export class MemoryStore implements Store {
   }
   deleteSecret(name: string) {
     return this.secrets.delete(name);
+  }
+  getLaunchKey(workflow: string, key: string) {
+    return this.launchKeys.get(launchKeyId(workflow, key));
+  }
+  putLaunchKey(rec: LaunchKeyRecord) {
+    this.launchKeys.set(launchKeyId(rec.workflow, rec.key), rec);
+  }
+  deleteLaunchKey(workflow: string, key: string) {
+    this.launchKeys.delete(launchKeyId(workflow, key));
+  }
+  getSeenSignature(id: string) {
+    return this.signatures.get(id);
+  }
+  putSeenSignature(rec: SeenSignatureRecord) {
+    this.signatures.set(rec.id, rec);
+  }
+  deleteSeenSignature(id: string) {
+    this.signatures.delete(id);
+  }
+  pruneExpired(nowMs: number) {
+    let n = 0;
+    for (const m of [this.launchKeys, this.signatures] as Map<string, { expiresMs: number }>[]) {
+      for (const [id, r] of m) if (r.expiresMs <= nowMs && m.delete(id)) n++;
+    }
+    return n;
   }
   appendLog(runId: string, ...records: LogRecord[]) {
     const list = this.logs.get(runId) ?? [];

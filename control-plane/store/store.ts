@@ -132,6 +132,33 @@ export interface SecretRecord {
   version: number;
 }
 
+/**
+ * An idempotency key a launch was made with (Runs.launch): a repeat of the
+ * same workflow and key before `expiresMs` starts nothing and answers
+ * `runId`, even once that run is pruned. Written in the same flush as the run.
+ */
+export interface LaunchKeyRecord {
+  workflow: string;
+  key: string;
+  runId: string;
+  /** SHA-256 of the bound params as the plan shows them (secret values masked): the same key with other params is refused. */
+  paramsHash: string;
+  createdMs: number;
+  expiresMs: number;
+}
+
+/** The id a launch key is stored under (workflow names and keys hold no newline). */
+export function launchKeyId(workflow: string, key: string): string {
+  return `${workflow}\n${key}`;
+}
+
+/** A webhook delivery's signature that was accepted: the same one again before `expiresMs` is a replay. */
+export interface SeenSignatureRecord {
+  /** `<hook>:<sha256 of "<t>.<body>">`. */
+  id: string;
+  expiresMs: number;
+}
+
 /** Which of a run's log records a read returns; every field left out matches all. */
 export interface LogFilter {
   /** That step's records, and notices of unreadable records that name no step (they are shown whatever step was asked for). */
@@ -228,6 +255,14 @@ export interface Store {
   putSecret(secret: SecretRecord): void;
   /** Removes a secret; false when there was none of that name. */
   deleteSecret(name: string): boolean;
+  getLaunchKey(workflow: string, key: string): LaunchKeyRecord | undefined;
+  putLaunchKey(rec: LaunchKeyRecord): void;
+  deleteLaunchKey(workflow: string, key: string): void;
+  getSeenSignature(id: string): SeenSignatureRecord | undefined;
+  putSeenSignature(rec: SeenSignatureRecord): void;
+  deleteSeenSignature(id: string): void;
+  /** Drops launch keys and seen signatures whose `expiresMs` is at or before `nowMs`; returns how many went. */
+  pruneExpired(nowMs: number): number;
   /** Appends records of one agent message together: a crash stores all of them or none (the message's seq marks them stored). */
   appendLog(runId: string, ...records: LogRecord[]): void;
   /**

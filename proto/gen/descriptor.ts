@@ -2358,6 +2358,11 @@ export const DESCRIPTOR = {
         "versions": {
          "type": "int32",
          "id": 8
+        },
+        "warnings": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 9
         }
        }
       },

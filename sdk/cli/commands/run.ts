@@ -13,6 +13,7 @@ interface RunOptions {
   paramFile?: string[];
   follow?: boolean;
   planHash?: string;
+  idempotencyKey?: string;
   output: string;
 }
 
@@ -29,6 +30,7 @@ export function register(program: Command): void {
     .option('--param-file <key=file>', "a param's value read from a file, e.g. a secret param (repeatable)", collect)
     .option('-f, --follow', 'stream progress and logs until the run ends')
     .option('--plan-hash <hash>', 'refuse to start unless the compiled plan has this hash (the hash `drover plan` prints)')
+    .option('--idempotency-key <key>', 'start at most one run for this key: a repeat (same workflow, within the server\'s retention, 24h by default) starts nothing and names the first run')
     .addOption(outputOption())
     .addOption(serverOption()).addOption(tokenOption()).addOption(caOption())
     .addHelpText(
@@ -40,22 +42,26 @@ export function register(program: Command): void {
         'drover run onboard-employee@2 -p username=carol',
         'drover run deploy.yaml --plan-hash 3f9c2a1b -o json   # the hash from `drover plan`',
         'drover run deploy.yaml --param-file api_token=/run/secrets/api-token   # a secret param',
+        'drover run onboard-employee -p username=dave --idempotency-key hr-4711   # safe to retry',
       ),
     )
     .action(async (workflow: string, opts: RunOptions, cmd: Command) => {
       const params = { ...parseParamArgs(opts.param ?? []), ...readParamFiles(opts.paramFile ?? []) };
       await withClient(cmd, async (client) => {
-        const handle = await client.runs.launch(workflow, params, { expectPlanHash: opts.planHash });
+        const handle = await client.runs.launch(workflow, params, { expectPlanHash: opts.planHash, idempotencyKey: opts.idempotencyKey });
+        const started = handle.deduplicated
+          ? `run ${handle.id} was already started with idempotency key ${JSON.stringify(opts.idempotencyKey)} (${workflowLabel(handle.run)}); nothing new was started`
+          : `run ${handle.id} started (${workflowLabel(handle.run)})`;
         if (!opts.follow) {
           if (opts.output === 'json') return printJson(handle.run);
-          process.stdout.write(`run ${handle.id} started (${workflowLabel(handle.run)})\nsee its progress with: ${cli()} status ${handle.id}\n`);
+          process.stdout.write(`${started}\nsee its progress with: ${cli()} status ${handle.id}\n`);
           return;
         }
         process.once('SIGINT', () => {
           process.stderr.write(`\ndetached; run ${handle.id} goes on. reattach with: ${cli()} logs ${handle.id} --follow\n`);
           process.exit(EXIT.interrupted);
         });
-        if (opts.output !== 'json') process.stdout.write(`run ${handle.id} started (${workflowLabel(handle.run)})\n`);
+        if (opts.output !== 'json') process.stdout.write(`${started}\n`);
         const run =
           opts.output === 'json'
             ? await handle.wait()

@@ -12,6 +12,7 @@ export interface WorkflowInfo {
   'source'?: (string);
   'description'?: (string);
   'versions'?: (number);
+  'warnings'?: (string)[];
 }
 
 export interface WorkflowInfo__Output {
@@ -23,4 +24,5 @@ export interface WorkflowInfo__Output {
   'source': (string);
   'description': (string);
   'versions': (number);
+  'warnings': (string)[];
 }

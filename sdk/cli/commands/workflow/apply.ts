@@ -28,6 +28,7 @@ export function register(group: Command): void {
           const w = await client.workflows.apply(file);
           stored.push(w);
           if (opts.output !== 'json') process.stdout.write(applyLine(w));
+          for (const warning of w.warnings ?? []) process.stderr.write(`warning: ${w.name}: ${warning}\n`);
         }
         if (opts.output === 'json') printJson(stored.length === 1 ? stored[0] : stored);
       });
