@@ -30,7 +30,7 @@ import { describeError, nodeDisk, type Disk } from './disk.js';
 import { DurableJsonFile } from './durable-json-file.js';
 import { LogFiles } from './log-files.js';
 import { FleetSampleFile, type FleetSample } from './fleet-samples.js';
-import { TERMINAL_RUN, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type StoreHealth, type TokenRecord, type LogRead, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
+import { TERMINAL_RUN, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type StoreHealth, type TokenRecord, type LogRead, type LogRecord, type RunRecord, type ScheduleRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
 
 interface Doc {
   version: 1;
@@ -44,6 +44,8 @@ interface Doc {
   credentials?: Record<string, CredentialRecord>;
   /** Sealed secrets (absent before they existed). */
   secrets?: Record<string, SecretRecord>;
+  /** Cron schedules' state (absent before schedules existed). */
+  schedules?: Record<string, ScheduleRecord>;
   /** Change logs of this generation and later complete the document (absent: 0). */
   changeGen?: number;
 }
@@ -64,7 +66,9 @@ type Change =
   | ['deleteCredential', string]
   | ['secret', SecretRecord]
   | ['deleteSecret', string]
-  | ['deleteRun', string];
+  | ['deleteRun', string]
+  | ['schedule', ScheduleRecord]
+  | ['deleteSchedule', string];
 
 export interface LowdbStoreOptions {
   dataDir: string;
@@ -132,6 +136,8 @@ export class LowdbStore implements Store {
   /** Secrets put (a record) or deleted (null) since the last write. */
   private dirtySecrets = new Map<string, SecretRecord | null>();
   private deletedRuns = new Set<string>();
+  /** Schedules put (a record) or deleted (null) since the last write. */
+  private dirtySchedules = new Map<string, ScheduleRecord | null>();
   /** Set after a failed write: the next write rewrites the document, which carries everything. */
   private snapshotDue = false;
   /** A batch drained from the dirty sets missed the change log: until a document is written, those changes are only in memory. */
@@ -168,6 +174,7 @@ export class LowdbStore implements Store {
     data.tokens ??= {};
     data.credentials ??= {};
     data.secrets ??= {};
+    data.schedules ??= {};
     const gen = data.changeGen ?? 0;
     this.diskGen = gen;
     const gens = ChangeLog.generations(this.logBase, this.disk).filter((g) => g >= gen);
@@ -312,6 +319,25 @@ export class LowdbStore implements Store {
     this.touch();
     return true;
   }
+  getSchedule(name: string) {
+    return this.db.data.schedules?.[name];
+  }
+  listSchedules() {
+    return Object.values(this.db.data.schedules ?? {}).sort((a, b) => a.name.localeCompare(b.name));
+  }
+  putSchedule(schedule: ScheduleRecord) {
+    (this.db.data.schedules ??= {})[schedule.name] = schedule;
+    this.dirtySchedules.set(schedule.name, schedule);
+    this.touch();
+  }
+  deleteSchedule(name: string) {
+    const schedules = this.db.data.schedules ?? {};
+    if (!schedules[name]) return false;
+    delete schedules[name];
+    this.dirtySchedules.set(name, null);
+    this.touch();
+    return true;
+  }
   appendLog(runId: string, ...records: LogRecord[]) {
     this.logs.append(runId, ...records);
     this.touch();
@@ -433,6 +459,12 @@ export class LowdbStore implements Store {
       case 'deleteSecret':
         if (data.secrets) delete data.secrets[c[1]];
         break;
+      case 'schedule':
+        (data.schedules ??= {})[c[1].name] = c[1];
+        break;
+      case 'deleteSchedule':
+        if (data.schedules) delete data.schedules[c[1]];
+        break;
     }
   }
 
@@ -459,6 +491,8 @@ export class LowdbStore implements Store {
       for (const stepId of what) if (steps[stepId]) line(['step', id, steps[stepId]]);
     }
     for (const id of this.deletedRuns) line(['deleteRun', id]);
+    // After the runs: a torn batch that lost a schedule's fire but kept its run fires again under the same idempotency key, which starts nothing.
+    for (const [name, x] of this.dirtySchedules) line(x ? ['schedule', x] : ['deleteSchedule', name]);
     this.dirtyAgents.clear();
     this.dirtyRuns.clear();
     this.newVersions = [];
@@ -467,6 +501,7 @@ export class LowdbStore implements Store {
     this.dirtyCredentials.clear();
     this.dirtySecrets.clear();
     this.deletedRuns.clear();
+    this.dirtySchedules.clear();
     return lines.length ? `${lines.join('\n')}\n` : '';
   }
 

@@ -1,6 +1,6 @@
 /** A Store that keeps everything in memory: for tests and throwaway servers. */
 import { SampleWindow, type FleetSample } from './fleet-samples.js';
-import { LOG_PAGE_RECORDS, logMatches, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type TokenRecord, type LogPage, type LogRead, type LogRecord, type RunRecord, type Store, type StoreHealth, type WorkflowVersion } from './store.js';
+import { LOG_PAGE_RECORDS, logMatches, type AgentRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type TokenRecord, type LogPage, type LogRead, type LogRecord, type RunRecord, type ScheduleRecord, type Store, type StoreHealth, type WorkflowVersion } from './store.js';
 
 export class MemoryStore implements Store {
   private agents = new Map<string, AgentRecord>();
@@ -11,6 +11,7 @@ export class MemoryStore implements Store {
   private tokens = new Map<string, TokenRecord>();
   private credentials = new Map<string, CredentialRecord>();
   private secrets = new Map<string, SecretRecord>();
+  private schedules = new Map<string, ScheduleRecord>();
   private samples = new SampleWindow();
 
   async open() {}
@@ -85,6 +86,18 @@ export class MemoryStore implements Store {
   }
   deleteSecret(name: string) {
     return this.secrets.delete(name);
+  }
+  getSchedule(name: string) {
+    return this.schedules.get(name);
+  }
+  listSchedules() {
+    return [...this.schedules.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+  putSchedule(schedule: ScheduleRecord) {
+    this.schedules.set(schedule.name, schedule);
+  }
+  deleteSchedule(name: string) {
+    return this.schedules.delete(name);
   }
   appendLog(runId: string, ...records: LogRecord[]) {
     const list = this.logs.get(runId) ?? [];
