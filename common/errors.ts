@@ -29,6 +29,7 @@ export type ApiErrorCode =
   | 'PERMISSION_DENIED'
   | 'INVALID_REQUEST'
   | 'SECRET_NOT_FOUND'
+  | 'SCHEDULE_NOT_FOUND'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 

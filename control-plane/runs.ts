@@ -187,6 +187,7 @@ export class Runs {
       );
     }
     const run = newRun(this.uniqueRunId(), plan, placement, version, admit.decision === 'queue', this.now());
+    if (req.trigger && req.trigger !== 'api') run.trigger = req.trigger;
     if (Object.keys(secretParams).length) {
       if (!this.secrets) throw new ApiError('INVALID_PARAMS', 'this control plane has no secret key, so it cannot take secret params');
       run.sealedParams = this.secrets.sealParams(run.id, secretParams);

@@ -216,6 +216,15 @@ export class SecretNotFoundError extends DroverError {
   }
 }
 
+/** No registered workflow declares a cron schedule of that name; the message lists the names there are. */
+export class ScheduleNotFoundError extends DroverError {
+  override readonly name = 'ScheduleNotFoundError';
+  declare readonly code: 'SCHEDULE_NOT_FOUND';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('SCHEDULE_NOT_FOUND', message, options);
+  }
+}
+
 /**
  * The control plane cannot write its data dir (full, read-only or failing
  * disk): it refused a change and made none (a run launched now was not
@@ -320,6 +329,7 @@ const BY_CODE = {
   TOKEN_NOT_FOUND: TokenNotFoundError,
   INVALID_REQUEST: InvalidRequestError,
   SECRET_NOT_FOUND: SecretNotFoundError,
+  SCHEDULE_NOT_FOUND: ScheduleNotFoundError,
   UNAVAILABLE: UnavailableError,
 } as const satisfies Record<ErrorCode, new (message: string, options?: DroverErrorOptions) => DroverError>;
 

@@ -25,6 +25,7 @@ const STATUS: Record<ApiErrorCode, grpc.status> = {
   PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
   INVALID_REQUEST: grpc.status.INVALID_ARGUMENT,
   SECRET_NOT_FOUND: grpc.status.NOT_FOUND,
+  SCHEDULE_NOT_FOUND: grpc.status.NOT_FOUND,
   UNAVAILABLE: grpc.status.UNAVAILABLE,
   INTERNAL: grpc.status.INTERNAL,
 };
