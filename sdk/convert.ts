@@ -199,6 +199,7 @@ export function toRun(r: RunInfoOut): Run {
     message: r.message,
     steps: r.steps.map(toStep),
     stepCounts: { total: 0, pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, ...r.stepCounts },
+    trigger: r.trigger || 'api',
   };
 }
 

@@ -173,6 +173,8 @@ export interface Run {
   steps: Step[];
   /** Its steps by status: fan-out and forEach instances one by one, their group entries not at all. */
   stepCounts: StepCounts;
+  /** What started it: "api", "webhook:NAME", "schedule:NAME", "nats:SUBJECT" or "rerun". */
+  trigger: string;
 }
 
 /** How many of a run's steps are in each status. */

@@ -35,7 +35,7 @@ const step = (id: string, over: Partial<Step> = {}): Step => ({
 });
 const run = (id: string, over: Partial<Run> = {}): Run => ({
   id, workflow: 'onboard-employee', workflowVersion: 2, status: 'succeeded', createdAt: NOW - 61_000, startedAt: NOW - 60_000, endedAt: NOW - 52_000,
-  params: { username: 'alice', role: 'engineer' }, planHash: '3f9c2a1b', message: '', steps: [], stepCounts: counts({ total: 4, succeeded: 4 }), ...over,
+  params: { username: 'alice', role: 'engineer' }, planHash: '3f9c2a1b', message: '', steps: [], stepCounts: counts({ total: 4, succeeded: 4 }), trigger: 'api', ...over,
 });
 const RUNS: Run[] = [
   run('r-261201-115930-7f3a2c1d', { status: 'running', endedAt: 0, stepCounts: counts({ total: 12, succeeded: 5, running: 2, pending: 5 }), params: { username: 'bob', role: 'sales', api_token: '(secret)' } }),
