@@ -278,7 +278,8 @@ async function serve(cfg: ServerConfig) {
     });
     log.info({ url: http.url, tls: !cfg.httpPlain }, 'HTTP port listening (dashboard, /metrics, /healthz)');
   }
-  await schedules.start();
+  // Catch-up fires start in the background: a hundred missed fires need not hold the listening line back.
+  void schedules.start();
   log.info({ address, dataDir: cfg.dataDir, schedules: schedules.list().length, agents: fleet.list().length, runs: store.listRuns().length, tls: !cfg.insecure }, 'control plane listening');
   // One plain line on stdout so scripts and `drover dev` can find the address.
   process.stdout.write(`drover server listening on ${address}\n`);

@@ -41,6 +41,11 @@ export const REPLAN_MS = 60_000;
  */
 export const MAX_CHECK_GAP_MS = REPLAN_MS + 30_000;
 
+/** A schedule's last message is cut to this many characters (the log has the whole error). */
+const MAX_MESSAGE = 2000;
+/** How many schedule names a SCHEDULE_NOT_FOUND message lists (`drover schedules` has them all). */
+const NAMES_SHOWN = 20;
+
 /** A declared schedule: the trigger, and the workflow version whose latest it is. */
 export interface DeclaredSchedule {
   trigger: CronTrigger;
@@ -172,9 +177,10 @@ export class Schedules {
     const d = this.declared.get(name);
     if (!d) {
       const names = [...this.declared.keys()].sort();
+      const shown = names.slice(0, NAMES_SHOWN).join(', ') + (names.length > NAMES_SHOWN ? ` and ${names.length - NAMES_SHOWN} more` : '');
       throw new NotFoundError(
         'SCHEDULE_NOT_FOUND',
-        `no schedule named "${name}"${names.length ? `; schedules: ${names.join(', ')}` : ''}`,
+        `no schedule named "${name.slice(0, 200)}"${names.length ? `; schedules: ${shown}` : ''}`,
         names.length ? 'list them with `drover schedules`' : 'no registered workflow declares a cron trigger: add `triggers: [{ cron: "0 2 * * *" }]` to one and `drover workflow apply` it',
       );
     }
@@ -247,7 +253,7 @@ export class Schedules {
       const e = err instanceof ApiError ? err : undefined;
       result = e?.code ?? 'INTERNAL';
       const why = `${result}: ${(err as Error).message}`;
-      Object.assign(rec, { lastRunId: '', lastMessage: note ? `${why}; ${note}` : why });
+      Object.assign(rec, { lastRunId: '', lastMessage: (note ? `${why}; ${note}` : why).slice(0, MAX_MESSAGE) });
       if (e) this.o.log.warn({ schedule: name, workflow: d.workflow, fire: at, code: e.code, err: e.message }, 'schedule fired: no run started');
       else this.o.log.error({ schedule: name, workflow: d.workflow, fire: at, err }, 'schedule fired: no run started (internal error)');
       this.o.audit?.record({ actor: { kind: 'system', id: `schedule:${name}` }, action: 'schedule.fire', target: d.workflow, result, detail: { workflow: d.workflow, fire: at, message: (err as Error).message.slice(0, 500) } });
