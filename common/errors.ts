@@ -30,6 +30,7 @@ export type ApiErrorCode =
   | 'INVALID_REQUEST'
   | 'SECRET_NOT_FOUND'
   | 'IDEMPOTENCY_KEY_REUSED'
+  | 'SCHEDULE_NOT_FOUND'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 

@@ -15,6 +15,8 @@ import { workflowService } from './api/workflow-api.js';
 import { accessService, enrollHandler } from './api/access-api.js';
 import { auditService } from './api/audit-api.js';
 import { statsService } from './api/stats-api.js';
+import { triggerService } from './api/trigger-api.js';
+import { Schedules } from './triggers/schedules.js';
 import { fleetSample } from './metrics/fleet-sampler.js';
 import { StatsService } from './metrics/stats.js';
 import { secretService } from './api/secret-api.js';
@@ -245,6 +247,9 @@ async function serve(cfg: ServerConfig) {
   server.addService(v1.SecretService.service, secretService(secrets));
   server.addService(v1.AuditService.service, auditService(audit));
   server.addService(v1.StatsService.service, statsService(stats));
+  // Cron triggers: started once the API listens (below); catch-up after a restart happens then.
+  const schedules = new Schedules({ store, workflows, submit: (req) => runs.submit(req), log: log.child({ component: 'schedules' }), now, audit });
+  server.addService(v1.TriggerService.service, triggerService(schedules, store));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(cfg.listen, cfg.insecure ? grpc.ServerCredentials.createInsecure() : tlsCredentials(pki), (err, p) => (err ? reject(err) : resolve(p))),
   ).catch((err: Error) => {
@@ -280,7 +285,9 @@ async function serve(cfg: ServerConfig) {
     log.info({ url: http.url, tls: !cfg.httpPlain }, 'HTTP port listening (dashboard, /metrics, /healthz, /hooks/<name>)');
   }
   for (const w of workflows.triggers()) for (const warning of triggerWarnings(triggerEnv, w.workflow)) log.warn({ workflow: w.workflow }, warning);
-  log.info({ address, dataDir: cfg.dataDir, agents: fleet.list().length, runs: store.listRuns().length, tls: !cfg.insecure }, 'control plane listening');
+  // Catch-up fires start in the background: a hundred missed fires need not hold the listening line back.
+  void schedules.start();
+  log.info({ address, dataDir: cfg.dataDir, schedules: schedules.list().length, agents: fleet.list().length, runs: store.listRuns().length, tls: !cfg.insecure }, 'control plane listening');
   // One plain line on stdout so scripts and `drover dev` can find the address.
   process.stdout.write(`drover server listening on ${address}\n`);
   process.stdout.write(`drover server CA certificate: ${join(cfg.dataDir, 'ca.pem')} (clients: --ca or DROVER_CA)\n`);
@@ -293,6 +300,7 @@ async function serve(cfg: ServerConfig) {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    schedules.stop();
     server.tryShutdown(() => undefined);
     void http?.close();
     setTimeout(() => server.forceShutdown(), 2000).unref();

@@ -57,6 +57,8 @@ export type { AuditServiceClient, AuditServiceHandlers } from './gen/drover/v1/A
 export type { AuditRecord, AuditRecord__Output as AuditRecordOut } from './gen/drover/v1/AuditRecord.js';
 export type { VerifyAuditResponse, VerifyAuditResponse__Output as VerifyAuditResponseOut } from './gen/drover/v1/VerifyAuditResponse.js';
 export type { StatsServiceClient, StatsServiceHandlers } from './gen/drover/v1/StatsService.js';
+export type { TriggerServiceClient, TriggerServiceHandlers } from './gen/drover/v1/TriggerService.js';
+export type { ScheduleInfo, ScheduleInfo__Output as ScheduleInfoOut } from './gen/drover/v1/ScheduleInfo.js';
 export type { GetStatsRequest, GetStatsRequest__Output as GetStatsRequestOut } from './gen/drover/v1/GetStatsRequest.js';
 export type { Stats, Stats__Output as StatsOut } from './gen/drover/v1/Stats.js';
 export type { WorkflowStats, WorkflowStats__Output as WorkflowStatsOut } from './gen/drover/v1/WorkflowStats.js';

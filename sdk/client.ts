@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { checkAddress } from './address.js';
 import { AccessApi } from './access.js';
 import { AuditApi } from './audit.js';
+import { SchedulesApi } from './schedules.js';
 import { SecretsApi } from './secrets.js';
 import { StatsApi } from './stats.js';
 import { Connection, DEFAULT_ADDRESS, DEFAULT_CONNECT_TIMEOUT_MS } from './connection.js';
@@ -95,6 +96,8 @@ export class DroverClient {
   readonly audit: AuditApi;
   /** The four orchestration metrics over a window (docs/metrics.md), viewer role. */
   readonly stats: StatsApi;
+  /** Cron schedules of registered workflows: list (viewer), pause and resume (operator). */
+  readonly schedules: SchedulesApi;
   private readonly conn: Connection;
 
   constructor(options: ClientOptions = {}) {
@@ -109,6 +112,7 @@ export class DroverClient {
     this.secrets = new SecretsApi(this.conn);
     this.audit = new AuditApi(this.conn);
     this.stats = new StatsApi(this.conn);
+    this.schedules = new SchedulesApi(this.conn);
   }
 
   /** Log lines of a run, or of one step when `stepId` is given. */

@@ -11,7 +11,7 @@
  * waits for the next one up to the deadline rather than fail a call.
  */
 import * as grpc from '@grpc/grpc-js';
-import { droverV1, type AccessServiceClient, type AuditServiceClient, type DeviceServiceClient, type SecretServiceClient, type StatsServiceClient, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
+import { droverV1, type AccessServiceClient, type AuditServiceClient, type DeviceServiceClient, type SecretServiceClient, type StatsServiceClient, type TriggerServiceClient, type FleetServiceClient, type RunServiceClient, type WorkflowServiceClient } from '../proto/index.js';
 import { CallStream } from './call-stream.js';
 import { serverUnreachable } from './errors.js';
 import { fromGrpcError } from './grpc-errors.js';
@@ -49,6 +49,7 @@ export class Connection {
   readonly secrets: SecretServiceClient;
   readonly audit: AuditServiceClient;
   readonly stats: StatsServiceClient;
+  readonly triggers: TriggerServiceClient;
   private readonly channel: grpc.Channel;
   private ready: Promise<void> | undefined;
 
@@ -78,6 +79,7 @@ export class Connection {
     this.secrets = new v1.SecretService(address, creds, opts);
     this.audit = new v1.AuditService(address, creds, opts);
     this.stats = new v1.StatsService(address, creds, opts);
+    this.triggers = new v1.TriggerService(address, creds, opts);
   }
 
   /** Resolves once the channel is READY; rejects with SERVER_UNREACHABLE. */
@@ -152,6 +154,7 @@ export class Connection {
     this.access.close();
     this.secrets.close();
     this.audit.close();
+    this.triggers.close();
     this.channel.close();
   }
 }

@@ -216,6 +216,15 @@ export class SecretNotFoundError extends DroverError {
   }
 }
 
+/** No registered workflow declares a cron schedule of that name; the message lists the names there are. */
+export class ScheduleNotFoundError extends DroverError {
+  override readonly name = 'ScheduleNotFoundError';
+  declare readonly code: 'SCHEDULE_NOT_FOUND';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('SCHEDULE_NOT_FOUND', message, options);
+  }
+}
+
 /**
  * A launch's idempotency key already started a run of the workflow with
  * other params (within the retention window): nothing was started. A retry
@@ -334,6 +343,7 @@ const BY_CODE = {
   INVALID_REQUEST: InvalidRequestError,
   SECRET_NOT_FOUND: SecretNotFoundError,
   IDEMPOTENCY_KEY_REUSED: IdempotencyKeyReusedError,
+  SCHEDULE_NOT_FOUND: ScheduleNotFoundError,
   UNAVAILABLE: UnavailableError,
 } as const satisfies Record<ErrorCode, new (message: string, options?: DroverErrorOptions) => DroverError>;
 

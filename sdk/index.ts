@@ -7,6 +7,7 @@ export { RunHandle, type RunEventsOptions } from './run-handle.js';
 export { WorkflowsApi } from './workflows.js';
 export { AccessApi, type AgentCredential, type CreateEnrollTokenOptions, type CreateTokenOptions, type Role, type TokenInfo } from './access.js';
 export { SecretsApi, type SecretInfo } from './secrets.js';
+export { SchedulesApi, type Schedule, type ListSchedulesOptions } from './schedules.js';
 export { AuditApi, type AuditRecord, type AuditVerification, type ListAuditOptions } from './audit.js';
 export { StatsApi, type GetStatsOptions } from './stats.js';
 export { DevicesApi, type AddDeviceOptions, type ListDevicesOptions } from './devices.js';

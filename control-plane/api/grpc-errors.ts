@@ -26,6 +26,7 @@ const STATUS: Record<ApiErrorCode, grpc.status> = {
   INVALID_REQUEST: grpc.status.INVALID_ARGUMENT,
   SECRET_NOT_FOUND: grpc.status.NOT_FOUND,
   IDEMPOTENCY_KEY_REUSED: grpc.status.ALREADY_EXISTS,
+  SCHEDULE_NOT_FOUND: grpc.status.NOT_FOUND,
   UNAVAILABLE: grpc.status.UNAVAILABLE,
   INTERNAL: grpc.status.INTERNAL,
 };

@@ -30,7 +30,7 @@ import { describeError, nodeDisk, type Disk } from './disk.js';
 import { DurableJsonFile } from './durable-json-file.js';
 import { LogFiles } from './log-files.js';
 import { FleetSampleFile, type FleetSample } from './fleet-samples.js';
-import { launchKeyId, TERMINAL_RUN, type AgentRecord, type LaunchKeyRecord, type SeenSignatureRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type StoreHealth, type TokenRecord, type LogRead, type LogRecord, type RunRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
+import { launchKeyId, TERMINAL_RUN, type AgentRecord, type LaunchKeyRecord, type SeenSignatureRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type StoreHealth, type TokenRecord, type LogRead, type LogRecord, type RunRecord, type ScheduleRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
 
 interface Doc {
   version: 1;
@@ -48,6 +48,8 @@ interface Doc {
   launchKeys?: Record<string, LaunchKeyRecord>;
   /** Webhook signatures accepted, remembered until their tolerance ends (absent before they existed). */
   signatures?: Record<string, SeenSignatureRecord>;
+  /** Cron schedules' state (absent before schedules existed). */
+  schedules?: Record<string, ScheduleRecord>;
   /** Change logs of this generation and later complete the document (absent: 0). */
   changeGen?: number;
 }
@@ -72,7 +74,9 @@ type Change =
   | ['launchKey', LaunchKeyRecord]
   | ['deleteLaunchKey', string]
   | ['signature', SeenSignatureRecord]
-  | ['deleteSignature', string];
+  | ['deleteSignature', string]
+  | ['schedule', ScheduleRecord]
+  | ['deleteSchedule', string];
 
 export interface LowdbStoreOptions {
   dataDir: string;
@@ -143,6 +147,8 @@ export class LowdbStore implements Store {
   /** Launch keys and seen signatures put (a record) or deleted (null) since the last write. */
   private dirtyLaunchKeys = new Map<string, LaunchKeyRecord | null>();
   private dirtySignatures = new Map<string, SeenSignatureRecord | null>();
+  /** Schedules put (a record) or deleted (null) since the last write. */
+  private dirtySchedules = new Map<string, ScheduleRecord | null>();
   /** Set after a failed write: the next write rewrites the document, which carries everything. */
   private snapshotDue = false;
   /** A batch drained from the dirty sets missed the change log: until a document is written, those changes are only in memory. */
@@ -181,6 +187,7 @@ export class LowdbStore implements Store {
     data.secrets ??= {};
     data.launchKeys ??= {};
     data.signatures ??= {};
+    data.schedules ??= {};
     const gen = data.changeGen ?? 0;
     this.diskGen = gen;
     const gens = ChangeLog.generations(this.logBase, this.disk).filter((g) => g >= gen);
@@ -371,6 +378,25 @@ export class LowdbStore implements Store {
     if (n) this.touch();
     return n;
   }
+  getSchedule(name: string) {
+    return this.db.data.schedules?.[name];
+  }
+  listSchedules() {
+    return Object.values(this.db.data.schedules ?? {}).sort((a, b) => a.name.localeCompare(b.name));
+  }
+  putSchedule(schedule: ScheduleRecord) {
+    (this.db.data.schedules ??= {})[schedule.name] = schedule;
+    this.dirtySchedules.set(schedule.name, schedule);
+    this.touch();
+  }
+  deleteSchedule(name: string) {
+    const schedules = this.db.data.schedules ?? {};
+    if (!schedules[name]) return false;
+    delete schedules[name];
+    this.dirtySchedules.set(name, null);
+    this.touch();
+    return true;
+  }
   appendLog(runId: string, ...records: LogRecord[]) {
     this.logs.append(runId, ...records);
     this.touch();
@@ -504,6 +530,12 @@ export class LowdbStore implements Store {
       case 'deleteSignature':
         if (data.signatures) delete data.signatures[c[1]];
         break;
+      case 'schedule':
+        (data.schedules ??= {})[c[1].name] = c[1];
+        break;
+      case 'deleteSchedule':
+        if (data.schedules) delete data.schedules[c[1]];
+        break;
     }
   }
 
@@ -533,6 +565,8 @@ export class LowdbStore implements Store {
     // After the runs: a write torn by a crash that kept a key kept its run too (Runs.resume re-makes a key a torn write lost).
     for (const [id, k] of this.dirtyLaunchKeys) line(k ? ['launchKey', k] : ['deleteLaunchKey', id]);
     for (const [id, x] of this.dirtySignatures) line(x ? ['signature', x] : ['deleteSignature', id]);
+    // After the runs: a torn batch that lost a schedule's fire but kept its run fires again under the same idempotency key, which starts nothing.
+    for (const [name, x] of this.dirtySchedules) line(x ? ['schedule', x] : ['deleteSchedule', name]);
     this.dirtyAgents.clear();
     this.dirtyRuns.clear();
     this.newVersions = [];
@@ -543,6 +577,7 @@ export class LowdbStore implements Store {
     this.deletedRuns.clear();
     this.dirtyLaunchKeys.clear();
     this.dirtySignatures.clear();
+    this.dirtySchedules.clear();
     return lines.length ? `${lines.join('\n')}\n` : '';
   }
 

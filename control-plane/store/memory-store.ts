@@ -1,6 +1,6 @@
 /** A Store that keeps everything in memory: for tests and throwaway servers. */
 import { SampleWindow, type FleetSample } from './fleet-samples.js';
-import { launchKeyId, LOG_PAGE_RECORDS, logMatches, type AgentRecord, type CredentialRecord, type LaunchKeyRecord, type SeenSignatureRecord, type DeviceRecord, type SecretRecord, type TokenRecord, type LogPage, type LogRead, type LogRecord, type RunRecord, type Store, type StoreHealth, type WorkflowVersion } from './store.js';
+import { launchKeyId, LOG_PAGE_RECORDS, logMatches, type AgentRecord, type CredentialRecord, type LaunchKeyRecord, type SeenSignatureRecord, type DeviceRecord, type SecretRecord, type TokenRecord, type LogPage, type LogRead, type LogRecord, type RunRecord, type ScheduleRecord, type Store, type StoreHealth, type WorkflowVersion } from './store.js';
 
 export class MemoryStore implements Store {
   private agents = new Map<string, AgentRecord>();
@@ -11,6 +11,7 @@ export class MemoryStore implements Store {
   private tokens = new Map<string, TokenRecord>();
   private credentials = new Map<string, CredentialRecord>();
   private secrets = new Map<string, SecretRecord>();
+  private schedules = new Map<string, ScheduleRecord>();
   private samples = new SampleWindow();
   private launchKeys = new Map<string, LaunchKeyRecord>();
   private signatures = new Map<string, SeenSignatureRecord>();
@@ -112,6 +113,18 @@ export class MemoryStore implements Store {
       for (const [id, r] of m) if (r.expiresMs <= nowMs && m.delete(id)) n++;
     }
     return n;
+  }
+  getSchedule(name: string) {
+    return this.schedules.get(name);
+  }
+  listSchedules() {
+    return [...this.schedules.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+  putSchedule(schedule: ScheduleRecord) {
+    this.schedules.set(schedule.name, schedule);
+  }
+  deleteSchedule(name: string) {
+    return this.schedules.delete(name);
   }
   appendLog(runId: string, ...records: LogRecord[]) {
     const list = this.logs.get(runId) ?? [];

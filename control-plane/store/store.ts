@@ -159,6 +159,31 @@ export interface SeenSignatureRecord {
   expiresMs: number;
 }
 
+/**
+ * What the control plane keeps of one cron schedule (a workflow's cron
+ * trigger, by its name): whether it is paused and what its fires did.
+ * Written with each fire, in the same flush as the run it started.
+ */
+export interface ScheduleRecord {
+  name: string;
+  /** The workflow that declared it when this record was made. */
+  workflow: string;
+  /** `cron|timezone` it was planned with: another one starts afresh, from then on. */
+  spec: string;
+  paused: boolean;
+  /** Fires at or before this were dealt with (started, refused or dropped). */
+  cursorMs: number;
+  /** The latest fire acted on (0: none yet). */
+  lastFireMs: number;
+  /** The run the latest fire started ('' if none). */
+  lastRunId: string;
+  /** What the latest fire did when it started no run, or what was dropped ('' when all went well). */
+  lastMessage: string;
+  /** Who paused or resumed it last (a token id), and when. */
+  changedBy: string;
+  changedMs: number;
+}
+
 /** Which of a run's log records a read returns; every field left out matches all. */
 export interface LogFilter {
   /** That step's records, and notices of unreadable records that name no step (they are shown whatever step was asked for). */
@@ -263,6 +288,12 @@ export interface Store {
   deleteSeenSignature(id: string): void;
   /** Drops launch keys and seen signatures whose `expiresMs` is at or before `nowMs`; returns how many went. */
   pruneExpired(nowMs: number): number;
+  getSchedule(name: string): ScheduleRecord | undefined;
+  /** Sorted by name. */
+  listSchedules(): ScheduleRecord[];
+  putSchedule(schedule: ScheduleRecord): void;
+  /** Removes a schedule's record; false when there was none of that name. */
+  deleteSchedule(name: string): boolean;
   /** Appends records of one agent message together: a crash stores all of them or none (the message's seq marks them stored). */
   appendLog(runId: string, ...records: LogRecord[]): void;
   /**

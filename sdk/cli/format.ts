@@ -63,3 +63,21 @@ export function formatCpu(seconds: number): string {
   if (!seconds) return '-';
   return seconds < 1 ? `${seconds.toFixed(2)}s` : formatDuration(seconds * 1000);
 }
+
+/** "in 42s", "in 12m", "in 3h05m", "in 2d04h"; "-" for 0 (never); "now" when due. */
+export function formatIn(atMs: number, nowMs: number = Date.now()): string {
+  if (!atMs) return '-';
+  const s = Math.floor((atMs - nowMs) / 1000);
+  if (s <= 0) return 'now';
+  if (s < 60) return `in ${s}s`;
+  if (s < 3600) return `in ${Math.floor(s / 60)}m`;
+  if (s < 86400) return `in ${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
+  return `in ${Math.floor(s / 86400)}d${String(Math.floor(s / 3600) % 24).padStart(2, '0')}h`;
+}
+
+/** "2026-12-03 02:00:00" as the wall clock of `timeZone` shows it; "-" for 0. */
+export function formatZoned(atMs: number, timeZone: string): string {
+  if (!atMs) return '-';
+  // sv-SE writes dates as YYYY-MM-DD HH:MM:SS.
+  return new Intl.DateTimeFormat('sv-SE', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' }).format(atMs);
+}

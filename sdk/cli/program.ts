@@ -86,6 +86,14 @@ const secret = group(
   examples('printf %s "$DB_PASSWORD" | drover secret set DB_PASSWORD', 'drover secret list', 'drover secret rm DB_PASSWORD'),
 );
 
+const schedule = group(
+  'schedule',
+  'pause or resume a cron schedule',
+  "Pause a workflow's cron schedule (it starts no runs) or resume it (it fires again from now on; fires missed while paused are not caught up). `drover schedules` lists them. See docs/schedules.md.",
+  () => Promise.all([import('./commands/schedule/pause.js'), import('./commands/schedule/resume.js')]),
+  examples('drover schedules', 'drover schedule pause nightly-backup', 'drover schedule resume nightly-backup'),
+);
+
 /** Every top-level command, in the order `drover --help` lists them. */
 const COMMANDS: readonly CommandEntry[] = [
   { name: 'dev', load: () => import('./commands/dev.js') },
@@ -100,6 +108,8 @@ const COMMANDS: readonly CommandEntry[] = [
   { name: 'status', load: () => import('./commands/status.js') },
   { name: 'logs', load: () => import('./commands/logs.js') },
   { name: 'cancel', load: () => import('./commands/cancel.js') },
+  { name: 'schedules', load: () => import('./commands/schedules.js') },
+  schedule,
   { name: 'stats', load: () => import('./commands/stats.js') },
   workflow,
   token,

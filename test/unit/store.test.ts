@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LowdbStore } from '../../control-plane/store/lowdb-store.js';
 import { MemoryStore } from '../../control-plane/store/memory-store.js';
-import { StoreError, type AgentRecord, type RunRecord, type StepRecord, type Store } from '../../control-plane/store/store.js';
+import { StoreError, type AgentRecord, type RunRecord, type ScheduleRecord, type StepRecord, type Store } from '../../control-plane/store/store.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'drover-store-'));
 
@@ -45,7 +45,24 @@ for (const [name, make] of [
       expect(s.storedLogSeqs('a')).toEqual(new Map([['g1', 9], ['g2', 3]]));
       await s.close();
     });
+
+    it(`store (${name}) - keeps schedule records by name, sorted, and deletes them`, async () => {
+      const s = make();
+      await s.open();
+      s.putSchedule(schedule('nightly'));
+      s.putSchedule(schedule('hourly', { paused: true }));
+      await s.flush();
+      expect(s.listSchedules().map((x) => [x.name, x.paused])).toEqual([['hourly', true], ['nightly', false]]);
+      expect(s.deleteSchedule('hourly')).toBe(true);
+      expect(s.deleteSchedule('hourly')).toBe(false);
+      expect(s.getSchedule('nightly')?.cursorMs).toBe(5);
+      await s.close();
+    });
   });
+}
+
+function schedule(name: string, over: Partial<ScheduleRecord> = {}): ScheduleRecord {
+  return { name, workflow: 'w', spec: '0 2 * * *|UTC', paused: false, cursorMs: 5, lastFireMs: 0, lastRunId: '', lastMessage: '', changedBy: '', changedMs: 0, ...over };
 }
 
 describe('store (lowdb) - durability', () => {
@@ -58,6 +75,25 @@ describe('store (lowdb) - durability', () => {
     const b = new LowdbStore({ dataDir: dir });
     await b.open();
     expect(b.getRun('keep')?.status).toBe('running');
+  });
+
+  it('store (lowdb) - schedule records and their deletion survive a restart, replayed from the change log and from the document', async () => {
+    const dir = tmp();
+    const a = new LowdbStore({ dataDir: dir });
+    await a.open();
+    a.putSchedule(schedule('gone'));
+    a.putSchedule(schedule('kept', { lastRunId: 'r-1', lastFireMs: 7 }));
+    await a.flush();
+    a.deleteSchedule('gone');
+    await a.flush();
+    // No close: what a crash leaves (the change log, not a rewritten document).
+    const b = new LowdbStore({ dataDir: dir });
+    await b.open();
+    expect(b.listSchedules().map((x) => [x.name, x.lastRunId, x.lastFireMs])).toEqual([['kept', 'r-1', 7]]);
+    await b.close();
+    const c = new LowdbStore({ dataDir: dir });
+    await c.open();
+    expect(c.listSchedules().map((x) => x.name)).toEqual(['kept']);
   });
 
   it('store (lowdb) - everything flushed before a SIGKILL is read back intact', async () => {

@@ -132,6 +132,8 @@ export function runHeader(run: Run, view: View | number = plainView()): string {
   const lines = [
     `Run:       ${run.id}`,
     `Workflow:  ${workflowLabel(run)}`,
+    // Shown for runs something other than an API call started (a schedule, a webhook, ...).
+    ...(run.trigger && run.trigger !== 'api' ? [`Trigger:   ${run.trigger}`] : []),
     `Status:    ${paintState(run.status, colour)}${run.message ? ` (${run.message})` : ''}`,
     `Created:   ${new Date(run.createdAt).toISOString()} (${formatAgo(run.createdAt, nowMs)})`,
     `Duration:  ${formatSpan(run.startedAt, run.endedAt, nowMs)}`,
