@@ -164,7 +164,7 @@ export class Runs {
     if (!plan) throw invalidParams ? new InvalidParamsError(filename || 'workflow', problems) : new InvalidWorkflowError(filename || 'workflow', problems);
     const placement = place(plan.steps, fleet, deviceAffinity(this.state));
     // Steps with target.wait that no agent takes now wait for one instead of refusing the run (scheduler/capacity.ts).
-    const unplaced = splitUnplaced(plan, placement);
+    const unplaced = splitUnplaced(plan, placement, fleet);
     problems.push(...unplaced.waiting);
     const blockers = [
       ...unplaced.blockers,

@@ -19,7 +19,7 @@ import type { Problem } from '../../common/errors.js';
 import { planIndex } from '../model/plan-index.js';
 import type { RunPlan, StepPlan } from '../model/plan.js';
 import { TERMINAL_STEP, type RunRecord, type StepRecord } from '../model/run.js';
-import { describeTarget, type FleetAgent } from '../model/target.js';
+import { describeTarget, matches, type FleetAgent } from '../model/target.js';
 import { formatMs, tolerated, type Decisions } from './decisions.js';
 import { deviceKey, place, type Placement } from './placement.js';
 
@@ -74,9 +74,11 @@ export function clockTime(ms: number, now: number, waitMs: number): string {
 /**
  * A plan's unplaced steps split in two: those that refuse a run now
  * (blockers, NO_MATCHING_AGENT) and those that wait for capacity, turned
- * into warnings saying so (what `drover plan` shows for them).
+ * into warnings saying so (what `drover plan` shows for them). A step that
+ * no agent matches at all has the compiler's warning already (with its
+ * line), which says it waits: it gets no second one.
  */
-export function splitUnplaced(plan: RunPlan, placement: Placement): { blockers: Problem[]; waiting: Problem[] } {
+export function splitUnplaced(plan: RunPlan, placement: Placement, fleet: readonly FleetAgent[]): { blockers: Problem[]; waiting: Problem[] } {
   const index = planIndex(plan);
   const blockers: Problem[] = [];
   const waiting: Problem[] = [];
@@ -84,6 +86,7 @@ export function splitUnplaced(plan: RunPlan, placement: Placement): { blockers: 
     const unit = index.step(placement.unplaced[i] ?? '');
     const waitMs = unit?.target.waitMs ?? 0;
     if (!unit || waitMs <= 0) return void blockers.push(p);
+    if (unit.kind !== 'ssh' && !fleet.some((a) => a.state !== 'lost' && matches(a, unit.target))) return;
     waiting.push({ ...p, severity: 'warning', message: `${p.message}; the run is accepted and the step waits up to ${formatMs(waitMs)} for one (target.wait)` });
   });
   return { blockers, waiting };

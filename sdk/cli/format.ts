@@ -20,13 +20,6 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(totalS / 3600)}h${String(Math.floor(totalS / 60) % 60).padStart(2, '0')}m`;
 }
 
-/** A duration as a workflow declares it: "2h", "10m", "90s", "1.5s". */
-export function formatDeclared(ms: number): string {
-  if (ms > 0 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms > 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
-  return `${ms / 1000}s`;
-}
-
 /** Duration between two timestamps; a running span ends at `nowMs`. "-" if not started. */
 export function formatSpan(startMs: number, endMs: number, nowMs: number = Date.now()): string {
   if (!startMs) return '-';

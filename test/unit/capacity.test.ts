@@ -33,7 +33,7 @@ function machine(fleet: FleetAgent[]) {
       const { plan, problems } = compile({ source, params: {}, fleet: m.fleet, devices: [], secrets: [] });
       if (!plan) throw new Error(problems.map((p) => p.message).join('; '));
       const placement = place(plan.steps, m.fleet);
-      const { blockers } = splitUnplaced(plan, placement);
+      const { blockers } = splitUnplaced(plan, placement, m.fleet);
       if (blockers.length) throw new Error(`refused: ${blockers.map((b) => b.message).join('; ')}`);
       const admit = admission(state, plan);
       const run = newRun(`r-${++ids}`, plan, placement, 0, admit.decision === 'queue', now);
@@ -209,12 +209,19 @@ describe('capacity - messages', () => {
     expect(clockTime(START + 86_400_000, START, 86_400_000)).toBe('2026-12-03 13:52 UTC');
   });
 
-  it('capacity - drover plan: a waiting-capable step is a warning, not a blocker', () => {
-    const { plan } = compile({ source: ASSETS, params: {}, fleet: [DIR], devices: [], secrets: [] });
-    const split = splitUnplaced(plan!, place(plan!.steps, [DIR]));
+  it('capacity - drover plan: a waiting-capable step is a warning that says it waits, not a blocker; once, with its line', () => {
+    const none = compile({ source: ASSETS, params: {}, fleet: [DIR], devices: [], secrets: [] });
+    expect(none.problems.map((p) => [p.severity, p.path, p.line, p.message])).toEqual([
+      ['warning', 'steps[0].target', 3, 'no agent in the fleet matches role=assets now; the run is accepted and the step waits up to 10m for one (target.wait)'],
+    ]);
+    expect(splitUnplaced(none.plan!, place(none.plan!.steps, [DIR]), [DIR])).toEqual({ blockers: [], waiting: [] });
+    const draining = [DIR, fleetAgent('assets-1', { role: 'assets' }, { draining: true })];
+    const { plan, problems } = compile({ source: ASSETS, params: {}, fleet: draining, devices: [], secrets: [] });
+    expect(problems).toEqual([]);
+    const split = splitUnplaced(plan!, place(plan!.steps, draining), draining);
     expect(split.blockers).toEqual([]);
     expect(split.waiting.map((w) => [w.severity, w.message])).toEqual([
-      ['warning', 'no agent matches role=assets; labels in the fleet: role=directory; the run is accepted and the step waits up to 10m for one (target.wait)'],
+      ['warning', 'every agent matching role=assets is draining; the run is accepted and the step waits up to 10m for one (target.wait)'],
     ]);
   });
 });

@@ -1,5 +1,5 @@
 import type { AgentMatch, PlanPreview, PreviewStep } from '../../types.js';
-import { formatDeclared } from '../format.js';
+import { formatDeclared } from '../../../common/duration.js';
 import { shellQuote } from '../shell.js';
 import { formatProblemLine } from './problems.js';
 
