@@ -13,3 +13,10 @@ export function parseDuration(value: unknown): number | undefined {
   for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(m[1]) * UNIT_MS[m[2]];
   return Math.round(total);
 }
+
+/** A duration as a workflow declares it: "2h", "10m", "90s", "1.5s" (the inverse of parseDuration for messages). */
+export function formatDeclared(ms: number): string {
+  if (ms > 0 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms > 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${ms / 1000}s`;
+}

@@ -16,6 +16,7 @@ import type { Fleet } from './fleet.js';
 import { PeerLog, type Logger } from './log.js';
 import { TERMINAL_RUN, type RunRecord } from './model/run.js';
 import { silentFor } from './scheduler/agent-policy.js';
+import { splitUnplaced } from './scheduler/capacity.js';
 import { place, type Placement } from './scheduler/placement.js';
 import type { WaitingView } from './scheduler/waiting.js';
 import { admission, deviceAffinity, initialState, newRun, step, type Effect, type LogLines, type RunEvent, type RunsState } from './scheduler/run-machine.js';
@@ -44,7 +45,7 @@ export interface Compiled {
   placement: Placement;
   version: number;
   problems: InvalidWorkflowError['problems'];
-  /** Why a run of this plan would be refused now (NO_MATCHING_AGENT): steps no usable agent can take. */
+  /** Why a run of this plan would be refused now (NO_MATCHING_AGENT): steps no usable agent can take and that may not wait (target.wait). */
   blockers: InvalidWorkflowError['problems'];
   /** Values of secret params (never part of the plan). */
   secretParams: Record<string, string>;
@@ -77,6 +78,17 @@ export class Runs {
     this.peerLog = new PeerLog(log, now);
     this.state = initialState({ lostAfterMs, stepDeadlineSlackMs });
     this.keys = new LaunchKeys(store, now);
+    this.watchDraining();
+  }
+
+  /** An agent that stops draining is capacity for steps waiting for one (target.wait); a Hello is told by agentConnected. */
+  private watchDraining() {
+    const draining = new Map(this.fleet.list().map((a) => [a.record.name, a.record.draining]));
+    this.fleet.changes.subscribe((a) => {
+      const was = draining.get(a.record.name);
+      draining.set(a.record.name, a.record.draining);
+      if (was && !a.record.draining && a.state !== 'lost') this.handle({ type: 'capacity', fleet: this.fleet.snapshot() });
+    });
   }
 
   /** After a restart: re-arm deadlines and start queued runs whose turn it is. */
@@ -156,8 +168,11 @@ export class Runs {
     const { plan, problems, secretParams = {}, invalidParams } = compile({ source, params: req.params, fleet, devices: this.store.listDevices(), secrets: this.secrets?.names() ?? [] });
     if (!plan) throw invalidParams ? new InvalidParamsError(filename || 'workflow', problems) : new InvalidWorkflowError(filename || 'workflow', problems);
     const placement = place(plan.steps, fleet, deviceAffinity(this.state));
+    // Steps with target.wait that no agent takes now wait for one instead of refusing the run (scheduler/capacity.ts).
+    const unplaced = splitUnplaced(plan, placement, fleet);
+    problems.push(...unplaced.waiting);
     const blockers = [
-      ...placement.problems,
+      ...unplaced.blockers,
       ...plan.groups
         .filter((g) => g.over === 'agents' && g.instances.length === 0)
         .map((g) => ({ path: `step "${g.id}".target`, line: 0, column: 0, severity: 'error' as const, message: 'the fan-out matches no agent that is not draining' })),
@@ -251,6 +266,7 @@ export class Runs {
   agentConnected(agent: string, runningAttempts: string[] = []) {
     const attempts = runningAttempts.map((id) => ({ id, run: this.store.getRun(id.split('/')[0]) }));
     this.handle({ type: 'agentConnected', agent, attempts });
+    this.handle({ type: 'capacity', fleet: this.fleet.snapshot() });
   }
 
   /** An agent was silent past lostAfter (or was revoked): its unfinished steps follow their workflow's onAgentLost policy. */

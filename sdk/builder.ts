@@ -64,6 +64,12 @@ export interface TargetSpec {
   maxParallel?: number;
   /** Failed instances tolerated: a count, or a share like `"25%"`. */
   maxFailures?: number | `${number}%`;
+  /**
+   * When no usable agent matches (none, or all draining), the run is accepted
+   * and the step waits up to this long, from when its needs are done, for one
+   * to join or stop draining; then it fails. Not with strategy `all`.
+   */
+  wait?: Duration;
 }
 
 /** How a failed step is tried again. */

@@ -276,6 +276,7 @@ export function toPlanPreview(p: PlanPreviewOut): PlanPreview {
           isFinally: s.isFinally,
           maxParallel: s.maxParallel,
           maxFailures: s.maxFailures,
+          waitMs: Number(s.waitMs),
         }),
       ),
     })),

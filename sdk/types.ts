@@ -261,6 +261,8 @@ export interface PreviewStep {
   maxParallel: number;
   /** Failed instances tolerated before the step fails. */
   maxFailures: number;
+  /** target.wait in ms: when no usable agent takes the step, the run is accepted and the step waits this long for one; 0 for none. */
+  waitMs: number;
 }
 
 /** Steps that can run at the same time once the waves before them are done. */
@@ -284,7 +286,8 @@ export interface PlanPreview {
   warnings: Problem[];
   /**
    * Why a run of this plan would be refused now with NoMatchingAgentError:
-   * a step whose every matching agent is draining, or that no agent matches.
+   * a step whose every matching agent is draining, or that no agent matches
+   * (and that has no target.wait: such a step is a warning, and waits).
    * Empty when it can start; the hash is then worth passing on.
    */
   blockers: Problem[];

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { evaluate } from '@marcbachmann/cel-js';
-import { parseDuration } from '../../common/duration.js';
+import { formatDeclared, parseDuration } from '../../common/duration.js';
 import type { GroupPlan, RunPlan, StepPlan } from '../model/plan.js';
 import { describeTarget, matches, type FleetAgent, type FleetDevice } from '../model/target.js';
 import { onDevice, selectDevices, warnNoProxy } from './devices.js';
@@ -38,7 +38,8 @@ export function buildPlan(
     const needs = isFinally ? [...regularIds, ...(s.needs ?? [])] : [...(s.needs ?? [])];
     const matching = s.ssh ? undefined : fleet?.filter((a) => matches(a, target) && a.state !== 'lost');
     if (matching && matching.length === 0) {
-      problems.add([...path, 'target'], `no agent in the fleet matches ${describeTarget(target)} now`, 'warning');
+      const waits = target.waitMs ? `; the run is accepted and the step waits up to ${formatDeclared(target.waitMs)} for one (target.wait)` : '';
+      problems.add([...path, 'target'], `no agent in the fleet matches ${describeTarget(target)} now${waits}`, 'warning');
     }
     let base = unitPlan(wf, s, target, needs, isFinally, secretParams);
     // ssh steps: a fan-out is over the selected devices (proxy agents are chosen by placement).

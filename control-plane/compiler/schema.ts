@@ -58,6 +58,11 @@ export const targetSchema = z.strictObject({
     .union([z.number().int().min(0), z.string().regex(/^\d{1,3}%$/, 'a percentage like "25%"')])
     .optional()
     .describe('Failed instances tolerated: a count or a percentage like "25%".'),
+  wait: duration
+    .optional()
+    .describe(
+      'When no usable agent matches (none, or all draining), accept the run anyway and let the step wait up to this long, from when its needs are done, for one to join or stop draining; then the step fails. Not with strategy all.',
+    ),
 });
 
 export const retrySchema = z.strictObject({

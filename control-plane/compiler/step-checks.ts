@@ -46,6 +46,12 @@ export function checkSteps(raw: Record<string, unknown>, steps: RawStep[], types
     if ((t.maxParallel !== undefined || t.maxFailures !== undefined) && !forEach && t.strategy !== 'all') {
       problems.add([...path, 'target'], 'maxParallel and maxFailures apply to fan-outs: add strategy: all or forEach');
     }
+    if (t.wait !== undefined && t.strategy === 'all') {
+      problems.add(
+        [...path, 'target', 'wait'],
+        'target.wait applies to steps that run on one agent (strategy one, or target.agent): a fan-out (strategy all) expands over the agents that match when the run is submitted, so there is no agent for it to wait for; drop wait, or use strategy one',
+      );
+    }
     if (isObject(doc.ssh)) checkSsh(doc.ssh, t, path, problems);
     else if (t.device !== undefined) {
       problems.add([...path, 'target', 'device'], 'target.device selects a network device, which only ssh steps drive; use target.agent or labels to pick agents');

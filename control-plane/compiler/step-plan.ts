@@ -17,6 +17,8 @@ export function targetPlan(doc: StepDoc): TargetPlan {
     agent: t.agent ?? '',
     device,
     strategy: t.strategy ?? 'one',
+    // wait: 0 is no wait at all (the run is refused when nothing matches).
+    ...(parseDuration(t.wait) ? { waitMs: parseDuration(t.wait) } : {}),
   };
 }
 

@@ -14,6 +14,12 @@ export interface TargetPlan {
   /** ssh steps: a registered device by name ('' otherwise); their labels select devices. */
   device: string;
   strategy: 'one' | 'all';
+  /**
+   * target.wait: how long the step may wait for a usable agent when none
+   * matches (scheduler/capacity.ts). Absent (not 0) when not given, so plans
+   * without it hash as before and stored plans read the same.
+   */
+  waitMs?: number;
 }
 
 /** One command of an ssh step. */

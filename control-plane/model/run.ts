@@ -33,6 +33,11 @@ export interface StepRecord {
   message: string;
   /** Every attempt the control plane heard of, oldest first (absent in records stored before it was kept). */
   attempts?: AttemptRecord[];
+  /**
+   * A step waiting for capacity (target.wait, no agent yet): when its wait
+   * ends (ms since the epoch), set once its needs are done; absent before.
+   */
+  waitUntilMs?: number;
 }
 
 export type AttemptStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'lost';

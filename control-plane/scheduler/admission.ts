@@ -40,7 +40,8 @@ export function newRun(id: string, plan: RunPlan, placement: Placement, version:
     message: '',
   });
   const steps: Record<string, StepRecord> = {};
-  for (const s of plan.steps) steps[s.id] = step(s.id, placement.agents[s.id], s.parent, s.kind);
+  // A step no agent takes yet waits for capacity (target.wait: scheduler/capacity.ts) with no agent.
+  for (const s of plan.steps) steps[s.id] = step(s.id, placement.agents[s.id] ?? '', s.parent, s.kind);
   for (const g of plan.groups) {
     steps[g.id] = step(g.id, '', '', 'group');
     // Instances past maxParallel wait for a slot, in declaration order.

@@ -9,6 +9,7 @@ import { planIndex } from '../model/plan-index.js';
 import { TERMINAL_RUN, TERMINAL_STEP, type RunRecord, type StepRecord, type StepStatus } from '../model/run.js';
 import type { Effect, RunsState } from './run-machine.js';
 import { RunProgress } from './run-progress.js';
+import { armWaits, releaseWaiting } from './capacity.js';
 
 export const isTerminal = (s: StepRecord) => TERMINAL_STEP.has(s.status);
 
@@ -54,6 +55,7 @@ export class Decisions {
     }
     this.armDeadline(run);
     for (const agent of this.progressOf(run).agents()) this.dispatch(run, agent);
+    armWaits(this, run);
     this.checkFinished(run);
   }
 
@@ -92,8 +94,8 @@ export class Decisions {
     run.cancelRequested = true;
     run.message = reason || 'cancelled by request';
     const units = Object.values(run.steps).filter((s) => s.kind !== 'group');
-    // Held instances and queued runs never reached an agent: they end here.
-    for (const s of units) if (!isTerminal(s) && (s.held || run.status === 'pending')) this.finishStep(run, s, 'cancelled', run.message);
+    // Held instances, steps waiting for capacity (no agent) and queued runs never reached an agent: they end here.
+    for (const s of units) if (!isTerminal(s) && (s.held || !s.agent || run.status === 'pending')) this.finishStep(run, s, 'cancelled', run.message);
     for (const agent of this.progressOf(run).agents()) {
       if (!this.unfinishedOn(run, agent).length) continue;
       // An unreachable agent's steps end (see undelivered); it gets the cancel again when it returns.
@@ -179,10 +181,11 @@ export class Decisions {
 
   /** Tells agents whose steps need `step` (and run elsewhere) that it finished. */
   releaseDependents(run: RunRecord, step: StepRecord) {
+    releaseWaiting(this, run, step);
     const targets = new Set<string>();
     for (const s of planIndex(run.plan).dependents(step.id)) {
       const rec = run.steps[s.id];
-      if (rec.agent !== step.agent && !isTerminal(rec) && !rec.held) targets.add(rec.agent);
+      if (rec.agent && rec.agent !== step.agent && !isTerminal(rec) && !rec.held) targets.add(rec.agent);
     }
     if (targets.size === 0) return;
     const ok = tolerated(run, step);

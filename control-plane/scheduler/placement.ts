@@ -25,15 +25,24 @@ export interface Placement {
   /** step id -> agent name */
   agents: Record<string, string>;
   problems: Problem[];
+  /** Ids of the steps no usable agent takes, one per entry of `problems`, in the same order. */
+  unplaced: string[];
 }
 
 /**
  * Places every step. `affinity` maps a device (deviceKey) to the agents that
- * run unfinished ssh steps to it in other runs.
+ * run unfinished ssh steps to it in other runs; `placed` gives the agents of
+ * steps placed before (a step waiting for capacity prefers its needs' agent).
  */
-export function place(steps: StepPlan[], fleet: FleetAgent[], affinity: ReadonlyMap<string, ReadonlySet<string>> = new Map()): Placement {
+export function place(
+  steps: StepPlan[],
+  fleet: FleetAgent[],
+  affinity: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
+  placed: Readonly<Record<string, string>> = {},
+): Placement {
   const agents: Record<string, string> = {};
   const problems: Problem[] = [];
+  const unplaced: string[] = [];
   const load = new Map(fleet.map((a) => [a.name, a.runningSteps]));
   const byDevice = new Map<string, Set<string>>();
   topoOrder(steps).forEach((step) => {
@@ -44,6 +53,7 @@ export function place(steps: StepPlan[], fleet: FleetAgent[], affinity: Readonly
     const ssh = step.kind === 'ssh' ? step.ssh : null;
     const candidates = fleet.filter((a) => (ssh ? proxiesFor(a, ssh.network) : matches(a, step.target)) && a.state !== 'lost');
     const usable = candidates.filter((a) => !a.draining);
+    if (usable.length === 0) unplaced.push(step.id);
     if (ssh && usable.length === 0) {
       const proxies = fleet.filter((a) => a.labels.proxy !== undefined || Object.keys(a.labels).some((k) => k.startsWith('proxy.')));
       const seen = proxies.map((a) => `${a.name} (${Object.entries(a.labels).filter(([k]) => k === 'proxy' || k.startsWith('proxy.')).map(([k, v]) => `${k}=${v}`).join(',')})`);
@@ -74,7 +84,7 @@ export function place(steps: StepPlan[], fleet: FleetAgent[], affinity: Readonly
       });
       return;
     }
-    const local = new Set(step.needs.map((n) => agents[n]));
+    const local = new Set(step.needs.map((n) => agents[n] ?? placed[n]));
     const key = ssh ? deviceKey(ssh) : '';
     const sticky = new Set([...(byDevice.get(key) ?? []), ...(affinity.get(key) ?? [])]);
     const rank = (a: FleetAgent) =>
@@ -90,7 +100,7 @@ export function place(steps: StepPlan[], fleet: FleetAgent[], affinity: Readonly
     load.set(chosen.name, (load.get(chosen.name) ?? 0) + 1);
     if (ssh) byDevice.set(key, new Set([...(byDevice.get(key) ?? []), chosen.name]));
   });
-  return { agents, problems };
+  return { agents, problems, unplaced };
 }
 
 /** Steps ordered so each comes after its needs (the compiler rejects cycles). */

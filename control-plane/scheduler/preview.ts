@@ -25,6 +25,8 @@ export interface PreviewStep {
   isFinally: boolean;
   maxParallel: number;
   maxFailures: number;
+  /** target.wait (0 for none): with no usable agent now, the step would wait this long for one. */
+  waitMs: number;
 }
 
 export interface PreviewWave {
@@ -78,6 +80,7 @@ function previewStep(e: Entry, placement: Placement, fleet: readonly FleetAgent[
     isFinally: e.group?.isFinally ?? e.unit?.isFinally ?? false,
     maxParallel: e.group?.maxParallel ?? 0,
     maxFailures: e.group?.maxFailures ?? 0,
+    waitMs: target?.waitMs ?? 0,
   };
 }
 

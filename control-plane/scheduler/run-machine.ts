@@ -20,6 +20,8 @@ import { agentConnected, agentLost, sweepStepDeadlines } from './agent-policy.js
 import { Decisions, formatMs } from './decisions.js';
 import type { FleetAgent } from '../model/target.js';
 import { RunProgress } from './run-progress.js';
+import { placeWaiting, sweepWaits } from './capacity.js';
+import { deviceAffinity } from './admission.js';
 
 export interface MachineConfig {
   /** For messages: how long an agent is silent before it counts as lost. */
@@ -71,8 +73,10 @@ export type RunEvent =
   | { type: 'agentConnected'; agent: string; attempts: { id: string; run: RunRecord | undefined }[] }
   /** An agent was silent past lostAfter (or was revoked); `fleet` is the fleet now, for moving its steps. */
   | { type: 'agentLost'; agent: string; cause: string; fleet: FleetAgent[] }
-  /** Once a second: the step-deadline backstop. */
-  | { type: 'sweep' };
+  /** Once a second: the step-deadline backstop, and the end of waits for capacity. */
+  | { type: 'sweep' }
+  /** The fleet gained capacity (an agent said Hello, or stopped draining): steps waiting for an agent may be placed. */
+  | { type: 'capacity'; fleet: FleetAgent[] };
 
 /** A step's slice for one agent, or a release of one finished dependency. Converted to the wire by control-plane/wire.ts. */
 export interface AssignOrder {
@@ -159,6 +163,10 @@ export function step(state: RunsState, event: RunEvent, now: number): { state: R
       break;
     case 'sweep':
       sweepStepDeadlines(d);
+      sweepWaits(d);
+      break;
+    case 'capacity':
+      placeWaiting(d, event.fleet, deviceAffinity(state));
       break;
   }
   return { state, effects: d.effects };

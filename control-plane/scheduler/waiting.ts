@@ -8,6 +8,7 @@
 import { planIndex } from '../model/plan-index.js';
 import { TERMINAL_STEP, type RunRecord, type StepRecord } from '../model/run.js';
 import { describeTarget } from '../model/target.js';
+import { capacityReason, thenWaits, waitsForCapacity } from './capacity.js';
 
 /** What the fleet and the other runs look like now, as far as a waiting reason needs to know. */
 export interface WaitingView {
@@ -63,13 +64,15 @@ export function waitOf(run: RunRecord, step: StepRecord, view: WaitingView): Wai
     if (open.length) return ordinary(`waiting for the other steps to end (finally): ${names(open.map((s) => s.id))}`);
   }
   const needs = (plan?.needs ?? []).filter((n) => run.steps[n] && !TERMINAL_STEP.has(run.steps[n].status));
-  if (needs.length) return ordinary(`waiting for needs: ${names(needs)}`);
+  const unit = index.step(step.id);
+  if (needs.length) return ordinary(`waiting for needs: ${names(needs)}${unit && waitsForCapacity(unit, step) ? thenWaits(unit) : ''}`);
   if (step.kind === 'group') return NONE;
   if (step.held) {
     const group = index.group(step.parent);
     const active = (group?.instances ?? []).filter((id) => !run.steps[id].held && !TERMINAL_STEP.has(run.steps[id].status)).length;
     return blocked(`waiting for a maxParallel slot (${active} of ${group?.maxParallel ?? '?'} running)`);
   }
+  if (unit && waitsForCapacity(unit, step)) return blocked(capacityReason(unit, step, view.now));
   if (!step.agent) {
     const target = index.step(step.id)?.target;
     return blocked(`waiting for an agent${target ? ` matching ${describeTarget(target)}` : ''}`);

@@ -2294,6 +2294,10 @@ export const DESCRIPTOR = {
         "maxFailures": {
          "type": "int32",
          "id": 12
+        },
+        "waitMs": {
+         "type": "int64",
+         "id": 13
         }
        }
       },

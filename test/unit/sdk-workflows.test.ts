@@ -114,7 +114,7 @@ const WIRE_PREVIEW: PlanPreviewOut = {
         {
           id: 'build', kind: 'run', needs: [], target: 'role=builder', strategy: 'one',
           matches: [{ name: 'b-1', state: 'AGENT_STATE_CONNECTED', draining: false }, { name: 'b-2', state: 'AGENT_STATE_DISCONNECTED', draining: true }],
-          instances: [], agent: 'b-1', when: '', isFinally: false, maxParallel: 0, maxFailures: 0,
+          instances: [], agent: 'b-1', when: '', isFinally: false, maxParallel: 0, maxFailures: 0, waitMs: 0,
         },
       ],
     },
@@ -124,17 +124,17 @@ const WIRE_PREVIEW: PlanPreviewOut = {
         {
           id: 'ship', kind: 'command', needs: ['build'], target: 'role=web', strategy: 'all',
           matches: [{ name: 'web-1', state: 'AGENT_STATE_CONNECTED', draining: false }, { name: 'web-2', state: 'AGENT_STATE_LOST', draining: false }],
-          instances: ['ship[web-1]', 'ship[web-2]'], agent: '', when: "params.version != ''", isFinally: false, maxParallel: 1, maxFailures: 1,
+          instances: ['ship[web-1]', 'ship[web-2]'], agent: '', when: "params.version != ''", isFinally: false, maxParallel: 1, maxFailures: 1, waitMs: 0,
         },
         {
           id: 'migrate', kind: 'script', needs: ['build'], target: 'role=db', strategy: 'one',
-          matches: [], instances: [], agent: '', when: '', isFinally: false, maxParallel: 0, maxFailures: 0,
+          matches: [], instances: [], agent: '', when: '', isFinally: false, maxParallel: 0, maxFailures: 0, waitMs: 600_000,
         },
       ],
     },
     {
       index: 2,
-      steps: [{ id: 'notify', kind: 'http', needs: [], target: '', strategy: 'one', matches: [{ name: 'b-1', state: 'AGENT_STATE_CONNECTED', draining: false }], instances: [], agent: 'b-1', when: '', isFinally: true, maxParallel: 0, maxFailures: 0 }],
+      steps: [{ id: 'notify', kind: 'http', needs: [], target: '', strategy: 'one', matches: [{ name: 'b-1', state: 'AGENT_STATE_CONNECTED', draining: false }], instances: [], agent: 'b-1', when: '', isFinally: true, maxParallel: 0, maxFailures: 0, waitMs: 0 }],
     },
   ],
 };
@@ -143,7 +143,8 @@ describe('sdk plan preview', () => {
   it('plan - the wire preview becomes lowercase domain values, warnings only', () => {
     const p = toPlanPreview(WIRE_PREVIEW);
     expect(p.waves[0].steps[0].matches).toEqual([{ name: 'b-1', state: 'connected', draining: false }, { name: 'b-2', state: 'disconnected', draining: true }]);
-    expect(p.waves[1].steps[0]).toMatchObject({ kind: 'command', strategy: 'all', instances: ['ship[web-1]', 'ship[web-2]'] });
+    expect(p.waves[1].steps[0]).toMatchObject({ kind: 'command', strategy: 'all', instances: ['ship[web-1]', 'ship[web-2]'], waitMs: 0 });
+    expect(p.waves[1].steps[1].waitMs).toBe(600_000);
     expect(p.warnings).toEqual([{ path: 'steps[2].target', line: 14, column: 5, message: 'no agent has ever matched role=db', severity: 'warning' }]);
   });
 
@@ -174,10 +175,10 @@ describe('sdk plan preview', () => {
         "      when:           params.version != ''",
         '      agents now:     web-1 (connected), web-2 (lost)',
         '      instances (2):  ship[web-1], ship[web-2]',
-        '  migrate  script   role=db, one agent',
+        '  migrate  script   role=db, one agent, waits up to 10m when none is usable',
         '      needs:          build',
         '      agents now:     none match the target now',
-        '      runs on:        no agent is available now',
+        '      runs on:        no agent is available now; the run is accepted and the step waits up to 10m for one (target.wait)',
         '',
         'Wave 3 (finally: runs whatever happened before)',
         '  notify   http     any one agent',

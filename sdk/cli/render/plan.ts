@@ -1,4 +1,5 @@
 import type { AgentMatch, PlanPreview, PreviewStep } from '../../types.js';
+import { formatDeclared } from '../../../common/duration.js';
 import { shellQuote } from '../shell.js';
 import { formatProblemLine } from './problems.js';
 
@@ -33,6 +34,7 @@ function placement(s: PreviewStep): string {
     : s.target
     ? [s.target, s.strategy === 'all' ? 'every matching agent' : 'one agent']
     : [s.strategy === 'all' ? 'every agent' : 'any one agent'];
+  if (s.waitMs > 0) parts.push(`waits up to ${formatDeclared(s.waitMs)} when none is usable`);
   if (s.instances.length) {
     parts.push(s.maxParallel > 0 ? `${s.maxParallel} at a time` : 'all at once');
     if (s.maxFailures > 0) parts.push(`up to ${s.maxFailures} failure${s.maxFailures === 1 ? '' : 's'} tolerated`);
@@ -50,7 +52,7 @@ function detailLines(s: PreviewStep): [string, string][] {
     rows.push([`instances (${s.instances.length})`, list(s.instances, 'instances')]);
     if (s.agent) rows.push(['runs on', s.agent]);
   } else {
-    rows.push(['runs on', s.agent || 'no agent is available now']);
+    rows.push(['runs on', s.agent || (s.waitMs > 0 ? `no agent is available now; the run is accepted and the step waits up to ${formatDeclared(s.waitMs)} for one (target.wait)` : 'no agent is available now')]);
   }
   return rows;
 }

@@ -2,6 +2,7 @@
 // Original file: proto/drover/v1/api.proto
 
 import type { AgentMatch as _drover_v1_AgentMatch, AgentMatch__Output as _drover_v1_AgentMatch__Output } from '../../drover/v1/AgentMatch.js';
+import type { Long } from '@grpc/proto-loader';
 
 export interface PreviewStep {
   'id'?: (string);
@@ -16,6 +17,7 @@ export interface PreviewStep {
   'isFinally'?: (boolean);
   'maxParallel'?: (number);
   'maxFailures'?: (number);
+  'waitMs'?: (number | string | Long);
 }
 
 export interface PreviewStep__Output {
@@ -31,4 +33,5 @@ export interface PreviewStep__Output {
   'isFinally': (boolean);
   'maxParallel': (number);
   'maxFailures': (number);
+  'waitMs': (number);
 }
