@@ -126,6 +126,8 @@ export interface Step {
   waiting: string;
   /** The wait is a hold-up (its agent gone, lost or draining, a queue, a maxParallel slot, no agent), not the ordinary wait for needs or for an agent that is up to start it. */
   blocked: boolean;
+  /** A re-run copied this step from that run (`runs.rerun`): it did not run again, its status and outputs are that run's; '' otherwise. */
+  reusedFrom: string;
 }
 
 /** One attempt of a step on one agent. */
@@ -173,6 +175,10 @@ export interface Run {
   steps: Step[];
   /** Its steps by status: fan-out and forEach instances one by one, their group entries not at all. */
   stepCounts: StepCounts;
+  /** The run this one re-ran (`runs.rerun`); '' when it is not a re-run. */
+  rerunOf: string;
+  /** In the answer of a launch or re-run only: nothing was started, this is the run the same idempotency key started before. */
+  deduplicated: boolean;
 }
 
 /** How many of a run's steps are in each status. */

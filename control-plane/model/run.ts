@@ -33,6 +33,8 @@ export interface StepRecord {
   message: string;
   /** Every attempt the control plane heard of, oldest first (absent in records stored before it was kept). */
   attempts?: AttemptRecord[];
+  /** Copied from this run by a re-run (`drover rerun`): the step did not run again; absent otherwise. */
+  reusedFrom?: string;
 }
 
 export type AttemptStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'lost';
