@@ -140,7 +140,7 @@ export function runHeader(run: Run, view: View | number = plainView()): string {
   ];
   if (run.rerunOf) {
     const reused = run.steps.filter((s) => s.reusedFrom && s.kind !== 'group').length;
-    lines.push(`Re-run of: ${run.rerunOf}${reused ? ` (${reused} step${reused === 1 ? '' : 's'} reused from it: not run again, their outputs are that run's)` : ''}`);
+    lines.push(`Re-run of: ${run.rerunOf}${reused ? ` (${reused} step${reused === 1 ? '' : 's'} reused from it, not run again)` : ''}`);
   }
   return lines.join('\n') + '\n';
 }
