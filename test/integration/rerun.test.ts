@@ -191,6 +191,12 @@ describe('rerun - refusals', () => {
     const done = await x.wait();
     expect(done.status).toBe('succeeded');
     expect((await client.runs.list({ workflow: 'quick' })).length).toBe(2);
+    const audited = (await client.audit.list({ limit: 1000 })).filter((r) => r.action === 'RunService/RerunRun' && r.target === old.id);
+    expect(audited.map((r) => [r.result, r.detail.id])).toEqual([
+      ['ok', x.id],
+      ['ok', x.id],
+      ['ok', x.id],
+    ]);
 
     client.close();
     await server.stop('SIGKILL');
