@@ -19,6 +19,8 @@ export type ApiErrorCode =
   | 'AGENT_NOT_FOUND'
   | 'RUN_FINISHED'
   | 'RUN_SKIPPED'
+  | 'RUN_NOT_FINISHED'
+  | 'NOT_RERUNNABLE'
   | 'WORKFLOW_NOT_FOUND'
   | 'DEVICE_NOT_FOUND'
   | 'DEVICE_EXISTS'

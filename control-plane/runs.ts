@@ -14,6 +14,7 @@ import { ApiError, InvalidParamsError, InvalidWorkflowError, NotFoundError } fro
 import { RunTopics, Topic } from './events.js';
 import type { Fleet } from './fleet.js';
 import { PeerLog, type Logger } from './log.js';
+import { rerun, type Rerun, type RerunOptions } from './rerun.js';
 import { TERMINAL_RUN, type RunRecord } from './model/run.js';
 import { silentFor } from './scheduler/agent-policy.js';
 import { splitUnplaced } from './scheduler/capacity.js';
@@ -245,6 +246,30 @@ export class Runs {
         this.store.discardRun(run.id);
         if (key) this.store.deleteLaunchKey(run.workflow, key);
       });
+    } catch (err) {
+      this.handle({ type: 'submitFailed', runId: run.id });
+      this.log.warn({ run: run.id, workflow: run.workflow, err: (err as Error).message }, 'run not started: its record could not be written');
+      throw err;
+    }
+    this.handle({ type: 'submitted', runId: run.id });
+    return run;
+  }
+
+  /** A new run of a finished run's plan, reusing what `opts` allows (control-plane/rerun.ts). */
+  rerun(id: string, opts: RerunOptions): Promise<Rerun> {
+    return rerun(
+      { get: (i) => this.get(i), store: this.store, state: this.state, fleet: () => this.fleet.snapshot(), newId: () => this.uniqueRunId(), now: this.now, start: (run) => this.startDurably(run) },
+      id,
+      opts,
+    );
+  }
+
+  /** Writes a new run, then lets the machine start or queue it: the second half of a submit, which re-runs share. */
+  private async startDurably(run: RunRecord): Promise<RunRecord> {
+    requireWritable(this.store, 'no run was started');
+    this.handle({ type: 'submitting', run });
+    try {
+      await flushOrUndo(this.store, 'no run was started', () => this.store.discardRun(run.id));
     } catch (err) {
       this.handle({ type: 'submitFailed', runId: run.id });
       this.log.warn({ run: run.id, workflow: run.workflow, err: (err as Error).message }, 'run not started: its record could not be written');

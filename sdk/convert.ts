@@ -164,6 +164,7 @@ export function toStep(s: StepInfoOut): Step {
     attempts: s.attempts.map(toAttempt),
     waiting: s.waiting,
     blocked: s.blocked,
+    reusedFrom: s.reusedFrom,
   };
 }
 
@@ -201,6 +202,7 @@ export function toRun(r: RunInfoOut): Run {
     stepCounts: { total: 0, pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, ...r.stepCounts },
     trigger: r.trigger || 'api',
     idempotencyKey: r.idempotencyKey,
+    rerunOf: r.rerunOf,
     deduplicated: r.deduplicated,
   };
 }

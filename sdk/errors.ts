@@ -135,6 +135,24 @@ export class RunSkippedError extends DroverError {
   }
 }
 
+/** A re-run of a run that is still pending or running: wait for it or cancel it. */
+export class RunNotFinishedError extends DroverError {
+  override readonly name = 'RunNotFinishedError';
+  declare readonly code: 'RUN_NOT_FINISHED';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('RUN_NOT_FINISHED', message, options);
+  }
+}
+
+/** The finished run cannot be re-run as asked (a step that would run again needs a secret param, or --failed-only with nothing failed); nothing was started. */
+export class NotRerunnableError extends DroverError {
+  override readonly name = 'NotRerunnableError';
+  declare readonly code: 'NOT_RERUNNABLE';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('NOT_RERUNNABLE', message, options);
+  }
+}
+
 /** No device in the inventory has that name. */
 export class DeviceNotFoundError extends DroverError {
   override readonly name = 'DeviceNotFoundError';
@@ -329,6 +347,8 @@ const BY_CODE = {
   RUN_FINISHED: RunFinishedError,
   WORKFLOW_NOT_FOUND: WorkflowNotFoundError,
   RUN_SKIPPED: RunSkippedError,
+  RUN_NOT_FINISHED: RunNotFinishedError,
+  NOT_RERUNNABLE: NotRerunnableError,
   DEVICE_NOT_FOUND: DeviceNotFoundError,
   DEVICE_EXISTS: DeviceExistsError,
   INVALID_DEVICE: InvalidDeviceError,

@@ -2,7 +2,7 @@
 export { DroverClient, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './client.js';
 export { DEFAULT_ADDRESS, DEFAULT_CONNECT_TIMEOUT_MS } from './connection.js';
 export { FleetApi, type ListAgentsOptions } from './fleet.js';
-export { RunsApi, type LaunchOptions, type ListRunsOptions, type LogsOptions } from './runs.js';
+export { RunsApi, type LaunchOptions, type ListRunsOptions, type LogsOptions, type RerunOptions } from './runs.js';
 export { RunHandle, type RunEventsOptions } from './run-handle.js';
 export { WorkflowsApi } from './workflows.js';
 export { AccessApi, type AgentCredential, type CreateEnrollTokenOptions, type CreateTokenOptions, type Role, type TokenInfo } from './access.js';

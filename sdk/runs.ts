@@ -21,6 +21,24 @@ export interface LaunchOptions {
   idempotencyKey?: string;
 }
 
+/** Options for `runs.rerun`: without `from` or `failedOnly`, every step runs again. */
+export interface RerunOptions {
+  /**
+   * Run this step (a declared step, a fan-out or forEach step, or one
+   * instance such as `deploy[web-2]`) and every step that depends on it
+   * again; reuse the outputs of the steps before it that succeeded.
+   */
+  from?: string;
+  /**
+   * Run again only what did not succeed (failed, skipped or cancelled steps
+   * and fan-out or forEach instances, and what depends on them); reuse every
+   * step and instance that succeeded: Rundeck's "retry failed nodes".
+   */
+  failedOnly?: boolean;
+  /** A repeat with the same key starts nothing and answers the first re-run (`run.deduplicated`). */
+  idempotencyKey?: string;
+}
+
 /** Filters for `runs.list`. */
 export interface ListRunsOptions {
   /** At most this many runs, newest first (server default when omitted). */
@@ -70,6 +88,26 @@ export class RunsApi {
       return this.conn.unary<RunInfoOut>((cb) => this.conn.runs.submitRun(request, cb));
     });
     return new RunHandle(this, toRun(info));
+  }
+
+  /**
+   * Starts a new run of a finished run: its stored plan (the same workflow
+   * version, params and plan hash), placed on the fleet now, with the steps
+   * `options` allow copied instead of run (`Step.reusedFrom`; fan-out
+   * instances that run again run on their agents). `handle.run.rerunOf`
+   * names the old run. Rejects with RunNotFoundError, RunNotFinishedError
+   * (the run is still going: wait for it or cancel it), StepNotFoundError
+   * (`from`), NotRerunnableError (a step that would run again uses a secret
+   * param, whose value is not kept after a run ends; or `failedOnly` with
+   * nothing failed), NoMatchingAgentError, RunSkippedError, InvalidInputError
+   * (`from` with `failedOnly`) or UnavailableError.
+   */
+  async rerun(id: string, options: RerunOptions = {}): Promise<RunHandle> {
+    if (options.from && options.failedOnly) {
+      throw new InvalidInputError('from and failedOnly do not go together: failedOnly already reuses every step that succeeded', { hint: 'give one of them' });
+    }
+    const request = { id, fromStep: options.from ?? '', failedOnly: options.failedOnly ?? false, idempotencyKey: options.idempotencyKey ?? '' };
+    return new RunHandle(this, toRun(await this.conn.unary<RunInfoOut>((cb) => this.conn.runs.rerunRun(request, cb))));
   }
 
   /** One run with its steps, by id or a unique prefix of it (at least 4 characters); rejects with RunNotFoundError or AmbiguousRunIdError. */

@@ -126,6 +126,8 @@ export interface Step {
   waiting: string;
   /** The wait is a hold-up (its agent gone, lost or draining, a queue, a maxParallel slot, no agent), not the ordinary wait for needs or for an agent that is up to start it. */
   blocked: boolean;
+  /** A re-run copied this step from that run (`runs.rerun`): it did not run again, its status and outputs are that run's; '' otherwise. */
+  reusedFrom: string;
 }
 
 /** One attempt of a step on one agent. */
@@ -177,10 +179,9 @@ export interface Run {
   trigger: string;
   /** The idempotency key it was launched with ('' for none). */
   idempotencyKey: string;
-  /**
-   * Only in the answer to a launch: true when the idempotency key had
-   * started this run before, so nothing new was started.
-   */
+  /** The run this one re-ran (`runs.rerun`); '' when it is not a re-run. */
+  rerunOf: string;
+  /** In the answer of a launch or re-run only: nothing was started, this is the run the same idempotency key started before. */
   deduplicated: boolean;
 }
 

@@ -54,6 +54,7 @@ export function toStepInfo(run: RunRecord, s: StepRecord, view?: WaitingView): S
     attempts: (s.attempts ?? []).map(toAttemptInfo),
     waiting: wait?.reason ?? '',
     blocked: wait?.blocked ?? false,
+    reusedFrom: s.reusedFrom ?? '',
   };
 }
 

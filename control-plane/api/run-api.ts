@@ -170,7 +170,11 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
     WatchRuns: watchRuns(runs),
     // Issue 14 in progress: approvals and re-runs land with their features.
     DecideApproval: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED, details: 'approvals are not served by this control plane yet' }),
-    RerunRun: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED, details: 're-runs are not served by this control plane yet' }),
+    RerunRun: unary((req) =>
+      runs
+        .rerun(req.id, { fromStep: req.fromStep, failedOnly: req.failedOnly, idempotencyKey: req.idempotencyKey })
+        .then(({ run, deduplicated }) => ({ ...toRunInfo(run, runs.waitingView()), deduplicated })),
+    ),
   };
 }
 

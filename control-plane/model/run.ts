@@ -38,6 +38,8 @@ export interface StepRecord {
    * ends (ms since the epoch), set once its needs are done; absent before.
    */
   waitUntilMs?: number;
+  /** Copied from this run by a re-run (`drover rerun`): the step did not run again; absent otherwise. */
+  reusedFrom?: string;
 }
 
 export type AttemptStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'lost';

@@ -31,11 +31,11 @@ const AGENTS: Agent[] = [
 const counts = (over: Partial<StepCounts>): StepCounts => ({ total: 0, pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, ...over });
 const step = (id: string, over: Partial<Step> = {}): Step => ({
   id, parent: '', kind: 'run', agent: 'dir-1', status: 'succeeded', attempt: 1, exitCode: 0, startedAt: NOW - 60_000, endedAt: NOW - 58_800,
-  cpuSeconds: 0.12, peakRssBytes: 12 * 1024 * 1024, outputs: {}, message: '', needs: [], isFinally: false, attempts: [], waiting: '', blocked: false, ...over,
+  cpuSeconds: 0.12, peakRssBytes: 12 * 1024 * 1024, outputs: {}, message: '', needs: [], isFinally: false, attempts: [], waiting: '', blocked: false, reusedFrom: '', ...over,
 });
 const run = (id: string, over: Partial<Run> = {}): Run => ({
   id, workflow: 'onboard-employee', workflowVersion: 2, status: 'succeeded', createdAt: NOW - 61_000, startedAt: NOW - 60_000, endedAt: NOW - 52_000,
-  params: { username: 'alice', role: 'engineer' }, planHash: '3f9c2a1b', message: '', steps: [], stepCounts: counts({ total: 4, succeeded: 4 }), trigger: 'api', idempotencyKey: '', deduplicated: false, ...over,
+  params: { username: 'alice', role: 'engineer' }, planHash: '3f9c2a1b', message: '', steps: [], stepCounts: counts({ total: 4, succeeded: 4 }), trigger: 'api', idempotencyKey: '', rerunOf: '', deduplicated: false, ...over,
 });
 const RUNS: Run[] = [
   run('r-261201-115930-7f3a2c1d', { status: 'running', endedAt: 0, stepCounts: counts({ total: 12, succeeded: 5, running: 2, pending: 5 }), params: { username: 'bob', role: 'sales', api_token: '(secret)' } }),

@@ -9,7 +9,7 @@ const T0 = new Date(2024, 0, 1, 12, 0, 1).getTime();
 function step(over: Partial<Step>): Step {
   return {
     id: 'create-account', parent: '', kind: 'run', agent: 'dir-1', status: 'pending', attempt: 1, exitCode: 0, startedAt: 0, endedAt: 0,
-    cpuSeconds: 0, peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false, attempts: [], waiting: '', blocked: false, ...over,
+    cpuSeconds: 0, peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false, attempts: [], waiting: '', blocked: false, reusedFrom: '', ...over,
   };
 }
 

@@ -79,10 +79,10 @@ describe('sdk cli format', () => {
   it('table - runs rows count succeeded steps of all, from the run\'s step counts', () => {
     const run: Run = {
       id: 'r-1', workflow: 'onboard', workflowVersion: 0, status: 'running', createdAt: NOW - 10_000, startedAt: NOW - 9_000, endedAt: 0,
-      params: {}, planHash: 'h', message: '', trigger: 'api', idempotencyKey: '', deduplicated: false, stepCounts: { total: 3, pending: 0, running: 1, succeeded: 1, failed: 0, skipped: 1, cancelled: 0 },
+      params: {}, planHash: 'h', message: '', trigger: 'api', idempotencyKey: '', rerunOf: '', deduplicated: false, stepCounts: { total: 3, pending: 0, running: 1, succeeded: 1, failed: 0, skipped: 1, cancelled: 0 },
       steps: (['succeeded', 'skipped', 'running'] as const).map((status, i) => ({
         id: `s${i}`, parent: '', kind: 'run' as const, agent: 'a', status, attempt: 1, exitCode: 0, startedAt: 0, endedAt: 0, cpuSeconds: 0,
-        peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false, attempts: [], waiting: '', blocked: false,
+        peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false, attempts: [], waiting: '', blocked: false, reusedFrom: '',
       })),
     };
     expect(runsTable([run], plainView(NOW)).split('\n')[1]).toMatch(/^r-1\s+onboard\s+running\s+1\/3\s+-\s+9s ago\s+9\.0s$/);
@@ -96,7 +96,7 @@ describe('sdk cli format', () => {
     });
     const step = (id: string, attempts: Attempt[]): Step => ({
       id, parent: '', kind: 'run', agent: 'edge-b', status: 'succeeded', attempt: 1, exitCode: 0, startedAt: 0, endedAt: 0, cpuSeconds: 0,
-      peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false, attempts, waiting: '', blocked: false,
+      peakRssBytes: 0, outputs: {}, message: '', needs: [], isFinally: false, attempts, waiting: '', blocked: false, reusedFrom: '',
     });
     const lines = attemptsTable([
       step('single', [attempt({})]),

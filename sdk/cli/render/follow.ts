@@ -61,7 +61,8 @@ export class FollowPrinter {
     this.seen.set(key, state);
     this.idWidth = Math.max(this.idWidth, step.id.length);
     const waiting = step.status === 'pending';
-    const at = waiting ? this.now() : (step.status === 'running' ? step.startedAt : step.endedAt) || this.now();
+    // A reused step ended in the run it was copied from: it shows when this run took it over.
+    const at = waiting || step.reusedFrom ? this.now() : (step.status === 'running' ? step.startedAt : step.endedAt) || this.now();
     const head = `[${formatClock(at)}] ${step.id.padEnd(this.idWidth)}  ${(waiting ? 'waiting' : step.status).padEnd(STATUS_WIDTH)}  `;
     this.output.out(head + describe(step, [...this.steps.values()]) + '\n');
   }
@@ -79,6 +80,7 @@ function describe(step: Step, steps: readonly Step[]): string {
   const took = step.startedAt && step.endedAt ? ` in ${formatDuration(step.endedAt - step.startedAt)}` : '';
   const why = step.message ? `: ${step.message}` : '';
   const where = agentCell(step, steps);
+  if (step.reusedFrom) return `reused from ${step.reusedFrom} (not run again)`;
   switch (step.status) {
     case 'pending':
       return step.waiting.replace(/^waiting /, '');

@@ -69,7 +69,7 @@ export function stepsTable(steps: readonly Step[], view: View | number = plainVi
       const row: (string | number)[] = [
         s.isFinally ? `${s.id} (finally)` : s.id,
         agentCell(s, steps),
-        paintState(s.status, v.colour),
+        s.reusedFrom ? `${paintState(s.status, v.colour)} (reused)` : paintState(s.status, v.colour),
         s.attempt || '-',
         exitCell(s),
         formatSpan(s.startedAt, s.endedAt, v.now),
@@ -140,5 +140,9 @@ export function runHeader(run: Run, view: View | number = plainView()): string {
     `Params:    ${params || '-'}`,
     `Plan hash: ${run.planHash || '-'}`,
   ];
+  if (run.rerunOf) {
+    const reused = run.steps.filter((s) => s.reusedFrom && s.kind !== 'group').length;
+    lines.push(`Re-run of: ${run.rerunOf}${reused ? ` (${reused} step${reused === 1 ? '' : 's'} reused from it, not run again)` : ''}`);
+  }
   return lines.join('\n') + '\n';
 }
