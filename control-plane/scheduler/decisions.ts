@@ -9,6 +9,7 @@ import { planIndex } from '../model/plan-index.js';
 import { TERMINAL_RUN, TERMINAL_STEP, type RunRecord, type StepRecord, type StepStatus } from '../model/run.js';
 import type { Effect, RunsState } from './run-machine.js';
 import { RunProgress } from './run-progress.js';
+import { closeGates, resolveGates, startGates } from './approvals.js';
 
 export const isTerminal = (s: StepRecord) => TERMINAL_STEP.has(s.status);
 
@@ -54,6 +55,7 @@ export class Decisions {
     }
     this.armDeadline(run);
     for (const agent of this.progressOf(run).agents()) this.dispatch(run, agent);
+    startGates(this, run);
     this.checkFinished(run);
   }
 
@@ -94,6 +96,7 @@ export class Decisions {
     const units = Object.values(run.steps).filter((s) => s.kind !== 'group');
     // Held instances and queued runs never reached an agent: they end here.
     for (const s of units) if (!isTerminal(s) && (s.held || run.status === 'pending')) this.finishStep(run, s, 'cancelled', run.message);
+    closeGates(this, run);
     for (const agent of this.progressOf(run).agents()) {
       if (!this.unfinishedOn(run, agent).length) continue;
       // An unreachable agent's steps end (see undelivered); it gets the cancel again when it returns.
@@ -180,10 +183,13 @@ export class Decisions {
   /** Tells agents whose steps need `step` (and run elsewhere) that it finished. */
   releaseDependents(run: RunRecord, step: StepRecord) {
     const targets = new Set<string>();
-    for (const s of planIndex(run.plan).dependents(step.id)) {
+    const dependents = planIndex(run.plan).dependents(step.id);
+    for (const s of dependents) {
       const rec = run.steps[s.id];
-      if (rec.agent !== step.agent && !isTerminal(rec) && !rec.held) targets.add(rec.agent);
+      // Gates run on no agent: the control plane resolves them itself.
+      if (rec.agent !== step.agent && rec.agent && !isTerminal(rec) && !rec.held) targets.add(rec.agent);
     }
+    resolveGates(this, run, dependents);
     if (targets.size === 0) return;
     const ok = tolerated(run, step);
     for (const agent of targets) this.effects.push({ type: 'release', run, agent, step, tolerated: ok });

@@ -30,7 +30,7 @@ steps:
 
 describe('compiler - approval steps', () => {
   it('compiler - an approval step compiles to a gate with its approvers, message, timeout and onTimeout, no env and no agent', () => {
-    const res = compile({ source: GATE, params: {}, fleet: [fleetAgent('edge-1')] });
+    const res = compile({ source: GATE, params: {}, fleet: [fleetAgent('edge-1', {})] });
     expect(res.problems.filter((p) => p.severity === 'error')).toEqual([]);
     const gate = res.plan!.steps.find((s) => s.id === 'gate')!;
     expect(gate.kind).toBe('approval');
@@ -39,7 +39,7 @@ describe('compiler - approval steps', () => {
     expect(res.plan!.steps.find((s) => s.id === 'build')!.approval).toBeUndefined();
     // No "no agent matches" warning: a gate has no target.
     expect(res.problems.filter((p) => p.path.startsWith('steps[1]'))).toEqual([]);
-    expect(place(res.plan!.steps, [fleetAgent('edge-1')]).agents).toEqual({ build: 'edge-1', gate: '', ship: 'edge-1' });
+    expect(place(res.plan!.steps, [fleetAgent('edge-1', {})]).agents).toEqual({ build: 'edge-1', gate: '', ship: 'edge-1' });
   });
 
   it('compiler - onTimeout defaults to fail and the timeout to none', () => {
