@@ -100,6 +100,7 @@ const COMMANDS: readonly CommandEntry[] = [
   { name: 'status', load: () => import('./commands/status.js') },
   { name: 'logs', load: () => import('./commands/logs.js') },
   { name: 'cancel', load: () => import('./commands/cancel.js') },
+  { name: 'approve', load: () => import('./commands/approve.js') },
   { name: 'stats', load: () => import('./commands/stats.js') },
   workflow,
   token,
