@@ -10,7 +10,7 @@ import { planIndex } from './model/plan-index.js';
 import { TERMINAL_RUN, type RunRecord, type StepRecord } from './model/run.js';
 import { approversText, clockTime } from './scheduler/approvals.js';
 import { roleAllows, ROLES, type Tokens } from './security/tokens.js';
-import type { Role } from './store/store.js';
+import type { Role, TokenRecord } from './store/store.js';
 
 /** The caller of a decision, from its authenticated token (never from a field it sends). */
 export interface Approver {
@@ -25,7 +25,11 @@ export const MAX_REASON_CHARS = 1000;
 
 /** The approver an API token is (throws TokenError for one that is not valid). */
 export function approverOf(tokens: Tokens, token: string): Approver {
-  const rec = tokens.check(token, 'api');
+  return approverOfRecord(tokens.check(token, 'api'));
+}
+
+/** The approver a checked token record is. */
+export function approverOfRecord(rec: TokenRecord): Approver {
   return { tokenId: rec.id, name: rec.name ?? '', role: rec.role as Role };
 }
 

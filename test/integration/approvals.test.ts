@@ -113,7 +113,7 @@ describe('approvals - deciding gates from the CLI and the SDK', () => {
       `[drover] approved by ${by}: CHG-1042 approved`,
     ]);
 
-    const audit = (await admin.audit.list({ actionPrefix: 'RunService/DecideApproval' })).filter((r) => r.target === `${run.id}/gate`);
+    const audit = (await admin.audit.list({ action: 'RunService/DecideApproval' })).filter((r) => r.target === `${run.id}/gate`);
     expect(audit).toEqual([expect.objectContaining({ actorKind: 'token', actor: by, result: 'ok', detail: { decision: 'approve', reason: 'CHG-1042 approved', id: run.id } })]);
   });
 
@@ -171,7 +171,7 @@ describe('approvals - deciding gates from the CLI and the SDK', () => {
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain('only operator (and above) or token alice may decide step gate');
     expect(gateOf(await admin.runs.get(run.id))).toMatchObject({ status: 'running', approval: { decision: '' } });
-    const audit = (await admin.audit.list({ actionPrefix: 'RunService/DecideApproval' })).filter((r) => r.target === `${run.id}/gate`);
+    const audit = (await admin.audit.list({ action: 'RunService/DecideApproval' })).filter((r) => r.target === `${run.id}/gate`);
     expect(audit.map((r) => [r.actor, r.result, r.detail.decision])).toEqual([
       [viewer.id, 'PERMISSION_DENIED', 'approve'],
       [viewer.id, 'PERMISSION_DENIED', 'reject'],
