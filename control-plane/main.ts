@@ -23,7 +23,7 @@ import { secretService } from './api/secret-api.js';
 import { AuditLog } from './security/audit.js';
 import { SecretBox, SecretKeyError } from './security/secret-box.js';
 import { Secrets } from './secrets.js';
-import { accessInterceptor, FailureThrottle } from './security/access.js';
+import { accessInterceptor, bearerToken, FailureThrottle } from './security/access.js';
 import { bootstrapAdminToken } from './security/bootstrap.js';
 import { Credentials } from './security/credentials.js';
 import { CertificateError, Pki } from './security/pki.js';
@@ -47,6 +47,7 @@ import { Workflows } from './workflows.js';
 import { grpcAgentService } from './transport/grpc-agent-link.js';
 import { NatsAgentLink } from './transport/nats-agent-link.js';
 import { HttpAuth } from './http/auth.js';
+import { approverOf } from './approvals.js';
 import { AgentHistory } from './http/history.js';
 import { DroverMetrics } from './http/prometheus.js';
 import { startHttp, type HttpPort } from './http/server.js';
@@ -240,7 +241,11 @@ async function serve(cfg: ServerConfig) {
     }),
   );
   server.addService(v1.FleetService.service, fleetService(fleet));
-  server.addService(v1.RunService.service, runService(runs, store));
+  server.addService(
+    v1.RunService.service,
+    // The interceptor has checked the token by then; this reads it again to name the caller.
+    runService(runs, store, (metadata) => approverOf(tokens, bearerToken(metadata))),
+  );
   const triggerEnv = { workflows, secrets, http: Boolean(cfg.http), nats: Boolean(cfg.nats) };
   server.addService(v1.WorkflowService.service, workflowService(runs, workflows, fleet, devices, (name) => triggerWarnings(triggerEnv, name)));
   server.addService(v1.DeviceService.service, deviceService(devices));

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { StepEventOut } from '../proto/index.js';
+import { approverName, checkDecision, type Approver } from './approvals.js';
 import { compile } from './compiler/compile.js';
 import type { RunPlan } from './model/plan.js';
 import { ApiError, InvalidParamsError, InvalidWorkflowError, NotFoundError } from './errors.js';
@@ -62,6 +63,8 @@ export class Runs {
   keys: LaunchKeys;
   private state: RunsState;
   private deadlines = new Map<string, NodeJS.Timeout>();
+  /** Open approval gates' timers, by `runId/stepId`. */
+  private gateTimers = new Map<string, NodeJS.Timeout>();
   /** Lines an agent's messages cause, limited per agent. */
   private peerLog: PeerLog;
 
@@ -328,6 +331,19 @@ export class Runs {
     return run;
   }
 
+  /**
+   * An approver's decision on an approval gate (approvals.ts checks who and
+   * when). Answers once the decision is on disk.
+   */
+  async decideApproval(id: string, stepId: string, approve: boolean, reason: string, by: Approver): Promise<RunRecord> {
+    const run = this.get(id);
+    checkDecision(run, stepId, by, reason, this.now());
+    requireWritable(this.store, 'nothing was decided');
+    this.handle({ type: 'decide', runId: run.id, stepId, approve, by: approverName(by), reason });
+    await flushOrUndo(this.store, 'the decision may not have been kept');
+    return run;
+  }
+
   /** Runs the machine on one event and performs its effects, in order (and the events they feed back). */
   private handle(event: RunEvent) {
     const queue: RunEvent[] = [event];
@@ -371,6 +387,21 @@ export class Runs {
       case 'clearTimer':
         clearTimeout(this.deadlines.get(e.runId));
         this.deadlines.delete(e.runId);
+        break;
+      case 'setApprovalTimer': {
+        const key = `${e.runId}/${e.stepId}`;
+        clearTimeout(this.gateTimers.get(key));
+        const timer = setTimeout(() => {
+          this.gateTimers.delete(key);
+          this.handle({ type: 'approvalTimeout', runId: e.runId, stepId: e.stepId });
+        }, Math.max(0, e.atMs - this.now()));
+        timer.unref();
+        this.gateTimers.set(key, timer);
+        break;
+      }
+      case 'clearApprovalTimer':
+        clearTimeout(this.gateTimers.get(`${e.runId}/${e.stepId}`));
+        this.gateTimers.delete(`${e.runId}/${e.stepId}`);
         break;
       case 'notify':
         this.topics.publish(e.change);

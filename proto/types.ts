@@ -24,6 +24,7 @@ export type { AgentState } from './gen/drover/v1/AgentState.js';
 export type { RunInfo, RunInfo__Output as RunInfoOut } from './gen/drover/v1/RunInfo.js';
 export type { RunStatus } from './gen/drover/v1/RunStatus.js';
 export type { StepInfo, StepInfo__Output as StepInfoOut } from './gen/drover/v1/StepInfo.js';
+export type { ApprovalInfo, ApprovalInfo__Output as ApprovalInfoOut } from './gen/drover/v1/ApprovalInfo.js';
 export type { StepCounts, StepCounts__Output as StepCountsOut } from './gen/drover/v1/StepCounts.js';
 export type { StepStatus } from './gen/drover/v1/StepStatus.js';
 export type { AttemptInfo, AttemptInfo__Output as AttemptInfoOut } from './gen/drover/v1/AttemptInfo.js';

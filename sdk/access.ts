@@ -11,6 +11,8 @@ export interface TokenInfo {
   /** API tokens only. */
   role: Role | '';
   description: string;
+  /** API tokens: its holder's name, as approval steps name approvers ('' for none). */
+  name: string;
   createdAt: Date;
   /** Undefined: never expires. */
   expiresAt?: Date;
@@ -29,6 +31,8 @@ export interface CreateTokenOptions {
   /** Default: one hour for enrollment tokens, no expiry for API tokens. */
   ttlMs?: number;
   description?: string;
+  /** API tokens: its holder's name (e.g. "alice"), unique among tokens not revoked; approval steps may name it as an approver. */
+  name?: string;
 }
 
 /** What `createEnrollToken` takes. */
@@ -64,6 +68,7 @@ function toTokenInfo(t: TokenInfoOut): TokenInfo {
     kind: t.kind as TokenInfo['kind'],
     role: t.role as TokenInfo['role'],
     description: t.description,
+    name: t.name,
     createdAt: new Date(t.createdMs),
     expiresAt: date(t.expiresMs),
     uses: t.uses,
@@ -97,7 +102,7 @@ export class AccessApi {
   /** A new API token with `role`; the returned `token` is the only copy of its secret. */
   async createToken(role: Role, options: CreateTokenOptions = {}): Promise<{ token: string; info: TokenInfo }> {
     const res = await this.conn.unary<{ token: string; info: TokenInfoOut | null }>((cb) =>
-      this.conn.access.createToken({ kind: 'api', role, ttlMs: options.ttlMs ?? 0, description: options.description ?? '' }, cb),
+      this.conn.access.createToken({ kind: 'api', role, ttlMs: options.ttlMs ?? 0, description: options.description ?? '', name: options.name ?? '' }, cb),
     );
     return { token: res.token, info: toTokenInfo(res.info!) };
   }
@@ -145,9 +150,9 @@ export class AccessApi {
     return toCredential(await this.conn.unary<AgentCredentialOut>((cb) => this.conn.access.revokeAgent({ name }, cb)));
   }
 
-  /** The caller's own token: id and role. */
-  async whoami(): Promise<{ tokenId: string; role: Role; description: string; expiresAt?: Date }> {
-    const r = await this.conn.unary<{ tokenId: string; role: string; description: string; expiresMs: number }>((cb) => this.conn.access.whoAmI({}, cb));
-    return { tokenId: r.tokenId, role: r.role as Role, description: r.description, expiresAt: date(r.expiresMs) };
+  /** The caller's own token: id, role and name. */
+  async whoami(): Promise<{ tokenId: string; role: Role; description: string; name: string; expiresAt?: Date }> {
+    const r = await this.conn.unary<{ tokenId: string; role: string; description: string; expiresMs: number; name: string }>((cb) => this.conn.access.whoAmI({}, cb));
+    return { tokenId: r.tokenId, role: r.role as Role, description: r.description, name: r.name, expiresAt: date(r.expiresMs) };
   }
 }

@@ -135,6 +135,22 @@ export interface SshSpec {
   commandTimeout?: Duration;
 }
 
+/**
+ * An approval gate: the run waits here, on no agent, until one of
+ * `approvers` decides (`runs.approve()`, `drover approve`). A gate takes no
+ * target, env, secrets, retry, forEach or step timeout. See docs/approvals.md.
+ */
+export interface ApprovalSpec {
+  /** Roles (that role and above may decide) or API token names. */
+  approvers: string[];
+  /** The question; may hold `${{ }}` over params and the outputs of steps in `needs`. */
+  message?: string;
+  /** How long it waits for a decision (default: no limit). */
+  timeout?: Duration;
+  /** What a timeout does: fail the step (default) or approve it. */
+  onTimeout?: 'fail' | 'approve';
+}
+
 /** What each step kind takes. */
 export interface StepKinds {
   /** Shell text for `/bin/sh -c`. Never put `${{ }}` here: pass values through `env`. */
@@ -146,6 +162,7 @@ export interface StepKinds {
   file: FileSpec;
   sleep: Duration;
   ssh: SshSpec;
+  approval: ApprovalSpec;
 }
 
 /** The name of a step kind. */
@@ -174,9 +191,9 @@ export interface StepCommon {
   continueOnError?: boolean;
 }
 
-/** One step: the shared fields plus exactly one of run, command, script, http, file, sleep, ssh. */
+/** One step: the shared fields plus exactly one of run, command, script, http, file, sleep, ssh, approval. */
 export type StepSpec = StepCommon &
-  (OneKind<'run'> | OneKind<'command'> | OneKind<'script'> | OneKind<'http'> | OneKind<'file'> | OneKind<'sleep'> | OneKind<'ssh'>);
+  (OneKind<'run'> | OneKind<'command'> | OneKind<'script'> | OneKind<'http'> | OneKind<'file'> | OneKind<'sleep'> | OneKind<'ssh'> | OneKind<'approval'>);
 
 /** What a new run does while one of the same workflow is active. */
 export type ConcurrencyMode = 'allow' | 'queue' | 'skip';

@@ -165,6 +165,18 @@ export function toStep(s: StepInfoOut): Step {
     waiting: s.waiting,
     blocked: s.blocked,
     reusedFrom: s.reusedFrom,
+    ...(s.approval && {
+      approval: {
+        message: s.approval.message,
+        approvers: [...s.approval.approvers],
+        deadline: Number(s.approval.deadlineMs),
+        onTimeout: s.approval.onTimeout === 'approve' ? 'approve' : 'fail',
+        decision: (['approved', 'rejected', 'timed-out'] as const).find((d) => d === s.approval!.decision) ?? '',
+        decidedBy: s.approval.decidedBy,
+        reason: s.approval.reason,
+        decidedAt: Number(s.approval.decidedMs),
+      },
+    }),
   };
 }
 

@@ -153,6 +153,24 @@ export class NotRerunnableError extends DroverError {
   }
 }
 
+/** The step is an approval gate that is not open: it waits for its needs, or was skipped or cancelled. */
+export class ApprovalNotOpenError extends DroverError {
+  override readonly name = 'ApprovalNotOpenError';
+  declare readonly code: 'APPROVAL_NOT_OPEN';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('APPROVAL_NOT_OPEN', message, options);
+  }
+}
+
+/** The approval gate was decided already (or timed out); the message says how and by whom. */
+export class ApprovalDecidedError extends DroverError {
+  override readonly name = 'ApprovalDecidedError';
+  declare readonly code: 'APPROVAL_DECIDED';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('APPROVAL_DECIDED', message, options);
+  }
+}
+
 /** No device in the inventory has that name. */
 export class DeviceNotFoundError extends DroverError {
   override readonly name = 'DeviceNotFoundError';
@@ -349,6 +367,8 @@ const BY_CODE = {
   RUN_SKIPPED: RunSkippedError,
   RUN_NOT_FINISHED: RunNotFinishedError,
   NOT_RERUNNABLE: NotRerunnableError,
+  APPROVAL_NOT_OPEN: ApprovalNotOpenError,
+  APPROVAL_DECIDED: ApprovalDecidedError,
   DEVICE_NOT_FOUND: DeviceNotFoundError,
   DEVICE_EXISTS: DeviceExistsError,
   INVALID_DEVICE: InvalidDeviceError,

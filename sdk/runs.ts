@@ -5,7 +5,7 @@ import { InvalidInputError } from './errors.js';
 import { encodeParams } from './params.js';
 import { RunHandle, type RunEventsOptions } from './run-handle.js';
 import { withWorkflow } from './source.js';
-import { type LogLine, type Params, type Run, type RunEvent, type RunStatus, type WorkflowDocument, type WorkflowRef } from './types.js';
+import { type DecideOptions, type LogLine, type Params, type Run, type RunEvent, type RunStatus, type WorkflowDocument, type WorkflowRef } from './types.js';
 
 /** Options for `runs.launch`. */
 export interface LaunchOptions {
@@ -120,6 +120,25 @@ export class RunsApi {
     const request = listRequest(options);
     const res = await this.conn.unary<{ runs: RunInfoOut[] }>((cb) => this.conn.runs.listRuns(request, cb));
     return res.runs.map(toRun);
+  }
+
+  /**
+   * Approves an open approval step: it succeeds and the run goes on. The
+   * caller's token must be among the step's approvers (PermissionDeniedError
+   * names who may decide); ApprovalNotOpenError, ApprovalDecidedError and
+   * RunFinishedError say why it cannot be decided now.
+   */
+  async approve(runId: string, stepId: string, options: DecideOptions = {}): Promise<Run> {
+    return this.decide(runId, stepId, true, options);
+  }
+
+  /** Rejects an open approval step: it fails ("rejected by NAME: reason"), and the run with it unless it has continueOnError. Errors as for approve(). */
+  async reject(runId: string, stepId: string, options: DecideOptions = {}): Promise<Run> {
+    return this.decide(runId, stepId, false, options);
+  }
+
+  private async decide(runId: string, stepId: string, approve: boolean, options: DecideOptions): Promise<Run> {
+    return toRun(await this.conn.unary<RunInfoOut>((cb) => this.conn.runs.decideApproval({ runId, stepId, approve, reason: options.reason ?? '' }, cb)));
   }
 
   /** Cancels a run; rejects with RunFinishedError if it already ended. */

@@ -128,6 +128,32 @@ export interface Step {
   blocked: boolean;
   /** A re-run copied this step from that run (`runs.rerun`): it did not run again, its status and outputs are that run's; '' otherwise. */
   reusedFrom: string;
+  /** An approval step's gate; undefined for other kinds. */
+  approval?: Approval;
+}
+
+/** An approval step's gate (docs/approvals.md). */
+export interface Approval {
+  /** The question put to the approvers, templates resolved when the gate opened ('' before). */
+  message: string;
+  /** Roles (that role and above) or token names that may decide. */
+  approvers: string[];
+  /** When it times out (ms since epoch); 0 before it opens, or with no timeout. */
+  deadline: number;
+  onTimeout: 'fail' | 'approve';
+  /** '' while undecided. */
+  decision: '' | 'approved' | 'rejected' | 'timed-out';
+  /** The approver's token name (or id), or "timeout". */
+  decidedBy: string;
+  reason: string;
+  /** ms since epoch; 0 while undecided. */
+  decidedAt: number;
+}
+
+/** What `runs.approve()` and `runs.reject()` take. */
+export interface DecideOptions {
+  /** Why: kept in the step's outputs, the run's log and the audit log (at most 1000 characters). */
+  reason?: string;
 }
 
 /** One attempt of a step on one agent. */

@@ -9,7 +9,7 @@ import type { FailureThrottle } from '../security/access.js';
 import { peerAddress } from '../security/access.js';
 import type { Pki } from '../security/pki.js';
 import { NatsKeyError } from '../security/nats-auth.js';
-import { DEFAULT_ENROLL_TTL_MS, ROLES, type Tokens } from '../security/tokens.js';
+import { DEFAULT_ENROLL_TTL_MS, ROLES, TOKEN_NAME, type Tokens } from '../security/tokens.js';
 import type { CredentialRecord, Role, TokenRecord } from '../store/store.js';
 import { toServiceError, unary } from './grpc-errors.js';
 
@@ -22,6 +22,7 @@ function toTokenInfo(t: TokenRecord): TokenInfo {
     kind: t.kind,
     role: t.role,
     description: t.description,
+    name: t.name ?? '',
     createdMs: t.createdMs,
     expiresMs: t.expiresMs,
     uses: t.uses,
@@ -66,7 +67,9 @@ export function accessService(o: AccessApiOptions): AccessServiceHandlers {
       if (req.kind === 'api') {
         if (!ROLES.includes(req.role as Role)) throw invalid(`role "${req.role}" is not one of ${ROLES.join(', ')}`, 'drover token create --role viewer|operator|admin');
         if (req.uses || req.namePattern || Object.keys(req.labels).length) throw invalid('--uses, --label and --name-pattern are for enrollment tokens', 'add --enroll, or drop them');
+        if (req.name) checkTokenName(tokens, req.name);
       } else {
+        if (req.name) throw invalid('an enrollment token has no name', 'drop --name (agents are named by --name of `drover agent`), or drop --enroll');
         if (req.role) throw invalid('an enrollment token has no role', 'drop --role, or drop --enroll to make an API token');
         if (req.ttlMs > MAX_ENROLL_TTL_MS) throw invalid(`an enrollment token may live at most 30 days, not ${Math.round(req.ttlMs / 3_600_000)} h`, 'use a shorter --ttl');
         if (req.uses < 0) throw invalid(`--uses ${req.uses} is not a positive number`, 'for example --uses 1');
@@ -85,6 +88,7 @@ export function accessService(o: AccessApiOptions): AccessServiceHandlers {
         labels: req.labels,
         namePattern: req.namePattern,
         description: req.description.slice(0, 200),
+        name: req.kind === 'api' ? req.name : '',
       });
       return { token, info: toTokenInfo(record) };
     }),
@@ -113,12 +117,20 @@ export function accessService(o: AccessApiOptions): AccessServiceHandlers {
       const token = typeof header === 'string' ? header.replace(/^Bearer\s+/i, '') : '';
       try {
         const rec = tokens.check(token, 'api');
-        callback(null, { tokenId: rec.id, role: rec.role, description: rec.description, expiresMs: rec.expiresMs });
+        callback(null, { tokenId: rec.id, role: rec.role, description: rec.description, expiresMs: rec.expiresMs, name: rec.name ?? '' });
       } catch (err) {
         callback(toServiceError(err) as grpc.ServiceError);
       }
     },
   };
+}
+
+/** A new token's name: well-formed, not a role (approvers would not know which is meant), not borne by another live token. */
+function checkTokenName(tokens: Tokens, name: string) {
+  if (!TOKEN_NAME.test(name)) throw invalid(`token name "${name}" is not valid`, 'letters, digits, ".", "_", "@" and "-", starting with a letter or digit, at most 63: for example alice');
+  if ((ROLES as readonly string[]).includes(name)) throw invalid(`token name "${name}" is a role's name`, 'approval steps would take it for the role; choose another name');
+  const other = tokens.byName(name);
+  if (other) throw invalid(`token ${other.id} is already named "${name}"`, `choose another name, or revoke that token first (drover token revoke ${other.id})`);
 }
 
 export interface EnrollOptions {

@@ -1,5 +1,7 @@
 /** The API's edge: store records and live state -> API messages, and request enums -> domain values. Nothing else in api/ converts. */
-import type { AgentInfo, AttemptInfo, DeviceInfo, LogLine, RunInfo, StepCounts, StepInfo } from '../../proto/index.js';
+import type { AgentInfo, ApprovalInfo, AttemptInfo, DeviceInfo, LogLine, RunInfo, StepCounts, StepInfo } from '../../proto/index.js';
+import type { ApprovalPlan } from '../model/plan.js';
+import type { ApprovalRecord } from '../model/run.js';
 import type { ListRunsRequest__Output } from '../../proto/gen/drover/v1/ListRunsRequest.js';
 import type { LiveAgent } from '../fleet.js';
 import type { Launched } from '../launch-keys.js';
@@ -55,6 +57,21 @@ export function toStepInfo(run: RunRecord, s: StepRecord, view?: WaitingView): S
     waiting: wait?.reason ?? '',
     blocked: wait?.blocked ?? false,
     reusedFrom: s.reusedFrom ?? '',
+    approval: plan && 'approval' in plan && plan.approval ? toApprovalInfo(plan.approval, s.approval) : null,
+  };
+}
+
+/** An approval step's gate: what it asks and of whom, and (once open) its deadline and decision. */
+export function toApprovalInfo(plan: ApprovalPlan, rec: ApprovalRecord | undefined): ApprovalInfo {
+  return {
+    message: rec?.message ?? '',
+    approvers: plan.approvers,
+    deadlineMs: rec?.deadlineMs ?? 0,
+    onTimeout: plan.onTimeout,
+    decision: rec?.decision ?? '',
+    decidedBy: rec?.decidedBy ?? '',
+    reason: rec?.reason ?? '',
+    decidedMs: rec?.decidedMs ?? 0,
   };
 }
 

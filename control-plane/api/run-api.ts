@@ -7,14 +7,18 @@ import type { RunChange } from '../events.js';
 import type { Runs } from '../runs.js';
 import { didYouMean } from '../compiler/suggest.js';
 import { planIndex } from '../model/plan-index.js';
-import { NotFoundError } from '../errors.js';
+import type { Approver } from '../approvals.js';
+import { ApiError, NotFoundError } from '../errors.js';
 import { waitingReason } from '../scheduler/waiting.js';
 import { TERMINAL_RUN, TERMINAL_STEP, type LogRecord, type RunRecord, type StepRecord, type Store } from '../store/store.js';
 import { attemptNumber, fromRunStatus, launchedInfo, toLogLine, toRunInfo, toStepInfo } from './convert.js';
 import { toServiceError, unary } from './grpc-errors.js';
 import { watchRuns } from './watch-runs.js';
 
-export function runService(runs: Runs, store: Store): RunServiceHandlers {
+/** The caller of an API call, from its authenticated token (approvers are checked against it). */
+export type Identify = (metadata: grpc.Metadata) => Approver;
+
+export function runService(runs: Runs, store: Store, identify?: Identify): RunServiceHandlers {
   /** A log line's step record: its history numbers the line's attempt. */
   const stepOf = (runId: string, stepId: string) => store.getRun(runId)?.steps[stepId];
 
@@ -168,8 +172,18 @@ export function runService(runs: Runs, store: Store): RunServiceHandlers {
       );
     },
     WatchRuns: watchRuns(runs),
-    // Issue 14 in progress: approvals and re-runs land with their features.
-    DecideApproval: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED, details: 'approvals are not served by this control plane yet' }),
+    DecideApproval(call, callback) {
+      const req = call.request;
+      Promise.resolve()
+        .then(() => {
+          if (!identify) throw new ApiError('INTERNAL', 'this control plane cannot tell who calls, so it takes no approvals');
+          return runs.decideApproval(req.runId, req.stepId, req.approve, req.reason.trim(), identify(call.metadata));
+        })
+        .then(
+          (run) => callback(null, toRunInfo(run, runs.waitingView())),
+          (err: unknown) => callback(toServiceError(err) as grpc.ServiceError),
+        );
+    },
     RerunRun: unary((req) =>
       runs
         .rerun(req.id, { fromStep: req.fromStep, failedOnly: req.failedOnly, idempotencyKey: req.idempotencyKey })

@@ -36,7 +36,8 @@ export function buildPlan(
     const path: PathSegment[] = [isFinally ? 'finally' : 'steps', isFinally ? index - wf.steps.length : index];
     const target = targetPlan(s);
     const needs = isFinally ? [...regularIds, ...(s.needs ?? [])] : [...(s.needs ?? [])];
-    const matching = s.ssh ? undefined : fleet?.filter((a) => matches(a, target) && a.state !== 'lost');
+    // Gates run on no agent; ssh steps select devices.
+    const matching = s.ssh || s.approval ? undefined : fleet?.filter((a) => matches(a, target) && a.state !== 'lost');
     if (matching && matching.length === 0) {
       const waits = target.waitMs ? `; the run is accepted and the step waits up to ${formatDeclared(target.waitMs)} for one (target.wait)` : '';
       problems.add([...path, 'target'], `no agent in the fleet matches ${describeTarget(target)} now${waits}`, 'warning');

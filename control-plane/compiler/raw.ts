@@ -47,6 +47,7 @@ export function templateFields(step: Record<string, unknown>): [PathSegment[], s
     str(['file', 'path'], step.file.path);
     str(['file', 'content'], step.file.content);
   }
+  if (isObject(step.approval)) str(['approval', 'message'], step.approval.message);
   if (isObject(step.ssh)) {
     str(['ssh', 'host'], step.ssh.host);
     if (Array.isArray(step.ssh.commands)) {

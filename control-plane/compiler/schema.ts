@@ -158,9 +158,25 @@ export const sshSchema = z.strictObject({
   commandTimeout: duration.optional().describe('How long each command may take (default 30s).'),
 });
 
-export const STEP_KINDS = ['run', 'command', 'script', 'http', 'file', 'sleep', 'ssh'] as const;
-/** Kinds reserved for later features: named, so the error can say so. */
-export const RESERVED_KINDS = ['approval'] as const;
+/**
+ * Approvers: a role (viewer, operator, admin: that role and above may
+ * decide) or an API token's name (`drover token create --name alice`).
+ */
+export const APPROVER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$/;
+
+export const approvalSchema = z.strictObject({
+  approvers: z
+    .array(z.string().regex(APPROVER_PATTERN, 'an approver is a role (viewer, operator, admin) or a token name: letters, digits, ".", "_", "@" and "-"'))
+    .min(1, 'an approval step needs at least one approver: a role (viewer, operator, admin) or a token name')
+    .describe('Who may decide: roles (that role and above) or API token names (drover token create --name NAME).'),
+  message: z.string().optional().describe('What the approvers are asked; may hold ${{ }} over params and the outputs of steps in needs (resolved when the gate opens).'),
+  timeout: duration.optional().describe('How long the gate waits for a decision (default: no limit).'),
+  onTimeout: z.enum(['fail', 'approve']).optional().describe('What a timeout does: fail the step (default) or approve it.'),
+});
+
+export const STEP_KINDS = ['run', 'command', 'script', 'http', 'file', 'sleep', 'ssh', 'approval'] as const;
+/** Kinds reserved for later features: named, so the error can say so (none at the moment). */
+export const RESERVED_KINDS = [] as const;
 
 export const stepSchema = z.strictObject({
   id: stepId.describe('Unique step id: letters, digits, "-" and "_", starting with a letter.'),
@@ -173,7 +189,7 @@ export const stepSchema = z.strictObject({
   file: fileSchema.optional().describe('Write a file on the agent.'),
   sleep: duration.optional(),
   ssh: sshSchema.optional().describe('Run commands on a network device over SSH, through a proxy agent for its network.'),
-  approval: z.unknown().optional().describe('Reserved for a later version.'),
+  approval: approvalSchema.optional().describe('A gate: the run waits here, on no agent, until an approver approves or rejects it (drover approve RUN STEP).'),
   env: z.record(z.string(), scalar).optional().describe('Environment variables for the step; values may hold ${{ }} (including secrets.NAME).'),
   secrets: z
     .array(z.string())
@@ -265,4 +281,5 @@ export const KNOWN_KEYS = {
   trigger: Object.keys(triggerSchema.shape),
   webhook: Object.keys(webhookTriggerSchema.shape),
   nats: Object.keys(natsTriggerSchema.shape),
+  approval: Object.keys(approvalSchema.shape),
 };

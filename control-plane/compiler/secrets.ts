@@ -5,6 +5,7 @@
 import type { StepPlan } from '../model/plan.js';
 import { TEMPLATE } from '../../common/template.js';
 import { unwrap } from './expressions.js';
+import { checkApprovalSecrets } from './approval-rules.js';
 import type { Problems } from './problems.js';
 import { isObject, templateFields, type RawStep } from './raw.js';
 import type { PathSegment } from './source.js';
@@ -58,6 +59,7 @@ export function checkSecrets(raw: Record<string, unknown>, steps: RawStep[], sec
     }
     for (const [sub, text] of templateFields(doc)) checkText(text, [...path, ...sub]);
     if (typeof doc.when === 'string') checkText(`\${{ ${unwrap(doc.when)} }}`, [...path, 'when']);
+    if (doc.approval !== undefined) checkApprovalSecrets(doc, path, secretParams, problems);
     if (typeof doc.forEach === 'string') {
       const refs = secretRefs(unwrap(doc.forEach));
       const secretParam = refs.params.find((n) => secretParams.has(n));

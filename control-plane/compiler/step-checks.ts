@@ -3,6 +3,7 @@ import { TEMPLATE } from '../../common/template.js';
 import { hasTemplate, stepRefs, unwrap, type ParamType } from './expressions.js';
 import type { Problems } from './problems.js';
 import { isObject, templateFields, type RawStep } from './raw.js';
+import { checkApproval } from './approval-rules.js';
 import { RESERVED_KINDS, STEP_KINDS } from './schema.js';
 import { checkSsh } from './ssh-rules.js';
 
@@ -15,8 +16,9 @@ export function checkSteps(raw: Record<string, unknown>, steps: RawStep[], types
 
   for (const s of steps) {
     const { doc, path } = s;
-    const kinds = [...STEP_KINDS, ...RESERVED_KINDS].filter((k) => doc[k] !== undefined);
-    for (const k of kinds.filter((k): k is (typeof RESERVED_KINDS)[number] => (RESERVED_KINDS as readonly string[]).includes(k))) {
+    const reserved: readonly string[] = RESERVED_KINDS;
+    const kinds = [...STEP_KINDS, ...reserved].filter((k) => doc[k] !== undefined);
+    for (const k of kinds.filter((k) => reserved.includes(k))) {
       problems.add([...path, k], `step kind "${k}" is reserved for a later release and cannot run yet; use one of ${STEP_KINDS.join(', ')}`);
     }
     if (kinds.length === 0) problems.add(path, `step "${s.id}" has nothing to do: give it one of ${STEP_KINDS.join(', ')}`);
@@ -52,6 +54,7 @@ export function checkSteps(raw: Record<string, unknown>, steps: RawStep[], types
         'target.wait applies to steps that run on one agent (strategy one, or target.agent): a fan-out (strategy all) expands over the agents that match when the run is submitted, so there is no agent for it to wait for; drop wait, or use strategy one',
       );
     }
+    if (doc.approval !== undefined) checkApproval(doc, s.isFinally, path, needs, problems);
     if (isObject(doc.ssh)) checkSsh(doc.ssh, t, path, problems);
     else if (t.device !== undefined) {
       problems.add([...path, 'target', 'device'], 'target.device selects a network device, which only ssh steps drive; use target.agent or labels to pick agents');

@@ -30,7 +30,8 @@ function kindOf(doc: StepDoc): StepKind {
 export function unitPlan(wf: WorkflowDoc, s: StepDoc, target: TargetPlan, needs: string[], isFinally: boolean, secretParams: Set<string>): StepPlan {
   const env: Record<string, string> = {};
   for (const n of s.secrets ?? []) env[n] = `\${{ secrets.${n} }}`;
-  for (const [k, v] of Object.entries({ ...wf.env, ...s.env })) env[k] = canonicalizeTemplates(String(v));
+  // A gate runs no process: the workflow's env is not its.
+  if (!s.approval) for (const [k, v] of Object.entries({ ...wf.env, ...s.env })) env[k] = canonicalizeTemplates(String(v));
   const script = typeof s.script === 'string' ? { interpreter: '/bin/sh', body: s.script } : (s.script ?? null);
   const expect = s.http?.expect;
   const plan: StepPlan = {
@@ -62,6 +63,14 @@ export function unitPlan(wf: WorkflowDoc, s: StepDoc, target: TargetPlan, needs:
       : null,
     sleepMs: s.sleep === undefined ? 0 : (parseDuration(s.sleep) ?? 0),
     ssh: s.ssh ? sshPlan(s.ssh) : null,
+    ...(s.approval && {
+      approval: {
+        approvers: [...s.approval.approvers],
+        message: canonicalizeTemplates(s.approval.message ?? ''),
+        timeoutMs: parseDuration(s.approval.timeout) ?? 0,
+        onTimeout: s.approval.onTimeout ?? 'fail',
+      },
+    }),
     env,
     target,
     agent: target.agent,

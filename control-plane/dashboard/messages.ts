@@ -41,10 +41,12 @@ export type ClientMessage =
   | { type: 'auth'; token: string }
   | Subscription
   | { type: 'unsubscribe'; topic: Topic }
-  | { type: 'cancel'; run: string; reason?: string };
+  | { type: 'cancel'; run: string; reason?: string }
+  /** Approve or reject an approval step; the server checks the token is among its approvers. */
+  | { type: 'decide'; run: string; step: string; approve: boolean; reason?: string };
 
 export type ServerMessage =
-  | { type: 'hello'; name: string; role: Role }
+  | { type: 'hello'; name: string; role: Role; tokenId?: string; tokenName?: string }
   | { type: 'error'; code: string; message: string; hint?: string }
   | { type: 'fleet'; agents: AgentInfo[]; devices: DeviceInfo[]; history: Record<string, Sample[]> }
   | { type: 'agent'; agent: AgentInfo; sample?: Sample }
@@ -54,4 +56,5 @@ export type ServerMessage =
   | { type: 'step'; runId: string; step: StepInfo }
   | { type: 'logs'; run: string; step: string; lines: LogLine[] }
   | { type: 'stats'; stats: Stats }
-  | { type: 'cancelled'; run: RunInfo };
+  | { type: 'cancelled'; run: RunInfo }
+  | { type: 'decided'; run: RunInfo; step: string };

@@ -1,8 +1,10 @@
 /**
  * One run: its DAG, a row per step (duration, CPU, peak memory, why it waits),
- * and the selected step's live logs; operators and admins may cancel it.
+ * and the selected step's live logs; operators and admins may cancel it,
+ * and approvers decide its approval steps (approvals.tsx).
  */
 import { useMemo, useState } from 'preact/hooks';
+import { ApprovalPanel } from './approvals.js';
 import { useApp, useSubscription } from './context.js';
 import { buildDag } from './dag.js';
 import { DagView } from './dag-view.js';
@@ -112,6 +114,7 @@ export function RunPage({ id }: { id: string }) {
         </span>
       </div>
       {run.message && <p class={`run-message tone-text-${runTone(run)}`}>{run.message}</p>}
+      <ApprovalPanel runId={run.id} steps={ordered} now={now} />
       <div class="run-body">
         <div class="run-left">
           <div class="dag-box" style={{ height: `${Math.min(DAG_MAX_H, Math.max(DAG_MIN_H, dag.height + 10))}px` }}>

@@ -20,6 +20,9 @@ export interface RunDetail {
 export interface State {
   role: Role | null;
   name: string;
+  /** The token's id and name, for whether it is among an approval step's approvers. */
+  tokenId: string;
+  tokenName: string;
   agents: Map<string, AgentInfo>;
   devices: DeviceInfo[];
   history: Map<string, Sample[]>;
@@ -36,6 +39,8 @@ export interface State {
 export const initialState = (): State => ({
   role: null,
   name: '',
+  tokenId: '',
+  tokenName: '',
   agents: new Map(),
   devices: [],
   history: new Map(),
@@ -65,7 +70,7 @@ function withDetailRun(detail: RunDetail | null, run: RunInfo): RunDetail | null
 export function apply(s: State, m: ServerMessage): State {
   switch (m.type) {
     case 'hello':
-      return { ...s, role: m.role, name: m.name };
+      return { ...s, role: m.role, name: m.name, tokenId: m.tokenId ?? '', tokenName: m.tokenName ?? '' };
     case 'error':
       return { ...s, notice: { code: m.code, message: m.message, hint: m.hint } };
     case 'fleet':
@@ -88,6 +93,7 @@ export function apply(s: State, m: ServerMessage): State {
     case 'runSummary':
       return { ...s, runs: upsertRun(s.runs, m.run), detail: withDetailRun(s.detail, m.run) };
     case 'cancelled':
+    case 'decided':
       return { ...s, runs: upsertRun(s.runs, m.run), detail: withDetailRun(s.detail, m.run) };
     case 'runDetail': {
       const steps = m.run.steps.length > 0 || !s.detail || s.detail.run.id !== m.run.id ? new Map(m.run.steps.map((st) => [st.id, st])) : s.detail.steps;

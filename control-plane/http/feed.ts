@@ -11,6 +11,7 @@
  * the connection stays.
  */
 import type { WebSocket } from 'ws';
+import { approverOfRecord } from '../approvals.js';
 import { toAgentInfo, toDeviceInfo, toLogLine, toRunInfo, toRunSummary, toStepInfo } from '../api/convert.js';
 import { ApiError } from '../errors.js';
 import type { Devices } from '../devices.js';
@@ -142,8 +143,11 @@ export class FeedConnection {
         return this.unsubscribe(topic(msg));
       case 'cancel':
         return this.cancel(str(msg, 'run', true), str(msg, 'reason', false));
+      case 'decide':
+        if (typeof msg.approve !== 'boolean') throw new BadRequest('"approve" must be true or false');
+        return this.decide(str(msg, 'run', true), str(msg, 'step', true), msg.approve, str(msg, 'reason', false));
       default:
-        throw new BadRequest(`unknown message type "${String(msg.type).slice(0, 40)}" (auth, subscribe, unsubscribe, cancel)`);
+        throw new BadRequest(`unknown message type "${String(msg.type).slice(0, 40)}" (auth, subscribe, unsubscribe, cancel, decide)`);
     }
   }
 
@@ -159,7 +163,9 @@ export class FeedConnection {
     this.record = verdict.record;
     this.recheckTimer = setInterval(() => void this.stillAllowed(), RECHECK_MS);
     this.recheckTimer.unref();
-    this.out.send({ type: 'hello', name: verdict.record.description || `token ${verdict.record.id}`, role: verdict.record.role as Role });
+    const rec = verdict.record;
+    // tokenId and tokenName let the page show Approve/Reject to approvers only (the server checks again on each decision).
+    this.out.send({ type: 'hello', name: rec.name || rec.description || `token ${rec.id}`, role: rec.role as Role, tokenId: rec.id, tokenName: rec.name ?? '' });
   }
 
   /** Whether the connection's token still allows a viewer; a refused one (revoked, expired) closes the connection with 4401. */
@@ -336,6 +342,33 @@ export class FeedConnection {
       this.out.send({ type: 'cancelled', run: toRunInfo(run) });
     } catch (err) {
       this.d.audit?.record({ actor, action, target: runId, from: this.peer, result: err instanceof ApiError ? err.code : 'INTERNAL' });
+      throw err;
+    }
+  }
+
+  /**
+   * Decides an approval gate: any valid token may ask, Runs.decideApproval
+   * checks it is an approver. Audited as RunService/DecideApproval is.
+   */
+  private async decide(asked: string, stepId: string, approve: boolean, reason: string) {
+    const action = 'RunService/DecideApproval';
+    let runId = asked;
+    try {
+      runId = this.d.runs.get(asked).id;
+    } catch {
+      // Runs.decideApproval below refuses it with the reason
+    }
+    const target = `${runId}/${stepId}`;
+    const verdict = await this.d.auth.check(this.token, 'viewer', this.peer, action, target);
+    if (!verdict.ok) return this.error(verdict.code, verdict.message, verdict.hint);
+    const actor = { kind: 'token' as const, id: verdict.record.id };
+    const detail = { decision: approve ? 'approve' : 'reject', ...(reason ? { reason: reason.slice(0, 1000) } : {}) };
+    try {
+      const run = await this.d.runs.decideApproval(runId, stepId, approve, reason.trim(), approverOfRecord(verdict.record));
+      this.d.audit?.record({ actor, action, target, from: this.peer, result: 'ok', detail: { ...detail, id: run.id } });
+      this.out.send({ type: 'decided', run: toRunInfo(run), step: stepId });
+    } catch (err) {
+      this.d.audit?.record({ actor, action, target, from: this.peer, result: err instanceof ApiError ? err.code : 'INTERNAL', detail });
       throw err;
     }
   }

@@ -1,5 +1,5 @@
 /** The compiled plan as the control plane's domain code sees it. */
-export type StepKind = 'run' | 'command' | 'script' | 'http' | 'file' | 'sleep' | 'ssh';
+export type StepKind = 'run' | 'command' | 'script' | 'http' | 'file' | 'sleep' | 'ssh' | 'approval';
 
 export interface LabelExpression {
   key: string;
@@ -55,6 +55,20 @@ export interface SshPlan {
   maxSessions: number;
 }
 
+/**
+ * An approval step's gate (compiler/step-plan.ts). It runs on no agent: the
+ * run machine opens it once its needs are met (scheduler/approvals.ts).
+ */
+export interface ApprovalPlan {
+  /** Roles (that role and above) or API token names. */
+  approvers: string[];
+  /** May hold ${{ }} (canonical form) over params and the outputs of its needs, resolved when the gate opens. */
+  message: string;
+  /** 0: no timeout. */
+  timeoutMs: number;
+  onTimeout: 'fail' | 'approve';
+}
+
 /** One executable unit: a plain step, or one instance of a fan-out or forEach. */
 export interface StepPlan {
   id: string;
@@ -71,6 +85,8 @@ export interface StepPlan {
   file: { path: string; content: string; mode: string; owner: string } | null;
   sleepMs: number;
   ssh: SshPlan | null;
+  /** Approval steps only (absent in plans stored before approvals, and for other kinds). */
+  approval?: ApprovalPlan;
   env: Record<string, string>;
   target: TargetPlan;
   /** Fixed by the compiler for strategy "all" instances; otherwise chosen by placement. */

@@ -40,6 +40,22 @@ export interface StepRecord {
   waitUntilMs?: number;
   /** Copied from this run by a re-run (`drover rerun`): the step did not run again; absent otherwise. */
   reusedFrom?: string;
+  /** An approval step's gate, once it opened (scheduler/approvals.ts). */
+  approval?: ApprovalRecord;
+}
+
+/** An approval gate as it opened and was decided; kept with the step for its history. */
+export interface ApprovalRecord {
+  /** The message shown to approvers, templates resolved when the gate opened. */
+  message: string;
+  /** When it times out (ms since the epoch), fixed when it opened; 0: never. */
+  deadlineMs: number;
+  /** '' while open. */
+  decision: '' | 'approved' | 'rejected' | 'timed-out';
+  /** The approver's token name (or id), or "timeout". */
+  decidedBy: string;
+  reason: string;
+  decidedMs: number;
 }
 
 export type AttemptStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'lost';

@@ -10,6 +10,7 @@ import { TERMINAL_RUN, TERMINAL_STEP, type RunRecord, type StepRecord, type Step
 import type { Effect, RunsState } from './run-machine.js';
 import { RunProgress } from './run-progress.js';
 import { armWaits, releaseWaiting } from './capacity.js';
+import { closeGates, resolveGates, startGates } from './approvals.js';
 
 export const isTerminal = (s: StepRecord) => TERMINAL_STEP.has(s.status);
 
@@ -56,6 +57,7 @@ export class Decisions {
     this.armDeadline(run);
     for (const agent of this.progressOf(run).agents()) this.dispatch(run, agent);
     armWaits(this, run);
+    startGates(this, run);
     this.checkFinished(run);
   }
 
@@ -94,8 +96,9 @@ export class Decisions {
     run.cancelRequested = true;
     run.message = reason || 'cancelled by request';
     const units = Object.values(run.steps).filter((s) => s.kind !== 'group');
-    // Held instances, steps waiting for capacity (no agent) and queued runs never reached an agent: they end here.
-    for (const s of units) if (!isTerminal(s) && (s.held || !s.agent || run.status === 'pending')) this.finishStep(run, s, 'cancelled', run.message);
+    // Held instances, steps waiting for capacity (no agent; gates are closed below) and queued runs never reached an agent: they end here.
+    for (const s of units) if (!isTerminal(s) && (s.held || (!s.agent && s.kind !== 'approval') || run.status === 'pending')) this.finishStep(run, s, 'cancelled', run.message);
+    closeGates(this, run);
     for (const agent of this.progressOf(run).agents()) {
       if (!this.unfinishedOn(run, agent).length) continue;
       // An unreachable agent's steps end (see undelivered); it gets the cancel again when it returns.
@@ -183,10 +186,13 @@ export class Decisions {
   releaseDependents(run: RunRecord, step: StepRecord) {
     releaseWaiting(this, run, step);
     const targets = new Set<string>();
-    for (const s of planIndex(run.plan).dependents(step.id)) {
+    const dependents = planIndex(run.plan).dependents(step.id);
+    for (const s of dependents) {
       const rec = run.steps[s.id];
+      // Gates and steps waiting for capacity run on no agent: the control plane resolves them itself.
       if (rec.agent && rec.agent !== step.agent && !isTerminal(rec) && !rec.held) targets.add(rec.agent);
     }
+    resolveGates(this, run, dependents);
     if (targets.size === 0) return;
     const ok = tolerated(run, step);
     for (const agent of targets) this.effects.push({ type: 'release', run, agent, step, tolerated: ok });

@@ -46,6 +46,11 @@ export function place(
   const load = new Map(fleet.map((a) => [a.name, a.runningSteps]));
   const byDevice = new Map<string, Set<string>>();
   topoOrder(steps).forEach((step) => {
+    // An approval gate runs on no agent (scheduler/approvals.ts opens it).
+    if (step.kind === 'approval') {
+      agents[step.id] = '';
+      return;
+    }
     if (step.agent && step.parent && step.target.strategy === 'all') {
       agents[step.id] = step.agent;
       return;

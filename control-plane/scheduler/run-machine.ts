@@ -22,6 +22,7 @@ import type { FleetAgent } from '../model/target.js';
 import { RunProgress } from './run-progress.js';
 import { placeWaiting, sweepWaits } from './capacity.js';
 import { deviceAffinity } from './admission.js';
+import { decide, gateTimeout, resumeGates, type Decision } from './approvals.js';
 
 export interface MachineConfig {
   /** For messages: how long an agent is silent before it counts as lost. */
@@ -76,7 +77,11 @@ export type RunEvent =
   /** Once a second: the step-deadline backstop, and the end of waits for capacity. */
   | { type: 'sweep' }
   /** The fleet gained capacity (an agent said Hello, or stopped draining): steps waiting for an agent may be placed. */
-  | { type: 'capacity'; fleet: FleetAgent[] };
+  | { type: 'capacity'; fleet: FleetAgent[] }
+  /** An approver decided a gate (scheduler/approvals.ts). */
+  | ({ type: 'decide' } & Decision)
+  /** A gate's timer fired. */
+  | { type: 'approvalTimeout'; runId: string; stepId: string };
 
 /** A step's slice for one agent, or a release of one finished dependency. Converted to the wire by control-plane/wire.ts. */
 export interface AssignOrder {
@@ -96,6 +101,9 @@ export type Effect =
   | { type: 'cancel'; agent: string; runId: string; stepId: string; reason: string; reportUndelivered: boolean }
   | { type: 'setTimer'; runId: string; atMs: number }
   | { type: 'clearTimer'; runId: string }
+  /** One timer per open approval gate, to its deadline. */
+  | { type: 'setApprovalTimer'; runId: string; stepId: string; atMs: number }
+  | { type: 'clearApprovalTimer'; runId: string; stepId: string }
   | { type: 'notify'; change: RunChange }
   | { type: 'appendLog'; run: RunRecord; records: LogRecord[] }
   /** The run ended: caches kept for it may go. */
@@ -114,6 +122,7 @@ export function step(state: RunsState, event: RunEvent, now: number): { state: R
     case 'resume':
       for (const run of event.runs) if (run.status === 'running' || run.status === 'pending') state.active.set(run.id, run);
       for (const run of event.runs) if (run.status === 'running') d.armDeadline(run);
+      for (const run of event.runs) if (run.status === 'running') resumeGates(d, run);
       for (const wf of new Set(event.runs.filter((r) => r.status === 'pending').map((r) => r.workflow))) d.startQueued(wf);
       break;
     case 'submitting':
@@ -167,6 +176,12 @@ export function step(state: RunsState, event: RunEvent, now: number): { state: R
       break;
     case 'capacity':
       placeWaiting(d, event.fleet, deviceAffinity(state));
+      break;
+    case 'decide':
+      decide(d, event);
+      break;
+    case 'approvalTimeout':
+      gateTimeout(d, event.runId, event.stepId);
       break;
   }
   return { state, effects: d.effects };

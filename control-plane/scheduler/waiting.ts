@@ -9,6 +9,7 @@ import { planIndex } from '../model/plan-index.js';
 import { TERMINAL_STEP, type RunRecord, type StepRecord } from '../model/run.js';
 import { describeTarget } from '../model/target.js';
 import { capacityReason, thenWaits, waitsForCapacity } from './capacity.js';
+import { gateWait } from './approvals.js';
 
 /** What the fleet and the other runs look like now, as far as a waiting reason needs to know. */
 export interface WaitingView {
@@ -56,6 +57,8 @@ export function waitOf(run: RunRecord, step: StepRecord, view: WaitingView): Wai
     const blocker = view.blockerOf(run);
     return blocked(blocker ? `queued behind run ${blocker.id} (concurrency: queue)` : 'queued (concurrency: queue)');
   }
+  // A gate runs on no agent: it waits for people once open, for its needs before.
+  if (step.kind === 'approval') return step.status === 'running' ? ordinary(gateWait(run, step, view.now)) : needsWait(run, step);
   if (step.status === 'running') return step.kind === 'group' ? NONE : agentSilence(run, step.agent, view, 'to report');
   const index = planIndex(run.plan);
   const plan = index.step(step.id) ?? index.group(step.id);
@@ -78,6 +81,11 @@ export function waitOf(run: RunRecord, step: StepRecord, view: WaitingView): Wai
     return blocked(`waiting for an agent${target ? ` matching ${describeTarget(target)}` : ''}`);
   }
   return agentSilence(run, step.agent, view, 'to start it');
+}
+
+function needsWait(run: RunRecord, step: StepRecord): Wait {
+  const needs = (planIndex(run.plan).step(step.id)?.needs ?? []).filter((n) => run.steps[n] && !TERMINAL_STEP.has(run.steps[n].status));
+  return needs.length ? ordinary(`waiting for needs: ${names(needs)}`) : NONE;
 }
 
 /** Why a step placed on `name` waits for it: the agent's state, or that it is up and has yet to act. */

@@ -104,10 +104,19 @@ const TARGET_FIELDS = ['name', 'id', 'runId', 'workflowRef', 'filename', 'workfl
 export function auditTarget(req: unknown): string {
   if (!req || typeof req !== 'object') return '';
   const r = req as Record<string, unknown>;
+  // A step of a run (DecideApproval): both, as `run/step`.
+  if (typeof r.runId === 'string' && r.runId && typeof r.stepId === 'string' && r.stepId) return `${r.runId}/${r.stepId}`.slice(0, 200);
   for (const f of TARGET_FIELDS) if (typeof r[f] === 'string' && r[f]) return (r[f] as string).slice(0, 200);
   // One level down into a nested message (AddDeviceRequest.device.name); never into a map such as params.
   if (r.device && typeof r.device === 'object') return auditTarget(r.device);
   return '';
+}
+
+/** What an audited call decided, beyond its target: an approval's verdict and reason (who decided is the record's actor). */
+export function auditDetail(path: string, req: unknown): Record<string, string> {
+  if (path !== '/drover.v1.RunService/DecideApproval' || !req || typeof req !== 'object') return {};
+  const r = req as { approve?: unknown; reason?: unknown };
+  return { decision: r.approve === true ? 'approve' : 'reject', ...(typeof r.reason === 'string' && r.reason ? { reason: r.reason.slice(0, 1000) } : {}) };
 }
 
 /** Failures from one peer before answers slow down. */
@@ -173,6 +182,12 @@ export interface AccessOptions {
 }
 
 type Actor = AuditEvent['actor'];
+
+/** The bearer token a call's metadata carries ('' for none). */
+export function bearerToken(metadata: grpc.Metadata): string {
+  const header = metadata.get('authorization')[0];
+  return typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] ?? '' : '';
+}
 
 /** The caller's token id, from a call's metadata (the interceptor has checked it by then). */
 export function callerTokenId(metadata: grpc.Metadata): string {
@@ -269,6 +284,7 @@ export function accessInterceptor(o: AccessOptions): grpc.ServerInterceptor {
     let actor: Actor = { kind: 'anonymous', id: '' };
     let verified = false;
     let target = '';
+    let detail: Record<string, string> = {};
     let recorded = false;
     let denied: { status: PartialStatusObject; delay: number } | undefined;
     let refused = false;
@@ -281,7 +297,8 @@ export function accessInterceptor(o: AccessOptions): grpc.ServerInterceptor {
       if (!AUDITED.has(path) && result !== 'UNAUTHENTICATED' && result !== 'PERMISSION_DENIED' && result !== 'INVALID_REQUEST') return;
       if (!verified && result !== 'ok' && !refusals.allow(peer)) return;
       recorded = true;
-      o.audit.record({ actor, action: path.replace('/drover.v1.', ''), target, from: peer, result, ...(created ? { detail: { id: created } } : {}) });
+      const all = { ...detail, ...(created ? { id: created } : {}) };
+      o.audit.record({ actor, action: path.replace('/drover.v1.', ''), target, from: peer, result, ...(Object.keys(all).length ? { detail: all } : {}) });
     };
     const refuse = (status: PartialStatusObject) => {
       audit(status);
@@ -316,6 +333,7 @@ export function accessInterceptor(o: AccessOptions): grpc.ServerInterceptor {
         if (isLink) return next(message);
         gotMessage = true;
         target = auditTarget(message);
+        detail = auditDetail(path, message);
         if (denied) {
           const { status, delay } = denied;
           return void setTimeout(() => refuse(status), delay);

@@ -69,7 +69,12 @@ export interface NewToken {
   labels?: Record<string, string>;
   namePattern?: string;
   description?: string;
+  /** API tokens: its holder's name, unique among tokens not revoked. */
+  name?: string;
 }
+
+/** Token names: like approvers in workflows (compiler/schema.ts APPROVER_PATTERN), and never a role's name. */
+export const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$/;
 
 export class Tokens {
   constructor(
@@ -90,6 +95,7 @@ export class Tokens {
       kind: t.kind,
       role: t.kind === 'api' ? (t.role ?? 'viewer') : '',
       description: t.description ?? '',
+      ...(t.name ? { name: t.name } : {}),
       secretHash: hash(secret),
       createdMs: this.now(),
       expiresMs: ttl > 0 ? this.now() + ttl : 0,
@@ -139,6 +145,11 @@ export class Tokens {
     if (countUse) rec.used++;
     // lastUsedMs alone is not worth a write per API call; a counted use is.
     if (countUse) this.store.putToken(rec);
+  }
+
+  /** The token not revoked that bears `name`, if any. */
+  byName(name: string): TokenRecord | undefined {
+    return this.store.listTokens().find((t) => t.name === name && !t.revokedMs);
   }
 
   list(): TokenRecord[] {

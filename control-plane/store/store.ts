@@ -74,6 +74,8 @@ export interface TokenRecord {
   kind: 'api' | 'enroll';
   role: Role | '';
   description: string;
+  /** API tokens: its holder's name (approvers name tokens by it); absent or '' for none (and in tokens made before names). */
+  name?: string;
   secretHash: string;
   createdMs: number;
   /** 0: never. */

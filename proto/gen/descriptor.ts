@@ -1223,6 +1223,10 @@ export const DESCRIPTOR = {
         "description": {
          "type": "string",
          "id": 7
+        },
+        "name": {
+         "type": "string",
+         "id": 8
         }
        }
       },
@@ -1288,6 +1292,10 @@ export const DESCRIPTOR = {
         "lastUsedMs": {
          "type": "int64",
          "id": 12
+        },
+        "name": {
+         "type": "string",
+         "id": 13
         }
        }
       },
@@ -1396,6 +1404,10 @@ export const DESCRIPTOR = {
         "expiresMs": {
          "type": "int64",
          "id": 4
+        },
+        "name": {
+         "type": "string",
+         "id": 5
         }
        }
       },

@@ -108,6 +108,7 @@ const COMMANDS: readonly CommandEntry[] = [
   { name: 'status', load: () => import('./commands/status.js') },
   { name: 'logs', load: () => import('./commands/logs.js') },
   { name: 'cancel', load: () => import('./commands/cancel.js') },
+  { name: 'approve', load: () => import('./commands/approve.js') },
   { name: 'rerun', load: () => import('./commands/rerun.js') },
   { name: 'schedules', load: () => import('./commands/schedules.js') },
   schedule,

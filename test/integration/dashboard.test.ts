@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DroverClient } from '../../sdk/index.js';
-import { startAgent, startServer, tempDir, workflowFile, waitFor, type ServerProc } from '../helpers/cluster.js';
+import { cli, startAgent, startServer, tempDir, workflowFile, waitFor, type ServerProc } from '../helpers/cluster.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -182,6 +182,61 @@ steps:
     expect(await cancel.count()).toBe(0);
     expect((await admin.runs.get(handle.id)).status).toBe('cancelled');
     await shot(operator, 'cancelled');
+    await operator.context().close();
+  });
+
+  it('dashboard - an approval given from the CLI shows live; an approver rejects another from the page; a viewer not among the approvers gets no buttons', async () => {
+    const file = workflow(
+      'gate.yaml',
+      `name: dash-gate
+params: { ticket: { type: string, default: CHG-7 } }
+steps:
+  - { id: build, target: { agent: dash-a }, run: echo built }
+  - id: go-live
+    needs: [build]
+    approval: { approvers: [operator], message: "Release \${{ params.ticket }}?", timeout: 1h }
+  - { id: ship, needs: [go-live], target: { agent: dash-b }, run: echo shipped }
+`,
+    );
+    const open = async () => {
+      const h = await admin.runs.launch(file);
+      await waitFor(async () => (await admin.runs.get(h.id)).steps.find((s) => s.id === 'go-live')?.status === 'running', 20_000, () => 'the gate to open');
+      return h.id;
+    };
+    const first = await open();
+    const viewer = await openPage(viewerToken);
+    await viewer.evaluate((id) => (location.hash = `#/runs/${id}`), first);
+    const vGate = viewer.locator('[data-testid=approval][data-step=go-live]');
+    await vGate.waitFor({ timeout: SEEN_MS });
+    expect(await vGate.locator('[data-testid=approval-message]').textContent()).toBe('Release CHG-7?');
+    expect(await vGate.textContent()).toMatch(/waiting for operator \(and above\) · times out \d\d:\d\d/);
+    await vGate.locator('[data-testid=approval-not-yours]').waitFor({ timeout: SEEN_MS });
+    expect(await vGate.locator('[data-testid=approve]').count()).toBe(0);
+    await shot(viewer, 'approval-waiting');
+
+    // Given from the CLI while the page watches: the decision and the run's end arrive on the feed, no reload.
+    const res = await cli(['approve', first, 'go-live', '--reason', 'window open'], { ...server.env, DROVER_TOKEN: operatorToken });
+    expect(res.code, res.stderr).toBe(0);
+    await expect.poll(() => vGate.getAttribute('data-decision'), { timeout: SEEN_MS }).toBe('approved');
+    expect(await vGate.locator('[data-testid=approval-decision]').textContent()).toMatch(/^approved by [0-9a-f]{12}: window open$/);
+    await expect.poll(() => viewer.locator('[data-testid=run-status]').textContent(), { timeout: SEEN_MS }).toBe('succeeded');
+    await shot(viewer, 'approval-approved');
+    await viewer.context().close();
+
+    const second = await open();
+    const operator = await openPage(operatorToken);
+    await operator.locator('[data-testid=whoami]').filter({ hasText: 'operator' }).waitFor({ timeout: SEEN_MS });
+    await operator.evaluate((id) => (location.hash = `#/runs/${id}`), second);
+    const oGate = operator.locator('[data-testid=approval][data-step=go-live]');
+    await oGate.locator('[data-testid=reject]').waitFor({ timeout: SEEN_MS });
+    await oGate.locator('[data-testid=approval-reason]').fill('not during the freeze');
+    await oGate.locator('[data-testid=reject]').click();
+    await expect.poll(() => oGate.getAttribute('data-decision'), { timeout: SEEN_MS }).toBe('rejected');
+    await expect.poll(() => operator.locator('[data-testid=run-status]').textContent(), { timeout: SEEN_MS }).toBe('failed');
+    const done = await admin.runs.get(second);
+    expect(done.steps.find((s) => s.id === 'go-live')!.approval).toMatchObject({ decision: 'rejected', reason: 'not during the freeze' });
+    const audit = (await admin.audit.list({ action: 'RunService/DecideApproval' })).filter((r) => r.target === `${second}/go-live`);
+    expect(audit).toEqual([expect.objectContaining({ result: 'ok', detail: { decision: 'reject', reason: 'not during the freeze', id: second } })]);
     await operator.context().close();
   });
 

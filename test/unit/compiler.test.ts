@@ -96,7 +96,7 @@ describe('compiler - errors', () => {
     ['invalid YAML', `name: x\nsteps: [ {id: a, run: x}\n`, /invalid YAML/],
     ['a step with no kind', `name: x\nsteps:\n  - { id: a }\n`, /step "a" has nothing to do: give it one of run, command, script, http, file, sleep/],
     ['a step with two kinds', `name: x\nsteps:\n  - { id: a, run: "true", sleep: 1s }\n`, /step "a" has more than one kind \(run, sleep\)/],
-    ['a reserved kind', `name: x\nsteps:\n  - { id: a, approval: { by: ops } }\n`, /step kind "approval" is reserved for a later release/],
+    ['an approval without approvers', `name: x\nsteps:\n  - { id: a, approval: { message: hi } }\n`, /missing required field "approvers"/, 'steps[0].approval.approvers'],
     ['an expression in a script body', `name: x\nparams: { u: {} }\nsteps:\n  - { id: a, script: "echo \${{ params.u }}" }\n`, /may not be pasted into shell text/, 'steps[0].script'],
     ['a type error in an expression', `name: x\nparams: { n: { type: number, default: 2 } }\nsteps:\n  - { id: a, run: "true", env: { X: "\${{ params.n + 'x' }}" } }\n`, /no such overload: int \+ string/],
     ['a condition that is not boolean', `name: x\nparams: { n: { type: number, default: 2 } }\nsteps:\n  - { id: a, run: "true", when: "params.n + 1" }\n`, /condition "params.n \+ 1" is of type int; a condition must be true or false/],

@@ -237,9 +237,9 @@ steps:
     expect(ok(src).hash).toBe(before);
   });
 
-  it('compiler - approval is still reserved', () => {
-    expect(errors(`name: x\nsteps:\n  - { id: a, approval: {} }\n`)).toEqual([
-      'steps[0].approval: step kind "approval" is reserved for a later release and cannot run yet; use one of run, command, script, http, file, sleep, ssh',
+  it('compiler - an approval step with an empty approvers list is refused', () => {
+    expect(errors(`name: x\nsteps:\n  - { id: a, approval: { approvers: [] } }\n`)).toEqual([
+      'steps[0].approval.approvers: an approval step needs at least one approver: a role (viewer, operator, admin) or a token name',
     ]);
   });
 });

@@ -5,6 +5,7 @@ import { caOption, serverOption, tokenOption, withClient } from '../context.js';
 import { captureList, listOutputOption, type View } from '../output.js';
 import { EXIT } from '../report.js';
 import { attemptsTable, runHeader, stepMessages, stepsTable } from '../render/runs.js';
+import { approvalLines } from '../render/approvals.js';
 import { waitingLines } from '../render/step-cells.js';
 import { watch } from '../watch.js';
 
@@ -13,8 +14,9 @@ function statusView(run: Run, view: View): string {
   const messages = stepMessages(run.steps);
   const attempts = attemptsTable(run.steps, view);
   const waiting = waitingLines(run.steps);
+  const approvals = approvalLines(run);
   return (
-    runHeader(run, view) + '\n' + stepsTable(run.steps, view) + (waiting ? `\nWaiting:\n${waiting}` : '') + (attempts ? `\nAttempts:\n${attempts}` : '') + (messages ? `\nMessages:\n${messages}` : '')
+    runHeader(run, view) + '\n' + stepsTable(run.steps, view) + (waiting ? `\nWaiting:\n${waiting}` : '') + (approvals ? `\nApprovals:\n${approvals}` : '') + (attempts ? `\nAttempts:\n${attempts}` : '') + (messages ? `\nMessages:\n${messages}` : '')
   );
 }
 
@@ -35,7 +37,7 @@ export function register(program: Command): void {
     .command('status')
     .summary('show a run and its steps')
     .description(
-      'Show a run: its status, params and plan hash, then every step with its agent (a fan-out or forEach step: how many instances on how many agents), attempt, exit code (none for a step that never ran) and resource use, and why each unfinished step waits (its needs, its agent disconnected or draining, a maxParallel slot, the run queued behind another). ' +
+      'Show a run: its status, params and plan hash, then every step with its agent (a fan-out or forEach step: how many instances on how many agents), attempt, exit code (none for a step that never ran) and resource use, and why each unfinished step waits (its needs, its agent disconnected or draining, a maxParallel slot, the run queued behind another, a decision: approval steps are listed under Approvals with who may decide, the question, the deadline and the decision). ' +
         'Steps with more than one attempt, or with one that was superseded (its agent was declared lost and the step failed or moved on), ' +
         'list every attempt: its number (for `drover logs --attempt N`), agent, status, times and what became of it. ' +
         'RUN is the run id or a unique prefix of it (at least 4 characters). ' +

@@ -17,6 +17,6 @@ export function register(program: Command): void {
       const me = await withClient(cmd, (client) => client.access.whoami());
       if (opts.output === 'json') return printJson(me);
       const expires = me.expiresAt ? `, expires ${me.expiresAt.toISOString()}` : '';
-      process.stdout.write(`token ${me.tokenId}: role ${me.role}${me.description ? ` (${me.description})` : ''}${expires}\n`);
+      process.stdout.write(`token ${me.tokenId}${me.name ? ` (${me.name})` : ''}: role ${me.role}${me.description ? ` (${me.description})` : ''}${expires}\n`);
     });
 }

@@ -16,11 +16,11 @@ export function tokensTable(tokens: TokenInfo[], view: View = plainView()): stri
   const now = view.now;
   if (!tokens.length) return 'no tokens\n';
   return renderTable(
-    ['ID', 'KIND', 'ROLE', 'STATE', 'EXPIRES', 'USES', 'LIMITS', 'DESCRIPTION', ...(view.wide ? ['CREATED'] : [])],
+    ['ID', 'NAME', 'KIND', 'ROLE', 'STATE', 'EXPIRES', 'USES', 'LIMITS', 'DESCRIPTION', ...(view.wide ? ['CREATED'] : [])],
     tokens.map((t) => {
       const state = t.revokedAt ? 'revoked' : t.expiresAt && t.expiresAt.getTime() <= now ? 'expired' : t.kind === 'enroll' && t.uses && t.used >= t.uses ? 'used up' : 'valid';
       const limits = [t.namePattern && `name ${t.namePattern}`, Object.keys(t.labels).length && formatLabels(t.labels)].filter(Boolean).join(' ') || '-';
-      const row = [t.id, t.kind, t.role || '-', state, until(t.expiresAt, now), t.kind === 'enroll' ? `${t.used}/${t.uses || '∞'}` : '-', limits, t.description || '-'];
+      const row = [t.id, t.name || '-', t.kind, t.role || '-', state, until(t.expiresAt, now), t.kind === 'enroll' ? `${t.used}/${t.uses || '∞'}` : '-', limits, t.description || '-'];
       return view.wide ? [...row, formatAgo(t.createdAt.getTime(), now)] : row;
     }),
   );

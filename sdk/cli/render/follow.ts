@@ -85,6 +85,8 @@ function describe(step: Step, steps: readonly Step[]): string {
     case 'pending':
       return step.waiting.replace(/^waiting /, '');
     case 'running':
+      // An approval gate runs on no agent: what it waits for is the news.
+      if (step.kind === 'approval') return step.waiting || 'waiting for a decision';
       return `${step.kind === 'group' ? where : `on ${where}`}${retry}${step.waiting ? `; ${step.waiting}` : ''}`;
     case 'succeeded':
     case 'failed': {

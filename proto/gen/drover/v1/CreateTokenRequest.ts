@@ -11,6 +11,7 @@ export interface CreateTokenRequest {
   'labels'?: ({[key: string]: string});
   'namePattern'?: (string);
   'description'?: (string);
+  'name'?: (string);
 }
 
 export interface CreateTokenRequest__Output {
@@ -21,4 +22,5 @@ export interface CreateTokenRequest__Output {
   'labels': ({[key: string]: string});
   'namePattern': (string);
   'description': (string);
+  'name': (string);
 }

@@ -16,6 +16,7 @@ export interface TokenInfo {
   'namePattern'?: (string);
   'revokedMs'?: (number | string | Long);
   'lastUsedMs'?: (number | string | Long);
+  'name'?: (string);
 }
 
 export interface TokenInfo__Output {
@@ -31,4 +32,5 @@ export interface TokenInfo__Output {
   'namePattern': (string);
   'revokedMs': (number);
   'lastUsedMs': (number);
+  'name': (string);
 }

@@ -8,6 +8,7 @@ export interface WhoAmIResponse {
   'role'?: (string);
   'description'?: (string);
   'expiresMs'?: (number | string | Long);
+  'name'?: (string);
 }
 
 export interface WhoAmIResponse__Output {
@@ -15,4 +16,5 @@ export interface WhoAmIResponse__Output {
   'role': (string);
   'description': (string);
   'expiresMs': (number);
+  'name': (string);
 }
