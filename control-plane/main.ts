@@ -33,6 +33,8 @@ import { NatsAuth } from './security/nats-auth.js';
 import { writeSecretFile } from '../common/secret-file.js';
 import { DirLockedError, lockDir } from '../common/dir-lock.js';
 import { ConfigError } from '../common/errors.js';
+import { parseDuration } from '../common/duration.js';
+import { triggerSubjectProblem } from '../common/nats-subject.js';
 import { NATS_OPTION_HELP, natsConnectHint, natsConnectionOptions, type NatsOptions } from '../common/nats-options.js';
 import { DEFAULTS, hostOf, resolveConfig, type ServerConfig } from './config.js';
 import { Devices } from './devices.js';
@@ -52,6 +54,7 @@ import { AgentHistory } from './http/history.js';
 import { DroverMetrics } from './http/prometheus.js';
 import { startHttp, type HttpPort } from './http/server.js';
 import { Webhooks } from './triggers/webhooks.js';
+import { NatsTriggers } from './triggers/nats-triggers.js';
 import { triggerWarnings } from './triggers/warnings.js';
 
 /**
@@ -107,10 +110,16 @@ function tlsCredentials(pki: Pki): grpc.ServerCredentials {
  * signs for itself (<data-dir>/nats-control-plane.creds), which a nats-server
  * running `drover server nats-config` accepts; a server without auth ignores it.
  */
-async function withOwnNatsCreds(o: NatsOptions, dataDir: string, auth: NatsAuth): Promise<NatsOptions> {
+async function withOwnNatsCreds(o: NatsOptions, dataDir: string, auth: NatsAuth, log: Logger): Promise<NatsOptions> {
   if (o.user || o.token || o.credsFile || o.nkeySeedFile) return o;
   const file = join(dataDir, 'nats-control-plane.creds');
-  if (!existsSync(file)) writeSecretFile(file, await auth.controlPlaneCreds());
+  // Made afresh at each start, so an upgrade that widens its permissions (NATS triggers) takes effect; an unwritable disk keeps the old file.
+  try {
+    writeSecretFile(file, await auth.controlPlaneCreds());
+  } catch (err) {
+    if (!existsSync(file)) throw new ConfigError(`cannot write the control plane's NATS credentials ${file}: ${(err as Error).message}; free space or fix the data dir's permissions`);
+    log.warn({ file, err: (err as Error).message }, 'could not renew the NATS credentials file; using the one there is');
+  }
   return { ...o, credsFile: file };
 }
 
@@ -126,6 +135,38 @@ async function printNatsConfig(argv: string[]) {
       const dataDir = opts.dataDir ?? process.env.DROVER_DATA_DIR ?? DEFAULTS.dataDir;
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       process.stdout.write(await NatsAuth.open(dataDir).serverConfig());
+    });
+  await cmd.parseAsync(argv, { from: 'user' });
+}
+
+/** `drover server nats-creds --name N --publish SUBJECTS`: prints NATS credentials for a system that publishes events for NATS triggers. */
+async function printNatsCreds(argv: string[]) {
+  const cmd = new Command('drover server nats-creds')
+    .description(
+      "Print NATS credentials (a .creds file) for a system that publishes events to NATS triggers: it may publish only on the subjects given, and read the answers to its requests. Signed by this control plane's NATS account, so a nats-server running `drover server nats-config` accepts them. Keep the output secret.",
+    )
+    .requiredOption('--name <name>', 'who the credentials are for, as the NATS server logs it (e.g. hr-system)')
+    .requiredOption('--publish <subjects>', 'subjects it may publish on, comma-separated; wildcards * and > allowed, not under drover. (e.g. alarms.>)')
+    .option('--expires <duration>', 'how long they are valid (e.g. 90d); default: no expiry')
+    .option('--data-dir <dir>', `the control plane's data dir (env DROVER_DATA_DIR) (default: ${DEFAULTS.dataDir})`)
+    .addHelpText('after', "\nExample:\n  drover server nats-creds --name alarm-relay --publish 'alarms.>' --expires 90d > alarm-relay.creds\n  nats --creds alarm-relay.creds request alarms.rack4 '{\"site\":\"ber1\",\"id\":\"a-17\"}'")
+    .action(async (opts: { name: string; publish: string; expires?: string; dataDir?: string }) => {
+      const subjects = opts.publish.split(',').map((x) => x.trim()).filter(Boolean);
+      const problems = subjects.map((x) => triggerSubjectProblem(x)).filter((x): x is string => !!x);
+      if (!subjects.length) problems.push('--publish names no subject');
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(opts.name)) problems.push(`--name "${opts.name.slice(0, 70)}" must be 1-64 letters, digits, dots, dashes or underscores, starting with a letter or digit`);
+      let expiresMs = 0;
+      if (opts.expires !== undefined) {
+        const ms = parseDuration(opts.expires);
+        if (ms === undefined || ms <= 0) problems.push(`--expires "${opts.expires}" is not a duration like 12h or 90d`);
+        else expiresMs = Date.now() + ms;
+      }
+      if (problems.length) throw new ConfigError(`drover server nats-creds: ${problems.join('; ')}`);
+      const dataDir = opts.dataDir ?? process.env.DROVER_DATA_DIR ?? DEFAULTS.dataDir;
+      if (!existsSync(join(dataDir, 'nats-account.nk'))) {
+        throw new ConfigError(`${dataDir} holds no NATS account yet; run \`drover server nats-config --data-dir ${dataDir}\` first (or pass the control plane's --data-dir)`);
+      }
+      process.stdout.write(await NatsAuth.open(dataDir).publisherCreds(opts.name, subjects, expiresMs));
     });
   await cmd.parseAsync(argv, { from: 'user' });
 }
@@ -264,13 +305,14 @@ async function serve(cfg: ServerConfig) {
     );
   });
   const address = cfg.listen.replace(/:\d+$/, `:${port}`);
-  let nats: { nc: NatsConnection; link: NatsAgentLink } | undefined;
+  let nats: { nc: NatsConnection; link: NatsAgentLink; triggers: NatsTriggers } | undefined;
   if (cfg.nats) {
-    const nc = await connectNats(await withOwnNatsCreds(cfg.nats, cfg.dataDir, natsAuth), log.child({ component: 'nats' }));
+    const nc = await connectNats(await withOwnNatsCreds(cfg.nats, cfg.dataDir, natsAuth, log), log.child({ component: 'nats' }));
     const link = new NatsAgentLink(nc, sessions, { heartbeatIntervalMs: cfg.heartbeatIntervalMs, log: log.child({ component: 'nats-agents' }) });
     await link.start();
-    nats = { nc, link };
-    log.info({ nats: nc.getServer(), maxPayload: nc.info?.max_payload }, 'serving NATS agents');
+    const natsTriggers = new NatsTriggers({ nc, workflows, runs, audit, log: log.child({ component: 'nats-triggers' }), now });
+    nats = { nc, link, triggers: natsTriggers };
+    log.info({ nats: nc.getServer(), maxPayload: nc.info?.max_payload, triggerSubjects: natsTriggers.subjects() }, 'serving NATS agents and NATS triggers');
   }
   if (cfg.insecure) {
     log.warn({ address }, 'INSECURE: --insecure serves plaintext gRPC and trusts agents by the name they give; never use it beyond this machine');
@@ -309,6 +351,7 @@ async function serve(cfg: ServerConfig) {
     server.tryShutdown(() => undefined);
     void http?.close();
     setTimeout(() => server.forceShutdown(), 2000).unref();
+    nats?.triggers.stop();
     nats?.link.stop();
     const natsDrained = nats ? Promise.race([nats.nc.drain(), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined) : Promise.resolve();
     void natsDrained
@@ -343,7 +386,7 @@ program
   .option('--config <file>', 'YAML file with any of the options above (camelCase keys); flags and env win')
   .addHelpText(
     'after',
-    '\nSubcommands:\n  init          create the CA, certificates and first admin token, then exit (drover server init --help)\n  nats-config   print the nats-server configuration that confines each agent to its own subjects (drover server nats-config --help)\n\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server\n  drover server --nats nats://nats.example:4222 --nats-creds /etc/drover/server.creds',
+    '\nSubcommands:\n  init          create the CA, certificates and first admin token, then exit (drover server init --help)\n  nats-config   print the nats-server configuration that confines each agent to its own subjects (drover server nats-config --help)\n  nats-creds    print NATS credentials for a system that publishes events to NATS triggers (drover server nats-creds --help)\n\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server\n  drover server --nats nats://nats.example:4222 --nats-creds /etc/drover/server.creds',
   )
   .action(async (opts: Record<string, unknown>) => {
     try {
@@ -359,6 +402,7 @@ program
 
 try {
   if (process.argv[2] === 'nats-config') await printNatsConfig(process.argv.slice(3));
+  else if (process.argv[2] === 'nats-creds') await printNatsCreds(process.argv.slice(3));
   else if (process.argv[2] === 'init') await init(process.argv.slice(3));
   else await program.parseAsync(process.argv);
 } catch (err) {

@@ -10,6 +10,7 @@
 import { Environment } from '@marcbachmann/cel-js';
 import { Cron } from 'croner';
 import { parseDuration } from '../../common/duration.js';
+import { triggerSubjectProblem } from '../../common/nats-subject.js';
 import type { TriggerPlan } from '../model/plan.js';
 import { checkExpression } from './expressions.js';
 import type { Problems } from './problems.js';
@@ -91,6 +92,10 @@ export function checkTriggers(raw: Record<string, unknown>, declaredParams: stri
       if (why) problems.add(['triggers', i, kind, 'idempotencyKey'], `not a CEL expression: ${why}`);
     }
     if (kind === 'webhook' && typeof body.name === 'string') seen(body.name, i, ['triggers', i, 'webhook', 'name']);
+    if (kind === 'nats' && typeof body.subject === 'string') {
+      const why = triggerSubjectProblem(body.subject);
+      if (why) problems.add(['triggers', i, 'nats', 'subject'], why);
+    }
   });
 }
 

@@ -5,9 +5,14 @@
  * an operator, a system account and a `drover` account (nkey seeds in the
  * data dir, 0600), and signs user credentials under the account:
  *
- * - itself: publish and subscribe on `drover.v1.agent.>`;
+ * - itself: publish on `drover.v1.agent.>`, subscribe to anything (the
+ *   agents' up subjects and the subjects of NATS triggers, which workflows
+ *   add as they are applied), and answer requests made to it;
  * - each agent, at enrollment: publish only on `drover.v1.agent.<name>.up`,
- *   subscribe only to `drover.v1.agent.<name>.down`.
+ *   subscribe only to `drover.v1.agent.<name>.down`;
+ * - event publishers (`drover server nats-creds`): publish only on the
+ *   subjects named when they were made (never under drover.), and read the
+ *   answers to their requests (`_INBOX.>`).
  *
  * `drover server nats-config` prints the nats-server configuration (operator,
  * system account, MEMORY resolver with both accounts preloaded) that makes
@@ -32,6 +37,9 @@ function seedKey(file: string, make: () => KeyPair): KeyPair {
   writeSecretFile(file, `${new TextDecoder().decode(kp.getSeed())}\n`);
   return kp;
 }
+
+/** How long after a request the control plane may still answer it (10 minutes, in ns as NATS JWTs count): a launch waits for its disk write. */
+const ANSWER_WITHIN_NS = 600e9;
 
 /** PKCS#8 DER header of an Ed25519 private key; the 32-byte seed follows. */
 const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -125,7 +133,22 @@ export class NatsAuth {
   /** The control plane's own NATS credentials (.creds text: a new user key and its JWT). */
   async controlPlaneCreds(): Promise<string> {
     const kp = createUser();
-    const jwt = await encodeUser('drover-control-plane', kp, this.signer, { pub: { allow: [NATS_AGENT_WILDCARD] }, sub: { allow: [NATS_AGENT_WILDCARD] } }, opts);
+    // resp: it may answer each request it receives once (a NATS trigger's reply), without publish rights on _INBOX.>.
+    const perms = { pub: { allow: [NATS_AGENT_WILDCARD] }, sub: { allow: ['>'] }, resp: { max: 1, ttl: ANSWER_WITHIN_NS } };
+    const jwt = await encodeUser('drover-control-plane', kp, this.signer, perms, opts);
+    return new TextDecoder().decode(fmtCreds(jwt, kp));
+  }
+
+  /**
+   * Credentials for a system that publishes events for NATS triggers
+   * (`drover server nats-creds`): publish on `subjects` only, subscribe to
+   * `_INBOX.>` for the answers to its requests; valid until `expiresMs` (0:
+   * no expiry). Subjects are checked by the caller (triggerSubjectProblem).
+   */
+  async publisherCreds(name: string, subjects: readonly string[], expiresMs = 0): Promise<string> {
+    const kp = createUser();
+    const perms = { pub: { allow: [...subjects] }, sub: { allow: ['_INBOX.>'] } };
+    const jwt = await encodeUser(`publisher ${name}`, kp, this.signer, perms, { ...opts, ...(expiresMs ? { exp: Math.floor(expiresMs / 1000) } : {}) });
     return new TextDecoder().decode(fmtCreds(jwt, kp));
   }
 

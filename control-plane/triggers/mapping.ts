@@ -10,6 +10,7 @@
  * missing is reported by the params check, with the reason noted here.
  */
 import { Environment } from '@marcbachmann/cel-js';
+import type { Problem } from '../../common/errors.js';
 
 export interface EventVars {
   body: unknown;
@@ -78,4 +79,11 @@ export function mapEvent(trigger: { params: Record<string, string>; idempotencyK
     else out.keyProblem = `the trigger's idempotencyKey ${trigger.idempotencyKey}: ${'why' in r ? r.why : 'it is empty'}`;
   }
   return out;
+}
+
+/** A params problem about a param the mapping found nothing for says so: "(the webhook maps it from body.user.login: No such key: login)". */
+export function notedProblem(p: Problem, notes: Record<string, string>, via: string): Problem {
+  const m = /^params\.([A-Za-z0-9_-]+)/.exec(p.path);
+  const note = m && notes[m[1]];
+  return note ? { ...p, message: `${p.message} (${via} maps it from ${note})` } : p;
 }

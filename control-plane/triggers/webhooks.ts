@@ -27,7 +27,7 @@ import type { Runs } from '../runs.js';
 import type { AuditLog } from '../security/audit.js';
 import type { Store } from '../store/store.js';
 import type { Workflows } from '../workflows.js';
-import { mapEvent } from './mapping.js';
+import { mapEvent, notedProblem } from './mapping.js';
 import { SIGNATURE_HEADER, verifySignature } from './signature.js';
 
 /** Largest body accepted (GitHub's deliveries are capped at 25 MiB; an HR event is a few KiB). */
@@ -186,17 +186,10 @@ export class Webhooks {
       this.d.store.deleteSeenSignature(replayId);
       if (!(err instanceof ApiError)) throw err;
       audit(err.code);
-      const problems = err.problems.map((p) => noted(p, mapped.notes));
+      const problems = err.problems.map((p) => notedProblem(p, mapped.notes, 'the webhook'));
       throw new HookError(LAUNCH_STATUS[err.code] ?? 500, err.code, err.message, err.code === 'INVALID_PARAMS' ? 'the body does not give the params the workflow needs: see problems' : err.hint, problems);
     }
   }
-}
-
-/** A params problem about a param the mapping found nothing for says so. */
-function noted(p: Problem, notes: Record<string, string>): Problem {
-  const m = /^params\.([A-Za-z0-9_-]+)/.exec(p.path);
-  const note = m && notes[m[1]];
-  return note ? { ...p, message: `${p.message} (the webhook maps it from ${note})` } : p;
 }
 
 function tooLarge(bytes: number): HookError {

@@ -49,4 +49,19 @@ describe('triggers compile', () => {
     expect(problems('  - webhook: { name: h, secret: S }\n  - webhook: { name: h, secret: T }')).toEqual(['triggers[1].webhook.name: trigger name "h" is already used by triggers[0]']);
     expect(problems('  - { cron: "0 2 * * *", params: { username: x }, tz: UTC }')[0]).toMatch(/^triggers\[0\]/);
   });
+
+  it('triggers compile - a NATS subject must be valid and must not reach the control plane\'s own subjects', () => {
+    const subject = (s: string) => problems(`  - nats: { subject: "${s}" }`);
+    for (const ok of ['alarms.>', 'alarms.*.power', 'hr.new-hire', 'a']) expect(subject(ok), ok).toEqual([]);
+    expect(subject('drover.v1.agent.>')).toEqual(['triggers[0].nats.subject: "drover.v1.agent.>" is under drover., which belongs to drover and NATS themselves; choose another first token, like alarms.>']);
+    expect(subject('>')[0]).toMatch(/starts with a wildcard, which would also match the control plane's own subjects/);
+    expect(subject('*.power')[0]).toMatch(/starts with a wildcard/);
+    expect(subject('_INBOX.x')[0]).toMatch(/under _INBOX\./);
+    expect(subject('$SYS.x')[0]).toMatch(/under \$SYS\./);
+    expect(subject('alarms..x')[0]).toMatch(/empty token/);
+    expect(subject('alarms.')[0]).toMatch(/empty token/);
+    expect(subject('alarms.>.x')[0]).toMatch(/wildcards are whole tokens/);
+    expect(subject('alarms.po*')[0]).toMatch(/wildcards are whole tokens/);
+    expect(subject('alarms rack')[0]).toMatch(/whitespace/);
+  });
 });
