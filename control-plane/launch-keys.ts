@@ -33,11 +33,16 @@ export function checkIdempotencyKey(key: string): void {
   throw new ApiError('INVALID_INPUT', `idempotency key ${shown} ${why}`, `use 1-${MAX_IDEMPOTENCY_KEY} printable ASCII characters, e.g. a UUID or the sender's event id`);
 }
 
-/** SHA-256 of a plan's bound params (secret values are masked there), keys sorted. */
-export function paramsHash(plan: Pick<RunPlan, 'params'>): string {
-  const sorted = Object.keys(plan.params)
+/**
+ * What a key's request is, as a hash: SHA-256 of the plan's bound params
+ * (secret values are masked there), keys sorted, and for a re-run the run
+ * it re-runs, so one key cannot stand for a re-run of another run.
+ */
+export function paramsHash(plan: Pick<RunPlan, 'params'>, rerunOf = ''): string {
+  const sorted: unknown[] = Object.keys(plan.params)
     .sort()
     .map((k) => [k, plan.params[k]]);
+  if (rerunOf) sorted.push({ rerunOf });
   return createHash('sha256').update(JSON.stringify(sorted)).digest('hex');
 }
 
@@ -63,10 +68,10 @@ export class LaunchKeys {
   /**
    * The answer for a repeat of (workflow, key), or undefined when this
    * launch is the first: then `start` runs, registered as pending until it
-   * settles. Throws IDEMPOTENCY_KEY_REUSED for the same key with other params.
+   * settles. Throws IDEMPOTENCY_KEY_REUSED for the same key with another
+   * request (`hash`: paramsHash of the params, and of the run a re-run re-runs).
    */
-  async once(workflow: string, key: string, plan: RunPlan, start: () => Promise<RunRecord>): Promise<Launched> {
-    const hash = paramsHash(plan);
+  async once(workflow: string, key: string, hash: string, start: () => Promise<RunRecord>): Promise<Launched> {
     // Bounded: each pass either answers, or waits for a launch that then failed (a second failure ends it).
     for (let pass = 0; ; pass++) {
       this.prune();
@@ -94,7 +99,7 @@ export class LaunchKeys {
   /** The key record for a new run: put in the store with the run, so one flush writes both. */
   record(run: RunRecord, key: string): LaunchKeyRecord {
     const createdMs = this.now();
-    const rec: LaunchKeyRecord = { workflow: run.workflow, key, runId: run.id, paramsHash: paramsHash(run.plan), createdMs, expiresMs: createdMs + this.retentionMs };
+    const rec: LaunchKeyRecord = { workflow: run.workflow, key, runId: run.id, paramsHash: paramsHash(run.plan, run.rerunOf), createdMs, expiresMs: createdMs + this.retentionMs };
     this.store.putLaunchKey(rec);
     return rec;
   }
@@ -104,7 +109,7 @@ export class LaunchKeys {
     for (const run of runs) {
       if (!run.idempotencyKey || this.store.getLaunchKey(run.workflow, run.idempotencyKey)) continue;
       const expiresMs = run.createdMs + this.retentionMs;
-      if (expiresMs > this.now()) this.store.putLaunchKey({ workflow: run.workflow, key: run.idempotencyKey, runId: run.id, paramsHash: paramsHash(run.plan), createdMs: run.createdMs, expiresMs });
+      if (expiresMs > this.now()) this.store.putLaunchKey({ workflow: run.workflow, key: run.idempotencyKey, runId: run.id, paramsHash: paramsHash(run.plan, run.rerunOf), createdMs: run.createdMs, expiresMs });
     }
   }
 

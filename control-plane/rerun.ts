@@ -3,8 +3,9 @@
  * version, params and hash; trigger "rerun", rerunOf the old id), reusing
  * what the mode allows (scheduler/rerun.ts). It checks the request, places
  * the steps that run again against the fleet now (fan-out instances keep
- * their agents), applies the workflow's concurrency and an idempotency key,
- * and starts the run the way a submit does: durable first.
+ * their agents), applies the workflow's concurrency, and starts the run the
+ * way a submit does: durable first. Runs.rerun puts an idempotency key in
+ * front of it (launch-keys.ts), scoped like a launch's.
  */
 import type { Problem } from '../common/errors.js';
 import { didYouMean } from './compiler/suggest.js';
@@ -14,7 +15,6 @@ import type { FleetAgent } from './model/target.js';
 import { admission, deviceAffinity, type RunsState } from './scheduler/run-machine.js';
 import { place } from './scheduler/placement.js';
 import { rerunRecord, reusedSteps, type RerunMode } from './scheduler/rerun.js';
-import type { Store } from './store/store.js';
 
 export interface RerunOptions {
   /** Run this step (a declared step, a fan-out or forEach group, or one instance) and what depends on it again; reuse what succeeded before it. */
@@ -34,7 +34,6 @@ export interface Rerun {
 /** What Runs lends the re-run: its lookups, its machine state and its durable start. */
 export interface RerunHost {
   get(id: string): RunRecord;
-  readonly store: Store;
   readonly state: RunsState;
   fleet(): FleetAgent[];
   newId(): string;
@@ -43,23 +42,9 @@ export interface RerunHost {
   start(run: RunRecord): Promise<RunRecord>;
 }
 
-/** Idempotency keys: 1-200 printable ASCII characters (as SubmitRun's). */
-const KEY = /^[\x20-\x7e]{1,200}$/;
-
 export async function rerun(host: RerunHost, id: string, opts: RerunOptions): Promise<Rerun> {
   const old = host.get(id);
   const mode = modeOf(old, opts);
-  const key = opts.idempotencyKey ?? '';
-  if (key && !KEY.test(key)) {
-    throw new ApiError('INVALID_INPUT', `idempotency key must be 1-200 printable ASCII characters (got ${key.length} characters${/[^\x20-\x7e]/.test(key) ? ', some not printable ASCII' : ''})`);
-  }
-  if (key) {
-    const first = host.store.listRuns().find((r) => r.workflow === old.workflow && r.idempotencyKey === key);
-    if (first && first.rerunOf === old.id) return { run: first, deduplicated: true };
-    if (first) {
-      throw new ApiError('INVALID_INPUT', `idempotency key "${key}" already started run ${first.id}, which is not a re-run of ${old.id}`, 'use a new key for a different request');
-    }
-  }
   if (!TERMINAL_RUN.has(old.status)) {
     throw new ApiError('RUN_NOT_FINISHED', `run ${old.id} is still ${old.status}; only a finished run can be re-run`, `wait for it (drover status ${old.id} --watch) or cancel it (drover cancel ${old.id})`);
   }
@@ -97,7 +82,7 @@ export async function rerun(host: RerunHost, id: string, opts: RerunOptions): Pr
     );
   }
   const run = rerunRecord(host.newId(), old, reused, placement, admit.decision === 'queue', host.now());
-  if (key) run.idempotencyKey = key;
+  if (opts.idempotencyKey) run.idempotencyKey = opts.idempotencyKey;
   return { run: await host.start(run), deduplicated: false };
 }
 

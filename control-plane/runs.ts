@@ -27,7 +27,7 @@ import type { Store } from './store/store.js';
 import { flushOrUndo, requireWritable } from './store-guard.js';
 import { fromStepEvent, toAssign, toCancel, toRelease } from './wire.js';
 import type { Workflows } from './workflows.js';
-import { checkIdempotencyKey, LaunchKeys, type Launched } from './launch-keys.js';
+import { checkIdempotencyKey, LaunchKeys, paramsHash, type Launched } from './launch-keys.js';
 
 export interface SubmitRequest {
   /** The document, or empty when `workflowRef` names a registered one. */
@@ -194,7 +194,7 @@ export class Runs {
     const key = req.idempotencyKey ?? '';
     if (key) checkIdempotencyKey(key);
     const compiled = this.compile(req);
-    if (key) return this.keys.once(compiled.plan.workflow, key, compiled.plan, () => this.start(req, compiled, key));
+    if (key) return this.keys.once(compiled.plan.workflow, key, paramsHash(compiled.plan), () => this.start(req, compiled, key));
     const run = await this.start(req, compiled, '');
     return { runId: run.id, workflow: run.workflow, run, deduplicated: false };
   }
@@ -239,6 +239,41 @@ export class Runs {
       if (!this.secrets) throw new ApiError('INVALID_PARAMS', 'this control plane has no secret key, so it cannot take secret params');
       run.sealedParams = this.secrets.sealParams(run.id, secretParams);
     }
+    return this.startDurably(run, key);
+  }
+
+  /** A new run of a finished run's plan, reusing what `opts` allows (control-plane/rerun.ts). */
+  async rerun(id: string, opts: RerunOptions): Promise<Rerun> {
+    const key = opts.idempotencyKey ?? '';
+    const host = {
+      get: (i: string) => this.get(i),
+      state: this.state,
+      fleet: () => this.fleet.snapshot(),
+      newId: () => this.uniqueRunId(),
+      now: this.now,
+      start: (run: RunRecord) => this.startDurably(run, key),
+    };
+    if (!key) return rerun(host, id, opts);
+    checkIdempotencyKey(key);
+    const old = this.get(id);
+    let l: Launched;
+    try {
+      l = await this.keys.once(old.workflow, key, paramsHash(old.plan, old.id), async () => (await rerun(host, old.id, opts)).run);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.code !== 'IDEMPOTENCY_KEY_REUSED') throw err;
+      const first = this.store.getLaunchKey(old.workflow, key)?.runId ?? '';
+      throw new ApiError('IDEMPOTENCY_KEY_REUSED', `idempotency key "${key}" of ${old.workflow} already started run ${first}, which is not a re-run of ${old.id}; nothing was started`, 'use a new key for a different request');
+    }
+    if (!l.run) throw new NotFoundError('RUN_NOT_FOUND', `idempotency key "${key}" started run ${l.runId} of ${l.workflow}, which is no longer kept; nothing was started`);
+    return { run: l.run, deduplicated: l.deduplicated };
+  }
+
+  /**
+   * Writes a new run (and its idempotency key, in the same flush), then lets
+   * the machine start or queue it: the second half of a submit, which
+   * re-runs share.
+   */
+  private async startDurably(run: RunRecord, key: string): Promise<RunRecord> {
     requireWritable(this.store, 'no run was started');
     // Active (seen by agent events, reconnects and sweeps, so dispatched) only once it is durable.
     this.handle({ type: 'submitting', run });
@@ -249,30 +284,6 @@ export class Runs {
         this.store.discardRun(run.id);
         if (key) this.store.deleteLaunchKey(run.workflow, key);
       });
-    } catch (err) {
-      this.handle({ type: 'submitFailed', runId: run.id });
-      this.log.warn({ run: run.id, workflow: run.workflow, err: (err as Error).message }, 'run not started: its record could not be written');
-      throw err;
-    }
-    this.handle({ type: 'submitted', runId: run.id });
-    return run;
-  }
-
-  /** A new run of a finished run's plan, reusing what `opts` allows (control-plane/rerun.ts). */
-  rerun(id: string, opts: RerunOptions): Promise<Rerun> {
-    return rerun(
-      { get: (i) => this.get(i), store: this.store, state: this.state, fleet: () => this.fleet.snapshot(), newId: () => this.uniqueRunId(), now: this.now, start: (run) => this.startDurably(run) },
-      id,
-      opts,
-    );
-  }
-
-  /** Writes a new run, then lets the machine start or queue it: the second half of a submit, which re-runs share. */
-  private async startDurably(run: RunRecord): Promise<RunRecord> {
-    requireWritable(this.store, 'no run was started');
-    this.handle({ type: 'submitting', run });
-    try {
-      await flushOrUndo(this.store, 'no run was started', () => this.store.discardRun(run.id));
     } catch (err) {
       this.handle({ type: 'submitFailed', runId: run.id });
       this.log.warn({ run: run.id, workflow: run.workflow, err: (err as Error).message }, 'run not started: its record could not be written');

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DroverClient, NotRerunnableError, RunNotFinishedError, RunNotFoundError, StepNotFoundError, type Run } from '../../sdk/index.js';
+import { DroverClient, IdempotencyKeyReusedError, NotRerunnableError, RunNotFinishedError, RunNotFoundError, StepNotFoundError, type Run } from '../../sdk/index.js';
 import { cli, startAgent, startServer, tempDir, waitFor, workflowFile, type ServerProc } from '../helpers/cluster.js';
 
 let server: ServerProc;
@@ -206,5 +206,13 @@ describe('rerun - refusals', () => {
     const kept = await client.runs.get(done.id);
     expect(kept).toMatchObject({ status: 'succeeded', rerunOf: old.id });
     expect(step(kept, 'a')).toMatchObject({ reusedFrom: old.id, outputs: { v: '1' } });
+    // The key outlived the restart; it cannot stand for a re-run of another run, or for a launch.
+    const after = await client.runs.rerun(old.id, { from: 'b', idempotencyKey: 'k-1' });
+    expect([after.id, after.run.deduplicated]).toEqual([x.id, true]);
+    const other = await client.runs.rerun(done.id, { idempotencyKey: 'k-1' }).catch((e: Error) => e);
+    expect(other).toBeInstanceOf(IdempotencyKeyReusedError);
+    expect((other as Error).message).toBe(`idempotency key "k-1" of quick already started run ${x.id}, which is not a re-run of ${done.id}; nothing was started`);
+    await expect(client.runs.launch(file, {}, { idempotencyKey: 'k-1' })).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    expect((await client.runs.list({ workflow: 'quick' })).length).toBe(2);
   });
 });
