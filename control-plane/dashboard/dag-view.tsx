@@ -34,6 +34,7 @@ function nodeSubtitle(n: DagNode, now: number): string {
   }
   const s = n.step;
   const word = n.tone === 'waiting' ? 'waiting' : stepWord(s);
+  if (s.reusedFrom) return `${word} · reused`;
   if (!s.startedMs) return word;
   return `${word} · ${duration((s.endedMs || now) - s.startedMs)}`;
 }

@@ -28,6 +28,11 @@ function StepRow({ s, selected, onSelect, now }: { s: StepInfo; selected: boolea
       <td class="mono ellipsis" title={s.id}>
         {s.id}
         {s.isFinally && <span class="tag">finally</span>}
+        {s.reusedFrom && (
+          <span class="tag" title={`copied from run ${s.reusedFrom}: not run again`} data-testid="reused-tag">
+            reused
+          </span>
+        )}
       </td>
       <td>
         <span class={`pill tone-${tone}`}>{tone === 'waiting' ? 'waiting' : stepWord(s)}</span>
@@ -112,6 +117,16 @@ export function RunPage({ id }: { id: string }) {
         <span class="ellipsis mono" title={paramsSummary(run.params)}>
           <span class="muted">params</span> {paramsSummary(run.params) || '–'}
         </span>
+        {run.trigger && run.trigger !== 'api' && run.trigger !== 'rerun' && (
+          <span class="ellipsis mono" title={run.trigger}>
+            <span class="muted">started by</span> {run.trigger}
+          </span>
+        )}
+        {run.rerunOf && (
+          <span class="mono" data-testid="rerun-of">
+            <span class="muted">re-run of</span> <a href={href({ page: 'run', id: run.rerunOf })}>{run.rerunOf}</a>
+          </span>
+        )}
       </div>
       {run.message && <p class={`run-message tone-text-${runTone(run)}`}>{run.message}</p>}
       <ApprovalPanel runId={run.id} steps={ordered} now={now} />

@@ -240,6 +240,22 @@ steps:
     await operator.context().close();
   });
 
+  it('dashboard - a re-run shows the run it re-ran, and its reused steps marked as not run again', async () => {
+    const file = workflow('rerun.yaml', 'name: dash-rerun\nsteps:\n  - { id: first, target: { agent: dash-a }, run: "true" }\n  - { id: second, needs: [first], target: { agent: dash-b }, run: "true" }\n');
+    const old = await (await admin.runs.launch(file)).wait();
+    const again = await admin.runs.rerun(old.id, { from: 'second' });
+    expect((await again.wait()).status).toBe('succeeded');
+    const page = await openPage(viewerToken);
+    await page.evaluate((id) => (location.hash = `#/runs/${id}`), again.id);
+    await expect.poll(() => page.locator('[data-testid=rerun-of]').textContent(), { timeout: SEEN_MS }).toBe(`re-run of ${old.id}`);
+    await expect.poll(() => page.locator('[data-testid=step-row][data-step=first] [data-testid=reused-tag]').count(), { timeout: SEEN_MS }).toBe(1);
+    expect(await page.locator('[data-testid=step-row][data-step=second] [data-testid=reused-tag]').count()).toBe(0);
+    expect(await page.locator('[data-testid=dag-node]').allTextContents()).toEqual([expect.stringMatching(/first.*reused/), expect.not.stringMatching(/reused/)]);
+    await page.click('[data-testid=rerun-of] a');
+    await expect.poll(() => page.evaluate(() => location.hash), { timeout: SEEN_MS }).toBe(`#/runs/${old.id}`);
+    await page.context().close();
+  });
+
   it('dashboard - the metrics page shows the four metrics of each workflow that ran, with a trend', async () => {
     const page = await openPage(viewerToken);
     await page.locator('[data-testid=whoami]').filter({ hasText: 'viewer' }).waitFor({ timeout: SEEN_MS });
