@@ -237,7 +237,7 @@ describe('http - the WebSocket feed', () => {
       expect.stringMatching(/^not JSON: /),
       'a message is a JSON object with a string "type"',
       expect.stringMatching(/^message of 200\d\d bytes is over the 16 KiB limit$/),
-      'unknown message type "launch-missiles" (auth, subscribe, unsubscribe, cancel)',
+      'unknown message type "launch-missiles" (auth, subscribe, unsubscribe, cancel, decide)',
     ]);
     expect(c.closed).toBeUndefined();
 
