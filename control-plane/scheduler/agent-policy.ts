@@ -11,6 +11,7 @@ import { AGENT_LOST, NO_RESULT, supersede } from './attempts.js';
 import { formatMs, isTerminal, type Decisions } from './decisions.js';
 import type { FleetAgent } from '../model/target.js';
 import { place } from './placement.js';
+import { settleWaiting } from './capacity.js';
 
 /**
  * An agent (re)connected: give it every unfinished slice, repeat pending
@@ -57,6 +58,19 @@ export function agentLost(d: Decisions, agent: string, cause: string, fleetNow: 
       // Instances of a fan-out over agents belong to their agent; ssh steps (devices) can move to another proxy.
       const bound = plan.parent && plan.target.strategy === 'all' && plan.kind !== 'ssh';
       const target = policy === 'retry' && !bound ? place([{ ...plan, agent: '' }], fleet).agents[s.id] : undefined;
+      if (!target && policy === 'retry' && !bound && (plan.target.waitMs ?? 0) > 0) {
+        // target.wait: no other agent now, so the step waits for one as it would have at submit, with a fresh wait.
+        d.change(run, s, () => {
+          supersede(s, agent, AGENT_LOST, 'the step waits for another agent');
+          s.agent = '';
+          s.status = 'pending';
+          delete s.waitUntilMs;
+          s.message = `agent ${agent} was lost (${cause}); waiting for another`;
+        });
+        settleWaiting(d, run, plan);
+        d.notifyStep(run, s);
+        continue;
+      }
       if (!target) {
         const why = policy === 'retry' ? '; no other agent matches its target' : '';
         supersede(s, agent, AGENT_LOST, 'the step failed');

@@ -95,6 +95,31 @@ describe('capacity - a step with target.wait and no usable agent', () => {
     expect(run.status).toBe('succeeded');
   });
 
+  it('capacity - onAgentLost retry with no other agent: the step waits again for a fresh wait, then moves to one that joins', () => {
+    const m = machine([DIR]);
+    const run = m.submit(`onAgentLost: retry\n${ASSETS}`);
+    m.join(fleetAgent('assets-1', { role: 'assets' }));
+    const started: StepReport = { runId: run.id, stepId: 'provision', attempt: 1, phase: 'started', exitCode: 0, startedAtMs: m.now, endedAtMs: 0, cpuSeconds: 0, peakRssBytes: 0, outputs: {}, message: '' };
+    m.fire({ type: 'report', agent: 'assets-1', run, report: started });
+    m.tick(120_000);
+    m.fleet = m.fleet.filter((a) => a.name !== 'assets-1');
+    m.fire({ type: 'agentLost', agent: 'assets-1', cause: 'no contact for 1m', fleet: m.fleet });
+    expect(run.steps.provision).toMatchObject({ agent: '', status: 'pending', waitUntilMs: m.now + 600_000, previousAgents: ['assets-1'] });
+    expect(run.steps.provision.message).toBe('agent assets-1 was lost (no contact for 1m); waiting for another');
+    expect(run.steps.provision.attempts?.[0]).toMatchObject({ status: 'lost', agent: 'assets-1' });
+    expect(waitOf(run, run.steps.provision, view(m.now)).reason).toMatch(/^waiting for an agent matching role=assets/);
+    expect(assigned(m.join(fleetAgent('assets-2', { role: 'assets' })))).toEqual(['assets-2:provision']);
+    m.finish(run, 'provision', 'succeeded');
+    expect(run.status).toBe('succeeded');
+
+    // Without wait the same loss fails the step, as before.
+    const n = machine([DIR, fleetAgent('assets-1', { role: 'assets' })]);
+    const plain = n.submit(`onAgentLost: retry\n${ASSETS.replace(', wait: 10m', '')}`);
+    n.fleet = n.fleet.filter((a) => a.name !== 'assets-1');
+    n.fire({ type: 'agentLost', agent: 'assets-1', cause: 'no contact for 1m', fleet: n.fleet });
+    expect(plain.steps.provision).toMatchObject({ status: 'failed', message: 'agent assets-1 was lost (no contact for 1m); no other agent matches its target' });
+  });
+
   it('capacity - the wait ends: the step fails with the message, its dependents are skipped and the run fails', () => {
     const m = machine([DIR]);
     const run = m.submit(CHAIN);
