@@ -51,12 +51,15 @@ export function verifySignature(header: string | undefined, body: Buffer, secret
   }
   if (t === undefined) return malformed('it has no t=<unix seconds>');
   if (!v1.length) return malformed('it has no v1=<hex HMAC-SHA256> entry');
-  const skewS = Math.round(nowMs / 1000 - t);
-  if (Math.abs(skewS) * 1000 > toleranceMs) {
+  // Exact, not rounded: a replay's memory (webhooks.ts) lasts until t + tolerance, and the window must not outlast it.
+  const skewMs = nowMs - t * 1000;
+  const off = Math.abs(skewMs);
+  const offText = (off / 1000).toFixed(off % 1000 ? 1 : 0);
+  if (Math.abs(skewMs) > toleranceMs) {
     return {
       ok: false,
       reason: 'stale',
-      message: `the signature's timestamp t=${t} is ${Math.abs(skewS)} s ${skewS > 0 ? 'old' : 'in the future'}; at most ${Math.round(toleranceMs / 1000)} s are accepted`,
+      message: `the signature's timestamp t=${t} is ${offText} s ${skewMs > 0 ? 'old' : 'in the future'}; at most ${Math.round(toleranceMs / 1000)} s are accepted`,
       hint: "sign each delivery (and each retry) with the current time, and keep the sender's clock in sync (NTP)",
     };
   }

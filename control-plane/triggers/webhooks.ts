@@ -173,7 +173,8 @@ export class Webhooks {
     }
     const mapped = mapEvent(hook.trigger, { body, headers: flatHeaders(req) });
     if (mapped.keyProblem) throw new HookError(422, 'INVALID_INPUT', `no idempotency key: ${mapped.keyProblem}`, 'send the field the trigger reads its idempotency key from');
-    this.d.store.putSeenSignature({ id: replayId, expiresMs: verdict.t * 1000 + hook.trigger.toleranceMs });
+    // A second past the window verifySignature accepts, so no replay outlives its memory.
+    this.d.store.putSeenSignature({ id: replayId, expiresMs: verdict.t * 1000 + hook.trigger.toleranceMs + 1000 });
     const trigger = `webhook:${name}`;
     const audit = (result: string, detail: Record<string, string> = {}) =>
       this.d.audit?.record({ actor: { kind: 'webhook', id: name }, action: 'webhook.deliver', target: hook.workflow, from: peer, result, detail });

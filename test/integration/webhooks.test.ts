@@ -121,8 +121,8 @@ describe('webhooks - signed deliveries start runs', () => {
     const body = event('evt-2', 'bob');
     const now = Math.floor(Date.now() / 1000);
     const cases: [Parameters<typeof post>[3], RegExp][] = [
-      [{ t: now - 301 }, /^the signature's timestamp t=\d+ is 30\d s old; at most 300 s are accepted$/],
-      [{ t: now + 600 }, /is (599|600) s in the future/],
+      [{ t: now - 301 }, /^the signature's timestamp t=\d+ is 30\d(\.\d)? s old; at most 300 s are accepted$/],
+      [{ t: now + 600 }, /is (599|600)(\.\d)? s in the future/],
       [{ secret: 'not-the-secret' }, /^no v1= signature matches the body with the hook's secret$/],
       [{ signature: '' }, /^the request carries no X-Drover-Signature header$/],
       [{ signature: `t=${now},v1=nothex` }, /malformed: a v1= entry must be 64 hex digits/],

@@ -43,6 +43,9 @@ describe('webhook signature', () => {
     const ahead = T + 400;
     expect(verifySignature(`t=${ahead},v1=${hmac(SECRET, ahead, BODY)}`, BODY, SECRET, NOW, TOL)).toMatchObject({ reason: 'stale', message: expect.stringContaining('400 s in the future') });
     expect(verifySignature(`t=${T - 299},v1=${hmac(SECRET, T - 299, BODY)}`, BODY, SECRET, NOW, TOL).ok).toBe(true);
+    // Exact to the millisecond, not rounded to seconds: 300.4 s is past a 300 s tolerance (a replay's memory ends at t + 300 s).
+    expect(verifySignature(`t=${T - 300},v1=${hmac(SECRET, T - 300, BODY)}`, BODY, SECRET, NOW + 400, TOL)).toMatchObject({ reason: 'stale', message: `the signature's timestamp t=${T - 300} is 300.4 s old; at most 300 s are accepted` });
+    expect(verifySignature(`t=${T - 300},v1=${hmac(SECRET, T - 300, BODY)}`, BODY, SECRET, NOW, TOL).ok).toBe(true);
   });
 
   it('webhook signature - missing and malformed headers say what is wrong', () => {
