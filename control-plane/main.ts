@@ -145,20 +145,23 @@ async function printNatsCreds(argv: string[]) {
     .description(
       "Print NATS credentials (a .creds file) for a system that publishes events to NATS triggers: it may publish only on the subjects given, and read the answers to its requests. Signed by this control plane's NATS account, so a nats-server running `drover server nats-config` accepts them. Keep the output secret.",
     )
-    .requiredOption('--name <name>', 'who the credentials are for, as the NATS server logs it (e.g. hr-system)')
+    .requiredOption('--name <name>', 'who the credentials are for (e.g. hr-system); its requests use the inbox prefix _INBOX.<name>')
     .requiredOption('--publish <subjects>', 'subjects it may publish on, comma-separated; wildcards * and > allowed, not under drover. (e.g. alarms.>)')
-    .option('--expires <duration>', 'how long they are valid (e.g. 90d); default: no expiry')
+    .option('--expires <duration>', 'how long they are valid, or never (default: 90d)', '90d')
     .option('--data-dir <dir>', `the control plane's data dir (env DROVER_DATA_DIR) (default: ${DEFAULTS.dataDir})`)
-    .addHelpText('after', "\nExample:\n  drover server nats-creds --name alarm-relay --publish 'alarms.>' --expires 90d > alarm-relay.creds\n  nats --creds alarm-relay.creds request alarms.rack4 '{\"site\":\"ber1\",\"id\":\"a-17\"}'")
-    .action(async (opts: { name: string; publish: string; expires?: string; dataDir?: string }) => {
+    .addHelpText(
+      'after',
+      "\nExample:\n  drover server nats-creds --name alarm-relay --publish 'alarms.>' --expires 90d > alarm-relay.creds\n  nats --creds alarm-relay.creds --inbox-prefix _INBOX.alarm-relay request alarms.rack4 '{\"site\":\"ber1\",\"id\":\"a-17\"}'",
+    )
+    .action(async (opts: { name: string; publish: string; expires: string; dataDir?: string }) => {
       const subjects = opts.publish.split(',').map((x) => x.trim()).filter(Boolean);
       const problems = subjects.map((x) => triggerSubjectProblem(x)).filter((x): x is string => !!x);
       if (!subjects.length) problems.push('--publish names no subject');
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(opts.name)) problems.push(`--name "${opts.name.slice(0, 70)}" must be 1-64 letters, digits, dots, dashes or underscores, starting with a letter or digit`);
+      if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(opts.name)) problems.push(`--name "${opts.name.slice(0, 70)}" must be 1-64 letters, digits, dashes or underscores, starting with a letter or digit`);
       let expiresMs = 0;
-      if (opts.expires !== undefined) {
+      if (opts.expires !== 'never') {
         const ms = parseDuration(opts.expires);
-        if (ms === undefined || ms <= 0) problems.push(`--expires "${opts.expires}" is not a duration like 12h or 90d`);
+        if (ms === undefined || ms <= 0) problems.push(`--expires "${opts.expires}" is not a duration like 12h or 90d (or never)`);
         else expiresMs = Date.now() + ms;
       }
       if (problems.length) throw new ConfigError(`drover server nats-creds: ${problems.join('; ')}`);

@@ -12,7 +12,7 @@
  *   subscribe only to `drover.v1.agent.<name>.down`;
  * - event publishers (`drover server nats-creds`): publish only on the
  *   subjects named when they were made (never under drover.), and read the
- *   answers to their requests (`_INBOX.>`).
+ *   answers to their own requests (`_INBOX.<name>.>`).
  *
  * `drover server nats-config` prints the nats-server configuration (operator,
  * system account, MEMORY resolver with both accounts preloaded) that makes
@@ -88,6 +88,11 @@ export class NatsKeyError extends Error {
   override name = 'NatsKeyError';
 }
 
+/** The inbox prefix a publisher's requests use (nats.js `inboxPrefix`, nats CLI `--inbox-prefix`). */
+export function publisherInbox(name: string): string {
+  return `_INBOX.${name}`;
+}
+
 export class NatsAuth {
   private readonly signer: FastKeyPair;
 
@@ -142,12 +147,13 @@ export class NatsAuth {
   /**
    * Credentials for a system that publishes events for NATS triggers
    * (`drover server nats-creds`): publish on `subjects` only, subscribe to
-   * `_INBOX.>` for the answers to its requests; valid until `expiresMs` (0:
-   * no expiry). Subjects are checked by the caller (triggerSubjectProblem).
+   * its own inbox prefix `_INBOX.<name>.>` for the answers to its requests
+   * (so one publisher cannot read another's); valid until `expiresMs` (0:
+   * no expiry). Subjects and name are checked by the caller.
    */
   async publisherCreds(name: string, subjects: readonly string[], expiresMs = 0): Promise<string> {
     const kp = createUser();
-    const perms = { pub: { allow: [...subjects] }, sub: { allow: ['_INBOX.>'] } };
+    const perms = { pub: { allow: [...subjects] }, sub: { allow: [`${publisherInbox(name)}.>`] } };
     const jwt = await encodeUser(`publisher ${name}`, kp, this.signer, perms, { ...opts, ...(expiresMs ? { exp: Math.floor(expiresMs / 1000) } : {}) });
     return new TextDecoder().decode(fmtCreds(jwt, kp));
   }

@@ -10,7 +10,8 @@
  * expression, else the message's `Nats-Msg-Id` header (JetStream's
  * de-duplication id), else none. A message with a reply subject (a NATS
  * request) is answered once the runs it started are on disk:
- * `{"results": [{"workflow", "runId", "deduplicated"} | {"workflow", "error": {code, message, hint, problems?}}]}`,
+ * `{"results": [{"workflow", "runId", "deduplicated"} | {"workflow", "error": {code, message, hint, problems?}}]}`
+ * (reply subjects under `_INBOX.` only),
  * so a publisher that retries until it has an answer, with a key, starts
  * each run exactly once. Core NATS keeps nothing for a control plane that
  * is down: fire-and-forget publishes made then are lost (docs/triggers.md).
@@ -140,6 +141,10 @@ export class NatsTriggers {
 
   private async deliver(msg: Msg, subject: string): Promise<void> {
     const targets = this.targets.get(subject) ?? [];
+    if (!targets.length) {
+      // Queued while its workflow was applied without the trigger.
+      return answer(msg, [{ workflow: '', error: { code: 'NO_TRIGGER', message: `no registered workflow listens on ${msg.subject} any more; nothing was started`, hint: 'see `drover workflow ls`' } }]);
+    }
     const refuse = (code: string, message: string, hint: string) => {
       this.peerLog.warn(`bad:${subject}`, { subject: msg.subject, code }, `NATS trigger: refused a message on ${msg.subject}: ${message}`);
       answer(msg, targets.map((t) => ({ workflow: t.workflow, error: { code, message, hint } })));
@@ -153,7 +158,15 @@ export class NatsTriggers {
     }
     const msgId = msg.headers?.get('Nats-Msg-Id') ?? '';
     const results: Result[] = [];
-    for (const t of targets) results.push(await this.launch(t, msg, body, msgId));
+    for (const t of targets) {
+      // One target's internal failure answers for that target only: the runs the others started are still told.
+      results.push(
+        await this.launch(t, msg, body, msgId).catch((err: unknown) => {
+          this.d.log.error({ err, subject: msg.subject, workflow: t.workflow }, 'NATS trigger launch failed');
+          return { workflow: t.workflow, error: { code: 'INTERNAL', message: 'internal error; nothing was started for this workflow', hint: 'see the control plane log' } };
+        }),
+      );
+    }
     answer(msg, results);
   }
 
@@ -181,9 +194,13 @@ export class NatsTriggers {
   }
 }
 
-/** Answers a request (a message with a reply subject); a plain publish gets nothing. */
+/**
+ * Answers a request (a message with a reply subject); a plain publish gets
+ * nothing. Only inboxes are answered: a reply subject pointing elsewhere
+ * (the agents' link, another event subject) is not published on.
+ */
 function answer(msg: Msg, results: Result[]) {
-  if (!msg.reply) return;
+  if (!msg.reply || !msg.reply.startsWith('_INBOX.')) return;
   try {
     msg.respond(JSON.stringify({ results }));
   } catch {

@@ -66,7 +66,7 @@ describe('nats triggers - messages start runs', () => {
     const creds = spawnSync(process.execPath, [ENTRY.server, 'nats-creds', '--data-dir', dataDir, '--name', 'alarm-relay', '--publish', 'alarms.>', '--expires', '1h'], { encoding: 'utf8' });
     expect(creds.status, creds.stderr).toBe(0);
     expect(creds.stdout).toMatch(/BEGIN NATS USER JWT/);
-    pub = await natsConnect({ servers: nats.url, authenticator: credsAuthenticator(new TextEncoder().encode(creds.stdout)) });
+    pub = await natsConnect({ servers: nats.url, inboxPrefix: '_INBOX.alarm-relay', authenticator: credsAuthenticator(new TextEncoder().encode(creds.stdout)) });
     void (async () => {
       for await (const s of pub.status()) if (s.type === 'error') violations.push(String(s.error?.message ?? s.error));
     })();
@@ -142,11 +142,14 @@ describe('nats triggers - messages start runs', () => {
   it("nats - the publisher's credentials reach only its subjects: not the agents' link, not other events", async () => {
     pub.publish(downSubject('ops-1'), 'x');
     pub.publish('payroll.run', JSON.stringify({ site: 'ber1', id: 'p-1' }));
-    const subErr = await new Promise<Error | null>((res) => {
-      pub.subscribe('alarms.>', { callback: (e) => res(e) });
-      setTimeout(() => res(null), 3000);
-    });
-    expect(String(subErr)).toMatch(/permissions violation/i);
+    // Neither the events it sends nor other publishers' answers (their inboxes) can it read.
+    for (const subject of ['alarms.>', '_INBOX.hr-system.>']) {
+      const subErr = await new Promise<Error | null>((res) => {
+        pub.subscribe(subject, { callback: (e) => res(e) });
+        setTimeout(() => res(null), 3000);
+      });
+      expect(String(subErr), subject).toMatch(/permissions violation/i);
+    }
     await waitFor(() => violations.filter((v) => /publish to "(drover\.v1\.agent\.ops-1\.down|payroll\.run)"/i.test(v)).length >= 2, 10_000, () => `two publish violations (${violations.join('; ')})`);
     expect((await admin.fleet.list()).find((a) => a.name === 'ops-1')?.state).toBe('connected');
 
