@@ -36,14 +36,20 @@ export function checkIdempotencyKey(key: string): void {
 /**
  * What a key's request is, as a hash: SHA-256 of the plan's bound params
  * (secret values are masked there), keys sorted, and for a re-run the run
- * it re-runs, so one key cannot stand for a re-run of another run.
+ * it re-runs and how ("r-1 from:deploy"), so one key cannot stand for
+ * another re-run.
  */
-export function paramsHash(plan: Pick<RunPlan, 'params'>, rerunOf = ''): string {
+export function paramsHash(plan: Pick<RunPlan, 'params'>, rerun = ''): string {
   const sorted: unknown[] = Object.keys(plan.params)
     .sort()
     .map((k) => [k, plan.params[k]]);
-  if (rerunOf) sorted.push({ rerunOf });
+  if (rerun) sorted.push({ rerun });
   return createHash('sha256').update(JSON.stringify(sorted)).digest('hex');
+}
+
+/** paramsHash of the request that made `run`. */
+export function requestHash(run: RunRecord): string {
+  return paramsHash(run.plan, run.rerunOf ? `${run.rerunOf} ${run.rerunMode ?? ''}` : '');
 }
 
 /** What a launch answered: a new run, or the one an earlier launch with the same key started. */
@@ -99,7 +105,7 @@ export class LaunchKeys {
   /** The key record for a new run: put in the store with the run, so one flush writes both. */
   record(run: RunRecord, key: string): LaunchKeyRecord {
     const createdMs = this.now();
-    const rec: LaunchKeyRecord = { workflow: run.workflow, key, runId: run.id, paramsHash: paramsHash(run.plan, run.rerunOf), createdMs, expiresMs: createdMs + this.retentionMs };
+    const rec: LaunchKeyRecord = { workflow: run.workflow, key, runId: run.id, paramsHash: requestHash(run), createdMs, expiresMs: createdMs + this.retentionMs };
     this.store.putLaunchKey(rec);
     return rec;
   }
@@ -109,7 +115,7 @@ export class LaunchKeys {
     for (const run of runs) {
       if (!run.idempotencyKey || this.store.getLaunchKey(run.workflow, run.idempotencyKey)) continue;
       const expiresMs = run.createdMs + this.retentionMs;
-      if (expiresMs > this.now()) this.store.putLaunchKey({ workflow: run.workflow, key: run.idempotencyKey, runId: run.id, paramsHash: paramsHash(run.plan, run.rerunOf), createdMs: run.createdMs, expiresMs });
+      if (expiresMs > this.now()) this.store.putLaunchKey({ workflow: run.workflow, key: run.idempotencyKey, runId: run.id, paramsHash: requestHash(run), createdMs: run.createdMs, expiresMs });
     }
   }
 

@@ -25,6 +25,11 @@ export interface RerunOptions {
   idempotencyKey?: string;
 }
 
+/** How a re-run request reads in its record and its idempotency key's hash: "all", "from:STEP" or "failed-only". */
+export function rerunModeText(opts: RerunOptions): string {
+  return opts.failedOnly ? 'failed-only' : opts.fromStep ? `from:${opts.fromStep}` : 'all';
+}
+
 export interface Rerun {
   run: RunRecord;
   /** No run was started: `run` is the one the same idempotency key started before. */
@@ -82,6 +87,7 @@ export async function rerun(host: RerunHost, id: string, opts: RerunOptions): Pr
     );
   }
   const run = rerunRecord(host.newId(), old, reused, placement, admit.decision === 'queue', host.now());
+  run.rerunMode = rerunModeText(opts);
   if (opts.idempotencyKey) run.idempotencyKey = opts.idempotencyKey;
   return { run: await host.start(run), deduplicated: false };
 }

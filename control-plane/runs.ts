@@ -15,7 +15,7 @@ import { ApiError, InvalidParamsError, InvalidWorkflowError, NotFoundError } fro
 import { RunTopics, Topic } from './events.js';
 import type { Fleet } from './fleet.js';
 import { PeerLog, type Logger } from './log.js';
-import { rerun, type Rerun, type RerunOptions } from './rerun.js';
+import { rerun, rerunModeText, type Rerun, type RerunOptions } from './rerun.js';
 import { TERMINAL_RUN, type RunRecord } from './model/run.js';
 import { silentFor } from './scheduler/agent-policy.js';
 import { splitUnplaced } from './scheduler/capacity.js';
@@ -258,11 +258,11 @@ export class Runs {
     const old = this.get(id);
     let l: Launched;
     try {
-      l = await this.keys.once(old.workflow, key, paramsHash(old.plan, old.id), async () => (await rerun(host, old.id, opts)).run);
+      l = await this.keys.once(old.workflow, key, paramsHash(old.plan, `${old.id} ${rerunModeText(opts)}`), async () => (await rerun(host, old.id, opts)).run);
     } catch (err) {
       if (!(err instanceof ApiError) || err.code !== 'IDEMPOTENCY_KEY_REUSED') throw err;
       const first = this.store.getLaunchKey(old.workflow, key)?.runId ?? '';
-      throw new ApiError('IDEMPOTENCY_KEY_REUSED', `idempotency key "${key}" of ${old.workflow} already started run ${first}, which is not a re-run of ${old.id}; nothing was started`, 'use a new key for a different request');
+      throw new ApiError('IDEMPOTENCY_KEY_REUSED', `idempotency key "${key}" of ${old.workflow} already started run ${first}, which is not this re-run of ${old.id} (${rerunModeText(opts)}); nothing was started`, 'use a new key for a different request');
     }
     if (!l.run) throw new NotFoundError('RUN_NOT_FOUND', `idempotency key "${key}" started run ${l.runId} of ${l.workflow}, which is no longer kept; nothing was started`);
     return { run: l.run, deduplicated: l.deduplicated };
@@ -351,7 +351,8 @@ export class Runs {
     checkDecision(run, stepId, by, reason, this.now());
     requireWritable(this.store, 'nothing was decided');
     this.handle({ type: 'decide', runId: run.id, stepId, approve, by: approverName(by), reason });
-    await flushOrUndo(this.store, 'the decision may not have been kept');
+    // The machine acted on it already (dependents may be on their way): say so, rather than that nothing happened.
+    await flushOrUndo(this.store, 'the decision took effect but is not on disk yet; it is written once a write succeeds, and is lost only if the control plane stops before then');
     return run;
   }
 

@@ -110,6 +110,8 @@ export interface RunRecord {
   idempotencyKey?: string;
   /** The run this one re-ran; absent when it is not a re-run. */
   rerunOf?: string;
+  /** How a re-run was asked for ("all", "from:STEP", "failed-only"), with rerunOf; absent otherwise. */
+  rerunMode?: string;
 }
 
 export interface LogRecord {

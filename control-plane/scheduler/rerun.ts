@@ -5,7 +5,8 @@
  * come in; control-plane/rerun.ts checks the request and starts the run.
  *
  * A step is reused when it succeeded, is not a finally step (cleanup and
- * notifications belong to each run), is not excluded by the mode, and
+ * notifications belong to each run) nor an approval gate (a re-run asks its
+ * approvers again: a yes is for one run), is not excluded by the mode, and
  * every step it needs is reused too: a step whose inputs run again runs
  * again. A fan-out or forEach group is reused when it succeeded and all of
  * its instances are; a group that runs again runs the instances that were
@@ -34,7 +35,7 @@ export function reusedSteps(old: RunRecord, mode: RerunMode): Set<string> {
     excluded.add(mode.step);
     for (const id of index.group(mode.step)?.instances ?? []) excluded.add(id);
   }
-  const ok = (id: string, isFinally: boolean) => !isFinally && !excluded.has(id) && old.steps[id]?.status === 'succeeded';
+  const ok = (id: string, isFinally: boolean) => !isFinally && !excluded.has(id) && old.steps[id]?.status === 'succeeded' && old.steps[id].kind !== 'approval';
   // Units before the groups that need them, groups after their instances: one pass in dependency order.
   const decided = new Set<string>();
   const visit = (id: string): boolean => {

@@ -211,7 +211,8 @@ describe('rerun - refusals', () => {
     expect([after.id, after.run.deduplicated]).toEqual([x.id, true]);
     const other = await client.runs.rerun(done.id, { idempotencyKey: 'k-1' }).catch((e: Error) => e);
     expect(other).toBeInstanceOf(IdempotencyKeyReusedError);
-    expect((other as Error).message).toBe(`idempotency key "k-1" of quick already started run ${x.id}, which is not a re-run of ${done.id}; nothing was started`);
+    expect((other as Error).message).toBe(`idempotency key "k-1" of quick already started run ${x.id}, which is not this re-run of ${done.id} (all); nothing was started`);
+    await expect(client.runs.rerun(old.id, { failedOnly: true, idempotencyKey: 'k-1' })).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
     await expect(client.runs.launch(file, {}, { idempotencyKey: 'k-1' })).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
     expect((await client.runs.list({ workflow: 'quick' })).length).toBe(2);
   });

@@ -59,6 +59,13 @@ describe('rerun - which steps are reused', () => {
     { name: '--failed-only: what failed and what depends on it run again', source: CHAIN, ended: { b: 'failed', c: 'skipped' }, mode: { kind: 'failed' }, reused: ['a', 'side'] },
     { name: '--failed-only: a cancelled step runs again', source: CHAIN, ended: { side: 'cancelled' }, mode: { kind: 'failed' }, reused: ['a', 'b', 'c'] },
     {
+      name: '--failed-only after an approved gate: the gate asks again, and what needs it runs again',
+      source: `name: gated\nsteps:\n  - { id: build, target: { agent: edge-a }, run: "true" }\n  - { id: ok, needs: [build], approval: { approvers: [operator] } }\n  - { id: deploy, needs: [ok], target: { agent: edge-b }, run: "true" }\n`,
+      ended: { deploy: 'failed' },
+      mode: { kind: 'failed' },
+      reused: ['build'],
+    },
+    {
       name: '--failed-only on a fan-out: the succeeded instances are reused, the failed one and what follows the group run',
       source: FAN,
       ended: { 'deploy[edge-b]': 'failed', deploy: 'failed', verify: 'skipped' },
