@@ -10,6 +10,8 @@ NEEDED=(
   nats-server:nats-server
   e2fsprogs:/usr/sbin/mkfs.ext4
   chromium:/usr/bin/chromium
+  curl:/usr/bin/curl
+  openssl:/usr/bin/openssl
 )
 
 missing=()

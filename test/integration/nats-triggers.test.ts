@@ -6,7 +6,7 @@
  * that do not fit are answered with the problem, its credentials reach no
  * other subject, and a workflow that drops the trigger stops listening.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { connect as natsConnect, credsAuthenticator, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
@@ -48,6 +48,7 @@ describe('nats triggers - messages start runs', () => {
   let admin: DroverClient;
   let pub: NatsConnection;
   let natsUrl: string;
+  let credsText: string;
   const dataDir = tempDir('drover-nats-triggers-server-');
   const violations: string[] = [];
 
@@ -66,6 +67,7 @@ describe('nats triggers - messages start runs', () => {
     const creds = spawnSync(process.execPath, [ENTRY.server, 'nats-creds', '--data-dir', dataDir, '--name', 'alarm-relay', '--publish', 'alarms.>', '--expires', '1h'], { encoding: 'utf8' });
     expect(creds.status, creds.stderr).toBe(0);
     expect(creds.stdout).toMatch(/BEGIN NATS USER JWT/);
+    credsText = creds.stdout;
     pub = await natsConnect({ servers: nats.url, inboxPrefix: '_INBOX.alarm-relay', authenticator: credsAuthenticator(new TextEncoder().encode(creds.stdout)) });
     void (async () => {
       for await (const s of pub.status()) if (s.type === 'error') violations.push(String(s.error?.message ?? s.error));
@@ -160,6 +162,18 @@ describe('nats triggers - messages start runs', () => {
       expect(r.stderr, subject).toMatch(/error: drover server nats-creds: .*"/);
       expect(r.stdout).toBe('');
     }
+  });
+
+  it('nats - the Node sender printed in docs/triggers.md works as it stands', async () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/triggers.md'), 'utf8');
+    const block = /```js\n(import \{ connect, credsAuthenticator \}[\s\S]*?)```/.exec(doc)?.[1];
+    expect(block, 'the NATS sender in docs/triggers.md').toBeTruthy();
+    writeFileSync(join(dir, 'alarm-relay.creds'), credsText);
+    // Only the server's address and the credentials file's path change.
+    const js = block!.replace('nats://nats.example:4222', natsUrl).replace("readFileSync('alarm-relay.creds')", `readFileSync(${JSON.stringify(join(dir, 'alarm-relay.creds'))})`);
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', js], { encoding: 'utf8', cwd: join(import.meta.dirname, '../..'), timeout: 20_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/workflow: 'alarm',\s+runId: 'r-\S+',\s+deduplicated: false/);
   });
 
   it('nats - apply refuses a subject that would reach the agents, and a trigger dropped from the workflow stops listening', async () => {

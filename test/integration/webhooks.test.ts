@@ -5,7 +5,10 @@
  * do not fit, limits, a SIGKILL of the control plane between deliveries; and
  * idempotent launch from the SDK and the CLI.
  */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DroverClient, IdempotencyKeyReusedError } from '../../sdk/index.js';
 import { signatureHeader } from '../../control-plane/triggers/signature.js';
@@ -114,6 +117,44 @@ describe('webhooks - signed deliveries start runs', () => {
       ['webhook:hr-new-hire', 'hr-onboard', 'ok', ''],
       ['webhook:hr-new-hire', 'hr-onboard', 'ok', 'true'],
     ]);
+  });
+
+  it('webhooks - the senders printed in docs/triggers.md work as they stand: curl + openssl and Node, then their retries are deduplicated', async () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/triggers.md'), 'utf8');
+    const block = (title: string) => {
+      const m = new RegExp(`### ${title}\\n\\n\`\`\`(?:sh|js)\\n([\\s\\S]*?)\`\`\``).exec(doc);
+      if (!m) throw new Error(`docs/triggers.md has no "### ${title}" code block`);
+      return m[1];
+    };
+    const url = base.replace(/\/$/, '');
+    // Only the secret, the address and the event id change; everything else runs as printed.
+    const sh = block('Sender in shell')
+      .replace("SECRET='the value stored with drover secret set HR_HOOK_SECRET'", `SECRET='${SECRET}'`)
+      .replaceAll('https://drover.example:7401', url)
+      .replace('evt-1001', 'evt-docs-sh');
+    expect(sh).toContain(`${url}/hooks/hr-new-hire`);
+    const runSh = () => {
+      const r = spawnSync('bash', ['-c', sh], { encoding: 'utf8', cwd: dir, timeout: 20_000 });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as Answer['body'];
+    };
+    const first = runSh();
+    expect(first.runId).toMatch(/^r-/);
+    // A retry a second later is signed anew (T is the current time): the same event, no new run.
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(runSh()).toEqual({ runId: first.runId, deduplicated: true });
+
+    const js = block('Sender in Node').replaceAll('https://drover.example:7401', url).replace("'evt-1001'", "'evt-docs-node'");
+    const runJs = () => {
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', js], { encoding: 'utf8', env: { ...process.env, HR_HOOK_SECRET: SECRET }, timeout: 20_000 });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout.trim();
+    };
+    const out = runJs();
+    expect(out).toMatch(/^202 \{ runId: 'r-\S+' \}$/);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(runJs()).toMatch(/^200 \{ runId: 'r-\S+', deduplicated: true \}$/);
+    expect((await admin.runs.wait(first.runId!)).status).toBe('succeeded');
   });
 
   it('webhooks - stale, future, wrong and missing signatures are 401 with the reason; nothing starts', async () => {
