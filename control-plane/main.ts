@@ -130,11 +130,25 @@ async function printNatsConfig(argv: string[]) {
       "Print the nats-server configuration (operator, system account, MEMORY resolver) under which each agent's NATS credentials may use only its own subjects. Save it and start nats-server with -c FILE (or include it), then run drover server --nats with the same --data-dir.",
     )
     .option('--data-dir <dir>', `the control plane's data dir (env DROVER_DATA_DIR) (default: ${DEFAULTS.dataDir})`)
-    .addHelpText('after', '\nExample:\n  drover server nats-config --data-dir /var/lib/drover > /etc/nats/drover.conf\n  nats-server -c /etc/nats/drover.conf')
-    .action(async (opts: { dataDir?: string }) => {
+    .option('--leaf-listen <host:port>', "central server: also accept sites' leaf nodes on this address (docs/scale-out.md)")
+    .option('--leaf-advertise <host:port>', 'with --leaf-listen: the address sites reach it at, when not that one (a load balancer, NAT)')
+    .option('--leaf-remote <url>', "a site's server: connect as a leaf node to the central server at this nats-leaf:// URL")
+    .option('--leaf-creds <file>', 'with --leaf-remote: the site\'s credentials file (from drover server nats-creds --leaf)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  drover server nats-config --data-dir /var/lib/drover > /etc/nats/drover.conf\n  nats-server -c /etc/nats/drover.conf\n\n  # a central server that sites connect to, and one site\'s leaf node\n  drover server nats-config --leaf-listen 0.0.0.0:7422 > central.conf\n  drover server nats-creds --leaf --name ber1 > ber1-leaf.creds\n  drover server nats-config --leaf-remote nats-leaf://central.example:7422 --leaf-creds /etc/nats/ber1-leaf.creds > ber1.conf',
+    )
+    .action(async (opts: { dataDir?: string; leafListen?: string; leafAdvertise?: string; leafRemote?: string; leafCreds?: string }) => {
+      if (opts.leafAdvertise && !opts.leafListen) throw new ConfigError('drover server nats-config: --leaf-advertise goes with --leaf-listen HOST:PORT');
+      if (opts.leafAdvertise && !/^[^\s":]+:\d{1,5}$/.test(opts.leafAdvertise)) throw new ConfigError(`drover server nats-config: --leaf-advertise "${opts.leafAdvertise}" is not HOST:PORT`);
+      if (opts.leafRemote && !opts.leafCreds) throw new ConfigError('drover server nats-config: --leaf-remote needs --leaf-creds FILE (make it with `drover server nats-creds --leaf --name SITE`)');
+      if (opts.leafCreds && !opts.leafRemote) throw new ConfigError('drover server nats-config: --leaf-creds goes with --leaf-remote URL');
+      if (opts.leafRemote && !/^nats-leaf:\/\/[^\s"]+$/.test(opts.leafRemote)) throw new ConfigError(`drover server nats-config: --leaf-remote "${opts.leafRemote}" is not a nats-leaf://HOST:PORT URL`);
+      if (opts.leafListen && !/^[^\s":]+:\d{1,5}$/.test(opts.leafListen)) throw new ConfigError(`drover server nats-config: --leaf-listen "${opts.leafListen}" is not HOST:PORT`);
+      if (opts.leafCreds && /["\s]/.test(opts.leafCreds)) throw new ConfigError('drover server nats-config: --leaf-creds must be a path without spaces or quotes');
       const dataDir = opts.dataDir ?? process.env.DROVER_DATA_DIR ?? DEFAULTS.dataDir;
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-      process.stdout.write(await NatsAuth.open(dataDir).serverConfig());
+      process.stdout.write(await NatsAuth.open(dataDir).serverConfig({ listen: opts.leafListen, advertise: opts.leafAdvertise, remote: opts.leafRemote, credentials: opts.leafCreds }));
     });
   await cmd.parseAsync(argv, { from: 'user' });
 }
@@ -143,20 +157,22 @@ async function printNatsConfig(argv: string[]) {
 async function printNatsCreds(argv: string[]) {
   const cmd = new Command('drover server nats-creds')
     .description(
-      "Print NATS credentials (a .creds file) for a system that publishes events to NATS triggers: it may publish only on the subjects given, and read the answers to its requests. Signed by this control plane's NATS account, so a nats-server running `drover server nats-config` accepts them. Keep the output secret.",
+      "Print NATS credentials (a .creds file) for a system that publishes events to NATS triggers: it may publish only on the subjects given, and read the answers to its requests; or, with --leaf, for a site's leaf node, whose link carries the agents' subjects only. Signed by this control plane's NATS account, so a nats-server running `drover server nats-config` accepts them. Keep the output secret.",
     )
     .requiredOption('--name <name>', 'who the credentials are for (e.g. hr-system); its requests use the inbox prefix _INBOX.<name>')
-    .requiredOption('--publish <subjects>', 'subjects it may publish on, comma-separated; wildcards * and > allowed, not under drover. (e.g. alarms.>)')
+    .option('--publish <subjects>', 'subjects it may publish on, comma-separated; wildcards * and > allowed, not under drover. (e.g. alarms.>)')
+    .option('--leaf', "instead: credentials for a site's leaf node, which carry the agents' subjects (docs/scale-out.md)")
     .option('--expires <duration>', 'how long they are valid, or never (default: 90d)', '90d')
     .option('--data-dir <dir>', `the control plane's data dir (env DROVER_DATA_DIR) (default: ${DEFAULTS.dataDir})`)
     .addHelpText(
       'after',
       "\nExample:\n  drover server nats-creds --name alarm-relay --publish 'alarms.>' --expires 90d > alarm-relay.creds\n  nats --creds alarm-relay.creds --inbox-prefix _INBOX.alarm-relay request alarms.rack4 '{\"site\":\"ber1\",\"id\":\"a-17\"}'",
     )
-    .action(async (opts: { name: string; publish: string; expires: string; dataDir?: string }) => {
-      const subjects = opts.publish.split(',').map((x) => x.trim()).filter(Boolean);
+    .action(async (opts: { name: string; publish?: string; leaf?: boolean; expires: string; dataDir?: string }) => {
+      const subjects = (opts.publish ?? '').split(',').map((x) => x.trim()).filter(Boolean);
       const problems = subjects.map((x) => triggerSubjectProblem(x)).filter((x): x is string => !!x);
-      if (!subjects.length) problems.push('--publish names no subject');
+      if (opts.leaf && opts.publish !== undefined) problems.push('--leaf and --publish do not go together: a leaf node carries the agents\' subjects only');
+      else if (!opts.leaf && !subjects.length) problems.push('--publish names no subject (or give --leaf for a site\'s leaf node)');
       if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(opts.name)) problems.push(`--name "${opts.name.slice(0, 70)}" must be 1-64 letters, digits, dashes or underscores, starting with a letter or digit`);
       let expiresMs = 0;
       if (opts.expires !== 'never') {
@@ -169,7 +185,8 @@ async function printNatsCreds(argv: string[]) {
       if (!existsSync(join(dataDir, 'nats-account.nk'))) {
         throw new ConfigError(`${dataDir} holds no NATS account yet; run \`drover server nats-config --data-dir ${dataDir}\` first (or pass the control plane's --data-dir)`);
       }
-      process.stdout.write(await NatsAuth.open(dataDir).publisherCreds(opts.name, subjects, expiresMs));
+      const auth = NatsAuth.open(dataDir);
+      process.stdout.write(await (opts.leaf ? auth.leafCreds(opts.name, expiresMs) : auth.publisherCreds(opts.name, subjects, expiresMs)));
     });
   await cmd.parseAsync(argv, { from: 'user' });
 }

@@ -113,8 +113,15 @@ export class NatsAuth {
     );
   }
 
-  /** The nats-server configuration that enforces the agents' permissions (include it, or run with it). */
-  async serverConfig(): Promise<string> {
+  /**
+   * The nats-server configuration that enforces the agents' permissions
+   * (include it, or run with it). `leaf` adds a leaf-node block: `listen`
+   * for the central server that sites connect to (`advertise`: the address
+ * sites reach it at, when that is not `listen`), or `remote` (with the
+   * site's `credentials` file from leafCreds) for a site's server, whose
+   * agents then reach the control plane through it (docs/scale-out.md).
+   */
+  async serverConfig(leaf: { listen?: string; advertise?: string; remote?: string; credentials?: string } = {}): Promise<string> {
     const sysPub = this.system.getPublicKey();
     const accPub = this.account.getPublicKey();
     const operatorJwt = await encodeOperator('drover', this.operator, { system_account: sysPub }, opts);
@@ -131,8 +138,29 @@ export class NatsAuth {
       `  ${sysPub}: ${sysJwt}`,
       `  ${accPub}: ${accJwt}`,
       '}',
+      ...(leaf.listen ? ['', '# Sites\' leaf nodes connect here (drover server nats-config --leaf-remote on each site).', `leafnodes { listen: "${leaf.listen}"${leaf.advertise ? `, advertise: "${leaf.advertise}"` : ''} }`] : []),
+      ...(leaf.remote
+        ? [
+            '',
+            "# This server is a site's leaf node: its agents' subjects reach the central cluster through the remote.",
+            `leafnodes { remotes: [ { url: "${leaf.remote}", credentials: "${leaf.credentials ?? ''}", account: "${accPub}" } ] }`,
+          ]
+        : []),
       '',
     ].join('\n');
+  }
+
+  /**
+   * Credentials for a site's leaf node (`drover server nats-creds --leaf`):
+   * the agents' subjects cross its link both ways, nothing else (no event
+   * subjects, no inboxes). The agents at the site keep their own users and
+   * permissions, which the leaf server enforces itself.
+   */
+  async leafCreds(site: string, expiresMs = 0): Promise<string> {
+    const kp = createUser();
+    const perms = { pub: { allow: [NATS_AGENT_WILDCARD] }, sub: { allow: [NATS_AGENT_WILDCARD] } };
+    const jwt = await encodeUser(`leaf ${site}`, kp, this.signer, perms, { ...opts, ...(expiresMs ? { exp: Math.floor(expiresMs / 1000) } : {}) });
+    return new TextDecoder().decode(fmtCreds(jwt, kp));
   }
 
   /** The control plane's own NATS credentials (.creds text: a new user key and its JWT). */
