@@ -5,7 +5,9 @@
  * an operator, a system account and a `drover` account (nkey seeds in the
  * data dir, 0600), and signs user credentials under the account:
  *
- * - itself: publish on `drover.v1.agent.>`, subscribe to anything (the
+ * - itself: publish on `drover.v1.agent.>` and, for `--store jetstream`, on
+ *   its state stream's subjects and the JetStream and object-store API
+ *   subjects; subscribe to anything (the
  *   agents' up subjects and the subjects of NATS triggers, which workflows
  *   add as they are applied), and answer requests made to it;
  * - each agent, at enrollment: publish only on `drover.v1.agent.<name>.up`,
@@ -30,6 +32,22 @@ import { downSubject, NATS_AGENT_WILDCARD, upSubject } from '../../proto/nats.js
 const opts = { algorithm: Algorithms.v2 };
 /** Accounts without limits of their own (-1: unlimited); the agents' confinement is in their user permissions. */
 const UNLIMITED = { limits: { conn: -1, subs: -1, payload: -1, data: -1, leaf: -1, imports: -1, exports: -1, wildcards: true } };
+/**
+ * The drover account also has JetStream, unlimited: in operator mode an
+ * account whose JWT sets no JetStream limits has JetStream disabled, and the
+ * control plane's `--store jetstream` keeps its state in a stream and an
+ * object store of this account (docs/scale-out.md). Only the control plane's
+ * own user may use the JetStream API; agents and publishers cannot.
+ */
+const UNLIMITED_WITH_JETSTREAM = { limits: { ...UNLIMITED.limits, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 } };
+/**
+ * What the control plane's user publishes besides its agents' subjects: the
+ * JetStream API, acks and flow-control replies of its consumers, and the
+ * object store's chunks ($O.<bucket>.C.*, .M.*), for `--store jetstream`.
+ */
+const JETSTREAM_PUBLISH = ['$JS.API.>', '$JS.ACK.>', '$JS.FC.>', '$O.>'];
+/** The subject prefix of the control plane's state stream (control-plane/store/jetstream-store.ts); only the control plane publishes on it. */
+export const STATE_SUBJECTS = 'drover.v1.state.>';
 
 function seedKey(file: string, make: () => KeyPair): KeyPair {
   if (existsSync(file)) return fromSeed(Buffer.from(readFileSync(file, 'utf8').trim()));
@@ -126,7 +144,7 @@ export class NatsAuth {
     const accPub = this.account.getPublicKey();
     const operatorJwt = await encodeOperator('drover', this.operator, { system_account: sysPub }, opts);
     const sysJwt = await encodeAccount('SYS', this.system, UNLIMITED, { ...opts, signer: this.operator });
-    const accJwt = await encodeAccount('drover', this.account, UNLIMITED, { ...opts, signer: this.operator });
+    const accJwt = await encodeAccount('drover', this.account, UNLIMITED_WITH_JETSTREAM, { ...opts, signer: this.operator });
     return [
       '# nats-server configuration for drover (made by `drover server nats-config`).',
       '# Agents authenticate with the NATS credentials they get at enrollment; each may',
@@ -167,7 +185,7 @@ export class NatsAuth {
   async controlPlaneCreds(): Promise<string> {
     const kp = createUser();
     // resp: it may answer each request it receives once (a NATS trigger's reply), without publish rights on _INBOX.>.
-    const perms = { pub: { allow: [NATS_AGENT_WILDCARD] }, sub: { allow: ['>'] }, resp: { max: 1, ttl: ANSWER_WITHIN_NS } };
+    const perms = { pub: { allow: [NATS_AGENT_WILDCARD, STATE_SUBJECTS, ...JETSTREAM_PUBLISH] }, sub: { allow: ['>'] }, resp: { max: 1, ttl: ANSWER_WITHIN_NS } };
     const jwt = await encodeUser('drover-control-plane', kp, this.signer, perms, opts);
     return new TextDecoder().decode(fmtCreds(jwt, kp));
   }
