@@ -28,55 +28,9 @@ import type { Logger } from '../log.js';
 import { ChangeLog, changeLogFile } from './change-log.js';
 import { describeError, nodeDisk, type Disk } from './disk.js';
 import { DurableJsonFile } from './durable-json-file.js';
-import { LogFiles } from './log-files.js';
-import { FleetSampleFile, type FleetSample } from './fleet-samples.js';
-import { launchKeyId, TERMINAL_RUN, type AgentRecord, type LaunchKeyRecord, type SeenSignatureRecord, type CredentialRecord, type DeviceRecord, type SecretRecord, type StoreHealth, type TokenRecord, type LogRead, type LogRecord, type RunRecord, type ScheduleRecord, type StepRecord, type Store, type WorkflowVersion } from './store.js';
+import { DocumentStore, emptyDoc, type Change, type Doc } from './state-document.js';
+import type { StoreHealth, Store } from './store.js';
 
-interface Doc {
-  version: 1;
-  agents: Record<string, AgentRecord>;
-  runs: Record<string, RunRecord>;
-  workflows: Record<string, WorkflowVersion[]>;
-  /** The device inventory (absent in documents written before it existed). */
-  devices?: Record<string, DeviceRecord>;
-  /** API and enrollment tokens (hashes only) and agent certificates (absent before they existed). */
-  tokens?: Record<string, TokenRecord>;
-  credentials?: Record<string, CredentialRecord>;
-  /** Sealed secrets (absent before they existed). */
-  secrets?: Record<string, SecretRecord>;
-  /** Idempotency keys of launches, by launchKeyId (absent before they existed). */
-  launchKeys?: Record<string, LaunchKeyRecord>;
-  /** Webhook signatures accepted, remembered until their tolerance ends (absent before they existed). */
-  signatures?: Record<string, SeenSignatureRecord>;
-  /** Cron schedules' state (absent before schedules existed). */
-  schedules?: Record<string, ScheduleRecord>;
-  /** Change logs of this generation and later complete the document (absent: 0). */
-  changeGen?: number;
-}
-
-type RunHeader = Omit<RunRecord, 'plan' | 'steps'>;
-
-/** One line of the change log. */
-type Change =
-  | ['agent', AgentRecord]
-  | ['run', RunRecord]
-  | ['runFields', string, RunHeader]
-  | ['step', string, StepRecord]
-  | ['workflow', WorkflowVersion]
-  | ['device', DeviceRecord]
-  | ['deleteDevice', string]
-  | ['token', TokenRecord]
-  | ['credential', CredentialRecord]
-  | ['deleteCredential', string]
-  | ['secret', SecretRecord]
-  | ['deleteSecret', string]
-  | ['deleteRun', string]
-  | ['launchKey', LaunchKeyRecord]
-  | ['deleteLaunchKey', string]
-  | ['signature', SeenSignatureRecord]
-  | ['deleteSignature', string]
-  | ['schedule', ScheduleRecord]
-  | ['deleteSchedule', string];
 
 export interface LowdbStoreOptions {
   dataDir: string;
@@ -103,21 +57,17 @@ const COMPACT_MIN_BYTES = 16 * 1024 * 1024;
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5_000;
 
-export class LowdbStore implements Store {
+export class LowdbStore extends DocumentStore implements Store {
   private db: Low<Doc>;
   private file: DurableJsonFile<Doc>;
   private readonly logBase: string;
   private log: ChangeLog | undefined;
-  private logs: LogFiles;
-  /** The fleet sample history, in its own file: not state, so never in the document or its change log. */
-  private samples: FleetSampleFile;
   private changed = 0;
   private written = 0;
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
   private waiters: { gen: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly coalesceMs: number;
-  private readonly maxRuns: number;
   private readonly compactMinBytes: number;
   private readonly dataDir: string;
   private readonly disk: Disk;
@@ -131,46 +81,23 @@ export class LowdbStore implements Store {
   /** The generation of the document on disk: the logs it needs start there. */
   private diskGen = 0;
 
-  // What the next write carries.
-  private dirtyAgents = new Set<string>();
-  /** Run id -> the steps that changed, or 'all' (a new run, or a put without steps). */
-  private dirtyRuns = new Map<string, Set<string> | 'all'>();
-  private newVersions: WorkflowVersion[] = [];
-  /** Devices put (a record) or deleted (null) since the last write. */
-  private dirtyDevices = new Map<string, DeviceRecord | null>();
-  private dirtyTokens = new Set<string>();
-  /** Credentials put (a record) or deleted (null) since the last write. */
-  private dirtyCredentials = new Map<string, CredentialRecord | null>();
-  /** Secrets put (a record) or deleted (null) since the last write. */
-  private dirtySecrets = new Map<string, SecretRecord | null>();
-  private deletedRuns = new Set<string>();
-  /** Launch keys and seen signatures put (a record) or deleted (null) since the last write. */
-  private dirtyLaunchKeys = new Map<string, LaunchKeyRecord | null>();
-  private dirtySignatures = new Map<string, SeenSignatureRecord | null>();
-  /** Schedules put (a record) or deleted (null) since the last write. */
-  private dirtySchedules = new Map<string, ScheduleRecord | null>();
   /** Set after a failed write: the next write rewrites the document, which carries everything. */
   private snapshotDue = false;
   /** A batch drained from the dirty sets missed the change log: until a document is written, those changes are only in memory. */
   private unlogged = false;
 
-  /** Runs newest first, kept sorted as runs come and go (undefined: sort again). */
-  private sorted: RunRecord[] | undefined;
-  private runCount = 0;
-
   constructor(opts: LowdbStoreOptions) {
+    const disk = opts.disk ?? nodeDisk;
+    disk.mkdirSync(opts.dataDir, 0o700);
+    super({ dataDir: opts.dataDir, disk, log: opts.log, maxRuns: opts.maxRuns ?? 1000 });
     this.dataDir = opts.dataDir;
-    this.disk = opts.disk ?? nodeDisk;
+    this.disk = disk;
     this.logger = opts.log;
     this.onWrite = opts.onWrite;
-    this.disk.mkdirSync(opts.dataDir, 0o700);
     this.file = new DurableJsonFile<Doc>(join(opts.dataDir, 'state.json'), this.disk);
-    this.db = new Low<Doc>(this.file, { version: 1, agents: {}, runs: {}, workflows: {} });
+    this.db = new Low<Doc>(this.file, emptyDoc());
     this.logBase = changeLogFile(opts.dataDir);
-    this.logs = new LogFiles(join(opts.dataDir, 'logs'), { disk: this.disk, warn: (fields, msg) => this.logger?.warn(fields, msg) });
-    this.samples = new FleetSampleFile(join(opts.dataDir, 'fleet-samples.ndjson'), { disk: this.disk, warn: (fields, msg) => this.logger?.warn(fields, msg) });
     this.coalesceMs = opts.coalesceMs ?? 10;
-    this.maxRuns = opts.maxRuns ?? 1000;
     this.compactMinBytes = opts.compactMinBytes ?? COMPACT_MIN_BYTES;
   }
 
@@ -179,15 +106,9 @@ export class LowdbStore implements Store {
     await this.db.read();
     this.samples.open();
     const fresh = this.file.bytes === 0;
-    const data = this.db.data;
-    data.workflows ??= {};
-    data.devices ??= {};
-    data.tokens ??= {};
-    data.credentials ??= {};
-    data.secrets ??= {};
-    data.launchKeys ??= {};
-    data.signatures ??= {};
-    data.schedules ??= {};
+    // The document object stays lowdb's: db.write() writes what the shared code changes.
+    this.adopt(this.db.data);
+    const data = this.doc;
     const gen = data.changeGen ?? 0;
     this.diskGen = gen;
     const gens = ChangeLog.generations(this.logBase, this.disk).filter((g) => g >= gen);
@@ -199,7 +120,7 @@ export class LowdbStore implements Store {
       replayed += read.changes.length;
       unreadable += read.unreadable;
     }
-    this.runCount = Object.keys(data.runs).length;
+    this.recount();
     this.log = new ChangeLog(this.logBase, Math.max(gen, ...gens), this.disk);
     // Start from a whole document: a new data dir, or logs replayed (a crash, or a recovery).
     // A disk that cannot take it now loses nothing (the logs it would replace stay): the next write tries again.
@@ -216,207 +137,6 @@ export class LowdbStore implements Store {
     return this.state;
   }
 
-  logBacklogFull(): boolean {
-    return this.logs.backlogFull;
-  }
-
-  getAgent(name: string) {
-    return this.db.data.agents[name];
-  }
-  listAgents() {
-    return Object.values(this.db.data.agents);
-  }
-  putAgent(agent: AgentRecord) {
-    this.db.data.agents[agent.name] = agent;
-    this.dirtyAgents.add(agent.name);
-    this.touch();
-  }
-  getRun(id: string) {
-    return this.db.data.runs[id];
-  }
-  listRuns() {
-    this.sorted ??= Object.values(this.db.data.runs).sort(newestFirst);
-    return this.sorted.slice();
-  }
-  putRun(run: RunRecord, changedSteps?: readonly StepRecord[]) {
-    const known = this.db.data.runs[run.id];
-    if (known !== run) {
-      if (!known) this.runCount++;
-      this.db.data.runs[run.id] = run;
-      this.deletedRuns.delete(run.id);
-      this.insertSorted(run, known);
-    }
-    const dirty = this.dirtyRuns.get(run.id);
-    if (!changedSteps || known !== run) this.dirtyRuns.set(run.id, 'all');
-    else if (dirty !== 'all') {
-      const set = dirty ?? new Set<string>();
-      for (const s of changedSteps) set.add(s.id);
-      this.dirtyRuns.set(run.id, set);
-    }
-    this.touch();
-  }
-  workflowVersions(name: string) {
-    return [...(this.db.data.workflows[name] ?? [])];
-  }
-  workflowNames() {
-    return Object.keys(this.db.data.workflows).sort();
-  }
-  putWorkflowVersion(v: WorkflowVersion) {
-    (this.db.data.workflows[v.name] ??= []).push(v);
-    this.newVersions.push(v);
-    this.touch();
-  }
-  getToken(id: string) {
-    return this.db.data.tokens?.[id];
-  }
-  listTokens() {
-    return Object.values(this.db.data.tokens ?? {});
-  }
-  putToken(token: TokenRecord) {
-    (this.db.data.tokens ??= {})[token.id] = token;
-    this.dirtyTokens.add(token.id);
-    this.touch();
-  }
-  getCredential(id: string) {
-    return this.db.data.credentials?.[id];
-  }
-  listCredentials() {
-    return Object.values(this.db.data.credentials ?? {});
-  }
-  putCredential(credential: CredentialRecord) {
-    (this.db.data.credentials ??= {})[credential.id] = credential;
-    this.dirtyCredentials.set(credential.id, credential);
-    this.touch();
-  }
-  deleteCredential(id: string) {
-    if (!this.db.data.credentials?.[id]) return;
-    delete this.db.data.credentials[id];
-    this.dirtyCredentials.set(id, null);
-    this.touch();
-  }
-  getSecret(name: string) {
-    return this.db.data.secrets?.[name];
-  }
-  listSecrets() {
-    return Object.values(this.db.data.secrets ?? {}).sort((a, b) => a.name.localeCompare(b.name));
-  }
-  putSecret(secret: SecretRecord) {
-    (this.db.data.secrets ??= {})[secret.name] = secret;
-    this.dirtySecrets.set(secret.name, secret);
-    this.touch();
-  }
-  deleteSecret(name: string) {
-    const secrets = this.db.data.secrets ?? {};
-    if (!secrets[name]) return false;
-    delete secrets[name];
-    this.dirtySecrets.set(name, null);
-    this.touch();
-    return true;
-  }
-  getDevice(name: string) {
-    return this.db.data.devices?.[name];
-  }
-  listDevices() {
-    return Object.values(this.db.data.devices ?? {}).sort((a, b) => a.name.localeCompare(b.name));
-  }
-  putDevice(device: DeviceRecord) {
-    (this.db.data.devices ??= {})[device.name] = device;
-    this.dirtyDevices.set(device.name, device);
-    this.touch();
-  }
-  deleteDevice(name: string) {
-    const devices = this.db.data.devices ?? {};
-    if (!devices[name]) return false;
-    delete devices[name];
-    this.dirtyDevices.set(name, null);
-    this.touch();
-    return true;
-  }
-  getLaunchKey(workflow: string, key: string) {
-    return this.db.data.launchKeys?.[launchKeyId(workflow, key)];
-  }
-  putLaunchKey(rec: LaunchKeyRecord) {
-    const id = launchKeyId(rec.workflow, rec.key);
-    (this.db.data.launchKeys ??= {})[id] = rec;
-    this.dirtyLaunchKeys.set(id, rec);
-    this.touch();
-  }
-  deleteLaunchKey(workflow: string, key: string) {
-    const id = launchKeyId(workflow, key);
-    if (!this.db.data.launchKeys?.[id]) return;
-    delete this.db.data.launchKeys[id];
-    this.dirtyLaunchKeys.set(id, null);
-    this.touch();
-  }
-  getSeenSignature(id: string) {
-    return this.db.data.signatures?.[id];
-  }
-  putSeenSignature(rec: SeenSignatureRecord) {
-    (this.db.data.signatures ??= {})[rec.id] = rec;
-    this.dirtySignatures.set(rec.id, rec);
-    this.touch();
-  }
-  deleteSeenSignature(id: string) {
-    if (!this.db.data.signatures?.[id]) return;
-    delete this.db.data.signatures[id];
-    this.dirtySignatures.set(id, null);
-    this.touch();
-  }
-  pruneExpired(nowMs: number) {
-    let n = 0;
-    for (const [table, dirty] of [
-      [this.db.data.launchKeys ?? {}, this.dirtyLaunchKeys],
-      [this.db.data.signatures ?? {}, this.dirtySignatures],
-    ] as [Record<string, { expiresMs: number }>, Map<string, unknown>][]) {
-      for (const [id, r] of Object.entries(table)) {
-        if (r.expiresMs > nowMs) continue;
-        delete table[id];
-        dirty.set(id, null);
-        n++;
-      }
-    }
-    if (n) this.touch();
-    return n;
-  }
-  getSchedule(name: string) {
-    return this.db.data.schedules?.[name];
-  }
-  listSchedules() {
-    return Object.values(this.db.data.schedules ?? {}).sort((a, b) => a.name.localeCompare(b.name));
-  }
-  putSchedule(schedule: ScheduleRecord) {
-    (this.db.data.schedules ??= {})[schedule.name] = schedule;
-    this.dirtySchedules.set(schedule.name, schedule);
-    this.touch();
-  }
-  deleteSchedule(name: string) {
-    const schedules = this.db.data.schedules ?? {};
-    if (!schedules[name]) return false;
-    delete schedules[name];
-    this.dirtySchedules.set(name, null);
-    this.touch();
-    return true;
-  }
-  appendLog(runId: string, ...records: LogRecord[]) {
-    this.logs.append(runId, ...records);
-    this.touch();
-  }
-  readLogPage(runId: string, read?: LogRead) {
-    return this.logs.page(runId, read);
-  }
-  async readLogs(runId: string) {
-    return this.logs.read(runId);
-  }
-  storedLogSeqs(runId: string) {
-    return this.logs.seqs(runId);
-  }
-  appendFleetSample(sample: FleetSample) {
-    this.samples.append(sample);
-  }
-  fleetSamples(fromMs: number, toMs: number) {
-    return this.samples.range(fromMs, toMs);
-  }
-
   /** While unhealthy, waits for the next scheduled try instead of starting one: the backoff holds however many wait. */
   flush(): Promise<void> {
     if (this.written >= this.changed) return Promise.resolve();
@@ -428,22 +148,6 @@ export class LowdbStore implements Store {
       this.timer = undefined;
       void this.writeLoop();
     });
-  }
-
-  /**
-   * Forgets a run whose creation was never confirmed (its write failed). A
-   * failed write may still have left part of it on disk (a batch whose cut
-   * failed, a document renamed before its folder's fsync failed), so the
-   * next write records the deletion.
-   */
-  discardRun(id: string) {
-    if (!this.db.data.runs[id]) return;
-    delete this.db.data.runs[id];
-    this.runCount--;
-    this.sorted = undefined;
-    this.dirtyRuns.delete(id);
-    this.deletedRuns.add(id);
-    this.touch();
   }
 
   /** One last write, then a whole document if it can; a disk that still fails gives up here (nothing unwritten was acknowledged). */
@@ -462,125 +166,6 @@ export class LowdbStore implements Store {
     await this.samples.close();
   }
 
-  private insertSorted(run: RunRecord, replaced: RunRecord | undefined) {
-    if (!this.sorted) return;
-    if (replaced) {
-      this.sorted = undefined;
-      return;
-    }
-    // New runs are nearly always the newest: the search ends at once.
-    let i = 0;
-    while (i < this.sorted.length && newestFirst(this.sorted[i], run) < 0) i++;
-    this.sorted.splice(i, 0, run);
-  }
-
-  private replay(c: Change) {
-    const data = this.db.data;
-    switch (c[0]) {
-      case 'agent':
-        data.agents[c[1].name] = c[1];
-        break;
-      case 'run':
-        data.runs[c[1].id] = c[1];
-        break;
-      case 'runFields':
-        if (data.runs[c[1]]) Object.assign(data.runs[c[1]], c[2]);
-        break;
-      case 'step':
-        if (data.runs[c[1]]) data.runs[c[1]].steps[c[2].id] = c[2];
-        break;
-      case 'workflow': {
-        const list = (data.workflows[c[1].name] ??= []);
-        if (!list.some((v) => v.version === c[1].version)) list.push(c[1]);
-        break;
-      }
-      case 'deleteRun':
-        delete data.runs[c[1]];
-        break;
-      case 'device':
-        (data.devices ??= {})[c[1].name] = c[1];
-        break;
-      case 'deleteDevice':
-        if (data.devices) delete data.devices[c[1]];
-        break;
-      case 'token':
-        (data.tokens ??= {})[c[1].id] = c[1];
-        break;
-      case 'credential':
-        (data.credentials ??= {})[c[1].id] = c[1];
-        break;
-      case 'deleteCredential':
-        if (data.credentials) delete data.credentials[c[1]];
-        break;
-      case 'secret':
-        (data.secrets ??= {})[c[1].name] = c[1];
-        break;
-      case 'deleteSecret':
-        if (data.secrets) delete data.secrets[c[1]];
-        break;
-      case 'launchKey':
-        (data.launchKeys ??= {})[launchKeyId(c[1].workflow, c[1].key)] = c[1];
-        break;
-      case 'deleteLaunchKey':
-        if (data.launchKeys) delete data.launchKeys[c[1]];
-        break;
-      case 'signature':
-        (data.signatures ??= {})[c[1].id] = c[1];
-        break;
-      case 'deleteSignature':
-        if (data.signatures) delete data.signatures[c[1]];
-        break;
-      case 'schedule':
-        (data.schedules ??= {})[c[1].name] = c[1];
-        break;
-      case 'deleteSchedule':
-        if (data.schedules) delete data.schedules[c[1]];
-        break;
-    }
-  }
-
-  /** The change-log lines for everything dirty; clears the dirty sets. */
-  private drain(): string {
-    const lines: string[] = [];
-    const line = (c: Change) => lines.push(JSON.stringify(c));
-    const { agents, runs } = this.db.data;
-    for (const name of this.dirtyAgents) if (agents[name]) line(['agent', agents[name]]);
-    for (const v of this.newVersions) line(['workflow', v]);
-    for (const [name, d] of this.dirtyDevices) line(d ? ['device', d] : ['deleteDevice', name]);
-    for (const id of this.dirtyTokens) if (this.db.data.tokens?.[id]) line(['token', this.db.data.tokens[id]]);
-    for (const [id, c] of this.dirtyCredentials) line(c ? ['credential', c] : ['deleteCredential', id]);
-    for (const [name, x] of this.dirtySecrets) line(x ? ['secret', x] : ['deleteSecret', name]);
-    for (const [id, what] of this.dirtyRuns) {
-      const run = runs[id];
-      if (!run) continue;
-      if (what === 'all') {
-        line(['run', run]);
-        continue;
-      }
-      const { plan: _plan, steps, ...fields } = run;
-      line(['runFields', id, fields]);
-      for (const stepId of what) if (steps[stepId]) line(['step', id, steps[stepId]]);
-    }
-    for (const id of this.deletedRuns) line(['deleteRun', id]);
-    // After the runs: a write torn by a crash that kept a key kept its run too (Runs.resume re-makes a key a torn write lost).
-    for (const [id, k] of this.dirtyLaunchKeys) line(k ? ['launchKey', k] : ['deleteLaunchKey', id]);
-    for (const [id, x] of this.dirtySignatures) line(x ? ['signature', x] : ['deleteSignature', id]);
-    // After the runs: a torn batch that lost a schedule's fire but kept its run fires again under the same idempotency key, which starts nothing.
-    for (const [name, x] of this.dirtySchedules) line(x ? ['schedule', x] : ['deleteSchedule', name]);
-    this.dirtyAgents.clear();
-    this.dirtyRuns.clear();
-    this.newVersions = [];
-    this.dirtyDevices.clear();
-    this.dirtyTokens.clear();
-    this.dirtyCredentials.clear();
-    this.dirtySecrets.clear();
-    this.deletedRuns.clear();
-    this.dirtyLaunchKeys.clear();
-    this.dirtySignatures.clear();
-    this.dirtySchedules.clear();
-    return lines.length ? `${lines.join('\n')}\n` : '';
-  }
-
   /**
    * Rewrites the document as a new generation. `batch` (drained in the same
    * tick as the document is serialised) also goes to the current log, so the
@@ -591,7 +176,7 @@ export class LowdbStore implements Store {
     const log = this.log!;
     const previousGen = this.diskGen;
     const next = new ChangeLog(this.logBase, log.generation + 1, this.disk);
-    this.db.data.changeGen = next.generation;
+    this.doc.changeGen = next.generation;
     // Serialised now, synchronously (DurableJsonFile.write stringifies before its first await).
     const doc = this.db.write();
     const [appended, wrote] = await Promise.allSettled([log.append(batch), doc]);
@@ -613,7 +198,7 @@ export class LowdbStore implements Store {
     if (this.unlogged) throw wrote.reason;
   }
 
-  private touch() {
+  protected touch() {
     this.changed++;
     if (!this.timer && !this.writing && !this.closing) this.timer = setTimeout(() => void this.writeLoop(), this.coalesceMs);
   }
@@ -703,24 +288,4 @@ export class LowdbStore implements Store {
     this.waiters = this.waiters.filter((w) => !pick(w));
     done.forEach(act);
   }
-
-  /** Drops the oldest finished runs beyond maxRuns, and their logs. */
-  private prune() {
-    if (this.runCount <= this.maxRuns) return;
-    const runs = Object.values(this.db.data.runs);
-    const finished = runs.filter((r) => TERMINAL_RUN.has(r.status)).sort((a, b) => a.createdMs - b.createdMs);
-    const excess = runs.length - this.maxRuns;
-    for (const r of finished.slice(0, excess)) {
-      delete this.db.data.runs[r.id];
-      this.dirtyRuns.delete(r.id);
-      this.deletedRuns.add(r.id);
-      this.logs.remove(r.id);
-      this.runCount--;
-    }
-    this.sorted = undefined;
-  }
-}
-
-function newestFirst(a: RunRecord, b: RunRecord): number {
-  return b.createdMs - a.createdMs || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 }
