@@ -49,6 +49,10 @@ export interface ServerConfig {
   httpPlain: boolean;
   /** How long a launch's idempotency key is remembered (--idempotency-retention, default 24h). */
   idempotencyRetentionMs: number;
+  /** Where the state lives: `lowdb` (the data dir, the default) or `jetstream` (a stream and an object store on --nats; docs/scale-out.md). */
+  store: 'lowdb' | 'jetstream';
+  /** `--store jetstream`: replicas of the state stream and object store (3; 1 for a single nats-server). */
+  storeReplicas: number;
 }
 
 export const DEFAULTS: ServerConfig = {
@@ -68,6 +72,8 @@ export const DEFAULTS: ServerConfig = {
   httpPlain: false,
   fleetSampleIntervalMs: FLEET_SAMPLE_INTERVAL_MS,
   idempotencyRetentionMs: DEFAULT_IDEMPOTENCY_RETENTION_MS,
+  store: 'lowdb',
+  storeReplicas: 3,
 };
 
 const ENV: Record<string, keyof ServerConfig> = {
@@ -76,6 +82,7 @@ const ENV: Record<string, keyof ServerConfig> = {
   DROVER_LOG_LEVEL: 'logLevel',
   DROVER_ADVERTISE: 'advertise',
   DROVER_HTTP: 'http',
+  DROVER_STORE: 'store',
 };
 
 export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>> & NatsOptionInput & { config?: string }, env = process.env): ServerConfig {
@@ -110,7 +117,13 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
     httpPlain: merged.httpPlain === true || merged.httpPlain === 'true',
     fleetSampleIntervalMs: Number(merged.fleetSampleIntervalMs),
     idempotencyRetentionMs: merged.idempotencyRetention !== undefined ? (parseDuration(String(merged.idempotencyRetention)) ?? NaN) : Number(merged.idempotencyRetentionMs),
+    store: String(merged.store) as ServerConfig['store'],
+    storeReplicas: Number(merged.storeReplicas),
   };
+  if (cfg.store !== 'lowdb' && cfg.store !== 'jetstream') throw new ConfigError(`--store "${cfg.store}" is not lowdb (the data dir, the default) or jetstream (state on NATS JetStream, with --nats)`);
+  if (!Number.isInteger(cfg.storeReplicas) || cfg.storeReplicas < 1 || cfg.storeReplicas > 5) {
+    throw new ConfigError(`--store-replicas "${merged.storeReplicas}" must be 1 to 5 (JetStream's limit): 3 for a cluster of three or more nats-servers, 1 for a single one`);
+  }
   if (!isHostPort(cfg.listen)) {
     throw new ConfigError(`--listen "${cfg.listen}" is not host:port (for example 127.0.0.1:7400 or 0.0.0.0:7400)`);
   }
@@ -146,6 +159,7 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
   }
   const nats = resolveNatsOptions(file as NatsOptionInput, flags, env);
   if (nats) cfg.nats = nats;
+  if (cfg.store === 'jetstream' && !cfg.nats) throw new ConfigError('--store jetstream keeps the state on NATS JetStream: give the servers with --nats nats://HOST:PORT[,nats://HOST:PORT...] (docs/scale-out.md)');
   return cfg;
 }
 

@@ -56,11 +56,11 @@ export class NotFoundError extends ApiError {
  */
 export class UnavailableError extends ApiError {
   override name = 'UnavailableError';
-  constructor(problem: { dir: string; code: string; message: string }, outcome: string, options?: { cause?: unknown }) {
+  constructor(problem: { dir: string; code: string; message: string; where?: string; fix?: string }, outcome: string, options?: { cause?: unknown }) {
     super(
       'UNAVAILABLE',
-      `the control plane cannot write its data dir${problem.dir ? ` ${problem.dir}` : ''} (${problem.code}: ${problem.message}); ${outcome}`,
-      'free space or fix the disk; the control plane retries by itself and takes new runs again once a write succeeds',
+      `the control plane cannot write ${problem.where ? `its state to ${problem.where}` : `its data dir${problem.dir ? ` ${problem.dir}` : ''}`} (${problem.code}: ${problem.message}); ${outcome}`,
+      `${problem.fix ?? 'free space or fix the disk'}; the control plane retries by itself and takes new runs again once a write succeeds`,
       [],
       options,
     );

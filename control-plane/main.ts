@@ -44,7 +44,8 @@ import { setListenerErrorHandler } from './events.js';
 import { Runs } from './runs.js';
 import { LaunchKeys } from './launch-keys.js';
 import { LowdbStore } from './store/lowdb-store.js';
-import { StoreError, type CredentialRecord } from './store/store.js';
+import { JetStreamStore } from './store/jetstream-store.js';
+import { StoreError, type CredentialRecord, type Store } from './store/store.js';
 import { Workflows } from './workflows.js';
 import { grpcAgentService } from './transport/grpc-agent-link.js';
 import { NatsAgentLink } from './transport/nats-agent-link.js';
@@ -192,7 +193,7 @@ async function printNatsCreds(argv: string[]) {
 }
 
 /** The CA, server certificate, signing key and first admin token, as the first start makes them. */
-async function initSecurity(cfg: ServerConfig, store: LowdbStore, now: () => number) {
+async function initSecurity(cfg: ServerConfig, store: Store, now: () => number) {
   const hosts = [hostOf(cfg.listen), ...(cfg.http ? [hostOf(cfg.http)] : []), hostname(), ...cfg.advertise];
   const pki = await Pki.open({ dataDir: cfg.dataDir, hosts: [...new Set(hosts)], now });
   const tokens = new Tokens(store, pki.caHash, now);
@@ -226,7 +227,14 @@ async function serve(cfg: ServerConfig) {
   const log = createLogger(cfg.logLevel);
   setListenerErrorHandler((err) => log.error({ err }, 'a watcher of changes failed; the other watchers and the run went on'));
   const metrics = new DroverMetrics();
-  const store = new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns, log: log.child({ component: 'store' }), onWrite: (s) => metrics.storeWrite(s) });
+  const natsAuth = NatsAuth.open(cfg.dataDir);
+  // The JetStream store needs NATS before anything reads the state; otherwise NATS is connected once the API listens.
+  let nc = cfg.store === 'jetstream' && cfg.nats ? await connectNats(await withOwnNatsCreds(cfg.nats, cfg.dataDir, natsAuth, log), log.child({ component: 'nats' })) : undefined;
+  const storeLog = log.child({ component: 'store' });
+  const onWrite = (s: number) => metrics.storeWrite(s);
+  const store: Store = nc
+    ? new JetStreamStore({ nc, dataDir: cfg.dataDir, replicas: cfg.storeReplicas, maxRuns: cfg.maxRuns, log: storeLog, onWrite })
+    : new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns, log: storeLog, onWrite });
   const recovered = await store.open();
   if (recovered) log.error({ dataDir: cfg.dataDir }, recovered);
   const now = () => Date.now();
@@ -250,7 +258,6 @@ async function serve(cfg: ServerConfig) {
   const credentials = new Credentials({ store, pki, tokens, now, certTtlMs: cfg.agentCertTtlMs, approve: cfg.enrollApprove });
   const throttle = new FailureThrottle(now);
   const signer = new ControlSigner(pki.controlKey, now);
-  const natsAuth = NatsAuth.open(cfg.dataDir);
   const natsJwt = async (c: CredentialRecord) => (c.natsPublicKey ? natsAuth.agentJwt(c.name, c.natsPublicKey, c.expiresMs) : '');
   const sessions = new AgentSessions(fleet, runs, store, log.child({ component: 'agents' }), {
     heartbeatIntervalMs: cfg.heartbeatIntervalMs,
@@ -327,7 +334,7 @@ async function serve(cfg: ServerConfig) {
   const address = cfg.listen.replace(/:\d+$/, `:${port}`);
   let nats: { nc: NatsConnection; link: NatsAgentLink; triggers: NatsTriggers } | undefined;
   if (cfg.nats) {
-    const nc = await connectNats(await withOwnNatsCreds(cfg.nats, cfg.dataDir, natsAuth, log), log.child({ component: 'nats' }));
+    nc ??= await connectNats(await withOwnNatsCreds(cfg.nats, cfg.dataDir, natsAuth, log), log.child({ component: 'nats' }));
     const link = new NatsAgentLink(nc, sessions, { heartbeatIntervalMs: cfg.heartbeatIntervalMs, log: log.child({ component: 'nats-agents' }) });
     await link.start();
     const natsTriggers = new NatsTriggers({ nc, workflows, runs, audit, log: log.child({ component: 'nats-triggers' }), now });
@@ -354,7 +361,7 @@ async function serve(cfg: ServerConfig) {
   for (const w of workflows.triggers()) for (const warning of triggerWarnings(triggerEnv, w.workflow)) log.warn({ workflow: w.workflow }, warning);
   // Catch-up fires start in the background: a hundred missed fires need not hold the listening line back.
   void schedules.start();
-  log.info({ address, dataDir: cfg.dataDir, schedules: schedules.list().length, agents: fleet.list().length, runs: store.listRuns().length, tls: !cfg.insecure }, 'control plane listening');
+  log.info({ address, dataDir: cfg.dataDir, store: cfg.store, schedules: schedules.list().length, agents: fleet.list().length, runs: store.listRuns().length, tls: !cfg.insecure }, 'control plane listening');
   // One plain line on stdout so scripts and `drover dev` can find the address.
   process.stdout.write(`drover server listening on ${address}\n`);
   process.stdout.write(`drover server CA certificate: ${join(cfg.dataDir, 'ca.pem')} (clients: --ca or DROVER_CA)\n`);
@@ -373,10 +380,10 @@ async function serve(cfg: ServerConfig) {
     setTimeout(() => server.forceShutdown(), 2000).unref();
     nats?.triggers.stop();
     nats?.link.stop();
-    const natsDrained = nats ? Promise.race([nats.nc.drain(), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined) : Promise.resolve();
-    void natsDrained
-      .then(() => Promise.all([store.close(), audit.close()]))
-      .finally(() => process.exit(0));
+    const drainNats = () => (nats ? Promise.race([nats.nc.drain(), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined) : Promise.resolve());
+    const closeStores = () => Promise.all([store.close(), audit.close()]);
+    // The JetStream store writes its last batch over NATS: close it before the connection drains.
+    void (cfg.store === 'jetstream' ? closeStores().then(drainNats) : drainNats().then(closeStores)).finally(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -400,13 +407,15 @@ const program = new Command('drover server')
   .option('--insecure', 'LOOPBACK ONLY, for debugging: plaintext gRPC, agents trusted by the name they send (API tokens are still checked)')
   .option('--http <host:port>', 'also serve the dashboard, /metrics and /healthz on this address, over HTTPS with the server certificate (env DROVER_HTTP; off by default); see docs/security.md')
   .option('--http-plain', 'LOOPBACK ONLY: serve --http as plain HTTP instead of HTTPS')
-  .option('--nats <url>', 'also serve agents over NATS: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md');
+  .option('--nats <url>', 'also serve agents over NATS: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md')
+  .option('--store <kind>', `where the state is kept: lowdb (the data dir) or jetstream (a replicated stream on the --nats servers; docs/scale-out.md) (env DROVER_STORE) (default: ${DEFAULTS.store})`)
+  .option('--store-replicas <n>', `--store jetstream: replicas of the state (3 for a cluster, 1 for a single nats-server) (default: ${DEFAULTS.storeReplicas})`, (v) => Number(v));
 for (const [flags, text] of NATS_OPTION_HELP) program.option(flags, text);
 program
   .option('--config <file>', 'YAML file with any of the options above (camelCase keys); flags and env win')
   .addHelpText(
     'after',
-    '\nSubcommands:\n  init          create the CA, certificates and first admin token, then exit (drover server init --help)\n  nats-config   print the nats-server configuration that confines each agent to its own subjects (drover server nats-config --help)\n  nats-creds    print NATS credentials for a system that publishes events to NATS triggers (drover server nats-creds --help)\n\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server\n  drover server --nats nats://nats.example:4222 --nats-creds /etc/drover/server.creds',
+    '\nSubcommands:\n  init          create the CA, certificates and first admin token, then exit (drover server init --help)\n  nats-config   print the nats-server configuration that confines each agent to its own subjects (drover server nats-config --help)\n  nats-creds    print NATS credentials for a system that publishes events to NATS triggers (drover server nats-creds --help)\n\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server\n  drover server --nats nats://nats.example:4222 --nats-creds /etc/drover/server.creds\n  drover server --store jetstream --nats nats://n1:4222,nats://n2:4222,nats://n3:4222',
   )
   .action(async (opts: Record<string, unknown>) => {
     try {

@@ -238,7 +238,19 @@ export interface LogPage {
  * the store retries by itself and becomes healthy with the first write that
  * succeeds.
  */
-export type StoreHealth = { healthy: true } | { healthy: false; dir: string; code: string; message: string; sinceMs: number };
+export type StoreHealth =
+  | { healthy: true }
+  | {
+      healthy: false;
+      dir: string;
+      code: string;
+      message: string;
+      sinceMs: number;
+      /** Where the state is written when that is not the data dir (`NATS JetStream stream DROVER_STATE`). */
+      where?: string;
+      /** How to fix it, when that is not "free space or fix the disk". */
+      fix?: string;
+    };
 
 export interface Store {
   /**

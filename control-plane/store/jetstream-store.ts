@@ -1,0 +1,369 @@
+/**
+ * The Store on NATS JetStream (`drover server --store jetstream`): the same
+ * in-memory document, dirty tracking and change records as the lowdb store
+ * (DocumentStore), with the change batches appended to a replicated stream
+ * instead of a local file, and whole documents kept in an object store.
+ *
+ * - Each coalesced write publishes its batch (JSON lines, split to fit the
+ *   server's max_payload) on STATE_SUBJECT of stream DROVER_STATE, with the
+ *   stream's last sequence expected (`Nats-Expected-Last-Sequence`) and a
+ *   message id. A second writer on the same stream is refused by the server
+ *   (its expected sequence is stale): that is the fencing a later leader
+ *   election builds on. The message id makes a retry of a publish whose
+ *   ack was lost a duplicate instead of a second copy.
+ * - Once the batches since the last snapshot outgrow SNAPSHOT_MIN_BYTES and
+ *   the last snapshot, the document (serialised in the same tick as the
+ *   batch it covers was drained) goes to the object store DROVER_SNAPSHOTS
+ *   with the stream sequence it covers, and the stream is purged up to it.
+ *   An object, not a message: a document is bigger than max_payload.
+ * - open() loads the latest snapshot and replays the messages after it.
+ *
+ * A publish that fails or times out (the cluster lost its quorum, the
+ * connection is down) makes the store unhealthy, as a failing disk does the
+ * lowdb store: flush waiters are told, nothing is lost from memory (the
+ * batches not published wait, in order, under their message ids) and it
+ * tries again by itself, RETRY_MIN_MS doubling to RETRY_MAX_MS.
+ *
+ * Run logs and fleet samples stay in the local data dir (not replicated yet).
+ */
+import { nuid } from '@nats-io/nats-core';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { DeliverPolicy, jetstream, jetstreamManager, JetStreamApiError, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Objm, type ObjectStore } from '@nats-io/obj';
+import type { Logger } from '../log.js';
+import { nodeDisk } from './disk.js';
+import { DocumentStore, type Change, type Doc } from './state-document.js';
+import { StoreError, type Store, type StoreHealth } from './store.js';
+
+/** The stream that holds the change batches, and its one subject (under drover.v1.state.>, which only the control plane's NATS user may publish on). */
+export const STATE_STREAM = 'DROVER_STATE';
+export const STATE_SUBJECT = 'drover.v1.state.changes';
+/** The object store bucket of whole documents, and the object's name. */
+export const SNAPSHOT_BUCKET = 'DROVER_SNAPSHOTS';
+const SNAPSHOT_OBJECT = 'state';
+
+/** A snapshot is taken once the batches since the last one are bigger than this and than that snapshot: a restart replays at most about this much. */
+const SNAPSHOT_MIN_BYTES = 16 * 1024 * 1024;
+/** After a failed publish the store tries again after this, doubling each time up to RETRY_MAX_MS. */
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 5_000;
+/** How long a publish waits for the stream's ack: past it, the cluster is taken to have no quorum (and the publish is retried under the same message id). */
+const PUBLISH_TIMEOUT_MS = 5_000;
+/** Room left in each message for headers (message id, expected sequence). */
+const HEADER_ROOM = 1024;
+
+export interface JetStreamStoreOptions {
+  nc: NatsConnection;
+  /** Holds the run logs and fleet samples, which stay local in this version. */
+  dataDir: string;
+  /** Replicas of the stream and the object store (3 for a cluster; 1 for a single nats-server). */
+  replicas?: number;
+  coalesceMs?: number;
+  maxRuns?: number;
+  snapshotMinBytes?: number;
+  publishTimeoutMs?: number;
+  log?: Logger;
+  /** Told how long each durable write took, in seconds. */
+  onWrite?: (seconds: number) => void;
+}
+
+/** A batch drained but not yet acknowledged by the stream. */
+interface Pending {
+  id: string;
+  text: string;
+}
+
+const WHERE = `NATS JetStream (stream ${STATE_STREAM})`;
+const FIX = "bring back a majority of the NATS cluster's servers (JetStream needs a quorum of the stream's replicas) and check the control plane's NATS connection";
+
+export class JetStreamStore extends DocumentStore implements Store {
+  private readonly nc: NatsConnection;
+  private readonly replicas: number;
+  private readonly coalesceMs: number;
+  private readonly snapshotMinBytes: number;
+  private readonly publishTimeoutMs: number;
+  private readonly logger: Logger | undefined;
+  private readonly onWrite: ((seconds: number) => void) | undefined;
+  private js!: JetStreamClient;
+  private jsm!: JetStreamManager;
+  private objects!: ObjectStore;
+  /** The stream's last sequence as this writer knows it: every publish expects it. */
+  private lastSeq = 0;
+  private pending: Pending[] = [];
+  /** Bytes published since the last snapshot, and that snapshot's size. */
+  private sinceSnapshot = 0;
+  private snapshotBytes = 0;
+  private changed = 0;
+  private written = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> | undefined;
+  private waiters: { gen: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private state: StoreHealth = { healthy: true };
+  private retryMs = 0;
+  private failedTries = 0;
+  private closing = false;
+
+  constructor(opts: JetStreamStoreOptions) {
+    nodeDisk.mkdirSync(opts.dataDir, 0o700);
+    super({ dataDir: opts.dataDir, disk: nodeDisk, log: opts.log, maxRuns: opts.maxRuns ?? 1000 });
+    this.nc = opts.nc;
+    this.replicas = opts.replicas ?? 3;
+    this.coalesceMs = opts.coalesceMs ?? 10;
+    this.snapshotMinBytes = opts.snapshotMinBytes ?? SNAPSHOT_MIN_BYTES;
+    this.publishTimeoutMs = opts.publishTimeoutMs ?? PUBLISH_TIMEOUT_MS;
+    this.logger = opts.log;
+    this.onWrite = opts.onWrite;
+  }
+
+  /** Makes (or binds) the stream and the object store, loads the latest snapshot and replays what came after it. */
+  async open(): Promise<string> {
+    this.samples.open();
+    try {
+      this.jsm = await jetstreamManager(this.nc, { timeout: this.publishTimeoutMs });
+      this.js = jetstream(this.nc, { timeout: this.publishTimeoutMs });
+      await this.ensureStream();
+      this.objects = await new Objm(this.nc).create(SNAPSHOT_BUCKET, { storage: StorageType.File, replicas: this.replicas, description: 'drover control-plane state snapshots' });
+      const covered = await this.loadSnapshot();
+      const last = (await this.jsm.streams.info(STATE_STREAM)).state.last_seq;
+      const replayed = await this.replayFrom(covered + 1, last);
+      this.lastSeq = last;
+      this.recount();
+      this.logger?.info({ stream: STATE_STREAM, snapshotSeq: covered, replayed, lastSeq: last, replicas: this.replicas }, 'state loaded from NATS JetStream');
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      throw new StoreError(
+        `cannot load the state from ${WHERE} on ${this.nc.getServer()}: ${(err as Error).message}; check that the NATS servers run JetStream (in operator mode, with the account JWT from \`drover server nats-config\`), that a majority of them is up, and that --store-replicas (${this.replicas}) is not more than the servers in the cluster`,
+        { cause: err },
+      );
+    }
+    return '';
+  }
+
+  private async ensureStream() {
+    const config = { name: STATE_STREAM, subjects: [STATE_SUBJECT], storage: StorageType.File, num_replicas: this.replicas, description: 'drover control-plane state changes' };
+    try {
+      const info = await this.jsm.streams.info(STATE_STREAM);
+      if (info.config.num_replicas !== this.replicas) {
+        this.logger?.warn({ stream: STATE_STREAM, replicas: info.config.num_replicas, wanted: this.replicas }, 'the state stream has another replica count than --store-replicas; updating it');
+        await this.jsm.streams.update(STATE_STREAM, { num_replicas: this.replicas });
+      }
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || err.code !== 10059) throw err; // 10059: stream not found
+      await this.jsm.streams.add(config);
+    }
+  }
+
+  /** Adopts the latest snapshot (if any); returns the stream sequence it covers (0: none). */
+  private async loadSnapshot(): Promise<number> {
+    const info = await this.objects.info(SNAPSHOT_OBJECT);
+    if (!info || info.deleted) return 0;
+    const data = await this.objects.getBlob(SNAPSHOT_OBJECT);
+    if (!data) return 0;
+    const doc = JSON.parse(new TextDecoder().decode(data)) as Doc;
+    this.adopt(doc);
+    this.snapshotBytes = data.length;
+    return Number(info.metadata?.seq ?? 0);
+  }
+
+  /** Applies the change batches with sequences from `from` to `last`; returns how many changes. */
+  private async replayFrom(from: number, last: number): Promise<number> {
+    if (from > last) return 0;
+    const consumer = await this.js.consumers.get(STATE_STREAM, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
+    let changes = 0;
+    let seq = from - 1;
+    try {
+      while (seq < last) {
+        const batch = await consumer.fetch({ max_messages: 256, expires: this.publishTimeoutMs });
+        let got = 0;
+        for await (const m of batch) {
+          got++;
+          seq = m.seq;
+          for (const line of m.string().split('\n')) {
+            if (!line) continue;
+            this.replay(JSON.parse(line) as Change);
+            changes++;
+          }
+          this.sinceSnapshot += m.data.length;
+          if (seq >= last) break;
+        }
+        if (!got && seq < last) throw new Error(`the stream stopped delivering at sequence ${seq} of ${last}`);
+      }
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+    return changes;
+  }
+
+  health(): StoreHealth {
+    return this.state;
+  }
+
+  /** While unhealthy, waits for the next scheduled try instead of starting one: the backoff holds however many wait. */
+  flush(): Promise<void> {
+    if (this.written >= this.changed) return Promise.resolve();
+    const gen = this.changed;
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ gen, resolve, reject });
+      if (!this.state.healthy) return;
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      void this.writeLoop();
+    });
+  }
+
+  /** One last write and a snapshot if it can; with JetStream unreachable it gives up here (nothing unwritten was acknowledged). The connection is the caller's. */
+  async close() {
+    this.closing = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.writing;
+    if (this.written < this.changed || this.pending.length) await this.writeLoop();
+    if (this.state.healthy && this.sinceSnapshot > 0) await this.snapshot(JSON.stringify(this.doc), this.lastSeq).catch(() => undefined);
+    if (!this.state.healthy) this.logger?.error({ stream: STATE_STREAM, code: this.state.code }, 'closing with changes not written: NATS JetStream still refuses them; agents resend what was not acknowledged');
+    this.settle(() => true, (w) => w.reject(new Error('the store was closed before this change was written')));
+    this.logs.close();
+    await this.samples.close();
+  }
+
+  protected touch() {
+    this.changed++;
+    if (!this.timer && !this.writing && !this.closing) this.timer = setTimeout(() => void this.writeLoop(), this.coalesceMs);
+  }
+
+  /** Publishes the pending batches in order, each expecting the sequence the one before it got. */
+  private async publishPending() {
+    while (this.pending.length) {
+      const p = this.pending[0];
+      const ack = await this.js.publish(STATE_SUBJECT, p.text, { msgID: p.id, expect: { lastSequence: this.lastSeq }, timeout: this.publishTimeoutMs });
+      this.lastSeq = ack.seq;
+      this.sinceSnapshot += p.text.length;
+      this.pending.shift();
+    }
+  }
+
+  /** Queues a drained batch as messages that fit the server's max_payload. */
+  private enqueue(batch: string) {
+    if (!batch) return;
+    const max = Math.max(4096, (this.nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM);
+    for (const text of splitLines(batch, max)) this.pending.push({ id: nuid.next(), text });
+  }
+
+  private async writeLoop() {
+    this.timer = undefined;
+    if (this.writing) return this.writing;
+    let failed = false;
+    this.writing = (async () => {
+      while (this.written < this.changed || this.pending.length) {
+        const gen = this.changed;
+        const started = performance.now();
+        try {
+          this.prune();
+          await this.logs.sync();
+          this.enqueue(this.drain());
+          // Serialised in the tick the batch was drained: it holds exactly what the pending batches end at.
+          const doc = this.sinceSnapshot > Math.max(this.snapshotMinBytes, this.snapshotBytes) ? JSON.stringify(this.doc) : undefined;
+          await this.publishPending();
+          this.written = gen;
+          this.onWrite?.((performance.now() - started) / 1000);
+          this.recovered();
+          this.settle((w) => w.gen <= gen, (w) => w.resolve());
+          // The changes are durable in the stream already: a snapshot that fails only means a longer replay.
+          if (doc) await this.snapshot(doc, this.lastSeq).catch((err: Error) => this.logger?.warn({ err: err.message, bucket: SNAPSHOT_BUCKET }, 'could not store a state snapshot; the stream keeps every change, so a restart replays more'));
+        } catch (err) {
+          failed = true;
+          this.failed(err);
+          this.settle(() => true, (w) => w.reject(err));
+          break;
+        }
+      }
+    })();
+    try {
+      await this.writing;
+    } finally {
+      this.writing = undefined;
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      if (this.closing || (this.written >= this.changed && !this.pending.length)) {
+        // nothing to do
+      } else if (failed) this.timer = setTimeout(() => void this.writeLoop(), this.retryMs);
+      else if (this.waiters.length) void this.writeLoop();
+      else this.timer = setTimeout(() => void this.writeLoop(), this.coalesceMs);
+    }
+  }
+
+  /** Stores `doc` as covering the stream up to `seq`, then drops the messages it covers. */
+  private async snapshot(doc: string, seq: number) {
+    const data = new TextEncoder().encode(doc);
+    await this.objects.putBlob({ name: SNAPSHOT_OBJECT, metadata: { seq: String(seq) } }, data, { timeout: this.publishTimeoutMs * 4 });
+    this.snapshotBytes = data.length;
+    this.sinceSnapshot = 0;
+    // Messages before seq+1 are in the snapshot; the stream's last sequence (the fence) stays.
+    await this.jsm.streams.purge(STATE_STREAM, { seq: seq + 1 });
+    this.logger?.debug({ seq, bytes: data.length }, 'state snapshot stored');
+  }
+
+  /** A publish failed: unhealthy (said once per error code), and the next try is scheduled. */
+  private failed(err: unknown) {
+    const { code, message } = describeNatsError(err);
+    this.failedTries++;
+    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs ? this.retryMs * 2 : RETRY_MIN_MS);
+    const was = this.state;
+    if (was.healthy || was.code !== code) {
+      this.state = { healthy: false, dir: '', where: WHERE, fix: FIX, code, message, sinceMs: was.healthy ? Date.now() : was.sinceMs };
+      this.logger?.error(
+        { stream: STATE_STREAM, code, err: message, pendingBatches: this.pending.length },
+        `cannot write the state to ${WHERE} (${code}: ${message}); new runs are refused and agents' messages stay unacknowledged until a publish succeeds; retrying by itself`,
+      );
+    } else this.logger?.debug({ code, tries: this.failedTries, retryInMs: this.retryMs }, 'state publish failed again');
+  }
+
+  private recovered() {
+    if (this.state.healthy) return;
+    this.logger?.info({ stream: STATE_STREAM, code: this.state.code, tries: this.failedTries, downMs: Date.now() - this.state.sinceMs }, 'NATS JetStream takes the state again; taking new runs and acknowledging agents again');
+    this.state = { healthy: true };
+    this.retryMs = 0;
+    this.failedTries = 0;
+  }
+
+  private settle(pick: (w: (typeof this.waiters)[number]) => boolean, act: (w: (typeof this.waiters)[number]) => void) {
+    const done = this.waiters.filter(pick);
+    this.waiters = this.waiters.filter((w) => !pick(w));
+    done.forEach(act);
+  }
+}
+
+/**
+ * Cuts JSON lines into pieces of at most `max` bytes, at line ends. A line
+ * longer than `max` cannot be published: that is an error naming the fix.
+ */
+export function splitLines(text: string, max: number): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let curBytes = 0;
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const bytes = Buffer.byteLength(line) + 1;
+    if (bytes > max) throw new Error(`a state change of ${bytes} bytes is bigger than the NATS server's max_payload allows (${max} bytes per message with headers); raise max_payload in the nats-server configuration`);
+    if (curBytes + bytes > max) {
+      out.push(cur);
+      cur = '';
+      curBytes = 0;
+    }
+    cur += `${line}\n`;
+    curBytes += bytes;
+  }
+  if (cur) out.push(cur);
+  return out;
+}
+
+/** A stable code and a message for what NATS or JetStream answered. */
+export function describeNatsError(err: unknown): { code: string; message: string } {
+  if (err instanceof JetStreamApiError) {
+    // 10071: wrong last sequence: another writer appended to the stream.
+    if (err.code === 10071) return { code: 'FENCED', message: `another writer appended to ${STATE_STREAM} (${err.message}): only one control plane may write its state; stop the other one` };
+    return { code: `JS_${err.code}`, message: err.message };
+  }
+  const e = err as { name?: string; code?: string; message?: string };
+  const code = typeof e?.code === 'string' && e.code ? e.code : e?.name && e.name !== 'Error' ? e.name : 'NATS_ERROR';
+  return { code: code.replace(/Error$/, '').toUpperCase() || 'NATS_ERROR', message: e?.message ?? String(err) };
+}
