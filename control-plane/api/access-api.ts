@@ -61,7 +61,7 @@ export interface AccessApiOptions {
 export function accessService(o: AccessApiOptions): AccessServiceHandlers {
   const { tokens, credentials } = o;
   return {
-    CreateToken: unary((req) => {
+    CreateToken: unary(async (req) => {
       if (req.kind !== 'api' && req.kind !== 'enroll') throw invalid(`token kind "${req.kind}" is not api or enroll`, 'drover token create --role ROLE, or --enroll');
       if (req.ttlMs < 0 || !Number.isSafeInteger(req.ttlMs)) throw invalid(`ttl ${req.ttlMs} ms is not a positive duration`, 'for example --ttl 1h');
       if (req.kind === 'api') {
@@ -90,12 +90,14 @@ export function accessService(o: AccessApiOptions): AccessServiceHandlers {
         description: req.description.slice(0, 200),
         name: req.kind === 'api' ? req.name : '',
       });
+      await tokens.durable('the token may not have been kept: make another one');
       return { token, info: toTokenInfo(record) };
     }),
     ListTokens: unary(() => ({ tokens: tokens.list().map(toTokenInfo) })),
-    RevokeToken: unary((req) => {
+    RevokeToken: unary(async (req) => {
       const rec = tokens.revoke(req.id);
       if (!rec) throw new NotFoundError('TOKEN_NOT_FOUND', `no token with id "${req.id}"`, 'list tokens with `drover token list`');
+      await tokens.durable('the token is refused from now on, but a restart before the store writes again would accept it: revoke it again');
       return toTokenInfo(rec);
     }),
     ListAgentCredentials: unary(() => ({ credentials: credentials.list().map((c) => toCredential(c, c.shownState)) })),

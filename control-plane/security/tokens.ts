@@ -6,7 +6,7 @@
  * random bits, so a slow hash would add nothing) and compared in constant time.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { requireWritable } from '../store-guard.js';
+import { flushOrUndo, requireWritable } from '../store-guard.js';
 import type { Role, Store, TokenRecord } from '../store/store.js';
 
 export const API_PREFIX = 'drover-api';
@@ -82,6 +82,15 @@ export class Tokens {
     private readonly caHash: string,
     private readonly now: () => number,
   ) {}
+
+  /**
+   * Resolves once tokens made or revoked so far are durable (UNAVAILABLE if
+   * the store cannot write): an API call answers only then, so a token it
+   * handed out survives a crash right after (the store writes a few ms later).
+   */
+  durable(outcome: string): Promise<void> {
+    return flushOrUndo(this.store, outcome);
+  }
 
   /** Makes a token; the returned string is the only copy of its secret. */
   create(t: NewToken): { token: string; record: TokenRecord } {
