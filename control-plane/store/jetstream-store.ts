@@ -49,6 +49,8 @@ const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5_000;
 /** How long a publish waits for the stream's ack: past it, the cluster is taken to have no quorum (and the publish is retried under the same message id). */
 const PUBLISH_TIMEOUT_MS = 5_000;
+/** JetStream's error code for a publish whose expected last sequence is not the stream's: another writer appended. */
+const WRONG_LAST_SEQUENCE = 10071;
 /** Room left in each message for headers (message id, expected sequence). */
 const HEADER_ROOM = 1024;
 
@@ -234,11 +236,28 @@ export class JetStreamStore extends DocumentStore implements Store {
   private async publishPending() {
     while (this.pending.length) {
       const p = this.pending[0];
-      const ack = await this.js.publish(STATE_SUBJECT, p.text, { msgID: p.id, expect: { lastSequence: this.lastSeq }, timeout: this.publishTimeoutMs });
-      this.lastSeq = ack.seq;
+      let seq: number;
+      try {
+        seq = (await this.js.publish(STATE_SUBJECT, p.text, { msgID: p.id, expect: { lastSequence: this.lastSeq }, timeout: this.publishTimeoutMs })).seq;
+      } catch (err) {
+        const stored = err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE ? await this.storedAsLast(p.id) : 0;
+        if (!stored) throw err;
+        seq = stored;
+      }
+      this.lastSeq = seq;
       this.sinceSnapshot += p.text.length;
       this.pending.shift();
     }
+  }
+
+  /**
+   * The sequence of the stream's last message when it is the batch `id`
+   * (0 otherwise): a publish whose ack was lost, retried after the stream's
+   * duplicate window, meets its own message as the "other writer".
+   */
+  private async storedAsLast(id: string): Promise<number> {
+    const last = await this.jsm.streams.getMessage(STATE_STREAM, { last_by_subj: STATE_SUBJECT }).catch(() => null);
+    return last && last.header.get('Nats-Msg-Id') === id ? last.seq : 0;
   }
 
   /** Queues a drained batch as messages that fit the server's max_payload. */
@@ -359,8 +378,7 @@ export function splitLines(text: string, max: number): string[] {
 /** A stable code and a message for what NATS or JetStream answered. */
 export function describeNatsError(err: unknown): { code: string; message: string } {
   if (err instanceof JetStreamApiError) {
-    // 10071: wrong last sequence: another writer appended to the stream.
-    if (err.code === 10071) return { code: 'FENCED', message: `another writer appended to ${STATE_STREAM} (${err.message}): only one control plane may write its state; stop the other one` };
+    if (err.code === WRONG_LAST_SEQUENCE) return { code: 'FENCED', message: `another writer appended to ${STATE_STREAM} (${err.message}): only one control plane may write its state; stop the other one` };
     return { code: `JS_${err.code}`, message: err.message };
   }
   const e = err as { name?: string; code?: string; message?: string };
