@@ -18,8 +18,8 @@
  *   An object, not a message: a document is bigger than max_payload.
  * - open() loads the latest snapshot and replays the messages after it.
  *
- * A publish that fails or times out (the cluster lost its quorum, the
- * connection is down) makes the store unhealthy, as a failing disk does the
+ * A publish that nobody answers for RIDE_THROUGH_MS (the cluster lost its
+ * quorum, the connection is down), or that is refused, makes the store unhealthy, as a failing disk does the
  * lowdb store: flush waiters are told, nothing is lost from memory (the
  * batches not published wait, in order, under their message ids) and it
  * tries again by itself, RETRY_MIN_MS doubling to RETRY_MAX_MS.
@@ -47,10 +47,17 @@ const SNAPSHOT_MIN_BYTES = 16 * 1024 * 1024;
 /** After a failed publish the store tries again after this, doubling each time up to RETRY_MAX_MS. */
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5_000;
-/** How long a publish waits for the stream's ack: past it, the cluster is taken to have no quorum (and the publish is retried under the same message id). */
+/** How long one publish waits for the stream's ack (then it is tried again under the same message id, for RIDE_THROUGH_MS). */
 const PUBLISH_TIMEOUT_MS = 5_000;
 /** JetStream's error code for a publish whose expected last sequence is not the stream's: another writer appended. */
 const WRONG_LAST_SEQUENCE = 10071;
+/**
+ * How long one publish is tried again while nobody answers before the store
+ * turns unhealthy: longer than a stream leader election after a server
+ * dies (nats-server's Raft elects within about 10 s), shorter than an
+ * agent's patience.
+ */
+const RIDE_THROUGH_MS = 15_000;
 /** Room left in each message for headers (message id, expected sequence). */
 const HEADER_ROOM = 1024;
 
@@ -64,6 +71,8 @@ export interface JetStreamStoreOptions {
   maxRuns?: number;
   snapshotMinBytes?: number;
   publishTimeoutMs?: number;
+  /** How long a publish nobody answers is retried before the store turns unhealthy (RIDE_THROUGH_MS). */
+  rideThroughMs?: number;
   log?: Logger;
   /** Told how long each durable write took, in seconds. */
   onWrite?: (seconds: number) => void;
@@ -84,6 +93,7 @@ export class JetStreamStore extends DocumentStore implements Store {
   private readonly coalesceMs: number;
   private readonly snapshotMinBytes: number;
   private readonly publishTimeoutMs: number;
+  private readonly rideThroughMs: number;
   private readonly logger: Logger | undefined;
   private readonly onWrite: ((seconds: number) => void) | undefined;
   private js!: JetStreamClient;
@@ -113,6 +123,7 @@ export class JetStreamStore extends DocumentStore implements Store {
     this.coalesceMs = opts.coalesceMs ?? 10;
     this.snapshotMinBytes = opts.snapshotMinBytes ?? SNAPSHOT_MIN_BYTES;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? PUBLISH_TIMEOUT_MS;
+    this.rideThroughMs = opts.rideThroughMs ?? RIDE_THROUGH_MS;
     this.logger = opts.log;
     this.onWrite = opts.onWrite;
   }
@@ -238,7 +249,7 @@ export class JetStreamStore extends DocumentStore implements Store {
       const p = this.pending[0];
       let seq: number;
       try {
-        seq = (await this.js.publish(STATE_SUBJECT, p.text, { msgID: p.id, expect: { lastSequence: this.lastSeq }, timeout: this.publishTimeoutMs })).seq;
+        seq = await this.publishOne(p);
       } catch (err) {
         const stored = err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE ? await this.storedAsLast(p.id) : 0;
         if (!stored) throw err;
@@ -247,6 +258,26 @@ export class JetStreamStore extends DocumentStore implements Store {
       this.lastSeq = seq;
       this.sinceSnapshot += p.text.length;
       this.pending.shift();
+    }
+  }
+
+  /**
+   * Publishes one batch. A publish nobody answered or that timed out is
+   * tried again (100 ms, 200 ms, … up to 1 s apart) for `rideThroughMs`
+   * before the write counts as failed: when a stream's leader dies, its
+   * replicas take some seconds to elect another, during which nobody
+   * answers. One server down must cost latency, not an outage.
+   */
+  private async publishOne(p: Pending): Promise<number> {
+    const giveUpAt = Date.now() + this.rideThroughMs;
+    for (let i = 1; ; i++) {
+      try {
+        return (await this.js.publish(STATE_SUBJECT, p.text, { msgID: p.id, expect: { lastSequence: this.lastSeq }, timeout: this.publishTimeoutMs })).seq;
+      } catch (err) {
+        if (!(isNoResponders(err) || isTimeout(err)) || Date.now() >= giveUpAt) throw err;
+        if (i === 1) this.logger?.warn({ stream: STATE_STREAM, code: describeNatsError(err).code }, 'a state publish got no answer; trying again (a stream leader may be being elected)');
+        await new Promise((r) => setTimeout(r, Math.min(1000, 100 * i)));
+      }
     }
   }
 
@@ -375,8 +406,18 @@ export function splitLines(text: string, max: number): string[] {
   return out;
 }
 
+function isTimeout(err: unknown): boolean {
+  return (err as Error)?.name === 'TimeoutError';
+}
+
+/** nats.js reports a JetStream request nobody answered as "jetstream is not enabled", with the no-responders error as its cause. */
+function isNoResponders(err: unknown): boolean {
+  return !!(err as { cause?: { isNoResponders?: () => boolean } })?.cause?.isNoResponders?.();
+}
+
 /** A stable code and a message for what NATS or JetStream answered. */
 export function describeNatsError(err: unknown): { code: string; message: string } {
+  if (isNoResponders(err)) return { code: 'NO_RESPONDERS', message: `no JetStream server answered on ${STATE_SUBJECT}: the stream ${STATE_STREAM} has no leader (is a majority of the NATS cluster up?) or JetStream is not enabled for the account` };
   if (err instanceof JetStreamApiError) {
     if (err.code === WRONG_LAST_SEQUENCE) return { code: 'FENCED', message: `another writer appended to ${STATE_STREAM} (${err.message}): only one control plane may write its state; stop the other one` };
     return { code: `JS_${err.code}`, message: err.message };

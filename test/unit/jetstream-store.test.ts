@@ -21,7 +21,7 @@ describe('jetstream store - pure parts', () => {
     expect(() => splitLines(`${'x'.repeat(100)}\n`, 50)).toThrow(/a state change of 101 bytes is bigger than the NATS server's max_payload allows \(50 bytes per message with headers\); raise max_payload in the nats-server configuration/);
   });
 
-  it('jetstream store - a wrong last sequence is FENCED, other JetStream errors keep their code', () => {
+  it('jetstream store - a wrong last sequence is FENCED, a request nobody answered is NO_RESPONDERS, other JetStream errors keep their code', () => {
     const fenced = describeNatsError(new JetStreamApiError({ code: 400, err_code: 10071, description: 'wrong last sequence: 7' }));
     expect(fenced.code).toBe('FENCED');
     expect(fenced.message).toMatch(/^another writer appended to DROVER_STATE \(wrong last sequence: 7\): only one control plane may write its state; stop the other one$/);
@@ -29,6 +29,11 @@ describe('jetstream store - pure parts', () => {
     const timeout = new Error('timeout');
     timeout.name = 'TimeoutError';
     expect(describeNatsError(timeout)).toEqual({ code: 'TIMEOUT', message: 'timeout' });
+    const nobody = new Error('jetstream is not enabled', { cause: { isNoResponders: () => true } });
+    expect(describeNatsError(nobody)).toEqual({
+      code: 'NO_RESPONDERS',
+      message: 'no JetStream server answered on drover.v1.state.changes: the stream DROVER_STATE has no leader (is a majority of the NATS cluster up?) or JetStream is not enabled for the account',
+    });
   });
 
   it('jetstream store - UNAVAILABLE names NATS JetStream and how to fix it', () => {
