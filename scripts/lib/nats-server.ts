@@ -146,6 +146,8 @@ export interface NatsCluster {
   nodes: NatsClusterNode[];
   /** Every node's client URL, comma-separated (what --nats takes). */
   urls: string;
+  /** The node that leads stream `name` now, as the running nodes' /jsz says (undefined: none known). */
+  streamLeader(name: string): Promise<NatsClusterNode | undefined>;
   /** Resolves once JetStream has a meta leader again (after nodes came back), or fails after `timeoutMs`. */
   waitForJetStream(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -186,6 +188,13 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
     nodes,
     urls: nodes.map((n) => n.url).join(','),
     waitForJetStream: (timeoutMs = CLUSTER_READY_MS) => waitForMetaLeader(nodes, timeoutMs),
+    streamLeader: async (stream) => {
+      for (const n of nodes.filter((x) => x.running())) {
+        const leader = await streamLeaderOf(n, stream);
+        if (leader) return nodes.find((x) => x.name === leader);
+      }
+      return undefined;
+    },
     stop: async () => {
       await Promise.all(nodes.map((n) => n.kill()));
     },
@@ -270,6 +279,18 @@ async function metaLeader(node: NatsClusterNode): Promise<string> {
   } catch {
     return '';
   }
+}
+
+/** The leader of `stream` (in any account) that a node's /jsz names ('' when none). */
+async function streamLeaderOf(node: NatsClusterNode, stream: string): Promise<string> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${node.monitor}/jsz?accounts=true&streams=true`, { signal: AbortSignal.timeout(2000) });
+    const body = (await res.json()) as { account_details?: { stream_detail?: { name: string; cluster?: { leader?: string } }[] }[] };
+    for (const a of body.account_details ?? []) for (const s of a.stream_detail ?? []) if (s.name === stream && s.cluster?.leader) return s.cluster.leader;
+  } catch {
+    // not answering: ask another node
+  }
+  return '';
 }
 
 /** Resolves once every running node names the same JetStream meta leader, a running one; fails after `timeoutMs` with what each said. */

@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsCluster, stopAllNatsServers, type NatsCluster } from '../../scripts/lib/nats-server.js';
 import { DroverClient, UnavailableError } from '../../sdk/index.js';
 import { ENTRY, startAgent, startServer, tempDir, waitFor, workflowFile, type ServerProc } from '../helpers/cluster.js';
@@ -53,6 +53,13 @@ beforeAll(async () => {
 
 afterAll(() => client?.close());
 
+// A failure shows what the control plane and the NATS servers said.
+afterEach((ctx) => {
+  if (ctx.task.result?.state !== 'fail') return;
+  process.stderr.write(`\n--- control plane:\n${server.output().slice(-6000)}\n`);
+  for (const n of cluster.nodes) process.stderr.write(`\n--- nats ${n.name}:\n${n.output().slice(-3000)}\n`);
+});
+
 describe('jetstream store - the state lives in a replicated stream', () => {
   it('jetstream store - after a SIGKILL and the loss of its local state files, the control plane finds its registry, runs and tokens in JetStream', async () => {
     await client.workflows.apply(quick);
@@ -83,11 +90,14 @@ describe('jetstream store - the state lives in a replicated stream', () => {
   it('jetstream store - one NATS node SIGKILLed during runs: the runs finish and new ones are taken', async () => {
     const running = await client.runs.launch(slow);
     await waitFor(async () => (await client.runs.get(running.id)).steps.find((s) => s.id === 'nap')?.status === 'running', 15_000, () => 'the nap step to start');
-    await cluster.nodes[0].kill();
+    // The stream's leader: its replicas elect another one meanwhile, the hardest single node to lose.
+    const leader = await cluster.streamLeader('DROVER_STATE');
+    expect(leader, 'a leader of DROVER_STATE named by /jsz').toBeDefined();
+    await leader!.kill();
     expect((await within(running.wait(), 60_000, 'the slow run with one node down')).status).toBe('succeeded');
     expect((await runToEnd(quick)).status).toBe('succeeded');
     expect(server.output()).not.toMatch(/cannot write the state to NATS JetStream/);
-    await cluster.nodes[0].start();
+    await leader!.start();
     await cluster.waitForJetStream();
   }, 120_000);
 
@@ -97,8 +107,9 @@ describe('jetstream store - the state lives in a replicated stream', () => {
     await waitFor(async () => (await client.runs.get(running.id)).steps.find((s) => s.id === 'nap')?.status === 'running', 15_000, () => 'the nap step to start');
     await Promise.all([cluster.nodes[1].kill(), cluster.nodes[2].kill()]);
 
-    // The agent's heartbeats and the running step's events are writes: the store notices within a publish timeout.
-    await waitFor(() => server.output().includes('cannot write the state to NATS JetStream (stream DROVER_STATE)'), 30_000, () => `the control plane to notice:\n${server.output().slice(-3000)}`);
+    // The agent's heartbeats and the running step's events are writes: the store gives up on one after
+    // its ride-through (15 s, longer than a stream leader election) and turns unhealthy.
+    await waitFor(() => server.output().includes('cannot write the state to NATS JetStream (stream DROVER_STATE)'), 45_000, () => `the control plane to notice:\n${server.output().slice(-3000)}`);
     const refused = await client.runs.launch(quick).then(
       () => undefined,
       (e: unknown) => e,
