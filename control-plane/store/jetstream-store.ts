@@ -58,6 +58,8 @@ const WRONG_LAST_SEQUENCE = 10071;
  * agent's patience.
  */
 const RIDE_THROUGH_MS = 15_000;
+/** The id of the empty first message of a new stream (genesis()). */
+const GENESIS_ID = 'drover-state-genesis';
 /** Room left in each message for headers (message id, expected sequence). */
 const HEADER_ROOM = 1024;
 
@@ -164,6 +166,21 @@ export class JetStreamStore extends DocumentStore implements Store {
       if (!(err instanceof JetStreamApiError) || err.code !== 10059) throw err; // 10059: stream not found
       await this.jsm.streams.add(config);
     }
+    await this.genesis();
+  }
+
+  /**
+   * JetStream checks no expected last sequence of 0, so the first batch on
+   * an empty stream would not be fenced: an empty message with a fixed id
+   * takes sequence 1 first. Two writers that open an empty stream at once
+   * both send it; the message id makes it one message, so both then expect
+   * 1 and the second to append is refused. It carries no changes (replay
+   * skips empty lines).
+   */
+  private async genesis() {
+    const info = await this.jsm.streams.info(STATE_STREAM);
+    if (info.state.last_seq > 0) return;
+    await this.js.publish(STATE_SUBJECT, '', { msgID: GENESIS_ID, timeout: this.publishTimeoutMs });
   }
 
   /** Adopts the latest snapshot (if any); returns the stream sequence it covers (0: none). */

@@ -69,6 +69,21 @@ describe('jetstream store - fencing and snapshots', () => {
     await Promise.all([a.close(), b.close(), c.close()]);
   }, 30_000);
 
+  it('jetstream store - two writers opening an empty stream at once: the first batch is fenced too, only one of them appends', async () => {
+    const nats = await startNatsServer();
+    const [a, b] = await Promise.all([store(nats.url), store(nats.url)]);
+    a.putAgent(agent('from-a', 1));
+    b.putAgent(agent('from-b', 1));
+    const results = await Promise.allSettled([a.flush(), b.flush()]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const loser = results[0].status === 'rejected' ? a : b;
+    const h = loser.health();
+    expect(!h.healthy && h.code).toBe('FENCED');
+    const c = await store(nats.url);
+    expect(c.listAgents().map((x) => x.name)).toEqual([results[0].status === 'fulfilled' ? 'from-a' : 'from-b']);
+    await Promise.all([a.close(), b.close(), c.close()]);
+  }, 30_000);
+
   it('jetstream store - snapshots cover the stream up to a sequence and purge it; a reopen loads the snapshot and replays what came after', async () => {
     const nats = await startNatsServer();
     // Every write is past the threshold: a snapshot after each.
@@ -82,7 +97,8 @@ describe('jetstream store - fencing and snapshots', () => {
     const jsm = await jetstreamManager(nc);
     const info = await jsm.streams.info(STATE_STREAM);
     // Purged up to the last snapshot; the last sequence (the fence) stays.
-    expect(info.state.last_seq).toBe(5);
+    // Five batches after the empty first message (genesis).
+    expect(info.state.last_seq).toBe(6);
     expect(info.state.messages).toBeLessThan(5);
     // SIGKILL-like: no close, so nothing more is written; a new reader sees all five.
     const b = await store(nats.url, { snapshotMinBytes: 1 << 30 });
