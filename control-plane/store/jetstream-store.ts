@@ -22,7 +22,7 @@
  * quorum, the connection is down), or that is refused, makes the store unhealthy, as a failing disk does the
  * lowdb store: flush waiters are told, nothing is lost from memory (the
  * batches not published wait, in order, under their message ids) and it
- * tries again by itself, RETRY_MIN_MS doubling to RETRY_MAX_MS.
+ * tries again by itself, with the backoff of durable-writes.ts.
  *
  * Run logs and fleet samples stay in the local data dir (not replicated yet).
  */
@@ -33,6 +33,7 @@ import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from '../log.js';
 import { nodeDisk } from './disk.js';
 import { DocumentStore, type Change, type Doc } from './state-document.js';
+import { DurableWrites } from './durable-writes.js';
 import { StoreError, type Store, type StoreHealth } from './store.js';
 
 /** The stream that holds the change batches, and its one subject (under drover.v1.state.>, which only the control plane's NATS user may publish on). */
@@ -44,9 +45,6 @@ const SNAPSHOT_OBJECT = 'state';
 
 /** A snapshot is taken once the batches since the last one are bigger than this and than that snapshot: a restart replays at most about this much. */
 const SNAPSHOT_MIN_BYTES = 16 * 1024 * 1024;
-/** After a failed publish the store tries again after this, doubling each time up to RETRY_MAX_MS. */
-const RETRY_MIN_MS = 250;
-const RETRY_MAX_MS = 5_000;
 /** How long one publish waits for the stream's ack (then it is tried again under the same message id, for RIDE_THROUGH_MS). */
 const PUBLISH_TIMEOUT_MS = 5_000;
 /** JetStream's error code for a publish whose expected last sequence is not the stream's: another writer appended. */
@@ -92,12 +90,11 @@ const FIX = "bring back a majority of the NATS cluster's servers (JetStream need
 export class JetStreamStore extends DocumentStore implements Store {
   private readonly nc: NatsConnection;
   private readonly replicas: number;
-  private readonly coalesceMs: number;
   private readonly snapshotMinBytes: number;
   private readonly publishTimeoutMs: number;
   private readonly rideThroughMs: number;
   private readonly logger: Logger | undefined;
-  private readonly onWrite: ((seconds: number) => void) | undefined;
+  private readonly writes: DurableWrites;
   private js!: JetStreamClient;
   private jsm!: JetStreamManager;
   private objects!: ObjectStore;
@@ -107,39 +104,46 @@ export class JetStreamStore extends DocumentStore implements Store {
   /** Bytes published since the last snapshot, and that snapshot's size. */
   private sinceSnapshot = 0;
   private snapshotBytes = 0;
-  private changed = 0;
-  private written = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private writing: Promise<void> | undefined;
-  private waiters: { gen: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
-  private state: StoreHealth = { healthy: true };
-  private retryMs = 0;
-  private failedTries = 0;
-  private closing = false;
 
   constructor(opts: JetStreamStoreOptions) {
     nodeDisk.mkdirSync(opts.dataDir, 0o700);
     super({ dataDir: opts.dataDir, disk: nodeDisk, log: opts.log, maxRuns: opts.maxRuns ?? 1000 });
     this.nc = opts.nc;
     this.replicas = opts.replicas ?? 3;
-    this.coalesceMs = opts.coalesceMs ?? 10;
     this.snapshotMinBytes = opts.snapshotMinBytes ?? SNAPSHOT_MIN_BYTES;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? PUBLISH_TIMEOUT_MS;
     this.rideThroughMs = opts.rideThroughMs ?? RIDE_THROUGH_MS;
     this.logger = opts.log;
-    this.onWrite = opts.onWrite;
+    this.writes = new DurableWrites({
+      coalesceMs: opts.coalesceMs ?? 10,
+      log: opts.log,
+      onWrite: opts.onWrite,
+      write: () => this.writeOnce(),
+      backlog: () => this.pending.length > 0,
+      unhealthy: (err, sinceMs) => {
+        const { code, message } = describeNatsError(err);
+        return {
+          state: { healthy: false, dir: '', where: WHERE, fix: FIX, code, message, sinceMs },
+          fields: { stream: STATE_STREAM, code, err: message, pendingBatches: this.pending.length },
+          message: `cannot write the state to ${WHERE} (${code}: ${message}); new runs are refused and agents' messages stay unacknowledged until a publish succeeds; retrying by itself`,
+        };
+      },
+      recovered: { fields: { stream: STATE_STREAM }, message: 'NATS JetStream takes the state again; taking new runs and acknowledging agents again' },
+    });
   }
 
   /** Makes (or binds) the stream and the object store, loads the latest snapshot and replays what came after it. */
   async open(): Promise<string> {
     this.samples.open();
     try {
-      this.jsm = await jetstreamManager(this.nc, { timeout: this.publishTimeoutMs });
+      // Asks for the account's JetStream info: "temporarily unavailable" while the cluster elects its meta leader.
+      this.jsm = await this.whileElecting(() => jetstreamManager(this.nc, { timeout: this.publishTimeoutMs }));
       this.js = jetstream(this.nc, { timeout: this.publishTimeoutMs });
-      await this.ensureStream();
-      this.objects = await new Objm(this.nc).create(SNAPSHOT_BUCKET, { storage: StorageType.File, replicas: this.replicas, description: 'drover control-plane state snapshots' });
-      const covered = await this.loadSnapshot();
-      const last = (await this.jsm.streams.info(STATE_STREAM)).state.last_seq;
+      await this.whileElecting(() => this.ensureStream());
+      this.objects = await this.whileElecting(() => new Objm(this.nc).create(SNAPSHOT_BUCKET, { storage: StorageType.File, replicas: this.replicas, description: 'drover control-plane state snapshots' }));
+      // Adopting a snapshot again replaces the document: safe to repeat.
+      const covered = await this.whileElecting(() => this.loadSnapshot());
+      const last = (await this.whileElecting(() => this.jsm.streams.info(STATE_STREAM))).state.last_seq;
       const replayed = await this.replayFrom(covered + 1, last);
       this.lastSeq = last;
       this.recount();
@@ -152,6 +156,25 @@ export class JetStreamStore extends DocumentStore implements Store {
       );
     }
     return '';
+  }
+
+  /**
+   * Runs `fn` again while JetStream answers that it is electing a leader
+   * (a cluster just started, or a server just lost), for rideThroughMs:
+   * a control plane started beside its NATS cluster waits for it instead
+   * of failing. `fn` must be safe to repeat.
+   */
+  private async whileElecting<T>(fn: () => Promise<T>): Promise<T> {
+    const giveUpAt = Date.now() + this.rideThroughMs;
+    for (let i = 1; ; i++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(isTemporarilyUnavailable(err) || isNoResponders(err) || isTimeout(err)) || Date.now() >= giveUpAt) throw err;
+        if (i === 1) this.logger?.warn({ stream: STATE_STREAM, code: describeNatsError(err).code }, 'JetStream is electing a leader; waiting for it');
+        await new Promise((r) => setTimeout(r, Math.min(1000, 100 * i)));
+      }
+    }
   }
 
   private async ensureStream() {
@@ -180,7 +203,8 @@ export class JetStreamStore extends DocumentStore implements Store {
   private async genesis() {
     const info = await this.jsm.streams.info(STATE_STREAM);
     if (info.state.last_seq > 0) return;
-    await this.js.publish(STATE_SUBJECT, '', { msgID: GENESIS_ID, timeout: this.publishTimeoutMs });
+    // Expects sequence 0, which JetStream does not check; retried like any batch while the new stream elects its leader.
+    await this.publishOne({ id: GENESIS_ID, text: '' });
   }
 
   /** Adopts the latest snapshot (if any); returns the stream sequence it covers (0: none). */
@@ -225,39 +249,26 @@ export class JetStreamStore extends DocumentStore implements Store {
   }
 
   health(): StoreHealth {
-    return this.state;
+    return this.writes.health();
   }
 
-  /** While unhealthy, waits for the next scheduled try instead of starting one: the backoff holds however many wait. */
   flush(): Promise<void> {
-    if (this.written >= this.changed) return Promise.resolve();
-    const gen = this.changed;
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ gen, resolve, reject });
-      if (!this.state.healthy) return;
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      void this.writeLoop();
-    });
+    return this.writes.flush();
   }
 
   /** One last write and a snapshot if it can; with JetStream unreachable it gives up here (nothing unwritten was acknowledged). The connection is the caller's. */
   async close() {
-    this.closing = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.writing;
-    if (this.written < this.changed || this.pending.length) await this.writeLoop();
-    if (this.state.healthy && this.sinceSnapshot > 0) await this.snapshot(JSON.stringify(this.doc), this.lastSeq).catch(() => undefined);
-    if (!this.state.healthy) this.logger?.error({ stream: STATE_STREAM, code: this.state.code }, 'closing with changes not written: NATS JetStream still refuses them; agents resend what was not acknowledged');
-    this.settle(() => true, (w) => w.reject(new Error('the store was closed before this change was written')));
+    await this.writes.finish();
+    const health = this.writes.health();
+    if (health.healthy && this.sinceSnapshot > 0) await this.snapshot(JSON.stringify(this.doc), this.lastSeq).catch(() => undefined);
+    if (!health.healthy) this.logger?.error({ stream: STATE_STREAM, code: health.code }, 'closing with changes not written: NATS JetStream still refuses them; agents resend what was not acknowledged');
+    this.writes.rejectWaiting();
     this.logs.close();
     await this.samples.close();
   }
 
   protected touch() {
-    this.changed++;
-    if (!this.timer && !this.writing && !this.closing) this.timer = setTimeout(() => void this.writeLoop(), this.coalesceMs);
+    this.writes.touch();
   }
 
   /** Publishes the pending batches in order, each expecting the sequence the one before it got. */
@@ -291,7 +302,7 @@ export class JetStreamStore extends DocumentStore implements Store {
       try {
         return (await this.js.publish(STATE_SUBJECT, p.text, { msgID: p.id, expect: { lastSequence: this.lastSeq }, timeout: this.publishTimeoutMs })).seq;
       } catch (err) {
-        if (!(isNoResponders(err) || isTimeout(err)) || Date.now() >= giveUpAt) throw err;
+        if (!(isNoResponders(err) || isTimeout(err) || isTemporarilyUnavailable(err)) || Date.now() >= giveUpAt) throw err;
         if (i === 1) this.logger?.warn({ stream: STATE_STREAM, code: describeNatsError(err).code }, 'a state publish got no answer; trying again (a stream leader may be being elected)');
         await new Promise((r) => setTimeout(r, Math.min(1000, 100 * i)));
       }
@@ -315,47 +326,22 @@ export class JetStreamStore extends DocumentStore implements Store {
     for (const text of splitLines(batch, max)) this.pending.push({ id: nuid.next(), text });
   }
 
-  private async writeLoop() {
-    this.timer = undefined;
-    if (this.writing) return this.writing;
-    let failed = false;
-    this.writing = (async () => {
-      while (this.written < this.changed || this.pending.length) {
-        const gen = this.changed;
-        const started = performance.now();
-        try {
-          this.prune();
-          await this.logs.sync();
-          this.enqueue(this.drain());
-          // Serialised in the tick the batch was drained: it holds exactly what the pending batches end at.
-          const doc = this.sinceSnapshot > Math.max(this.snapshotMinBytes, this.snapshotBytes) ? JSON.stringify(this.doc) : undefined;
-          await this.publishPending();
-          this.written = gen;
-          this.onWrite?.((performance.now() - started) / 1000);
-          this.recovered();
-          this.settle((w) => w.gen <= gen, (w) => w.resolve());
-          // The changes are durable in the stream already: a snapshot that fails only means a longer replay.
-          if (doc) await this.snapshot(doc, this.lastSeq).catch((err: Error) => this.logger?.warn({ err: err.message, bucket: SNAPSHOT_BUCKET }, 'could not store a state snapshot; the stream keeps every change, so a restart replays more'));
-        } catch (err) {
-          failed = true;
-          this.failed(err);
-          this.settle(() => true, (w) => w.reject(err));
-          break;
-        }
-      }
-    })();
-    try {
-      await this.writing;
-    } finally {
-      this.writing = undefined;
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      if (this.closing || (this.written >= this.changed && !this.pending.length)) {
-        // nothing to do
-      } else if (failed) this.timer = setTimeout(() => void this.writeLoop(), this.retryMs);
-      else if (this.waiters.length) void this.writeLoop();
-      else this.timer = setTimeout(() => void this.writeLoop(), this.coalesceMs);
-    }
+  /**
+   * One write: log files synced, the drained batch queued, every queued
+   * batch published; then (once its flushes are told) a snapshot when the
+   * batches since the last one outgrew it.
+   */
+  private async writeOnce(): Promise<(() => Promise<void>) | void> {
+    this.prune();
+    await this.logs.sync();
+    this.enqueue(this.drain());
+    // Serialised in the tick the batch was drained: it holds exactly what the pending batches end at.
+    const doc = this.sinceSnapshot > Math.max(this.snapshotMinBytes, this.snapshotBytes) ? JSON.stringify(this.doc) : undefined;
+    await this.publishPending();
+    if (!doc) return;
+    const seq = this.lastSeq;
+    // The changes are durable in the stream already: a snapshot that fails only means a longer replay.
+    return () => this.snapshot(doc, seq).catch((err: Error) => this.logger?.warn({ err: err.message, bucket: SNAPSHOT_BUCKET }, 'could not store a state snapshot; the stream keeps every change, so a restart replays more'));
   }
 
   /** Stores `doc` as covering the stream up to `seq`, then drops the messages it covers. */
@@ -369,34 +355,6 @@ export class JetStreamStore extends DocumentStore implements Store {
     this.logger?.debug({ seq, bytes: data.length }, 'state snapshot stored');
   }
 
-  /** A publish failed: unhealthy (said once per error code), and the next try is scheduled. */
-  private failed(err: unknown) {
-    const { code, message } = describeNatsError(err);
-    this.failedTries++;
-    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs ? this.retryMs * 2 : RETRY_MIN_MS);
-    const was = this.state;
-    if (was.healthy || was.code !== code) {
-      this.state = { healthy: false, dir: '', where: WHERE, fix: FIX, code, message, sinceMs: was.healthy ? Date.now() : was.sinceMs };
-      this.logger?.error(
-        { stream: STATE_STREAM, code, err: message, pendingBatches: this.pending.length },
-        `cannot write the state to ${WHERE} (${code}: ${message}); new runs are refused and agents' messages stay unacknowledged until a publish succeeds; retrying by itself`,
-      );
-    } else this.logger?.debug({ code, tries: this.failedTries, retryInMs: this.retryMs }, 'state publish failed again');
-  }
-
-  private recovered() {
-    if (this.state.healthy) return;
-    this.logger?.info({ stream: STATE_STREAM, code: this.state.code, tries: this.failedTries, downMs: Date.now() - this.state.sinceMs }, 'NATS JetStream takes the state again; taking new runs and acknowledging agents again');
-    this.state = { healthy: true };
-    this.retryMs = 0;
-    this.failedTries = 0;
-  }
-
-  private settle(pick: (w: (typeof this.waiters)[number]) => boolean, act: (w: (typeof this.waiters)[number]) => void) {
-    const done = this.waiters.filter(pick);
-    this.waiters = this.waiters.filter((w) => !pick(w));
-    done.forEach(act);
-  }
 }
 
 /**
@@ -421,6 +379,11 @@ export function splitLines(text: string, max: number): string[] {
   }
   if (cur) out.push(cur);
   return out;
+}
+
+/** JetStream's "system temporarily unavailable" (10008): a stream or meta leader is being elected. nats.js reports it as an API error, or (for the account info jetstreamManager asks for) as a plain error with that text. */
+function isTemporarilyUnavailable(err: unknown): boolean {
+  return (err instanceof JetStreamApiError && err.code === 10008) || /JetStream system temporarily unavailable/i.test((err as Error)?.message ?? '');
 }
 
 function isTimeout(err: unknown): boolean {

@@ -28,6 +28,7 @@ import type { Logger } from '../log.js';
 import { ChangeLog, changeLogFile } from './change-log.js';
 import { describeError, nodeDisk, type Disk } from './disk.js';
 import { DurableJsonFile } from './durable-json-file.js';
+import { DurableWrites } from './durable-writes.js';
 import { DocumentStore, emptyDoc, type Change, type Doc } from './state-document.js';
 import type { StoreHealth, Store } from './store.js';
 
@@ -53,31 +54,17 @@ export interface LowdbStoreOptions {
 
 /** Default of `compactMinBytes`. */
 const COMPACT_MIN_BYTES = 16 * 1024 * 1024;
-/** After a failed write the store tries again after this, doubling each time up to RETRY_MAX_MS. */
-const RETRY_MIN_MS = 250;
-const RETRY_MAX_MS = 5_000;
 
 export class LowdbStore extends DocumentStore implements Store {
   private db: Low<Doc>;
   private file: DurableJsonFile<Doc>;
   private readonly logBase: string;
   private log: ChangeLog | undefined;
-  private changed = 0;
-  private written = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private writing: Promise<void> | undefined;
-  private waiters: { gen: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
-  private readonly coalesceMs: number;
+  private readonly writes: DurableWrites;
   private readonly compactMinBytes: number;
   private readonly dataDir: string;
   private readonly disk: Disk;
   private readonly logger: Logger | undefined;
-  private readonly onWrite: ((seconds: number) => void) | undefined;
-  private state: StoreHealth = { healthy: true };
-  /** Wait before the next try of a failed write (0: healthy). */
-  private retryMs = 0;
-  private failedTries = 0;
-  private closing = false;
   /** The generation of the document on disk: the logs it needs start there. */
   private diskGen = 0;
 
@@ -93,11 +80,29 @@ export class LowdbStore extends DocumentStore implements Store {
     this.dataDir = opts.dataDir;
     this.disk = disk;
     this.logger = opts.log;
-    this.onWrite = opts.onWrite;
     this.file = new DurableJsonFile<Doc>(join(opts.dataDir, 'state.json'), this.disk);
     this.db = new Low<Doc>(this.file, emptyDoc());
     this.logBase = changeLogFile(opts.dataDir);
-    this.coalesceMs = opts.coalesceMs ?? 10;
+    this.writes = new DurableWrites({
+      coalesceMs: opts.coalesceMs ?? 10,
+      log: opts.log,
+      onWrite: opts.onWrite,
+      write: () => this.writeOnce(),
+      unhealthy: (err, sinceMs) => {
+        const { code, message } = describeError(err);
+        return {
+          state: { healthy: false, dir: this.dataDir, code, message, sinceMs },
+          fields: { dir: this.dataDir, code, err: message, pendingLogBytes: this.logs.pendingBytes },
+          message: `cannot write the data dir ${this.dataDir} (${code}: ${message}); new runs are refused and agents' messages stay unacknowledged until a write succeeds; retrying by itself`,
+        };
+      },
+      afterFailure: () => {
+        if (this.logs.backlogFull) {
+          this.logger?.error({ pendingLogBytes: this.logs.pendingBytes }, 'log records waiting for the disk passed their bound; agents are asked to keep new messages in their journals until writes succeed');
+        }
+      },
+      recovered: { fields: { dir: opts.dataDir }, message: 'the data dir can be written again; taking new runs and acknowledging agents again' },
+    });
     this.compactMinBytes = opts.compactMinBytes ?? COMPACT_MIN_BYTES;
   }
 
@@ -134,33 +139,21 @@ export class LowdbStore extends DocumentStore implements Store {
   }
 
   health(): StoreHealth {
-    return this.state;
+    return this.writes.health();
   }
 
-  /** While unhealthy, waits for the next scheduled try instead of starting one: the backoff holds however many wait. */
   flush(): Promise<void> {
-    if (this.written >= this.changed) return Promise.resolve();
-    const gen = this.changed;
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ gen, resolve, reject });
-      if (!this.state.healthy) return;
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      void this.writeLoop();
-    });
+    return this.writes.flush();
   }
 
   /** One last write, then a whole document if it can; a disk that still fails gives up here (nothing unwritten was acknowledged). */
   async close() {
-    this.closing = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.writing;
-    if (this.written < this.changed) await this.writeLoop();
+    await this.writes.finish();
+    const health = this.writes.health();
     // Leave a whole document behind: the next start replays nothing.
-    if (this.log && this.state.healthy && (this.log.size > 0 || this.snapshotDue)) await this.snapshot(this.drain()).catch(() => undefined);
-    if (!this.state.healthy) this.logger?.error({ dir: this.dataDir, code: this.state.code }, 'closing with changes not written: the data dir still cannot be written; agents resend what was not acknowledged');
-    this.settle(() => true, (w) => w.reject(new Error('the store was closed before this change was written')));
+    if (this.log && health.healthy && (this.log.size > 0 || this.snapshotDue)) await this.snapshot(this.drain()).catch(() => undefined);
+    if (!health.healthy) this.logger?.error({ dir: this.dataDir, code: health.code }, 'closing with changes not written: the data dir still cannot be written; agents resend what was not acknowledged');
+    this.writes.rejectWaiting();
     this.log?.close();
     this.logs.close();
     await this.samples.close();
@@ -199,93 +192,23 @@ export class LowdbStore extends DocumentStore implements Store {
   }
 
   protected touch() {
-    this.changed++;
-    if (!this.timer && !this.writing && !this.closing) this.timer = setTimeout(() => void this.writeLoop(), this.coalesceMs);
+    this.writes.touch();
   }
 
-  /** A write failed: unhealthy (said once per error code), and the next try is scheduled. */
-  private failed(err: unknown) {
-    const { code, message } = describeError(err);
-    this.failedTries++;
-    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs ? this.retryMs * 2 : RETRY_MIN_MS);
-    const was = this.state;
-    if (was.healthy || was.code !== code) {
-      this.state = { healthy: false, dir: this.dataDir, code, message, sinceMs: was.healthy ? Date.now() : was.sinceMs };
-      this.logger?.error(
-        { dir: this.dataDir, code, err: message, pendingLogBytes: this.logs.pendingBytes },
-        `cannot write the data dir ${this.dataDir} (${code}: ${message}); new runs are refused and agents' messages stay unacknowledged until a write succeeds; retrying by itself`,
-      );
-    } else this.logger?.debug({ dir: this.dataDir, code, tries: this.failedTries, retryInMs: this.retryMs }, 'state write failed again');
-    if (this.logs.backlogFull) {
-      this.logger?.error({ pendingLogBytes: this.logs.pendingBytes }, 'log records waiting for the disk passed their bound; agents are asked to keep new messages in their journals until writes succeed');
-    }
-  }
-
-  private recovered() {
-    if (this.state.healthy) return;
-    this.logger?.info({ dir: this.dataDir, code: this.state.code, tries: this.failedTries, downMs: Date.now() - this.state.sinceMs }, 'the data dir can be written again; taking new runs and acknowledging agents again');
-    this.state = { healthy: true };
-    this.retryMs = 0;
-    this.failedTries = 0;
-  }
-
-  private async writeLoop() {
-    this.timer = undefined;
-    if (this.writing) return this.writing;
-    let failed = false;
-    this.writing = (async () => {
-      while (this.written < this.changed) {
-        const gen = this.changed;
-        const started = performance.now();
-        try {
-          this.prune();
-          await this.logs.sync();
-          const batch = this.drain();
-          const log = this.log!;
-          if (this.snapshotDue || log.size + batch.length > Math.max(this.compactMinBytes, this.file.bytes)) await this.snapshot(batch);
-          else {
-            try {
-              await log.append(batch);
-            } catch (err) {
-              // What the batch held is no longer marked dirty: the next write rewrites the document.
-              this.snapshotDue = true;
-              this.unlogged = true;
-              throw err;
-            }
-          }
-          this.written = gen;
-          this.onWrite?.((performance.now() - started) / 1000);
-          this.recovered();
-          this.settle((w) => w.gen <= gen, (w) => w.resolve());
-        } catch (err) {
-          failed = true;
-          this.failed(err);
-          this.settle(() => true, (w) => w.reject(err));
-          break;
-        }
-      }
-    })();
+  /** One write: log files synced, then the batch appended to the change log, or a new document when the log has outgrown the last one (or a write failed). */
+  private async writeOnce() {
+    this.prune();
+    await this.logs.sync();
+    const batch = this.drain();
+    const log = this.log!;
+    if (this.snapshotDue || log.size + batch.length > Math.max(this.compactMinBytes, this.file.bytes)) return this.snapshot(batch);
     try {
-      await this.writing;
-    } finally {
-      this.writing = undefined;
-      // Changes made while the last write was finishing start the next one:
-      // at once when someone waits for them (a flush that found this write
-      // busy), else after the coalescing delay. After a failure, after the
-      // retry delay, whoever waits.
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      if (this.closing || this.written >= this.changed) {
-        // nothing to do
-      } else if (failed) this.timer = setTimeout(() => void this.writeLoop(), this.retryMs);
-      else if (this.waiters.length) void this.writeLoop();
-      else this.timer = setTimeout(() => void this.writeLoop(), this.coalesceMs);
+      await log.append(batch);
+    } catch (err) {
+      // What the batch held is no longer marked dirty: the next write rewrites the document.
+      this.snapshotDue = true;
+      this.unlogged = true;
+      throw err;
     }
-  }
-
-  private settle(pick: (w: (typeof this.waiters)[number]) => boolean, act: (w: (typeof this.waiters)[number]) => void) {
-    const done = this.waiters.filter(pick);
-    this.waiters = this.waiters.filter((w) => !pick(w));
-    done.forEach(act);
   }
 }
