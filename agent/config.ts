@@ -159,8 +159,8 @@ export function resolveConfig(flags: Flags, env = process.env): AgentConfig {
   if (!Number.isInteger(journalMaxBytes) || journalMaxBytes < 1024 * 1024) {
     throw new ConfigError(`--journal-max-bytes must be a whole number of at least 1048576 (1 MiB), got ${flags.journalMaxBytes ?? file.journalMaxBytes}`);
   }
-  if ((server || !nats) && !/^[^\s/]+:\d{1,5}$/.test(server)) {
-    throw new ConfigError(`--server "${server}" is not host:port (for example 127.0.0.1:7400)`);
+  if ((server || !nats) && !server.split(',').every((s) => /^[^\s/,]+:\d{1,5}$/.test(s))) {
+    throw new ConfigError(`--server "${server}" is not host:port (for example 127.0.0.1:7400), or for a replicated control plane several, comma-separated (10.0.0.5:7400,10.0.0.6:7400)`);
   }
   if (!AGENT_NAME.test(name)) {
     throw new ConfigError(`--name "${name}" is not valid: use letters, digits, ".", "-", "_" (at most 63), starting with a letter or digit`);

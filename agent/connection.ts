@@ -22,6 +22,8 @@ import { assignIn, cancelIn, releaseIn } from './wire.js';
  */
 const RECONNECT_BASE_MS = 100;
 const RECONNECT_MAX_MS = 5_000;
+/** Redirects to a leader followed without backing off, in a row (a Welcome resets the count). */
+const MAX_QUICK_REDIRECTS = 3;
 /** A link must answer Hello within this or it is dropped and retried. */
 const WELCOME_TIMEOUT_MS = 10_000;
 /** The certificate is renewed once this share of its lifetime has passed (Nomad renews at 67 % too). */
@@ -55,6 +57,7 @@ export interface ConnectionOptions {
 export class Connection {
   private session: LinkSession | undefined;
   private failures = 0;
+  private redirects = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private welcomeTimer: NodeJS.Timeout | undefined;
@@ -85,7 +88,7 @@ export class Connection {
     const { o } = this;
     const session = o.link.open({
       onMessage: (m) => this.onMessage(session, m),
-      onClose: (reason, refused) => this.onClose(session, reason, refused),
+      onClose: (reason, refused, soon) => this.onClose(session, reason, refused, soon),
     });
     this.session = session;
     session.send({
@@ -119,6 +122,7 @@ export class Connection {
       case 'welcome': {
         clearTimeout(this.welcomeTimer);
         this.failures = 0;
+        this.redirects = 0;
         this.connected = true;
         o.log.info({ server: o.link.address, appliedSeq: m.welcome!.appliedSeq, resending: o.journal.unacked }, 'connected');
         o.journal.attach((msg) => session.send(msg), m.welcome!.appliedSeq);
@@ -161,7 +165,7 @@ export class Connection {
     }
   }
 
-  private onClose(session: LinkSession, reason: string, refused = false) {
+  private onClose(session: LinkSession, reason: string, refused = false, soon = false) {
     if (this.session !== session) return;
     const wasConnected = this.connected;
     this.teardown();
@@ -170,8 +174,14 @@ export class Connection {
       this.stop();
       return this.o.onReject('UNAUTHENTICATED', `the control plane refused this agent's certificate: ${reason}`);
     }
+    // Sent to the leader by a standby: at once, unless standbys keep sending it round (an election under way).
+    if (soon && this.redirects++ < MAX_QUICK_REDIRECTS) {
+      this.o.log.info({ server: this.o.link.address, reason }, 'redirected to the leader; reconnecting');
+      this.retryTimer = setTimeout(() => this.open(), Math.round(Math.random() * RECONNECT_BASE_MS));
+      return;
+    }
     this.failures++;
-    const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(this.failures, 16));
+    const ceiling = Math.min(this.o.link.maxReconnectMs ?? RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(this.failures, 16));
     const delay = Math.round(Math.random() * ceiling);
     const log = wasConnected || this.failures === 1 ? this.o.log.warn.bind(this.o.log) : this.o.log.debug.bind(this.o.log);
     log({ server: this.o.link.address, reason, retryInMs: delay, buffered: this.o.journal.unacked }, 'link down; will reconnect');

@@ -18,6 +18,7 @@ import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { createUser } from '@nats-io/nkeys';
 import * as x509 from '@peculiar/x509';
+import { LEADER_METADATA_KEY } from '../common/errors.js';
 import { writeSecretFile } from '../common/secret-file.js';
 import { checkControlPlaneIdentity, serverName, splitHostPort } from '../common/tls.js';
 import { droverV1, type EnrollResponseOut } from '../proto/index.js';
@@ -190,7 +191,11 @@ export function requestEnrollment(address: string, caPem: string, req: { token: 
     client.Enroll({ ...req, labels: {} }, { deadline: Date.now() + ENROLL_DEADLINE_MS }, (err, res) => {
       client.close();
       if (!err) return resolve(res!);
-      if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) return reject(new Error(`the control plane at ${address} did not answer: ${err.details}`));
+      if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
+        // A standby replica names the leader: the next try goes there.
+        const leader = err.metadata?.get(LEADER_METADATA_KEY)[0];
+        return reject(Object.assign(new Error(`the control plane at ${address} did not answer: ${err.details}`), { leader: typeof leader === 'string' ? leader : '' }));
+      }
       reject(new IdentityError(`the control plane refused to enroll this agent: ${err.details}`));
     });
   });
@@ -216,10 +221,14 @@ export async function enroll(o: EnrollOptions): Promise<Identity> {
   }
   let pause = 500;
   let announced = false;
+  // A replicated control plane: any replica may answer; a standby names the leader.
+  const servers = o.server.split(',');
+  let at = 0;
+  let server = servers[0];
   for (;;) {
     try {
-      const caPem = await discoverCa(o.server, wantHash);
-      const res = await requestEnrollment(o.server, caPem, { token: o.token, name: o.name, csrPem, natsPublicKey });
+      const caPem = await discoverCa(server, wantHash);
+      const res = await requestEnrollment(server, caPem, { token: o.token, name: o.name, csrPem, natsPublicKey });
       if (res.status === 'ENROLL_STATUS_ISSUED') {
         writeSecretFile(join(dir, FILES.ca), caPem);
         writeSecretFile(join(dir, FILES.control), res.controlKeyPem);
@@ -235,9 +244,16 @@ export async function enroll(o: EnrollOptions): Promise<Identity> {
       await new Promise((r) => setTimeout(r, APPROVAL_POLL_MS));
     } catch (err) {
       if (err instanceof IdentityError) throw err;
-      o.log.warn({ server: o.server, err: (err as Error).message, retryInMs: pause }, 'enrollment: control plane not reachable yet; retrying');
+      const leader = (err as { leader?: string }).leader;
+      if (leader && leader !== server) {
+        server = leader;
+        continue;
+      }
+      o.log.warn({ server, err: (err as Error).message, retryInMs: pause }, 'enrollment: control plane not reachable yet; retrying');
+      at = (at + 1) % servers.length;
+      server = servers[at];
       await new Promise((r) => setTimeout(r, pause));
-      pause = Math.min(pause * 2, 10_000);
+      if (at === 0) pause = Math.min(pause * 2, 10_000);
     }
   }
 }

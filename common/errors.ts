@@ -36,6 +36,7 @@ export type ApiErrorCode =
   | 'IDEMPOTENCY_KEY_REUSED'
   | 'SCHEDULE_NOT_FOUND'
   | 'UNAVAILABLE'
+  | 'NOT_LEADER'
   | 'INTERNAL';
 
 /** A located complaint about a workflow document or its params. */
@@ -55,3 +56,6 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
   readonly code = 'BAD_CONFIG';
 }
+
+/** gRPC metadata key of a NOT_LEADER refusal that names the leader's address (HOST:PORT): clients and agents go there. */
+export const LEADER_METADATA_KEY = 'drover-leader';

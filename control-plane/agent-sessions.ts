@@ -87,6 +87,8 @@ export class AgentSessions implements AgentLinkHandler {
       natsJwt(credential: CredentialRecord): Promise<string>;
       /** Certificate renewals are recorded here. */
       audit?: AuditLog;
+      /** A replicated control plane: false once this replica's leader lease ran out; nothing more is sent to agents then. */
+      mayAct?: () => boolean;
     },
   ) {
     this.peerLog = new PeerLog(log, opts.now);
@@ -190,7 +192,11 @@ export class AgentSessions implements AgentLinkHandler {
       transport: conn.transport,
       peer: conn.peer,
       identity: id,
-      send: (m: ServerMessage) => (isControl(m) ? void signer.seal(hello.name, m).then((sealed) => conn.send(sealed)) : conn.send(m)),
+      send: (m: ServerMessage) => {
+        if (this.opts.mayAct && !this.opts.mayAct()) return;
+        if (isControl(m)) void signer.seal(hello.name, m).then((sealed) => (this.opts.mayAct?.() ?? true) && conn.send(sealed));
+        else conn.send(m);
+      },
       close: (reason?: string) => conn.close(reason),
     };
     const live = this.fleet.connect(out, { ...hello, labels: { ...hello.labels, ...pinned } });

@@ -53,6 +53,8 @@ export interface ServerConfig {
   store: 'lowdb' | 'jetstream';
   /** `--store jetstream`: replicas of the state stream and object store (3; 1 for a single nats-server). */
   storeReplicas: number;
+  /** `--store jetstream`: the leader lease's length (--leader-lease, default 3s): a dead leader is replaced about this long after its last renewal. */
+  leaseMs: number;
 }
 
 export const DEFAULTS: ServerConfig = {
@@ -74,6 +76,7 @@ export const DEFAULTS: ServerConfig = {
   idempotencyRetentionMs: DEFAULT_IDEMPOTENCY_RETENTION_MS,
   store: 'lowdb',
   storeReplicas: 3,
+  leaseMs: 3000,
 };
 
 const ENV: Record<string, keyof ServerConfig> = {
@@ -119,7 +122,11 @@ export function resolveConfig(flags: Partial<Record<keyof ServerConfig, unknown>
     idempotencyRetentionMs: merged.idempotencyRetention !== undefined ? (parseDuration(String(merged.idempotencyRetention)) ?? NaN) : Number(merged.idempotencyRetentionMs),
     store: String(merged.store) as ServerConfig['store'],
     storeReplicas: Number(merged.storeReplicas),
+    leaseMs: merged.leaderLease !== undefined ? (parseDuration(String(merged.leaderLease)) ?? NaN) : Number(merged.leaseMs),
   };
+  if (!Number.isFinite(cfg.leaseMs) || cfg.leaseMs < 1000 || cfg.leaseMs > 60_000) {
+    throw new ConfigError(`--leader-lease "${merged.leaderLease}" is not a duration from 1s to 60s (for example 3s): a standby takes over about this long after the leader's last renewal`);
+  }
   if (cfg.store !== 'lowdb' && cfg.store !== 'jetstream') throw new ConfigError(`--store "${cfg.store}" is not lowdb (the data dir, the default) or jetstream (state on NATS JetStream, with --nats)`);
   if (!Number.isInteger(cfg.storeReplicas) || cfg.storeReplicas < 1 || cfg.storeReplicas > 5) {
     throw new ConfigError(`--store-replicas "${merged.storeReplicas}" must be 1 to 5 (JetStream's limit): 3 for a cluster of three or more nats-servers, 1 for a single one`);

@@ -66,3 +66,25 @@ export class UnavailableError extends ApiError {
     );
   }
 }
+
+export { LEADER_METADATA_KEY } from '../common/errors.js';
+
+/**
+ * A standby replica refused the call (it did nothing with it): another
+ * replica leads, at `leader` ('' while none is elected). Clients repeat the
+ * call there; agents dial it.
+ */
+export class NotLeaderError extends ApiError {
+  override name = 'NotLeaderError';
+  readonly leader: string;
+  constructor(self: string, leader: { address: string; epoch: number } | undefined) {
+    super(
+      'NOT_LEADER',
+      leader
+        ? `the control plane at ${self} is a standby replica; the leader is ${leader.address} (epoch ${leader.epoch})`
+        : `the control plane at ${self} is a standby replica and no leader is elected yet (an election takes up to the lease length, 3 s by default)`,
+      leader ? `the CLI and SDK repeat the call at ${leader.address} by themselves; or point --server / DROVER_ADDR at it` : 'try again in a few seconds; `drover server status` shows the replicas',
+    );
+    this.leader = leader?.address ?? '';
+  }
+}

@@ -45,6 +45,8 @@ import { Runs } from './runs.js';
 import { LaunchKeys } from './launch-keys.js';
 import { LowdbStore } from './store/lowdb-store.js';
 import { JetStreamStore } from './store/jetstream-store.js';
+import { standByUntilLeader } from './leadership/elect.js';
+import type { LeaderLease } from './leadership/lease.js';
 import { StoreError, type CredentialRecord, type Store } from './store/store.js';
 import { Workflows } from './workflows.js';
 import { grpcAgentService } from './transport/grpc-agent-link.js';
@@ -194,8 +196,7 @@ async function printNatsCreds(argv: string[]) {
 
 /** The CA, server certificate, signing key and first admin token, as the first start makes them. */
 async function initSecurity(cfg: ServerConfig, store: Store, now: () => number) {
-  const hosts = [hostOf(cfg.listen), ...(cfg.http ? [hostOf(cfg.http)] : []), hostname(), ...cfg.advertise];
-  const pki = await Pki.open({ dataDir: cfg.dataDir, hosts: [...new Set(hosts)], now });
+  const pki = await Pki.open({ dataDir: cfg.dataDir, hosts: securityHosts(cfg), now });
   const tokens = new Tokens(store, pki.caHash, now);
   const adminTokenFile = await bootstrapAdminToken(cfg.dataDir, tokens, store);
   return { pki, tokens, adminTokenFile };
@@ -221,7 +222,13 @@ async function init(argv: string[]) {
   await cmd.parseAsync(argv, { from: 'user' });
 }
 
+/** Host names the server certificate names. */
+function securityHosts(cfg: ServerConfig): string[] {
+  return [...new Set([hostOf(cfg.listen), ...(cfg.http ? [hostOf(cfg.http)] : []), hostname(), ...cfg.advertise])];
+}
+
 async function serve(cfg: ServerConfig) {
+  let onDeposed: (reason: string) => void = () => undefined;
   // One control plane per data dir: two writers on one store lose data.
   lockDir(cfg.dataDir, 'drover server');
   const log = createLogger(cfg.logLevel);
@@ -232,8 +239,34 @@ async function serve(cfg: ServerConfig) {
   let nc = cfg.store === 'jetstream' && cfg.nats ? await connectNats(await withOwnNatsCreds(cfg.nats, cfg.dataDir, natsAuth, log), log.child({ component: 'nats' })) : undefined;
   const storeLog = log.child({ component: 'store' });
   const onWrite = (s: number) => metrics.storeWrite(s);
+  // Until the tokens are loaded (a standby checks none: it only names the leader), calls pass through.
+  let interceptor: grpc.ServerInterceptor = (_method, call) => new grpc.ServerInterceptingCall(call);
+  const server = new grpc.Server({
+    // Channelz (grpc-js's introspection, which drover does not serve) costs CPU and memory per agent stream.
+    'grpc.enable_channelz': 0,
+    'grpc.keepalive_time_ms': 15_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    interceptors: [(method, call) => interceptor(method, call)],
+  });
+  // Replicated: serve as a standby until this replica holds the leader lease; a leader that loses it stops at once.
+  let lease: LeaderLease | undefined;
+  let boundPort: number | undefined;
+  if (nc) {
+    const deposed = (reason: string) => {
+      log.fatal({ reason, epoch: lease?.epoch }, 'no longer the leader: stopping without another write; start it again to rejoin as a standby');
+      process.stderr.write(`drover server: no longer the leader (${reason}); exiting (code 75) without another write. Run it under a service manager that restarts it (Restart=always): it rejoins as a standby\n`);
+      process.exit(75);
+    };
+    const pki = await Pki.open({ dataDir: cfg.dataDir, hosts: securityHosts(cfg), now: () => Date.now() });
+    const won = await standByUntilLeader({ server, nc, listen: cfg.listen, advertise: cfg.advertise, http: cfg.http, replicas: cfg.storeReplicas, leaseMs: cfg.leaseMs, creds: cfg.insecure ? grpc.ServerCredentials.createInsecure() : tlsCredentials(pki), log: log.child({ component: 'leadership' }), onLost: deposed });
+    lease = won.lease;
+    boundPort = won.port;
+    cfg = { ...cfg, listen: won.listen };
+    onDeposed = deposed;
+  }
   const store: Store = nc
-    ? new JetStreamStore({ nc, dataDir: cfg.dataDir, replicas: cfg.storeReplicas, maxRuns: cfg.maxRuns, log: storeLog, onWrite })
+    ? new JetStreamStore({ nc, dataDir: cfg.dataDir, replicas: cfg.storeReplicas, maxRuns: cfg.maxRuns, log: storeLog, onWrite, leadership: lease, onFenced: (reason) => onDeposed(`the state stream refused a write: ${reason}`) })
     : new LowdbStore({ dataDir: cfg.dataDir, maxRuns: cfg.maxRuns, log: storeLog, onWrite });
   const recovered = await store.open();
   if (recovered) log.error({ dataDir: cfg.dataDir }, recovered);
@@ -266,6 +299,7 @@ async function serve(cfg: ServerConfig) {
     now,
     natsJwt,
     audit,
+    mayAct: lease && (() => lease.valid()),
   });
   // The fleet's utilisation history (drover stats), durable in the data dir.
   setInterval(() => store.appendFleetSample(fleetSample(fleet.list(), now())), cfg.fleetSampleIntervalMs).unref();
@@ -276,15 +310,13 @@ async function serve(cfg: ServerConfig) {
   metrics.watch({ fleet, runs, store, sessions, stats });
 
   const v1 = droverV1();
-  const server = new grpc.Server({
-    // Channelz (grpc-js's introspection, which drover does not serve) costs CPU and memory per agent stream.
-    'grpc.enable_channelz': 0,
-    'grpc.keepalive_time_ms': 15_000,
-    'grpc.keepalive_timeout_ms': 10_000,
-    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-    interceptors: [accessInterceptor({ tokens, throttle, adminTokenFile, insecure: cfg.insecure, audit })],
-  });
-  server.addService(
+  // A replica that just took the lease swaps each standby refusal for the real service: no moment without a handler.
+  const serveService = (svc: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) => {
+    if (lease) server.removeService(svc);
+    server.addService(svc, impl);
+  };
+  interceptor = accessInterceptor({ tokens, throttle, adminTokenFile, insecure: cfg.insecure, audit });
+  serveService(
     v1.AgentService.service,
     grpcAgentService(sessions, {
       identify: (der) => {
@@ -295,7 +327,7 @@ async function serve(cfg: ServerConfig) {
       enroll: enrollHandler({ credentials, pki, throttle, natsJwt, log: log.child({ component: 'enroll' }) }),
     }),
   );
-  server.addService(
+  serveService(
     v1.AccessService.service,
     accessService({
       tokens,
@@ -308,22 +340,22 @@ async function serve(cfg: ServerConfig) {
       },
     }),
   );
-  server.addService(v1.FleetService.service, fleetService(fleet));
-  server.addService(
+  serveService(v1.FleetService.service, fleetService(fleet));
+  serveService(
     v1.RunService.service,
     // The interceptor has checked the token by then; this reads it again to name the caller.
     runService(runs, store, (metadata) => approverOf(tokens, bearerToken(metadata))),
   );
   const triggerEnv = { workflows, secrets, http: Boolean(cfg.http), nats: Boolean(cfg.nats) };
-  server.addService(v1.WorkflowService.service, workflowService(runs, workflows, fleet, devices, (name) => triggerWarnings(triggerEnv, name)));
-  server.addService(v1.DeviceService.service, deviceService(devices));
-  server.addService(v1.SecretService.service, secretService(secrets));
-  server.addService(v1.AuditService.service, auditService(audit));
-  server.addService(v1.StatsService.service, statsService(stats));
+  serveService(v1.WorkflowService.service, workflowService(runs, workflows, fleet, devices, (name) => triggerWarnings(triggerEnv, name)));
+  serveService(v1.DeviceService.service, deviceService(devices));
+  serveService(v1.SecretService.service, secretService(secrets));
+  serveService(v1.AuditService.service, auditService(audit));
+  serveService(v1.StatsService.service, statsService(stats));
   // Cron triggers: started once the API listens (below); catch-up after a restart happens then.
   const schedules = new Schedules({ store, workflows, submit: (req) => runs.submit(req), log: log.child({ component: 'schedules' }), now, audit });
-  server.addService(v1.TriggerService.service, triggerService(schedules, store));
-  const port = await new Promise<number>((resolve, reject) =>
+  serveService(v1.TriggerService.service, triggerService(schedules, store));
+  const port = boundPort ?? await new Promise<number>((resolve, reject) =>
     server.bindAsync(cfg.listen, cfg.insecure ? grpc.ServerCredentials.createInsecure() : tlsCredentials(pki), (err, p) => (err ? reject(err) : resolve(p))),
   ).catch((err: Error) => {
     throw new ConfigError(
@@ -367,6 +399,7 @@ async function serve(cfg: ServerConfig) {
   process.stdout.write(`drover server CA certificate: ${join(cfg.dataDir, 'ca.pem')} (clients: --ca or DROVER_CA)\n`);
   process.stdout.write(`drover server admin token: ${adminTokenFile} (clients: --token or DROVER_TOKEN)\n`);
   if (nats) process.stdout.write(`drover server serving NATS agents via nats://${nats.nc.getServer()}\n`);
+  if (lease) process.stdout.write(`drover server leading (epoch ${lease.epoch}, lease ${cfg.leaseMs} ms)\n`);
   if (http) process.stdout.write(`drover server dashboard on ${http.url}\n`);
 
   let stopping = false;
@@ -381,7 +414,8 @@ async function serve(cfg: ServerConfig) {
     nats?.triggers.stop();
     nats?.link.stop();
     const drainNats = () => (nats ? Promise.race([nats.nc.drain(), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined) : Promise.resolve());
-    const closeStores = () => Promise.all([store.close(), audit.close()]);
+    // The lease goes last: a standby takes over once this replica's last batch is written.
+    const closeStores = () => Promise.all([store.close(), audit.close()]).finally(() => lease?.resign());
     // The JetStream store writes its last batch over NATS: close it before the connection drains.
     void (cfg.store === 'jetstream' ? closeStores().then(drainNats) : drainNats().then(closeStores)).finally(() => process.exit(0));
   };
@@ -409,7 +443,8 @@ const program = new Command('drover server')
   .option('--http-plain', 'LOOPBACK ONLY: serve --http as plain HTTP instead of HTTPS')
   .option('--nats <url>', 'also serve agents over NATS: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS); see docs/nats.md')
   .option('--store <kind>', `where the state is kept: lowdb (the data dir) or jetstream (a replicated stream on the --nats servers; docs/scale-out.md) (env DROVER_STORE) (default: ${DEFAULTS.store})`)
-  .option('--store-replicas <n>', `--store jetstream: replicas of the state (3 for a cluster, 1 for a single nats-server) (default: ${DEFAULTS.storeReplicas})`, (v) => Number(v));
+  .option('--store-replicas <n>', `--store jetstream: replicas of the state (3 for a cluster, 1 for a single nats-server) (default: ${DEFAULTS.storeReplicas})`, (v) => Number(v))
+  .option('--leader-lease <duration>', `--store jetstream: the leader lease; a standby replica takes over about this long after a dead leader's last renewal (default: 3s)`);
 for (const [flags, text] of NATS_OPTION_HELP) program.option(flags, text);
 program
   .option('--config <file>', 'YAML file with any of the options above (camelCase keys); flags and env win')

@@ -27,7 +27,11 @@ export class CallStream<T, U> implements AsyncIterableIterator<U, undefined, und
     private readonly start: () => Promise<grpc.ClientReadableStream<T>>,
     private readonly map: (message: T) => U | undefined,
     private readonly mapError: (err: unknown) => unknown,
+    /** Asked when the stream fails before its first message (hop: how many times already): true opens it again with `start`. */
+    private readonly again: (err: unknown, hop: number) => boolean = () => false,
   ) {}
+  private hops = 0;
+  private gotAny = false;
 
   [Symbol.asyncIterator](): this {
     return this;
@@ -72,6 +76,7 @@ export class CallStream<T, U> implements AsyncIterableIterator<U, undefined, und
     }
     const call = this.call;
     call.on('data', (message: T) => {
+      this.gotAny = true;
       const value = this.map(message);
       if (value === undefined || this.finished) return;
       const waiter = this.waiters.shift();
@@ -80,6 +85,11 @@ export class CallStream<T, U> implements AsyncIterableIterator<U, undefined, und
     });
     call.on('error', (err: grpc.ServiceError) => {
       if (this.finished && err.code === status.CANCELLED) return;
+      if (!this.finished && !this.gotAny && this.again(err, this.hops)) {
+        this.hops++;
+        void this.open();
+        return;
+      }
       this.finished = true;
       this.failure = this.mapError(err);
       for (const w of this.waiters.splice(0)) w.reject(this.failure);

@@ -287,6 +287,19 @@ export class UnavailableError extends DroverError {
   }
 }
 
+/**
+ * A standby replica of a replicated control plane refused the call and did
+ * nothing with it. The SDK repeats a call at the leader it names by itself;
+ * this reaches you only while no leader is elected (try again shortly).
+ */
+export class NotLeaderError extends DroverError {
+  override readonly name = 'NotLeaderError';
+  declare readonly code: 'NOT_LEADER';
+  constructor(message: string, options?: DroverErrorOptions) {
+    super('NOT_LEADER', message, options);
+  }
+}
+
 /** The call carried no API token, or one that is wrong, expired or revoked. */
 export class UnauthenticatedError extends DroverError {
   override readonly name = 'UnauthenticatedError';
@@ -385,6 +398,7 @@ const BY_CODE = {
   IDEMPOTENCY_KEY_REUSED: IdempotencyKeyReusedError,
   SCHEDULE_NOT_FOUND: ScheduleNotFoundError,
   UNAVAILABLE: UnavailableError,
+  NOT_LEADER: NotLeaderError,
 } as const satisfies Record<ErrorCode, new (message: string, options?: DroverErrorOptions) => DroverError>;
 
 /** The DroverError subclass for a wire code, or undefined for a code this SDK does not know (a newer server's). */

@@ -2,7 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ApiErrorCode } from '../../common/errors.js';
 import { encodeMessage } from '../../proto/index.js';
-import { ApiError } from '../errors.js';
+import { ApiError, LEADER_METADATA_KEY, NotLeaderError } from '../errors.js';
 
 const STATUS: Record<ApiErrorCode, grpc.status> = {
   INVALID_WORKFLOW: grpc.status.INVALID_ARGUMENT,
@@ -32,6 +32,7 @@ const STATUS: Record<ApiErrorCode, grpc.status> = {
   IDEMPOTENCY_KEY_REUSED: grpc.status.ALREADY_EXISTS,
   SCHEDULE_NOT_FOUND: grpc.status.NOT_FOUND,
   UNAVAILABLE: grpc.status.UNAVAILABLE,
+  NOT_LEADER: grpc.status.UNAVAILABLE,
   INTERNAL: grpc.status.INTERNAL,
 };
 
@@ -42,6 +43,7 @@ export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
     'drover-error-bin',
     Buffer.from(encodeMessage('ErrorDetail', { code: e.code, message: e.message, hint: e.hint, problems: e.problems })),
   );
+  if (e instanceof NotLeaderError && e.leader) metadata.set(LEADER_METADATA_KEY, e.leader);
   return { code: STATUS[e.code], details: e.message, metadata };
 }
 

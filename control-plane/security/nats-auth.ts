@@ -43,9 +43,10 @@ const UNLIMITED_WITH_JETSTREAM = { limits: { ...UNLIMITED.limits, mem_storage: -
 /**
  * What the control plane's user publishes besides its agents' subjects: the
  * JetStream API, acks and flow-control replies of its consumers, and the
- * object store's chunks ($O.<bucket>.C.*, .M.*), for `--store jetstream`.
+ * object store's chunks ($O.<bucket>.C.*, .M.*) and the key-value entries
+ * of the leader lease ($KV.<bucket>.*), for `--store jetstream`.
  */
-const JETSTREAM_PUBLISH = ['$JS.API.>', '$JS.ACK.>', '$JS.FC.>', '$O.>'];
+const JETSTREAM_PUBLISH = ['$JS.API.>', '$JS.ACK.>', '$JS.FC.>', '$O.>', '$KV.>'];
 /** The subject prefix of the control plane's state stream (control-plane/store/jetstream-store.ts); only the control plane publishes on it. */
 export const STATE_SUBJECTS = 'drover.v1.state.>';
 

@@ -26,7 +26,7 @@
  *
  * Run logs and fleet samples stay in the local data dir (not replicated yet).
  */
-import { nuid } from '@nats-io/nats-core';
+import { headers, nuid } from '@nats-io/nats-core';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { DeliverPolicy, jetstream, jetstreamManager, JetStreamApiError, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Objm, type ObjectStore } from '@nats-io/obj';
@@ -76,6 +76,24 @@ export interface JetStreamStoreOptions {
   log?: Logger;
   /** Told how long each durable write took, in seconds. */
   onWrite?: (seconds: number) => void;
+  /**
+   * The leader lease of a replicated control plane (control-plane/leadership/lease.ts):
+   * open() first appends a takeover marker carrying its epoch (after which a
+   * deposed leader's write is refused as FENCED), every batch carries the
+   * epoch in a Drover-Epoch header, and nothing is published once the lease
+   * ran out by this replica's clock. Absent: a single control plane.
+   */
+  leadership?: { readonly epoch: number; valid(): boolean };
+  /** Told once when the stream refuses a write because another writer appended (FENCED) or the lease ran out: this replica no longer leads. */
+  onFenced?: (reason: string) => void;
+}
+
+/** The header that carries the writer's fencing epoch on every state message. */
+export const EPOCH_HEADER = 'Drover-Epoch';
+
+/** A write not attempted because this replica's leader lease ran out. */
+export class LeaseLostError extends Error {
+  override name = 'LeaseLostError';
 }
 
 /** A batch drained but not yet acknowledged by the stream. */
@@ -104,6 +122,9 @@ export class JetStreamStore extends DocumentStore implements Store {
   /** Bytes published since the last snapshot, and that snapshot's size. */
   private sinceSnapshot = 0;
   private snapshotBytes = 0;
+  private readonly leadership: JetStreamStoreOptions['leadership'];
+  private readonly onFenced: JetStreamStoreOptions['onFenced'];
+  private fenced = false;
 
   constructor(opts: JetStreamStoreOptions) {
     nodeDisk.mkdirSync(opts.dataDir, 0o700);
@@ -114,6 +135,8 @@ export class JetStreamStore extends DocumentStore implements Store {
     this.publishTimeoutMs = opts.publishTimeoutMs ?? PUBLISH_TIMEOUT_MS;
     this.rideThroughMs = opts.rideThroughMs ?? RIDE_THROUGH_MS;
     this.logger = opts.log;
+    this.leadership = opts.leadership;
+    this.onFenced = opts.onFenced;
     this.writes = new DurableWrites({
       coalesceMs: opts.coalesceMs ?? 10,
       log: opts.log,
@@ -144,10 +167,11 @@ export class JetStreamStore extends DocumentStore implements Store {
       // Adopting a snapshot again replaces the document: safe to repeat.
       const covered = await this.whileElecting(() => this.loadSnapshot());
       const last = (await this.whileElecting(() => this.jsm.streams.info(STATE_STREAM))).state.last_seq;
-      const replayed = await this.replayFrom(covered + 1, last);
+      let replayed = await this.replayFrom(covered + 1, last);
       this.lastSeq = last;
+      if (this.leadership) replayed += await this.takeOver();
       this.recount();
-      this.logger?.info({ stream: STATE_STREAM, snapshotSeq: covered, replayed, lastSeq: last, replicas: this.replicas }, 'state loaded from NATS JetStream');
+      this.logger?.info({ stream: STATE_STREAM, snapshotSeq: covered, replayed, lastSeq: this.lastSeq, replicas: this.replicas, epoch: this.leadership?.epoch }, 'state loaded from NATS JetStream');
     } catch (err) {
       if (err instanceof StoreError) throw err;
       throw new StoreError(
@@ -205,6 +229,28 @@ export class JetStreamStore extends DocumentStore implements Store {
     if (info.state.last_seq > 0) return;
     // Expects sequence 0, which JetStream does not check; retried like any batch while the new stream elects its leader.
     await this.publishOne({ id: GENESIS_ID, text: '' });
+  }
+
+  /**
+   * Appends the takeover marker: an empty message with this leader's epoch,
+   * expecting the last sequence loaded. From then on a deposed leader's
+   * publish expects a stale sequence and is refused. A write that slipped in
+   * after the load (the old leader's last, sent before its lease ran out) is
+   * replayed first and the marker tried again. Returns the changes replayed.
+   */
+  private async takeOver(): Promise<number> {
+    let replayed = 0;
+    for (let i = 0; ; i++) {
+      try {
+        this.lastSeq = await this.publishOne({ id: `drover-epoch-${this.leadership!.epoch}`, text: '' });
+        return replayed;
+      } catch (err) {
+        if (!(err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) || i >= 10) throw err;
+        const last = (await this.jsm.streams.info(STATE_STREAM)).state.last_seq;
+        replayed += await this.replayFrom(this.lastSeq + 1, last);
+        this.lastSeq = last;
+      }
+    }
   }
 
   /** Adopts the latest snapshot (if any); returns the stream sequence it covers (0: none). */
@@ -280,7 +326,14 @@ export class JetStreamStore extends DocumentStore implements Store {
         seq = await this.publishOne(p);
       } catch (err) {
         const stored = err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE ? await this.storedAsLast(p.id) : 0;
-        if (!stored) throw err;
+        if (!stored) {
+          const { code, message } = describeNatsError(err);
+          if (code === 'FENCED' && !this.fenced) {
+            this.fenced = true;
+            this.onFenced?.(message);
+          }
+          throw err;
+        }
         seq = stored;
       }
       this.lastSeq = seq;
@@ -298,9 +351,12 @@ export class JetStreamStore extends DocumentStore implements Store {
    */
   private async publishOne(p: Pending): Promise<number> {
     const giveUpAt = Date.now() + this.rideThroughMs;
+    const h = headers();
+    if (this.leadership) h.set(EPOCH_HEADER, String(this.leadership.epoch));
     for (let i = 1; ; i++) {
+      if (this.leadership && !this.leadership.valid()) throw new LeaseLostError(`this control plane's leader lease (epoch ${this.leadership.epoch}) ran out; another replica may lead now`);
       try {
-        return (await this.js.publish(STATE_SUBJECT, p.text, { msgID: p.id, expect: { lastSequence: this.lastSeq }, timeout: this.publishTimeoutMs })).seq;
+        return (await this.js.publish(STATE_SUBJECT, p.text, { msgID: p.id, expect: { lastSequence: this.lastSeq }, timeout: this.publishTimeoutMs, headers: h })).seq;
       } catch (err) {
         if (!(isNoResponders(err) || isTimeout(err) || isTemporarilyUnavailable(err)) || Date.now() >= giveUpAt) throw err;
         if (i === 1) this.logger?.warn({ stream: STATE_STREAM, code: describeNatsError(err).code }, 'a state publish got no answer; trying again (a stream leader may be being elected)');
@@ -346,6 +402,10 @@ export class JetStreamStore extends DocumentStore implements Store {
 
   /** Stores `doc` as covering the stream up to `seq`, then drops the messages it covers. */
   private async snapshot(doc: string, seq: number) {
+    // A deposed leader's snapshot would replace a newer one whose messages are purged: only the lease holder takes one, and never over a newer one.
+    if (this.leadership && !this.leadership.valid()) return;
+    const current = await this.objects.info(SNAPSHOT_OBJECT);
+    if (current && !current.deleted && Number(current.metadata?.seq ?? 0) >= seq) return;
     const data = new TextEncoder().encode(doc);
     await this.objects.putBlob({ name: SNAPSHOT_OBJECT, metadata: { seq: String(seq) } }, data, { timeout: this.publishTimeoutMs * 4 });
     this.snapshotBytes = data.length;
@@ -398,6 +458,7 @@ function isNoResponders(err: unknown): boolean {
 /** A stable code and a message for what NATS or JetStream answered. */
 export function describeNatsError(err: unknown): { code: string; message: string } {
   if (isNoResponders(err)) return { code: 'NO_RESPONDERS', message: `no JetStream server answered on ${STATE_SUBJECT}: the stream ${STATE_STREAM} has no leader (is a majority of the NATS cluster up?) or JetStream is not enabled for the account` };
+  if (err instanceof LeaseLostError) return { code: 'FENCED', message: err.message };
   if (err instanceof JetStreamApiError) {
     if (err.code === WRONG_LAST_SEQUENCE) return { code: 'FENCED', message: `another writer appended to ${STATE_STREAM} (${err.message}): only one control plane may write its state; stop the other one` };
     return { code: `JS_${err.code}`, message: err.message };

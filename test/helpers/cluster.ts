@@ -3,7 +3,7 @@
  * for integration tests, and stops every one of them after the test file.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll } from 'vitest';
@@ -115,6 +115,25 @@ export async function startServer(opts: { dataDir?: string; listen?: string; arg
     clientOptions: clientOptionsFor(address, creds),
     env: { DROVER_ADDR: address, DROVER_TOKEN: creds.token, DROVER_CA: creds.caFile },
   };
+}
+
+/**
+ * Starts another replica of a replicated control plane (`--store jetstream`)
+ * on `dataDir` (its key files copied from the first one's, see
+ * `replicaDataDir`); it serves as a standby until it takes the lease, so this
+ * waits for either line. `address` is the one it listens on.
+ */
+export async function startReplica(opts: { dataDir: string; listen?: string; args?: string[] }): Promise<Proc & { address: string; dataDir: string }> {
+  const p = launch(ENTRY.server, ['--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', opts.dataDir, ...(opts.args ?? [])]);
+  const address = await waitFor(() => /(?:standby on|listening on) ([^\s:]+:\d+)/.exec(p.output())?.[1], 20_000, () => `replica to listen:\n${p.output()}`);
+  return { ...p, address, dataDir: opts.dataDir };
+}
+
+/** A new data dir for another replica: the first one's keys, CA, NATS account and admin token (docs/scale-out.md), not its local files. */
+export function replicaDataDir(from: string): string {
+  const dir = tempDir('drover-replica-');
+  for (const f of readdirSync(from)) if (/^(ca\.(pem|key)|control-signing\.key|secret\.key|admin\.token|nats-.*\.(nk|creds))$/.test(f)) copyFileSync(join(from, f), join(dir, f));
+  return dir;
 }
 
 export interface AgentProc extends Proc {
