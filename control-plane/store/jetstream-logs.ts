@@ -34,7 +34,7 @@ import { DeliverPolicy, DiscardPolicy, JetStreamApiError, StorageType, type JetS
 import { nanos } from '@nats-io/nats-core';
 import type { Logger } from '../log.js';
 import { describeError, nodeDisk, writeAll, type Disk } from './disk.js';
-import type { LogFiles } from './log-files.js';
+import { LOG_BACKLOG_MAX_BYTES, type LogFiles } from './log-files.js';
 import type { LogRecord } from './store.js';
 import { whileElecting } from './jetstream-retry.js';
 
@@ -120,6 +120,8 @@ export class JetStreamLogs {
   private pending = new Map<string, { at: number; lines: string[] }>();
   /** Messages taken and not acknowledged yet, in order (per run, in log order). */
   private outgoing: Outgoing[] = [];
+  /** Bytes of records in `pending` and `outgoing`. */
+  private waitingBytes = 0;
   /** Sequences of this writer's messages after `seq`, acknowledged. */
   private acked = new Set<number>();
   /** Every message up to this stream sequence is in the cache. */
@@ -146,7 +148,11 @@ export class JetStreamLogs {
   queue(runId: string, records: readonly LogRecord[], end: () => number) {
     let p = this.pending.get(runId);
     if (!p) this.pending.set(runId, (p = { at: end(), lines: [] }));
-    for (const r of records) p.lines.push(`${JSON.stringify(r)}\n`);
+    for (const r of records) {
+      const line = `${JSON.stringify(r)}\n`;
+      p.lines.push(line);
+      this.waitingBytes += line.length;
+    }
   }
 
   /** Takes what was queued as messages of the next publish: call it in the tick the state batch is drained, so that batch never refers to lines it does not carry. */
@@ -176,9 +182,13 @@ export class JetStreamLogs {
     }
   }
 
-  /** Whether messages wait for the stream. */
-  waiting(): boolean {
-    return this.outgoing.length > 0 || this.pending.size > 0;
+  /**
+   * Whether the records waiting for the stream are past LOG_BACKLOG_MAX_BYTES
+   * (it has been unreachable a while): the control plane then stops taking
+   * agents' messages, which wait in their journals, instead of growing.
+   */
+  get backlogFull(): boolean {
+    return this.waitingBytes > LOG_BACKLOG_MAX_BYTES;
   }
 
   /**
@@ -207,6 +217,7 @@ export class JetStreamLogs {
       if (end > (this.ends.get(m.runId) ?? 0)) this.ends.set(m.runId, end);
     }
     this.outgoing = this.outgoing.filter((m) => m.seq === undefined);
+    this.recountWaiting();
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     this.cursorDirty = true;
@@ -225,6 +236,7 @@ export class JetStreamLogs {
   forget(runId: string) {
     this.pending.delete(runId);
     this.outgoing = this.outgoing.filter((m) => m.runId !== runId);
+    this.recountWaiting();
     this.ends.delete(runId);
     this.purges.add(runId);
     this.cursorDirty = true;
@@ -351,6 +363,8 @@ export class JetStreamLogs {
     let seq = from - 1;
     let applied = 0;
     try {
+      // All of them purged: nothing to wait a fetch's expiry for.
+      if (!(await consumer.info()).num_pending) return 0;
       while (seq < last) {
         const batch = await consumer.fetch({ max_messages: FETCH_MESSAGES, expires: this.o.publishTimeoutMs });
         let got = 0;
@@ -361,9 +375,12 @@ export class JetStreamLogs {
             this.apply(runOfSubject(m.subject), Number(m.headers?.get(AT_HEADER) ?? 0), m.string());
             applied++;
           }
-          if (seq >= last) break;
+          // Nothing pending after it: the end (the last sequences may have been purged).
+          if (seq >= last || m.info.pending === 0) {
+            seq = last;
+            break;
+          }
         }
-        // Purges and the age limit leave holes: a fetch that finds nothing more has reached the end.
         if (!got) break;
       }
     } finally {
@@ -425,6 +442,11 @@ export class JetStreamLogs {
     if (size > bytes) return;
     notice.text = `${notice.text.slice(0, -1)}${' '.repeat(bytes - size)}\n`;
     this.o.logs.append(runId, notice);
+  }
+
+  private recountWaiting() {
+    this.waitingBytes = this.outgoing.reduce((n, m) => n + m.text.length, 0);
+    for (const p of this.pending.values()) for (const l of p.lines) this.waitingBytes += l.length;
   }
 
   private warnOnce(runId: string, fields: Record<string, unknown>, message: string) {

@@ -79,7 +79,10 @@ export class JetStreamSamples {
               this.o.samples.append(s);
               added++;
             }
-            if (seq >= info.state.last_seq) break;
+            if (seq >= info.state.last_seq || m.info.pending === 0) {
+              seq = info.state.last_seq;
+              break;
+            }
           }
           if (!got) break;
         }

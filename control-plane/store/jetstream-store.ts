@@ -292,6 +292,10 @@ export class JetStreamStore extends DocumentStore implements Store {
     super.appendLog(runId, ...records);
   }
 
+  override logBacklogFull(): boolean {
+    return super.logBacklogFull() || this.streamLogs.backlogFull;
+  }
+
   override appendFleetSample(sample: FleetSample) {
     super.appendFleetSample(sample);
     this.streamSamples.publish(sample);

@@ -7,7 +7,7 @@
  * retention dropped leave a notice of their size; samples come back; only
  * the control plane's NATS user may publish on the log and sample subjects.
  */
-import { readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, credsAuthenticator, jwtAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -188,6 +188,25 @@ describe('jetstream store - run logs in a stream', () => {
     expect(texts(c2, 'r-new').slice(1)).toEqual(expected(110).slice(60));
     await Promise.all([a.close(), b.close(), c2.close()]);
   }, 60_000);
+
+  it('jetstream logs - a data dir from a version that kept logs only locally: its logs are kept and go to the stream', async () => {
+    const { s: a, dataDir } = await store(nats.url);
+    a.putRun(run('r-5', 5));
+    a.appendLog('r-5', ...lines(0, 20));
+    await a.flush();
+    await a.close();
+    // As that version left it: the lines in logs/, none in the stream, no cursor.
+    const nc = await natsConn(nats.url);
+    await (await jetstreamManager(nc)).streams.purge(LOG_STREAM, { filter: logSubject('r-5') });
+    rmSync(join(dataDir, 'logs-cursor.json'));
+    const { s: b } = await store(nats.url, dataDir);
+    expect(texts(b, 'r-5')).toEqual(expected(20));
+    b.putRun(run('r-5', 5));
+    await b.flush();
+    const { s: fresh } = await store(nats.url);
+    expect(texts(fresh, 'r-5')).toEqual(expected(20));
+    await Promise.all([b.close(), fresh.close()]);
+  }, 30_000);
 
   it('jetstream samples - fleet samples come back on a new data dir, and the stream keeps them as long as the stats look back', async () => {
     const { s: a } = await store(nats.url);
