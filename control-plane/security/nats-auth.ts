@@ -6,8 +6,8 @@
  * data dir, 0600), and signs user credentials under the account:
  *
  * - itself: publish on `drover.v1.agent.>` and, for `--store jetstream`, on
- *   its state stream's subjects and the JetStream and object-store API
- *   subjects; subscribe to anything (the
+ *   its state, log and sample streams' subjects and the JetStream and
+ *   object-store API subjects; subscribe to anything (the
  *   agents' up subjects and the subjects of NATS triggers, which workflows
  *   add as they are applied), and answer requests made to it;
  * - each agent, at enrollment: publish only on `drover.v1.agent.<name>.up`,
@@ -49,6 +49,8 @@ const UNLIMITED_WITH_JETSTREAM = { limits: { ...UNLIMITED.limits, mem_storage: -
 const JETSTREAM_PUBLISH = ['$JS.API.>', '$JS.ACK.>', '$JS.FC.>', '$O.>', '$KV.>'];
 /** The subject prefix of the control plane's state stream (control-plane/store/jetstream-store.ts); only the control plane publishes on it. */
 export const STATE_SUBJECTS = 'drover.v1.state.>';
+/** The subjects of its run log and fleet sample streams (store/jetstream-logs.ts, store/jetstream-samples.ts); only the control plane publishes on them. */
+export const STORE_STREAM_SUBJECTS = ['drover.v1.logs.>', 'drover.v1.samples.>'];
 
 function seedKey(file: string, make: () => KeyPair): KeyPair {
   if (existsSync(file)) return fromSeed(Buffer.from(readFileSync(file, 'utf8').trim()));
@@ -186,7 +188,7 @@ export class NatsAuth {
   async controlPlaneCreds(): Promise<string> {
     const kp = createUser();
     // resp: it may answer each request it receives once (a NATS trigger's reply), without publish rights on _INBOX.>.
-    const perms = { pub: { allow: [NATS_AGENT_WILDCARD, STATE_SUBJECTS, ...JETSTREAM_PUBLISH] }, sub: { allow: ['>'] }, resp: { max: 1, ttl: ANSWER_WITHIN_NS } };
+    const perms = { pub: { allow: [NATS_AGENT_WILDCARD, STATE_SUBJECTS, ...STORE_STREAM_SUBJECTS, ...JETSTREAM_PUBLISH] }, sub: { allow: ['>'] }, resp: { max: 1, ttl: ANSWER_WITHIN_NS } };
     const jwt = await encodeUser('drover-control-plane', kp, this.signer, perms, opts);
     return new TextDecoder().decode(fmtCreds(jwt, kp));
   }

@@ -24,7 +24,8 @@
  * batches not published wait, in order, under their message ids) and it
  * tries again by itself, with the backoff of durable-writes.ts.
  *
- * Run logs and fleet samples stay in the local data dir (not replicated yet).
+ * Run logs and fleet samples go to streams of their own (jetstream-logs.ts,
+ * jetstream-samples.ts); the local files in the data dir are their caches.
  */
 import { headers, nuid } from '@nats-io/nats-core';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -34,7 +35,9 @@ import type { Logger } from '../log.js';
 import { nodeDisk } from './disk.js';
 import { DocumentStore, type Change, type Doc } from './state-document.js';
 import { DurableWrites } from './durable-writes.js';
-import { StoreError, type Store, type StoreHealth } from './store.js';
+import { StoreError, type FleetSample, type LogRecord, type Store, type StoreHealth } from './store.js';
+import { JetStreamLogs } from './jetstream-logs.js';
+import { JetStreamSamples } from './jetstream-samples.js';
 
 /** The stream that holds the change batches, and its one subject (under drover.v1.state.>, which only the control plane's NATS user may publish on). */
 export const STATE_STREAM = 'DROVER_STATE';
@@ -63,7 +66,7 @@ const HEADER_ROOM = 1024;
 
 export interface JetStreamStoreOptions {
   nc: NatsConnection;
-  /** Holds the run logs and fleet samples, which stay local in this version. */
+  /** Holds the caches of the run logs and fleet samples (and the logs' cursor file). */
   dataDir: string;
   /** Replicas of the stream and the object store (3 for a cluster; 1 for a single nats-server). */
   replicas?: number;
@@ -73,6 +76,9 @@ export interface JetStreamStoreOptions {
   publishTimeoutMs?: number;
   /** How long a publish nobody answers is retried before the store turns unhealthy (RIDE_THROUGH_MS). */
   rideThroughMs?: number;
+  /** The log stream's limits (jetstream-logs.ts: LOG_STREAM_MAX_AGE_MS, LOG_STREAM_MAX_BYTES). */
+  logMaxAgeMs?: number;
+  logMaxBytes?: number;
   log?: Logger;
   /** Told how long each durable write took, in seconds. */
   onWrite?: (seconds: number) => void;
@@ -125,6 +131,8 @@ export class JetStreamStore extends DocumentStore implements Store {
   private readonly leadership: JetStreamStoreOptions['leadership'];
   private readonly onFenced: JetStreamStoreOptions['onFenced'];
   private fenced = false;
+  private readonly streamLogs: JetStreamLogs;
+  private readonly streamSamples: JetStreamSamples;
 
   constructor(opts: JetStreamStoreOptions) {
     nodeDisk.mkdirSync(opts.dataDir, 0o700);
@@ -137,6 +145,9 @@ export class JetStreamStore extends DocumentStore implements Store {
     this.logger = opts.log;
     this.leadership = opts.leadership;
     this.onFenced = opts.onFenced;
+    const streams = { nc: opts.nc, replicas: this.replicas, publishTimeoutMs: this.publishTimeoutMs, rideThroughMs: this.rideThroughMs, log: opts.log };
+    this.streamLogs = new JetStreamLogs({ ...streams, logs: this.logs, dataDir: opts.dataDir, maxAgeMs: opts.logMaxAgeMs, maxBytes: opts.logMaxBytes });
+    this.streamSamples = new JetStreamSamples({ ...streams, samples: this.samples });
     this.writes = new DurableWrites({
       coalesceMs: opts.coalesceMs ?? 10,
       log: opts.log,
@@ -171,6 +182,9 @@ export class JetStreamStore extends DocumentStore implements Store {
       this.lastSeq = last;
       if (this.leadership) replayed += await this.takeOver();
       this.recount();
+      // After the state: the caches of runs it no longer has are dropped.
+      await this.streamLogs.open(this.js, this.jsm, (id) => !!this.doc.runs[id]);
+      await this.streamSamples.open(this.js, this.jsm);
       this.logger?.info({ stream: STATE_STREAM, snapshotSeq: covered, replayed, lastSeq: this.lastSeq, replicas: this.replicas, epoch: this.leadership?.epoch }, 'state loaded from NATS JetStream');
     } catch (err) {
       if (err instanceof StoreError) throw err;
@@ -309,12 +323,33 @@ export class JetStreamStore extends DocumentStore implements Store {
     if (health.healthy && this.sinceSnapshot > 0) await this.snapshot(JSON.stringify(this.doc), this.lastSeq).catch(() => undefined);
     if (!health.healthy) this.logger?.error({ stream: STATE_STREAM, code: health.code }, 'closing with changes not written: NATS JetStream still refuses them; agents resend what was not acknowledged');
     this.writes.rejectWaiting();
+    await this.streamLogs.close();
+    await this.streamSamples.idle();
     this.logs.close();
     await this.samples.close();
   }
 
   protected touch() {
     this.writes.touch();
+  }
+
+  override appendLog(runId: string, ...records: LogRecord[]) {
+    this.streamLogs.queue(runId, records, () => this.logs.end(runId));
+    super.appendLog(runId, ...records);
+  }
+
+  override logBacklogFull(): boolean {
+    return super.logBacklogFull() || this.streamLogs.backlogFull;
+  }
+
+  override appendFleetSample(sample: FleetSample) {
+    super.appendFleetSample(sample);
+    this.streamSamples.publish(sample);
+  }
+
+  protected override forgetLog(runId: string) {
+    super.forgetLog(runId);
+    this.streamLogs.forget(runId);
   }
 
   /** Publishes the pending batches in order, each expecting the sequence the one before it got. */
@@ -383,17 +418,32 @@ export class JetStreamStore extends DocumentStore implements Store {
   }
 
   /**
-   * One write: log files synced, the drained batch queued, every queued
-   * batch published; then (once its flushes are told) a snapshot when the
-   * batches since the last one outgrew it.
+   * One write: log files synced, the log records and the drained batch
+   * taken (in one tick: the batch never refers to lines it does not carry),
+   * the log messages published, then every queued batch; then (once its
+   * flushes are told) a snapshot when the batches since the last one
+   * outgrew it.
    */
   private async writeOnce(): Promise<(() => Promise<void>) | void> {
     this.prune();
     await this.logs.sync();
+    this.streamLogs.take();
     this.enqueue(this.drain());
     // Serialised in the tick the batch was drained: it holds exactly what the pending batches end at.
     const doc = this.sinceSnapshot > Math.max(this.snapshotMinBytes, this.snapshotBytes) ? JSON.stringify(this.doc) : undefined;
+    // A replica whose lease ran out publishes no log records either (the state batch would be refused after them).
+    if (this.leadership && !this.leadership.valid()) {
+      const err = new LeaseLostError(`this control plane's leader lease (epoch ${this.leadership.epoch}) ran out; another replica may lead now`);
+      if (!this.fenced) {
+        this.fenced = true;
+        this.onFenced?.(err.message);
+      }
+      throw err;
+    }
+    await this.streamLogs.publish();
     await this.publishPending();
+    // Pruned runs' log subjects go once their deletion is in the state stream.
+    await this.streamLogs.settle();
     if (!doc) return;
     const seq = this.lastSeq;
     // The changes are durable in the stream already: a snapshot that fails only means a longer replay.

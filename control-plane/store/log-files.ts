@@ -191,6 +191,54 @@ export class LogFiles {
     this.failure = undefined;
   }
 
+  /**
+   * Bytes of a run's log: its whole records in the file and those waiting in
+   * memory, i.e. the position the next record appended gets (0: no log). A
+   * torn tail is not counted: it is cut before the next append.
+   */
+  end(runId: string): number {
+    const f = this.files.get(runId);
+    const queued = f ? f.queued.reduce((n, q) => n + q.length, 0) : 0;
+    if (f && f.fd >= 0) return f.size + queued;
+    let fd: number;
+    try {
+      fd = this.disk.openSync(this.path(runId), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return queued;
+    }
+    try {
+      return fileExtent(this.disk, fd).whole + queued;
+    } finally {
+      this.disk.closeSync(fd);
+    }
+  }
+
+  /** The runs that have a log file here (a JetStream store checks them against its stream at start). */
+  runIds(): string[] {
+    return this.disk
+      .readdirSync(this.dir)
+      .filter((f) => f.endsWith('.ndjson'))
+      .map((f) => f.slice(0, -'.ndjson'.length));
+  }
+
+  /**
+   * Cuts a run's log back to its first `bytes` (a record boundary), before
+   * anything else of it is read or appended: records a crash left that a
+   * JetStream store never got acknowledged (store/jetstream-logs.ts).
+   */
+  async cutTo(runId: string, bytes: number) {
+    this.closeOne(runId);
+    this.indexes.delete(runId);
+    const fd = await this.disk.open(this.path(runId), 'r+');
+    try {
+      this.disk.ftruncateSync(fd, bytes);
+      await this.disk.fdatasync(fd);
+    } finally {
+      await this.disk.close(fd);
+    }
+  }
+
   /** Forgets a run's log (its run is deleted); a file that cannot be removed is logged and left. */
   remove(runId: string) {
     this.closeOne(runId);

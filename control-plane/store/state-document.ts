@@ -4,8 +4,9 @@
  * changed since the last write (dirty sets), the change records a write
  * carries (`drain`, one JSON line per change) and how a change is applied
  * again when the state is loaded (`replay`). A backend subclass decides only
- * where batches and whole documents go and how a write is retried; run logs
- * and fleet samples stay in the local data dir in both.
+ * where batches and whole documents go and how a write is retried. Run logs
+ * and fleet samples are kept in the local data dir by both; the JetStream
+ * store also keeps them in streams, the local files being its read cache.
  *
  * Why one module: the order of the change records (runs before their launch
  * keys and schedules) is what makes a torn batch safe, and replay must stay
@@ -480,6 +481,11 @@ export abstract class DocumentStore {
     return lines.length ? `${lines.join('\n')}\n` : '';
   }
 
+  /** A pruned run's log goes (the JetStream store also purges it from its stream once the deletion is durable). */
+  protected forgetLog(runId: string) {
+    this.logs.remove(runId);
+  }
+
   /** Drops the oldest finished runs beyond maxRuns, and their logs. */
   protected prune() {
     if (this.runCount <= this.maxRuns) return;
@@ -490,7 +496,7 @@ export abstract class DocumentStore {
       delete this.doc.runs[r.id];
       this.dirtyRuns.delete(r.id);
       this.deletedRuns.add(r.id);
-      this.logs.remove(r.id);
+      this.forgetLog(r.id);
       this.runCount--;
     }
     this.sorted = undefined;
