@@ -1,6 +1,6 @@
 /**
  * Checks control messages before the agent acts on them (DESIGN.md §7):
- * Assign, Release, Cancel, Drain and Renewed count only inside a
+ * Assign, Release, Cancel, Drain, Renewed and RunFinished count only inside a
  * SignedControl whose Ed25519 signature verifies with the key received at
  * enrollment, that names this agent, and whose counter is above every one
  * seen so far. So a broker, a relay or another NATS client cannot make the
@@ -21,7 +21,7 @@ import { decodeMessage, type ControlEnvelopeOut, type ServerMessageOut } from '.
 const COUNTER_SYNC_MS = 1000;
 
 /** The bodies that must arrive signed. */
-export const CONTROL_BODIES: ReadonlySet<string> = new Set(['assign', 'release', 'cancel', 'drain', 'renewed']);
+export const CONTROL_BODIES: ReadonlySet<string> = new Set(['assign', 'release', 'cancel', 'drain', 'renewed', 'runFinished']);
 
 /**
  * The last root each key was seen to sign: messages of one batch (several
