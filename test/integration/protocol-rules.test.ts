@@ -108,4 +108,21 @@ describe('protocol rules - enforced by the control plane', () => {
     await admin.runs.cancel(run.id, 'done with it');
     l.call.cancel();
   });
+
+  it('protocol rules - duplicate identity: a newer link of the same process replaces the older, which gets Reject REPLACED', async () => {
+    const first = await link();
+    const second = await link();
+    expect(await rejectOf(first.inbox)).toEqual({
+      code: 'REPLACED',
+      rule: '',
+      seq: 0,
+      message: expect.stringMatching(/^a newer connection of this agent process \("rules"\) from \S+ replaced this one$/),
+    });
+    expect(second.inbox.some((m) => m.reject)).toBe(false);
+    expect((await admin.fleet.get(NAME)).state).toBe('connected');
+    const third = raw.connect();
+    third.send(hello({ bootId: 'b2' }));
+    expect(await rejectOf(second.inbox)).toMatchObject({ code: 'REPLACED', message: expect.stringMatching(/^another process with this agent's identity \("rules"\) connected from/) });
+    third.call.cancel();
+  });
 });
