@@ -22,7 +22,8 @@
  *   (retry.ts), failure, or a postpone when the disk refused its start;
  * - after a restart, from the ledger, whether a step's last attempt ended
  *   (its result is reported again), still runs (re-attached) or is lost
- *   (the retry policy applies): an attempt id is never started twice;
+ *   (the retry policy applies): an attempt id is never started twice, and
+ *   its STARTED is said again first;
  * - when this agent's part of a run is done.
  */
 import { evaluateCondition, renderTemplate, type ExprContext } from '../template.js';
@@ -359,6 +360,9 @@ class Transition {
     const attemptId = this.attemptId(slice, step, last);
     const prior = this.inputs.ledger(attemptId)!;
     if (prior.ended === 'retried') return this.startAttempt(slice, step, last + 1);
+    // Its STARTED may have died with the last process (journaled only in memory on a failing disk): said again
+    // before its end, which must follow one (docs/protocol.md, rule event-order); a repeat changes nothing.
+    this.event(slice, step, 'started', {});
     if (prior.ended && prior.ended !== 'lost') {
       return this.finish(slice, step, prior.ended, { outputs: prior.outputs, message: 'result recovered from the agent ledger after a restart' }, { record: false });
     }

@@ -449,10 +449,15 @@ describe('agent slice - after a restart', () => {
     const effects = h.assign([step('a', { retry: retry() })]);
     if (then === 'reported succeeded') {
       expect(of(effects, 'record')).toEqual([]);
-      expect(events(effects)).toEqual([['a', 'succeeded', 'result recovered from the agent ledger after a restart']]);
+      // Its STARTED again first: it may have died with the last process (docs/protocol.md, rule event-order).
+      expect(attempts(effects)).toEqual([['a', 'started', 1, id('a', 1)], ['a', 'succeeded', 1, id('a', 1)]]);
+      expect(events(effects)[1]).toEqual(['a', 'succeeded', 'result recovered from the agent ledger after a restart']);
     } else if (then === 'retrying') {
-      expect(events(effects)).toEqual([['a', 'retrying', `attempt ${prior.length} of 3 ${LOST_MESSAGE}; retrying in 0.1s`]]);
+      const n = prior.length;
+      expect(attempts(effects)).toEqual([['a', 'started', n, id('a', n)], ['a', 'retrying', n, id('a', n)]]);
+      expect(events(effects)[1]).toEqual(['a', 'retrying', `attempt ${n} of 3 ${LOST_MESSAGE}; retrying in 0.1s`]);
     } else if (then === 'reattach') {
+      expect(phases(effects)).toEqual(['a:started']);
       expect(of(effects, 'reattach')).toMatchObject([{ attemptId: id('a', 1), attempt: 1 }]);
       expect(h.cancel('a')).toEqual([{ type: 'stop', attemptId: id('a', 1) }]);
     } else expect(starts(effects)).toEqual([then.slice(6)]);
