@@ -94,6 +94,14 @@ const schedule = group(
   examples('drover schedules', 'drover schedule pause nightly-backup', 'drover schedule resume nightly-backup'),
 );
 
+const conformance = group(
+  'conformance',
+  'check an implementation of the agent protocol: server',
+  'Check a control plane against the agent protocol (docs/protocol.md) rule by rule, by driving it as a scripted agent. Prints a pass/fail row per rule and exits 1 when one fails.',
+  () => Promise.all([import('./commands/conformance/server.js')]),
+  examples('drover conformance server 127.0.0.1:7400'),
+);
+
 /** Every top-level command, in the order `drover --help` lists them. */
 const COMMANDS: readonly CommandEntry[] = [
   { name: 'dev', load: () => import('./commands/dev.js') },
@@ -117,6 +125,7 @@ const COMMANDS: readonly CommandEntry[] = [
   token,
   secret,
   { name: 'audit', load: () => import('./commands/audit.js') },
+  conformance,
   { name: 'whoami', load: () => import('./commands/whoami.js') },
   { name: 'completion', load: () => import('./commands/completion.js') },
 ];
