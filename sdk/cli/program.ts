@@ -96,10 +96,10 @@ const schedule = group(
 
 const conformance = group(
   'conformance',
-  'check an implementation of the agent protocol: server',
-  'Check a control plane against the agent protocol (docs/protocol.md) rule by rule, by driving it as a scripted agent. Prints a pass/fail row per rule and exits 1 when one fails.',
-  () => Promise.all([import('./commands/conformance/server.js')]),
-  examples('drover conformance server 127.0.0.1:7400'),
+  'check an implementation of the agent protocol: server, agent',
+  'Check a control plane (driven by a scripted agent) or an agent (run against a scripted control plane) against the agent protocol, docs/protocol.md, rule by rule. Prints a pass/fail row per rule and exits 1 when one fails.',
+  () => Promise.all([import('./commands/conformance/server.js'), import('./commands/conformance/agent.js')]),
+  examples('drover conformance server 127.0.0.1:7400', 'drover conformance agent -- drover agent --insecure --server {addr} --name kit --state-dir {dir}'),
 );
 
 /** Every top-level command, in the order `drover --help` lists them. */
