@@ -6,8 +6,7 @@
  *
  * And of identity (DESIGN.md §7): an agent speaks only for itself. Its name
  * is the one its transport proved (certificate or NATS subject); a Hello
- * naming anyone else is refused. A seq beyond the acknowledged window is
- * refused and never acknowledged. Control messages to the agent are signed.
+ * naming anyone else is refused. Control messages to the agent are signed.
  *
  * And of the protocol's rules (docs/protocol.md, checked by link-rules.ts):
  * a seq gap, an event out of order for its attempt or an attempt number or
