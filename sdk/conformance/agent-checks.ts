@@ -1,12 +1,13 @@
 /**
  * `drover conformance agent -- COMMAND…`: starts an agent command against a
  * scripted control plane (scripted-server.ts) and checks it rule by rule
- * against docs/protocol.md. The command's arguments may hold `{addr}`, which
- * becomes the scripted control plane's address; the agent must link in
- * plaintext to it (for drover-agent: --insecure), so control messages are
- * sent unsigned and the signing rules cannot be checked here (their row says
- * so). Checks run in order on the one agent process; a failed check does not
- * stop the others.
+ * against docs/protocol.md. The command's arguments may hold `{addr}` (the
+ * scripted control plane's address) and `{dir}` (a fresh state dir). Without
+ * `signed` the agent links in plaintext (drover agent: --insecure) and the
+ * signing rule is reported skipped; with it, the agent enrolls with `{token}`
+ * (an enrollment token of a throwaway CA, scripted-pki.ts), every control
+ * message is sealed, and an unsigned Assign must be refused. Checks run in
+ * order on the one agent process; a failed check does not stop the others.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentMessageOut, PlanStep, StepEventOut } from '../../proto/index.js';
 import type { CheckResult } from './server-checks.js';
+import { ScriptedPki } from './scripted-pki.js';
 import { ScriptedServer, type AgentStream } from './scripted-server.js';
 
 /** How long one expected message may take (a step's start included). */
@@ -86,6 +88,20 @@ interface Check {
 
 const RUN1 = 'r-conformance-1';
 const RUN2 = 'r-conformance-2';
+const UNSIGNED = 'r-conformance-unsigned';
+
+/** Run last, on the newest link, when the scripted control plane signs. */
+const SIGNED_CHECK: Check = {
+  rule: 'control-signed',
+  check: 'an unsigned Assign is refused: nothing of it runs, and Heartbeat.rejected_control_messages counts it',
+  async run(ctx) {
+    const s = ctx.server.current!;
+    const before = Math.max(0, ...s.received.map((m) => m.heartbeat?.rejectedControlMessages ?? 0));
+    s.sendRaw({ assign: { runId: UNSIGNED, workflow: 'drover-conformance', steps: [step('x')], params: {}, paramsJson: '{}', runStartedMs: Date.now(), released: [], secrets: [] } });
+    await waitFor(() => s.received.some((m) => (m.heartbeat?.rejectedControlMessages ?? 0) > before), 'a Heartbeat counting the refusal', 6 * HEARTBEAT_MS + 2000);
+    expect(events(ctx, UNSIGNED).length === 0, `the unsigned Assign ran: ${phases(events(ctx, UNSIGNED))}`);
+  },
+};
 
 const CHECKS: Check[] = [
   {
@@ -250,12 +266,14 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Starts `command` against a scripted control plane and runs every check. `{addr}` and `{dir}` (a fresh state dir) in its arguments are filled in. */
-export async function checkAgent(command: string[]): Promise<AgentCheckResult[]> {
+/** Starts `command` against a scripted control plane and runs every check; `{addr}`, `{dir}` and (signed) `{token}` in its arguments are filled in. */
+export async function checkAgent(command: string[], opts: { signed?: boolean } = {}): Promise<AgentCheckResult[]> {
   if (!command.length) throw new Error('drover conformance agent needs the agent command after --, e.g. -- drover agent --insecure --server {addr} --name kit --state-dir {dir}');
-  const server = await ScriptedServer.start();
+  const pki = opts.signed ? await ScriptedPki.create() : undefined;
+  const server = await ScriptedServer.start(pki);
   const work = mkdtempSync(join(tmpdir(), 'drover-conformance-'));
-  const args = command.map((a) => a.replaceAll('{addr}', server.address).replaceAll('{dir}', join(work, 'state')));
+  const token = pki?.enrollToken() ?? '';
+  const args = command.map((a) => a.replaceAll('{addr}', server.address).replaceAll('{dir}', join(work, 'state')).replaceAll('{token}', token));
   let out = '';
   const agent = spawn(args[0], args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DROVER_CONFORMANCE_ADDR: server.address } });
   agent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -263,7 +281,7 @@ export async function checkAgent(command: string[]): Promise<AgentCheckResult[]>
   const ctx: Ctx = { server, agent, output: () => out, name: '', bySeq: new Map(), work };
   const results: AgentCheckResult[] = [];
   try {
-    for (const c of CHECKS) {
+    for (const c of pki ? [...CHECKS, SIGNED_CHECK] : CHECKS) {
       try {
         expect(agent.exitCode === null, `the agent exited (code ${agent.exitCode}):\n${out.slice(-2000)}`);
         await c.run(ctx);
@@ -272,7 +290,7 @@ export async function checkAgent(command: string[]): Promise<AgentCheckResult[]>
         results.push({ rule: c.rule, check: c.check, ok: false, detail: (err as Error).message });
       }
     }
-    results.push({ rule: 'control-signed', check: 'unsigned control messages are refused', ok: true, skipped: true, detail: 'not checked: the agent links in plaintext (--insecure), where nothing is signed' });
+    if (!pki) results.push({ rule: 'control-signed', check: 'unsigned control messages are refused', ok: true, skipped: true, detail: 'not checked without --signed: the agent links in plaintext, where nothing is signed' });
   } finally {
     agent.kill('SIGTERM');
     await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));

@@ -52,6 +52,17 @@ describe('conformance kit - agent', () => {
     expect(res.stdout).toMatch(/\nno check failed \(1 skipped\)\n$/);
   });
 
+  it('conformance kit - with --signed, drover agent enrolls at the scripted control plane over TLS, acts only on signed control messages and refuses an unsigned Assign', async () => {
+    const res = await cli(['conformance', 'agent', '--signed', '-o', 'json', '--', process.execPath, ENTRY.agent, '--server', '{addr}', '--token', '{token}', '--name', 'kit-signed', '--state-dir', '{dir}', '--grace-ms', '1000'], {}, 120_000);
+    const results = JSON.parse(res.stdout) as { rule: string; ok: boolean; skipped?: boolean; detail: string }[];
+    expect(results.filter((r) => !r.ok)).toEqual([]);
+    expect(res.code).toBe(0);
+    expect(results.map((r) => r.rule)).toEqual([
+      'hello-first', 'heartbeat', 'attempt-id', 'seq-next', 'eval-retry', 'attempt-zero', 'eval-timeout', 'welcome-resend', 'ack-durable', 'cancel-running', 'runfinished', 'control-signed',
+    ]);
+    expect(results.some((r) => r.skipped)).toBe(false);
+  });
+
   it('conformance kit - a command that is no agent fails every check, saying why, and exits 1', async () => {
     const res = await cli(['conformance', 'agent', '-o', 'json', '--', process.execPath, '-e', 'process.exit(3)'], {}, 60_000);
     expect(res.code).toBe(1);

@@ -9,14 +9,21 @@ export function register(group: Command): void {
     .command('agent')
     .summary('check an agent against docs/protocol.md, with a scripted control plane')
     .description(
-      'Start COMMAND (an agent) against a scripted control plane on 127.0.0.1 and check the rules of docs/protocol.md one by one: Hello, heartbeats, attempt ids and numbering, seqs, logs and outputs, retry, skip, timeout, the resend after a dropped link, acks, cancel of a process group, RunFinished. In COMMAND, {addr} becomes the scripted control plane\'s address and {dir} a fresh state dir; the agent must link to it in plaintext (drover agent: --insecure), so the signing rules are not checked. Prints a pass/fail row per rule; exits 1 when one fails.',
+      'Start COMMAND (an agent) against a scripted control plane on 127.0.0.1 and check the rules of docs/protocol.md one by one: Hello, heartbeats, attempt ids and numbering, seqs, logs and outputs, retry, skip, timeout, the resend after a dropped link, acks, cancel of a process group, RunFinished. In COMMAND, {addr} becomes the scripted control plane\'s address and {dir} a fresh state dir. Without --signed the agent links in plaintext (drover agent: --insecure) and the signing rule is skipped; with --signed it enrolls with {token} (an enrollment token of a throwaway CA), every control message is signed, and an unsigned Assign must be refused. Prints a pass/fail row per rule; exits 1 when one fails.',
     )
     .argument('<command...>', 'the agent command, after --')
+    .option('--signed', 'enroll the agent with {token} over TLS and sign control messages; check that an unsigned one is refused')
     .addOption(outputOption())
-    .addHelpText('after', examples('drover conformance agent -- drover agent --insecure --server {addr} --name kit --state-dir {dir}'))
-    .action(async (command: string[], opts: { output: string }) => {
+    .addHelpText(
+      'after',
+      examples(
+        'drover conformance agent -- drover agent --insecure --server {addr} --name kit --state-dir {dir}',
+        'drover conformance agent --signed -- drover agent --server {addr} --token {token} --name kit --state-dir {dir}',
+      ),
+    )
+    .action(async (command: string[], opts: { output: string; signed?: boolean }) => {
       const { checkAgent } = await import('../../../conformance/agent-checks.js');
-      const results = await checkAgent(command);
+      const results = await checkAgent(command, { signed: opts.signed });
       const failed = results.filter((r) => !r.ok).length;
       process.exitCode = failed ? 1 : 0;
       if (opts.output === 'json') return printJson(results);
