@@ -99,6 +99,7 @@ export class Connection {
         facts: o.facts,
         lastAckedSeq: o.journal.lastAcked,
         runningAttempts: o.runtime.runningAttempts(),
+        finishedAttempts: o.runtime.finishedAttempts(),
         bootId: this.bootId,
         instanceId: o.instanceId,
       },
@@ -144,6 +145,8 @@ export class Connection {
       }
       case 'cancel':
         return o.runtime.cancel(cancelIn(m.cancel!));
+      case 'runFinished':
+        return o.runtime.runFinished(m.runFinished!.runId);
       case 'drain':
         return o.log.info({ draining: m.drain!.enabled }, m.drain!.enabled ? 'draining: no new work will be placed here; running steps finish' : 'drain ended');
       case 'reject':

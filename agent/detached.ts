@@ -75,6 +75,7 @@ export class DetachedAttempts {
       this.o.ledger.ended(e.attemptId, 'lost', {});
       removeAttempt(paths);
       this.o.log.warn({ attemptId: e.attemptId }, 'attempt was running when the agent stopped and is gone without an exit status; reporting it lost');
+      this.startedAgain(e.attemptId, e.startedAtMs);
       this.o.emit(stepEventOut(runId, stepId, e.attemptId, Number(attempt), 'lost', { message: LOST_MESSAGE, endedAtMs: Date.now() }));
     }
   }
@@ -112,6 +113,7 @@ export class DetachedAttempts {
 
   private settleOne(attemptId: string, d: Detached, reason: string) {
     this.attempts.delete(attemptId);
+    this.startedAgain(attemptId, d.entry.startedAtMs);
     const [runId, stepId, attempt] = attemptId.split('/');
     // Found again now: it may have ended (or its pid gone to another process) since the start.
     const found = findSupervised(d.paths, d.found.state === 'running' ? d.found.pid : d.entry.pid);
@@ -134,6 +136,17 @@ export class DetachedAttempts {
       const message = status === 'cancelled' ? `stopped: ${reason}` : `${status === 'succeeded' ? 'succeeded' : `exited with code ${res.exitCode}`} while the agent was down; ${reason}`;
       this.o.emit(stepEventOut(runId, stepId, attemptId, Number(attempt), status, { message, exitCode: res.exitCode, startedAtMs: res.startedAtMs, endedAtMs: res.endedAtMs }));
     });
+  }
+
+  /**
+   * The attempt's STARTED once more, before the end this process reports: the
+   * last process may have died before it reached the journal (on a failing
+   * disk it waits in memory), and an end must follow a STARTED
+   * (docs/protocol.md, rule event-order). A repeated STARTED changes nothing.
+   */
+  private startedAgain(attemptId: string, startedAtMs = 0) {
+    const [runId, stepId, attempt] = attemptId.split('/');
+    this.o.emit(stepEventOut(runId, stepId, attemptId, Number(attempt), 'started', { startedAtMs }));
   }
 
   /** Reports what is left of an ended attempt's output, at once. */

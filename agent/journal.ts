@@ -79,6 +79,8 @@ export class Journal {
   private dirty = false;
   private syncTimer: NodeJS.Timeout | undefined;
   private diskBytes = 0;
+  /** Numbering jumped (attach): the next record starts a segment, whose records must be consecutive. */
+  private freshSegment = false;
   /** Log bytes dropped because the journal was full. */
   droppedLogBytes = 0;
   /**
@@ -236,9 +238,20 @@ export class Journal {
     }
   }
 
-  /** Called on each Welcome: drop what the control plane applied, resend the rest in order. */
+  /**
+   * Called on each Welcome: drop what the control plane applied, resend the
+   * rest in order. A control plane that applied more than this journal holds
+   * (its tail was torn off on open, or the state dir was restored from a
+   * copy) gets new messages numbered above its applied seq, in a new segment:
+   * numbered below, they would be taken for duplicates and dropped
+   * (docs/protocol.md, rule seq-continue).
+   */
   attach(sender: (m: AgentMessage) => void, appliedSeq: number): void {
     this.detach();
+    if (appliedSeq >= this.nextSeq && !this.pending.length) {
+      this.nextSeq = appliedSeq + 1;
+      this.freshSegment = true;
+    }
     this.ack(appliedSeq);
     this.sent = Math.max(this.acked, Math.min(appliedSeq, this.nextSeq - 1));
     this.sender = sender;
@@ -311,7 +324,7 @@ export class Journal {
   private append(seq: number, payload: Uint8Array) {
     let seg = this.segments[this.segments.length - 1];
     const fullyAcked = seg && seg.lastSeq <= this.acked;
-    if (!seg || seg.bytes >= SEGMENT_BYTES || (fullyAcked && seg.bytes >= ROTATE_ACKED_BYTES)) {
+    if (!seg || this.freshSegment || seg.bytes >= SEGMENT_BYTES || (fullyAcked && seg.bytes >= ROTATE_ACKED_BYTES)) {
       const path = join(this.dir, `${String(seq).padStart(20, '0')}.seg`);
       // Opened before anything changes: an open that fails (a full disk) leaves the journal as it was.
       const fd = openSync(path, 'a', 0o600);
@@ -319,6 +332,7 @@ export class Journal {
       this.fd = fd;
       seg = { firstSeq: seq, lastSeq: seq - 1, path, bytes: 0 };
       this.segments.push(seg);
+      this.freshSegment = false;
     }
     const header = Buffer.alloc(HEADER);
     header.writeUInt32LE(payload.length, 0);

@@ -10,6 +10,7 @@
  *   {"a":"run/step/1/agent","s":1,"x":1,"m":1}          started (before the spawn); x: supervised process, m: has secrets
  *   {"a":"run/step/1/agent","p":1234,"at":1764600000000} its supervisor's pid and when it started
  *   {"a":"run/step/1/agent","e":"succeeded","o":{...}}   ended, with outputs
+ *   {"f":"run"}                                          the run finished (RunFinished): its ended attempts are forgotten
  * A torn last line (a kill mid-write) is ignored: a start record is written
  * before the spawn, so a torn one means the process never started.
  * The file is compacted on open, keeping the newest MAX_ENTRIES attempts.
@@ -41,6 +42,8 @@ export interface AttemptEntry {
 }
 
 interface Line {
+  /** A finished run (RunFinished). */
+  f?: string;
   a?: string;
   s?: number;
   x?: number;
@@ -78,6 +81,7 @@ export class Ledger {
       } catch {
         continue;
       }
+      if (rec.f) this.dropEnded(rec.f);
       if (!rec.a) continue;
       const known = this.entries.get(rec.a);
       if (rec.e) this.entries.set(rec.a, { attemptId: rec.a, ended: rec.e, outputs: rec.o ?? {} });
@@ -131,6 +135,40 @@ export class Ledger {
 
   ended(attemptId: string, status: EndStatus, outputs: Record<string, string>): void {
     this.put({ attemptId, ended: status, outputs });
+  }
+
+  /**
+   * The control plane says the run ended: its ended attempts are forgotten
+   * (one still running stays: its end is still reported). Nothing of the run
+   * is sent again, so none of its attempts can be asked to start again.
+   */
+  forgetRun(runId: string): void {
+    if (!this.dropEnded(runId)) return;
+    this.write(`${JSON.stringify({ f: runId } satisfies Line)}\n`, true);
+  }
+
+  /** Up to `max` ended attempt ids, oldest first: Hello.finished_attempts (their runs are not known to be finished). */
+  endedIds(max: number): string[] {
+    const out: string[] = [];
+    for (const e of this.entries.values()) {
+      if (!e.ended) continue;
+      out.push(e.attemptId);
+      if (out.length >= max) break;
+    }
+    return out;
+  }
+
+  /** Removes the run's ended entries; whether there were any. */
+  private dropEnded(runId: string): boolean {
+    const prefix = `${runId}/`;
+    let any = false;
+    for (const [id, e] of this.entries) {
+      if (e.ended && id.startsWith(prefix)) {
+        this.entries.delete(id);
+        any = true;
+      }
+    }
+    return any;
   }
 
   /** Lines waiting for the disk. */

@@ -47,6 +47,13 @@ type ReattachEffect = Extract<Effect, { type: 'reattach' }>;
 
 /** Kinds run as a process under the supervisor. */
 const PROCESS_KINDS = new Set(['run', 'command', 'script']);
+/**
+ * Attempt ids one Hello lists as finished, at most: the control plane answers
+ * a RunFinished per ended run among them and the ledger forgets those, so a
+ * long backlog (an upgraded agent's ledger) is listed over a few reconnects
+ * instead of making every Hello big.
+ */
+const MAX_FINISHED_ATTEMPTS = 1024;
 /** Errors of a full or failing disk: an attempt that cannot start for one of these is postponed (the machine's POSTPONE_MS). */
 const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS']);
 
@@ -122,6 +129,17 @@ export class Runtime {
   cancel(c: Cancel) {
     this.detached.settle(c.runId, c.stepId, c.reason);
     this.dispatch({ type: 'cancel', cancel: c });
+  }
+
+  /** The control plane says the run ended: its finished slice and its ended attempts in the ledger are forgotten. */
+  runFinished(runId: string) {
+    this.dispatch({ type: 'runFinished', runId });
+    this.opts.ledger.forgetRun(runId);
+  }
+
+  /** Ended attempts whose runs this agent has not been told are finished (Hello.finished_attempts), oldest first. */
+  finishedAttempts(): string[] {
+    return this.opts.ledger.endedIds(MAX_FINISHED_ATTEMPTS);
   }
 
   /** Feeds the machine one event and performs what it decides, in order. */

@@ -6,8 +6,13 @@
  *
  * And of identity (DESIGN.md §7): an agent speaks only for itself. Its name
  * is the one its transport proved (certificate or NATS subject); a Hello
- * naming anyone else is refused. A seq beyond the acknowledged window is
- * refused and never acknowledged. Control messages to the agent are signed.
+ * naming anyone else is refused. Control messages to the agent are signed.
+ *
+ * And of the protocol's rules (docs/protocol.md, checked by link-rules.ts):
+ * a seq gap, an event out of order for its attempt or an attempt number or
+ * id the rules do not allow is answered with Reject{code, rule, seq}, counted,
+ * and the link closed; nothing of it is applied or acknowledged. When a run
+ * ends, its agents are told (RunFinished), so they may forget its attempts.
  *
  * And of bounds (proto/limits.ts), checked here for both transports before
  * anything is applied: a Hello over a bound is refused; a heartbeat over one
@@ -24,9 +29,10 @@
 import { AGENT_NAME } from '../common/names.js';
 import type { AgentMessageOut, ServerMessage } from '../proto/index.js';
 import { checkMessage } from '../proto/limits.js';
-import { MAX_UNACKED_MESSAGES } from '../proto/link.js';
 import type { Fleet } from './fleet.js';
+import { checkSeq, checkStepEvent, type Violation, type ViolationCode } from './link-rules.js';
 import { LogIntake } from './log-intake.js';
+import { TERMINAL_RUN } from './model/run.js';
 import { PeerLog, type Logger } from './log.js';
 import type { Runs } from './runs.js';
 import type { Credentials } from './security/credentials.js';
@@ -34,6 +40,7 @@ import type { AuditLog } from './security/audit.js';
 import { isControl, type ControlSigner } from './security/signer.js';
 import type { CredentialRecord, Store } from './store/store.js';
 import type { AgentConnection, AgentLinkHandler } from './transport/agent-link.js';
+import { fromStepEvent } from './wire.js';
 
 /**
  * An ack waits this long before it asks for a durable write, so that the
@@ -58,17 +65,17 @@ interface Session {
 export interface SessionStats {
   applied: number;
   duplicates: number;
-  /** Messages refused for a seq beyond the acknowledged window. */
-  refusedSeqs: number;
   /** Messages over a bound of proto/limits.ts, never applied. */
   refusedMessages: number;
+  /** Messages refused for breaking a rule of docs/protocol.md, by Reject code. */
+  violations: Partial<Record<ViolationCode, number>>;
 }
 
 export class AgentSessions implements AgentLinkHandler {
   private sessions = new Map<AgentConnection, Session>();
   /** Per agent, the highest seq acknowledged (so on disk), in the sequence space of its instance. */
   private acked = new Map<string, { instanceId: string; seq: number }>();
-  readonly stats: SessionStats = { applied: 0, duplicates: 0, refusedSeqs: 0, refusedMessages: 0 };
+  readonly stats: SessionStats = { applied: 0, duplicates: 0, refusedMessages: 0, violations: {} };
   private peerLog: PeerLog;
   /** Log chunks: recognised when stored before a restart, cut into lines. */
   private logs: LogIntake;
@@ -93,7 +100,10 @@ export class AgentSessions implements AgentLinkHandler {
   ) {
     this.peerLog = new PeerLog(log, opts.now);
     this.logs = new LogIntake(store, (id) => runs.isActive(id));
-    runs.ended.subscribe((run) => this.logs.forget(run.id));
+    runs.ended.subscribe((run) => {
+      this.logs.forget(run.id);
+      if (TERMINAL_RUN.has(run.status)) this.runFinished(run);
+    });
   }
 
   onMessage(conn: AgentConnection, msg: AgentMessageOut) {
@@ -124,19 +134,20 @@ export class AgentSessions implements AgentLinkHandler {
     const live = this.fleet.get(agent);
     if (!live || live.conn !== session.out) return;
     if (msg.body === 'renew' && msg.renew) return void this.renew(conn, session, msg.renew.csrPem);
-    if (msg.seq <= live.record.appliedSeq) {
+    const sequenced = msg.body === 'stepEvent' || msg.body === 'log';
+    if (!sequenced && msg.seq === 0) return this.peerLog.warn(agent, { agent, body: msg.body }, 'unexpected message ignored');
+    const verdict = checkSeq(live.record.appliedSeq, msg.seq);
+    if (verdict === 'duplicate') {
       this.stats.duplicates++;
       return this.scheduleAck(conn, session, live.record.appliedSeq);
     }
-    if (msg.seq > live.record.appliedSeq + MAX_UNACKED_MESSAGES) {
-      // Never applied, never acked: the agent's real messages after it still count.
-      this.stats.refusedSeqs++;
-      this.peerLog.warn(
-        agent,
-        { agent, seq: msg.seq, appliedSeq: live.record.appliedSeq, window: MAX_UNACKED_MESSAGES },
-        'agent message refused: its seq is beyond the acknowledged window; closing the link so the agent resends from the last ack',
-      );
-      return conn.close('seq beyond the acknowledged window');
+    // Never applied, never acked: the agent's real messages after it still count.
+    if (verdict !== 'apply') return this.violation(conn, agent, msg.seq, verdict);
+    if (!bad && msg.body === 'stepEvent' && msg.stepEvent) {
+      const ev = msg.stepEvent;
+      const report = fromStepEvent(ev);
+      const broken = report && checkStepEvent(agent, report, ev.attemptId, this.store.getRun(ev.runId)?.steps[ev.stepId]);
+      if (broken) return this.violation(conn, agent, msg.seq, broken);
     }
     if (this.store.logBacklogFull()) {
       this.peerLog.warn(agent, { agent, seq: msg.seq }, 'log records waiting for the disk are past their bound; closing the link: the agent keeps its messages and resends them');
@@ -156,6 +167,24 @@ export class AgentSessions implements AgentLinkHandler {
     this.store.putAgent(live.record);
     this.stats.applied++;
     this.scheduleAck(conn, session, msg.seq);
+  }
+
+  /** Refuses a message that breaks a rule of docs/protocol.md: Reject naming it, then the link closes. */
+  private violation(conn: AgentConnection, agent: string, seq: number, v: Violation) {
+    this.stats.violations[v.code] = (this.stats.violations[v.code] ?? 0) + 1;
+    this.peerLog.warn(agent, { agent, seq, code: v.code, rule: v.rule, problem: v.message }, `agent message refused, nothing of it applied: it breaks rule ${v.rule} of docs/protocol.md; closing the link`);
+    conn.send({ reject: { code: v.code, rule: v.rule, seq, message: `message ${seq} refused: ${v.message} (docs/protocol.md, rule ${v.rule})` } });
+    conn.close(`protocol violation: ${v.rule}`);
+  }
+
+  /** Tells every agent that had a step of `run` that it ended (those not connected learn it from their next Hello). */
+  private runFinished(run: { id: string; steps: Record<string, { agent: string; previousAgents: string[] }> }) {
+    const agents = new Set<string>();
+    for (const step of Object.values(run.steps)) {
+      if (step.agent) agents.add(step.agent);
+      for (const a of step.previousAgents) agents.add(a);
+    }
+    for (const name of agents) this.fleet.send(name, { runFinished: { runId: run.id } });
   }
 
   onClose(conn: AgentConnection) {
@@ -201,6 +230,13 @@ export class AgentSessions implements AgentLinkHandler {
     };
     const live = this.fleet.connect(out, { ...hello, labels: { ...hello.labels, ...pinned } });
     const { instanceId } = live.record;
+    if (hello.lastAckedSeq > live.record.appliedSeq) {
+      // This control plane lost what it acknowledged (an older data dir): those messages are gone from the agent too; numbering goes on from its last ack.
+      this.peerLog.warn(hello.name, { agent: hello.name, lastAckedSeq: hello.lastAckedSeq, appliedSeq: live.record.appliedSeq }, 'the agent had acknowledgements this control plane has no record of; taking its last acknowledged seq as applied');
+      live.record.appliedSeq = hello.lastAckedSeq;
+      this.store.putAgent(live.record);
+      this.acked.delete(hello.name);
+    }
     this.sessions.set(conn, { name: hello.name, out, ackDue: 0, acking: false, instanceId });
     // The first Hello since start finds the seq loaded from disk; later ones the last acknowledged, which may be below the applied one.
     const acked = this.acked.get(hello.name);
@@ -209,6 +245,13 @@ export class AgentSessions implements AgentLinkHandler {
     conn.send({ welcome: { agentId: hello.name, appliedSeq, heartbeatIntervalMs: this.opts.heartbeatIntervalMs } });
     this.peerLog.info(hello.name, { agent: hello.name, peer: conn.peer, transport: conn.transport, appliedSeq }, 'agent connected');
     this.runs.agentConnected(hello.name, hello.runningAttempts);
+    // Runs of attempts the agent still remembers that have ended here: it may forget them. An unknown run is not
+    // answered (this may not be the control plane that ran it, and forgetting an active run's attempts would run them again).
+    const runIds = new Set((hello.finishedAttempts ?? []).map((id) => id.slice(0, Math.max(0, id.indexOf('/')))));
+    for (const runId of runIds) {
+      const run = runId ? this.store.getRun(runId) : undefined;
+      if (run && TERMINAL_RUN.has(run.status)) out.send({ runFinished: { runId } });
+    }
   }
 
   /** A new certificate for the agent, sent back signed; its next connection uses it. */

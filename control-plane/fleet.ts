@@ -60,23 +60,27 @@ export class Fleet {
   }
 
   /**
-   * Registers a hello. A newer connection under the same name (it presented
-   * that agent's credential: the transport checked) replaces the old one. If
-   * the old one is another live process, it is told so and stops, instead of
-   * reconnecting and taking the link back a moment later.
+   * Registers a hello. The one duplicate-identity rule (docs/protocol.md,
+   * rule `identity-newest`), for both transports: a newer connection under
+   * the same name (it presented that agent's credential: the transport
+   * checked) replaces the old one, which is always told Reject{REPLACED} and
+   * closed. Another live process stops on it instead of reconnecting and
+   * taking the link back a moment later; the same process has already left
+   * that link (it is the half-open one it reconnected from) and ignores it.
    */
   connect(conn: AgentConnection, hello: HelloOut): LiveAgent {
     const now = this.now();
     const existing = this.agents.get(hello.name);
     if (existing?.conn && existing.conn !== conn) {
-      if (existing.bootId && existing.bootId !== hello.bootId) {
-        existing.conn.send({
-          reject: {
-            code: 'REPLACED',
-            message: `another process with this agent's identity ("${hello.name}") connected from ${conn.peer}; this one stops. Run one agent process per identity and state dir`,
-          },
-        });
-      }
+      const other = existing.bootId && existing.bootId !== hello.bootId;
+      existing.conn.send({
+        reject: {
+          code: 'REPLACED',
+          message: other
+            ? `another process with this agent's identity ("${hello.name}") connected from ${conn.peer}; this one stops. Run one agent process per identity and state dir`
+            : `a newer connection of this agent process ("${hello.name}") from ${conn.peer} replaced this one`,
+        },
+      });
       existing.conn.close('replaced by a newer connection');
     }
     // A new state dir means a new journal whose numbering starts at 1 again.

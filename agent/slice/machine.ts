@@ -22,7 +22,8 @@
  *   (retry.ts), failure, or a postpone when the disk refused its start;
  * - after a restart, from the ledger, whether a step's last attempt ended
  *   (its result is reported again), still runs (re-attached) or is lost
- *   (the retry policy applies): an attempt id is never started twice;
+ *   (the retry policy applies): an attempt id is never started twice, and
+ *   its STARTED is said again first;
  * - when this agent's part of a run is done.
  */
 import { evaluateCondition, renderTemplate, type ExprContext } from '../template.js';
@@ -125,7 +126,9 @@ export type SliceEvent =
   | { type: 'ended'; runId: string; stepId: string; attempt: number; outcome: Outcome; report: AttemptReport }
   /** A retry or postpone timer fired. */
   | { type: 'timer'; runId: string; stepId: string; attempt: number }
-  | { type: 'cancel'; cancel: Cancel };
+  | { type: 'cancel'; cancel: Cancel }
+  /** The control plane says the run ended (RunFinished): nothing of it will come again. */
+  | { type: 'runFinished'; runId: string };
 
 export type Effect =
   /** Prepare, record in the ledger and launch this attempt; `env` holds the step's own variables, rendered. */
@@ -197,6 +200,7 @@ class Transition {
 
   apply(ev: SliceEvent) {
     if (ev.type === 'assigned') return this.assigned(ev.assignment);
+    if (ev.type === 'runFinished') return this.forget(ev.runId);
     const runId = ev.type === 'released' ? ev.release.runId : ev.type === 'cancel' ? ev.cancel.runId : ev.runId;
     const slice = this.state.slices.get(runId);
     if (!slice) {
@@ -256,6 +260,15 @@ class Transition {
     this.pump(slice);
   }
 
+  /** A finished run's completed slice is forgotten; one with a step still running (superseded there) stays until it is done. */
+  private forget(runId: string) {
+    const slice = this.state.slices.get(runId);
+    if (!slice?.completed) return;
+    this.state.slices.delete(runId);
+    const i = this.state.finished.indexOf(runId);
+    if (i >= 0) this.state.finished.splice(i, 1);
+  }
+
   private release(slice: SliceState, r: Release) {
     if (slice.steps.has(r.stepId)) return;
     slice.remote.set(r.stepId, { status: r.status, outputs: r.outputs, tolerated: r.tolerated });
@@ -280,7 +293,8 @@ class Transition {
     step.cancelReason = reason;
     if (step.live) return this.out.push({ type: 'stop', attemptId: this.attemptId(slice, step, step.attempt) });
     if (step.state === 'running') this.out.push({ type: 'clearTimer', runId: slice.runId, stepId: step.spec.id });
-    this.finish(slice, step, 'cancelled', { message: reason });
+    // No attempt runs (it waits for its needs, its retry or a postponed start): the step is cancelled, no attempt is.
+    this.finish(slice, step, 'cancelled', { message: reason }, { noAttempt: true });
   }
 
   /**
@@ -346,8 +360,11 @@ class Transition {
     const attemptId = this.attemptId(slice, step, last);
     const prior = this.inputs.ledger(attemptId)!;
     if (prior.ended === 'retried') return this.startAttempt(slice, step, last + 1);
+    // Its STARTED may have died with the last process (journaled only in memory on a failing disk): said again
+    // before its end, which must follow one (docs/protocol.md, rule event-order); a repeat changes nothing.
+    this.event(slice, step, 'started', {});
     if (prior.ended && prior.ended !== 'lost') {
-      return this.finish(slice, step, prior.ended, { outputs: prior.outputs, message: 'result recovered from the agent ledger after a restart' }, false);
+      return this.finish(slice, step, prior.ended, { outputs: prior.outputs, message: 'result recovered from the agent ledger after a restart' }, { record: false });
     }
     if (this.inputs.detached(attemptId)) {
       step.live = true;
@@ -366,8 +383,8 @@ class Transition {
     try {
       for (const k in spec.env) env[k] = renderTemplate(spec.env[k], context());
     } catch (err) {
-      step.attempt = attempt;
-      return this.finish(slice, step, 'failed', { message: `cannot prepare the step: ${(err as Error).message}` });
+      // Before the attempt starts: the step fails, and no attempt did (docs/protocol.md, rule attempt-zero).
+      return this.finish(slice, step, 'failed', { message: `cannot prepare the step: ${(err as Error).message}` }, { noAttempt: true });
     }
     step.live = true;
     this.out.push({ type: 'start', runId: slice.runId, stepId: spec.id, attempt, attemptId, spec, env, context });
@@ -381,6 +398,8 @@ class Transition {
   private ended(slice: SliceState, step: StepState, attempt: number, outcome: Outcome, report: AttemptReport) {
     step.live = false;
     if (outcome.kind === 'diskError') return this.postpone(slice, step, attempt, outcome.why);
+    // Preparing it failed before it was started (no STARTED was reported): the step fails with no attempt.
+    if (outcome.kind === 'unstartable' && step.attempt !== attempt) return this.finish(slice, step, 'failed', { ...report, message: outcome.message }, { noAttempt: true });
     step.attempt = attempt;
     const exitCode = report.exitCode ?? 0;
     switch (outcome.kind) {
@@ -421,8 +440,13 @@ class Transition {
     this.out.push({ type: 'setTimer', runId: slice.runId, stepId: step.spec.id, attempt: step.attempt + 1, atMs: this.inputs.now + delay });
   }
 
-  /** `record`: false for a result read back from the ledger (it is there already). */
-  private finish(slice: SliceState, step: StepState, status: DoneStatus, fields: EventFields, record = true) {
+  /**
+   * `record`: false for a result read back from the ledger (it is there
+   * already). `noAttempt`: the step ends while no attempt of it runs (none
+   * started, or the last one already reported RETRYING): its event names
+   * attempt 0, and the ledger keeps what it has of the last attempt.
+   */
+  private finish(slice: SliceState, step: StepState, status: DoneStatus, fields: EventFields, { record = true, noAttempt = false } = {}) {
     if (step.state === 'running') this.state.running--;
     step.state = 'done';
     step.live = false;
@@ -430,7 +454,7 @@ class Transition {
     const outputs = { ...fields.outputs };
     step.result = { status, outputs, tolerated: status === 'failed' && step.spec.continueOnError };
     this.resolved(slice, step.spec.id);
-    const { attempt } = step;
+    const attempt = noAttempt ? 0 : step.attempt;
     if (attempt) {
       // The ledger first: if the agent dies before the event is journaled, the
       // result is reported again after the restart instead of being re-run.
@@ -438,7 +462,7 @@ class Transition {
       // Only once the end is in the ledger: a restart in between would take the attempt for lost and run it again.
       this.out.push({ type: 'removeAttempt', runId: slice.runId, stepId: step.spec.id, attempt });
     }
-    this.event(slice, step, status, { ...fields, outputs });
+    this.event(slice, step, status, { ...fields, outputs }, attempt);
     this.log('info', { run: slice.runId, step: step.spec.id, status, attempt }, 'step finished');
   }
 
@@ -451,8 +475,7 @@ class Transition {
     while (this.state.finished.length > MAX_FINISHED_SLICES) this.state.slices.delete(this.state.finished.shift()!);
   }
 
-  private event(slice: SliceState, step: StepState, phase: Phase, fields: EventFields) {
-    const { attempt } = step;
+  private event(slice: SliceState, step: StepState, phase: Phase, fields: EventFields, attempt = step.attempt) {
     const attemptId = attempt ? this.attemptId(slice, step, attempt) : '';
     this.out.push({ type: 'event', runId: slice.runId, stepId: step.spec.id, attemptId, attempt, phase, fields });
   }

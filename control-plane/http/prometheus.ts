@@ -31,7 +31,7 @@ export interface MetricSources {
   runs: Runs;
   store: Store;
   /** The agent sessions' counters: `duplicates` is every resent message recognised and not applied again. */
-  sessions: { stats: { duplicates: number } };
+  sessions: { stats: { duplicates: number; violations: Partial<Record<string, number>> } };
   /** The four metrics over the last 24 h (the drover_stats_* series). */
   stats: StatsService;
 }
@@ -73,6 +73,16 @@ export class DroverMetrics {
     collect: () => {
       this.replays.reset();
       this.replays.inc(this.src?.sessions.stats.duplicates ?? 0);
+    },
+  });
+  readonly violations = new Counter({
+    name: 'drover_agent_protocol_violations_total',
+    help: 'Agent messages refused for breaking a rule of docs/protocol.md (each answered with a Reject and a closed link), by Reject code.',
+    labelNames: ['code'],
+    registers: this.r,
+    collect: () => {
+      this.violations.reset();
+      for (const [code, n] of Object.entries(this.src?.sessions.stats.violations ?? {})) this.violations.inc({ code }, n ?? 0);
     },
   });
   readonly cycleTime = new Gauge({

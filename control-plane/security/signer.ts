@@ -1,5 +1,5 @@
 /**
- * Signs control messages to agents (DESIGN.md §7): Assign, Release, Cancel,
+ * Signs control messages to agents (DESIGN.md §7): Assign, Release, Cancel, RunFinished,
  * Drain and Renewed travel inside SignedControl, an Ed25519 signature over
  * an encoded ControlEnvelope that names the agent and carries a counter.
  *
@@ -18,7 +18,7 @@ import { buildTree, CONTROL_SIGNATURE_CONTEXT } from '../../common/control-tree.
 import { encodeMessage, type ServerMessage } from '../../proto/index.js';
 
 /** The bodies an agent acts on: only these are signed (and accepted only signed). */
-export const CONTROL_BODIES = ['assign', 'release', 'cancel', 'drain', 'renewed'] as const;
+export const CONTROL_BODIES = ['assign', 'release', 'cancel', 'drain', 'renewed', 'runFinished'] as const;
 
 /** Whether `msg` must travel signed. */
 export function isControl(msg: ServerMessage): boolean {

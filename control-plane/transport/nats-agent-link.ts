@@ -4,7 +4,8 @@
  *
  * - A session starts with a Hello on `drover.v1.agent.<name>.up` carrying a
  *   fresh `Drover-Session` header; any later Hello from that agent replaces it
- *   (the old AgentConnection gets handler.onClose).
+ *   (the handler tells the old one REPLACED, as over gRPC; then it ends and
+ *   its AgentConnection gets handler.onClose).
  * - Every message carries `Drover-Seq` (1, 2, 3, ... per session and
  *   direction). A gap means core NATS dropped a message: the session ends, the
  *   agent says Hello again and the delivery rules (replay after Welcome,
@@ -38,8 +39,6 @@ export interface NatsAgentLinkOptions {
 interface Session {
   name: string;
   sid: string;
-  /** The agent process behind the session (Hello.boot_id). */
-  bootId: string;
   conn: AgentConnection;
   open: boolean;
   /** Last Drover-Seq sent to the agent. */
@@ -148,12 +147,6 @@ export class NatsAgentLink {
     }
     const old = this.sessions.get(name);
     if (old?.sid === sid) return; // a repeated Hello of the same session changes nothing
-    if (old && old.bootId && old.bootId !== hello.bootId) {
-      // Another live process with this identity: it is told to stop, not to say Hello again (no flapping).
-      const reject = { reject: { code: 'REPLACED', message: `another process with this agent's identity ("${name}") said Hello; this one stops. Run one agent process per identity and state dir` } };
-      this.publish(name, old.sid, encodeMessage('ServerMessage', reject), old.sent + 1);
-    }
-    if (old) this.end(old, 'replaced by a newer Hello from this agent');
     this.refusals.delete(name);
     let session: Session;
     const conn: AgentConnection = {
@@ -167,7 +160,6 @@ export class NatsAgentLink {
     session = {
       name,
       sid,
-      bootId: hello.bootId,
       conn,
       open: true,
       sent: 0,
@@ -175,7 +167,9 @@ export class NatsAgentLink {
       idle: setTimeout(() => this.end(session, `no message from the agent for ${IDLE_HEARTBEATS} heartbeat intervals (${this.idleMs} ms)`), this.idleMs),
     };
     this.sessions.set(name, session);
+    // The handler replaces the old session as on any transport (Reject{REPLACED} on it, then close: fleet.ts); a Hello it refused ends it here.
     this.handler.onMessage(conn, msg);
+    if (old) this.end(old, 'replaced by a newer Hello from this agent');
   }
 
   /** Accepts the next Drover-Seq of a session; ends the session on a gap. */

@@ -26,6 +26,7 @@ import type { Release as _drover_v1_Release, Release__Output as _drover_v1_Relea
 import type { RenewRequest as _drover_v1_RenewRequest, RenewRequest__Output as _drover_v1_RenewRequest__Output } from './drover/v1/RenewRequest.js';
 import type { Renewed as _drover_v1_Renewed, Renewed__Output as _drover_v1_Renewed__Output } from './drover/v1/Renewed.js';
 import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _drover_v1_RetryPolicy__Output } from './drover/v1/RetryPolicy.js';
+import type { RunFinished as _drover_v1_RunFinished, RunFinished__Output as _drover_v1_RunFinished__Output } from './drover/v1/RunFinished.js';
 import type { ScriptSpec as _drover_v1_ScriptSpec, ScriptSpec__Output as _drover_v1_ScriptSpec__Output } from './drover/v1/ScriptSpec.js';
 import type { ServerMessage as _drover_v1_ServerMessage, ServerMessage__Output as _drover_v1_ServerMessage__Output } from './drover/v1/ServerMessage.js';
 import type { SignedControl as _drover_v1_SignedControl, SignedControl__Output as _drover_v1_SignedControl__Output } from './drover/v1/SignedControl.js';
@@ -71,6 +72,7 @@ export interface ProtoGrpcType {
       RenewRequest: MessageTypeDefinition<_drover_v1_RenewRequest, _drover_v1_RenewRequest__Output>
       Renewed: MessageTypeDefinition<_drover_v1_Renewed, _drover_v1_Renewed__Output>
       RetryPolicy: MessageTypeDefinition<_drover_v1_RetryPolicy, _drover_v1_RetryPolicy__Output>
+      RunFinished: MessageTypeDefinition<_drover_v1_RunFinished, _drover_v1_RunFinished__Output>
       ScriptSpec: MessageTypeDefinition<_drover_v1_ScriptSpec, _drover_v1_ScriptSpec__Output>
       ServerMessage: MessageTypeDefinition<_drover_v1_ServerMessage, _drover_v1_ServerMessage__Output>
       SignedControl: MessageTypeDefinition<_drover_v1_SignedControl, _drover_v1_SignedControl__Output>

@@ -82,6 +82,7 @@ import type { RerunRunRequest as _drover_v1_RerunRunRequest, RerunRunRequest__Ou
 import type { RetryPolicy as _drover_v1_RetryPolicy, RetryPolicy__Output as _drover_v1_RetryPolicy__Output } from './drover/v1/RetryPolicy.js';
 import type { RevokeTokenRequest as _drover_v1_RevokeTokenRequest, RevokeTokenRequest__Output as _drover_v1_RevokeTokenRequest__Output } from './drover/v1/RevokeTokenRequest.js';
 import type { RunEvent as _drover_v1_RunEvent, RunEvent__Output as _drover_v1_RunEvent__Output } from './drover/v1/RunEvent.js';
+import type { RunFinished as _drover_v1_RunFinished, RunFinished__Output as _drover_v1_RunFinished__Output } from './drover/v1/RunFinished.js';
 import type { RunInfo as _drover_v1_RunInfo, RunInfo__Output as _drover_v1_RunInfo__Output } from './drover/v1/RunInfo.js';
 import type { RunServiceClient as _drover_v1_RunServiceClient, RunServiceDefinition as _drover_v1_RunServiceDefinition } from './drover/v1/RunService.js';
 import type { ScheduleInfo as _drover_v1_ScheduleInfo, ScheduleInfo__Output as _drover_v1_ScheduleInfo__Output } from './drover/v1/ScheduleInfo.js';
@@ -212,6 +213,7 @@ export interface ProtoGrpcType {
       RetryPolicy: MessageTypeDefinition<_drover_v1_RetryPolicy, _drover_v1_RetryPolicy__Output>
       RevokeTokenRequest: MessageTypeDefinition<_drover_v1_RevokeTokenRequest, _drover_v1_RevokeTokenRequest__Output>
       RunEvent: MessageTypeDefinition<_drover_v1_RunEvent, _drover_v1_RunEvent__Output>
+      RunFinished: MessageTypeDefinition<_drover_v1_RunFinished, _drover_v1_RunFinished__Output>
       RunInfo: MessageTypeDefinition<_drover_v1_RunInfo, _drover_v1_RunInfo__Output>
       RunService: SubtypeConstructor<typeof grpc.Client, _drover_v1_RunServiceClient> & { service: _drover_v1_RunServiceDefinition }
       RunStatus: EnumTypeDefinition

@@ -413,7 +413,8 @@ export const DESCRIPTOR = {
           "drain",
           "reject",
           "signed",
-          "renewed"
+          "renewed",
+          "runFinished"
          ]
         }
        },
@@ -453,6 +454,10 @@ export const DESCRIPTOR = {
         "renewed": {
          "type": "Renewed",
          "id": 9
+        },
+        "runFinished": {
+         "type": "RunFinished",
+         "id": 10
         }
        }
       },
@@ -703,6 +708,22 @@ export const DESCRIPTOR = {
         "message": {
          "type": "string",
          "id": 2
+        },
+        "rule": {
+         "type": "string",
+         "id": 3
+        },
+        "seq": {
+         "type": "int64",
+         "id": 4
+        }
+       }
+      },
+      "RunFinished": {
+       "fields": {
+        "runId": {
+         "type": "string",
+         "id": 1
         }
        }
       },

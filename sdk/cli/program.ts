@@ -94,6 +94,14 @@ const schedule = group(
   examples('drover schedules', 'drover schedule pause nightly-backup', 'drover schedule resume nightly-backup'),
 );
 
+const conformance = group(
+  'conformance',
+  'check an implementation of the agent protocol: server, agent',
+  'Check a control plane (driven by a scripted agent) or an agent (run against a scripted control plane) against the agent protocol, docs/protocol.md, rule by rule. Prints a pass/fail row per rule and exits 1 when one fails.',
+  () => Promise.all([import('./commands/conformance/server.js'), import('./commands/conformance/agent.js')]),
+  examples('drover conformance server 127.0.0.1:7400', 'drover conformance agent -- drover agent --insecure --server {addr} --name kit --state-dir {dir}'),
+);
+
 /** Every top-level command, in the order `drover --help` lists them. */
 const COMMANDS: readonly CommandEntry[] = [
   { name: 'dev', load: () => import('./commands/dev.js') },
@@ -117,6 +125,7 @@ const COMMANDS: readonly CommandEntry[] = [
   token,
   secret,
   { name: 'audit', load: () => import('./commands/audit.js') },
+  conformance,
   { name: 'whoami', load: () => import('./commands/whoami.js') },
   { name: 'completion', load: () => import('./commands/completion.js') },
 ];

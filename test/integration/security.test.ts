@@ -270,7 +270,7 @@ describe('security - an agent speaks only for itself', () => {
     expect(errors.length).toBeLessThanOrEqual(1);
   });
 
-  it('sequence poisoning - a seq far beyond the acknowledged window is refused, never acked, and later messages still apply', async () => {
+  it('sequence poisoning - a seq far beyond the applied one is refused with Reject SEQ_GAP, never acked, and later messages still apply', async () => {
     const raw = await rawAgent(server, 'seqy');
     let link = raw.connect();
     link.send({ seq: 0, hello: { name: 'seqy', labels: { role: 'seqy' }, bootId: 'b1', instanceId: 'i1' } });
@@ -280,7 +280,9 @@ describe('security - an agent speaks only for itself', () => {
     const assign = await waitFor(() => link.inbox.find((m) => m.assign)?.assign ?? undefined, 10_000, () => 'assign');
     const base = { runId: assign.runId, stepId: 'm', attemptId: `${assign.runId}/m/1/seqy`, attempt: 1 };
     link.send({ seq: 1e15, stepEvent: { ...base, phase: 'STEP_PHASE_SUCCEEDED', endedAtMs: Date.now() } });
-    await waitFor(() => /seq is beyond the acknowledged window/.test(server.output()), 10_000, () => 'the refusal in the log');
+    const reject = await waitFor(() => link.inbox.find((m) => m.reject)?.reject ?? undefined, 10_000, () => 'the refusal');
+    expect(reject).toMatchObject({ code: 'SEQ_GAP', rule: 'seq-gap', seq: 1e15, message: expect.stringMatching(/^message 1000000000000000 refused: seq 1000000000000000 after 0: seqs grow by one/) });
+    expect(server.output()).toMatch(/it breaks rule seq-gap of docs\/protocol\.md; closing the link/);
     expect(link.inbox.some((m) => m.ack)).toBe(false);
     expect((await admin.runs.get(run.id)).status).toBe('running');
     link = raw.connect();

@@ -13,6 +13,7 @@ import { downSubject, MAX_AGENT_MESSAGE_BYTES, NATS_HEADER, upSubject } from '..
 import { DroverClient, type Agent, type Run } from '../../sdk/index.js';
 import { startAgent, startNatsAgent, startServer, tempDir, workflowFile, waitFor, type AgentProc, type ServerProc, isAlive } from '../helpers/cluster.js';
 import { startNatsServer, type NatsServer } from '../helpers/nats.js';
+import { dashboardUrl, sample, scrape } from '../helpers/http-port.js';
 import { rawAgent } from '../helpers/raw-agent.js';
 
 type Transport = 'grpc' | 'nats';
@@ -48,7 +49,7 @@ describe.each<Transport>(['grpc', 'nats'])('transport conformance - %s', (transp
   let agents: AgentProc[] = [];
   const A = `${transport}-a`;
   const B = `${transport}-b`;
-  const serverArgs = () => ['--heartbeat-interval-ms', String(HEARTBEAT_MS), ...(nats ? ['--nats', nats.url] : [])];
+  const serverArgs = () => ['--heartbeat-interval-ms', String(HEARTBEAT_MS), '--http', '127.0.0.1:0', ...(nats ? ['--nats', nats.url] : [])];
   const agent = (name: string, role: string) =>
     transport === 'nats' ? startNatsAgent(server, nats!.url, name, { role }) : startAgent(server, name, { role });
 
@@ -120,6 +121,31 @@ steps:
     expect(Object.fromEntries(run.steps.map((s) => [s.id, [s.agent, s.status]]))).toEqual({ make: [A, 'succeeded'], use: [B, 'succeeded'] });
     expect(run.steps.find((s) => s.id === 'make')!.outputs).toEqual({ token: `t-${A}` });
     expect(await logTexts(client, run.id, 'use')).toEqual([`got t-${A} on ${B}`]);
+  });
+
+  it(`${transport} link - the real agent keeps every protocol rule (a retry, a skip), and forgets a finished run's attempts on its RunFinished`, async () => {
+    const file = workflow(
+      `${transport}-rules.yaml`,
+      `name: rules
+steps:
+  - { id: one, target: { labels: { role: a } }, run: 'true' }
+  - { id: two, needs: [one], target: { labels: { role: a } }, run: 'exit 3', retry: { attempts: 2, initial: 10ms } }
+  - { id: three, needs: [two], target: { labels: { role: a } }, run: 'true' }
+`,
+    );
+    const run = await finalRun(client, (await client.runs.launch(file)).id);
+    expect(run.status).toBe('failed');
+    expect(run.steps.map((s) => [s.id, s.status, s.attempts.map((a) => `${a.id}:${a.status}`)])).toEqual([
+      ['one', 'succeeded', [`${run.id}/one/1/${A}:succeeded`]],
+      ['two', 'failed', [`${run.id}/two/1/${A}:failed`, `${run.id}/two/2/${A}:failed`]],
+      ['three', 'skipped', []],
+    ]);
+    // RunFinished came (signed, over this transport): the agent's ledger forgot the run.
+    const ledger = join(agents[0].stateDir, 'ledger.ndjson');
+    await waitFor(() => readFileSync(ledger, 'utf8').includes(`{"f":"${run.id}"}`), 10_000, () => 'the run forgotten in the ledger');
+    const m = await scrape(await dashboardUrl(server), server.creds.token, server.creds.caFile);
+    expect(m.families.find((f) => f.name === 'drover_agent_protocol_violations_total')?.metrics ?? []).toEqual([]);
+    expect(sample(m, 'drover_runs_total', { workflow: 'rules', status: 'failed' })).toBe(1);
   });
 
   it(`${transport} link - Cancel kills a running step's process group`, async () => {
@@ -304,6 +330,21 @@ steps:
       await waitFor(() => /agent message dropped: not a drover\.v1\.AgentMessage/.test(server.output()), 10_000, () => 'the drop to be logged');
       await nc.close();
       expect((await client.fleet.list()).map((a) => a.name)).toEqual([A, B]);
+    });
+
+    it('nats link - duplicate identity: a Hello of another process under this identity gets the live agent Reject REPLACED, and it stops', async () => {
+      const twin = startNatsAgent(server, nats!.url, 'nats-twin', { role: 'twin' });
+      twin.expectExit();
+      await waitFor(async () => (await client.fleet.list()).find((a) => a.name === 'nats-twin')?.state === 'connected', 20_000, () => 'the twin to connect');
+      const nc = await natsConnect({ servers: nats!.url });
+      const h = natsHeaders();
+      h.set(NATS_HEADER.session, 'twin-other-process');
+      h.set(NATS_HEADER.seq, '1');
+      nc.publish(upSubject('nats-twin'), encodeMessage('AgentMessage', { seq: 0, hello: { name: 'nats-twin', bootId: 'another-process' } }), { headers: h });
+      await nc.flush();
+      expect(await new Promise((r) => twin.child.once('exit', r))).toBe(1);
+      expect(twin.output()).toMatch(/REPLACED.*another process with this agent's identity \("nats-twin"\) connected/);
+      await nc.close();
     });
   }
 });

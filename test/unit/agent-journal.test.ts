@@ -132,3 +132,50 @@ describe('agent journal - numbering', () => {
     expect(seqs).toEqual([6]);
   });
 });
+
+describe('agent journal - a control plane ahead of the journal', () => {
+  it('agent journal - a Welcome whose applied seq is past the journal numbers new messages above it, and they survive a restart', () => {
+    const d = dir();
+    const a = new Journal(d, 64 * MiB);
+    a.open();
+    for (let i = 0; i < 3; i++) a.push(ev(i));
+    a.close();
+    // The tail was lost (a restored state dir): the control plane applied up to 10.
+    const b = new Journal(d, 64 * MiB);
+    b.open();
+    const seqs = collect(b, 10);
+    b.push(ev(11));
+    b.push(ev(12));
+    expect(seqs).toEqual([11, 12]);
+    b.close();
+    const c = new Journal(d, 64 * MiB);
+    expect(c.open().discardedBytes).toBe(0);
+    expect(collect(c, 10)).toEqual([11, 12]);
+    c.push(ev(13));
+    expect(c.unacked).toBe(3);
+  });
+});
+
+describe('agent ledger - finished runs', () => {
+  it('agent ledger - forgetRun drops the run\'s ended attempts, keeps a running one, and stays forgotten after a restart', () => {
+    const file = join(dir(), 'ledger.ndjson');
+    const a = new Ledger(file);
+    a.open();
+    a.started('r1/a/1/x');
+    a.ended('r1/a/1/x', 'retried', {});
+    a.started('r1/a/2/x');
+    a.ended('r1/a/2/x', 'succeeded', {});
+    a.started('r1/b/1/x');
+    a.started('r2/a/1/x');
+    a.ended('r2/a/1/x', 'failed', {});
+    expect(a.endedIds(10)).toEqual(['r1/a/1/x', 'r1/a/2/x', 'r2/a/1/x']);
+    a.forgetRun('r1');
+    expect(a.endedIds(10)).toEqual(['r2/a/1/x']);
+    expect(a.has('r1/b/1/x')).toBe(true);
+    a.close();
+    const b = new Ledger(file);
+    expect(b.open().map((e) => e.attemptId)).toEqual(['r1/b/1/x']);
+    expect(b.has('r1/a/2/x')).toBe(false);
+    expect(b.endedIds(1)).toEqual(['r2/a/1/x']);
+  });
+});

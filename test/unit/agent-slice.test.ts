@@ -106,6 +106,8 @@ function harness(seed = 1) {
 const starts = (effects: Effect[]) => effects.flatMap((e) => (e.type === 'start' ? [e.attemptId] : []));
 const events = (effects: Effect[]) => effects.flatMap((e) => (e.type === 'event' ? [[e.stepId, e.phase, e.fields.message ?? '']] : []));
 const phases = (effects: Effect[]) => effects.flatMap((e) => (e.type === 'event' ? [`${e.stepId}:${e.phase}`] : []));
+/** Each event's step, phase, attempt and attempt id: what the protocol's attempt rules look at. */
+const attempts = (effects: Effect[]) => effects.flatMap((e) => (e.type === 'event' ? [[e.stepId, e.phase, e.attempt, e.attemptId]] : []));
 const of = <T extends Effect['type']>(effects: Effect[], type: T) => effects.filter((e): e is Extract<Effect, { type: T }> => e.type === type);
 
 describe('agent slice - needs', () => {
@@ -209,6 +211,9 @@ describe('agent slice - start', () => {
     const effects = h.assign([step('a', { env: { X: '${{ nope.missing }}' } })]);
     expect(starts(effects)).toEqual([]);
     expect(events(effects)[0]).toEqual(['a', 'failed', expect.stringMatching(/^cannot prepare the step: /)]);
+    // No attempt started, so none is named (docs/protocol.md, rule attempt-zero), and the ledger holds nothing of it.
+    expect(attempts(effects)).toEqual([['a', 'failed', 0, '']]);
+    expect(of(effects, 'record')).toEqual([]);
   });
 
   it('agent slice - started is reported with its time; success records the outputs and removes the attempt files', () => {
@@ -227,6 +232,14 @@ describe('agent slice - start', () => {
     const h = harness();
     h.assign([step('a', { retry: retry() })]);
     expect(events(h.run('a', { kind: 'unstartable', message: 'this agent cannot run steps of kind "x"' }))).toEqual([['a', 'failed', 'this agent cannot run steps of kind "x"']]);
+  });
+
+  it('agent slice - a step whose preparation failed before its start fails with attempt 0, never a terminal event without STARTED', () => {
+    const h = harness();
+    h.assign([step('a', { retry: retry() })]);
+    const effects = h.ended('a', { kind: 'unstartable', message: 'cannot prepare the step: EACCES' });
+    expect(attempts(effects)).toEqual([['a', 'failed', 0, '']]);
+    expect(of(effects, 'record')).toEqual([]);
   });
 
   it('agent slice - a disk error postpones the same attempt by POSTPONE_MS, with nothing reported', () => {
@@ -354,13 +367,18 @@ describe('agent slice - cancel', () => {
     const effects = h.cancel('a', 'gone');
     expect(effects[0]).toEqual({ type: 'clearTimer', runId: RUN, stepId: 'a' });
     expect(events(effects)).toEqual([['a', 'cancelled', 'gone']]);
+    // Attempt 1 reported RETRYING, its end: the cancel is the step's, with no attempt (docs/protocol.md, rule attempt-zero).
+    expect(attempts(effects)).toEqual([['a', 'cancelled', 0, '']]);
+    expect(h.ledger.get(id('a', 1))?.ended).toBe('retried');
     expect(h.timer('a', 2)).toEqual([]);
   });
 
   it('agent slice - cancel of a step not started yet ends it at once', () => {
     const h = harness();
     h.assign([step('b', { needs: ['x'] })]);
-    expect(events(h.cancel('b', 'gone'))).toEqual([['b', 'cancelled', 'gone']]);
+    const effects = h.cancel('b', 'gone');
+    expect(events(effects)).toEqual([['b', 'cancelled', 'gone']]);
+    expect(attempts(effects)).toEqual([['b', 'cancelled', 0, '']]);
   });
 
   it('agent slice - cancel of the run stops what runs, cancels what waits, still runs finally steps, and is done once', () => {
@@ -402,6 +420,18 @@ describe('agent slice - finally and completion', () => {
     expect(h.state.slices.has('r0')).toBe(false);
     expect(h.state.slices.size).toBe(MAX_FINISHED_SLICES);
   });
+
+  it('agent slice - RunFinished forgets a completed slice at once; one with a step still running stays', () => {
+    const h = harness();
+    h.assign([step('a')]);
+    expect(h.send({ type: 'runFinished', runId: RUN })).toEqual([]);
+    expect(h.state.slices.has(RUN)).toBe(true);
+    h.run('a', { kind: 'succeeded' });
+    expect(h.state.finished).toEqual([RUN]);
+    h.send({ type: 'runFinished', runId: RUN });
+    expect(h.state.slices.has(RUN)).toBe(false);
+    expect(h.state.finished).toEqual([]);
+  });
 });
 
 describe('agent slice - after a restart', () => {
@@ -419,10 +449,15 @@ describe('agent slice - after a restart', () => {
     const effects = h.assign([step('a', { retry: retry() })]);
     if (then === 'reported succeeded') {
       expect(of(effects, 'record')).toEqual([]);
-      expect(events(effects)).toEqual([['a', 'succeeded', 'result recovered from the agent ledger after a restart']]);
+      // Its STARTED again first: it may have died with the last process (docs/protocol.md, rule event-order).
+      expect(attempts(effects)).toEqual([['a', 'started', 1, id('a', 1)], ['a', 'succeeded', 1, id('a', 1)]]);
+      expect(events(effects)[1]).toEqual(['a', 'succeeded', 'result recovered from the agent ledger after a restart']);
     } else if (then === 'retrying') {
-      expect(events(effects)).toEqual([['a', 'retrying', `attempt ${prior.length} of 3 ${LOST_MESSAGE}; retrying in 0.1s`]]);
+      const n = prior.length;
+      expect(attempts(effects)).toEqual([['a', 'started', n, id('a', n)], ['a', 'retrying', n, id('a', n)]]);
+      expect(events(effects)[1]).toEqual(['a', 'retrying', `attempt ${n} of 3 ${LOST_MESSAGE}; retrying in 0.1s`]);
     } else if (then === 'reattach') {
+      expect(phases(effects)).toEqual(['a:started']);
       expect(of(effects, 'reattach')).toMatchObject([{ attemptId: id('a', 1), attempt: 1 }]);
       expect(h.cancel('a')).toEqual([{ type: 'stop', attemptId: id('a', 1) }]);
     } else expect(starts(effects)).toEqual([then.slice(6)]);

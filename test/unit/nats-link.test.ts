@@ -183,6 +183,8 @@ describe('nats link - control plane side', () => {
     expect(reply.reject).toEqual({
       code: 'BAD_NAME',
       message: 'Hello names agent "victim" but came on drover.v1.agent.intruder.up; an agent publishes only on its own subject',
+      rule: '',
+      seq: 0,
     });
   });
 

@@ -10,6 +10,7 @@ import type { Drain as _drover_v1_Drain, Drain__Output as _drover_v1_Drain__Outp
 import type { Reject as _drover_v1_Reject, Reject__Output as _drover_v1_Reject__Output } from '../../drover/v1/Reject.js';
 import type { SignedControl as _drover_v1_SignedControl, SignedControl__Output as _drover_v1_SignedControl__Output } from '../../drover/v1/SignedControl.js';
 import type { Renewed as _drover_v1_Renewed, Renewed__Output as _drover_v1_Renewed__Output } from '../../drover/v1/Renewed.js';
+import type { RunFinished as _drover_v1_RunFinished, RunFinished__Output as _drover_v1_RunFinished__Output } from '../../drover/v1/RunFinished.js';
 
 export interface ServerMessage {
   'welcome'?: (_drover_v1_Welcome | null);
@@ -21,7 +22,8 @@ export interface ServerMessage {
   'reject'?: (_drover_v1_Reject | null);
   'signed'?: (_drover_v1_SignedControl | null);
   'renewed'?: (_drover_v1_Renewed | null);
-  'body'?: "welcome"|"assign"|"release"|"cancel"|"ack"|"drain"|"reject"|"signed"|"renewed";
+  'runFinished'?: (_drover_v1_RunFinished | null);
+  'body'?: "welcome"|"assign"|"release"|"cancel"|"ack"|"drain"|"reject"|"signed"|"renewed"|"runFinished";
 }
 
 export interface ServerMessage__Output {
@@ -34,5 +36,6 @@ export interface ServerMessage__Output {
   'reject'?: (_drover_v1_Reject__Output | null);
   'signed'?: (_drover_v1_SignedControl__Output | null);
   'renewed'?: (_drover_v1_Renewed__Output | null);
-  'body'?: "welcome"|"assign"|"release"|"cancel"|"ack"|"drain"|"reject"|"signed"|"renewed";
+  'runFinished'?: (_drover_v1_RunFinished__Output | null);
+  'body'?: "welcome"|"assign"|"release"|"cancel"|"ack"|"drain"|"reject"|"signed"|"renewed"|"runFinished";
 }
