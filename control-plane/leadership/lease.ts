@@ -57,6 +57,8 @@ export const DEFAULT_LEASE_MS = 3_000;
  * by the state stream's fence, which the new leader set.
  */
 export const DEFAULT_GRACE_MS = Number.POSITIVE_INFINITY;
+/** While renewals keep failing, one warning per this long. */
+const RETRY_WARN_EVERY_MS = 5000;
 /** Renewals are retried this often during the grace. */
 const GRACE_RETRY_MS = 250;
 
@@ -116,6 +118,8 @@ export class LeaderLease {
   private lost = false;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
+  /** When a failed renewal was last logged: once per RETRY_WARN_EVERY_MS, not every retry. */
+  private warnedAt = 0;
   /** The leader as last read (undefined: none, or not read yet). */
   private seen: LeaderInfo | undefined;
 
@@ -133,6 +137,10 @@ export class LeaderLease {
       replicas: this.o.replicas,
       storage: StorageType.File,
       description: 'drover control-plane leader lease and live replicas',
+      // Reads go to the stream's leader: a replica that just came back and has not caught up (direct gets
+      // are answered by any replica) would show the key missing, and a holder reclaiming it would take
+      // the refusal of its create for another replica's lease.
+      allow_direct: false,
     });
   }
 
@@ -253,7 +261,10 @@ export class LeaderLease {
       if ((isTransient(err) || isTaken(err)) && !this.graceUntil && performance.now() < this.heldUntil) {
         this.graceUntil = this.heldUntil + this.graceMs;
         this.o.log?.warn({ err: (err as Error).message, graceMs: this.graceMs }, 'JetStream does not answer the lease renewal (electing?); still leading while it retries');
-      } else this.o.log?.warn({ err: (err as Error).message }, 'could not renew the leader lease; trying again');
+      } else if (performance.now() - this.warnedAt >= RETRY_WARN_EVERY_MS) {
+        this.warnedAt = performance.now();
+        this.o.log?.warn({ err: (err as Error).message }, 'could not renew the leader lease; trying again');
+      }
     }
     void this.beat('leader');
     if (!this.valid()) return this.lose(`the lease ran out (no renewal succeeded within ${this.ttlMs} ms)`);
@@ -270,25 +281,34 @@ export class LeaderLease {
    * cannot be read now (try again).
    */
   private async reclaim(): Promise<'ours' | 'lost' | 'unknown'> {
+    const held = await this.heldBy();
+    if (held !== 'none') return held;
+    try {
+      this.revision = await this.kv.create(LEADER_KEY, JSON.stringify(this.info));
+      this.o.log?.warn({ epoch: this.epoch, revision: this.revision }, 'the leader lease expired while JetStream could not be written and nobody took it; this replica holds it again');
+      return 'ours';
+    } catch (err) {
+      // The key is there after all: perhaps this replica's own earlier create, which timed out while JetStream
+      // had no quorum and was stored once it had. Whose it is decides, not the refusal.
+      if (!isTaken(err)) return 'unknown';
+      const again = await this.heldBy();
+      return again === 'none' ? 'unknown' : again;
+    }
+  }
+
+  /** Whose the key is now: 'ours' (and its revision adopted), 'lost' (another replica's), 'none', or 'unknown' (unreadable). */
+  private async heldBy(): Promise<'ours' | 'lost' | 'none' | 'unknown'> {
     let e;
     try {
       e = await this.kv.get(LEADER_KEY);
     } catch {
       return 'unknown';
     }
-    if (e && e.operation === 'PUT' && e.value.length) {
-      if (!isSameLeader(JSON.parse(e.string()) as LeaderInfo, this.info!)) return 'lost';
-      this.revision = e.revision;
-      this.o.log?.info({ epoch: this.epoch, revision: e.revision }, 'a lease renewal that seemed lost was stored; renewing from it');
-      return 'ours';
-    }
-    try {
-      this.revision = await this.kv.create(LEADER_KEY, JSON.stringify(this.info));
-      this.o.log?.warn({ epoch: this.epoch, revision: this.revision }, 'the leader lease expired while JetStream could not be written and nobody took it; this replica holds it again');
-      return 'ours';
-    } catch (err) {
-      return isTaken(err) ? 'lost' : 'unknown';
-    }
+    if (!e || e.operation !== 'PUT' || !e.value.length) return 'none';
+    if (!isSameLeader(JSON.parse(e.string()) as LeaderInfo, this.info!)) return 'lost';
+    if (e.revision !== this.revision) this.o.log?.info({ epoch: this.epoch, revision: e.revision }, 'a lease write that seemed lost was stored; renewing from it');
+    this.revision = e.revision;
+    return 'ours';
   }
 
   private lose(reason: string) {

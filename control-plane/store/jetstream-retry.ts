@@ -1,8 +1,7 @@
 /**
- * Riding out a JetStream leader election for the log and sample streams
- * (jetstream-logs.ts, jetstream-samples.ts): the same rule as the state
- * stream's publishes in jetstream-store.ts, which keeps its own copy until
- * the leader-election work there settles.
+ * Riding out a JetStream leader election: the rule the state, log and
+ * sample streams (jetstream-store.ts, jetstream-logs.ts,
+ * jetstream-samples.ts) share for what to try again.
  */
 import { JetStreamApiError } from '@nats-io/jetstream';
 

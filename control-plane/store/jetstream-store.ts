@@ -38,6 +38,7 @@ import { DurableWrites } from './durable-writes.js';
 import { StoreError, type FleetSample, type LogRecord, type Store, type StoreHealth } from './store.js';
 import { JetStreamLogs } from './jetstream-logs.js';
 import { JetStreamSamples } from './jetstream-samples.js';
+import { isNoResponders, isTemporarilyUnavailable, isTimeout, whileElecting } from './jetstream-retry.js';
 
 /** The stream that holds the change batches, and its one subject (under drover.v1.state.>, which only the control plane's NATS user may publish on). */
 export const STATE_STREAM = 'DROVER_STATE';
@@ -100,6 +101,15 @@ export const EPOCH_HEADER = 'Drover-Epoch';
 /** A write not attempted because this replica's leader lease ran out. */
 export class LeaseLostError extends Error {
   override name = 'LeaseLostError';
+}
+
+/** JetStream refused a batch as out of order, but shows no other writer: a stream leader without its quorum. Retried like a timeout. */
+class UnsureOrderError extends Error {
+  override name = 'UnsureOrderError';
+  readonly code = 'NO_QUORUM';
+  constructor(cause: Error) {
+    super(`JetStream refused the state batch as out of order (${cause.message}) but holds no message after the last one this control plane wrote: a stream leader that lost its quorum (is a majority of the NATS cluster up?)`, { cause });
+  }
 }
 
 /** A batch drained but not yet acknowledged by the stream. */
@@ -202,17 +212,8 @@ export class JetStreamStore extends DocumentStore implements Store {
    * a control plane started beside its NATS cluster waits for it instead
    * of failing. `fn` must be safe to repeat.
    */
-  private async whileElecting<T>(fn: () => Promise<T>): Promise<T> {
-    const giveUpAt = Date.now() + this.rideThroughMs;
-    for (let i = 1; ; i++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (!(isTemporarilyUnavailable(err) || isNoResponders(err) || isTimeout(err)) || Date.now() >= giveUpAt) throw err;
-        if (i === 1) this.logger?.warn({ stream: STATE_STREAM, code: describeNatsError(err).code }, 'JetStream is electing a leader; waiting for it');
-        await new Promise((r) => setTimeout(r, Math.min(1000, 100 * i)));
-      }
-    }
+  private whileElecting<T>(fn: () => Promise<T>): Promise<T> {
+    return whileElecting(fn, this.rideThroughMs, (err) => this.logger?.warn({ stream: STATE_STREAM, code: describeNatsError(err).code }, 'JetStream is electing a leader; waiting for it'));
   }
 
   private async ensureStream() {
@@ -243,6 +244,12 @@ export class JetStreamStore extends DocumentStore implements Store {
     if (info.state.last_seq > 0) return;
     // Expects sequence 0, which JetStream does not check; retried like any batch while the new stream elects its leader.
     await this.publishOne({ id: GENESIS_ID, text: '' });
+  }
+
+  /** How the state stream's other NATS replicas keep up with its leader (empty for one replica). */
+  async replication(): Promise<{ server: string; current: boolean; lag: number }[]> {
+    const info = await this.jsm.streams.info(STATE_STREAM);
+    return (info.cluster?.replicas ?? []).map((r) => ({ server: r.name, current: r.current, lag: r.lag ?? 0 }));
   }
 
   /**
@@ -360,8 +367,9 @@ export class JetStreamStore extends DocumentStore implements Store {
       try {
         seq = await this.publishOne(p);
       } catch (err) {
-        const stored = err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE ? await this.storedAsLast(p.id) : 0;
-        if (!stored) {
+        const found = err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE ? await this.afterWrongSequence(p.id) : undefined;
+        if (found === 'unsure') throw new UnsureOrderError(err as Error);
+        if (typeof found !== 'number') {
           const { code, message } = describeNatsError(err);
           if (code === 'FENCED' && !this.fenced) {
             this.fenced = true;
@@ -369,7 +377,7 @@ export class JetStreamStore extends DocumentStore implements Store {
           }
           throw err;
         }
-        seq = stored;
+        seq = found;
       }
       this.lastSeq = seq;
       this.sinceSnapshot += p.text.length;
@@ -401,13 +409,19 @@ export class JetStreamStore extends DocumentStore implements Store {
   }
 
   /**
-   * The sequence of the stream's last message when it is the batch `id`
-   * (0 otherwise): a publish whose ack was lost, retried after the stream's
-   * duplicate window, meets its own message as the "other writer".
+   * After JetStream refused batch `id` for a wrong last sequence: its
+   * sequence when the stream's last message is that batch (a publish whose
+   * ack was lost, retried after the duplicate window); 'other' when another
+   * writer appended after the last sequence this store wrote (FENCED);
+   * 'unsure' when the stream cannot be read or has nothing after it. The
+   * last happens while a stream leader has lost its quorum: it still counts
+   * the proposal of this batch's earlier try, which never committed, and
+   * refuses the retry. That is no other writer: the write is tried again.
    */
-  private async storedAsLast(id: string): Promise<number> {
+  private async afterWrongSequence(id: string): Promise<number | 'other' | 'unsure'> {
     const last = await this.jsm.streams.getMessage(STATE_STREAM, { last_by_subj: STATE_SUBJECT }).catch(() => null);
-    return last && last.header.get('Nats-Msg-Id') === id ? last.seq : 0;
+    if (!last || last.seq <= this.lastSeq) return 'unsure';
+    return last.header.get('Nats-Msg-Id') === id ? last.seq : 'other';
   }
 
   /** Queues a drained batch as messages that fit the server's max_payload. */
@@ -489,20 +503,6 @@ export function splitLines(text: string, max: number): string[] {
   }
   if (cur) out.push(cur);
   return out;
-}
-
-/** JetStream's "system temporarily unavailable" (10008): a stream or meta leader is being elected. nats.js reports it as an API error, or (for the account info jetstreamManager asks for) as a plain error with that text. */
-function isTemporarilyUnavailable(err: unknown): boolean {
-  return (err instanceof JetStreamApiError && err.code === 10008) || /JetStream system temporarily unavailable/i.test((err as Error)?.message ?? '');
-}
-
-function isTimeout(err: unknown): boolean {
-  return (err as Error)?.name === 'TimeoutError';
-}
-
-/** nats.js reports a JetStream request nobody answered as "jetstream is not enabled", with the no-responders error as its cause. */
-function isNoResponders(err: unknown): boolean {
-  return !!(err as { cause?: { isNoResponders?: () => boolean } })?.cause?.isNoResponders?.();
 }
 
 /** A stable code and a message for what NATS or JetStream answered. */
