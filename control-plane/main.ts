@@ -35,7 +35,8 @@ import { DirLockedError, lockDir } from '../common/dir-lock.js';
 import { ConfigError } from '../common/errors.js';
 import { parseDuration } from '../common/duration.js';
 import { triggerSubjectProblem } from '../common/nats-subject.js';
-import { NATS_OPTION_HELP, natsConnectHint, natsConnectionOptions, type NatsOptions } from '../common/nats-options.js';
+import { NATS_OPTION_HELP, natsConnectHint, natsConnectionOptions, resolveNatsOptions, type NatsOptionInput, type NatsOptions } from '../common/nats-options.js';
+import { clusterStatus, formatStatus } from './leadership/status.js';
 import { DEFAULTS, hostOf, resolveConfig, type ServerConfig } from './config.js';
 import { Devices } from './devices.js';
 import { Fleet } from './fleet.js';
@@ -194,6 +195,41 @@ async function printNatsCreds(argv: string[]) {
   await cmd.parseAsync(argv, { from: 'user' });
 }
 
+/** `drover server status`: the replicas, the leader and its epoch, and the state stream's replication, from JetStream. */
+async function printStatus(argv: string[]) {
+  const cmd = new Command('drover server status')
+    .description(
+      "Show a replicated control plane (--store jetstream): its live replicas, the leader and its fencing epoch, and how the state stream's NATS replicas keep up. Read from JetStream with this control plane's NATS user (the data dir's account key), so it answers even while no replica leads. Exits 1 when no leader is elected.",
+    )
+    .option('--data-dir <dir>', `a replica's data dir (env DROVER_DATA_DIR) (default: ${DEFAULTS.dataDir})`)
+    .option('--nats <url>', "the NATS servers the replicas use: nats://HOST:PORT or tls://HOST:PORT, several comma-separated (env DROVER_NATS)")
+    .option('-o, --output <format>', 'table or json', 'table');
+  for (const [flags, text] of NATS_OPTION_HELP) cmd.option(flags, text);
+  cmd
+    .addHelpText('after', '\nExamples:\n  drover server status --data-dir /var/lib/drover --nats nats://n1:4222,nats://n2:4222,nats://n3:4222\n  drover server status --nats nats://n1:4222 -o json | jq -r .leader.address')
+    .action(async (opts: NatsOptionInput & { dataDir?: string; output: string }) => {
+      if (opts.output !== 'table' && opts.output !== 'json') throw new ConfigError(`-o "${opts.output}" is not table or json`);
+      const nats = resolveNatsOptions({}, opts, process.env);
+      if (!nats) throw new ConfigError('drover server status reads JetStream: give the NATS servers with --nats URL[,URL…] (or DROVER_NATS), as the replicas have');
+      const dataDir = opts.dataDir ?? process.env.DROVER_DATA_DIR ?? DEFAULTS.dataDir;
+      if (!existsSync(join(dataDir, 'nats-account.nk')) && !(nats.user || nats.token || nats.credsFile || nats.nkeySeedFile)) {
+        throw new ConfigError(`${dataDir} holds no NATS account; pass a replica's --data-dir (or --nats-creds)`);
+      }
+      const log = createLogger('silent');
+      const nc = await connectNats(await withOwnNatsCreds(nats, dataDir, NatsAuth.open(dataDir), log), log);
+      try {
+        const status = await clusterStatus(nc).catch((err: Error) => {
+          throw new ConfigError(`cannot read the control plane's state from JetStream on ${nc.getServer()}: ${err.message}; is a majority of the NATS cluster up, and has a replica with --store jetstream started there once?`);
+        });
+        process.stdout.write(opts.output === 'json' ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+        if (!status.leader) process.exitCode = 1;
+      } finally {
+        await nc.close();
+      }
+    });
+  await cmd.parseAsync(argv, { from: 'user' });
+}
+
 /** The CA, server certificate, signing key and first admin token, as the first start makes them. */
 async function initSecurity(cfg: ServerConfig, store: Store, now: () => number) {
   const pki = await Pki.open({ dataDir: cfg.dataDir, hosts: securityHosts(cfg), now });
@@ -308,6 +344,24 @@ async function serve(cfg: ServerConfig) {
   // Certificates that expired on a live link (the agent did not renew), once a second.
   setInterval(() => sessions.sweepExpired(), 1000).unref();
   metrics.watch({ fleet, runs, store, sessions, stats });
+  // Only a leader gets here: a standby serves no /metrics. Replication health of the state stream, every 5 s.
+  metrics.leader.set(1);
+  metrics.leaderEpoch.set(lease?.epoch ?? 0);
+  if (store instanceof JetStreamStore) {
+    setInterval(() => {
+      void store.replication().then(
+        (peers) => {
+          metrics.storeReplicaLag.reset();
+          metrics.storeReplicaCurrent.reset();
+          for (const p of peers) {
+            metrics.storeReplicaLag.set({ server: p.server }, p.lag);
+            metrics.storeReplicaCurrent.set({ server: p.server }, p.current ? 1 : 0);
+          }
+        },
+        () => undefined, // JetStream electing or unreachable: the store's own health says so
+      );
+    }, 5000).unref();
+  }
 
   const v1 = droverV1();
   // A replica that just took the lease swaps each standby refusal for the real service: no moment without a handler.
@@ -450,7 +504,7 @@ program
   .option('--config <file>', 'YAML file with any of the options above (camelCase keys); flags and env win')
   .addHelpText(
     'after',
-    '\nSubcommands:\n  init          create the CA, certificates and first admin token, then exit (drover server init --help)\n  nats-config   print the nats-server configuration that confines each agent to its own subjects (drover server nats-config --help)\n  nats-creds    print NATS credentials for a system that publishes events to NATS triggers (drover server nats-creds --help)\n\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server\n  drover server --nats nats://nats.example:4222 --nats-creds /etc/drover/server.creds\n  drover server --store jetstream --nats nats://n1:4222,nats://n2:4222,nats://n3:4222',
+    '\nSubcommands:\n  init          create the CA, certificates and first admin token, then exit (drover server init --help)\n  status        the replicas of a replicated control plane, its leader and epoch (drover server status --help)\n  nats-config   print the nats-server configuration that confines each agent to its own subjects (drover server nats-config --help)\n  nats-creds    print NATS credentials for a system that publishes events to NATS triggers (drover server nats-creds --help)\n\nExamples:\n  drover server --listen 127.0.0.1:7400 --data-dir /var/lib/drover\n  DROVER_LOG_LEVEL=debug drover server\n  drover server --nats nats://nats.example:4222 --nats-creds /etc/drover/server.creds\n  drover server --store jetstream --nats nats://n1:4222,nats://n2:4222,nats://n3:4222',
   )
   .action(async (opts: Record<string, unknown>) => {
     try {
@@ -468,6 +522,7 @@ try {
   if (process.argv[2] === 'nats-config') await printNatsConfig(process.argv.slice(3));
   else if (process.argv[2] === 'nats-creds') await printNatsCreds(process.argv.slice(3));
   else if (process.argv[2] === 'init') await init(process.argv.slice(3));
+  else if (process.argv[2] === 'status') await printStatus(process.argv.slice(3));
   else await program.parseAsync(process.argv);
 } catch (err) {
   if (!(err instanceof ConfigError || err instanceof StoreError || err instanceof CertificateError || err instanceof SecretKeyError || err instanceof DirLockedError)) throw err;

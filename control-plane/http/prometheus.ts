@@ -93,6 +93,11 @@ export class DroverMetrics {
     collect: () => guard(() => this.statsGauges()),
   });
   private readonly statsGauges_ = STATS_GAUGES.map(([name, help]) => new Gauge({ name, help, labelNames: ['workflow'], registers: this.r }));
+  /** Replicated control planes (--store jetstream): this replica's role and epoch, and how far the state stream's NATS replicas are behind its leader. */
+  readonly leader = new Gauge({ name: 'drover_leader', help: 'Whether this control plane leads (1) or not (0); a single control plane on lowdb always leads.', registers: this.r });
+  readonly leaderEpoch = new Gauge({ name: 'drover_leader_epoch', help: "The leader lease's fencing epoch this control plane leads at (0 without --store jetstream).", registers: this.r });
+  readonly storeReplicaLag = new Gauge({ name: 'drover_store_replica_lag', help: "Operations each replica of the state stream is behind the stream's leader (--store jetstream), by NATS server.", labelNames: ['server'], registers: this.r });
+  readonly storeReplicaCurrent = new Gauge({ name: 'drover_store_replica_current', help: 'Whether each replica of the state stream is caught up (1) or not (0), by NATS server.', labelNames: ['server'], registers: this.r });
   readonly storeWrites = new Histogram({ name: 'drover_store_write_seconds', help: 'Durable writes of the store (a batch of changes, synced), seconds.', buckets: WRITE_BUCKETS, registers: this.r });
 
   /** Per run: the steps and attempts counted already. */

@@ -17,12 +17,13 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startNatsCluster, stopAllNatsServers, type NatsCluster } from '../../scripts/lib/nats-server.js';
 import { DroverClient, isTerminal, type Run } from '../../sdk/index.js';
 import { ENTRY, replicaDataDir, startAgent, startReplica, startServer, tempDir, waitFor, type Proc } from '../helpers/cluster.js';
+import { sample, scrape } from '../helpers/http-port.js';
 import { lines } from './fault-helpers.js';
 
 afterAll(stopAllNatsServers);
 
 const RUNS = 50;
-const ARGS = (urls: string) => ['--store', 'jetstream', '--nats', urls, '--heartbeat-interval-ms', '500'];
+const ARGS = (urls: string) => ['--store', 'jetstream', '--nats', urls, '--heartbeat-interval-ms', '500', '--http', '127.0.0.1:0'];
 
 type Replica = Proc & { address: string; dataDir: string };
 let cluster: NatsCluster;
@@ -172,4 +173,41 @@ describe('fault - a replicated control plane loses its leader', () => {
     expect(epochs.slice(firstNew).filter((e) => e !== newEpoch)).toEqual([]);
     for (let i = 1; i < epochs.length; i++) expect(epochs[i]).toBeGreaterThanOrEqual(epochs[i - 1]);
   }, 180_000);
+
+  it('fault - `drover server status` names the leader, its epoch and three replicas; the leader\'s /metrics say it leads at that epoch with the stream caught up', async () => {
+    const gone = replicas.findIndex((r) => r.child.exitCode !== null);
+    if (gone >= 0) replicas[gone] = await startReplica({ dataDir: replicas[gone].dataDir, listen: replicas[gone].address, args: ARGS(cluster.urls) });
+    const leader = leaderAbove(0)!;
+    const status = () => spawnSync(process.execPath, [ENTRY.cli, 'server', 'status', '--data-dir', replicas[0].dataDir, '--nats', cluster.urls, '-o', 'json'], { encoding: 'utf8' });
+    type Status = { leader: { address: string; epoch: number } | null; replicas: { address: string; role: string }[]; store: { replicas: { current: boolean }[] } };
+    const got = await waitFor(
+      () => {
+        const r = status();
+        const s = r.status === 0 ? (JSON.parse(r.stdout) as Status) : undefined;
+        return s && s.replicas.length === 3 && s.store.replicas.every((p) => p.current) && s;
+      },
+      20_000,
+      () => `server status to list three replicas:\n${JSON.stringify(status())}`,
+    );
+    expect(got.leader).toMatchObject({ address: leader.address, epoch: epochOf(leader) });
+    expect(got.replicas.map((r) => r.role).sort()).toEqual(['leader', 'standby', 'standby']);
+    expect(got.replicas.map((r) => r.address).sort()).toEqual(replicas.map((r) => r.address).sort());
+    expect(got.store.replicas).toHaveLength(2);
+    const table = spawnSync(process.execPath, [ENTRY.cli, 'server', 'status', '--data-dir', replicas[0].dataDir, '--nats', cluster.urls], { encoding: 'utf8' });
+    expect(table.status, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(new RegExp(`^leader +${leader.address.replace(/\./g, '\\.')} +epoch ${epochOf(leader)}`, 'm'));
+    expect(table.stdout).toMatch(/^REPLICA +ROLE +HTTP +UP +SEEN$/m);
+
+    // A standby serves no HTTP: only the leader answers /metrics.
+    const base = await waitFor(() => /dashboard on (\S+)/.exec(leader.output())?.[1], 10_000, () => 'the leader to serve HTTP');
+    const m = await waitFor(async () => {
+      const s = await scrape(base, token, ca);
+      return sample(s, 'drover_store_replica_current', {}) !== undefined && s;
+    }, 15_000, () => 'the store replication gauges');
+    expect(sample(m, 'drover_leader')).toBe(1);
+    expect(sample(m, 'drover_leader_epoch')).toBe(epochOf(leader));
+    const lag = m.families.find((f) => f.name === 'drover_store_replica_lag')!.metrics;
+    expect(lag).toHaveLength(2);
+    for (const standby of replicas.filter((r) => r !== leader)) expect(standby.output()).not.toMatch(/dashboard on/);
+  }, 60_000);
 });
