@@ -9,8 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import type { StepEventOut } from '../proto/index.js';
 import { approverName, checkDecision, type Approver } from './approvals.js';
-import { compile } from './compiler/compile.js';
-import type { RunPlan } from './model/plan.js';
+import { compile } from '../common/workflow/compiler/compile.js';
+import type { RunPlan } from '../common/workflow/model/plan.js';
 import { ApiError, InvalidParamsError, InvalidWorkflowError, NotFoundError } from './errors.js';
 import { RunTopics, Topic } from './events.js';
 import type { Fleet } from './fleet.js';
@@ -19,7 +19,7 @@ import { rerun, rerunModeText, type Rerun, type RerunOptions } from './rerun.js'
 import { TERMINAL_RUN, type RunRecord } from './model/run.js';
 import { silentFor } from './scheduler/agent-policy.js';
 import { splitUnplaced } from './scheduler/capacity.js';
-import { place, type Placement } from './scheduler/placement.js';
+import { place, type Placement } from '../common/workflow/placement/placement.js';
 import type { WaitingView } from './scheduler/waiting.js';
 import { admission, deviceAffinity, initialState, newRun, step, type Effect, type LogLines, type RunEvent, type RunsState } from './scheduler/run-machine.js';
 import type { RunSecrets } from './secrets.js';

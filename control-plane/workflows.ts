@@ -6,10 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { Problem } from '../common/errors.js';
-import { compile } from './compiler/compile.js';
+import { compile } from '../common/workflow/compiler/compile.js';
 import { ApiError, InvalidWorkflowError, NotFoundError } from './errors.js';
 import { Topic } from './events.js';
-import type { TriggerPlan } from './model/plan.js';
+import type { TriggerPlan } from '../common/workflow/model/plan.js';
 import { flushOrUndo, requireWritable } from './store-guard.js';
 import type { Store, WorkflowVersion } from './store/store.js';
 

@@ -1,11 +1,11 @@
 /** WorkflowService: validate documents, preview plans, and the versioned registry. */
 import type { PlanPreview } from '../../proto/gen/drover/v1/PlanPreview.js';
 import type { WorkflowInfo, WorkflowServiceHandlers } from '../../proto/index.js';
-import { compile } from '../compiler/compile.js';
+import { compile } from '../../common/workflow/compiler/compile.js';
 import type { Devices } from '../devices.js';
 import type { Fleet } from '../fleet.js';
 import type { Compiled, Runs } from '../runs.js';
-import { previewWaves } from '../scheduler/preview.js';
+import { previewWaves } from '../../common/workflow/placement/preview.js';
 import type { WorkflowVersion } from '../store/store.js';
 import type { Workflows } from '../workflows.js';
 import { toAgentState } from './convert.js';
@@ -43,7 +43,7 @@ export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet, 
   };
 }
 
-/** The wire form of a plan preview: the waves now (see scheduler/preview.ts) and every problem. */
+/** The wire form of a plan preview: the waves now (see common/workflow/placement/preview.ts) and every problem. */
 function planPreview({ plan, placement, version, problems, blockers }: Compiled, fleet: Fleet): PlanPreview {
   const waves = previewWaves(plan, placement, fleet.snapshot()).map((w) => ({
     ...w,

@@ -17,11 +17,11 @@
  */
 import type { Problem } from '../../common/errors.js';
 import { planIndex } from '../model/plan-index.js';
-import type { RunPlan, StepPlan } from '../model/plan.js';
+import type { RunPlan, StepPlan } from '../../common/workflow/model/plan.js';
 import { TERMINAL_STEP, type RunRecord, type StepRecord } from '../model/run.js';
-import { describeTarget, matches, type FleetAgent } from '../model/target.js';
+import { describeTarget, matches, type FleetAgent } from '../../common/workflow/model/target.js';
 import { formatMs, tolerated, type Decisions } from './decisions.js';
-import { deviceKey, place, type Placement } from './placement.js';
+import { deviceKey, place, type Placement } from '../../common/workflow/placement/placement.js';
 
 /** Units of a plan that may wait for capacity (cached per plan: the sweep asks once a second). */
 const waitingUnits = new WeakMap<RunPlan, readonly StepPlan[]>();

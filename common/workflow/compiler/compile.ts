@@ -9,7 +9,7 @@
  * graph, params, step-checks (with expression-checks and ssh-rules), secrets;
  * then devices and build-plan (with step-plan) make the plan and its hash.
  */
-import type { Problem } from '../../common/errors.js';
+import type { Problem } from '../../errors.js';
 import type { RunPlan, TriggerPlan } from '../model/plan.js';
 import type { FleetAgent, FleetDevice } from '../model/target.js';
 import { buildPlan } from './build-plan.js';

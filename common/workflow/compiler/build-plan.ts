@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { evaluate } from '@marcbachmann/cel-js';
-import { formatDeclared, parseDuration } from '../../common/duration.js';
+import { formatDeclared, parseDuration } from '../../duration.js';
 import type { GroupPlan, RunPlan, StepPlan } from '../model/plan.js';
 import { describeTarget, matches, type FleetAgent, type FleetDevice } from '../model/target.js';
 import { onDevice, selectDevices, warnNoProxy } from './devices.js';
