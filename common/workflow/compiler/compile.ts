@@ -7,7 +7,9 @@
  *
  * One file per job, in the order they run: source (parse), schema-issues,
  * graph, params, step-checks (with expression-checks and ssh-rules), secrets;
- * then devices and build-plan (with step-plan) make the plan and its hash.
+ * then devices, targets and build-plan (with step-plan) make the plan and its
+ * hash. The control plane and the CLI (offline, `drover validate` and `drover
+ * plan --fleet`) run this same code.
  */
 import type { Problem } from '../../errors.js';
 import type { RunPlan, TriggerPlan } from '../model/plan.js';
@@ -24,12 +26,13 @@ import { reportSchemaIssues } from './schema-issues.js';
 import { checkSecrets } from './secrets.js';
 import { parseSource } from './source.js';
 import { checkSteps } from './step-checks.js';
+import { checkTargets } from './targets.js';
 import { checkTriggers, compileTriggers } from './triggers.js';
 
 export interface CompileInput {
   source: string;
   params: Record<string, string>;
-  /** The fleet now: fan-outs expand over it, and targets nothing matches are warned about. */
+  /** The fleet now: fan-outs expand over it, and targets nothing matches are warned about (in both modes). */
   fleet?: FleetAgent[];
   /**
    * The device inventory: ssh steps resolve their devices in it (an unknown
@@ -85,6 +88,7 @@ export function compile(input: CompileInput): CompileResult {
   checkTriggers(raw, Object.keys(decl), problems);
   if (!parsed.success || problems.hasErrors) return { workflow, problems: problems.list, invalidParams: parsed.success && problems.onlyParamValueErrors };
   if (mode === 'validate') {
+    if (input.fleet) checkTargets(parsed.data, input.fleet, problems);
     if (input.devices) checkDeviceRefs(parsed.data, input.devices, input.fleet, problems);
     return { workflow, description: parsed.data.description, problems: problems.list, triggers: compileTriggers(workflow, parsed.data.triggers) };
   }
