@@ -26,9 +26,12 @@ export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet, 
     ...extra,
   });
   return {
+    // The compiler's checks and those that need this control plane: targets no agent matches, the device inventory, trigger names other registered workflows use, the registered versions.
     ValidateWorkflow: unary((req) => {
       const res = compile({ source: req.source, params: {}, fleet: fleet.snapshot(), devices: devices?.list(), mode: 'validate' });
-      return { workflow: res.workflow, problems: res.problems, valid: !res.problems.some((p) => p.severity === 'error') };
+      const problems = res.triggers ? [...res.problems, ...workflows.triggerClashes(res.workflow, res.triggers)] : res.problems;
+      const registered = res.workflow ? workflows.registered(res.workflow, req.source) : { latest: 0, sameAs: 0 };
+      return { workflow: res.workflow, problems, valid: !problems.some((p) => p.severity === 'error'), registeredVersion: registered.latest, sameAsVersion: registered.sameAs };
     }),
     PlanRun: unary((req) => planPreview(runs.compile({ source: req.source, filename: req.filename, params: req.params, workflowRef: req.workflowRef }), fleet)),
     ApplyWorkflow: unary(async (req) => {
