@@ -111,6 +111,7 @@ const COMMANDS: readonly CommandEntry[] = [
   device,
   { name: 'validate', load: () => import('./commands/validate.js') },
   { name: 'plan', load: () => import('./commands/plan.js') },
+  { name: 'schema', load: () => import('./commands/schema.js') },
   { name: 'run', load: () => import('./commands/run.js') },
   { name: 'runs', load: () => import('./commands/runs.js') },
   { name: 'status', load: () => import('./commands/status.js') },
