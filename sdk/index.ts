@@ -12,6 +12,7 @@ export { SchedulesApi, type Schedule, type ListSchedulesOptions } from './schedu
 export { AuditApi, type AuditRecord, type AuditVerification, type ListAuditOptions } from './audit.js';
 export { StatsApi, type GetStatsOptions } from './stats.js';
 export { DevicesApi, type AddDeviceOptions, type ListDevicesOptions } from './devices.js';
+export { diffWorkflows, parseWorkflowText, type FieldChange, type StepChange, type WorkflowDiff } from './diff.js';
 export { formatWorkflowRef, parseWorkflowRef, type ParsedWorkflowRef } from './source.js';
 export * from './builder.js';
 export { encodeParams, parseParamArgs } from './params.js';

@@ -1,7 +1,8 @@
 import type { PlanPreviewOut, ValidateWorkflowResponseOut, WorkflowInfoOut } from '../proto/index.js';
 import type { Connection } from './connection.js';
 import { toPlanPreview, toRegisteredWorkflow, toValidation } from './convert.js';
-import { InvalidInputError } from './errors.js';
+import { diffWorkflows, parseWorkflowText, type WorkflowDiff } from './diff.js';
+import { InvalidInputError, WorkflowNotFoundError } from './errors.js';
 import { planWorkflow, validateWorkflow, type FleetSnapshot } from './offline.js';
 import { encodeParams } from './params.js';
 import { parseWorkflowRef, withWorkflow, workflowSource } from './source.js';
@@ -78,6 +79,32 @@ export class WorkflowsApi {
   async apply(workflow: string | WorkflowDocument): Promise<RegisteredWorkflow> {
     const request = await workflowSource(workflow);
     return toRegisteredWorkflow(await this.conn.unary<WorkflowInfoOut>((cb) => this.conn.workflows.applyWorkflow(request, cb)));
+  }
+
+  /**
+   * What changes between a document (a file path or an object) and a
+   * registered version, step by step (diff.ts): against `ref` (NAME or
+   * NAME@VERSION), by default the latest version of the document's own
+   * name. A name with no registered version gives every step as added
+   * (`version: 0`). Rejects with WorkflowNotFoundError for a version that
+   * does not exist, InvalidInputError for a document that cannot be read.
+   */
+  async diff(workflow: string | WorkflowDocument, ref?: string): Promise<WorkflowDiff> {
+    const { source, filename } = await workflowSource(workflow);
+    const after = parseWorkflowText(source, filename);
+    const named = ref ?? (typeof after.name === 'string' ? after.name : '');
+    if (!named) throw new InvalidInputError(`${filename} has no name to look up in the registry`, { hint: 'give the registered workflow to compare with: NAME or NAME@VERSION' });
+    const wanted = parseWorkflowRef(named);
+    if (!wanted) throw new InvalidInputError(`invalid workflow name "${named}"`, { hint: 'workflow names use lower-case letters, digits, ".", "-" and "_"; add @VERSION for a given version' });
+    let registered: RegisteredWorkflow;
+    try {
+      registered = await this.get(named);
+    } catch (err) {
+      // Not registered yet: everything is new. A version asked for that does not exist is an error.
+      if (err instanceof WorkflowNotFoundError && !wanted.version && (await this.list()).every((w) => w.name !== wanted.name)) return diffWorkflows(undefined, after, 0);
+      throw err;
+    }
+    return diffWorkflows(parseWorkflowText(registered.source, `${registered.name}@${registered.version}`), after, registered.version);
   }
 
   /** Every registered workflow, by name, with its latest version. */

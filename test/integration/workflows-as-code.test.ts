@@ -198,6 +198,61 @@ describe('plan --fleet - offline, against a saved fleet', () => {
   });
 });
 
+describe('workflow diff - a file against its registered version', () => {
+  it('workflow diff - exit 0 when equal, 1 when different (step by step), 2 when it cannot compare', async () => {
+    const base = 'name: diffed\nparams:\n  role: { type: string, default: eng }\nsteps:\n  - id: a\n    run: echo a\n    timeout: 30s\n  - id: b\n    needs: [a]\n    run: |\n      echo one\n      echo two\n  - id: gone\n    run: echo gone\n';
+    const file = workflowFile(dir, 'diffed.yaml', base);
+    const unregistered = await cli(['workflow', 'diff', file], server.env);
+    expect(unregistered.code).toBe(1);
+    expect(unregistered.stdout).toContain(`${file} against diffed (not registered):\n`);
+    expect(unregistered.stdout).toContain('3 steps added, 0 removed, 0 changed');
+
+    await client.workflows.apply(file);
+    // Comments and layout are no change.
+    writeFileSync(file, `# a comment\n${base.replace('timeout: 30s', 'timeout:   30s')}`);
+    expect(await cli(['workflow', 'diff', file], server.env)).toEqual({ code: 0, stdout: `${file}: no changes against diffed@1\n`, stderr: '' });
+
+    writeFileSync(file, base.replace('timeout: 30s', 'timeout: 1m').replace('default: eng', 'default: ops').replace('echo two', 'echo 2').replace('  - id: gone\n    run: echo gone\n', '  - id: new\n    needs: [b]\n    run: echo new\n'));
+    const changed = await cli(['workflow', 'diff', file], server.env);
+    expect(changed.code, changed.stderr).toBe(1);
+    expect(changed.stdout).toBe(
+      [
+        `${file} against diffed@1:`,
+        '  ~ params.role.default: "eng" => "ops"',
+        '~ step a',
+        '    ~ timeout: "30s" => "1m"',
+        '~ step b',
+        '    ~ run:',
+        '          echo one',
+        '        - echo two',
+        '        + echo 2',
+        '+ step new added',
+        '    + id: "new"',
+        '    + needs: ["b"]',
+        '    + run: "echo new"',
+        '- step gone removed',
+        '    - id: "gone"',
+        '    - run: "echo gone"',
+        '1 step added, 1 removed, 2 changed, 1 workflow field changed',
+        '',
+      ].join('\n'),
+    );
+    const json = JSON.parse((await cli(['workflow', 'diff', file, 'diffed@1', '-o', 'json'], server.env)).stdout) as { equal: boolean; version: number; steps: { id: string; change: string }[] };
+    expect(json).toMatchObject({ file, workflow: 'diffed', version: 1, equal: false });
+    expect(json.steps.map((s) => `${s.change} ${s.id}`)).toEqual(['changed a', 'changed b', 'added new', 'removed gone']);
+
+    const noVersion = await cli(['workflow', 'diff', file, 'diffed@9'], server.env);
+    expect(noVersion.code).toBe(2);
+    expect(noVersion.stderr).toContain('error: workflow "diffed" has no version 9');
+    const noFile = await cli(['workflow', 'diff', join(dir, 'none.yaml')], server.env);
+    expect(noFile.code).toBe(2);
+    expect(noFile.stderr).toContain('error: workflow file not found');
+    const noServer = await cli(['workflow', 'diff', file], BOGUS);
+    expect(noServer.code).toBe(2);
+    expect(noServer.stderr).toContain('error: no drover control plane answered at 127.0.0.1:1');
+  });
+});
+
 describe('schema - the JSON Schema for editors', () => {
   it('schema - `drover schema` prints schema/workflow.schema.json, with no control plane', async () => {
     const res = await cli(['schema'], BOGUS);
