@@ -43,7 +43,7 @@ function group(name: string, summary: string, description: string, verbs: () => 
 const workflow = group(
   'workflow',
   'the workflow registry: apply, list, show, diff',
-  'Store workflows in the control plane under their name, with a new version each time the content changes; `drover run NAME` runs the latest, `drover run NAME@VERSION` a given one.',
+  'Store workflows in the control plane under their name, with a new version each time the content changes; `drover run NAME` runs the latest, `drover run NAME@VERSION` a given one. `drover workflow diff FILE` shows what applying a file would change, step by step.',
   () => Promise.all([import('./commands/workflow/apply.js'), import('./commands/workflow/list.js'), import('./commands/workflow/show.js'), import('./commands/workflow/diff.js')]),
   examples(
     'drover workflow apply examples/onboarding.yaml     # onboard-employee: version 1 stored',

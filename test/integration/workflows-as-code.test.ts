@@ -253,6 +253,28 @@ describe('workflow diff - a file against its registered version', () => {
   });
 });
 
+/** Help text with its line wrapping undone. */
+const flat = (text: string) => text.replace(/\s+/g, ' ');
+
+describe('help - the new commands and flags are documented', () => {
+  it('help - `drover --help` lists every command, each of which has its own help, and the new flags are listed', async () => {
+    const top = await cli(['--help'], OFFLINE);
+    const section = top.stdout.slice(top.stdout.indexOf('Commands:'), top.stdout.indexOf('\n\n', top.stdout.indexOf('Commands:')));
+    const commands = [...section.matchAll(/^  ([a-z]+)(?: \[options\]| <| \[|\s{2})/gm)].map((m) => m[1]).filter((c) => c !== 'help');
+    expect(commands).toEqual(expect.arrayContaining(['validate', 'plan', 'schema', 'run', 'workflow']));
+    for (const c of commands) {
+      const h = await cli([c, '--help'], OFFLINE);
+      expect(h.code, `${c}: ${h.stderr}`).toBe(0);
+      expect(h.stdout, c).toContain(`Usage: drover ${c}`);
+    }
+    expect((await cli(['workflow', '--help'], OFFLINE)).stdout).toMatch(/^\s+diff \[options\] <file> \[workflow\]\s+show what changes between a file and its\s+registered version$/m);
+    expect(flat((await cli(['workflow', 'diff', '--help'], OFFLINE)).stdout)).toContain('Exit code 0 when the contents are equal, 1 when they differ, 2 when');
+    expect(flat((await cli(['plan', '--help'], OFFLINE)).stdout)).toContain('--fleet <file>');
+    expect(flat((await cli(['run', '--help'], OFFLINE)).stdout)).toContain('--local');
+    expect(flat((await cli(['validate', '--help'], OFFLINE)).stdout)).toContain('No control plane is needed and none is contacted');
+  });
+});
+
 describe('schema - the JSON Schema for editors', () => {
   it('schema - `drover schema` prints schema/workflow.schema.json, with no control plane', async () => {
     const res = await cli(['schema'], BOGUS);
