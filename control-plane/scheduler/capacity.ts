@@ -10,10 +10,13 @@
  * (StepRecord.waitUntilMs), so a restarted control plane keeps it. When the
  * fleet gains capacity (an agent says Hello, or stops draining: the
  * `capacity` event) waiting steps are placed by the usual rules
- * (placement.ts: least loaded, near their needs) and sent; at the deadline
- * the step fails and its run goes on as for any failed step. A waiting step
- * whose need failed is skipped here, as its agent would have done (there
- * is no agent to do it). Pure, like the rest of the run machine.
+ * (common/workflow/placement/placement.ts: least loaded, near their
+ * needs) and sent; at the deadline the step fails and its run goes on as
+ * for any failed step. A waiting step whose need failed is skipped here, as
+ * its agent would have done (there is no agent to do it). Which steps wait
+ * from the submit on is decided with the placement, in
+ * common/workflow/placement/place-run.ts. Pure, like the rest of the run
+ * machine.
  */
 import { planIndex } from '../model/plan-index.js';
 import type { RunPlan, StepPlan } from '../../common/workflow/model/plan.js';
