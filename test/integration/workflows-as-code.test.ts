@@ -4,13 +4,21 @@
  * exactly what the control plane says; `--server` adds the checks that need
  * its fleet and registry.
  */
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DroverClient, InvalidInputError, parseFleetSnapshot, planWorkflow } from '../../sdk/index.js';
-import { cli, startAgent, startServer, tempDir, waitFor, workflowFile, type ServerProc } from '../helpers/cluster.js';
+import { cli, ENTRY, startAgent, startServer, tempDir, waitFor, workflowFile, type ServerProc } from '../helpers/cluster.js';
 
 const dir = tempDir('drover-wac-');
+/** Whether this machine can run a process in a network namespace of its own, with no network at all (`unshare -rn`). */
+const NETLESS = spawnSync('unshare', ['-rn', 'true']).status === 0;
+/** The CLI in such a process. */
+const netlessCli = (args: string[], env: NodeJS.ProcessEnv) => {
+  const r = spawnSync('unshare', ['-rn', process.execPath, ENTRY.cli, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
 /** No control plane named (no config file either), and none listening where the defaults point. */
 const OFFLINE = { DROVER_ADDR: '', DROVER_TOKEN: '', DROVER_CA: '', DROVER_CONFIG: '', XDG_CONFIG_HOME: dir };
 /** A control plane named that nothing answers for: the process has no network to speak of. */
@@ -104,6 +112,14 @@ describe('validate - offline, as the control plane would', () => {
     }
   });
 
+  it.skipIf(!NETLESS)('validate - in a process with no network at all (unshare -rn), examples are valid and errors found, as with one', async () => {
+    const offline = await cli(['validate', ...examples], OFFLINE);
+    expect(netlessCli(['validate', ...examples], BOGUS)).toMatchObject({ code: 0, stdout: offline.stdout });
+    const bad = workflowFile(dir, 'netless-bad.yaml', BAD.shape.text);
+    expect(netlessCli(['validate', bad], BOGUS)).toMatchObject({ code: 1, stdout: (await cli(['validate', bad], OFFLINE)).stdout });
+    expect(netlessCli(['schema'], OFFLINE)).toMatchObject({ code: 0, stdout: readFileSync('schema/workflow.schema.json', 'utf8') });
+  });
+
   it('validate - a missing file is its own problem; the others are still checked', async () => {
     const res = await cli(['validate', 'no-such.yaml', examples[0]], OFFLINE);
     expect(res.code).toBe(1);
@@ -152,6 +168,8 @@ describe('plan --fleet - offline, against a saved fleet', () => {
     expect(steps.find((s) => s.id === 'smoke')?.instances).toEqual(['smoke[0]', 'smoke[1]']);
     expect(steps.find((s) => s.id === 'build')?.agent).toBe('build-1');
     expect(preview.warnings.map((w) => w.message)).toContain('no agent in the fleet matches role=canary now; the run is accepted and the step waits up to 5m for one (target.wait)');
+
+    if (NETLESS) expect(netlessCli(['plan', file, '-p', 'version=v1.2', '-o', 'json', '--fleet', fleetFile], BOGUS)).toMatchObject({ code: 0, stdout: offline.stdout });
 
     const liveText = await cli(['plan', file, '-p', 'version=v1.2'], server.env);
     const offlineText = await cli(['plan', file, '-p', 'version=v1.2', '--fleet', fleetFile], OFFLINE);
