@@ -63,6 +63,22 @@ describe('run --local - one workflow on this machine', () => {
     expect(hash.stderr).toContain('error: --plan-hash does not go with --local');
   });
 
+  it('run --local - stored secrets the steps name come from the environment, masked in the output; a missing one is refused before anything starts', async () => {
+    const tmp = tempDir('drover-local-test-');
+    const file = workflowFile(tmp, 'secret.yaml', 'name: uses-secret\nsteps:\n  - id: s\n    secrets: [API_KEY]\n    run: test "$API_KEY" = hunter2 && echo "key $API_KEY"\n');
+    const ok = await cli(['run', file, '--local'], { ...env(tmp), API_KEY: 'hunter2' }, 60_000);
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stderr).toContain('notice: secrets from the environment: API_KEY');
+    expect(ok.stdout).toContain('key ***');
+    expect(ok.stdout).not.toContain('hunter2');
+    await nothingLeft(tmp);
+
+    const missing = await cli(['run', file, '--local'], { ...env(tmp), API_KEY: undefined as unknown as string });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('error: the workflow uses the stored secret API_KEY, which --local reads from the environment');
+    expect(readdirSync(tmp).filter((f) => f.startsWith('drover-local-'))).toEqual([]);
+  });
+
   for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     it(`run --local - ${signal} while a step runs stops the control plane, the agent and the step, removes the temp dir, exits ${code}`, async () => {
       const tmp = tempDir('drover-local-test-');

@@ -6,15 +6,19 @@
  * and everything stopped and removed afterwards: when the run ends, when
  * it cannot start, and on Ctrl-C or SIGTERM (the run is cancelled with the
  * processes). The exit code is the run's (0 succeeded, 1 otherwise; 130
- * after Ctrl-C, 143 after SIGTERM).
+ * after Ctrl-C, 143 after SIGTERM). Stored secrets the steps name are read
+ * from environment variables of the same names and stored in the throwaway
+ * control plane only.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { compile } from '../../../common/workflow/compiler/compile.js';
 import { DroverClient } from '../../client.js';
 import { parseWorkflowText } from '../../diff.js';
 import { InternalError, InvalidInputError } from '../../errors.js';
 import { planWorkflow } from '../../offline.js';
+import { encodeParams } from '../../params.js';
 import { resolveWorkflow } from '../../source.js';
 import type { Params, Run } from '../../types.js';
 import { freePortPair } from '../dev/port.js';
@@ -35,6 +39,18 @@ export interface LocalRunOptions {
   json: boolean;
 }
 
+/** The stored secrets the workflow's steps name (as the compiler finds them), each from the environment variable of its name. */
+function secretValues(source: string, params: Params, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const names = [...new Set(compile({ source, params: encodeParams(params), fleet: [], devices: [] }).plan?.steps.flatMap((st) => st.secrets) ?? [])].sort();
+  const missing = names.filter((n) => env[n] === undefined);
+  if (missing.length) {
+    throw new InvalidInputError(`the workflow uses the stored secret${missing.length === 1 ? '' : 's'} ${missing.join(', ')}, which --local reads from the environment`, {
+      hint: `set ${missing.map((n) => `${n}=…`).join(' ')} for this command (e.g. \`${missing[0]}=$(cat FILE) drover run … --local\`)`,
+    });
+  }
+  return Object.fromEntries(names.map((n) => [n, env[n]!]));
+}
+
 /** Runs `file` locally (see the header) and returns the exit code. */
 export async function runLocal(file: string, params: Params, opts: LocalRunOptions): Promise<number> {
   const resolved = await resolveWorkflow(file);
@@ -44,6 +60,7 @@ export async function runLocal(file: string, params: Params, opts: LocalRunOptio
   const { doc, ignored, networks, approvals } = retarget(parseWorkflowText(resolved.source, resolved.filename), LOCAL_AGENT);
   // The file's own problems, with its lines, before anything starts.
   await planWorkflow(file, params, { agents: [] });
+  const secrets = secretValues(resolved.source, params);
 
   const dir = mkdtempSync(join(tmpdir(), 'drover-local-'));
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
@@ -71,6 +88,7 @@ export async function runLocal(file: string, params: Params, opts: LocalRunOptio
     await waitForSandbox(sandbox);
     const notes = [`a local control plane (${sandbox.address}) and one agent, ${LOCAL_AGENT}, in ${dir}; removed when the run ends`];
     if (ignored.length) notes.push(`every step runs on ${LOCAL_AGENT}; targets ignored: ${ignored.map((i) => `${i.id} (${i.target})`).join(', ')}`);
+    if (Object.keys(secrets).length) notes.push(`secrets from the environment: ${Object.keys(secrets).join(', ')}`);
     if (approvals.length) {
       notes.push(
         `approval steps wait for a decision (${approvals.join(', ')}): DROVER_ADDR=${sandbox.address} DROVER_CA=${sandbox.caFile} DROVER_TOKEN=$(cat ${sandbox.tokenFile}) drover approve RUN STEP`,
@@ -79,6 +97,7 @@ export async function runLocal(file: string, params: Params, opts: LocalRunOptio
     process.stderr.write(notes.map((n) => `notice: ${n}\n`).join(''));
     client = new DroverClient(sandbox.client);
     const c = client;
+    for (const [name, value] of Object.entries(secrets)) await c.secrets.set(name, value);
     const handle = await c.runs.launch(doc, params);
     const died = new Promise<never>((_, reject) => {
       onFailure = () => reject(new InternalError(`the local ${failed}`));
