@@ -38,7 +38,7 @@ export function register(program: Command): void {
     )
     .action(async (files: string[], opts: { output: string }, cmd: Command) => {
       const server = explicitServer(cmd);
-      let results = await checkAll(files, validateWorkflow);
+      let results: FileValidation[] | undefined;
       if (server) {
         try {
           results = await withClient(cmd, (client) => checkAll(files, (f) => client.workflows.validate(f, { remote: true })));
@@ -49,6 +49,7 @@ export function register(program: Command): void {
           process.stderr.write(`note: ${why}, so the fleet checks were skipped; the files were checked offline\n`);
         }
       }
+      results ??= await checkAll(files, validateWorkflow);
       if (opts.output === 'json') printJson(results.length === 1 ? results[0] : results);
       else process.stdout.write(results.map((r) => validationText(r.file, r)).join(''));
       for (const r of results) {
