@@ -36,7 +36,7 @@ const BAD: Record<string, { text: string; says: string }> = {
   'expression-ref': { text: 'name: x\nsteps:\n  - id: a\n    env: { X: "${{ steps.zz.outputs.y }}" }\n    run: echo\n', says: ':4:12: error: expression refers to step "zz", which is not in this step\'s needs; add it to needs' },
   condition: { text: 'name: x\nsteps:\n  - id: a\n    when: "params.n =="\n    run: echo\n', says: ':4:5: error: invalid expression "params.n =="' },
   duration: { text: 'name: x\nsteps:\n  - id: a\n    timeout: 5 minutes\n    run: echo\n', says: ':4:5: error: not a duration' },
-  params: { text: 'name: x\nparams:\n  n: { type: strin }\nsteps:\n  - id: a\n    run: echo\n', says: ':3:8: error: Invalid option: expected one of "string"|"number"|"boolean"|"list"' },
+  params: { text: 'name: x\nparams:\n  n: { type: strin }\nsteps:\n  - id: a\n    run: echo\n', says: ':3:8: error: Invalid option: expected one of "string"|"number"|"boolean"|"list", got "strin" (did you mean "string"?)' },
   trigger: { text: 'name: x\ntriggers:\n  - { name: n, cron: "61 * * * *" }\nsteps:\n  - id: a\n    run: echo\n', says: ':3:16: error: "61 * * * *" is not a cron expression' },
   'not-a-workflow': { text: '- just\n- a list\n', says: ':1:1: error: a workflow document is a mapping with "name" and "steps"' },
 };

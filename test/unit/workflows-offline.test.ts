@@ -71,6 +71,16 @@ describe('saved fleet files', () => {
   });
 });
 
+describe('did-you-mean for values', () => {
+  it('compiler - a value outside an enum names what was given and the nearest allowed one', () => {
+    const source = 'name: x\nparams:\n  n: { type: strin }\nsteps:\n  - id: a\n    run: echo\n    retry: { attempts: 2, backoff: exponentail }\n';
+    expect(compile({ source, params: {}, mode: 'validate' }).problems.map((p) => `${p.line}:${p.column} ${p.message}`)).toEqual([
+      '3:8 Invalid option: expected one of "string"|"number"|"boolean"|"list", got "strin" (did you mean "string"?)',
+      '7:27 Invalid option: expected one of "fixed"|"exponential", got "exponentail" (did you mean "exponential"?)',
+    ]);
+  });
+});
+
 describe('validate with a fleet', () => {
   it('validate mode - with a fleet, a target no agent matches is a warning at its line; without one, nothing is said', () => {
     const source = 'name: w\nsteps:\n  - id: a\n    target: { labels: { role: db } }\n    run: echo\n  - id: b\n    target: { labels: { role: web } }\n    run: echo\n';

@@ -76,7 +76,8 @@ export function compile(input: CompileInput): CompileResult {
   const raw = src.value;
   const workflow = typeof raw.name === 'string' ? raw.name : '';
 
-  const parsed = workflowSchema.safeParse(raw);
+  // reportInput: the value an issue is about, for its message (a did-you-mean for an enum).
+  const parsed = workflowSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) reportSchemaIssues(parsed.error.issues, problems);
   const steps = rawSteps(raw);
   checkGraph(steps, problems);
