@@ -100,8 +100,8 @@ export class WorkflowsApi {
     try {
       registered = await this.get(named);
     } catch (err) {
-      // Not registered yet: everything is new. A version asked for that does not exist is an error.
-      if (err instanceof WorkflowNotFoundError && !wanted.version && (await this.list()).every((w) => w.name !== wanted.name)) return diffWorkflows(undefined, after, 0);
+      // Not registered yet (the latest version of a name is missing only when it has none): everything is new. A version asked for that does not exist is an error.
+      if (err instanceof WorkflowNotFoundError && !wanted.version) return diffWorkflows(undefined, after, 0);
       throw err;
     }
     return diffWorkflows(parseWorkflowText(registered.source, `${registered.name}@${registered.version}`), after, registered.version);
