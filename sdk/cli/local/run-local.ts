@@ -24,6 +24,7 @@ import type { Params, Run } from '../../types.js';
 import { freePortPair } from '../dev/port.js';
 import { startSandbox, waitForSandbox } from '../dev/sandbox.js';
 import { describeExit, logTail, Supervisor } from '../dev/supervisor.js';
+import { cli } from '../invocation.js';
 import { followRun } from '../render/follow.js';
 import { EXIT } from '../report.js';
 import { retarget } from './retarget.js';
@@ -45,7 +46,7 @@ function secretValues(source: string, params: Params, env: NodeJS.ProcessEnv = p
   const missing = names.filter((n) => env[n] === undefined);
   if (missing.length) {
     throw new InvalidInputError(`the workflow uses the stored secret${missing.length === 1 ? '' : 's'} ${missing.join(', ')}, which --local reads from the environment`, {
-      hint: `set ${missing.map((n) => `${n}=…`).join(' ')} for this command (e.g. \`${missing[0]}=$(cat FILE) drover run … --local\`)`,
+      hint: `set ${missing.map((n) => `${n}=…`).join(' ')} for this command (e.g. \`${missing[0]}=$(cat FILE) ${cli()} run … --local\`)`,
     });
   }
   return Object.fromEntries(names.map((n) => [n, env[n]!]));
@@ -91,7 +92,7 @@ export async function runLocal(file: string, params: Params, opts: LocalRunOptio
     if (Object.keys(secrets).length) notes.push(`secrets from the environment: ${Object.keys(secrets).join(', ')}`);
     if (approvals.length) {
       notes.push(
-        `approval steps wait for a decision (${approvals.join(', ')}): DROVER_ADDR=${sandbox.address} DROVER_CA=${sandbox.caFile} DROVER_TOKEN=$(cat ${sandbox.tokenFile}) drover approve RUN STEP`,
+        `approval steps wait for a decision (${approvals.join(', ')}): DROVER_ADDR=${sandbox.address} DROVER_CA=${sandbox.caFile} DROVER_TOKEN=$(cat ${sandbox.tokenFile}) ${cli()} approve RUN STEP`,
       );
     }
     process.stderr.write(notes.map((n) => `notice: ${n}\n`).join(''));
