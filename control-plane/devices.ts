@@ -6,10 +6,10 @@
  * secret stays on the proxy agents.
  */
 import { LABEL_KEY, LABEL_VALUE } from '../common/names.js';
-import { DEFAULT_NETWORK, NAME_PATTERN, NETWORK_PATTERN } from './compiler/schema.js';
+import { DEFAULT_NETWORK, NAME_PATTERN, NETWORK_PATTERN } from '../common/workflow/compiler/schema.js';
 import { ApiError, NotFoundError } from './errors.js';
 import type { Fleet } from './fleet.js';
-import { proxiesFor, type FleetDevice } from './model/target.js';
+import { proxiesFor, type FleetDevice } from '../common/workflow/model/target.js';
 import { flushOrUndo, requireWritable } from './store-guard.js';
 import type { DeviceRecord, Store } from './store/store.js';
 

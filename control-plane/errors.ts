@@ -3,6 +3,7 @@
  * (see docs/errors.md); the mapping to gRPC status lives in api/grpc-errors.ts.
  */
 import type { ApiErrorCode, Problem } from '../common/errors.js';
+import { compileFailure } from '../common/workflow/compiler/failure.js';
 
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -21,13 +22,8 @@ export class ApiError extends Error {
 export class InvalidWorkflowError extends ApiError {
   override name = 'InvalidWorkflowError';
   constructor(file: string, problems: Problem[]) {
-    const errors = problems.filter((p) => p.severity === 'error');
-    super(
-      'INVALID_WORKFLOW',
-      `${file}: ${errors.length} problem${errors.length === 1 ? '' : 's'} in the workflow`,
-      'fix the problems listed and submit again; nothing was started',
-      problems,
-    );
+    const f = compileFailure(file, problems);
+    super(f.code, f.message, f.hint, problems);
   }
 }
 
@@ -35,13 +31,8 @@ export class InvalidWorkflowError extends ApiError {
 export class InvalidParamsError extends ApiError {
   override name = 'InvalidParamsError';
   constructor(file: string, problems: Problem[]) {
-    const errors = problems.filter((p) => p.severity === 'error');
-    super(
-      'INVALID_PARAMS',
-      `${file}: ${errors.length} problem${errors.length === 1 ? '' : 's'} with the params`,
-      'fix the -p values listed and submit again; nothing was started',
-      problems,
-    );
+    const f = compileFailure(file, problems, true);
+    super(f.code, f.message, f.hint, problems);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import type { HeartbeatOut, HelloOut, ServerMessage } from '../proto/index.js';
 import { Topic } from './events.js';
-import type { FleetAgent } from './model/target.js';
+import type { FleetAgent } from '../common/workflow/model/target.js';
 import type { AgentFacts, AgentRecord, Store } from './store/store.js';
 import type { AgentConnection } from './transport/agent-link.js';
 

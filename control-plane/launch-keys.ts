@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ApiError } from './errors.js';
-import type { RunPlan } from './model/plan.js';
+import type { RunPlan } from '../common/workflow/model/plan.js';
 import type { LaunchKeyRecord, RunRecord, Store } from './store/store.js';
 
 /** How long a key is remembered unless `drover server --idempotency-retention` says (Stripe keeps them 24 h). */

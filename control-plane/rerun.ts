@@ -8,12 +8,12 @@
  * front of it (launch-keys.ts), scoped like a launch's.
  */
 import type { Problem } from '../common/errors.js';
-import { didYouMean } from './compiler/suggest.js';
+import { didYouMean } from '../common/workflow/compiler/suggest.js';
 import { ApiError, NotFoundError } from './errors.js';
 import { TERMINAL_RUN, type RunRecord } from './model/run.js';
-import type { FleetAgent } from './model/target.js';
+import type { FleetAgent } from '../common/workflow/model/target.js';
 import { admission, deviceAffinity, type RunsState } from './scheduler/run-machine.js';
-import { place } from './scheduler/placement.js';
+import { place } from '../common/workflow/placement/placement.js';
 import { rerunRecord, reusedSteps, type RerunMode } from './scheduler/rerun.js';
 
 export interface RerunOptions {

@@ -9,8 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import type { StepEventOut } from '../proto/index.js';
 import { approverName, checkDecision, type Approver } from './approvals.js';
-import { compile } from './compiler/compile.js';
-import type { RunPlan } from './model/plan.js';
+import { compile } from '../common/workflow/compiler/compile.js';
+import type { RunPlan } from '../common/workflow/model/plan.js';
 import { ApiError, InvalidParamsError, InvalidWorkflowError, NotFoundError } from './errors.js';
 import { RunTopics, Topic } from './events.js';
 import type { Fleet } from './fleet.js';
@@ -18,8 +18,8 @@ import { PeerLog, type Logger } from './log.js';
 import { rerun, rerunModeText, type Rerun, type RerunOptions } from './rerun.js';
 import { TERMINAL_RUN, type RunRecord } from './model/run.js';
 import { silentFor } from './scheduler/agent-policy.js';
-import { splitUnplaced } from './scheduler/capacity.js';
-import { place, type Placement } from './scheduler/placement.js';
+import type { Placement } from '../common/workflow/placement/placement.js';
+import { placeRun } from '../common/workflow/placement/place-run.js';
 import type { WaitingView } from './scheduler/waiting.js';
 import { admission, deviceAffinity, initialState, newRun, step, type Effect, type LogLines, type RunEvent, type RunsState } from './scheduler/run-machine.js';
 import type { RunSecrets } from './secrets.js';
@@ -171,16 +171,8 @@ export class Runs {
     const fleet = this.fleet.snapshot();
     const { plan, problems, secretParams = {}, invalidParams } = compile({ source, params: req.params, fleet, devices: this.store.listDevices(), secrets: this.secrets?.names() ?? [] });
     if (!plan) throw invalidParams ? new InvalidParamsError(filename || 'workflow', problems) : new InvalidWorkflowError(filename || 'workflow', problems);
-    const placement = place(plan.steps, fleet, deviceAffinity(this.state));
-    // Steps with target.wait that no agent takes now wait for one instead of refusing the run (scheduler/capacity.ts).
-    const unplaced = splitUnplaced(plan, placement, fleet);
-    problems.push(...unplaced.waiting);
-    const blockers = [
-      ...unplaced.blockers,
-      ...plan.groups
-        .filter((g) => g.over === 'agents' && g.instances.length === 0)
-        .map((g) => ({ path: `step "${g.id}".target`, line: 0, column: 0, severity: 'error' as const, message: 'the fan-out matches no agent that is not draining' })),
-    ];
+    const { placement, waiting, blockers } = placeRun(plan, fleet, deviceAffinity(this.state));
+    problems.push(...waiting);
     return { plan, placement, version, problems, blockers, secretParams };
   }
 

@@ -11,7 +11,7 @@
  */
 import type { StepSecret } from '../proto/index.js';
 import { ApiError, NotFoundError } from './errors.js';
-import type { StepPlan } from './model/plan.js';
+import type { StepPlan } from '../common/workflow/model/plan.js';
 import type { AuditLog } from './security/audit.js';
 import type { SecretBox } from './security/secret-box.js';
 import { flushOrUndo, requireWritable } from './store-guard.js';

@@ -8,7 +8,7 @@
  */
 import { checkExtends } from '../common/check-extends.js';
 import type { Assign, Cancel, DepStatus, LogChunkOut, PlanStep, Release, StepEventOut, StepSecret } from '../proto/index.js';
-import type { StepPlan } from './model/plan.js';
+import type { StepPlan } from '../common/workflow/model/plan.js';
 import type { LogRecord, RunRecord, StepPhase, StepRecord, StepReport, StepStatus } from './model/run.js';
 import type { AssignOrder } from './scheduler/run-machine.js';
 

@@ -6,10 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { Problem } from '../common/errors.js';
-import { compile } from './compiler/compile.js';
+import { compile } from '../common/workflow/compiler/compile.js';
 import { ApiError, InvalidWorkflowError, NotFoundError } from './errors.js';
 import { Topic } from './events.js';
-import type { TriggerPlan } from './model/plan.js';
+import type { TriggerPlan } from '../common/workflow/model/plan.js';
 import { flushOrUndo, requireWritable } from './store-guard.js';
 import type { Store, WorkflowVersion } from './store/store.js';
 
@@ -88,8 +88,19 @@ export class Workflows {
     return out;
   }
 
-  /** Webhook and schedule names of `triggers` that another registered workflow already uses. */
-  private triggerClashes(workflow: string, triggers: TriggerPlan[]): Problem[] {
+  /**
+   * What the registry says of a document of workflow `name` (for `drover
+   * validate --server`): its latest version (0: not registered) and the
+   * version whose text is `source` (0: none).
+   */
+  registered(name: string, source: string): { latest: number; sameAs: number } {
+    const versions = this.store.workflowVersions(name);
+    const hash = createHash('sha256').update(source).digest('hex');
+    return { latest: versions[versions.length - 1]?.version ?? 0, sameAs: versions.find((v) => v.hash === hash)?.version ?? 0 };
+  }
+
+  /** Webhook and schedule names of `triggers` that another registered workflow already uses (apply refuses them). */
+  triggerClashes(workflow: string, triggers: TriggerPlan[]): Problem[] {
     const taken = new Map<string, string>();
     for (const w of this.triggers()) {
       if (w.workflow === workflow) continue;

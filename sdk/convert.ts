@@ -260,7 +260,9 @@ function byPosition(a: Problem, b: Problem): number {
 /** Converts a ValidateWorkflowResponse; problems come in document order. */
 export function toValidation(v: ValidateWorkflowResponseOut): WorkflowValidation {
   const problems = v.problems.map(toProblem).sort(byPosition);
-  return { workflow: v.workflow, valid: v.valid && !problems.some((p) => p.severity === 'error'), problems };
+  const out: WorkflowValidation = { workflow: v.workflow, valid: v.valid && !problems.some((p) => p.severity === 'error'), problems };
+  if (v.registeredVersion > 0) out.registry = { latest: v.registeredVersion, sameAs: v.sameAsVersion };
+  return out;
 }
 
 /** Converts a PlanPreview message. */

@@ -328,6 +328,13 @@ export interface WorkflowValidation {
   valid: boolean;
   /** Errors and warnings, in document order. */
   problems: Problem[];
+  /**
+   * Only from the control plane (`validate(..., { remote: true })`), and only
+   * when a workflow of this name is registered: its latest version, and the
+   * version whose text is this document's (0 when none is: applying it
+   * would store a new version).
+   */
+  registry?: { latest: number; sameAs: number };
 }
 
 /** A workflow in the registry: one version, with facts about all of them. */

@@ -1,10 +1,24 @@
 import type { PlanPreviewOut, ValidateWorkflowResponseOut, WorkflowInfoOut } from '../proto/index.js';
 import type { Connection } from './connection.js';
 import { toPlanPreview, toRegisteredWorkflow, toValidation } from './convert.js';
-import { InvalidInputError } from './errors.js';
+import { diffWorkflows, parseWorkflowText, type WorkflowDiff } from './diff.js';
+import { InvalidInputError, WorkflowNotFoundError } from './errors.js';
+import { planWorkflow, validateWorkflow, type FleetSnapshot } from './offline.js';
 import { encodeParams } from './params.js';
 import { parseWorkflowRef, withWorkflow, workflowSource } from './source.js';
 import type { Params, PlanPreview, RegisteredWorkflow, WorkflowDocument, WorkflowRef, WorkflowValidation } from './types.js';
+
+/** Options of `workflows.validate`. */
+export interface ValidateOptions {
+  /** Ask the control plane, which adds the checks that need its fleet, inventory and registry. Default false: compile on this machine. */
+  remote?: boolean;
+}
+
+/** Options of `workflows.plan`. */
+export interface PlanOptions {
+  /** Plan on this machine against this fleet (and device inventory) instead of asking the control plane. */
+  fleet?: FleetSnapshot;
+}
 
 /**
  * Workflow documents: checking them with the control plane's compiler,
@@ -18,8 +32,16 @@ export class WorkflowsApi {
    * Compiles a workflow (a file path or a document object) without running it
    * and reports every error and warning. An invalid workflow resolves with
    * `valid: false`; it does not reject.
+   *
+   * By default it compiles on this machine with the control plane's own
+   * compiler, and needs no control plane (offline.ts `validateWorkflow`).
+   * With `remote: true` the control plane compiles it and adds the checks
+   * that need its state: targets no agent matches now, devices missing from
+   * the inventory, trigger names another registered workflow uses, and the
+   * registered versions of the workflow (`registry`).
    */
-  async validate(workflow: string | WorkflowDocument): Promise<WorkflowValidation> {
+  async validate(workflow: string | WorkflowDocument, options: ValidateOptions = {}): Promise<WorkflowValidation> {
+    if (!options.remote) return validateWorkflow(workflow);
     const request = await workflowSource(workflow);
     return toValidation(await this.conn.unary<ValidateWorkflowResponseOut>((cb) => this.conn.workflows.validateWorkflow(request, cb)));
   }
@@ -30,8 +52,14 @@ export class WorkflowsApi {
    * `runs.launch` as `expectPlanHash`). The workflow is a path, a document or
    * a registry reference, as for `runs.launch`. Rejects with
    * InvalidWorkflowError, InvalidParamsError or WorkflowNotFoundError.
+   *
+   * With `fleet` (a saved snapshot, `drover fleet -o json`), it plans on this
+   * machine against that fleet instead, with no control plane: the same
+   * preview and hash the control plane gives for that fleet (offline.ts
+   * `planWorkflow`; a registry reference needs the control plane).
    */
-  async plan(workflow: string | WorkflowDocument | WorkflowRef, params: Params = {}): Promise<PlanPreview> {
+  async plan(workflow: string | WorkflowDocument | WorkflowRef, params: Params = {}, options: PlanOptions = {}): Promise<PlanPreview> {
+    if (options.fleet) return planWorkflow(workflow, params, options.fleet);
     const encoded = encodeParams(params);
     const preview = await withWorkflow(workflow, (resolved) => {
       const request = {
@@ -51,6 +79,32 @@ export class WorkflowsApi {
   async apply(workflow: string | WorkflowDocument): Promise<RegisteredWorkflow> {
     const request = await workflowSource(workflow);
     return toRegisteredWorkflow(await this.conn.unary<WorkflowInfoOut>((cb) => this.conn.workflows.applyWorkflow(request, cb)));
+  }
+
+  /**
+   * What changes between a document (a file path or an object) and a
+   * registered version, step by step (diff.ts): against `ref` (NAME or
+   * NAME@VERSION), by default the latest version of the document's own
+   * name. A name with no registered version gives every step as added
+   * (`version: 0`). Rejects with WorkflowNotFoundError for a version that
+   * does not exist, InvalidInputError for a document that cannot be read.
+   */
+  async diff(workflow: string | WorkflowDocument, ref?: string): Promise<WorkflowDiff> {
+    const { source, filename } = await workflowSource(workflow);
+    const after = parseWorkflowText(source, filename);
+    const named = ref ?? (typeof after.name === 'string' ? after.name : '');
+    if (!named) throw new InvalidInputError(`${filename} has no name to look up in the registry`, { hint: 'give the registered workflow to compare with: NAME or NAME@VERSION' });
+    const wanted = parseWorkflowRef(named);
+    if (!wanted) throw new InvalidInputError(`invalid workflow name "${named}"`, { hint: 'workflow names use lower-case letters, digits, ".", "-" and "_"; add @VERSION for a given version' });
+    let registered: RegisteredWorkflow;
+    try {
+      registered = await this.get(named);
+    } catch (err) {
+      // Not registered yet (the latest version of a name is missing only when it has none): everything is new. A version asked for that does not exist is an error.
+      if (err instanceof WorkflowNotFoundError && !wanted.version) return diffWorkflows(undefined, after, 0);
+      throw err;
+    }
+    return diffWorkflows(parseWorkflowText(registered.source, `${registered.name}@${registered.version}`), after, registered.version);
   }
 
   /** Every registered workflow, by name, with its latest version. */

@@ -1,6 +1,6 @@
 /** The API's edge: store records and live state -> API messages, and request enums -> domain values. Nothing else in api/ converts. */
 import type { AgentInfo, ApprovalInfo, AttemptInfo, DeviceInfo, LogLine, RunInfo, StepCounts, StepInfo } from '../../proto/index.js';
-import type { ApprovalPlan } from '../model/plan.js';
+import type { ApprovalPlan } from '../../common/workflow/model/plan.js';
 import type { ApprovalRecord } from '../model/run.js';
 import type { ListRunsRequest__Output } from '../../proto/gen/drover/v1/ListRunsRequest.js';
 import type { LiveAgent } from '../fleet.js';

@@ -5,7 +5,7 @@ import type { GetLogsRequest__Output } from '../../proto/gen/drover/v1/GetLogsRe
 import type { WatchRunRequest__Output } from '../../proto/gen/drover/v1/WatchRunRequest.js';
 import type { RunChange } from '../events.js';
 import type { Runs } from '../runs.js';
-import { didYouMean } from '../compiler/suggest.js';
+import { didYouMean } from '../../common/workflow/compiler/suggest.js';
 import { planIndex } from '../model/plan-index.js';
 import type { Approver } from '../approvals.js';
 import { ApiError, NotFoundError } from '../errors.js';

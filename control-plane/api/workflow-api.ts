@@ -1,11 +1,11 @@
 /** WorkflowService: validate documents, preview plans, and the versioned registry. */
 import type { PlanPreview } from '../../proto/gen/drover/v1/PlanPreview.js';
 import type { WorkflowInfo, WorkflowServiceHandlers } from '../../proto/index.js';
-import { compile } from '../compiler/compile.js';
+import { compile } from '../../common/workflow/compiler/compile.js';
 import type { Devices } from '../devices.js';
 import type { Fleet } from '../fleet.js';
 import type { Compiled, Runs } from '../runs.js';
-import { previewWaves } from '../scheduler/preview.js';
+import { previewWaves } from '../../common/workflow/placement/preview.js';
 import type { WorkflowVersion } from '../store/store.js';
 import type { Workflows } from '../workflows.js';
 import { toAgentState } from './convert.js';
@@ -26,9 +26,12 @@ export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet, 
     ...extra,
   });
   return {
+    // The compiler's checks and those that need this control plane: targets no agent matches, the device inventory, trigger names other registered workflows use, the registered versions.
     ValidateWorkflow: unary((req) => {
       const res = compile({ source: req.source, params: {}, fleet: fleet.snapshot(), devices: devices?.list(), mode: 'validate' });
-      return { workflow: res.workflow, problems: res.problems, valid: !res.problems.some((p) => p.severity === 'error') };
+      const problems = res.triggers ? [...res.problems, ...workflows.triggerClashes(res.workflow, res.triggers)] : res.problems;
+      const registered = res.workflow ? workflows.registered(res.workflow, req.source) : { latest: 0, sameAs: 0 };
+      return { workflow: res.workflow, problems, valid: !problems.some((p) => p.severity === 'error'), registeredVersion: registered.latest, sameAsVersion: registered.sameAs };
     }),
     PlanRun: unary((req) => planPreview(runs.compile({ source: req.source, filename: req.filename, params: req.params, workflowRef: req.workflowRef }), fleet)),
     ApplyWorkflow: unary(async (req) => {
@@ -43,7 +46,7 @@ export function workflowService(runs: Runs, workflows: Workflows, fleet: Fleet, 
   };
 }
 
-/** The wire form of a plan preview: the waves now (see scheduler/preview.ts) and every problem. */
+/** The wire form of a plan preview: the waves now (see common/workflow/placement/preview.ts) and every problem. */
 function planPreview({ plan, placement, version, problems, blockers }: Compiled, fleet: Fleet): PlanPreview {
   const waves = previewWaves(plan, placement, fleet.snapshot()).map((w) => ({
     ...w,

@@ -5,7 +5,7 @@
  * is then O(1) instead of a scan of the plan, which for a fan-out to
  * thousands of agents made each step event cost O(fleet size).
  */
-import type { GroupPlan, RunPlan, StepPlan } from './plan.js';
+import type { GroupPlan, RunPlan, StepPlan } from '../../common/workflow/model/plan.js';
 
 export interface PlanIndex {
   step(id: string): StepPlan | undefined;

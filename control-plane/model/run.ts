@@ -3,7 +3,7 @@
  * them: runs, their steps, each step's attempt history and log lines. Plain
  * data with no behaviour; the store persists exactly these shapes.
  */
-import type { RunPlan } from '../model/plan.js';
+import type { RunPlan } from '../../common/workflow/model/plan.js';
 
 export type RunStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';

@@ -3,10 +3,10 @@
  * start, queue or be refused, and its initial record (fan-out instances past
  * maxParallel held back). Pure: the run id and the clock come in.
  */
-import type { RunPlan } from '../model/plan.js';
+import type { RunPlan } from '../../common/workflow/model/plan.js';
 import type { RunRecord, StepRecord } from '../model/run.js';
 import { isTerminal } from './decisions.js';
-import { deviceKey, type Placement } from './placement.js';
+import { deviceKey, type Placement } from '../../common/workflow/placement/placement.js';
 import type { RunsState } from './run-machine.js';
 
 export type Admission = { decision: 'start' } | { decision: 'queue' } | { decision: 'skip'; blocker: RunRecord };

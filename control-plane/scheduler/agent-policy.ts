@@ -9,8 +9,8 @@ import { planIndex } from '../model/plan-index.js';
 import type { RunRecord } from '../model/run.js';
 import { AGENT_LOST, NO_RESULT, supersede } from './attempts.js';
 import { formatMs, isTerminal, type Decisions } from './decisions.js';
-import type { FleetAgent } from '../model/target.js';
-import { place } from './placement.js';
+import type { FleetAgent } from '../../common/workflow/model/target.js';
+import { place } from '../../common/workflow/placement/placement.js';
 import { settleWaiting } from './capacity.js';
 
 /**

@@ -17,7 +17,7 @@
 import { evaluate } from '@marcbachmann/cel-js';
 import { celValue, TEMPLATE } from '../../common/template.js';
 import { planIndex } from '../model/plan-index.js';
-import type { ApprovalPlan, StepPlan } from '../model/plan.js';
+import type { ApprovalPlan, StepPlan } from '../../common/workflow/model/plan.js';
 import { TERMINAL_STEP, type ApprovalRecord, type RunRecord, type StepRecord } from '../model/run.js';
 import type { Decisions } from './decisions.js';
 

@@ -10,18 +10,20 @@
  * (StepRecord.waitUntilMs), so a restarted control plane keeps it. When the
  * fleet gains capacity (an agent says Hello, or stops draining: the
  * `capacity` event) waiting steps are placed by the usual rules
- * (placement.ts: least loaded, near their needs) and sent; at the deadline
- * the step fails and its run goes on as for any failed step. A waiting step
- * whose need failed is skipped here, as its agent would have done (there
- * is no agent to do it). Pure, like the rest of the run machine.
+ * (common/workflow/placement/placement.ts: least loaded, near their
+ * needs) and sent; at the deadline the step fails and its run goes on as
+ * for any failed step. A waiting step whose need failed is skipped here, as
+ * its agent would have done (there is no agent to do it). Which steps wait
+ * from the submit on is decided with the placement, in
+ * common/workflow/placement/place-run.ts. Pure, like the rest of the run
+ * machine.
  */
-import type { Problem } from '../../common/errors.js';
 import { planIndex } from '../model/plan-index.js';
-import type { RunPlan, StepPlan } from '../model/plan.js';
+import type { RunPlan, StepPlan } from '../../common/workflow/model/plan.js';
 import { TERMINAL_STEP, type RunRecord, type StepRecord } from '../model/run.js';
-import { describeTarget, matches, type FleetAgent } from '../model/target.js';
+import { describeTarget, type FleetAgent } from '../../common/workflow/model/target.js';
 import { formatMs, tolerated, type Decisions } from './decisions.js';
-import { deviceKey, place, type Placement } from './placement.js';
+import { deviceKey, place } from '../../common/workflow/placement/placement.js';
 
 /** Units of a plan that may wait for capacity (cached per plan: the sweep asks once a second). */
 const waitingUnits = new WeakMap<RunPlan, readonly StepPlan[]>();
@@ -69,27 +71,6 @@ export function clockTime(ms: number, now: number, waitMs: number): string {
   const iso = new Date(ms).toISOString();
   const time = waitMs >= 600_000 ? iso.slice(11, 16) : iso.slice(11, 19);
   return `${iso.slice(0, 10) === new Date(now).toISOString().slice(0, 10) ? '' : `${iso.slice(0, 10)} `}${time} UTC`;
-}
-
-/**
- * A plan's unplaced steps split in two: those that refuse a run now
- * (blockers, NO_MATCHING_AGENT) and those that wait for capacity, turned
- * into warnings saying so (what `drover plan` shows for them). A step that
- * no agent matches at all has the compiler's warning already (with its
- * line), which says it waits: it gets no second one.
- */
-export function splitUnplaced(plan: RunPlan, placement: Placement, fleet: readonly FleetAgent[]): { blockers: Problem[]; waiting: Problem[] } {
-  const index = planIndex(plan);
-  const blockers: Problem[] = [];
-  const waiting: Problem[] = [];
-  placement.problems.forEach((p, i) => {
-    const unit = index.step(placement.unplaced[i] ?? '');
-    const waitMs = unit?.target.waitMs ?? 0;
-    if (!unit || waitMs <= 0) return void blockers.push(p);
-    if (unit.kind !== 'ssh' && !fleet.some((a) => a.state !== 'lost' && matches(a, unit.target))) return;
-    waiting.push({ ...p, severity: 'warning', message: `${p.message}; the run is accepted and the step waits up to ${formatMs(waitMs)} for one (target.wait)` });
-  });
-  return { blockers, waiting };
 }
 
 /**

@@ -4,7 +4,7 @@
  * it, end the run, start the next queued one) and the effects they add up
  * to. Built per event by `step()` in run-machine.ts; nothing here does I/O.
  */
-import type { GroupPlan } from '../model/plan.js';
+import type { GroupPlan } from '../../common/workflow/model/plan.js';
 import { planIndex } from '../model/plan-index.js';
 import { TERMINAL_RUN, TERMINAL_STEP, type RunRecord, type StepRecord, type StepStatus } from '../model/run.js';
 import type { Effect, RunsState } from './run-machine.js';

@@ -16,7 +16,7 @@
 import { planIndex } from '../model/plan-index.js';
 import type { RunRecord, StepRecord } from '../model/run.js';
 import { newRun } from './admission.js';
-import type { Placement } from './placement.js';
+import type { Placement } from '../../common/workflow/placement/placement.js';
 
 /**
  * What to run again: everything (`all`), a step and what depends on it

@@ -14,11 +14,11 @@
  * run of 10,000 steps per event would make a fan-out quadratic.
  */
 import type { LogRecord, RunChange, RunRecord, StepRecord, StepReport } from '../model/run.js';
-import type { StepPlan } from '../model/plan.js';
+import type { StepPlan } from '../../common/workflow/model/plan.js';
 import { applyReport, applyLogLines } from './reports.js';
 import { agentConnected, agentLost, sweepStepDeadlines } from './agent-policy.js';
 import { Decisions, formatMs } from './decisions.js';
-import type { FleetAgent } from '../model/target.js';
+import type { FleetAgent } from '../../common/workflow/model/target.js';
 import { RunProgress } from './run-progress.js';
 import { placeWaiting, sweepWaits } from './capacity.js';
 import { deviceAffinity } from './admission.js';

@@ -7,7 +7,7 @@
  */
 import { planIndex } from '../model/plan-index.js';
 import { TERMINAL_STEP, type RunRecord, type StepRecord } from '../model/run.js';
-import { describeTarget } from '../model/target.js';
+import { describeTarget } from '../../common/workflow/model/target.js';
 import { capacityReason, thenWaits, waitsForCapacity } from './capacity.js';
 import { gateWait } from './approvals.js';
 

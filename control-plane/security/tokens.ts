@@ -73,7 +73,7 @@ export interface NewToken {
   name?: string;
 }
 
-/** Token names: like approvers in workflows (compiler/schema.ts APPROVER_PATTERN), and never a role's name. */
+/** Token names: like approvers in workflows (common/workflow/compiler/schema.ts APPROVER_PATTERN), and never a role's name. */
 export const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$/;
 
 export class Tokens {

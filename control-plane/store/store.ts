@@ -7,7 +7,7 @@
  * may not be written.
  */
 import type { LogRecord, RunRecord, StepRecord } from '../model/run.js';
-import type { FleetDevice } from '../model/target.js';
+import type { FleetDevice } from '../../common/workflow/model/target.js';
 import type { FleetSample } from './fleet-samples.js';
 
 export type { AttemptRecord, AttemptStatus, LogRecord, RunRecord, RunStatus, StepRecord, StepStatus } from '../model/run.js';

@@ -1,6 +1,6 @@
 /**
  * An event's JSON to a run's params, with the trigger's CEL expressions
- * (compiler/triggers.ts checked them at apply): `body` is the JSON body, and
+ * (common/workflow/compiler/triggers.ts checked them at apply): `body` is the JSON body, and
  * webhooks also see `headers` (lower-case names), NATS messages `subject`.
  * Shared by webhooks and NATS triggers. Values become the wire form params
  * take (strings; lists as JSON), then are validated like any params.

@@ -23,7 +23,7 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ApiError } from '../errors.js';
 import { PeerLog, type Logger } from '../log.js';
-import type { NatsTrigger } from '../model/plan.js';
+import type { NatsTrigger } from '../../common/workflow/model/plan.js';
 import type { Runs } from '../runs.js';
 import type { AuditLog } from '../security/audit.js';
 import type { Workflows } from '../workflows.js';

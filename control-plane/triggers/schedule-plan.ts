@@ -17,7 +17,7 @@
  * loop), only the latest counts as on time, like a timer that fired late.
  */
 import { Cron } from 'croner';
-import type { CronTrigger } from '../model/plan.js';
+import type { CronTrigger } from '../../common/workflow/model/plan.js';
 
 /** Missed fires `catchup: all` starts at most, after a downtime (the most recent ones; older ones are dropped and counted). */
 export const MAX_CATCHUP = 100;

@@ -23,7 +23,7 @@
 import type { ApiErrorCode } from '../../common/errors.js';
 import { ApiError, NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { CronTrigger } from '../model/plan.js';
+import type { CronTrigger } from '../../common/workflow/model/plan.js';
 import type { RunRecord } from '../model/run.js';
 import type { SubmitRequest } from '../runs.js';
 import type { AuditEvent } from '../security/audit.js';

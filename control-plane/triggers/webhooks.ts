@@ -22,7 +22,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Problem } from '../../common/errors.js';
 import { ApiError } from '../errors.js';
 import { PeerLog, type Logger } from '../log.js';
-import type { WebhookTrigger } from '../model/plan.js';
+import type { WebhookTrigger } from '../../common/workflow/model/plan.js';
 import type { Runs } from '../runs.js';
 import type { AuditLog } from '../security/audit.js';
 import type { Store } from '../store/store.js';

@@ -2207,6 +2207,14 @@ export const DESCRIPTOR = {
         "valid": {
          "type": "bool",
          "id": 3
+        },
+        "registeredVersion": {
+         "type": "int32",
+         "id": 4
+        },
+        "sameAsVersion": {
+         "type": "int32",
+         "id": 5
         }
        }
       },

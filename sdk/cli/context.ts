@@ -28,6 +28,18 @@ function flag(cmd: Command, key: 'server' | 'token' | 'ca' | 'insecure'): unknow
   return undefined;
 }
 
+/**
+ * The control plane the user named for this command, if any: `--server`
+ * (`from: 'flag'`) or DROVER_ADDR (`from: 'env'`). The config file and the
+ * default do not count: commands that work offline (`drover validate`) dial
+ * only when asked to.
+ */
+export function explicitServer(cmd: Command, env = process.env): { address: string; from: 'flag' | 'env' } | undefined {
+  const fromFlag = flag(cmd, 'server') as string | undefined;
+  if (fromFlag) return { address: fromFlag, from: 'flag' };
+  return env.DROVER_ADDR ? { address: env.DROVER_ADDR, from: 'env' } : undefined;
+}
+
 /** Everything a client needs, resolved for `cmd`. */
 export function clientOptions(cmd: Command, env = process.env): ClientOptions {
   const file = loadConfig(env);

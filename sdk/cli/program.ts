@@ -42,13 +42,14 @@ function group(name: string, summary: string, description: string, verbs: () => 
 
 const workflow = group(
   'workflow',
-  'the workflow registry: apply, list, show',
-  'Store workflows in the control plane under their name, with a new version each time the content changes; `drover run NAME` runs the latest, `drover run NAME@VERSION` a given one.',
-  () => Promise.all([import('./commands/workflow/apply.js'), import('./commands/workflow/list.js'), import('./commands/workflow/show.js')]),
+  'the workflow registry: apply, list, show, diff',
+  'Store workflows in the control plane under their name, with a new version each time the content changes; `drover run NAME` runs the latest, `drover run NAME@VERSION` a given one. `drover workflow diff FILE` shows what applying a file would change, step by step.',
+  () => Promise.all([import('./commands/workflow/apply.js'), import('./commands/workflow/list.js'), import('./commands/workflow/show.js'), import('./commands/workflow/diff.js')]),
   examples(
     'drover workflow apply examples/onboarding.yaml     # onboard-employee: version 1 stored',
     'drover workflow list',
     'drover workflow show onboard-employee@1',
+    'drover workflow diff examples/onboarding.yaml       # what applying it would change; exit 1 when it differs',
     'drover run onboard-employee -p username=bob',
   ),
 );
@@ -111,6 +112,7 @@ const COMMANDS: readonly CommandEntry[] = [
   device,
   { name: 'validate', load: () => import('./commands/validate.js') },
   { name: 'plan', load: () => import('./commands/plan.js') },
+  { name: 'schema', load: () => import('./commands/schema.js') },
   { name: 'run', load: () => import('./commands/run.js') },
   { name: 'runs', load: () => import('./commands/runs.js') },
   { name: 'status', load: () => import('./commands/status.js') },

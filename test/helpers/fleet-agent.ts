@@ -1,4 +1,4 @@
-import type { FleetAgent } from '../../control-plane/model/target.js';
+import type { FleetAgent } from '../../common/workflow/model/target.js';
 
 /** An agent as a fleet snapshot shows it: connected, not draining, idle, unless `extra` says otherwise. */
 export const fleetAgent = (name: string, labels: Record<string, string>, extra: Partial<FleetAgent> = {}): FleetAgent => ({

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningShell } from '../../agent/executor/shell.js';
 import { DevicePool } from '../../agent/executor/ssh/pool.js';
 import { runSsh, type SshStepSpec } from '../../agent/executor/ssh/step.js';
-import { DEFAULT_ERROR_PATTERN, DEFAULT_PROMPT } from '../../control-plane/compiler/schema.js';
+import { DEFAULT_ERROR_PATTERN, DEFAULT_PROMPT } from '../../common/workflow/compiler/schema.js';
 import { tempDir } from '../helpers/cluster.js';
 
 const PASSWORD = 'Juniper-R0cks!';

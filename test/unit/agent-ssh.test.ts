@@ -9,7 +9,7 @@ import { CredentialError, mask, parseCredentialFlags, resolveCredential } from '
 import { cleanLine } from '../../agent/executor/ssh/session.js';
 import type { DevicePool } from '../../agent/executor/ssh/pool.js';
 import { runSsh, type SshStepSpec } from '../../agent/executor/ssh/step.js';
-import { DEFAULT_ERROR_PATTERN, DEFAULT_PROMPT } from '../../control-plane/compiler/schema.js';
+import { DEFAULT_ERROR_PATTERN, DEFAULT_PROMPT } from '../../common/workflow/compiler/schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'drover-agent-ssh-'));
 const KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';

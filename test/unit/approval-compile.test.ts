@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compile } from '../../control-plane/compiler/compile.js';
-import { place } from '../../control-plane/scheduler/placement.js';
+import { compile } from '../../common/workflow/compiler/compile.js';
+import { place } from '../../common/workflow/placement/placement.js';
 import { fleetAgent } from '../helpers/fleet-agent.js';
 
 const errors = (source: string, params: Record<string, string> = {}) =>

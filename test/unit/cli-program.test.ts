@@ -22,13 +22,13 @@ describe('cli program', () => {
 
   it('cli program - completion registers the whole tree, from which its script is generated', async () => {
     expect(await registered(['completion', 'bash'])).toContain('fleet');
-    expect(await registered(['completion', 'bash'])).toHaveLength(24);
+    expect(await registered(['completion', 'bash'])).toHaveLength(25);
   });
 
   it('cli program - without a command every command is loaded, and the summaries taken from it give the same help', async () => {
     const full = await buildProgram([]);
     const summaries = describeCommands(full);
-    expect(summaries.map((c) => c.name)).toEqual(['dev', 'server', 'agent', 'fleet', 'device', 'validate', 'plan', 'run', 'runs', 'status', 'logs', 'cancel', 'approve', 'rerun', 'schedules', 'schedule', 'stats', 'workflow', 'token', 'secret', 'audit', 'conformance', 'whoami', 'completion']);
+    expect(summaries.map((c) => c.name)).toEqual(['dev', 'server', 'agent', 'fleet', 'device', 'validate', 'plan', 'schema', 'run', 'runs', 'status', 'logs', 'cancel', 'approve', 'rerun', 'schedules', 'schedule', 'stats', 'workflow', 'token', 'secret', 'audit', 'conformance', 'whoami', 'completion']);
     expect(summaries.find((c) => c.name === 'validate')).toEqual({ name: 'validate', aliases: [], term: 'validate [options] <files...>', summary: 'check workflow files without running them' });
 
     bundled.DROVER_CLI_COMMANDS = summaries;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compile } from '../../control-plane/compiler/compile.js';
+import { compile } from '../../common/workflow/compiler/compile.js';
 
 const ok = (source: string, params: Record<string, string> = {}) => {
   const res = compile({ source, params });

@@ -24,9 +24,10 @@ const importsOf = (file: string): { name: string; local: boolean }[] =>
  * The pure cores (DESIGN.md §1): decisions are functions of their inputs and
  * I/O sits at the edge. Files below these folders (some are still to come)
  * import no store, transport or executor, no gRPC, NATS or lowdb, and no
- * file-system, network or process module.
+ * file-system, network or process module. The compiler, the plan model and
+ * placement live in common/workflow/ (the CLI compiles offline with them).
  */
-const PURE = ['control-plane/compiler/', 'control-plane/scheduler/', 'control-plane/model/', 'agent/slice/', 'common/'];
+const PURE = ['control-plane/scheduler/', 'control-plane/model/', 'agent/slice/', 'common/'];
 const EDGE_FOLDERS = ['control-plane/store/', 'control-plane/transport/', 'agent/link/', 'agent/executor/'];
 const IO_MODULE = /^(node:)?(fs|fs\/promises|net|child_process)$/;
 const EDGE_PACKAGE = /^(@grpc\/|@nats-io\/|nats$|lowdb($|\/))/;

@@ -108,7 +108,7 @@ describe('secret box - sealing at rest', () => {
 
 describe('secret params - kept out of the plan', () => {
   it('secret params - no form of forEach, error message or listing of the plan holds the value', async () => {
-    const { compile } = await import('../../control-plane/compiler/compile.js');
+    const { compile } = await import('../../common/workflow/compiler/compile.js');
     const source = [
       'name: sp',
       'params:',

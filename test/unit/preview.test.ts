@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { compile } from '../../control-plane/compiler/compile.js';
-import type { FleetDevice } from '../../control-plane/model/target.js';
-import { place } from '../../control-plane/scheduler/placement.js';
-import { previewWaves } from '../../control-plane/scheduler/preview.js';
+import { compile } from '../../common/workflow/compiler/compile.js';
+import type { FleetDevice } from '../../common/workflow/model/target.js';
+import { place } from '../../common/workflow/placement/placement.js';
+import { previewWaves } from '../../common/workflow/placement/preview.js';
 import { fleetAgent } from '../helpers/fleet-agent.js';
 
 const agent = fleetAgent;

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { compile } from '../../control-plane/compiler/compile.js';
+import { compile } from '../../common/workflow/compiler/compile.js';
 import { ApiError } from '../../control-plane/errors.js';
 import type { RunRecord, StepStatus } from '../../control-plane/model/run.js';
-import type { FleetAgent } from '../../control-plane/model/target.js';
+import type { FleetAgent } from '../../common/workflow/model/target.js';
 import { rerun, type RerunHost } from '../../control-plane/rerun.js';
-import { place } from '../../control-plane/scheduler/placement.js';
+import { place } from '../../common/workflow/placement/placement.js';
 import { rerunRecord, reusedSteps, type RerunMode } from '../../control-plane/scheduler/rerun.js';
 import { initialState, newRun, step, type Effect } from '../../control-plane/scheduler/run-machine.js';
 import { MemoryStore } from '../../control-plane/store/memory-store.js';

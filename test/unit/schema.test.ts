@@ -23,13 +23,13 @@ function undescribed(node: JsonSchema, path: string): string[] {
 }
 
 describe('workflow JSON Schema', () => {
-  it('schema - the committed schema is up to date (run `npm run gen:schema` after editing control-plane/compiler/schema.ts)', () => {
+  it('schema - the committed schema is up to date (run `npm run gen:schema` after editing common/workflow/compiler/schema.ts)', () => {
     const out = mkdtempSync(join(tmpdir(), 'drover-schema-'));
     execFileSync(process.execPath, ['--import', 'tsx', 'scripts/gen-schema.ts', out]);
     expect(readFileSync(COMMITTED, 'utf8')).toBe(readFileSync(join(out, 'workflow.schema.json'), 'utf8'));
   });
 
-  it('schema - carries $schema, $id, title and a description for every field (add .describe() in control-plane/compiler/schema.ts, then `npm run gen:schema`)', () => {
+  it('schema - carries $schema, $id, title and a description for every field (add .describe() in common/workflow/compiler/schema.ts, then `npm run gen:schema`)', () => {
     const schema = JSON.parse(readFileSync(COMMITTED, 'utf8')) as JsonSchema & Record<string, unknown>;
     expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
     expect(schema.$id).toBe('urn:drover:schema:workflow:v1');

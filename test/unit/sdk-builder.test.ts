@@ -1,6 +1,6 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { z } from 'zod';
-import { workflowSchema } from '../../control-plane/compiler/schema.js';
+import { workflowSchema } from '../../common/workflow/compiler/schema.js';
 import { workflow, type StepSpec, type WorkflowDefinition, type WorkflowDocument } from '../../sdk/index.js';
 
 /** A document using every field the builder's types offer. */

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { compilePattern } from '../../common/pattern.js';
-import { compile } from '../../control-plane/compiler/compile.js';
-import { DEFAULT_ERROR_PATTERN, DEFAULT_PROMPT } from '../../control-plane/compiler/schema.js';
-import type { FleetDevice } from '../../control-plane/model/target.js';
-import { deviceKey, place } from '../../control-plane/scheduler/placement.js';
+import { compile } from '../../common/workflow/compiler/compile.js';
+import { DEFAULT_ERROR_PATTERN, DEFAULT_PROMPT } from '../../common/workflow/compiler/schema.js';
+import type { FleetDevice } from '../../common/workflow/model/target.js';
+import { deviceKey, place } from '../../common/workflow/placement/placement.js';
 import { fleetAgent } from '../helpers/fleet-agent.js';
 
 const device = (name: string, labels: Record<string, string> = {}, extra: Partial<FleetDevice> = {}): FleetDevice => ({

@@ -1,6 +1,6 @@
-/** Workflow triggers in the compiler (control-plane/compiler/triggers.ts): shape, cron, time zone, CEL, names. */
+/** Workflow triggers in the compiler (common/workflow/compiler/triggers.ts): shape, cron, time zone, CEL, names. */
 import { describe, expect, it } from 'vitest';
-import { compile } from '../../control-plane/compiler/compile.js';
+import { compile } from '../../common/workflow/compiler/compile.js';
 
 const doc = (triggers: string) => `name: hr
 params:

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { compile } from '../../control-plane/compiler/compile.js';
+import { compile } from '../../common/workflow/compiler/compile.js';
 import type { RunRecord } from '../../control-plane/model/run.js';
-import type { FleetAgent } from '../../control-plane/model/target.js';
-import { place } from '../../control-plane/scheduler/placement.js';
+import type { FleetAgent } from '../../common/workflow/model/target.js';
+import { place } from '../../common/workflow/placement/placement.js';
 import { newRun } from '../../control-plane/scheduler/run-machine.js';
 import { roughDuration, waitingReason, waitOf, type WaitingView } from '../../control-plane/scheduler/waiting.js';
 import { fleetAgent } from '../helpers/fleet-agent.js';

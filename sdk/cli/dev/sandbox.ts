@@ -1,6 +1,6 @@
 /**
- * `drover dev`'s local fleet: one control plane and three agents as real
- * child processes, and the wait until all of them are up. Security is on as
+ * `drover dev`'s local fleet (and `drover run --local`'s, with one agent):
+ * one control plane and its agents as real child processes, and the wait until all of them are up. Security is on as
  * anywhere else (TLS, tokens, enrolled agents); the sandbox sets it up: it
  * reads the admin token and CA the control plane writes into its data dir,
  * makes an enrollment token with them, and hands that to the agents.
@@ -13,8 +13,14 @@ import type { Agent } from '../../types.js';
 import { entryPath } from '../entries.js';
 import { describeExit, logTail, type Child, type Supervisor } from './supervisor.js';
 
-/** The agents of the sandbox, covering the labels of examples/onboarding.yaml. */
-export const DEV_AGENTS: readonly { name: string; labels: Record<string, string> }[] = [
+/** An agent of a sandbox. */
+export interface SandboxAgent {
+  name: string;
+  labels: Record<string, string>;
+}
+
+/** The agents of `drover dev`'s sandbox, covering the labels of examples/onboarding.yaml. */
+export const DEV_AGENTS: readonly SandboxAgent[] = [
   { name: 'dir-1', labels: { role: 'directory', site: 'hq' } },
   { name: 'assets-1', labels: { role: 'assets', site: 'hq' } },
   { name: 'apps-1', labels: { role: 'apps', cloud: 'aws', site: 'eu' } },
@@ -66,10 +72,11 @@ async function serverReady(server: Child, address: string, dataDir: string, dead
 }
 
 /**
- * Starts the control plane, waits until it answers, makes an enrollment token
- * for the sandbox's agents and starts them (does not wait for them).
+ * Starts the control plane (on `port`, its dashboard on `port + 1`), waits
+ * until it answers, makes an enrollment token for the sandbox's agents and
+ * starts them (does not wait for them).
  */
-export async function startSandbox(supervisor: Supervisor, port: number, dirOption: string): Promise<Sandbox> {
+export async function startSandbox(supervisor: Supervisor, port: number, dirOption: string, agentList: readonly SandboxAgent[] = DEV_AGENTS): Promise<Sandbox> {
   const dir = resolve(dirOption);
   const address = `127.0.0.1:${port}`;
   const serverScript = entryPath('server');
@@ -85,11 +92,11 @@ export async function startSandbox(supervisor: Supervisor, port: number, dirOpti
   let enrollToken: string;
   try {
     // Enough uses for the three agents, and short-lived: an agent that has enrolled needs it no more.
-    enrollToken = (await admin.access.createEnrollToken({ uses: DEV_AGENTS.length, ttlMs: 10 * 60_000, description: 'drover dev agents' })).token;
+    enrollToken = (await admin.access.createEnrollToken({ uses: agentList.length, ttlMs: 10 * 60_000, description: 'drover dev agents' })).token;
   } finally {
     admin.close();
   }
-  const agents = DEV_AGENTS.map(({ name, labels }) => {
+  const agents = agentList.map(({ name, labels }) => {
     const stateDir = join(dir, 'agents', name);
     mkdirSync(stateDir, { recursive: true });
     const labelArgs = Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
@@ -115,7 +122,7 @@ function failure(child: Child, what: string): InternalError {
  */
 export async function waitForSandbox(sandbox: Sandbox): Promise<Agent[]> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  const names = DEV_AGENTS.map((a) => a.name);
+  const names = sandbox.agents.map((a) => a.name);
   let serverUp = false;
   let agents: Agent[] = [];
   while (Date.now() < deadline) {

@@ -7,10 +7,14 @@ export interface ValidateWorkflowResponse {
   'workflow'?: (string);
   'problems'?: (_drover_v1_Problem)[];
   'valid'?: (boolean);
+  'registeredVersion'?: (number);
+  'sameAsVersion'?: (number);
 }
 
 export interface ValidateWorkflowResponse__Output {
   'workflow': (string);
   'problems': (_drover_v1_Problem__Output)[];
   'valid': (boolean);
+  'registeredVersion': (number);
+  'sameAsVersion': (number);
 }

@@ -5,7 +5,7 @@
  * and type-checks every expression against the declared params.
  */
 import { Environment } from '@marcbachmann/cel-js';
-import { TEMPLATE } from '../../common/template.js';
+import { TEMPLATE } from '../../template.js';
 
 export function hasTemplate(text: string): boolean {
   return /\$\{\{/.test(text);

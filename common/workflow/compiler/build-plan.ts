@@ -5,9 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { evaluate } from '@marcbachmann/cel-js';
-import { formatDeclared, parseDuration } from '../../common/duration.js';
+import { parseDuration } from '../../duration.js';
 import type { GroupPlan, RunPlan, StepPlan } from '../model/plan.js';
-import { describeTarget, matches, type FleetAgent, type FleetDevice } from '../model/target.js';
+import type { FleetAgent, FleetDevice } from '../model/target.js';
 import { onDevice, selectDevices, warnNoProxy } from './devices.js';
 import { unwrap } from './expressions.js';
 import { celParams } from './params.js';
@@ -16,6 +16,7 @@ import type { WorkflowDoc } from './schema.js';
 import { SECRET_SHOWN } from './secrets.js';
 import type { PathSegment } from './source.js';
 import { targetPlan, unitPlan } from './step-plan.js';
+import { matchingAgents } from './targets.js';
 
 /** The run plan; problems found on the way (no match, no device, a bad forEach) go to `problems`. */
 export function buildPlan(
@@ -37,11 +38,7 @@ export function buildPlan(
     const target = targetPlan(s);
     const needs = isFinally ? [...regularIds, ...(s.needs ?? [])] : [...(s.needs ?? [])];
     // Gates run on no agent; ssh steps select devices.
-    const matching = s.ssh || s.approval ? undefined : fleet?.filter((a) => matches(a, target) && a.state !== 'lost');
-    if (matching && matching.length === 0) {
-      const waits = target.waitMs ? `; the run is accepted and the step waits up to ${formatDeclared(target.waitMs)} for one (target.wait)` : '';
-      problems.add([...path, 'target'], `no agent in the fleet matches ${describeTarget(target)} now${waits}`, 'warning');
-    }
+    const matching = matchingAgents(s, target, fleet, path, problems);
     let base = unitPlan(wf, s, target, needs, isFinally, secretParams);
     // ssh steps: a fan-out is over the selected devices (proxy agents are chosen by placement).
     let overDevices: FleetDevice[] | undefined;

@@ -1,5 +1,5 @@
 import { expressionChecks } from './expression-checks.js';
-import { TEMPLATE } from '../../common/template.js';
+import { TEMPLATE } from '../../template.js';
 import { hasTemplate, stepRefs, unwrap, type ParamType } from './expressions.js';
 import type { Problems } from './problems.js';
 import { isObject, templateFields, type RawStep } from './raw.js';

@@ -1,5 +1,5 @@
 /** ssh steps and the device inventory: which registered devices a step drives, and whether a proxy agent can reach them. */
-import type { Problem } from '../../common/errors.js';
+import type { Problem } from '../../errors.js';
 import type { SshPlan, StepPlan, TargetPlan } from '../model/plan.js';
 import { describeTarget, matches, proxiesFor, type FleetAgent, type FleetDevice } from '../model/target.js';
 import type { Problems } from './problems.js';

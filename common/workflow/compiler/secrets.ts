@@ -3,7 +3,7 @@
  * name (those are sent with the step, to its agent only).
  */
 import type { StepPlan } from '../model/plan.js';
-import { TEMPLATE } from '../../common/template.js';
+import { TEMPLATE } from '../../template.js';
 import { unwrap } from './expressions.js';
 import { checkApprovalSecrets } from './approval-rules.js';
 import type { Problems } from './problems.js';

@@ -1,5 +1,5 @@
 /** One declared step as a unit of the plan: its kind, target, policies and canonical templates. */
-import { parseDuration } from '../../common/duration.js';
+import { parseDuration } from '../../duration.js';
 import type { LabelExpression, SshPlan, StepKind, StepPlan, TargetPlan } from '../model/plan.js';
 import { canonicalize, canonicalizeTemplates, unwrap } from './expressions.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_ERROR_PATTERN, DEFAULT_NETWORK, DEFAULT_PROMPT, STEP_KINDS, type StepDoc, type WorkflowDoc } from './schema.js';

@@ -5,7 +5,7 @@
  * expression-checks.ts, ssh-rules.ts.
  */
 import { z } from 'zod';
-import { parseDuration } from '../../common/duration.js';
+import { parseDuration } from '../../duration.js';
 
 const duration = z
   .union([z.string(), z.number()])

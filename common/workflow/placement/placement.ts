@@ -12,7 +12,7 @@
  * sees every session to a device and can hold it to its session limit; then
  * the same order as above.
  */
-import type { Problem } from '../../common/errors.js';
+import type { Problem } from '../../errors.js';
 import type { SshPlan, StepPlan } from '../model/plan.js';
 import { describeTarget, matches, proxiesFor, type FleetAgent } from '../model/target.js';
 

@@ -1,5 +1,5 @@
 /** Type checks of ${{ }} templates, conditions and forEach against the declared params, and the steps they refer to. */
-import { TEMPLATE } from '../../common/template.js';
+import { TEMPLATE } from '../../template.js';
 import { celEnvironment, checkExpression, stepRefs, type ParamType } from './expressions.js';
 import type { Problems } from './problems.js';
 import { isObject } from './raw.js';

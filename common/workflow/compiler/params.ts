@@ -1,4 +1,4 @@
-import { MAX_PATTERN_INPUT } from '../../common/pattern.js';
+import { MAX_PATTERN_INPUT } from '../../pattern.js';
 import { checkedPattern, type Problems } from './problems.js';
 import { isObject } from './raw.js';
 import type { ParamDoc } from './schema.js';

@@ -1,6 +1,6 @@
 /** The problems a compile finds, each placed at its path's line and column in the document. */
-import { compilePattern, PatternError, type Pattern } from '../../common/pattern.js';
-import type { Problem } from '../../common/errors.js';
+import { compilePattern, PatternError, type Pattern } from '../../pattern.js';
+import type { Problem } from '../../errors.js';
 import { formatPath, type ParsedSource, type PathSegment } from './source.js';
 
 /** Collects errors and warnings; every check of a compile adds to one. */

@@ -9,8 +9,8 @@
  */
 import { Environment } from '@marcbachmann/cel-js';
 import { Cron } from 'croner';
-import { parseDuration } from '../../common/duration.js';
-import { triggerSubjectProblem } from '../../common/nats-subject.js';
+import { parseDuration } from '../../duration.js';
+import { triggerSubjectProblem } from '../../nats-subject.js';
 import type { TriggerPlan } from '../model/plan.js';
 import { checkExpression } from './expressions.js';
 import type { Problems } from './problems.js';

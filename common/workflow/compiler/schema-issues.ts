@@ -20,6 +20,10 @@ export function reportSchemaIssues(issues: z.core.$ZodIssue[], problems: Problem
       const objectErrors = issue.errors.find((errs) => errs.some((e) => e.code !== 'invalid_type'));
       if (objectErrors) reportSchemaIssues(objectErrors.map((e) => ({ ...e, path: [...path, ...e.path] })), problems);
       else problems.add(path, issue.message.replace(/^Invalid input: /, ''));
+    } else if (issue.code === 'invalid_value' && typeof issue.input === 'string') {
+      // A value outside an enum: say what was given and the nearest allowed one.
+      const allowed = issue.values.filter((v): v is string => typeof v === 'string');
+      problems.add(path, `${issue.message.replace(/^Invalid input: /, '')}, got "${issue.input}"${didYouMean(issue.input, allowed)}`);
     } else {
       problems.add(path, issue.message.replace(/^Invalid input: /, ''));
     }

@@ -4,7 +4,7 @@
  * secrets, retries, forEach items, `agent.*` in expressions) has no meaning
  * there, and its message is shown to people, so no secret may reach it.
  */
-import { TEMPLATE } from '../../common/template.js';
+import { TEMPLATE } from '../../template.js';
 import { unwrap } from './expressions.js';
 import type { Problems } from './problems.js';
 import { isObject } from './raw.js';

@@ -7,9 +7,11 @@
  *
  * One file per job, in the order they run: source (parse), schema-issues,
  * graph, params, step-checks (with expression-checks and ssh-rules), secrets;
- * then devices and build-plan (with step-plan) make the plan and its hash.
+ * then devices, targets and build-plan (with step-plan) make the plan and its
+ * hash. The control plane and the CLI (offline, `drover validate` and `drover
+ * plan --fleet`) run this same code.
  */
-import type { Problem } from '../../common/errors.js';
+import type { Problem } from '../../errors.js';
 import type { RunPlan, TriggerPlan } from '../model/plan.js';
 import type { FleetAgent, FleetDevice } from '../model/target.js';
 import { buildPlan } from './build-plan.js';
@@ -24,12 +26,13 @@ import { reportSchemaIssues } from './schema-issues.js';
 import { checkSecrets } from './secrets.js';
 import { parseSource } from './source.js';
 import { checkSteps } from './step-checks.js';
+import { checkTargets } from './targets.js';
 import { checkTriggers, compileTriggers } from './triggers.js';
 
 export interface CompileInput {
   source: string;
   params: Record<string, string>;
-  /** The fleet now: fan-outs expand over it, and targets nothing matches are warned about. */
+  /** The fleet now: fan-outs expand over it, and targets nothing matches are warned about (in both modes). */
   fleet?: FleetAgent[];
   /**
    * The device inventory: ssh steps resolve their devices in it (an unknown
@@ -73,7 +76,8 @@ export function compile(input: CompileInput): CompileResult {
   const raw = src.value;
   const workflow = typeof raw.name === 'string' ? raw.name : '';
 
-  const parsed = workflowSchema.safeParse(raw);
+  // reportInput: the value an issue is about, for its message (a did-you-mean for an enum).
+  const parsed = workflowSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) reportSchemaIssues(parsed.error.issues, problems);
   const steps = rawSteps(raw);
   checkGraph(steps, problems);
@@ -85,6 +89,7 @@ export function compile(input: CompileInput): CompileResult {
   checkTriggers(raw, Object.keys(decl), problems);
   if (!parsed.success || problems.hasErrors) return { workflow, problems: problems.list, invalidParams: parsed.success && problems.onlyParamValueErrors };
   if (mode === 'validate') {
+    if (input.fleet) checkTargets(parsed.data, input.fleet, problems);
     if (input.devices) checkDeviceRefs(parsed.data, input.devices, input.fleet, problems);
     return { workflow, description: parsed.data.description, problems: problems.list, triggers: compileTriggers(workflow, parsed.data.triggers) };
   }
