@@ -2,11 +2,13 @@
  * Checks control messages before the agent acts on them (DESIGN.md §7):
  * Assign, Release, Cancel, Drain, Renewed and RunFinished count only inside a
  * SignedControl whose Ed25519 signature verifies with the key received at
- * enrollment, that names this agent, and whose counter is above every one
- * seen so far. So a broker, a relay or another NATS client cannot make the
- * agent run anything, and a recorded message cannot be played again.
+ * enrollment, that names this agent, and whose (epoch, counter) is above
+ * every one seen so far. So a broker, a relay or another NATS client cannot
+ * make the agent run anything, a recorded message cannot be played again,
+ * and a leader that was deposed (its epoch is below the one a newer leader
+ * sealed with) can make it do nothing.
  *
- * The highest counter seen is kept in <state-dir>/identity/control-counter,
+ * The highest of both is kept in <state-dir>/identity/control-counter,
  * written at most every COUNTER_SYNC_MS (a replay inside that window after a
  * crash still meets the attempt ledger, which never starts an attempt twice).
  */
@@ -27,7 +29,10 @@ export type Verdict = { ok: true; message: ServerMessageOut } | { ok: false; why
 
 export class ControlVerifier {
   private last: number;
-  private synced: number;
+  /** The highest leader epoch accepted (0: a single control plane). */
+  private epoch: number;
+  /** What the file holds: `COUNTER\nEPOCH\n`. */
+  private synced: string;
   private timer: NodeJS.Timeout | undefined;
   private readonly file: string | undefined;
   /** Messages refused since start (reported in heartbeats). */
@@ -41,8 +46,15 @@ export class ControlVerifier {
     stateDir: string | undefined,
   ) {
     this.file = stateDir && join(stateDir, 'identity', 'control-counter');
-    this.last = this.file && existsSync(this.file) ? Number(readFileSync(this.file, 'utf8').trim()) || 0 : 0;
-    this.synced = this.last;
+    // "COUNTER\nEPOCH\n"; a file from before epochs has the counter only.
+    const [counter, epoch] = this.file && existsSync(this.file) ? readFileSync(this.file, 'utf8').split('\n') : [];
+    this.last = Number(counter) || 0;
+    this.epoch = Number(epoch) || 0;
+    this.synced = this.record();
+  }
+
+  private record(): string {
+    return `${this.last}\n${this.epoch}\n`;
   }
 
   /** The message to act on, or why `m` is refused. */
@@ -54,9 +66,17 @@ export class ControlVerifier {
     const opened = openSignedControl(m.signed!, this.key, this.agent);
     if (!opened.ok) return this.refuse(opened.why);
     const env = opened.envelope;
-    if (!(env.counter > this.last)) return this.refuse(`a replayed control message (counter ${env.counter}, already at ${this.last})`);
+    const epoch = Number(env.epoch) || 0;
+    if (epoch < this.epoch) {
+      return this.refuse(
+        `a control message from a deposed leader (epoch ${epoch}; a leader at epoch ${this.epoch} took over since). If the replicas were replaced by a control plane with another store, stop the agent, delete ${this.file ?? 'identity/control-counter'} and start it again`,
+      );
+    }
+    // A new leader's counter starts from its own clock: within an epoch it must grow, across epochs the epoch decides.
+    if (epoch === this.epoch && !(env.counter > this.last)) return this.refuse(`a replayed control message (counter ${env.counter}, already at ${this.last})`);
     const inner = env.message;
     if (!inner || !CONTROL_BODIES.has(inner.body ?? '')) return this.refuse(`a signed envelope holding ${inner?.body ?? 'nothing'}`);
+    this.epoch = epoch;
     this.last = env.counter;
     this.scheduleSync();
     return { ok: true, message: inner };
@@ -66,10 +86,11 @@ export class ControlVerifier {
   flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.last === this.synced || !this.file) return;
+    const record = this.record();
+    if (record === this.synced || !this.file) return;
     try {
-      writeSecretFile(this.file, `${this.last}\n`);
-      this.synced = this.last;
+      writeSecretFile(this.file, record);
+      this.synced = record;
     } catch {
       // A full disk: the ledger still stops a replayed Assign; try again with the next message.
     }

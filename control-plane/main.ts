@@ -326,7 +326,7 @@ async function serve(cfg: ServerConfig) {
   const { pki, tokens, adminTokenFile } = await initSecurity(cfg, store, now);
   const credentials = new Credentials({ store, pki, tokens, now, certTtlMs: cfg.agentCertTtlMs, approve: cfg.enrollApprove });
   const throttle = new FailureThrottle(now);
-  const signer = new ControlSigner(pki.controlKey, now);
+  const signer = new ControlSigner(pki.controlKey, now, lease?.epoch ?? 0);
   const natsJwt = async (c: CredentialRecord) => (c.natsPublicKey ? natsAuth.agentJwt(c.name, c.natsPublicKey, c.expiresMs) : '');
   const sessions = new AgentSessions(fleet, runs, store, log.child({ component: 'agents' }), {
     heartbeatIntervalMs: cfg.heartbeatIntervalMs,

@@ -11,7 +11,10 @@
  * The counter starts at this process's start time in microseconds and grows
  * by one per message, so it keeps increasing across restarts (unless more
  * than a million messages a second are sent for longer than the restart
- * takes) and an agent refuses anything it has already seen.
+ * takes) and an agent refuses anything it has already seen. With several
+ * replicas the envelope also carries the leader's fencing epoch: a leader's
+ * signer is made once it holds the lease, and an agent refuses an epoch
+ * below the highest it has accepted, so a deposed leader's Assigns are void.
  */
 import { sign, type KeyObject } from 'node:crypto';
 import { buildTree, CONTROL_SIGNATURE_CONTEXT } from '../../common/control-tree.js';
@@ -37,6 +40,8 @@ export class ControlSigner {
   constructor(
     private readonly key: KeyObject,
     now: () => number,
+    /** The leader lease's epoch (0 for a single control plane). */
+    private readonly epoch = 0,
   ) {
     this.counter = now() * 1000;
   }
@@ -47,7 +52,7 @@ export class ControlSigner {
    * their order). Non-control messages need no seal: send them as they are.
    */
   seal(agent: string, msg: ServerMessage): Promise<ServerMessage> {
-    const payload = encodeMessage('ControlEnvelope', { agent, counter: ++this.counter, message: msg });
+    const payload = encodeMessage('ControlEnvelope', { agent, counter: ++this.counter, message: msg, epoch: this.epoch });
     return new Promise((resolve) => {
       if (this.batch.push({ payload, resolve }) === 1) setImmediate(() => this.flush());
     });

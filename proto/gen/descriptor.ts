@@ -495,6 +495,10 @@ export const DESCRIPTOR = {
         "message": {
          "type": "ServerMessage",
          "id": 3
+        },
+        "epoch": {
+         "type": "int64",
+         "id": 4
         }
        }
       },

@@ -5,6 +5,8 @@ export interface BenchContext {
   quick: boolean;
   /** When set, control planes run under `node --cpu-prof` and write their profiles here. */
   profileDir?: string;
+  /** Figures 3 and 4: only these fleets (`nats.10000`, `nats-r3.1000`, …); all of the size's plans when unset. */
+  fleets?: Set<string>;
   progress(message: string): void;
 }
 

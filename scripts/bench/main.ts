@@ -11,6 +11,8 @@
  *   npm run bench -- --only 3,4        # some figures only
  *   npm run bench -- --only 8          # reading a 200,000-line log back (`--quick --only 8`: 20,000 lines)
  *   npm run bench -- --only 9          # CLI start-up against node -e 0 (`--cli PATH` times another build's CLI)
+ *   npm run bench -- --only 3 --fleets nats.10000,nats-r3.10000
+ *                                      # some fleets of figures 3-4 only: TRANSPORT[-r3].AGENTS (-r3: three replicas on JetStream)
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -37,6 +39,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: join(ROOT, 'bench/results.json') },
     'keep-dir': { type: 'boolean', default: false },
     cli: { type: 'string' },
+    fleets: { type: 'string' },
   },
 });
 
@@ -72,6 +75,7 @@ const ctx: BenchContext = {
   dir,
   quick: args.quick,
   profileDir,
+  fleets: args.fleets ? new Set(args.fleets.split(',').map((f) => f.trim())) : undefined,
   progress: (m) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(3)} s] ${m}\n`),
 };
 const figures: Partial<Record<FigureKey, FigureResult>> = {};

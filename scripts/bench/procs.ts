@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createEnrollToken, readServerCredentials, type ServerCredentials } from '../lib/credentials.js';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, closeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -133,6 +133,20 @@ export async function startServer(o: ServerOptions): Promise<ServerProc> {
   if (o.nats) await waitFor(() => /serving NATS agents/.test(p.stdout()), 20_000, () => `the control plane to serve NATS (log: ${p.logFile})`);
   const creds = readServerCredentials(dataDir);
   return { ...p, address, dataDir, creds, enrollToken: await createEnrollToken(address, creds) };
+}
+
+/**
+ * Starts another replica of a replicated control plane (`--store jetstream`):
+ * a data dir with the first replica's keys, CA, NATS account and admin
+ * token (docs/scale-out.md), waiting as a standby.
+ */
+export async function startStandby(o: { dir: string; name: string; from: string; args: string[] }): Promise<Proc> {
+  const dataDir = join(o.dir, `${o.name}-data`);
+  mkdirSync(dataDir, { recursive: true });
+  for (const f of readdirSync(o.from)) if (/^(ca\.(pem|key)|control-signing\.key|secret\.key|admin\.token|nats-.*\.(nk|creds))$/.test(f)) copyFileSync(join(o.from, f), join(dataDir, f));
+  const p = launch(process.execPath, [ENTRY.server, '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...o.args], join(o.dir, `${o.name}.log`));
+  await waitFor(() => /standby on/.test(p.stdout()), 20_000, () => `the standby to listen (log: ${p.logFile})`);
+  return p;
 }
 
 export interface AgentOptions {

@@ -47,7 +47,7 @@ if (cfg.transport === 'grpc') {
   // A subchannel pool per channel: every simulated agent gets a TCP connection of its own.
   link = (name) => new GrpcLink(cfg.address, ids.tls.get(name), { 'grpc.use_local_subchannel_pool': 1, 'drover.sim': name });
 } else {
-  nc = await connect({ servers: cfg.address, name: `drover-bench-sim ${cfg.prefix}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
+  nc = await connect({ servers: cfg.address.split(','), name: `drover-bench-sim ${cfg.prefix}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
   const log = pino({ level: 'silent' });
   const shared = nc;
   link = (name) => new NatsLink(shared, name, log);

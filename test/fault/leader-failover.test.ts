@@ -8,7 +8,7 @@
  * and exits (the state stream's epochs show it).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { credsAuthenticator, type NatsConnection } from '@nats-io/nats-core';
@@ -16,7 +16,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startNatsCluster, stopAllNatsServers, type NatsCluster } from '../../scripts/lib/nats-server.js';
 import { DroverClient, isTerminal, type Run } from '../../sdk/index.js';
-import { ENTRY, replicaDataDir, startAgent, startReplica, startServer, tempDir, waitFor, type Proc } from '../helpers/cluster.js';
+import { ENTRY, replicaDataDir, startAgent, startReplica, startServer, tempDir, waitFor, type AgentProc, type Proc } from '../helpers/cluster.js';
 import { sample, scrape } from '../helpers/http-port.js';
 import { lines } from './fault-helpers.js';
 
@@ -29,6 +29,7 @@ type Replica = Proc & { address: string; dataDir: string };
 let cluster: NatsCluster;
 let replicas: Replica[] = [];
 let clients: DroverClient[] = [];
+let agents: AgentProc[] = [];
 const conns: NatsConnection[] = [];
 
 afterAll(async () => {
@@ -79,7 +80,7 @@ describe('fault - a replicated control plane loses its leader', () => {
     token = readFileSync(join(first, 'admin.token'), 'utf8').trim();
     ca = join(first, 'ca.pem');
     const all = replicas.map((r) => r.address).join(',');
-    for (const n of ['r1', 'r2', 'r3']) startAgent({ address: all, enrollToken: leader0.enrollToken }, n, { pool: 'rep' });
+    agents = ['r1', 'r2', 'r3'].map((n) => startAgent({ address: all, enrollToken: leader0.enrollToken }, n, { pool: 'rep' }));
 
     // A client of a standby: its calls reach the leader.
     const c = client({ address: replicas[2].address, token, ca });
@@ -209,5 +210,17 @@ describe('fault - a replicated control plane loses its leader', () => {
     const lag = m.families.find((f) => f.name === 'drover_store_replica_lag')!.metrics;
     expect(lag).toHaveLength(2);
     for (const standby of replicas.filter((r) => r !== leader)) expect(standby.output()).not.toMatch(/dashboard on/);
+
+    // Agents keep the highest leader epoch they accepted (and so refuse a deposed leader's messages): the last runs' Assigns came from this leader.
+    const epochs = await waitFor(
+      () => {
+        // No file: an agent that was sent no control message yet.
+        const got = agents.map((a) => Number(existsSync(join(a.stateDir, 'identity', 'control-counter')) ? readFileSync(join(a.stateDir, 'identity', 'control-counter'), 'utf8').split('\n')[1] : 0));
+        return got.includes(epochOf(leader)) && got;
+      },
+      10_000,
+      () => 'an agent to record the leader epoch',
+    );
+    for (const e of epochs) expect(e).toBeLessThanOrEqual(epochOf(leader));
   }, 60_000);
 });

@@ -1,4 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { ControlVerifier } from '../../agent/control.js';
@@ -152,6 +155,30 @@ describe('signed control messages', () => {
     expect(verifier.check({ body: 'signed', signed: (await after.seal('a', { drain: { enabled: false } })).signed } as never).ok).toBe(true);
     expect(isControl({ ack: { seq: 1 } })).toBe(false);
     expect(isControl({ release: { runId: 'r' } })).toBe(true);
+  });
+
+  it('control - a leader epoch below the highest accepted is refused as a deposed leader; a new epoch is taken whatever its counter, and both survive an agent restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-epoch-'));
+    mkdirSync(join(dir, 'identity'));
+    const open = (signed: unknown) => ({ body: 'signed', signed }) as never;
+    const v = new ControlVerifier('a', publicKey, dir);
+    const old = new ControlSigner(privateKey, () => 5_000, 7);
+    expect(v.check(open((await old.seal('a', { drain: { enabled: true } })).signed)).ok).toBe(true);
+    // The new leader's clock is behind the old one's: its counter is lower, its epoch decides.
+    const next = new ControlSigner(privateKey, () => 1_000, 9);
+    const fromNext = await next.seal('a', { assign: { runId: 'r1', workflow: 'w' } });
+    expect(v.check(open(fromNext.signed)).ok).toBe(true);
+    expect(v.check(open(fromNext.signed))).toMatchObject({ ok: false, why: expect.stringMatching(/replayed control message/) });
+    const late = await old.seal('a', { assign: { runId: 'r2', workflow: 'w' } });
+    expect(v.check(open(late.signed))).toMatchObject({ ok: false, why: expect.stringMatching(/^a control message from a deposed leader \(epoch 7; a leader at epoch 9 took over since\)/) });
+    v.flush();
+    expect(readFileSync(join(dir, 'identity', 'control-counter'), 'utf8')).toBe(`${1_000 * 1000 + 1}\n9\n`);
+    const restarted = new ControlVerifier('a', publicKey, dir);
+    expect(restarted.check(open((await old.seal('a', { cancel: { runId: 'r2' } })).signed)).ok).toBe(false);
+    expect(restarted.check(open((await next.seal('a', { cancel: { runId: 'r1' } })).signed)).ok).toBe(true);
+    // A file written before epochs holds the counter only: epoch 0, any leader is newer.
+    writeFileSync(join(dir, 'identity', 'control-counter'), '42\n');
+    expect(new ControlVerifier('a', publicKey, dir).check(open((await old.seal('a', { cancel: { runId: 'r3' } })).signed)).ok).toBe(true);
   });
 
   it('control - messages sealed in one turn share one signature; each verifies alone, and a path or payload from another does not', async () => {

@@ -15,9 +15,9 @@
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { DroverClient, type Run, type WorkflowDocument } from '../../../sdk/index.js';
-import { startNatsServer, type NatsServer } from '../../lib/nats-server.js';
+import { startNatsCluster, startNatsServer, type NatsServer } from '../../lib/nats-server.js';
 import type { BenchContext, FigureResult } from '../context.js';
-import { sample, sleep, startServer } from '../procs.js';
+import { sample, sleep, startServer, startStandby, type Proc } from '../procs.js';
 import { clientOptionsFor } from '../../lib/credentials.js';
 import { p50, percentile, row, type Row } from '../report.js';
 import { SimPool } from '../sim-pool.js';
@@ -31,6 +31,12 @@ export interface FleetPlan {
   repeats: number;
   /** Measure the idle fleet for this long before the fan-outs (0: not). */
   idleMs: number;
+  /**
+   * 3: a replicated control plane instead of one process on lowdb: three
+   * replicas with `--store jetstream` on a 3-node nats-server cluster (one
+   * leads, two stand by), the agents on that cluster.
+   */
+  replicas?: 3;
 }
 
 export function fleetPlans(quick: boolean): FleetPlan[] {
@@ -39,6 +45,7 @@ export function fleetPlans(quick: boolean): FleetPlan[] {
       { transport: 'grpc', agents: 100, repeats: 2, idleMs: 0 },
       { transport: 'nats', agents: 100, repeats: 2, idleMs: 0 },
       { transport: 'nats', agents: 1000, repeats: 2, idleMs: 5000 },
+      { transport: 'nats', agents: 100, repeats: 2, idleMs: 0, replicas: 3 },
     ];
   }
   const plans: FleetPlan[] = [];
@@ -47,6 +54,7 @@ export function fleetPlans(quick: boolean): FleetPlan[] {
       plans.push({ transport, agents, repeats: 3, idleMs: agents >= 10_000 ? 60_000 : 0 });
     }
   }
+  for (const agents of [1000, 10_000]) plans.push({ transport: 'nats', agents, repeats: 3, idleMs: 0, replicas: 3 });
   return plans;
 }
 
@@ -91,22 +99,34 @@ interface FleetOutcome {
   details: Record<string, unknown>;
 }
 
-async function measureFleet(ctx: BenchContext, plan: FleetPlan, nats: NatsServer | undefined): Promise<FleetOutcome> {
-  const key = `${plan.transport}.${plan.agents}`;
-  const name = `fleet-${plan.transport}-${plan.agents}`;
-  const server = await startServer({ dir: ctx.dir, name, nats: plan.transport === 'nats' ? nats!.url : undefined, profileDir: ctx.profileDir });
+/** The plan's key in row ids: `nats.1000`, or `nats-r3.1000` for a replicated control plane. */
+const planKey = (plan: FleetPlan) => `${plan.transport}${plan.replicas ? `-r${plan.replicas}` : ''}.${plan.agents}`;
+
+/**
+ * `singleRow`: the same fleet's figure with one control-plane process, when
+ * this run measured it: a replicated plan's baseline.
+ */
+async function measureFleet(ctx: BenchContext, plan: FleetPlan, nats: NatsServer | undefined, singleRow?: Row): Promise<FleetOutcome> {
+  const key = planKey(plan);
+  const name = `fleet-${key.replace('.', '-')}`;
+  const cluster = plan.replicas ? await startNatsCluster() : undefined;
+  const natsUrl = cluster ? cluster.urls : nats?.url;
+  const storeArgs = cluster ? ['--store', 'jetstream', '--store-replicas', '3'] : [];
+  const standbys: Proc[] = [];
+  const server = await startServer({ dir: ctx.dir, name, nats: plan.transport === 'nats' || cluster ? natsUrl : undefined, profileDir: ctx.profileDir, args: storeArgs });
   const client = new DroverClient(clientOptionsFor(server.address, server.creds));
-  const label = `${plan.transport}-${plan.agents}`;
+  const label = `${plan.transport}-${plan.agents}${plan.replicas ? '-r' : ''}`;
   let pool: SimPool | undefined;
   try {
+    for (let i = 1; cluster && i < plan.replicas!; i++) standbys.push(await startStandby({ dir: ctx.dir, name: `${name}-standby${i}`, from: server.dataDir, args: ['--nats', natsUrl!, ...storeArgs] }));
     await client.fleet.list();
     await sleep(500);
     const before = sample(server.pid);
     const processes = plan.agents >= 10_000 ? 4 : plan.agents >= 1000 ? 2 : 1;
-    ctx.progress(`figure 3${plan.idleMs ? '-4' : ''}: ${plan.agents} simulated agents over ${plan.transport} in ${processes} process${processes > 1 ? 'es' : ''}`);
+    ctx.progress(`figure 3${plan.idleMs ? '-4' : ''}: ${plan.agents} simulated agents over ${plan.transport} in ${processes} process${processes > 1 ? 'es' : ''}${cluster ? ', control plane: 3 replicas on a 3-node JetStream cluster' : ''}`);
     pool = await SimPool.start({
       transport: plan.transport,
-      address: plan.transport === 'nats' ? nats!.url : server.address,
+      address: plan.transport === 'nats' ? natsUrl! : server.address,
       enrollAddress: server.address,
       enrollToken: server.enrollToken,
       count: plan.agents,
@@ -204,20 +224,34 @@ async function measureFleet(ctx: BenchContext, plan: FleetPlan, nats: NatsServer
         : plan.agents === 10_000 && plan.transport === 'nats'
           ? { op: '<' as const, limit: 10_000, text: '10,000 over NATS < 10 s' }
           : undefined;
+    const via = plan.replicas ? `${plan.transport}, ${plan.replicas} replicas on JetStream` : plan.transport;
     const fanOutRows = [
       row({
         id: `fanOut.${key}.completeMs`,
         figure: fig,
-        what: `${n} agents (${plan.transport}): submit to done (p50 of ${plan.repeats})`,
+        what: `${n} agents (${via}): submit to done (p50 of ${plan.repeats})`,
         value: m('ms'),
         unit: 'ms',
         baseline: { what: '1-agent run', value: oneMs, unit: 'ms' },
-        target,
+        target: plan.replicas ? undefined : target,
       }),
+      ...(singleRow
+        ? [
+            row({
+              id: `fanOut.${key}.vsSingleMs`,
+              figure: fig,
+              what: `${n} agents (${via}): submit to done, against one control-plane process on lowdb`,
+              value: m('ms'),
+              unit: 'ms',
+              baseline: { what: 'one process', value: singleRow.value, unit: 'ms' },
+              note: 'the same fleet and fan-out earlier in this run, with one control plane and its state in its data dir',
+            }),
+          ]
+        : []),
       row({
         id: `fanOut.${key}.stepsPerSecond`,
         figure: fig,
-        what: `${n} agents (${plan.transport}): steps dispatched and done per second`,
+        what: `${n} agents (${via}): steps dispatched and done per second`,
         value: (plan.agents * 1000) / m('ms'),
         unit: 'steps/s',
         baseline: { what: '1-agent run', value: 1000 / oneMs, unit: 'steps/s' },
@@ -225,7 +259,7 @@ async function measureFleet(ctx: BenchContext, plan: FleetPlan, nats: NatsServer
       row({
         id: `fanOut.${key}.p50StepMs`,
         figure: fig,
-        what: `${n} agents (${plan.transport}): step latency p50 (run start to step end)`,
+        what: `${n} agents (${via}): step latency p50 (run start to step end)`,
         value: m('p50'),
         unit: 'ms',
         baseline: { what: '1-agent run', value: p50(single.map((s) => s.latency)), unit: 'ms' },
@@ -233,7 +267,7 @@ async function measureFleet(ctx: BenchContext, plan: FleetPlan, nats: NatsServer
       row({
         id: `fanOut.${key}.p99StepMs`,
         figure: fig,
-        what: `${n} agents (${plan.transport}): step latency p99`,
+        what: `${n} agents (${via}): step latency p99`,
         value: m('p99'),
         unit: 'ms',
         baseline: { what: '1-agent run', value: p50(single.map((s) => s.latency)), unit: 'ms' },
@@ -241,7 +275,7 @@ async function measureFleet(ctx: BenchContext, plan: FleetPlan, nats: NatsServer
       row({
         id: `fanOut.${key}.cpuSeconds`,
         figure: fig,
-        what: `${n} agents (${plan.transport}): control-plane CPU per fan-out run`,
+        what: `${n} agents (${via}): control-plane CPU per fan-out run`,
         value: m('cpu'),
         unit: 's',
         baseline: { what: '1-agent run', value: p50(single.map((s) => s.cpu)), unit: 's' },
@@ -250,7 +284,7 @@ async function measureFleet(ctx: BenchContext, plan: FleetPlan, nats: NatsServer
       row({
         id: `fanOut.${key}.peakRssMB`,
         figure: fig,
-        what: `${n} agents (${plan.transport}): control-plane peak RSS`,
+        what: `${n} agents (${via}): control-plane peak RSS`,
         value: after.peakRssBytes / MB,
         unit: 'MB',
         baseline: { what: 'before agents', value: before.rssBytes / MB, unit: 'MB' },
@@ -262,21 +296,26 @@ async function measureFleet(ctx: BenchContext, plan: FleetPlan, nats: NatsServer
     client.close();
     await pool?.stop();
     await server.stop();
+    await Promise.all(standbys.map((s) => s.stop()));
+    await cluster?.stop();
   }
 }
 
 export async function fleetFigures(ctx: BenchContext): Promise<{ fanOut: FigureResult; idle: FigureResult }> {
-  const plans = fleetPlans(ctx.quick);
+  const all = fleetPlans(ctx.quick);
+  const plans = ctx.fleets ? all.filter((p) => ctx.fleets!.has(planKey(p))) : all;
+  if (!plans.length) throw new Error(`--fleets ${[...ctx.fleets!].join(',')} names none of this run's fleets: ${all.map(planKey).join(', ')}`);
   const nats = plans.some((p) => p.transport === 'nats') ? await startNatsServer() : undefined;
   const fanOut: FigureResult = { rows: [], details: {} };
   const idle: FigureResult = { rows: [], details: {} };
   try {
     for (const plan of plans) {
-      const out = await measureFleet(ctx, plan, nats);
+      const single = plan.replicas ? fanOut.rows.find((r) => r.id === `fanOut.${planKey({ ...plan, replicas: undefined })}.completeMs`) : undefined;
+      const out = await measureFleet(ctx, plan, nats, single);
       fanOut.rows.push(...out.fanOut);
       idle.rows.push(...out.idle);
-      fanOut.details[`${plan.transport}.${plan.agents}`] = out.details;
-      if (out.idle.length) idle.details[`${plan.transport}.${plan.agents}`] = out.details.idle;
+      fanOut.details[planKey(plan)] = out.details;
+      if (out.idle.length) idle.details[planKey(plan)] = out.details.idle;
     }
   } finally {
     await nats?.stop();

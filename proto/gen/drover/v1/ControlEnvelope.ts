@@ -8,10 +8,12 @@ export interface ControlEnvelope {
   'agent'?: (string);
   'counter'?: (number | string | Long);
   'message'?: (_drover_v1_ServerMessage | null);
+  'epoch'?: (number | string | Long);
 }
 
 export interface ControlEnvelope__Output {
   'agent': (string);
   'counter': (number);
   'message': (_drover_v1_ServerMessage__Output | null);
+  'epoch': (number);
 }
