@@ -18,6 +18,7 @@ import { PeerLog, type Logger } from './log.js';
 import { rerun, rerunModeText, type Rerun, type RerunOptions } from './rerun.js';
 import { TERMINAL_RUN, type RunRecord } from './model/run.js';
 import { silentFor } from './scheduler/agent-policy.js';
+import { anyWaitingForCapacity } from './scheduler/capacity.js';
 import type { Placement } from '../common/workflow/placement/placement.js';
 import { placeRun } from '../common/workflow/placement/place-run.js';
 import type { WaitingView } from './scheduler/waiting.js';
@@ -91,7 +92,7 @@ export class Runs {
     this.fleet.changes.subscribe((a) => {
       const was = draining.get(a.record.name);
       draining.set(a.record.name, a.record.draining);
-      if (was && !a.record.draining && a.state !== 'lost') this.handle({ type: 'capacity', fleet: this.fleet.snapshot() });
+      if (was && !a.record.draining && a.state !== 'lost') this.capacity();
     });
   }
 
@@ -297,7 +298,12 @@ export class Runs {
   agentConnected(agent: string, runningAttempts: string[] = []) {
     const attempts = runningAttempts.map((id) => ({ id, run: this.store.getRun(id.split('/')[0]) }));
     this.handle({ type: 'agentConnected', agent, attempts });
-    this.handle({ type: 'capacity', fleet: this.fleet.snapshot() });
+    this.capacity();
+  }
+
+  /** The fleet gained capacity: waiting steps are placed (the fleet's snapshot taken only when a step waits). */
+  private capacity() {
+    if (anyWaitingForCapacity(this.state.active.values())) this.handle({ type: 'capacity', fleet: this.fleet.snapshot() });
   }
 
   /** An agent was silent past lostAfter (or was revoked): its unfinished steps follow their workflow's onAgentLost policy. */

@@ -15,6 +15,9 @@ import { attemptNumber, fromRunStatus, launchedInfo, toLogLine, toRunInfo, toSte
 import { toServiceError, unary } from './grpc-errors.js';
 import { watchRuns } from './watch-runs.js';
 
+/** How often a run's watcher looks again at the waiting reasons of steps whose agents changed state. */
+const AGENT_PASS_MS = 100;
+
 /** The caller of an API call, from its authenticated token (approvers are checked against it). */
 export type Identify = (metadata: grpc.Metadata) => Approver;
 
@@ -133,18 +136,32 @@ export function runService(runs: Runs, store: Store, identify?: Identify): RunSe
           if (waitingReason(run, step, view) !== sent.get(step.id)) call.write({ step: stepInfo(run, step, view) });
         }
       };
+      // Agents whose state changed are collected and the run's steps walked once per AGENT_PASS_MS, however
+      // many changed: 10,000 agents reconnecting must not each walk a 10,000-step run (heartbeats land here too).
       const agentStates = new Map<string, string>();
+      const changed = new Set<string>();
+      let pass: NodeJS.Timeout | undefined;
+      const walk = () => {
+        pass = undefined;
+        const agents = new Set(changed);
+        changed.clear();
+        const run = store.getRun(id);
+        if (run && !TERMINAL_RUN.has(run.status)) resend(Object.values(run.steps).filter((s) => agents.has(s.agent)));
+      };
       const offAgents = runs.onAgentChange((agent, state) => {
+        if (call.writableEnded || call.destroyed) return end();
         if (agentStates.get(agent) === state) return;
         agentStates.set(agent, state);
-        const run = store.getRun(id);
-        if (run) resend(Object.values(run.steps).filter((s) => s.agent === agent));
+        changed.add(agent);
+        pass ??= setTimeout(walk, AGENT_PASS_MS);
       });
       let over = false;
-      for (const e of ['close', 'cancelled', 'finish', 'error']) {
-        call.once(e, offAgents);
-        call.once(e, () => (over = true));
-      }
+      const end = () => {
+        over = true;
+        offAgents();
+        clearTimeout(pass);
+      };
+      for (const e of ['close', 'cancelled', 'finish', 'error']) call.once(e, end);
       stream(call, id, { logs: call.request.includeLogs, follow: true, snapshot: true }, (c): RunEvent => {
         if (c.type === 'run') {
           const info = toRunInfo(c.run, runs.waitingView());
@@ -158,7 +175,7 @@ export function runService(runs: Runs, store: Store, identify?: Identify): RunSe
       const offSteps = runs.topics.subscribe(id, (c) => {
         if (c.type !== 'step') return;
         const index = planIndex(c.run.plan);
-        const next = [...index.dependents(c.step.id), ...(c.step.parent ? index.dependents(c.step.parent) : []), ...c.run.plan.steps.filter((s) => s.isFinally)];
+        const next = [...index.dependents(c.step.id), ...(c.step.parent ? index.dependents(c.step.parent) : []), ...index.finals];
         resend(new Set(next.map((s) => c.run.steps[s.id]).filter(Boolean)));
       });
       // An unknown run ends the call inside stream(), before this subscription existed.

@@ -14,6 +14,8 @@ export interface PlanIndex {
   dependents(id: string): readonly StepPlan[];
   /** Every unit and group id in declared order; a group comes just before its instances. */
   readonly order: readonly string[];
+  /** The finally steps (units). */
+  readonly finals: readonly StepPlan[];
 }
 
 const cache = new WeakMap<RunPlan, PlanIndex>();
@@ -50,5 +52,6 @@ function build(plan: RunPlan): PlanIndex {
     group: (id) => groups.get(id),
     dependents: (id) => dependents.get(id) ?? [],
     order,
+    finals: plan.steps.filter((s) => s.isFinally),
   };
 }

@@ -39,6 +39,20 @@ export function waitsForCapacity(plan: StepPlan | undefined, rec: StepRecord): b
   return !!plan && (plan.target.waitMs ?? 0) > 0 && !rec.agent && !TERMINAL_STEP.has(rec.status);
 }
 
+/**
+ * Whether any active run has a step waiting for capacity: the `capacity`
+ * event has nothing to do otherwise, so the caller need not take a
+ * snapshot of the fleet for it (10,000 agents reconnecting at once would
+ * each copy the whole fleet).
+ */
+export function anyWaitingForCapacity(active: Iterable<RunRecord>): boolean {
+  for (const run of active) {
+    if (run.cancelRequested) continue;
+    for (const plan of unitsWithWait(run.plan)) if (waitsForCapacity(plan, run.steps[plan.id])) return true;
+  }
+  return false;
+}
+
 /** What a waiting step waits for, for sentences: "an agent matching role=assets", "agent web-1", "a proxy agent for network "lab"". */
 export function wanted(plan: StepPlan): string {
   if (plan.kind === 'ssh' && plan.ssh) return `a proxy agent for network "${plan.ssh.network}" (device ${deviceKey(plan.ssh)})`;

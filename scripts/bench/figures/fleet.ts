@@ -13,6 +13,7 @@
  *    its memory against the same control plane before any agent connected.
  */
 import { fork } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DroverClient, type Run, type WorkflowDocument } from '../../../sdk/index.js';
 import { startNatsCluster, startNatsServer, type NatsServer } from '../../lib/nats-server.js';
@@ -319,6 +320,8 @@ export async function fleetFigures(ctx: BenchContext): Promise<{ fanOut: FigureR
     }
   } finally {
     await nats?.stop();
+    // Beside the control planes' logs: a dropped client or a slow consumer shows there.
+    if (nats) writeFileSync(join(ctx.dir, 'nats-server.log'), nats.output());
   }
   return { fanOut, idle };
 }
