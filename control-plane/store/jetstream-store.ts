@@ -292,6 +292,7 @@ export class JetStreamStore extends DocumentStore implements Store {
     const consumer = await this.js.consumers.get(STATE_STREAM, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
     let changes = 0;
     let seq = from - 1;
+    const joiner = new LineJoiner();
     try {
       while (seq < last) {
         const batch = await consumer.fetch({ max_messages: 256, expires: this.publishTimeoutMs });
@@ -299,7 +300,8 @@ export class JetStreamStore extends DocumentStore implements Store {
         for await (const m of batch) {
           got++;
           seq = m.seq;
-          for (const line of m.string().split('\n')) {
+          for (const piece of m.string().split('\n')) {
+            const line = piece && joiner.feed(piece);
             if (!line) continue;
             this.replay(JSON.parse(line) as Change);
             changes++;
@@ -483,7 +485,10 @@ export class JetStreamStore extends DocumentStore implements Store {
 
 /**
  * Cuts JSON lines into pieces of at most `max` bytes, at line ends. A line
- * longer than `max` cannot be published: that is an error naming the fix.
+ * longer than `max` (a run of a 10,000-agent fan-out is one record of
+ * megabytes) goes in parts, each a message of its own: `+part` lines
+ * continued by the next, and `=part` ending it. A JSON line starts with
+ * `[` or `{`, never with either mark; LineJoiner puts the parts together.
  */
 export function splitLines(text: string, max: number): string[] {
   const out: string[] = [];
@@ -492,17 +497,56 @@ export function splitLines(text: string, max: number): string[] {
   for (const line of text.split('\n')) {
     if (!line) continue;
     const bytes = Buffer.byteLength(line) + 1;
-    if (bytes > max) throw new Error(`a state change of ${bytes} bytes is bigger than the NATS server's max_payload allows (${max} bytes per message with headers); raise max_payload in the nats-server configuration`);
-    if (curBytes + bytes > max) {
+    if (curBytes + bytes > max && cur) {
       out.push(cur);
       cur = '';
       curBytes = 0;
+    }
+    if (bytes > max) {
+      out.push(...lineParts(line, max));
+      continue;
     }
     cur += `${line}\n`;
     curBytes += bytes;
   }
   if (cur) out.push(cur);
   return out;
+}
+
+/** One line as `+part\n`…`=part\n` pieces of at most `max` bytes (3 bytes a UTF-16 unit at most; a surrogate pair is never cut). */
+function lineParts(line: string, max: number): string[] {
+  const size = Math.floor((max - 2) / 3);
+  if (size < 2) throw new Error(`a state change of ${Buffer.byteLength(line)} bytes cannot be cut into messages of ${max} bytes; raise max_payload in the nats-server configuration`);
+  const parts: string[] = [];
+  for (let at = 0; at < line.length; ) {
+    let end = Math.min(line.length, at + size);
+    const last = line.charCodeAt(end - 1);
+    if (end < line.length && last >= 0xd800 && last <= 0xdbff) end--;
+    parts.push(line.slice(at, end));
+    at = end;
+  }
+  return parts.map((p, i) => `${i === parts.length - 1 ? '=' : '+'}${p}\n`);
+}
+
+/**
+ * Puts lines cut by splitLines together again, across messages: gives each
+ * whole line once. Parts not ended before a whole line (a writer that died
+ * between the messages of one batch, never acknowledged) are dropped.
+ */
+export class LineJoiner {
+  private parts: string[] = [];
+
+  feed(line: string): string | undefined {
+    const mark = line[0];
+    if (mark === '+') return void this.parts.push(line.slice(1));
+    if (mark === '=') {
+      const whole = this.parts.join('') + line.slice(1);
+      this.parts = [];
+      return whole;
+    }
+    this.parts = [];
+    return line;
+  }
 }
 
 /** A stable code and a message for what NATS or JetStream answered. */

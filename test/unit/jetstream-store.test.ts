@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../common/errors.js';
 import { resolveConfig } from '../../control-plane/config.js';
 import { UnavailableError } from '../../control-plane/errors.js';
-import { describeNatsError, splitLines } from '../../control-plane/store/jetstream-store.js';
+import { describeNatsError, LineJoiner, splitLines } from '../../control-plane/store/jetstream-store.js';
 import { JetStreamApiError } from '@nats-io/jetstream';
 
 describe('jetstream store - pure parts', () => {
@@ -17,8 +17,19 @@ describe('jetstream store - pure parts', () => {
     expect(splitLines('', 50)).toEqual([]);
   });
 
-  it('jetstream store - a change bigger than max_payload is an error naming the fix', () => {
-    expect(() => splitLines(`${'x'.repeat(100)}\n`, 50)).toThrow(/a state change of 101 bytes is bigger than the NATS server's max_payload allows \(50 bytes per message with headers\); raise max_payload in the nats-server configuration/);
+  it('jetstream store - a change bigger than max_payload goes in parts, one message each, and is joined again on replay', () => {
+    const big = JSON.stringify(['run', { id: 'r-1', steps: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`s${i}`, { log: 'é😀x'.repeat(i) }])) }]);
+    const small = '["agent",{"name":"a"}]';
+    const pieces = splitLines(`${small}\n${big}\n${small}\n`, 200);
+    expect(pieces.every((p) => Buffer.byteLength(p) <= 200 && p.endsWith('\n'))).toBe(true);
+    expect(pieces.length).toBeGreaterThan(10);
+    expect(pieces.slice(1, -1).every((p) => /^[+=]/.test(p) && p.split('\n').length === 2)).toBe(true);
+    const joiner = new LineJoiner();
+    const lines = pieces.flatMap((p) => p.split('\n')).map((l) => l && joiner.feed(l)).filter(Boolean);
+    expect(lines).toEqual([small, big, small]);
+    // Parts a dead writer never ended are dropped at the next whole line.
+    const torn = new LineJoiner();
+    expect([pieces[1], pieces[2], `${small}\n`].flatMap((p) => p.split('\n')).map((l) => l && torn.feed(l)).filter(Boolean)).toEqual([small]);
   });
 
   it('jetstream store - a wrong last sequence is FENCED, a request nobody answered is NO_RESPONDERS, other JetStream errors keep their code', () => {
