@@ -35,7 +35,10 @@ export async function clusterStatus(nc: NatsConnection): Promise<ClusterStatus> 
   const replicas: ReplicaInfo[] = [];
   for await (const key of await kv.keys('replica.>')) {
     const r = await kv.get(key);
-    if (r?.operation === 'PUT' && r.value.length) replicas.push(JSON.parse(r.string()) as ReplicaInfo);
+    if (!(r?.operation === 'PUT' && r.value.length)) continue;
+    const replica = JSON.parse(r.string()) as ReplicaInfo;
+    // The lease key decides: a deposed or dead leader's entry says "leader" until it is renewed or expires.
+    replicas.push({ ...replica, role: leader && replica.id === leader.id ? 'leader' : 'standby' });
   }
   replicas.sort((a, b) => (a.role === b.role ? a.address.localeCompare(b.address) : a.role === 'leader' ? -1 : 1));
   const info = await (await jetstreamManager(nc)).streams.info(STATE_STREAM);
