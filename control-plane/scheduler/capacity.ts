@@ -46,11 +46,13 @@ export function waitsForCapacity(plan: StepPlan | undefined, rec: StepRecord): b
  * each copy the whole fleet).
  */
 export function anyWaitingForCapacity(active: Iterable<RunRecord>): boolean {
-  for (const run of active) {
-    if (run.cancelRequested) continue;
-    for (const plan of unitsWithWait(run.plan)) if (waitsForCapacity(plan, run.steps[plan.id])) return true;
-  }
+  for (const run of active) if (waitingNow(run).length) return true;
   return false;
+}
+
+/** The units of an active run that wait for an agent now (none while the run is being cancelled). */
+function waitingNow(run: RunRecord): StepPlan[] {
+  return run.cancelRequested ? [] : unitsWithWait(run.plan).filter((p) => waitsForCapacity(p, run.steps[p.id]));
 }
 
 /** What a waiting step waits for, for sentences: "an agent matching role=assets", "agent web-1", "a proxy agent for network "lab"". */
@@ -151,8 +153,7 @@ export function placeWaiting(d: Decisions, fleetNow: readonly FleetAgent[], affi
   const fleet = fleetNow.map((a) => ({ ...a }));
   const runs = [...d.state.active.values()].sort((a, b) => a.createdMs - b.createdMs || (a.id < b.id ? -1 : 1));
   for (const run of runs) {
-    if (run.cancelRequested) continue;
-    const units = unitsWithWait(run.plan).filter((p) => waitsForCapacity(p, run.steps[p.id]));
+    const units = waitingNow(run);
     if (units.length === 0) continue;
     const placed: Record<string, string> = {};
     for (const s of Object.values(run.steps)) if (s.agent) placed[s.id] = s.agent;
